@@ -1,0 +1,120 @@
+//! Argument definitions and dispatch. Each command's flags and code live in
+//! the module named after it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub mod build;
+pub mod check;
+pub mod images;
+pub mod registry;
+pub mod run;
+pub mod system;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "strata",
+    version,
+    about = "Daemonless container image builder and runner"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Store root (default: $STRATA_ROOT, else /var/lib/strata for root, else $XDG_DATA_HOME/strata)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+impl Global {
+    /// The store root: `--root`, else `STRATA_ROOT`, else the per-user default.
+    pub fn store_root(&self) -> PathBuf {
+        if let Some(root) = &self.root {
+            return root.clone();
+        }
+        if let Some(root) = std::env::var_os("STRATA_ROOT").filter(|v| !v.is_empty()) {
+            return PathBuf::from(root);
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            return PathBuf::from("/var/lib/strata");
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        data.join("strata")
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Check a Dockerfile without building it
+    Check(check::CheckArgs),
+    /// Run a command in a new container
+    Run(run::RunArgs),
+    /// List images
+    Images(images::LsArgs),
+    /// Manage images
+    #[command(subcommand)]
+    Image(images::ImageCommand),
+    /// Remove one or more images
+    Rmi(images::RmArgs),
+    /// Create a tag TARGET that refers to SOURCE
+    Tag(images::TagArgs),
+    /// Display detailed information on images
+    Inspect(images::InspectArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Load an image from a docker-archive or OCI layout
+    Load(images::LoadArgs),
+    /// Save one or more images to an archive
+    Save(images::SaveArgs),
+    /// Import a root filesystem tarball as an image
+    Import(images::ImportArgs),
+    /// Pull an image from a registry
+    Pull(registry::PullArgs),
+    /// Push an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
+    /// Manage the store
+    #[command(subcommand)]
+    System(system::SystemCommand),
+}
+
+/// Runs one command; the returned value is the process exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let g = cli.global;
+    match cli.command {
+        Command::Build(a) => build::run(&g, a),
+        Command::Check(a) => check::run(&g, a),
+        Command::Run(a) => run::run(&g, a),
+        Command::Images(a) => images::ls(&g, a),
+        Command::Image(c) => images::dispatch(&g, c),
+        Command::Rmi(a) => images::rm(&g, a),
+        Command::Tag(a) => images::tag(&g, a),
+        Command::Inspect(a) => images::inspect(&g, a),
+        Command::History(a) => images::history(&g, a),
+        Command::Load(a) => images::load(&g, a),
+        Command::Save(a) => images::save(&g, a),
+        Command::Import(a) => images::import(&g, a),
+        Command::Pull(a) => registry::pull(&g, a),
+        Command::Push(a) => registry::push(&g, a),
+        Command::Login(a) => registry::login(&g, a),
+        Command::Logout(a) => registry::logout(&g, a),
+        Command::System(c) => system::dispatch(&g, c),
+    }
+}

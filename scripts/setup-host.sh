@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the system packages strata's tests and demo need (Debian 12) and
+# starts the services the test suite uses. Idempotent: cheap when all is there.
+set -euo pipefail
+
+PACKAGES=(runc busybox-static golang-go docker.io skopeo docker-registry
+          apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup-host: missing packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "setup-host: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# dockerd for the compatibility suite (Docker's classic builder is the oracle).
+if [ "${STRATA_NO_DOCKERD:-}" != 1 ] && ! docker info >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then
+    mkdir -p /var/log/strata-ci
+    nohup dockerd --iptables=false --ip6tables=false --bridge=none \
+      >/var/log/strata-ci/dockerd.log 2>&1 &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "setup-host: dockerd did not start:"; tail -20 /var/log/strata-ci/dockerd.log; exit 1; }
+    echo "setup-host: dockerd started"
+  fi
+fi
