@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Installs the system packages strata's tests and demo need (Debian 12) and
-# starts the services the test suite uses. Idempotent: cheap when all is there.
+# Installs the system packages strata needs (Debian 12) and starts the
+# services the test suite uses. Idempotent: cheap when all is there.
+#   setup-host.sh         everything the test suite needs, dockerd started
+#   setup-host.sh demo    only what the tutorial demo needs (no dockerd)
 set -euo pipefail
 
-PACKAGES=(runc busybox-static golang-go docker.io skopeo docker-registry
-          apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2)
+MODE=${1:-test}
+if [ "$MODE" = demo ]; then
+  PACKAGES=(runc busybox-static golang-go)
+else
+  PACKAGES=(runc busybox-static golang-go docker.io skopeo docker-registry
+            apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # dockerd for the compatibility suite (Docker's classic builder is the oracle).
-if [ "${STRATA_NO_DOCKERD:-}" != 1 ] && ! docker info >/dev/null 2>&1; then
+if [ "$MODE" != demo ] && [ "${STRATA_NO_DOCKERD:-}" != 1 ] && ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ] && command -v dockerd >/dev/null; then
     mkdir -p /var/log/strata-ci
     nohup dockerd --iptables=false --ip6tables=false --bridge=none \
