@@ -5,6 +5,23 @@
 //!
 //! It depends on nothing else of strata's and never knows about a store.
 
+pub mod config;
+pub mod descriptor;
 pub mod digest;
+pub mod duration;
+pub mod error;
+pub mod manifest;
+pub mod media_types;
+pub mod raw;
+pub mod reference;
 
+pub use config::{
+    chain_ids, rfc3339_nano, Healthcheck, History, ImageConfig, RootFs, RuntimeConfig,
+};
+pub use descriptor::{annotations, Descriptor, Platform};
 pub use digest::{Digest, DigestError, DigestWriter};
+pub use duration::{format_go_duration, parse_go_duration};
+pub use error::Error;
+pub use manifest::{ImageIndex, ImageManifest};
+pub use raw::{to_go_json, CanonicalJson, Raw};
+pub use reference::{Reference, ReferenceError};
