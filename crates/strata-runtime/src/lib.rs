@@ -3,3 +3,207 @@
 //!
 //! It gets a rootfs path and a process description; it never knows about
 //! images or stores.
+//!
+//! It owns: turning a [`ContainerSpec`] into a runc bundle with Docker's
+//! defaults ([`spec`]), resolving a `USER` string against the rootfs'
+//! `/etc/passwd` and `/etc/group` ([`resolve_user`]), running runc in the
+//! foreground with stdio inherited, piped to callbacks or discarded
+//! ([`StdioConfig`]), forwarding SIGINT/SIGTERM to the container
+//! ([`signals`]), reporting the exit status the way Docker does, and always
+//! cleaning up (runc state, cgroups, bundle dir). It must never write into
+//! the rootfs itself (runc may create mount points there, see
+//! [`INJECTED_PATHS`] and [`write_init_layer`]), never read files of the
+//! rootfs by following links out of it, never touch Docker's runc state, and
+//! never parse image references or open the store.
+//!
+//! ```no_run
+//! use strata_runtime::*;
+//! let rootfs = std::path::Path::new("/tmp/rootfs");
+//! let spec = ContainerSpec {
+//!     id: new_container_id(),
+//!     rootfs: rootfs.into(),
+//!     process: ProcessSpec {
+//!         args: vec!["echo".into(), "hello".into()],
+//!         user: resolve_user(rootfs, "nobody")?,
+//!         ..Default::default()
+//!     },
+//!     network: Network::None,
+//!     mounts: vec![],
+//!     hostname: None,
+//!     readonly_rootfs: false,
+//! };
+//! let status = Runc::locate()?.run(&spec, StdioConfig::Inherit)?;
+//! std::process::exit(status.code);
+//! # Ok::<(), Error>(())
+//! ```
+
+mod runc;
+pub mod signals;
+pub mod spec;
+mod stdio;
+mod user;
+
+use std::path::PathBuf;
+
+pub use runc::{Runc, OWNER_ANNOTATION};
+pub use spec::{
+    write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec,
+    DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
+};
+pub use stdio::{OutputSink, StdioConfig};
+pub use user::{resolve_user, UserSpec};
+
+/// Runs containers. [`Runc`] is the implementation; an embedded runtime can
+/// come later behind the same trait.
+pub trait Executor {
+    /// Runs `spec` in the foreground until its process exits and returns its
+    /// status. A process that ran and failed is `Ok` with a non-zero code; an
+    /// `Err` means the container could not be started (bad spec, runc error
+    /// such as "executable file not found") or waiting failed. Everything the
+    /// run created is removed before returning.
+    fn run(&self, spec: &ContainerSpec, io: StdioConfig) -> Result<ExitStatus, Error>;
+}
+
+/// How the container's process ended, as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// The exit code; `128 + N` when killed by signal N.
+    pub code: i32,
+    /// The signal, when the code says the process was killed by one (codes
+    /// 129..=192). Like Docker, a process that itself exits with such a code
+    /// cannot be told apart.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// From an exit code, deriving [`ExitStatus::signal`].
+    pub fn from_code(code: i32) -> ExitStatus {
+        ExitStatus {
+            code,
+            signal: (129..=192).contains(&code).then_some(code - 128),
+        }
+    }
+
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// A new unique container id: `strata-` and 32 random hex digits.
+pub fn new_container_id() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok();
+    if !ok {
+        // Fall back to time, pid and a counter: unique within this host.
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        bytes[..8].copy_from_slice(&t.to_le_bytes());
+        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u32;
+        bytes[12..].copy_from_slice(&n.to_le_bytes());
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("strata-{hex}")
+}
+
+/// Errors of this crate; each names what failed and, where possible, what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No usable runc binary.
+    #[error(
+        "runc not found at {}: strata runs containers with runc; install it with \
+         `apt-get install runc` (or set STRATA_RUNC to its path)",
+        path.display()
+    )]
+    RuncNotFound {
+        /// The path looked at (`runc` when searched in PATH).
+        path: PathBuf,
+    },
+    /// A user name missing from the rootfs' passwd file.
+    #[error("unable to find user {user}: no matching entries in passwd file (rootfs {})", rootfs.display())]
+    UserNotFound {
+        /// The name.
+        user: String,
+        /// The rootfs searched.
+        rootfs: PathBuf,
+    },
+    /// A group name missing from the rootfs' group file.
+    #[error("unable to find group {group}: no matching entries in group file (rootfs {})", rootfs.display())]
+    GroupNotFound {
+        /// The name.
+        group: String,
+        /// The rootfs searched.
+        rootfs: PathBuf,
+    },
+    /// A malformed user string.
+    #[error("invalid user {user:?}: {reason}")]
+    InvalidUser {
+        /// The string given.
+        user: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A container spec we refuse to run.
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// The OCI spec could not be built.
+    #[error("building the OCI runtime spec: {0}")]
+    Spec(String),
+    /// A tty was requested but stdin is not a terminal.
+    #[error(
+        "a tty was requested (-t) but stdin is not a terminal: drop -t or run from a terminal"
+    )]
+    NotATerminal,
+    /// runc could not create or start the container.
+    #[error("runc failed to run container {id}: {message}")]
+    Runc {
+        /// The container id.
+        id: String,
+        /// runc's error messages.
+        message: String,
+    },
+    /// A file system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, naming the path.
+        context: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn spec(e: impl std::fmt::Display) -> Error {
+        Error::Spec(e.to_string())
+    }
+
+    /// The exit code `docker run` uses for this error: 127 when the command
+    /// was not found, 126 when it could not be executed, 125 otherwise.
+    pub fn docker_exit_code(&self) -> i32 {
+        match self {
+            Error::Runc { message, .. }
+                if message.contains("executable file not found")
+                    || message.contains("no such file or directory") =>
+            {
+                127
+            }
+            Error::Runc { message, .. } if message.contains("permission denied") => 126,
+            _ => 125,
+        }
+    }
+}

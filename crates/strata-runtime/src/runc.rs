@@ -1,0 +1,457 @@
+//! The [`Executor`] that hands a bundle to `runc run` in the foreground.
+//!
+//! Per container: a bundle dir `<bundle_root>/<id>` with `config.json`, the
+//! injected files and runc's JSON log; runc state under a strata-only
+//! `--root` (default `/run/strata/runc`) so it never meets Docker's; cgroups
+//! under `/strata/<id>` (cgroupfs driver, works on this host's hybrid v1/v2
+//! hierarchy). A guard runs `runc delete --force` and removes the bundle dir
+//! on every path out, errors and panics included.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::signals;
+use crate::spec::{build_oci_spec, InjectedFiles, DEFAULT_NOFILE};
+use crate::stdio::{self, StdioConfig};
+use crate::{ContainerSpec, Error, Executor, ExitStatus};
+
+/// The annotation recording the pid of the strata process that runs a
+/// container; [`Runc::cleanup_stale`] removes containers whose owner is gone.
+pub const OWNER_ANNOTATION: &str = "io.strata.owner-pid";
+
+/// Where [`Runc::locate`] looks after `STRATA_RUNC` and `PATH`.
+const WELL_KNOWN: &[&str] = &[
+    "/usr/sbin/runc",
+    "/usr/bin/runc",
+    "/usr/local/sbin/runc",
+    "/usr/local/bin/runc",
+];
+
+/// Runs containers with the `runc` binary. Needs root.
+#[derive(Debug, Clone)]
+pub struct Runc {
+    binary: PathBuf,
+    state_root: PathBuf,
+    bundle_root: PathBuf,
+    cgroup_parent: Option<String>,
+    stop_timeout: Duration,
+    forward_signals: bool,
+}
+
+impl Runc {
+    /// Finds runc: `$STRATA_RUNC`, then `runc` in `PATH`, then the usual
+    /// system paths. The error says how to install it. Also removes
+    /// containers left behind by strata processes that were killed
+    /// ([`Runc::cleanup_stale`]), best effort.
+    pub fn locate() -> Result<Runc, Error> {
+        let runc = if let Some(p) = std::env::var_os("STRATA_RUNC") {
+            Runc::with_binary(p)?
+        } else {
+            let from_path = std::env::var_os("PATH")
+                .map(|p| std::env::split_paths(&p).map(|d| d.join("runc")).collect())
+                .unwrap_or_else(Vec::new);
+            let found = from_path
+                .into_iter()
+                .chain(WELL_KNOWN.iter().map(PathBuf::from))
+                .find(|p| is_executable(p));
+            match found {
+                Some(p) => Runc::with_binary(p)?,
+                None => {
+                    return Err(Error::RuncNotFound {
+                        path: PathBuf::from("runc"),
+                    })
+                }
+            }
+        };
+        if let Err(e) = runc.cleanup_stale() {
+            tracing::debug!("cleaning up stale containers: {e}");
+        }
+        Ok(runc)
+    }
+
+    /// Uses the runc binary at `path`; fails with the install hint when it is
+    /// not an executable file.
+    pub fn with_binary(path: impl Into<PathBuf>) -> Result<Runc, Error> {
+        let binary = path.into();
+        if !is_executable(&binary) {
+            return Err(Error::RuncNotFound { path: binary });
+        }
+        Ok(Runc {
+            binary,
+            state_root: PathBuf::from("/run/strata/runc"),
+            bundle_root: PathBuf::from("/run/strata/bundles"),
+            cgroup_parent: Some("/strata".to_string()),
+            stop_timeout: Duration::from_secs(10),
+            forward_signals: true,
+        })
+    }
+
+    /// The runc binary in use.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// runc's `--root` state directory (default `/run/strata/runc`).
+    pub fn with_state_root(mut self, dir: impl Into<PathBuf>) -> Runc {
+        self.state_root = dir.into();
+        self
+    }
+
+    /// Where bundle dirs are created (default `/run/strata/bundles`).
+    pub fn with_bundle_root(mut self, dir: impl Into<PathBuf>) -> Runc {
+        self.bundle_root = dir.into();
+        self
+    }
+
+    /// The cgroup parent (default `/strata`; each container gets
+    /// `<parent>/<id>`); `None` lets runc use the id at the hierarchy root.
+    pub fn with_cgroup_parent(mut self, parent: Option<String>) -> Runc {
+        self.cgroup_parent = parent;
+        self
+    }
+
+    /// After the first SIGINT/SIGTERM/SIGHUP/SIGQUIT is forwarded, how long
+    /// the container has before SIGKILL (default 10 s, as `docker stop`). A
+    /// second signal kills at once.
+    pub fn with_stop_timeout(mut self, timeout: Duration) -> Runc {
+        self.stop_timeout = timeout;
+        self
+    }
+
+    /// Whether [`Executor::run`] installs the signal forwarding handlers of
+    /// [`crate::signals`] while containers run (default true).
+    pub fn with_signal_forwarding(mut self, on: bool) -> Runc {
+        self.forward_signals = on;
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root").arg(&self.state_root);
+        cmd
+    }
+
+    /// `runc kill ID SIG`, best effort.
+    fn kill(&self, id: &str, signal: &str) {
+        let _ = self
+            .command()
+            .args(["kill", id, signal])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    /// `runc delete --force ID`, best effort.
+    fn delete(&self, id: &str) {
+        let _ = self
+            .command()
+            .args(["delete", "--force", id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    /// Ids of the containers in our state root (`runc list`).
+    pub fn list(&self) -> Result<Vec<String>, Error> {
+        Ok(self.list_json()?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    fn list_json(&self) -> Result<Vec<(String, Option<i32>)>, Error> {
+        if !self.state_root.exists() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .command()
+            .args(["list", "--format", "json"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| Error::io(format!("running {} list", self.binary.display()), e))?;
+        if !out.status.success() {
+            return Err(Error::Runc {
+                id: String::new(),
+                message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| {
+                        let id = c["id"].as_str()?.to_string();
+                        let owner = c["annotations"][OWNER_ANNOTATION]
+                            .as_str()
+                            .and_then(|s| s.parse().ok());
+                        Some((id, owner))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Deletes containers (and their bundles) whose owning strata process no
+    /// longer exists, e.g. after it was killed with SIGKILL. Returns their ids.
+    pub fn cleanup_stale(&self) -> Result<Vec<String>, Error> {
+        let mut removed = Vec::new();
+        for (id, owner) in self.list_json()? {
+            let Some(pid) = owner else { continue };
+            // SAFETY: kill with signal 0 only checks for existence.
+            let alive = unsafe { libc::kill(pid, 0) } == 0
+                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+            if !alive {
+                self.delete(&id);
+                let _ = std::fs::remove_dir_all(self.bundle_root.join(&id));
+                removed.push(id);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Deletes the container and the bundle dir when dropped.
+struct Cleanup<'a> {
+    runc: &'a Runc,
+    id: String,
+    bundle: PathBuf,
+    started: bool,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.started {
+            self.runc.delete(&self.id);
+        }
+        if let Err(e) = std::fs::remove_dir_all(&self.bundle) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!("removing bundle {}: {e}", self.bundle.display());
+            }
+        }
+    }
+}
+
+/// The RLIMIT_NOFILE runc can set: [`DEFAULT_NOFILE`], or our hard limit
+/// when it is lower and we lack CAP_SYS_RESOURCE to exceed it.
+fn nofile_limit() -> u64 {
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
+    if hard >= DEFAULT_NOFILE || has_cap_sys_resource() {
+        DEFAULT_NOFILE
+    } else {
+        hard
+    }
+}
+
+/// `CAP_SYS_RESOURCE` is capability 24.
+const CAP_SYS_RESOURCE_BIT: u64 = 1 << 24;
+
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & CAP_SYS_RESOURCE_BIT != 0)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'))
+        && !id.starts_with('.')
+}
+
+/// The `error`-level messages of runc's JSON log.
+fn runc_errors(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["level"] == "error")
+        .filter_map(|v| v["msg"].as_str().map(String::from))
+        .collect()
+}
+
+fn mkdir_private(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
+}
+
+impl Executor for Runc {
+    fn run(&self, spec: &ContainerSpec, io: StdioConfig) -> Result<ExitStatus, Error> {
+        if !valid_id(&spec.id) {
+            return Err(Error::InvalidSpec(format!(
+                "container id {:?} may only contain letters, digits, '_', '-', '.', '+'",
+                spec.id
+            )));
+        }
+        let rootfs = std::path::absolute(&spec.rootfs)
+            .map_err(|e| Error::io(format!("resolving rootfs {}", spec.rootfs.display()), e))?;
+        if !rootfs.is_dir() {
+            return Err(Error::InvalidSpec(format!(
+                "rootfs {} is not a directory",
+                rootfs.display()
+            )));
+        }
+        if spec.process.tty && !stdio::stdin_is_terminal() {
+            return Err(Error::NotATerminal);
+        }
+
+        mkdir_private(&self.state_root)?;
+        mkdir_private(&self.bundle_root)?;
+        let bundle = self.bundle_root.join(&spec.id);
+        std::fs::create_dir(&bundle).map_err(|e| {
+            Error::io(
+                format!(
+                    "creating bundle {} (is container id {} already in use?)",
+                    bundle.display(),
+                    spec.id
+                ),
+                e,
+            )
+        })?;
+        let mut cleanup = Cleanup {
+            runc: self,
+            id: spec.id.clone(),
+            bundle: bundle.clone(),
+            started: false,
+        };
+
+        let files = InjectedFiles::write(&bundle, &spec.effective_hostname())?;
+        let cgroups_path = self
+            .cgroup_parent
+            .as_ref()
+            .map(|p| format!("{}/{}", p.trim_end_matches('/'), spec.id));
+        let mut oci = build_oci_spec(
+            spec,
+            &rootfs,
+            &files,
+            cgroups_path.as_deref(),
+            nofile_limit(),
+        )?;
+        oci.set_annotations(Some(
+            [(OWNER_ANNOTATION.to_string(), std::process::id().to_string())].into(),
+        ));
+        let config = bundle.join("config.json");
+        let json = serde_json::to_vec_pretty(&oci).map_err(|e| Error::spec(e.to_string()))?;
+        std::fs::write(&config, json)
+            .map_err(|e| Error::io(format!("writing {}", config.display()), e))?;
+
+        let log = bundle.join("runc.log");
+        let mut cmd = self.command();
+        cmd.arg("--log")
+            .arg(&log)
+            .args(["--log-format", "json", "run", "--bundle"])
+            .arg(&bundle)
+            .arg(&spec.id);
+        let sinks = stdio::configure(&mut cmd, io, spec.process.stdin || spec.process.tty);
+
+        let _signals = self.forward_signals.then(signals::Guard::install);
+        let mut watch = signals::Watch::new();
+        cleanup.started = true;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io(format!("starting {}", self.binary.display()), e))?;
+        let pumps = sinks.start(child.stdout.take(), child.stderr.take());
+        let pumps = match pumps {
+            Ok(p) => p,
+            Err(e) => {
+                self.kill(&spec.id, "KILL");
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        tracing::debug!(id = %spec.id, pid = child.id(), "runc started");
+
+        let mut signals_seen = 0u32;
+        let mut kill_at: Option<Instant> = None;
+        let mut killed = false;
+        let mut nap = Duration::from_millis(1);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) => {}
+                Err(e) => {
+                    self.kill(&spec.id, "KILL");
+                    let _ = child.wait();
+                    return Err(Error::io("waiting for runc", e));
+                }
+            }
+            if let Some(r) = watch.poll() {
+                signals_seen += 1;
+                if signals_seen == 1 {
+                    if !r.from_terminal {
+                        // runc forwards what it receives to the container.
+                        // SAFETY: signalling our own child process.
+                        unsafe { libc::kill(child.id() as i32, r.signal) };
+                    }
+                    kill_at = Some(Instant::now() + self.stop_timeout);
+                } else if !killed {
+                    self.kill(&spec.id, "KILL");
+                    killed = true;
+                }
+            }
+            if !killed && kill_at.is_some_and(|t| Instant::now() >= t) {
+                self.kill(&spec.id, "KILL");
+                killed = true;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(50));
+        };
+        pumps.join()?;
+
+        use std::os::unix::process::ExitStatusExt;
+        let code = match (status.code(), status.signal()) {
+            (Some(c), _) => c,
+            (None, Some(sig)) => 128 + sig,
+            (None, None) => 255,
+        };
+        if code != 0 && signals_seen == 0 {
+            let errors = runc_errors(&log);
+            if !errors.is_empty() {
+                return Err(Error::Runc {
+                    id: spec.id.clone(),
+                    message: errors.join("; "),
+                });
+            }
+        }
+        drop(cleanup);
+        Ok(ExitStatus::from_code(code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(valid_id("strata-0af3"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("../x"));
+        assert!(!valid_id("a b"));
+    }
+
+    #[test]
+    fn missing_binary_gives_install_hint() {
+        let e = Runc::with_binary("/nonexistent/runc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apt-get install runc"), "{e}");
+    }
+}

@@ -1,0 +1,595 @@
+//! What a container is (the public description) and how it becomes an OCI
+//! runtime `config.json` with Docker's defaults: namespaces, capabilities,
+//! `/dev`, `/proc`, `/sys`, masked and read-only paths, rlimits, and the three
+//! injected files `/etc/resolv.conf`, `/etc/hosts`, `/etc/hostname`.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder,
+    LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder,
+    PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+
+use crate::{Error, UserSpec};
+
+/// Docker's default `PATH` (`system.DefaultPathEnv` on Linux).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Files the runtime bind-mounts read-only over the rootfs in every container:
+/// the host's resolver configuration and generated `hosts` and `hostname`.
+///
+/// They are never part of an image. The contents are bind mounts and never
+/// reach the rootfs, but when the target file does not exist runc creates an
+/// **empty placeholder file** (and `/etc` if needed) as the mount point, and
+/// that placeholder lands in an overlay upper dir. The engine must do one of:
+/// - mount an "init layer" produced by [`write_init_layer`] between the image
+///   layers and the upper dir (Docker's approach; the placeholders then exist
+///   below the upper dir and nothing new is created), or
+/// - have the differ skip these paths when they are empty regular files in
+///   the upper dir that did not exist in the lower layers.
+pub const INJECTED_PATHS: &[&str] = &["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"];
+
+/// Docker's default capability set (moby `oci/caps/defaults.go`), granted as
+/// bounding, effective and permitted (never ambient or inheritable): a
+/// non-root process therefore has no effective capabilities after `exec`, as
+/// in Docker. Its mask is `0x00000000a80425fb`.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Paths masked from the container (moby `oci/defaults.go`).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths made read-only inside the container (moby `oci/defaults.go`).
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// The `RLIMIT_NOFILE` Docker containers get (dockerd's `LimitNOFILE`). When
+/// the caller's hard limit is lower and it cannot raise it (no
+/// `CAP_SYS_RESOURCE`), the caller's hard limit is used instead: runc cannot
+/// set a limit above it.
+pub const DEFAULT_NOFILE: u64 = 1_048_576;
+
+/// The process to run.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    /// `argv`; `args[0]` is looked up in the container's `PATH` by runc.
+    pub args: Vec<String>,
+    /// `K=V` pairs. `PATH` (Docker's default), `HOSTNAME` and `HOME` (from
+    /// [`UserSpec::home`]) are added when missing; `TERM=xterm` with a tty.
+    pub env: Vec<String>,
+    /// Working directory (absolute); runc creates it when missing.
+    pub cwd: String,
+    /// The resolved user, see [`crate::resolve_user`].
+    pub user: UserSpec,
+    /// Allocate a pseudo-terminal (`run -t`); needs a terminal on stdin.
+    pub tty: bool,
+    /// Keep stdin open (`run -i`); otherwise stdin is `/dev/null`.
+    pub stdin: bool,
+}
+
+impl Default for ProcessSpec {
+    fn default() -> Self {
+        ProcessSpec {
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".to_string(),
+            user: UserSpec::default(),
+            tty: false,
+            stdin: false,
+        }
+    }
+}
+
+/// The container's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Share the host's network namespace (Docker `--network host`).
+    #[default]
+    Host,
+    /// A fresh network namespace with only `lo` (Docker `--network none`).
+    None,
+}
+
+/// A host directory or file bind-mounted into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Host path (absolute).
+    pub source: PathBuf,
+    /// Path inside the container (absolute).
+    pub destination: String,
+    /// Mount read-only.
+    pub readonly: bool,
+}
+
+/// A mount added on top of the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSpec {
+    /// `rbind`, `rprivate`, plus `ro` when read-only.
+    Bind(BindMount),
+    /// A fresh tmpfs with `nosuid,nodev` (executables allowed, as BuildKit's
+    /// `RUN --mount=type=tmpfs`).
+    Tmpfs {
+        /// Path inside the container (absolute).
+        destination: String,
+        /// Size limit in bytes; `None` is the kernel default (half of RAM).
+        size: Option<u64>,
+        /// Permissions of the mount's root, e.g. `0o1777`.
+        mode: Option<u32>,
+    },
+}
+
+/// Everything needed to run one container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// Unique id, also the runc container id; see [`crate::new_container_id`].
+    pub id: String,
+    /// The root filesystem (made absolute before use).
+    pub rootfs: PathBuf,
+    /// The process.
+    pub process: ProcessSpec,
+    /// Host or none.
+    pub network: Network,
+    /// Extra mounts, applied in order after the default ones.
+    pub mounts: Vec<MountSpec>,
+    /// Hostname; default: the host's with [`Network::Host`], otherwise the
+    /// first 12 characters of the id after `strata-` (Docker uses the short id).
+    pub hostname: Option<String>,
+    /// Mount the rootfs read-only.
+    pub readonly_rootfs: bool,
+}
+
+impl ContainerSpec {
+    /// The hostname the container gets.
+    pub fn effective_hostname(&self) -> String {
+        if let Some(h) = &self.hostname {
+            return h.clone();
+        }
+        if self.network == Network::Host {
+            if let Ok(name) = rustix::system::uname().nodename().to_str() {
+                return name.to_string();
+            }
+        }
+        let short = self.id.strip_prefix("strata-").unwrap_or(&self.id);
+        short.chars().take(12).collect()
+    }
+}
+
+/// Host paths of the files bind-mounted at [`INJECTED_PATHS`].
+pub(crate) struct InjectedFiles {
+    pub resolv_conf: PathBuf,
+    pub hosts: PathBuf,
+    pub hostname: PathBuf,
+}
+
+impl InjectedFiles {
+    /// Writes the three files into `dir` (the bundle).
+    pub(crate) fn write(dir: &Path, hostname: &str) -> Result<InjectedFiles, Error> {
+        let files = InjectedFiles {
+            resolv_conf: dir.join("resolv.conf"),
+            hosts: dir.join("hosts"),
+            hostname: dir.join("hostname"),
+        };
+        let resolv = match std::fs::read("/etc/resolv.conf") {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io("reading the host's /etc/resolv.conf", e)),
+        };
+        let hosts = format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+             ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
+        );
+        for (path, data) in [
+            (&files.resolv_conf, resolv),
+            (&files.hosts, hosts.into_bytes()),
+            (&files.hostname, format!("{hostname}\n").into_bytes()),
+        ] {
+            std::fs::write(path, data)
+                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        }
+        Ok(files)
+    }
+}
+
+/// Creates, under `dir`, the mount points runc would otherwise create inside
+/// the rootfs: `/proc`, `/sys`, `/dev`, `/dev/pts`, `/dev/shm`, `/etc` and the
+/// empty [`INJECTED_PATHS`] files, plus `/etc/mtab -> /proc/mounts`, like
+/// Docker's init layer. Mount `dir` as the lowest-but-one overlay layer (just
+/// below the upper dir) so that running a container leaves no placeholder in
+/// the upper dir. Existing entries are left alone.
+pub fn write_init_layer(dir: &Path) -> Result<(), Error> {
+    for d in ["proc", "sys", "dev/pts", "dev/shm", "etc"] {
+        let p = dir.join(d);
+        std::fs::create_dir_all(&p)
+            .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+    }
+    for f in INJECTED_PATHS {
+        let p = dir.join(f.trim_start_matches('/'));
+        if std::fs::symlink_metadata(&p).is_err() {
+            std::fs::write(&p, b"")
+                .map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+        }
+    }
+    let mtab = dir.join("etc/mtab");
+    if std::fs::symlink_metadata(&mtab).is_err() {
+        std::os::unix::fs::symlink("/proc/mounts", &mtab)
+            .map_err(|e| Error::io(format!("creating {}", mtab.display()), e))?;
+    }
+    Ok(())
+}
+
+/// The final environment: Docker's order (`PATH`, `HOSTNAME`, `TERM` with a
+/// tty, then the user's values replacing those, then `HOME` if still unset).
+pub(crate) fn process_env(p: &ProcessSpec, hostname: &str) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        format!("HOSTNAME={hostname}"),
+    ];
+    if p.tty {
+        env.push("TERM=xterm".to_string());
+    }
+    for kv in &p.env {
+        let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);
+        match env
+            .iter_mut()
+            .find(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => *slot = kv.clone(),
+            None => env.push(kv.clone()),
+        }
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", p.user.home));
+    }
+    env
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Result<Mount, Error> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(typ)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(Error::spec)
+}
+
+fn bind(source: &Path, dest: &str, readonly: bool) -> Result<Mount, Error> {
+    let mut opts = vec!["rbind", "rprivate"];
+    if readonly {
+        opts.push("ro");
+    }
+    mount(dest, "bind", &source.to_string_lossy(), &opts)
+}
+
+/// Docker's default mounts, in Docker's order.
+fn default_mounts() -> Result<Vec<Mount>, Error> {
+    Ok(vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["ro", "nosuid", "noexec", "nodev", "relatime"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+    ])
+}
+
+fn check_abs(what: &str, path: &str) -> Result<(), Error> {
+    if !path.starts_with('/') {
+        return Err(Error::InvalidSpec(format!(
+            "{what} {path:?} must be an absolute path"
+        )));
+    }
+    Ok(())
+}
+
+/// Builds the OCI runtime spec for `c`.
+///
+/// `rootfs` is the absolute rootfs path, `cgroups_path` the runc cgroups path
+/// (`None`: runc's default, the container id), `nofile` the RLIMIT_NOFILE.
+pub(crate) fn build_oci_spec(
+    c: &ContainerSpec,
+    rootfs: &Path,
+    files: &InjectedFiles,
+    cgroups_path: Option<&str>,
+    nofile: u64,
+) -> Result<Spec, Error> {
+    let p = &c.process;
+    if p.args.is_empty() {
+        return Err(Error::InvalidSpec("no command given (empty args)".into()));
+    }
+    check_abs("working directory", &p.cwd)?;
+    let hostname = c.effective_hostname();
+
+    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| {
+            c.trim_start_matches("CAP_")
+                .parse::<Capability>()
+                .map_err(|e| Error::spec(format!("{c}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps)
+        .inheritable(HashSet::<Capability>::new())
+        .ambient(HashSet::<Capability>::new())
+        .build()
+        .map_err(Error::spec)?;
+    let user = UserBuilder::default()
+        .uid(p.user.uid)
+        .gid(p.user.gid)
+        .additional_gids(p.user.additional_gids.clone())
+        .build()
+        .map_err(Error::spec)?;
+    let rlimit = PosixRlimitBuilder::default()
+        .typ(PosixRlimitType::RlimitNofile)
+        .hard(nofile)
+        .soft(nofile)
+        .build()
+        .map_err(Error::spec)?;
+    let process = ProcessBuilder::default()
+        .terminal(p.tty)
+        .user(user)
+        .args(p.args.clone())
+        .env(process_env(p, &hostname))
+        .cwd(&p.cwd)
+        .capabilities(capabilities)
+        .rlimits(vec![rlimit])
+        .no_new_privileges(true)
+        .build()
+        .map_err(Error::spec)?;
+
+    let mut mounts = default_mounts()?;
+    mounts.push(bind(&files.resolv_conf, "/etc/resolv.conf", true)?);
+    mounts.push(bind(&files.hostname, "/etc/hostname", true)?);
+    mounts.push(bind(&files.hosts, "/etc/hosts", true)?);
+    for m in &c.mounts {
+        mounts.push(match m {
+            MountSpec::Bind(b) => {
+                check_abs("bind mount destination", &b.destination)?;
+                if !b.source.is_absolute() {
+                    return Err(Error::InvalidSpec(format!(
+                        "bind mount source {} must be an absolute path",
+                        b.source.display()
+                    )));
+                }
+                bind(&b.source, &b.destination, b.readonly)?
+            }
+            MountSpec::Tmpfs {
+                destination,
+                size,
+                mode,
+            } => {
+                check_abs("tmpfs destination", destination)?;
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string()];
+                if let Some(size) = size {
+                    opts.push(format!("size={size}"));
+                }
+                if let Some(mode) = mode {
+                    opts.push(format!("mode={mode:o}"));
+                }
+                let refs: Vec<&str> = opts.iter().map(String::as_str).collect();
+                mount(destination, "tmpfs", "tmpfs", &refs)?
+            }
+        });
+    }
+
+    let mut ns = vec![
+        LinuxNamespaceType::Mount,
+        LinuxNamespaceType::Pid,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+    ];
+    if c.network == Network::None {
+        ns.push(LinuxNamespaceType::Network);
+    }
+    let namespaces = ns
+        .into_iter()
+        .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::spec)?;
+    // Deny all devices; runc appends its allow-list for the default devices
+    // (null, zero, full, random, urandom, tty, ptmx, pts) and creates them.
+    let resources = LinuxResourcesBuilder::default()
+        .devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .map_err(Error::spec)?])
+        .build()
+        .map_err(Error::spec)?;
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .resources(resources)
+        .masked_paths(
+            MASKED_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        );
+    if let Some(cg) = cgroups_path {
+        linux = linux.cgroups_path(PathBuf::from(cg));
+    }
+    let linux = linux.build().map_err(Error::spec)?;
+
+    let root = RootBuilder::default()
+        .path(rootfs)
+        .readonly(c.readonly_rootfs)
+        .build()
+        .map_err(Error::spec)?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(root)
+        .process(process)
+        .hostname(hostname)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(Error::spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_defaults_follow_docker() {
+        let mut p = ProcessSpec::default();
+        p.env = vec!["FOO=bar".into(), "HOSTNAME=mine".into()];
+        p.user.home = "/home/app".into();
+        let env = process_env(&p, "abc");
+        assert_eq!(
+            env,
+            vec![
+                format!("PATH={DEFAULT_PATH}"),
+                "HOSTNAME=mine".into(),
+                "FOO=bar".into(),
+                "HOME=/home/app".into()
+            ]
+        );
+        p.env = vec!["PATH=/bin".into(), "HOME=/x".into()];
+        p.tty = true;
+        let env = process_env(&p, "abc");
+        assert_eq!(
+            env,
+            vec!["PATH=/bin", "HOSTNAME=abc", "TERM=xterm", "HOME=/x"]
+        );
+    }
+
+    #[test]
+    fn spec_has_docker_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = InjectedFiles::write(dir.path(), "h").unwrap();
+        let c = ContainerSpec {
+            id: "strata-0123456789abcdef".into(),
+            rootfs: "/r".into(),
+            process: ProcessSpec {
+                args: vec!["sh".into()],
+                ..Default::default()
+            },
+            network: Network::None,
+            mounts: vec![MountSpec::Tmpfs {
+                destination: "/t".into(),
+                size: Some(1024),
+                mode: Some(0o1777),
+            }],
+            hostname: None,
+            readonly_rootfs: false,
+        };
+        assert_eq!(c.effective_hostname(), "0123456789ab");
+        let spec = build_oci_spec(&c, Path::new("/r"), &files, Some("/strata/x"), 42).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        let caps = &json["process"]["capabilities"];
+        assert_eq!(caps["effective"].as_array().unwrap().len(), 14);
+        assert_eq!(caps["ambient"], serde_json::json!([]));
+        assert_eq!(caps["inheritable"], serde_json::json!([]));
+        assert_eq!(json["process"]["noNewPrivileges"], true);
+        assert_eq!(json["process"]["rlimits"][0]["hard"], 42);
+        let ns: Vec<_> = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ns, ["mount", "pid", "ipc", "uts", "network"]);
+        let last = json["mounts"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(
+            last["options"],
+            serde_json::json!(["nosuid", "nodev", "size=1024", "mode=1777"])
+        );
+        assert_eq!(json["hostname"], "0123456789ab");
+    }
+
+    #[test]
+    fn init_layer_has_placeholders() {
+        let dir = tempfile::tempdir().unwrap();
+        write_init_layer(dir.path()).unwrap();
+        write_init_layer(dir.path()).unwrap();
+        for p in INJECTED_PATHS {
+            let m = std::fs::metadata(dir.path().join(&p[1..])).unwrap();
+            assert!(m.is_file() && m.len() == 0);
+        }
+        assert!(dir.path().join("dev/shm").is_dir());
+    }
+}
