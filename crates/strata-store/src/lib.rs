@@ -3,4 +3,26 @@
 //! collection, the snapshotter (unpacked layers, overlay mounts) and the
 //! differ (layer tar <-> directory, with whiteouts).
 //!
-//! It never knows about Dockerfiles and never writes outside its root.
+//! It never knows about Dockerfiles and never writes outside its root: the
+//! only paths it writes are under the store root, plus the destination
+//! directory a caller explicitly hands to `diff::apply_layer`, and layer
+//! extraction resolves every entry inside that destination (openat2
+//! `RESOLVE_IN_ROOT`), so a hostile tar cannot reach anything else. It does
+//! not parse manifests or configs either: callers register images with the
+//! digests they refer to ([`ImageRecord`]).
+//!
+//! Entry point: [`Store::open`].
+
+pub mod blobs;
+pub mod error;
+mod fsutil;
+pub mod meta;
+pub mod safe_path;
+mod store;
+
+pub use blobs::{BlobStore, BlobWriter};
+pub use error::{Result, StoreError};
+pub use fsutil::FileLock;
+pub use meta::{CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta};
+pub use store::Store;
+pub use strata_oci::Digest;

@@ -1,0 +1,122 @@
+//! Small filesystem helpers: unique temp names, directory fsync, clocks,
+//! and flock-style file locks (`std::fs::File::lock`).
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{IoCtx, Result};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique across processes and threads: `<prefix>-<pid>-<nanos>-<n>`.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// Seconds since the epoch.
+pub(crate) fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// fsyncs a directory so a rename inside it is durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .ctx("fsync directory", dir)
+}
+
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).ctx("create directory", dir)
+}
+
+/// Removes a file or a whole tree, without following symlinks; missing is fine.
+pub(crate) fn remove_any(path: &Path) -> Result<()> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).ctx("stat", path),
+    };
+    let r = if meta.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).ctx("remove", path),
+        _ => Ok(()),
+    }
+}
+
+/// A held flock on a lock file; released on drop (or when the process dies,
+/// which is what makes these locks safe against crashes).
+#[derive(Debug)]
+pub struct FileLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    fn open(path: &Path) -> Result<File> {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx("open lock file", path)
+    }
+
+    /// Blocks until a shared lock is held.
+    pub fn shared(path: &Path) -> Result<FileLock> {
+        let file = Self::open(path)?;
+        file.lock_shared().ctx("lock (shared)", path)?;
+        Ok(FileLock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Blocks until an exclusive lock is held.
+    pub fn exclusive(path: &Path) -> Result<FileLock> {
+        let file = Self::open(path)?;
+        file.lock().ctx("lock (exclusive)", path)?;
+        Ok(FileLock {
+            _file: file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// An exclusive lock if nobody holds one, else `None`.
+    pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
+        let file = Self::open(path)?;
+        try_lock_file(&file, path).map(|ok| {
+            ok.then(|| FileLock {
+                _file: file,
+                path: path.to_path_buf(),
+            })
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// `try_lock` on an open file (or directory): Ok(true) when acquired.
+pub(crate) fn try_lock_file(file: &File, path: &Path) -> Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).ctx("try lock", path),
+    }
+}

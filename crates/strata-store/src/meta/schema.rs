@@ -1,0 +1,112 @@
+//! The db schema, versioned with `PRAGMA user_version` and created on first
+//! open. Migrations run inside one immediate transaction, so two processes
+//! opening a fresh store at once do not both create it.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::{Result, StoreError};
+
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = "
+CREATE TABLE images (
+    id TEXT PRIMARY KEY,                 -- config digest
+    manifest_digest TEXT NOT NULL,
+    manifest_media_type TEXT NOT NULL,
+    config_digest TEXT NOT NULL,
+    created TEXT NOT NULL,
+    size INTEGER NOT NULL,               -- sum of uncompressed layer sizes
+    registered INTEGER NOT NULL          -- unix seconds
+);
+CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uncompressed_size INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX image_layers_digest ON image_layers(digest);
+CREATE TABLE tags (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE INDEX tags_image ON tags(image_id);
+CREATE TABLE layers (
+    diff_id TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    uncompressed_size INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, media_type)
+);
+CREATE INDEX layers_digest ON layers(digest);
+CREATE TABLE cache (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE TABLE cache_refs (
+    key TEXT NOT NULL REFERENCES cache(key) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                  -- 'blob' | 'image'
+    ref TEXT NOT NULL,
+    PRIMARY KEY (key, kind, ref)
+);
+CREATE TABLE leases (
+    id TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE lease_refs (
+    lease_id TEXT NOT NULL REFERENCES leases(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                  -- 'blob' | 'image' | 'snapshot'
+    ref TEXT NOT NULL,
+    PRIMARY KEY (lease_id, kind, ref)
+);
+";
+
+pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
+    let err = |what| {
+        move |source| StoreError::Db {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(err("begin schema migration"))?;
+    let result = (|| {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err("read schema version"))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            conn.execute_batch(V1).map_err(err("create schema v1"))?;
+        }
+        if version < SCHEMA_VERSION {
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(err("write schema version"))?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(err("commit schema")),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The `Store` facade: opens the layout under ROOT and hands out the parts.
+//!
+//! ```text
+//! ROOT/blobs/sha256/<hex>      content store
+//! ROOT/tmp/                    temp files and dirs being written (flocked)
+//! ROOT/meta.db                 SQLite metadata (WAL)
+//! ROOT/locks/gc.lock           GC: exclusive; publishing a blob: shared
+//! ROOT/leases/<id>.lock        held by a live lease's owner
+//! ROOT/snapshots/<chain-hex>/fs  unpacked, overlay-ready layers
+//! ROOT/containers/<id>/        per-container upper/work/merged dirs
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::blobs::BlobStore;
+use crate::error::Result;
+use crate::fsutil;
+use crate::meta::{Lease, Meta};
+
+/// The local store. `Send + Sync`; clone-free sharing via `&Store` or `Arc`.
+#[derive(Debug)]
+pub struct Store {
+    root: PathBuf,
+    blobs: BlobStore,
+    meta: Meta,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating the layout and the db on first use.
+    pub fn open(root: &Path) -> Result<Store> {
+        fsutil::create_dir_all(root)?;
+        let root = std::fs::canonicalize(root).map_err(|e| crate::error::StoreError::Io {
+            op: "resolve store root",
+            path: root.to_path_buf(),
+            source: e,
+        })?;
+        for d in [
+            "blobs/sha256",
+            "tmp",
+            "locks",
+            "leases",
+            "snapshots",
+            "containers",
+        ] {
+            fsutil::create_dir_all(&root.join(d))?;
+        }
+        let gc_lock = root.join("locks/gc.lock");
+        let blobs = BlobStore::new(root.join("blobs/sha256"), root.join("tmp"), gc_lock.clone());
+        let meta = Meta::open(&root.join("meta.db"), &root.join("leases"))?;
+        let _ = gc_lock;
+        Ok(Store { root, blobs, meta })
+    }
+
+    /// The (canonical) store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Images, tags, layers, build cache, leases.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
+    /// Starts a lease (a GC root for work in progress).
+    pub fn lease(&self, label: &str) -> Result<Lease> {
+        self.meta.lease(label)
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn gc_lock_path(&self) -> PathBuf {
+        self.root.join("locks/gc.lock")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn store_is_send_sync() {
+        assert_send_sync::<Store>();
+    }
+}

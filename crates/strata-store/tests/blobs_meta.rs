@@ -1,0 +1,212 @@
+//! Content store and metadata db: verification, idempotence, images, tags,
+//! cache, leases, and many threads at once.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use strata_store::{CacheRecord, Digest, ImageRecord, LayerRecord, Store, StoreError};
+
+fn tmp_entries(store: &Store) -> usize {
+    std::fs::read_dir(store.root().join("tmp")).unwrap().count()
+}
+
+#[test]
+fn ingest_verifies_and_is_idempotent() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let data = b"hello blob".to_vec();
+    let want = Digest::sha256_of(&data);
+    let (d, n) = store.blobs().ingest(Some(&want), &mut &data[..]).unwrap();
+    assert_eq!((d.clone(), n), (want.clone(), data.len() as u64));
+    assert!(store.blobs().exists(&d));
+    assert_eq!(store.blobs().read(&d).unwrap(), data);
+    assert_eq!(store.blobs().size(&d).unwrap(), data.len() as u64);
+    assert_eq!(
+        store.blobs().path(&d),
+        store.root().join("blobs/sha256").join(d.hex())
+    );
+    // again: cheap, same answer, the reader is not even consumed
+    let mut r: &[u8] = b"not read";
+    assert_eq!(store.blobs().ingest(Some(&want), &mut r).unwrap().0, want);
+    assert_eq!(r, b"not read");
+    // without an expected digest
+    assert_eq!(store.blobs().ingest(None, &mut &data[..]).unwrap().0, want);
+    assert_eq!(tmp_entries(&store), 0);
+}
+
+#[test]
+fn mismatch_leaves_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let wrong = Digest::sha256_of(b"something else");
+    let err = store
+        .blobs()
+        .ingest(Some(&wrong), &mut &b"actual data"[..])
+        .unwrap_err();
+    match &err {
+        StoreError::DigestMismatch {
+            expected, actual, ..
+        } => {
+            assert_eq!(expected, &wrong);
+            assert_eq!(actual, &Digest::sha256_of(b"actual data"));
+        }
+        e => panic!("unexpected {e}"),
+    }
+    assert!(err.to_string().contains(&wrong.to_string()));
+    assert!(store.blobs().list().unwrap().is_empty());
+    assert_eq!(tmp_entries(&store), 0);
+}
+
+#[test]
+fn writer_commits_and_drop_cleans() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let mut w = store.blobs().writer().unwrap();
+    w.write_all(b"streamed").unwrap();
+    assert_eq!(tmp_entries(&store), 1);
+    let (d, n) = w.commit(None).unwrap();
+    assert_eq!(d, Digest::sha256_of(b"streamed"));
+    assert_eq!(n, 8);
+    let mut w = store.blobs().writer().unwrap();
+    w.write_all(b"abandoned").unwrap();
+    drop(w);
+    assert_eq!(tmp_entries(&store), 0);
+    assert_eq!(store.blobs().list().unwrap(), vec![d]);
+}
+
+pub fn sample_image(store: &Store, seed: &str) -> ImageRecord {
+    let layer = format!("layer-{seed}");
+    let (ld, ln) = store.blobs().put(None, layer.as_bytes()).unwrap();
+    let config = format!("{{\"seed\":\"{seed}\"}}");
+    let (cd, _) = store.blobs().put(None, config.as_bytes()).unwrap();
+    let manifest = format!("{{\"config\":\"{cd}\",\"layer\":\"{ld}\"}}");
+    let (md, _) = store.blobs().put(None, manifest.as_bytes()).unwrap();
+    ImageRecord {
+        id: cd.clone(),
+        manifest_digest: md,
+        manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        config_digest: cd,
+        layers: vec![LayerRecord {
+            digest: ld,
+            diff_id: Digest::sha256_of(format!("diff-{seed}").as_bytes()),
+            size: ln,
+            uncompressed_size: 1000 + ln,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        }],
+        created: "2024-01-01T00:00:00Z".into(),
+    }
+}
+
+#[test]
+fn images_tags_layers_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let meta = store.meta();
+    let rec = sample_image(&store, "a");
+    meta.put_image(&rec).unwrap();
+    meta.put_image(&rec).unwrap(); // idempotent
+    let info = meta.image(&rec.id).unwrap().unwrap();
+    assert_eq!(info.size, rec.layers[0].uncompressed_size);
+    assert_eq!(info.layers, rec.layers);
+    assert!(info.tags.is_empty());
+
+    assert_eq!(
+        meta.tag("docker.io/library/a:latest", &rec.id).unwrap(),
+        None
+    );
+    assert_eq!(
+        meta.resolve_tag("docker.io/library/a:latest").unwrap(),
+        Some(rec.id.clone())
+    );
+    assert_eq!(
+        meta.image(&rec.id).unwrap().unwrap().tags,
+        vec!["docker.io/library/a:latest".to_string()]
+    );
+    let missing = Digest::sha256_of(b"nope");
+    assert!(matches!(
+        meta.tag("x:1", &missing),
+        Err(StoreError::ImageNotFound(_))
+    ));
+    assert!(matches!(
+        meta.remove_image(&rec.id, false),
+        Err(StoreError::ImageTagged { .. })
+    ));
+    assert_eq!(
+        meta.find_image_by_id_prefix(&rec.id.hex()[..8]).unwrap(),
+        Some(rec.id.clone())
+    );
+
+    let l = &rec.layers[0];
+    assert_eq!(
+        meta.layer_by_diff_id(&l.diff_id, None).unwrap().as_ref(),
+        Some(l)
+    );
+    assert_eq!(
+        meta.layer_by_diff_id(&l.diff_id, Some("other")).unwrap(),
+        None
+    );
+
+    let c = CacheRecord {
+        value: "{\"k\":1}".into(),
+        blobs: vec![l.digest.clone()],
+        images: vec![rec.id.clone()],
+    };
+    meta.cache_put("key1", &c).unwrap();
+    assert_eq!(meta.cache_get("key1").unwrap(), Some(c));
+    assert_eq!(meta.cache_get("key2").unwrap(), None);
+
+    assert_eq!(
+        meta.remove_image(&rec.id, true).unwrap(),
+        vec!["docker.io/library/a:latest".to_string()]
+    );
+    assert!(meta.image(&rec.id).unwrap().is_none());
+    assert_eq!(
+        meta.resolve_tag("docker.io/library/a:latest").unwrap(),
+        None
+    );
+}
+
+#[test]
+fn reopen_keeps_data() {
+    let t = tempfile::tempdir().unwrap();
+    let id = {
+        let store = Store::open(t.path()).unwrap();
+        let rec = sample_image(&store, "r");
+        store.meta().put_image(&rec).unwrap();
+        store.meta().tag("r:1", &rec.id).unwrap();
+        rec.id
+    };
+    let store = Store::open(t.path()).unwrap();
+    assert_eq!(store.meta().resolve_tag("r:1").unwrap(), Some(id));
+}
+
+#[test]
+fn eight_threads_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(t.path()).unwrap());
+    let mut handles = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        handles.push(std::thread::spawn(move || {
+            for j in 0..10 {
+                // shared blob written by everyone + a private image each
+                let shared = vec![7u8; 100_000];
+                store.blobs().ingest(None, &mut &shared[..]).unwrap();
+                let rec = sample_image(&store, &format!("{i}-{j}"));
+                store.meta().put_image(&rec).unwrap();
+                store.meta().tag(&format!("t{i}:{j}"), &rec.id).unwrap();
+                store
+                    .meta()
+                    .cache_put(&format!("k{i}-{j}"), &Default::default())
+                    .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(store.meta().images().unwrap().len(), 80);
+    assert_eq!(store.meta().tags().unwrap().len(), 80);
+    assert_eq!(store.blobs().list().unwrap().len(), 80 * 3 + 1);
+    assert_eq!(tmp_entries(&store), 0);
+}
