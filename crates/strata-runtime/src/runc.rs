@@ -48,9 +48,9 @@ impl Runc {
         let runc = if let Some(p) = std::env::var_os("STRATA_RUNC") {
             Runc::with_binary(p)?
         } else {
-            let from_path = std::env::var_os("PATH")
+            let from_path: Vec<PathBuf> = std::env::var_os("PATH")
                 .map(|p| std::env::split_paths(&p).map(|d| d.join("runc")).collect())
-                .unwrap_or_else(Vec::new);
+                .unwrap_or_default();
             let found = from_path
                 .into_iter()
                 .chain(WELL_KNOWN.iter().map(PathBuf::from))

@@ -515,8 +515,10 @@ mod tests {
 
     #[test]
     fn env_defaults_follow_docker() {
-        let mut p = ProcessSpec::default();
-        p.env = vec!["FOO=bar".into(), "HOSTNAME=mine".into()];
+        let mut p = ProcessSpec {
+            env: vec!["FOO=bar".into(), "HOSTNAME=mine".into()],
+            ..Default::default()
+        };
         p.user.home = "/home/app".into();
         let env = process_env(&p, "abc");
         assert_eq!(
