@@ -1,3 +1,15 @@
 //! strata-engine: the solver. It schedules a frontend `Plan` as a DAG,
 //! computes cache keys, executes steps (RUN through the runtime, COPY/ADD as
 //! file operations) and reports progress events.
+//!
+//! It owns no storage format and no process execution of its own: blobs,
+//! snapshots and layers go through strata-store, containers through
+//! strata-runtime. It never writes outside the store root and the temporary
+//! directories it creates there, and never leaves a mount behind.
+
+pub mod cache;
+pub mod config;
+pub mod context;
+pub mod events;
+pub mod glob;
+pub mod scheduler;

@@ -1,0 +1,480 @@
+//! The build context: the directory a build reads COPY/ADD sources from.
+//!
+//! - Walks it in sorted order, never following symlinks, leaving out what
+//!   `.dockerignore` excludes (through an [`Ignore`]).
+//! - Digests sources by content and metadata (type, mode, uid, gid, size,
+//!   symlink target, file contents), never by mtime.
+//! - Keeps a stat cache (relative path, size, mtime_ns, ctime_ns, inode ->
+//!   content digest) in a small JSON file under the store root, so a no-op
+//!   rebuild re-reads no file. A content change always changes ctime (and
+//!   usually size or mtime); `touch -d` resets mtime but not ctime. The
+//!   residual risk is a write that keeps size, mtime and ctime identical,
+//!   which needs two writes within the filesystem's timestamp granularity;
+//!   like git's "racy" check, an entry whose mtime or ctime is within 2 s of
+//!   the moment it was hashed is never trusted, so that case is re-hashed.
+//! - Streams file contents: nothing is ever loaded whole in memory.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// What `.dockerignore` excludes. Paths are relative to the context root,
+/// slash-separated, without a leading `./`.
+pub trait Ignore: Send + Sync {
+    fn ignored(&self, rel: &str) -> bool;
+    /// True when nothing under `rel_dir` can be re-included by an exception
+    /// pattern, so the walk may skip the directory entirely.
+    fn can_skip_dir(&self, rel_dir: &str) -> bool;
+}
+
+/// Ignores nothing.
+pub struct NoIgnore;
+
+impl Ignore for NoIgnore {
+    fn ignored(&self, _: &str) -> bool {
+        false
+    }
+    fn can_skip_dir(&self, _: &str) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("forbidden path outside the build context: {0}")]
+    OutsideContext(String),
+    #[error("{0}: not found in the build context")]
+    NotFound(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Glob(#[from] crate::glob::GlobError),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
+    move |source| ContextError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct StatEntry {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    ino: u64,
+    dev: u64,
+    hashed_at_ns: i128,
+    digest: String,
+}
+
+/// Nanoseconds a file's timestamps must predate its hashing for the cached
+/// digest to be trusted.
+const RACY_WINDOW_NS: i128 = 2_000_000_000;
+
+/// The build context directory with its ignore rules and stat cache.
+pub struct BuildContext {
+    root: PathBuf,
+    ignore: Box<dyn Ignore>,
+    cache_file: Option<PathBuf>,
+    stat_cache: Mutex<BTreeMap<String, StatEntry>>,
+    dirty: Mutex<bool>,
+    /// Files whose content was actually read and hashed (for tests).
+    hashed: Mutex<u64>,
+}
+
+/// One entry met while walking a source.
+#[derive(Debug, Clone)]
+pub struct WalkEntry {
+    /// Path relative to the walked source's parent root (context-relative).
+    pub rel: String,
+    pub abs: PathBuf,
+    pub meta: Metadata,
+}
+
+impl BuildContext {
+    /// Opens `root`; `cache_dir` (in the store root) holds the stat cache.
+    pub fn open(
+        root: &Path,
+        ignore: Box<dyn Ignore>,
+        cache_dir: Option<&Path>,
+    ) -> Result<BuildContext, ContextError> {
+        let root = fs::canonicalize(root).map_err(io_err(root))?;
+        if !fs::metadata(&root).map_err(io_err(&root))?.is_dir() {
+            return Err(ContextError::Io {
+                path: root,
+                source: io::Error::other("the build context must be a directory"),
+            });
+        }
+        let cache_file = cache_dir.map(|d| {
+            let name = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
+            d.join(format!("{}.json", &name[..32]))
+        });
+        let stat_cache = cache_file
+            .as_ref()
+            .and_then(|f| fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(BuildContext {
+            root,
+            ignore,
+            cache_file,
+            stat_cache: Mutex::new(stat_cache),
+            dirty: Mutex::new(false),
+            hashed: Mutex::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// How many files were read and hashed so far (stat cache misses).
+    pub fn files_hashed(&self) -> u64 {
+        *self.hashed.lock().unwrap()
+    }
+
+    /// Writes the stat cache back (temp file + rename). Errors are ignored:
+    /// the cache is an optimisation.
+    pub fn save(&self) {
+        let Some(file) = &self.cache_file else { return };
+        if !*self.dirty.lock().unwrap() {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(&*self.stat_cache.lock().unwrap()) else {
+            return;
+        };
+        if let Some(dir) = file.parent() {
+            let _ = fs::create_dir_all(dir);
+        }
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, file).is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    /// Cleans a source path and checks it stays inside the context.
+    /// Returns the context-relative path ("" for the root).
+    pub fn clean_source(&self, src: &str) -> Result<String, ContextError> {
+        let mut out: Vec<&str> = Vec::new();
+        for seg in src.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    if out.pop().is_none() {
+                        return Err(ContextError::OutsideContext(src.to_string()));
+                    }
+                }
+                s => out.push(s),
+            }
+        }
+        Ok(out.join("/"))
+    }
+
+    /// Expands one COPY source (wildcards allowed) into context-relative
+    /// paths. A source that matches nothing is an error naming it.
+    pub fn resolve_source(&self, src: &str) -> Result<Vec<String>, ContextError> {
+        let rel = self.clean_source(src)?;
+        if rel.is_empty() {
+            return Ok(vec![String::new()]);
+        }
+        let ignore = &*self.ignore;
+        if crate::glob::has_wildcards(&rel) {
+            let found = crate::glob::expand(&self.root, &rel, &|r| ignore.ignored(r))?;
+            if found.is_empty() {
+                return Err(ContextError::NotFound(src.to_string()));
+            }
+            return Ok(found);
+        }
+        // Parents must not be symlinks leading out: resolve without following.
+        let mut cur = self.root.clone();
+        for seg in rel.split('/') {
+            let m =
+                fs::symlink_metadata(&cur).map_err(|_| ContextError::NotFound(src.to_string()))?;
+            if !m.is_dir() {
+                return Err(ContextError::NotFound(src.to_string()));
+            }
+            cur.push(seg);
+        }
+        if fs::symlink_metadata(&cur).is_err() || self.ignore.ignored(&rel) {
+            return Err(ContextError::NotFound(src.to_string()));
+        }
+        Ok(vec![rel])
+    }
+
+    /// Walks a context-relative source (file, symlink or directory) in
+    /// sorted order, parents before children, ignored entries left out.
+    /// The source itself is the first entry.
+    pub fn walk(
+        &self,
+        rel: &str,
+        f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
+    ) -> Result<(), ContextError> {
+        let abs = if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        };
+        let meta = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
+        let is_dir = meta.is_dir();
+        f(&WalkEntry {
+            rel: rel.to_string(),
+            abs: abs.clone(),
+            meta,
+        })?;
+        if is_dir {
+            self.walk_dir(rel, &abs, f)?;
+        }
+        Ok(())
+    }
+
+    fn walk_dir(
+        &self,
+        rel: &str,
+        abs: &Path,
+        f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
+    ) -> Result<(), ContextError> {
+        let mut names: Vec<_> = fs::read_dir(abs)
+            .map_err(io_err(abs))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(abs))?;
+        names.sort();
+        for name in names {
+            let name = name.to_string_lossy().into_owned();
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let child_abs = abs.join(&name);
+            let meta = fs::symlink_metadata(&child_abs).map_err(io_err(&child_abs))?;
+            let is_dir = meta.is_dir();
+            if self.ignore.ignored(&child_rel) {
+                if is_dir && !self.ignore.can_skip_dir(&child_rel) {
+                    // An exception may re-include something below.
+                    self.walk_dir(&child_rel, &child_abs, f)?;
+                }
+                continue;
+            }
+            f(&WalkEntry {
+                rel: child_rel.clone(),
+                abs: child_abs.clone(),
+                meta,
+            })?;
+            if is_dir {
+                self.walk_dir(&child_rel, &child_abs, f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The content digest of a regular file, from the stat cache when its
+    /// metadata is unchanged (and not racy), else by reading it.
+    pub fn file_digest(
+        &self,
+        rel: &str,
+        abs: &Path,
+        meta: &Metadata,
+    ) -> Result<String, ContextError> {
+        let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+        let ctime_ns = meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128;
+        {
+            let cache = self.stat_cache.lock().unwrap();
+            if let Some(e) = cache.get(rel) {
+                if e.size == meta.size()
+                    && e.mtime_ns == mtime_ns
+                    && e.ctime_ns == ctime_ns
+                    && e.ino == meta.ino()
+                    && e.dev == meta.dev()
+                    && mtime_ns.max(ctime_ns) + RACY_WINDOW_NS < e.hashed_at_ns
+                {
+                    return Ok(e.digest.clone());
+                }
+            }
+        }
+        let hashed_at_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        let digest = hash_file(abs)?;
+        *self.hashed.lock().unwrap() += 1;
+        self.stat_cache.lock().unwrap().insert(
+            rel.to_string(),
+            StatEntry {
+                size: meta.size(),
+                mtime_ns,
+                ctime_ns,
+                ino: meta.ino(),
+                dev: meta.dev(),
+                hashed_at_ns,
+                digest: digest.clone(),
+            },
+        );
+        *self.dirty.lock().unwrap() = true;
+        Ok(digest)
+    }
+
+    /// The digest of a set of context-relative sources: every entry's
+    /// relative path, type, mode, uid, gid, size, link target and content.
+    pub fn digest_sources(&self, rels: &[String]) -> Result<String, ContextError> {
+        let mut h = Sha256::new();
+        for rel in rels {
+            h.update(b"source\0");
+            h.update(rel.as_bytes());
+            h.update(b"\0");
+            self.walk(rel, &mut |e| {
+                let m = &e.meta;
+                let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
+                let line = format!(
+                    "{}\0{:o}\0{}\0{}\0{}\0",
+                    sub,
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    if m.is_file() { m.size() } else { 0 }
+                );
+                h.update(line.as_bytes());
+                if m.file_type().is_symlink() {
+                    let target = fs::read_link(&e.abs).map_err(io_err(&e.abs))?;
+                    h.update(target.as_os_str().as_encoded_bytes());
+                } else if m.is_file() {
+                    h.update(self.file_digest(&e.rel, &e.abs, m)?.as_bytes());
+                } else if !m.is_dir() {
+                    h.update(m.rdev().to_string().as_bytes());
+                }
+                h.update(b"\n");
+                Ok(())
+            })?;
+        }
+        Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    }
+}
+
+/// Streams a file through sha256.
+pub fn hash_file(path: &Path) -> Result<String, ContextError> {
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct IgnoreTxt;
+    impl Ignore for IgnoreTxt {
+        fn ignored(&self, rel: &str) -> bool {
+            rel.ends_with(".txt")
+        }
+        fn can_skip_dir(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn rejects_paths_outside() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
+        assert!(matches!(
+            ctx.clean_source("../x"),
+            Err(ContextError::OutsideContext(_))
+        ));
+        assert!(matches!(
+            ctx.clean_source("a/../../x"),
+            Err(ContextError::OutsideContext(_))
+        ));
+        assert_eq!(ctx.clean_source("./a/./b/../c/").unwrap(), "a/c");
+        assert_eq!(ctx.clean_source(".").unwrap(), "");
+    }
+
+    #[test]
+    fn digest_follows_content_not_mtime_and_caches() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("src")).unwrap();
+        fs::write(d.path().join("src/a.go"), "package a").unwrap();
+        fs::write(d.path().join("src/notes.txt"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("src/link")).unwrap();
+        // Make the files old so the racy check does not force re-hashing.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(100);
+        for f in ["src/a.go", "src/notes.txt"] {
+            File::options()
+                .write(true)
+                .open(d.path().join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let open =
+            || BuildContext::open(d.path(), Box::new(IgnoreTxt), Some(cache.path())).unwrap();
+        let ctx = open();
+        let srcs = ctx.resolve_source("src").unwrap();
+        let d1 = ctx.digest_sources(&srcs).unwrap();
+        assert_eq!(ctx.files_hashed(), 1, "the .txt is ignored");
+        ctx.save();
+
+        // ctime is fresh (just written), so the entry is racy and re-hashed
+        // until 2 s have passed; the digest must not change either way.
+        let ctx = open();
+        assert_eq!(ctx.digest_sources(&srcs).unwrap(), d1);
+
+        // The ignored file changes nothing.
+        fs::write(d.path().join("src/notes.txt"), "yy").unwrap();
+        let ctx = open();
+        assert_eq!(ctx.digest_sources(&srcs).unwrap(), d1);
+
+        // Same size, mtime forced back: still a miss.
+        fs::write(d.path().join("src/a.go"), "package b").unwrap();
+        File::options()
+            .write(true)
+            .open(d.path().join("src/a.go"))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let ctx = open();
+        assert_ne!(ctx.digest_sources(&srcs).unwrap(), d1);
+    }
+
+    #[test]
+    fn trusts_old_entries() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f"), "data").unwrap();
+        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
+        let meta = fs::symlink_metadata(d.path().join("f")).unwrap();
+        let digest = ctx.file_digest("f", &d.path().join("f"), &meta).unwrap();
+        // Pretend it was hashed long after its last change.
+        ctx.stat_cache
+            .lock()
+            .unwrap()
+            .get_mut("f")
+            .unwrap()
+            .hashed_at_ns += 10 * RACY_WINDOW_NS;
+        assert_eq!(
+            ctx.file_digest("f", &d.path().join("f"), &meta).unwrap(),
+            digest
+        );
+        assert_eq!(ctx.files_hashed(), 1);
+    }
+}

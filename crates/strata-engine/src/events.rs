@@ -1,0 +1,130 @@
+//! Progress events: what the engine tells a renderer while it builds.
+//!
+//! Every event carries a wall-clock timestamp; serialized (for
+//! `--progress rawjson`) it is one flat JSON object with an RFC 3339 `time`
+//! with nanoseconds and a `type` tag.
+
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
+
+/// Which output stream a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One progress event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    #[serde(serialize_with = "rfc3339")]
+    pub time: OffsetDateTime,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. `step` is a build-wide step number (1-based, in plan
+/// order), `stage` the stage's display name (`build`, `stage-1`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A step begins (also emitted for a step that turns out cached).
+    StepStarted {
+        step: usize,
+        stage: String,
+        name: String,
+    },
+    /// One line of a RUN's output.
+    Log {
+        step: usize,
+        stream: Stream,
+        line: String,
+    },
+    /// The step's result came from the cache: nothing was executed.
+    Cached { step: usize },
+    /// The step finished successfully.
+    StepDone {
+        step: usize,
+        #[serde(serialize_with = "secs")]
+        duration: Duration,
+    },
+    /// The step failed (or was cancelled); `step` is absent for errors that
+    /// belong to no step.
+    Error {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<usize>,
+        message: String,
+    },
+    /// A stage the target does not need was not run.
+    StageSkipped { stage: String },
+    /// The build finished.
+    BuildDone { image_id: String, tags: Vec<String> },
+}
+
+impl Event {
+    pub fn now(kind: EventKind) -> Event {
+        Event {
+            time: OffsetDateTime::now_utc(),
+            kind,
+        }
+    }
+
+    /// The event as one line of JSON (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"type\":\"error\",\"message\":\"{e}\"}}"))
+    }
+}
+
+/// Formats a timestamp as RFC 3339 with nanoseconds (`2024-05-01T10:00:00.123456789Z`).
+pub fn format_rfc3339_nanos(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond()
+    )
+}
+
+fn rfc3339<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_rfc3339_nanos(*t))
+}
+
+fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// Where events go. Must be callable from any build thread.
+pub type EventSink<'a> = &'a (dyn Fn(Event) + Send + Sync);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_flat_with_nanosecond_time() {
+        let e = Event {
+            time: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap(),
+            kind: EventKind::Cached { step: 3 },
+        };
+        assert_eq!(
+            e.to_json_line(),
+            r#"{"time":"2023-11-14T22:13:20.123456789Z","type":"cached","step":3}"#
+        );
+        let e = Event::now(EventKind::StepDone {
+            step: 1,
+            duration: Duration::from_millis(1500),
+        });
+        let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(v["type"], "step_done");
+        assert_eq!(v["duration"], 1.5);
+    }
+}
