@@ -25,3 +25,9 @@ pub use error::Error;
 pub use manifest::{ImageIndex, ImageManifest};
 pub use raw::{to_go_json, CanonicalJson, Raw};
 pub use reference::{Reference, ReferenceError};
+pub mod archive;
+
+pub use archive::{
+    read_archive, read_oci_layout_dir, write_docker_archive, write_oci_archive,
+    write_oci_layout_dir, ArchiveContents, ArchiveImage, BlobSink, BlobSource, ImageToSave,
+};
