@@ -141,10 +141,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<UserSpec, Error> {
                 }
             };
         } else if let Some(name) = matched_name {
-            for g in groups
-                .iter()
-                .filter(|g| g.members.contains(&name))
-            {
+            for g in groups.iter().filter(|g| g.members.contains(&name)) {
                 out.additional_gids.push(to_id(g.gid, user)?);
             }
         }
