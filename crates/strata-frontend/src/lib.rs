@@ -5,3 +5,25 @@
 //!
 //! It is pure: it never touches the filesystem for writing and never starts
 //! a process.
+
+pub mod error;
+pub mod ignore;
+pub mod parser;
+pub mod shell;
+
+pub use error::{Diagnostic, Error};
+pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
+pub use parser::{parse, Ast, Heredoc, Node};
+pub use shell::{expand_word, expand_words, Lexer};
+
+/// Where something is in a Dockerfile. Lines and columns are 1-based;
+/// `column` counts characters (not bytes) of the first physical line;
+/// `end_line` is the last physical line the instruction consumed
+/// (continuations and heredoc bodies included).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+}

@@ -1,0 +1,100 @@
+//! Errors as values. Every Dockerfile error carries a [`Location`] and the
+//! offending physical line so it renders as `file:line:col: message`, the
+//! line, a caret under the column, and a hint saying what would be right.
+
+use std::fmt;
+
+use crate::Location;
+
+/// A problem in a Dockerfile, with where it is and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where the problem is (1-based line and column).
+    pub location: Location,
+    /// What is wrong.
+    pub message: String,
+    /// The physical line the location points into (without its newline).
+    pub line_text: Option<String>,
+    /// What would be right, when we can say.
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn new(location: Location, message: impl Into<String>) -> Self {
+        Diagnostic { location, message: message.into(), line_text: None, hint: None }
+    }
+
+    pub fn with_line(mut self, text: impl Into<String>) -> Self {
+        self.line_text = Some(text.into());
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = &self.location;
+        write!(f, "{}:{}:{}: {}", l.file, l.line, l.column, self.message)?;
+        if let Some(text) = &self.line_text {
+            // The caret is placed by characters, with TABs kept so it lines up
+            // under the same terminal column as the text above it.
+            let pad: String = text
+                .chars()
+                .take(l.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n  {text}\n  {pad}^")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every error the frontend reports.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A Dockerfile problem at a known place.
+    #[error("{0}")]
+    Dockerfile(Box<Diagnostic>),
+    /// A shell-word expansion failure (bad substitution, `${v:?msg}`, unterminated quote).
+    #[error("{message}")]
+    Expansion { message: String },
+    /// A `.dockerignore` pattern that is not valid.
+    #[error("invalid .dockerignore pattern {pattern:?}: {reason}")]
+    IgnorePattern { pattern: String, reason: String },
+    /// `--target` names no stage.
+    #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}")]
+    UnknownTarget { target: String, available: String },
+    /// Reading an input file failed (only the `load` helpers read files).
+    #[error("cannot read {path}: {message}")]
+    Io { path: String, message: String },
+}
+
+impl Error {
+    /// Shorthand for a located Dockerfile error.
+    pub fn at(location: Location, message: impl Into<String>) -> Self {
+        Error::Dockerfile(Box::new(Diagnostic::new(location, message)))
+    }
+
+    pub(crate) fn diag(d: Diagnostic) -> Self {
+        Error::Dockerfile(Box::new(d))
+    }
+
+    pub(crate) fn expansion(message: impl Into<String>) -> Self {
+        Error::Expansion { message: message.into() }
+    }
+
+    /// The location, for Dockerfile errors.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            Error::Dockerfile(d) => Some(&d.location),
+            _ => None,
+        }
+    }
+}

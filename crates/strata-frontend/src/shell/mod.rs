@@ -1,0 +1,473 @@
+//! Shell-word expansion with BuildKit's rules (its `shell.Lex`): `$v`,
+//! `${v}`, `${v:-w}` `${v-w}` `${v:+w}` `${v+w}` `${v:?m}` `${v?m}`, the
+//! pattern operators `# ## % %% / //`, single and double quotes, the escape
+//! character, and word splitting. This is what the builder applies to
+//! instruction words; RUN/CMD/ENTRYPOINT shell forms never come here (the
+//! container's shell expands those).
+
+mod glob;
+
+use std::collections::BTreeSet;
+
+use crate::Error;
+use glob::Glob;
+
+/// A variable lookup: `Some(value)` when set (possibly empty), `None` when unset.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Lexer options. The defaults are what instruction words use.
+#[derive(Debug, Clone, Copy)]
+pub struct Lexer {
+    /// The escape character (`\`, or `` ` `` with `# escape=``).
+    pub escape: char,
+    /// Keep quote characters in the output (used to find heredoc markers).
+    pub raw_quotes: bool,
+    /// Keep escape characters in the output.
+    pub raw_escapes: bool,
+    /// Leave `$VAR` of unset variables as written instead of making it empty
+    /// (the "expand as far as is known" mode).
+    pub skip_unset: bool,
+}
+
+impl Lexer {
+    pub fn new(escape: char) -> Self {
+        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_unset: false }
+    }
+}
+
+/// The result of processing one input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expansion {
+    /// Single-word result (no splitting, inner whitespace kept).
+    pub word: String,
+    /// Split result (unquoted whitespace, including from unquoted expansions, splits).
+    pub words: Vec<String>,
+    /// Variables looked up that were set.
+    pub matched: BTreeSet<String>,
+    /// Variables looked up that were unset.
+    pub unmatched: BTreeSet<String>,
+}
+
+/// Expands one word (quotes removed, no splitting).
+pub fn expand_word(word: &str, env: EnvLookup<'_>, escape: char) -> Result<String, Error> {
+    Lexer::new(escape).process(word, env).map(|e| e.word)
+}
+
+/// Expands and splits into words (unquoted whitespace separates words).
+pub fn expand_words(word: &str, env: EnvLookup<'_>, escape: char) -> Result<Vec<String>, Error> {
+    Lexer::new(escape).process(word, env).map(|e| e.words)
+}
+
+impl Lexer {
+    /// Processes `input`, returning both the single-word and the split form
+    /// and which variables were consulted.
+    pub fn process(&self, input: &str, env: EnvLookup<'_>) -> Result<Expansion, Error> {
+        let mut sw = ShellWord {
+            chars: input.chars().collect(),
+            pos: 0,
+            env,
+            opts: *self,
+            raw_escapes: self.raw_escapes,
+            matched: BTreeSet::new(),
+            unmatched: BTreeSet::new(),
+        };
+        let (word, words) = sw
+            .process_stop_on(None, self.raw_escapes)
+            .map_err(|e| Error::expansion(format!("failed to process {input:?}: {e}")))?;
+        Ok(Expansion { word, words, matched: sw.matched, unmatched: sw.unmatched })
+    }
+}
+
+struct ShellWord<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    env: EnvLookup<'a>,
+    opts: Lexer,
+    raw_escapes: bool,
+    matched: BTreeSet<String>,
+    unmatched: BTreeSet<String>,
+}
+
+/// Accumulates split words (BuildKit's `wordsStruct`).
+#[derive(Default)]
+struct Words {
+    word: String,
+    words: Vec<String>,
+    in_word: bool,
+}
+
+impl Words {
+    fn add_char(&mut self, ch: char) {
+        if ch.is_whitespace() && self.in_word && !self.heredoc_marker_pending() {
+            if !self.word.is_empty() {
+                self.words.push(std::mem::take(&mut self.word));
+                self.in_word = false;
+            }
+        } else if !ch.is_whitespace() || self.heredoc_marker_pending() {
+            self.add_raw_char(ch);
+        }
+    }
+
+    /// `<<` (or `<<-`) followed by blanks stays one word with what follows,
+    /// so `RUN <<  EOF` still names a heredoc.
+    fn heredoc_marker_pending(&self) -> bool {
+        let t = self.word.trim_end();
+        let t = t.strip_suffix('-').unwrap_or(t);
+        !self.word.is_empty() && t.ends_with("<<")
+    }
+
+    fn add_raw_char(&mut self, ch: char) {
+        self.word.push(ch);
+        self.in_word = true;
+    }
+
+    fn add_string(&mut self, s: &str) {
+        for c in s.chars() {
+            self.add_char(c);
+        }
+    }
+
+    fn add_raw_string(&mut self, s: &str) {
+        self.word.push_str(s);
+        self.in_word = true;
+    }
+
+    fn finish(mut self) -> Vec<String> {
+        if !self.word.is_empty() {
+            self.words.push(std::mem::take(&mut self.word));
+        }
+        self.words
+    }
+}
+
+type R<T> = Result<T, String>;
+
+impl ShellWord<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    fn get_env(&mut self, name: &str) -> Option<String> {
+        match (self.env)(name) {
+            Some(v) => {
+                self.matched.insert(name.to_string());
+                Some(v)
+            }
+            None => {
+                self.unmatched.insert(name.to_string());
+                None
+            }
+        }
+    }
+
+    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> R<(String, Vec<String>)> {
+        let saved = self.raw_escapes;
+        self.raw_escapes = raw_escapes;
+        let r = self.stop_on_inner(stop);
+        self.raw_escapes = saved;
+        r
+    }
+
+    fn stop_on_inner(&mut self, stop: Option<char>) -> R<(String, Vec<String>)> {
+        let mut result = String::new();
+        let mut words = Words::default();
+        while let Some(ch) = self.peek() {
+            if Some(ch) == stop {
+                self.next();
+                return Ok((result, words.finish()));
+            }
+            match ch {
+                '$' => {
+                    let tmp = self.process_dollar()?;
+                    result.push_str(&tmp);
+                    words.add_string(&tmp);
+                }
+                '\'' => {
+                    let tmp = self.process_single_quote()?;
+                    result.push_str(&tmp);
+                    words.add_raw_string(&tmp);
+                }
+                '"' => {
+                    let tmp = self.process_double_quote()?;
+                    result.push_str(&tmp);
+                    words.add_raw_string(&tmp);
+                }
+                _ => {
+                    self.next();
+                    if ch == self.opts.escape {
+                        if self.raw_escapes {
+                            words.add_raw_char(ch);
+                            result.push(ch);
+                        }
+                        // The escape character escapes, except at the end.
+                        let Some(escaped) = self.next() else { break };
+                        words.add_raw_char(escaped);
+                        result.push(escaped);
+                    } else {
+                        words.add_char(ch);
+                        result.push(ch);
+                    }
+                }
+            }
+        }
+        if let Some(stop) = stop {
+            return Err(format!("unexpected end of statement while looking for matching {stop}"));
+        }
+        Ok((result, words.finish()))
+    }
+
+    fn process_single_quote(&mut self) -> R<String> {
+        let mut result = String::new();
+        let open = self.next();
+        if self.opts.raw_quotes {
+            result.extend(open);
+        }
+        loop {
+            match self.next() {
+                None => {
+                    return Err("unexpected end of statement while looking for matching single-quote".into())
+                }
+                Some('\'') => {
+                    if self.opts.raw_quotes {
+                        result.push('\'');
+                    }
+                    return Ok(result);
+                }
+                Some(c) => result.push(c),
+            }
+        }
+    }
+
+    fn process_double_quote(&mut self) -> R<String> {
+        let mut result = String::new();
+        let open = self.next();
+        if self.opts.raw_quotes {
+            result.extend(open);
+        }
+        loop {
+            match self.peek() {
+                None => {
+                    return Err("unexpected end of statement while looking for matching double-quote".into())
+                }
+                Some('"') => {
+                    self.next();
+                    if self.opts.raw_quotes {
+                        result.push('"');
+                    }
+                    return Ok(result);
+                }
+                Some('$') => {
+                    let v = self.process_dollar()?;
+                    result.push_str(&v);
+                }
+                Some(ch) => {
+                    self.next();
+                    if ch == self.opts.escape {
+                        if self.raw_escapes {
+                            result.push(ch);
+                        }
+                        match self.peek() {
+                            // A lone escape at the very end: the loop reports the missing quote.
+                            None => continue,
+                            Some(n) if n == '"' || n == '$' || n == self.opts.escape => {
+                                self.next();
+                                result.push(n);
+                            }
+                            Some(_) => {
+                                // Not an escapable character: the escape stays literal.
+                                if !self.raw_escapes {
+                                    result.push(ch);
+                                }
+                            }
+                        }
+                    } else {
+                        result.push(ch);
+                    }
+                }
+            }
+        }
+    }
+
+    fn process_name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(ch) = self.peek() {
+            if name.is_empty() && ch.is_ascii_digit() {
+                while let Some(d) = self.peek().filter(char::is_ascii_digit) {
+                    self.next();
+                    name.push(d);
+                }
+                return name;
+            }
+            if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
+                self.next();
+                return ch.to_string();
+            }
+            if !ch.is_alphanumeric() && ch != '_' {
+                break;
+            }
+            self.next();
+            name.push(ch);
+        }
+        name
+    }
+
+    fn process_dollar(&mut self) -> R<String> {
+        self.next(); // the '$'
+        if self.peek() != Some('{') {
+            let name = self.process_name();
+            if name.is_empty() {
+                return Ok("$".into());
+            }
+            return Ok(match self.get_env(&name) {
+                Some(v) => v,
+                None if self.opts.skip_unset => format!("${name}"),
+                None => String::new(),
+            });
+        }
+        self.next(); // the '{'
+        match self.peek() {
+            None => return Err("syntax error: missing '}'".into()),
+            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            _ => {}
+        }
+        let name = self.process_name();
+        let Some(mut ch) = self.next() else {
+            return Err("syntax error: missing '}'".into());
+        };
+        let mut chs = ch.to_string();
+        let mut null_is_unset = false;
+        match ch {
+            '}' => {
+                return Ok(match self.get_env(&name) {
+                    Some(v) => v,
+                    None if self.opts.skip_unset => format!("${{{name}}}"),
+                    None => String::new(),
+                })
+            }
+            '/' => return self.process_replace(&name),
+            ':' => {
+                null_is_unset = true;
+                let Some(n) = self.next() else {
+                    return Err("syntax error: missing '}'".into());
+                };
+                ch = n;
+                chs.push(n);
+            }
+            '+' | '-' | '?' | '#' | '%' => {}
+            _ => return Err(format!("unsupported modifier ({chs}) in substitution")),
+        }
+        let raw = ch == '#' || ch == '%';
+        if null_is_unset && raw {
+            return Err(format!("unsupported modifier ({chs}) in substitution"));
+        }
+        let word = match self.process_stop_on(Some('}'), raw) {
+            Ok((w, _)) => w,
+            Err(e) if self.peek().is_none() => {
+                let _ = e;
+                return Err("syntax error: missing '}'".into());
+            }
+            Err(e) => return Err(e),
+        };
+        let value = self.get_env(&name);
+        if self.opts.skip_unset && value.is_none() {
+            return Ok(format!("${{{name}{chs}{word}}}"));
+        }
+        let empty = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
+        match ch {
+            '-' => Ok(if empty { word } else { value.unwrap_or_default() }),
+            '+' => Ok(if empty { String::new() } else { word }),
+            '?' => match value {
+                None => Err(format!(
+                    "{name}: {}",
+                    if word.is_empty() { "is not allowed to be unset" } else { &word }
+                )),
+                Some(v) if null_is_unset && v.is_empty() => Err(format!(
+                    "{name}: {}",
+                    if word.is_empty() { "is not allowed to be empty" } else { &word }
+                )),
+                Some(v) => Ok(v),
+            },
+            '#' | '%' => {
+                let value = value.unwrap_or_default();
+                let (greedy, pat) = match word.strip_prefix(ch) {
+                    Some(p) => (true, p),
+                    None => (false, word.as_str()),
+                };
+                let glob = Glob::compile(pat).map_err(|e| e.to_string())?;
+                let v: Vec<char> = value.chars().collect();
+                Ok(if ch == '#' {
+                    match glob.prefix_len(&v, greedy) {
+                        Some(n) => v[n..].iter().collect(),
+                        None => value,
+                    }
+                } else {
+                    match glob.suffix_start(&v, greedy) {
+                        Some(s) => v[..s].iter().collect(),
+                        None => value,
+                    }
+                })
+            }
+            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+        }
+    }
+
+    fn process_replace(&mut self, name: &str) -> R<String> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.next();
+        }
+        let pattern = match self.process_stop_on(Some('/'), true) {
+            Ok((p, _)) => p,
+            Err(_) if self.peek().is_none() => return Err("syntax error: missing '/' in ${}".into()),
+            Err(e) => return Err(e),
+        };
+        let replacement = match self.process_stop_on(Some('}'), true) {
+            Ok((r, _)) => r,
+            Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+            Err(e) => return Err(e),
+        };
+        let value = self.get_env(name);
+        let Some(value) = value else {
+            if self.opts.skip_unset {
+                return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+            }
+            return Ok(String::new());
+        };
+        let glob = Glob::compile(&pattern).map_err(|e| e.to_string())?;
+        let v: Vec<char> = value.chars().collect();
+        let mut out = String::new();
+        let mut pos = 0;
+        while let Some((s, e)) = glob.find(&v, pos) {
+            out.extend(&v[pos..s]);
+            out.push_str(&replacement);
+            if !all {
+                pos = e;
+                break;
+            }
+            if e == s {
+                // Empty match: keep one character and move on.
+                if let Some(c) = v.get(s) {
+                    out.push(*c);
+                }
+                pos = s + 1;
+                if pos > v.len() {
+                    break;
+                }
+            } else {
+                pos = e;
+            }
+        }
+        if pos <= v.len() {
+            out.extend(&v[pos..]);
+        }
+        Ok(out)
+    }
+}
