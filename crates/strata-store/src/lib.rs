@@ -5,7 +5,7 @@
 //!
 //! It never knows about Dockerfiles and never writes outside its root: the
 //! only paths it writes are under the store root, plus the destination
-//! directory a caller explicitly hands to `diff::apply_layer`, and layer
+//! directory a caller explicitly hands to [`diff::apply_layer`], and layer
 //! extraction resolves every entry inside that destination (openat2
 //! `RESOLVE_IN_ROOT`), so a hostile tar cannot reach anything else. It does
 //! not parse manifests or configs either: callers register images with the
@@ -14,6 +14,7 @@
 //! Entry point: [`Store::open`].
 
 pub mod blobs;
+pub mod diff;
 pub mod error;
 mod fsutil;
 pub mod meta;
@@ -21,6 +22,10 @@ pub mod safe_path;
 mod store;
 
 pub use blobs::{BlobStore, BlobWriter};
+pub use diff::{
+    apply_layer, ApplyMode, ApplyStats, EntryMeta, LayerBuilder, LayerInfo, LayerOptions,
+    LayerWriter,
+};
 pub use error::{Result, StoreError};
 pub use fsutil::FileLock;
 pub use meta::{CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta};

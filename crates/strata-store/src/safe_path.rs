@@ -176,22 +176,42 @@ impl RootDir {
     }
 
     /// Opens directory `rel`, creating missing directories (mode 0755,
-    /// owned by the caller) on the way. Every step is resolved in the root.
+    /// owned by the caller) on the way. Every step is resolved in the root;
+    /// a dangling symlink on the way is followed (inside the root) and its
+    /// target created, as `mkdir -p` in a chroot would.
     pub fn mkdir_all(&self, rel: &RelPath) -> Result<OwnedFd> {
+        self.mkdir_all_depth(rel, 0)
+    }
+
+    fn mkdir_all_depth(&self, rel: &RelPath, depth: usize) -> Result<OwnedFd> {
         match self.open_in_root(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => return Ok(fd),
             Err(Errno::NOENT) => {}
             Err(e) => return Err(e).ctx("open directory", &self.display(rel)),
         }
+        if depth > 40 {
+            return Err(Errno::LOOP).ctx("create directory", &self.display(rel));
+        }
         let mut cur = self.open_dir(&RelPath::root())?;
         let mut prefix = RelPath::root();
-        for comp in rel.components() {
+        for (i, comp) in rel.components().iter().enumerate() {
+            let parent = prefix.clone();
             prefix = prefix.join(comp);
             match self.open_in_root(&prefix, OFlags::RDONLY | OFlags::DIRECTORY) {
                 Ok(fd) => cur = fd,
                 Err(Errno::NOENT) => {
                     match rfs::mkdirat(&cur, comp.as_os_str(), Mode::from_raw_mode(0o755)) {
-                        Ok(()) | Err(Errno::EXIST) => {}
+                        Ok(()) => {}
+                        Err(Errno::EXIST) => {
+                            // A dangling symlink: create its target, inside the root.
+                            let target = rfs::readlinkat(&cur, comp.as_os_str(), Vec::new())
+                                .ctx("read symlink", &self.display(&prefix))?;
+                            let mut resolved = clean_clamped(&parent, target.as_bytes());
+                            for rest in &rel.components()[i + 1..] {
+                                resolved = resolved.join(rest);
+                            }
+                            return self.mkdir_all_depth(&resolved, depth + 1);
+                        }
                         Err(e) => {
                             return Err(e).ctx("create directory", &self.display(&prefix));
                         }
@@ -203,6 +223,26 @@ impl RootDir {
         }
         Ok(cur)
     }
+}
+
+/// Resolves a symlink target lexically as `RESOLVE_IN_ROOT` would: absolute
+/// targets start at the root, `..` stops at the root.
+pub fn clean_clamped(base: &RelPath, target: &[u8]) -> RelPath {
+    let mut out = if target.starts_with(b"/") {
+        Vec::new()
+    } else {
+        base.0.clone()
+    };
+    for comp in target.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                out.pop();
+            }
+            c => out.push(OsStr::from_bytes(c).to_os_string()),
+        }
+    }
+    RelPath(out)
 }
 
 /// `lstat` of `name` in `dir` (None when missing).

@@ -1,0 +1,15 @@
+//! The differ: directory -> layer tar (with whiteouts, hashed and gzipped
+//! in one streaming pass, straight into the blob store) and layer tar ->
+//! directory (safely, overlay-ready or flattened).
+
+mod apply;
+mod tarout;
+mod upper;
+pub mod whiteout;
+mod writer;
+
+pub use apply::{apply_layer, decompressed, ApplyMode, ApplyStats};
+pub use upper::LayerWriter;
+pub use writer::{
+    EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL, MEDIA_TYPE_LAYER_GZIP,
+};

@@ -1,0 +1,101 @@
+//! Whiteouts in their two forms, and the xattr plumbing they need.
+//!
+//! In a layer tar (OCI / Docker): a deleted `dir/NAME` is an empty file
+//! `dir/.wh.NAME`; an opaque directory (whose lower contents are hidden)
+//! holds an entry `dir/.wh..wh..opq`.
+//!
+//! On disk, overlay-ready: a deleted name is a character device 0/0; an
+//! opaque directory carries the xattr `trusted.overlay.opaque=y` (overlay
+//! mounted with `userxattr` uses `user.overlay.opaque`; both are read).
+
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{self as rfs, FileType, Mode};
+
+pub const WHITEOUT_PREFIX: &str = ".wh.";
+pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// Other `.wh..wh.` names (aufs hard-link dirs): ignored.
+pub const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
+pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+pub const OVERLAY_OPAQUE_USER_XATTR: &str = "user.overlay.opaque";
+
+/// True when an xattr must not travel in a layer (overlay's own state).
+pub fn is_private_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+}
+
+/// Is this `lstat` result an overlay whiteout (char device 0/0)?
+pub fn is_whiteout_stat(mode: u32, rdev: u64) -> bool {
+    FileType::from_raw_mode(mode) == FileType::CharacterDevice && rdev == 0
+}
+
+/// Creates an overlay whiteout `name` in `dir`.
+pub fn make_whiteout_at(dir: impl AsFd, name: &OsStr) -> rustix::io::Result<()> {
+    rfs::mknodat(dir, name, FileType::CharacterDevice, Mode::empty(), 0)
+}
+
+/// Marks the open directory opaque for overlay.
+pub fn set_opaque(dir: impl AsFd) -> rustix::io::Result<()> {
+    rfs::fsetxattr(dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
+}
+
+/// Does this directory (by path, not following a final symlink) carry an
+/// opaque marker?
+pub fn is_opaque_dir(path: &Path) -> bool {
+    [OVERLAY_OPAQUE_XATTR, OVERLAY_OPAQUE_USER_XATTR]
+        .iter()
+        .any(|name| {
+            let mut buf = [0u8; 8];
+            matches!(rfs::lgetxattr(path, *name, &mut buf[..]), Ok(n) if &buf[..n] == b"y")
+        })
+}
+
+/// The xattrs of `path` (not following a final symlink), minus overlay's
+/// private ones, sorted by name. Unsupported filesystems yield none.
+pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        match rfs::llistxattr(path, &mut names[..]) {
+            Ok(n) => break n,
+            Err(rustix::io::Errno::RANGE) => {
+                let len = names.len() * 4;
+                names.resize(len, 0);
+            }
+            Err(rustix::io::Errno::NOTSUP) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let mut out = Vec::new();
+    for raw in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        let Ok(name) = std::str::from_utf8(raw) else {
+            continue;
+        };
+        if is_private_xattr(name) {
+            continue;
+        }
+        let mut val = vec![0u8; 1024];
+        let len = loop {
+            match rfs::lgetxattr(path, OsStr::from_bytes(raw), &mut val[..]) {
+                Ok(len) => break Some(len),
+                Err(rustix::io::Errno::RANGE) => {
+                    let l = val.len() * 8;
+                    if l > 1 << 20 {
+                        break None;
+                    }
+                    val.resize(l, 0);
+                }
+                Err(rustix::io::Errno::NODATA) => break None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Some(len) = len {
+            val.truncate(len);
+            out.push((name.to_string(), val));
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,391 @@
+//! `LayerBuilder`: writes a layer tar entry by entry, compresses it with
+//! gzip and streams it into the blob store, hashing both streams on the way.
+//!
+//! Pipeline (one pass, flat memory):
+//!
+//! ```text
+//! entries -> tar -> sha256 (diff ID) -> bounded channel -> [thread] gzip
+//!                                       -> BlobWriter (sha256 = blob digest) -> ROOT/tmp -> blobs/
+//! ```
+//!
+//! Tar building and compression run on two threads, overlapping; the
+//! channel holds at most a few 256 KiB chunks.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use serde::{Deserialize, Serialize};
+use strata_oci::{Digest, DigestWriter};
+
+use super::tarout::{Head, Kind, TarOut};
+use super::whiteout::{OPAQUE_MARKER, WHITEOUT_PREFIX};
+use crate::blobs::{BlobStore, BlobWriter};
+use crate::error::{IoCtx, Result, StoreError};
+use crate::meta::Lease;
+
+/// OCI media type of a gzip-compressed layer.
+pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// gzip level: 1 is much faster than 6 and only a little larger on
+/// typical layers (binaries, text); layers are built far more often than
+/// they are pushed.
+pub const DEFAULT_GZIP_LEVEL: u32 = 1;
+
+const CHUNK: usize = 256 * 1024;
+const CHANNEL_DEPTH: usize = 4;
+
+/// Ownership, permissions, times and xattrs of one entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryMeta {
+    /// Permission bits including setuid/setgid/sticky (file type bits ignored).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    /// Extended attributes (name, value), written as PAX `SCHILY.xattr.*`.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+impl EntryMeta {
+    /// From an `lstat` result (xattrs not included).
+    pub fn from_metadata(m: &std::fs::Metadata) -> EntryMeta {
+        EntryMeta {
+            mode: m.mode() & 0o7777,
+            uid: m.uid() as u64,
+            gid: m.gid() as u64,
+            mtime: m.mtime(),
+            xattrs: Vec::new(),
+        }
+    }
+}
+
+/// Options for building a layer.
+#[derive(Clone, Debug)]
+pub struct LayerOptions {
+    /// gzip level 0-9.
+    pub gzip_level: u32,
+    /// SOURCE_DATE_EPOCH: mtimes later than this are clamped to it.
+    pub mtime_clamp: Option<i64>,
+    /// Media type recorded in the returned [`LayerInfo`].
+    pub media_type: String,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            gzip_level: DEFAULT_GZIP_LEVEL,
+            mtime_clamp: None,
+            media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
+        }
+    }
+}
+
+/// The result of writing a layer: everything a manifest and config need.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    /// sha256 of the uncompressed tar (goes into the config's rootfs).
+    pub diff_id: Digest,
+    /// sha256 of the compressed blob (goes into the manifest).
+    pub digest: Digest,
+    /// Compressed size.
+    pub size: u64,
+    pub uncompressed_size: u64,
+    pub media_type: String,
+}
+
+impl LayerInfo {
+    /// The matching layer-table / image record.
+    pub fn to_record(&self) -> crate::meta::LayerRecord {
+        crate::meta::LayerRecord {
+            digest: self.digest.clone(),
+            diff_id: self.diff_id.clone(),
+            size: self.size,
+            uncompressed_size: self.uncompressed_size,
+            media_type: self.media_type.clone(),
+        }
+    }
+}
+
+/// Sends fixed-size chunks to the compressor thread.
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
+}
+
+impl ChunkSender {
+    fn send_buf(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .as_ref()
+            .ok_or_else(|| io::Error::other("layer stream already closed"))?
+            .send(chunk)
+            .map_err(|_| io::Error::other("layer compressor stopped"))
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send_buf()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_buf()
+    }
+}
+
+fn compress(rx: Receiver<Vec<u8>>, blob: BlobWriter, level: u32) -> io::Result<BlobWriter> {
+    let mut gz = GzEncoder::new(blob, Compression::new(level.min(9)));
+    for chunk in rx {
+        gz.write_all(&chunk)?;
+    }
+    gz.finish()
+}
+
+/// Builds one layer from explicit entries (COPY/ADD, imports), or from an
+/// overlay upper dir via [`super::LayerWriter`]. Entries are written in the
+/// order given: give parents before children for a well-formed layer.
+pub struct LayerBuilder {
+    tar: TarOut<DigestWriter<ChunkSender>>,
+    compressor: Option<JoinHandle<io::Result<BlobWriter>>>,
+    opts: LayerOptions,
+}
+
+/// Layer path bytes: no leading `/` or `./`.
+fn layer_path(p: &Path) -> Result<Vec<u8>> {
+    let mut b = p.as_os_str().as_bytes();
+    loop {
+        if let Some(r) = b.strip_prefix(b"/") {
+            b = r;
+        } else if let Some(r) = b.strip_prefix(b"./") {
+            b = r;
+        } else {
+            break;
+        }
+    }
+    while b.len() > 1 && b.ends_with(b"/") {
+        b = &b[..b.len() - 1];
+    }
+    if b.is_empty() || b.contains(&0) {
+        return Err(StoreError::Invalid(format!(
+            "bad layer path {:?}",
+            p.display()
+        )));
+    }
+    Ok(b.to_vec())
+}
+
+impl LayerBuilder {
+    pub fn new(blobs: &BlobStore, opts: LayerOptions) -> Result<LayerBuilder> {
+        let blob = blobs.writer()?;
+        let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+        let level = opts.gzip_level;
+        let compressor = std::thread::Builder::new()
+            .name("layer-gzip".into())
+            .spawn(move || compress(rx, blob, level))
+            .what(|| "start the layer compressor thread".to_string())?;
+        Ok(LayerBuilder {
+            tar: TarOut::new(DigestWriter::new(ChunkSender {
+                buf: Vec::with_capacity(CHUNK),
+                tx: Some(tx),
+            })),
+            compressor: Some(compressor),
+            opts,
+        })
+    }
+
+    fn mtime(&self, m: i64) -> i64 {
+        match self.opts.mtime_clamp {
+            Some(c) if m > c => c,
+            _ => m,
+        }
+    }
+
+    fn put(
+        &mut self,
+        path: &Path,
+        kind: Kind,
+        meta: &EntryMeta,
+        size: u64,
+        link: Option<&[u8]>,
+        data: Option<&mut dyn Read>,
+    ) -> Result<()> {
+        let p = layer_path(path)?;
+        let head = Head {
+            path: &p,
+            kind,
+            mode: meta.mode,
+            uid: meta.uid,
+            gid: meta.gid,
+            mtime: self.mtime(meta.mtime),
+            size,
+            link,
+            xattrs: &meta.xattrs,
+        };
+        self.tar
+            .entry(&head, data)
+            .what(|| format!("write layer entry {}", path.display()))
+    }
+
+    pub fn add_dir(&mut self, path: &Path, meta: &EntryMeta) -> Result<()> {
+        self.put(path, Kind::Dir, meta, 0, None, None)
+    }
+
+    /// Adds a regular file with the contents of `from` (its size at open).
+    pub fn add_file(&mut self, path: &Path, from: &Path, meta: &EntryMeta) -> Result<()> {
+        let mut f = File::open(from).ctx("open file for layer", from)?;
+        let size = f.metadata().ctx("stat file for layer", from)?.len();
+        self.put(path, Kind::File, meta, size, None, Some(&mut f))
+            .map_err(|e| match e {
+                StoreError::IoOther { source, .. } => StoreError::Io {
+                    op: "add file to layer",
+                    path: from.to_path_buf(),
+                    source,
+                },
+                e => e,
+            })
+    }
+
+    /// Adds a regular file of exactly `size` bytes read from `data`.
+    pub fn add_file_reader(
+        &mut self,
+        path: &Path,
+        data: &mut dyn Read,
+        size: u64,
+        meta: &EntryMeta,
+    ) -> Result<()> {
+        self.put(path, Kind::File, meta, size, None, Some(data))
+    }
+
+    pub fn add_symlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> Result<()> {
+        let t = target.as_os_str().as_bytes();
+        self.put(path, Kind::Symlink, meta, 0, Some(t), None)
+    }
+
+    /// A hard link to `target`, an earlier entry of this layer.
+    pub fn add_hardlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> Result<()> {
+        let t = layer_path(target)?;
+        self.put(path, Kind::Hardlink, meta, 0, Some(&t), None)
+    }
+
+    pub fn add_fifo(&mut self, path: &Path, meta: &EntryMeta) -> Result<()> {
+        self.put(path, Kind::Fifo, meta, 0, None, None)
+    }
+
+    /// A device node (only from trusted sources: apply never creates them).
+    pub fn add_device(
+        &mut self,
+        path: &Path,
+        block: bool,
+        major: u32,
+        minor: u32,
+        meta: &EntryMeta,
+    ) -> Result<()> {
+        let kind = if block {
+            Kind::Block(major, minor)
+        } else {
+            Kind::Char(major, minor)
+        };
+        self.put(path, kind, meta, 0, None, None)
+    }
+
+    /// Marks `path` deleted (a `.wh.NAME` entry in its parent).
+    pub fn add_whiteout(&mut self, path: &Path) -> Result<()> {
+        let p = layer_path(path)?;
+        let (dir, name) = match p.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&p[..i + 1], &p[i + 1..]),
+            None => (&b""[..], &p[..]),
+        };
+        let mut wh = dir.to_vec();
+        wh.extend_from_slice(WHITEOUT_PREFIX.as_bytes());
+        wh.extend_from_slice(name);
+        let meta = EntryMeta {
+            mode: 0o644,
+            ..Default::default()
+        };
+        let wh = std::ffi::OsStr::from_bytes(&wh).to_owned();
+        self.put(Path::new(&wh), Kind::File, &meta, 0, None, None)
+    }
+
+    /// Marks directory `dir` opaque (lower layers' contents hidden).
+    pub fn add_opaque(&mut self, dir: &Path) -> Result<()> {
+        let meta = EntryMeta {
+            mode: 0o644,
+            ..Default::default()
+        };
+        let p = dir.join(OPAQUE_MARKER);
+        self.put(&p, Kind::File, &meta, 0, None, None)
+    }
+
+    /// Ends the tar, waits for compression and publishes the blob.
+    pub fn finish(self) -> Result<LayerInfo> {
+        self.finish_leased(None)
+    }
+
+    /// Like [`finish`](Self::finish), protecting the blob with `lease`.
+    pub fn finish_leased(mut self, lease: Option<&Lease>) -> Result<LayerInfo> {
+        let tar = std::mem::replace(
+            &mut self.tar,
+            TarOut::new(DigestWriter::new(ChunkSender {
+                buf: Vec::new(),
+                tx: None,
+            })),
+        );
+        let ended = tar.finish().and_then(|mut dw| {
+            dw.flush()?;
+            Ok(dw)
+        });
+        let compressor = self.compressor.take().expect("compressor present");
+        let (diff_id, uncompressed_size) = match ended {
+            Ok(dw) => {
+                let (mut sender, diff_id, n) = dw.finish();
+                sender.tx = None; // close the channel: the compressor ends
+                (diff_id, n)
+            }
+            Err(e) => {
+                let joined = compressor.join();
+                return Err(match joined {
+                    Ok(Err(ce)) => ce,
+                    _ => e,
+                })
+                .what(|| "write layer".to_string());
+            }
+        };
+        let blob = compressor
+            .join()
+            .map_err(|_| StoreError::Invalid("layer compressor thread panicked".into()))?
+            .what(|| "compress layer".to_string())?;
+        let (digest, size) = blob.commit_leased(None, lease)?;
+        Ok(LayerInfo {
+            diff_id,
+            digest,
+            size,
+            uncompressed_size,
+            media_type: self.opts.media_type.clone(),
+        })
+    }
+}
+
+impl Drop for LayerBuilder {
+    fn drop(&mut self) {
+        // Close the channel so an unfinished compressor ends; its BlobWriter
+        // is dropped with it, deleting the temp file.
+        self.tar.get_mut().get_mut().tx = None;
+        if let Some(c) = self.compressor.take() {
+            let _ = c.join();
+        }
+    }
+}

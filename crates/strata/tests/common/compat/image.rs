@@ -1,0 +1,331 @@
+//! Reading a `docker save`-style archive and flattening its layers into one
+//! in-memory model of the final filesystem, so that two images built by
+//! different builders can be compared path by path.
+//!
+//! Both layouts of the archive are accepted, because the manifest names the
+//! layer files either way: Docker 20.10's legacy `<id>/layer.tar`, and the
+//! newer `blobs/sha256/<digest>` that strata (and Docker 25+) may write.
+//! Layer files may be plain, gzip or zstd tar streams (detected by magic).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// What a path is, as far as an image's consumer can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink(String),
+    CharDev(u32, u32),
+    BlockDev(u32, u32),
+    Fifo,
+}
+
+/// One path of the flattened filesystem. Mtimes are deliberately absent:
+/// builders never agree on them and nothing at run time depends on them.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Permission bits including setuid, setgid and sticky (`& 0o7777`).
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    /// sha256 of the content, regular files only.
+    pub sha256: Option<String>,
+    /// Identity of the inode: paths hard-linked together share it.
+    pub inode: u64,
+    /// A parent directory that no layer described (only implied by a path).
+    pub implicit: bool,
+}
+
+/// Path (relative, no leading slash, "" for the root) -> entry.
+pub type Fs = BTreeMap<String, Entry>;
+
+/// An image read back from an archive: its config JSON and flattened files.
+pub struct Image {
+    pub config: Value,
+    pub fs: Fs,
+}
+
+/// Unpacks `archive` into `scratch` and flattens the first image it holds.
+pub fn read_archive(archive: &Path, scratch: &Path) -> Result<Image, String> {
+    let file = File::open(archive).map_err(|e| format!("open {}: {e}", archive.display()))?;
+    tar::Archive::new(file)
+        .unpack(scratch)
+        .map_err(|e| format!("unpack {}: {e}", archive.display()))?;
+    let manifest: Value = read_json(&scratch.join("manifest.json"))?;
+    let first = manifest
+        .get(0)
+        .ok_or_else(|| format!("{}: manifest.json has no image", archive.display()))?;
+    let config_path = first["Config"]
+        .as_str()
+        .ok_or("manifest.json: Config is not a string")?;
+    let config = read_json(&scratch.join(config_path))?;
+    let layers = first["Layers"]
+        .as_array()
+        .ok_or("manifest.json: Layers is not a list")?;
+    let mut fs = Fs::new();
+    let mut next_inode = 1;
+    for layer in layers {
+        let rel = layer
+            .as_str()
+            .ok_or("manifest.json: a layer is not a string")?;
+        let reader = open_layer(&scratch.join(rel))?;
+        apply_layer(&mut fs, reader, &mut next_inode).map_err(|e| format!("layer {rel}: {e}"))?;
+    }
+    Ok(Image { config, fs })
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("parse {}: {e}", path.display()))
+}
+
+/// Opens a layer file, undoing gzip or zstd compression when its first bytes
+/// say so (archives do not tell the compression in the file name).
+fn open_layer(path: &Path) -> Result<Box<dyn Read>, String> {
+    let file = File::open(path).map_err(|e| format!("open {}: {e}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    let magic = reader
+        .fill_buf()
+        .map_err(|e| format!("read {}: {e}", path.display()))?;
+    Ok(if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(reader))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let dec = ruzstd::decoding::StreamingDecoder::new(reader)
+            .map_err(|e| format!("zstd {}: {e}", path.display()))?;
+        Box::new(dec)
+    } else {
+        Box::new(reader)
+    })
+}
+
+/// Normalises a tar path: no `./`, no leading or trailing slash.
+pub fn normalize(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    parts.join("/")
+}
+
+fn parent(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    Some(path.rfind('/').map_or("", |i| &path[..i]))
+}
+
+/// One tar member, read and hashed, waiting to be applied.
+struct Member {
+    path: String,
+    entry: Entry,
+    /// For hard links: the path (normalised) this member links to.
+    hardlink_to: Option<String>,
+}
+
+/// Applies one layer on top of `fs` with the OCI/Docker whiteout rules.
+///
+/// Whiteouts of a layer apply to the layers below it only, wherever the
+/// marker sits in the tar stream, so the layer is read in full first (content
+/// is hashed, not kept) and its whiteouts are applied before its entries.
+fn apply_layer(fs: &mut Fs, reader: impl Read, next_inode: &mut u64) -> Result<(), String> {
+    let mut members = Vec::new();
+    let mut whiteouts = Vec::new();
+    let mut opaques = Vec::new();
+    let mut archive = tar::Archive::new(reader);
+    for item in archive.entries().map_err(|e| e.to_string())? {
+        let mut item = item.map_err(|e| e.to_string())?;
+        let raw_path = String::from_utf8_lossy(&item.path_bytes()).into_owned();
+        let path = normalize(&raw_path);
+        let name = path.rsplit('/').next().unwrap_or("");
+        let dir = parent(&path).unwrap_or("");
+        if name == ".wh..wh..opq" {
+            opaques.push(dir.to_string());
+            continue;
+        }
+        if let Some(victim) = name.strip_prefix(".wh.") {
+            whiteouts.push(join(dir, victim));
+            continue;
+        }
+        members.push(read_member(&mut item, path)?);
+    }
+    for dir in &opaques {
+        remove_children(fs, dir);
+    }
+    for victim in &whiteouts {
+        remove_children(fs, victim);
+        fs.remove(victim);
+    }
+    for m in members {
+        add_member(fs, m, next_inode)?;
+    }
+    Ok(())
+}
+
+fn read_member<R: Read>(item: &mut tar::Entry<R>, path: String) -> Result<Member, String> {
+    let header = item.header();
+    let mode = header.mode().map_err(|e| format!("{path}: mode: {e}"))? & 0o7777;
+    let uid = header.uid().map_err(|e| format!("{path}: uid: {e}"))?;
+    let gid = header.gid().map_err(|e| format!("{path}: gid: {e}"))?;
+    let dev = || {
+        (
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        )
+    };
+    let link_name = || {
+        item.link_name_bytes()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let entry_type = header.entry_type();
+    let mut hardlink_to = None;
+    let kind = match entry_type {
+        tar::EntryType::Directory => Kind::Dir,
+        tar::EntryType::Symlink => Kind::Symlink(link_name()),
+        tar::EntryType::Link => {
+            hardlink_to = Some(normalize(&link_name()));
+            Kind::File
+        }
+        tar::EntryType::Char => Kind::CharDev(dev().0, dev().1),
+        tar::EntryType::Block => Kind::BlockDev(dev().0, dev().1),
+        tar::EntryType::Fifo => Kind::Fifo,
+        t if t.is_file() => Kind::File,
+        other => return Err(format!("{path}: unsupported tar entry type {other:?}")),
+    };
+    let (size, sha256) = if kind == Kind::File && hardlink_to.is_none() {
+        let mut hasher = Sha256::new();
+        let size = std::io::copy(item, &mut hasher).map_err(|e| format!("{path}: {e}"))?;
+        (size, Some(hex::encode(hasher.finalize())))
+    } else {
+        (0, None)
+    };
+    Ok(Member {
+        path,
+        entry: Entry {
+            kind,
+            mode,
+            uid,
+            gid,
+            size,
+            sha256,
+            inode: 0,
+            implicit: false,
+        },
+        hardlink_to,
+    })
+}
+
+fn add_member(fs: &mut Fs, m: Member, next_inode: &mut u64) -> Result<(), String> {
+    if m.path.is_empty() {
+        // The root directory itself: builders disagree on whether to list it
+        // and a Dockerfile cannot change it without RUN chmod /; ignored.
+        return Ok(());
+    }
+    ensure_parents(fs, &m.path);
+    let mut entry = m.entry;
+    if let Some(target) = &m.hardlink_to {
+        // A hard link shares the target's inode: its content and metadata.
+        let t = fs
+            .get(target)
+            .ok_or_else(|| format!("{}: hard link to missing {target}", m.path))?;
+        entry = Entry {
+            implicit: false,
+            ..t.clone()
+        };
+    } else {
+        entry.inode = *next_inode;
+        *next_inode += 1;
+    }
+    // Extraction semantics (as Docker's applyLayer): a directory over a
+    // directory only updates its metadata and keeps the children; anything
+    // else replaces the old path entirely.
+    let merge_dir = entry.kind == Kind::Dir && fs.get(&m.path).is_some_and(|e| e.kind == Kind::Dir);
+    if !merge_dir {
+        remove_children(fs, &m.path);
+    }
+    fs.insert(m.path, entry);
+    Ok(())
+}
+
+/// Parents that a layer implies without listing: they keep what the lower
+/// layers said; a parent no layer ever described is a root-owned 0755 dir
+/// marked implicit (that is how both Docker and BuildKit create them).
+fn ensure_parents(fs: &mut Fs, path: &str) {
+    let mut p = parent(path);
+    while let Some(dir) = p {
+        if dir.is_empty() {
+            break;
+        }
+        match fs.get(dir) {
+            Some(e) if e.kind == Kind::Dir => {}
+            _ => {
+                remove_children(fs, dir);
+                fs.insert(
+                    dir.to_string(),
+                    Entry {
+                        kind: Kind::Dir,
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        size: 0,
+                        sha256: None,
+                        inode: 0,
+                        implicit: true,
+                    },
+                );
+            }
+        }
+        p = parent(dir);
+    }
+}
+
+fn remove_children(fs: &mut Fs, dir: &str) {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let doomed: Vec<String> = fs
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, _)| k.clone())
+        .filter(|k| !k.is_empty())
+        .collect();
+    for k in doomed {
+        fs.remove(&k);
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Paths grouped by inode, for inodes with more than one name: the hard-link
+/// groups, independent of which name the tar stored first.
+pub fn hardlink_groups(fs: &Fs) -> BTreeMap<String, Vec<String>> {
+    let mut by_inode: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for (path, e) in fs {
+        if e.kind == Kind::File && e.inode != 0 {
+            by_inode.entry(e.inode).or_default().push(path.clone());
+        }
+    }
+    let mut groups = BTreeMap::new();
+    for paths in by_inode.into_values().filter(|p| p.len() > 1) {
+        for p in &paths {
+            groups.insert(p.clone(), paths.clone());
+        }
+    }
+    groups
+}

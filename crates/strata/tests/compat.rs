@@ -1,0 +1,543 @@
+//! The compatibility suite: every case under `tests/compat/cases/` is built
+//! by Docker's classic builder (the oracle) and by strata, both images are
+//! exported as docker-archives, flattened and compared: files (type, mode
+//! with special bits, owner, size, content, link targets, hard-link groups)
+//! and the runtime config. No tolerance but what a case declares.
+//!
+//! Needs a running dockerd (`scripts/setup-host.sh` starts one) and runc; the
+//! base image comes from `scripts/make-base-rootfs.sh`, imported into Docker
+//! and into a fresh strata root so both builders start from the same layer.
+//! `STRATA_COMPAT_FILTER=substring` runs only the matching cases;
+//! `STRATA_COMPAT_AGAINST=docker` compares Docker with itself (a no-cache
+//! rebuild) instead of strata: the check for a new case.
+
+#[path = "common/compat/diff.rs"]
+mod diff;
+#[path = "common/compat/image.rs"]
+mod image;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use diff::{Exceptions, Report};
+
+const BASE_TAG: &str = "busybox:1.35";
+/// Parallel builds: Docker's classic builder is mostly waiting on dockerd,
+/// strata on runc; more than this only fights over the 2 cores of CI.
+const DOCKER_JOBS: usize = 3;
+const STRATA_JOBS: usize = 2;
+/// Diff lines printed per case; the rest is counted.
+const MAX_DIFF_LINES: usize = 50;
+
+fn repo_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
+fn strata() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+}
+
+/// Runs a command; on failure the error names it and carries stderr's tail.
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if out.status.success() {
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The docker CLI's banner about the legacy builder being deprecated is
+    // noise here: using that builder is the point.
+    let banner = [
+        "DEPRECATED:",
+        "BuildKit is currently disabled",
+        "environment-variable.",
+    ];
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !banner.iter().any(|b| l.trim_start().starts_with(b)))
+        .collect();
+    let tail = lines[lines.len().saturating_sub(6)..].join("\n    ");
+    Err(format!("{shown} exited with {}:\n    {tail}", out.status))
+}
+
+// ---------------------------------------------------------------- cases
+
+/// One case directory: a Dockerfile, its context, and an optional
+/// `case.json` {build_args, target, pre: [{dockerfile, tag}], notes, exceptions}.
+struct Case {
+    name: String,
+    dir: PathBuf,
+    build_args: Vec<(String, String)>,
+    target: Option<String>,
+    /// Images to build first, in order, with the same context (ONBUILD bases).
+    pre: Vec<(String, String)>,
+    exceptions: Exceptions,
+}
+
+fn load_cases(filter: Option<&str>) -> Vec<Case> {
+    let root = repo_root().join("tests/compat/cases");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", root.display()))
+        .map(|d| d.expect("read_dir entry").path())
+        .filter(|p| p.join("Dockerfile").is_file())
+        .collect();
+    dirs.sort();
+    dirs.into_iter()
+        .filter(|d| filter.is_none_or(|f| d.file_name().unwrap().to_string_lossy().contains(f)))
+        .map(|d| load_case(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())))
+        .collect()
+}
+
+fn load_case(dir: &Path) -> Result<Case, String> {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let meta: Value = match std::fs::read(dir.join("case.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("case.json: {e}"))?,
+        Err(_) => Value::Object(Default::default()),
+    };
+    let known = ["build_args", "target", "pre", "notes", "exceptions"];
+    if let Some(k) = meta
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| !known.contains(&k.as_str()))
+    {
+        return Err(format!("case.json: unknown key {k:?} (known: {known:?})"));
+    }
+    let str_of = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .ok_or(format!("case.json: {v} is not a string"))
+    };
+    let mut build_args = Vec::new();
+    for (k, v) in meta["build_args"].as_object().into_iter().flatten() {
+        build_args.push((k.clone(), str_of(v)?));
+    }
+    let mut pre = Vec::new();
+    for p in meta["pre"].as_array().into_iter().flatten() {
+        pre.push((str_of(&p["dockerfile"])?, str_of(&p["tag"])?));
+    }
+    let mut exceptions = Exceptions::default();
+    for p in meta["exceptions"]["buildkit_workdir_owner"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        exceptions.buildkit_workdir_owner.push(str_of(p)?);
+    }
+    Ok(Case {
+        name,
+        dir: dir.to_path_buf(),
+        build_args,
+        target: meta["target"].as_str().map(str::to_string),
+        pre,
+        exceptions,
+    })
+}
+
+// ---------------------------------------------------------------- setup
+
+/// What every test of this file shares, made once per run.
+struct Setup {
+    work: PathBuf,
+    strata_root: PathBuf,
+    /// Why strata's copy of the base image is unusable, if it is.
+    strata_base: Result<(), String>,
+}
+
+static SETUP: OnceLock<Result<Setup, String>> = OnceLock::new();
+
+/// Checks the preconditions and loads the base image into both builders.
+/// Any missing piece fails the tests loudly: this suite never passes by
+/// skipping.
+fn setup() -> &'static Setup {
+    match SETUP.get_or_init(make_setup) {
+        Ok(s) => s,
+        Err(e) => panic!("compat suite cannot run: {e}"),
+    }
+}
+
+fn make_setup() -> Result<Setup, String> {
+    run(Command::new("docker").arg("info")).map_err(|e| {
+        format!("dockerd is not reachable; run scripts/setup-host.sh (as root) to start it.\n  {e}")
+    })?;
+    run(Command::new("runc").arg("--version"))
+        .map_err(|e| format!("runc is missing; run scripts/setup-host.sh to install it.\n  {e}"))?;
+    // A fixed directory under target/ (not /tmp): reused and wiped each run,
+    // so failed runs leave their archives for inspection and nothing leaks.
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat");
+    let _ = std::fs::remove_dir_all(&work);
+    let (bases, strata_root) = (work.join("bases"), work.join("strata-root"));
+    std::fs::create_dir_all(&bases).map_err(|e| format!("mkdir {}: {e}", bases.display()))?;
+    // STRATA_COMPAT_BASE_SCRIPT: another script with the same interface,
+    // for working on the suite itself.
+    let script = std::env::var_os("STRATA_COMPAT_BASE_SCRIPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("scripts/make-base-rootfs.sh"));
+    run(Command::new(&script).arg(&bases)).map_err(|e| {
+        format!(
+            "cannot make the base rootfs with {}:\n  {e}",
+            script.display()
+        )
+    })?;
+    let tar = bases.join("busybox.tar");
+    let changes = base_changes(&script);
+    let mut docker = Command::new("docker");
+    docker.arg("import");
+    for c in &changes {
+        docker.arg("--change").arg(c);
+    }
+    run(docker.arg(&tar).arg(BASE_TAG))
+        .map_err(|e| format!("docker import of the base failed: {e}"))?;
+    let mut st = strata();
+    st.arg("--root")
+        .arg(&strata_root)
+        .arg("import")
+        .arg(&tar)
+        .arg(BASE_TAG);
+    for c in &changes {
+        st.arg("--change").arg(c);
+    }
+    let strata_base = run(&mut st)
+        .map(drop)
+        .map_err(|e| format!("strata import of the base failed: {e}"));
+    Ok(Setup {
+        work,
+        strata_root,
+        strata_base,
+    })
+}
+
+/// The `--change` lines recommended for the busybox base: the script's
+/// `--print-changes` (lines that are either plain instructions or prefixed
+/// `busybox:`), else busybox's own CMD.
+fn base_changes(script: &Path) -> Vec<String> {
+    let printed = run(Command::new(script).arg("--print-changes")).unwrap_or_default();
+    let mut changes: Vec<String> = printed
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| match l.split_once(':') {
+            Some((img, rest)) if !img.contains(' ') && img.starts_with("busybox") => {
+                Some(rest.trim().to_string())
+            }
+            Some((img, _)) if !img.contains(' ') => None,
+            _ => Some(l.to_string()),
+        })
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if changes.is_empty() {
+        changes.push(r#"CMD ["sh"]"#.to_string());
+    }
+    changes
+}
+
+// ---------------------------------------------------------------- builds
+
+fn build_flags(case: &Case) -> Vec<String> {
+    let mut flags = Vec::new();
+    for (k, v) in &case.build_args {
+        flags.extend(["--build-arg".to_string(), format!("{k}={v}")]);
+    }
+    if let Some(t) = &case.target {
+        flags.extend(["--target".to_string(), t.clone()]);
+    }
+    flags
+}
+
+fn docker_tag(case: &Case) -> String {
+    format!("strata-compat-{}", case.name)
+}
+
+fn strata_tag(case: &Case) -> String {
+    format!("compat-{}", case.name)
+}
+
+/// The docker half: classic builder (`DOCKER_BUILDKIT=0`), then `docker save`.
+/// `again` rebuilds without cache under another tag: the suite's self-check
+/// mode (`STRATA_COMPAT_AGAINST=docker`), which compares Docker with itself
+/// to prove a case deterministic and the flattening independent of mtimes.
+fn docker_side(case: &Case, out: &Path, again: bool) -> Result<(), String> {
+    let build = |dockerfile: &str, tag: &str, flags: &[String]| {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", tag]);
+        if again {
+            cmd.arg("--no-cache");
+        }
+        cmd.arg("-f")
+            .arg(case.dir.join(dockerfile))
+            .args(flags)
+            .arg(&case.dir);
+        run(&mut cmd).map(drop)
+    };
+    for (dockerfile, tag) in &case.pre {
+        build(dockerfile, tag, &[])?;
+    }
+    let tag = docker_tag(case) + if again { "-again" } else { "" };
+    build("Dockerfile", &tag, &build_flags(case))?;
+    run(Command::new("docker")
+        .arg("save")
+        .arg("-o")
+        .arg(out)
+        .arg(&tag))
+    .map(drop)
+}
+
+/// The strata half: the same builds against the suite's strata root.
+fn strata_side(setup: &Setup, case: &Case, out: &Path) -> Result<(), String> {
+    if setup.strata_base.is_err() {
+        return Err("strata side not run: the base image could not be imported (see above)".into());
+    }
+    let build = |dockerfile: &str, tag: &str, flags: &[String]| {
+        let mut cmd = strata();
+        cmd.arg("--root").arg(&setup.strata_root);
+        cmd.args(["build", "-q", "-t", tag, "-f"]);
+        cmd.arg(case.dir.join(dockerfile))
+            .args(flags)
+            .arg(&case.dir);
+        run(&mut cmd)
+            .map(drop)
+            .map_err(|e| format!("strata build failed: {e}"))
+    };
+    for (dockerfile, tag) in &case.pre {
+        build(dockerfile, tag, &[])?;
+    }
+    build("Dockerfile", &strata_tag(case), &build_flags(case))?;
+    let mut save = strata();
+    save.arg("--root")
+        .arg(&setup.strata_root)
+        .arg("save")
+        .arg("-o")
+        .arg(out);
+    run(save.arg(strata_tag(case)))
+        .map(drop)
+        .map_err(|e| format!("strata save failed: {e}"))
+}
+
+/// Runs `f` over `items` with `jobs` threads; results keep the items' order.
+fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = Mutex::new(0usize);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap();
+                    *n += 1;
+                    *n - 1
+                };
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                results.lock().unwrap()[i] = Some(r);
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- compare
+
+/// Flattens both archives and compares them; `scratch` receives the unpacked
+/// archives.
+fn compare_archives(
+    a: &Path,
+    b: &Path,
+    scratch: &Path,
+    exc: &Exceptions,
+) -> Result<Report, String> {
+    let unpack = |tar: &Path, name: &str| {
+        let dir = scratch.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+        image::read_archive(tar, &dir)
+    };
+    let ia = unpack(a, "docker-unpacked").map_err(|e| format!("reading docker's archive: {e}"))?;
+    let ib = unpack(b, "strata-unpacked").map_err(|e| format!("reading strata's archive: {e}"))?;
+    let mut report = Report::default();
+    diff::diff_fs(&ia.fs, &ib.fs, exc, &mut report);
+    diff::diff_config(&ia.config, &ib.config, &mut report);
+    Ok(report)
+}
+
+/// One line for the case, then its diff lines (at most MAX_DIFF_LINES).
+fn render(name: &str, outcome: &Result<Report, String>) -> (bool, String) {
+    match outcome {
+        Err(e) => (false, format!("compat {name} ... FAILED: {e}")),
+        Ok(r) => {
+            let mut s = format!("compat {name} ... ");
+            let ok = r.diffs.is_empty();
+            s += if ok { "ok" } else { "FAILED: images differ" };
+            for e in &r.excused {
+                s += &format!("\n    exception: {e}");
+            }
+            for d in r.diffs.iter().take(MAX_DIFF_LINES) {
+                s += &format!("\n    {d}");
+            }
+            if r.diffs.len() > MAX_DIFF_LINES {
+                s += &format!(
+                    "\n    ... and {} more differences",
+                    r.diffs.len() - MAX_DIFF_LINES
+                );
+            }
+            (ok, s)
+        }
+    }
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn compat_cases_match_docker() {
+    let setup = setup();
+    let filter = std::env::var("STRATA_COMPAT_FILTER")
+        .ok()
+        .filter(|f| !f.is_empty());
+    let cases = load_cases(filter.as_deref());
+    assert!(
+        !cases.is_empty(),
+        "no compat case matches STRATA_COMPAT_FILTER={filter:?}"
+    );
+    let dir_of = |c: &Case| setup.work.join("cases").join(&c.name);
+    for c in &cases {
+        std::fs::create_dir_all(dir_of(c)).expect("mkdir case scratch");
+    }
+
+    // The docker half first, on its own: its time is the oracle's cost, and
+    // it finds broken cases even while strata's side cannot build.
+    let t = Instant::now();
+    let docker = parallel(&cases, DOCKER_JOBS, |c| {
+        docker_side(c, &dir_of(c).join("docker.tar"), false)
+    });
+    let docker_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let against_docker = std::env::var("STRATA_COMPAT_AGAINST").is_ok_and(|v| v == "docker");
+    let strata = parallel(&cases, STRATA_JOBS, |c| {
+        let out = dir_of(c).join("strata.tar");
+        if against_docker {
+            docker_side(c, &out, true)
+        } else {
+            strata_side(setup, c, &out)
+        }
+    });
+    let strata_secs = t.elapsed().as_secs_f64();
+
+    let outcomes = parallel(&(0..cases.len()).collect::<Vec<_>>(), 2, |&i| {
+        let c = &cases[i];
+        docker[i]
+            .clone()
+            .map_err(|e| format!("docker build failed (a bug in the case): {e}"))?;
+        strata[i].clone()?;
+        let d = dir_of(c);
+        compare_archives(
+            &d.join("docker.tar"),
+            &d.join("strata.tar"),
+            &d,
+            &c.exceptions,
+        )
+    });
+
+    if let (Err(e), false) = (&setup.strata_base, against_docker) {
+        println!("compat setup: {e}");
+    }
+    let mut failed = Vec::new();
+    for (c, outcome) in cases.iter().zip(&outcomes) {
+        let (ok, text) = render(&c.name, outcome);
+        println!("{text}");
+        if ok {
+            let _ = std::fs::remove_dir_all(dir_of(c));
+        } else {
+            failed.push(c.name.clone());
+        }
+    }
+    let docker_ok = docker.iter().filter(|r| r.is_ok()).count();
+    println!(
+        "compat docker half: {docker_ok}/{} built in {docker_secs:.1}s",
+        cases.len()
+    );
+    println!("compat strata half: {strata_secs:.1}s");
+    println!(
+        "compat {}/{} cases equal",
+        cases.len() - failed.len(),
+        cases.len()
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} compat cases differ or failed to build: {}\n(archives kept under {})",
+        failed.len(),
+        cases.len(),
+        failed.join(", "),
+        setup.work.join("cases").display()
+    );
+}
+
+/// The harness checks itself against Docker alone: two builds of the same
+/// Dockerfile (different mtimes, same content) must compare equal, and two
+/// that differ in exactly one file mode and one env var must report exactly
+/// those two differences.
+#[test]
+fn compat_harness_detects_differences() {
+    let setup = setup();
+    let dir = setup.work.join("self-test");
+    let build = |name: &str, mode: &str, env: &str, no_cache: bool| -> PathBuf {
+        let ctx = dir.join(name);
+        std::fs::create_dir_all(&ctx).unwrap();
+        let dockerfile = format!(
+            "FROM {BASE_TAG}\nENV SELF_TEST={env}\nRUN echo same > /f && chmod {mode} /f \\\n && echo g > /g && mkdir -p /d/e && ln /g /d/e/hard && rm /bin/vi\n"
+        );
+        std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+        let tag = format!("strata-compat-selftest-{name}");
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", &tag]);
+        if no_cache {
+            cmd.arg("--no-cache");
+        }
+        run(cmd.arg(&ctx)).unwrap_or_else(|e| panic!("docker build of the self-test failed: {e}"));
+        let out = dir.join(format!("{name}.tar"));
+        run(Command::new("docker")
+            .arg("save")
+            .arg("-o")
+            .arg(&out)
+            .arg(&tag))
+        .unwrap();
+        out
+    };
+    let (a, a2) = (
+        build("a", "644", "one", false),
+        build("a2", "644", "one", true),
+    );
+    let b = build("b", "600", "two", false);
+    let none = Exceptions::default();
+
+    let same = compare_archives(&a, &a2, &dir, &none).expect("compare a with a rebuild of a");
+    assert!(
+        same.diffs.is_empty(),
+        "identical builds reported as different: {:#?}",
+        same.diffs
+    );
+
+    let report = compare_archives(&a, &b, &dir, &none).expect("compare a with b");
+    assert_eq!(
+        report.diffs.len(),
+        2,
+        "expected exactly /f and Env to differ: {:#?}",
+        report.diffs
+    );
+    assert!(report.diffs[0].starts_with("differs: /f\n") && report.diffs[0].contains("file 0600"));
+    assert!(
+        report.diffs[1].starts_with("config.Env differs")
+            && report.diffs[1].contains("SELF_TEST=two")
+    );
+}
