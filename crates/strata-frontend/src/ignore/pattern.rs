@@ -9,8 +9,9 @@ enum Kind {
     Exact,
     /// Ends in `**` with no other wildcard: a prefix test.
     Prefix(String),
-    /// Starts with `**` with no other wildcard: a suffix test.
-    Suffix(String),
+    /// Starts with `**` with no other wildcard: a suffix test. `true` when
+    /// the `**` was followed by `/`, so the suffix must start a segment.
+    Suffix(String, bool),
     Tokens(Vec<Tok>),
 }
 
@@ -107,7 +108,9 @@ impl Pattern {
         match &self.kind {
             Kind::Exact => Ok(path == self.cleaned),
             Kind::Prefix(p) => Ok(path.starts_with(p.as_str())),
-            Kind::Suffix(s) => Ok(path.ends_with(s.as_str())),
+            Kind::Suffix(s, false) => Ok(path.ends_with(s.as_str())),
+            Kind::Suffix(s, true) => Ok(path == s
+                || path.strip_suffix(s.as_str()).is_some_and(|head| head.ends_with('/'))),
             Kind::Tokens(t) => run(t, path),
         }
     }
@@ -176,11 +179,11 @@ fn compile(pattern: &str) -> Kind {
     }
     if leading && !wild {
         // `**` alone, `**/foo`, `**foo`: a suffix test on what follows.
-        let mut suffix: String = chars.iter().skip(2).collect();
-        if let Some(s) = suffix.strip_prefix('/') {
-            suffix = s.to_string();
-        }
-        return Kind::Suffix(suffix);
+        let suffix: String = chars.iter().skip(2).collect();
+        return match suffix.strip_prefix('/') {
+            Some(s) => Kind::Suffix(s.to_string(), true),
+            None => Kind::Suffix(suffix, false),
+        };
     }
     if trailing && !wild {
         let prefix: String = chars[..chars.len() - 2].iter().collect();
