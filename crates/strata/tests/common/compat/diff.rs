@@ -61,7 +61,7 @@ pub fn diff_fs(a: &Fs, b: &Fs, exc: &Exceptions, report: &mut Report) {
                 } else {
                     y.clone()
                 };
-                if describe(x) != describe(&y_cmp) {
+                if compared(x) != compared(&y_cmp) {
                     report.diffs.push(format!(
                         "differs: /{path}\n      docker {}\n      strata {}",
                         describe(x),
@@ -82,16 +82,22 @@ pub fn diff_fs(a: &Fs, b: &Fs, exc: &Exceptions, report: &mut Report) {
     }
 }
 
-/// A one-line description of everything compared about an entry.
+/// A one-line description of an entry, marking implicit parents (which
+/// compare equal to explicit root-owned 0755 directories).
 pub fn describe(e: &Entry) -> String {
-    let owner = format!("{}:{}", e.uid, e.gid);
     let implicit = if e.implicit { " (implicit parent)" } else { "" };
+    format!("{}{implicit}", compared(e))
+}
+
+/// Everything compared about an entry, as one string.
+fn compared(e: &Entry) -> String {
+    let owner = format!("{}:{}", e.uid, e.gid);
     match &e.kind {
         Kind::File => {
             let sum = e.sha256.as_deref().map_or("", |s| &s[..12]);
             format!("file {:04o} {owner} {}B sha256:{sum}", e.mode, e.size)
         }
-        Kind::Dir => format!("dir {:04o} {owner}{implicit}", e.mode),
+        Kind::Dir => format!("dir {:04o} {owner}", e.mode),
         // A symlink's own mode means nothing on Linux (always 0777 in effect)
         // and tar writers differ on it: not compared.
         Kind::Symlink(t) => format!("symlink -> {t} {owner}"),

@@ -266,8 +266,9 @@ fn ensure_parents(fs: &mut Fs, path: &str) {
         }
         match fs.get(dir) {
             Some(e) if e.kind == Kind::Dir => {}
+            // Missing, or not a directory (a file has no children to drop):
+            // becomes the implicit directory.
             _ => {
-                remove_children(fs, dir);
                 fs.insert(
                     dir.to_string(),
                     Entry {
@@ -328,4 +329,147 @@ pub fn hardlink_groups(fs: &Fs) -> BTreeMap<String, Vec<String>> {
         }
     }
     groups
+}
+
+/// The flattening rules on hand-made layers: no Docker needed, so these run
+/// (and catch harness regressions) even where dockerd is absent.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{diff_fs, Exceptions, Report};
+
+    /// (path, kind, mode, payload): kind 'f' file (payload = content),
+    /// 'd' dir, 'l' symlink and 'h' hard link (payload = target), 'w' a
+    /// plain empty file (whiteout markers).
+    type Spec<'a> = (&'a str, char, u32, &'a str);
+
+    fn layer(entries: &[Spec]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, kind, mode, payload) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(*mode);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(0);
+            let data: &[u8] = match kind {
+                'f' => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(payload.len() as u64);
+                    payload.as_bytes()
+                }
+                'w' => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    &[]
+                }
+                'd' => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    &[]
+                }
+                'l' | 'h' => {
+                    let t = if *kind == 'l' {
+                        tar::EntryType::Symlink
+                    } else {
+                        tar::EntryType::Link
+                    };
+                    h.set_entry_type(t);
+                    h.set_link_name(payload).unwrap();
+                    &[]
+                }
+                _ => unreachable!(),
+            };
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn flatten(layers: &[&[Spec]]) -> Fs {
+        let mut fs = Fs::new();
+        let mut inode = 1;
+        for l in layers {
+            apply_layer(&mut fs, &layer(l)[..], &mut inode).unwrap();
+        }
+        fs
+    }
+
+    fn diffs(a: &Fs, b: &Fs) -> Vec<String> {
+        let mut r = Report::default();
+        diff_fs(a, b, &Exceptions::default(), &mut r);
+        r.diffs
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_dirs_hide_lower_layers_only() {
+        let fs = flatten(&[
+            &[
+                ("d/a", 'f', 0o644, "a"),
+                ("d/sub/c", 'f', 0o644, "c"),
+                ("x", 'f', 0o644, "x"),
+            ],
+            // The opaque marker after the new entry: it still hides only the
+            // lower layer's children, not d/new.
+            &[
+                ("d/new", 'f', 0o644, "n"),
+                ("d/.wh..wh..opq", 'w', 0, ""),
+                (".wh.x", 'w', 0, ""),
+            ],
+        ]);
+        let paths: Vec<&str> = fs.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["d", "d/new"]);
+    }
+
+    #[test]
+    fn replacing_a_dir_by_a_file_drops_its_children() {
+        let fs = flatten(&[
+            &[("p/", 'd', 0o700, ""), ("p/child", 'f', 0o644, "c")],
+            &[("p", 'f', 0o600, "now a file")],
+        ]);
+        assert_eq!(fs.keys().collect::<Vec<_>>(), ["p"]);
+        assert_eq!(fs["p"].kind, Kind::File);
+    }
+
+    #[test]
+    fn hard_link_direction_does_not_matter() {
+        let a = flatten(&[&[("a", 'f', 0o644, "same"), ("b", 'h', 0o644, "a")]]);
+        let b = flatten(&[&[("b", 'f', 0o644, "same"), ("a", 'h', 0o644, "b")]]);
+        assert!(diffs(&a, &b).is_empty(), "{:?}", diffs(&a, &b));
+        // ...but two separate copies are not a link group.
+        let c = flatten(&[&[("a", 'f', 0o644, "same"), ("b", 'f', 0o644, "same")]]);
+        let d = diffs(&a, &c);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].starts_with("hard links differ: /a docker {/a, /b} strata none"));
+    }
+
+    #[test]
+    fn implicit_parents_compare_as_root_0755_dirs() {
+        let implicit = flatten(&[&[("p/q/r", 'f', 0o644, "r")]]);
+        let explicit = flatten(&[&[
+            ("p/", 'd', 0o755, ""),
+            ("p/q/", 'd', 0o755, ""),
+            ("p/q/r", 'f', 0o644, "r"),
+        ]]);
+        assert!(
+            diffs(&implicit, &explicit).is_empty(),
+            "{:?}",
+            diffs(&implicit, &explicit)
+        );
+        assert!(implicit["p/q"].implicit && !explicit["p/q"].implicit);
+        // A parent present in a lower layer keeps its own mode.
+        let lower = flatten(&[&[("p/", 'd', 0o700, "")], &[("p/q/r", 'f', 0o644, "r")]]);
+        assert_eq!(lower["p"].mode, 0o700);
+        let d = diffs(&implicit, &lower);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains("dir 0755 0:0 (implicit parent)") && d[0].contains("dir 0700 0:0"));
+    }
+
+    #[test]
+    fn modes_symlinks_and_content_are_compared_but_not_symlink_modes() {
+        let a = flatten(&[&[("s", 'f', 0o4755, "x"), ("l", 'l', 0o777, "s")]]);
+        let b = flatten(&[&[("s", 'f', 0o0755, "x"), ("l", 'l', 0o755, "s")]]);
+        let d = diffs(&a, &b);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert!(d[0].contains("file 4755") && d[0].contains("file 0755"));
+        let c = flatten(&[&[("s", 'f', 0o4755, "y"), ("l", 'l', 0o777, "t")]]);
+        assert_eq!(diffs(&a, &c).len(), 2);
+    }
 }
