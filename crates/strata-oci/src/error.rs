@@ -66,6 +66,13 @@ pub enum Error {
         actual: u64,
     },
 
+    #[error("archive entry {entry:?} declares {declared} bytes but the archive ends after {actual}: the archive is truncated")]
+    Truncated {
+        entry: String,
+        declared: u64,
+        actual: u64,
+    },
+
     #[error("not an image archive: {why}")]
     NotAnArchive { why: String },
 

@@ -153,7 +153,7 @@ fn legacy_archive() -> (Vec<u8>, Vec<Vec<u8>>, Digest) {
         "Layers": ["1111/layer.tar", "2222/layer.tar", "3333/layer.tar"]
     }]);
     let mut b = tar::Builder::new(Vec::new());
-    let mut add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
+    let add = |b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]| {
         let mut h = tar::Header::new_ustar();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);

@@ -249,19 +249,14 @@ impl DirBlobs<'_> {
     fn send(&mut self, d: &Digest, size: u64, data: &mut dyn Read) -> Result<(), Error> {
         let mut tee = Tee::new(data, size, 0);
         let got = self.sink.put_blob(Some(d), Some(size), &mut tee)?;
+        if tee.count != size {
+            return Err(super::reader::short_read(&d.to_string(), size, &mut tee));
+        }
         if got != *d {
             return Err(Error::DigestMismatch {
                 entry: self.path(d).display().to_string(),
                 expected: d.clone(),
                 actual: got,
-            });
-        }
-        if tee.count != size {
-            return Err(Error::Invalid {
-                why: format!(
-                    "the blob sink stopped reading {d} after {} of {size} bytes",
-                    tee.count
-                ),
             });
         }
         self.sent.insert(d.clone());

@@ -143,14 +143,7 @@ fn put_entry(
     let mut tee = Tee::new(data, size, JSON_BLOB_LIMIT);
     let digest = sink.put_blob(expected.as_ref(), Some(size), &mut tee)?;
     if tee.count != size {
-        // A truncated archive surfaces as an I/O error inside the sink; this
-        // is a sink that stopped early.
-        return Err(Error::Invalid {
-            why: format!(
-                "the blob sink stopped reading {name:?} after {} of {size} bytes",
-                tee.count
-            ),
-        });
+        return Err(short_read(name, size, &mut tee));
     }
     if let Some(exp) = &expected {
         if *exp != digest {
@@ -191,6 +184,25 @@ fn put_entry(
         },
     );
     Ok(())
+}
+
+/// Why a blob came out shorter than declared: the archive ended, or the
+/// sink stopped reading.
+pub(crate) fn short_read<R: Read>(name: &str, size: u64, tee: &mut Tee<R>) -> Error {
+    let mut probe = [0u8; 1];
+    match tee.read(&mut probe) {
+        Ok(0) | Err(_) => Error::Truncated {
+            entry: name.to_string(),
+            declared: size,
+            actual: tee.count,
+        },
+        Ok(_) => Error::Invalid {
+            why: format!(
+                "the blob sink stopped reading {name:?} after {} of {size} bytes",
+                tee.count
+            ),
+        },
+    }
 }
 
 fn is_legacy_layer_metadata(name: &str) -> bool {
