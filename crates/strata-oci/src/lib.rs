@@ -5,6 +5,7 @@
 //!
 //! It depends on nothing else of strata's and never knows about a store.
 
+pub mod archive;
 pub mod config;
 pub mod descriptor;
 pub mod digest;
@@ -25,7 +26,6 @@ pub use error::Error;
 pub use manifest::{ImageIndex, ImageManifest};
 pub use raw::{to_go_json, CanonicalJson, Raw};
 pub use reference::{Reference, ReferenceError};
-pub mod archive;
 
 pub use archive::{
     read_archive, read_oci_layout_dir, write_docker_archive, write_oci_archive,
