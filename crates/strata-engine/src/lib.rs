@@ -10,6 +10,8 @@
 pub mod cache;
 pub mod config;
 pub mod context;
+pub mod copy;
 pub mod events;
 pub mod glob;
+pub mod rootfs;
 pub mod scheduler;
