@@ -14,14 +14,18 @@
 //! Entry point: [`Store::open`].
 
 pub mod blobs;
+pub mod containers;
 pub mod diff;
 pub mod error;
 mod fsutil;
 pub mod meta;
+pub mod mount;
 pub mod safe_path;
+pub mod snapshot;
 mod store;
 
 pub use blobs::{BlobStore, BlobWriter};
+pub use containers::{ContainerDir, Containers};
 pub use diff::{
     apply_layer, ApplyMode, ApplyStats, EntryMeta, LayerBuilder, LayerInfo, LayerOptions,
     LayerWriter,
@@ -29,5 +33,7 @@ pub use diff::{
 pub use error::{Result, StoreError};
 pub use fsutil::FileLock;
 pub use meta::{CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta};
+pub use mount::RootfsMount;
+pub use snapshot::{chain_ids, Snapshotter};
 pub use store::Store;
 pub use strata_oci::Digest;

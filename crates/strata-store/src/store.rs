@@ -13,9 +13,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::blobs::BlobStore;
+use crate::containers::Containers;
 use crate::error::Result;
 use crate::fsutil;
 use crate::meta::{Lease, Meta};
+use crate::snapshot::Snapshotter;
 
 /// The local store. `Send + Sync`; clone-free sharing via `&Store` or `Arc`.
 #[derive(Debug)]
@@ -23,6 +25,8 @@ pub struct Store {
     root: PathBuf,
     blobs: BlobStore,
     meta: Meta,
+    snapshots: Snapshotter,
+    containers: Containers,
 }
 
 impl Store {
@@ -47,8 +51,20 @@ impl Store {
         let gc_lock = root.join("locks/gc.lock");
         let blobs = BlobStore::new(root.join("blobs/sha256"), root.join("tmp"), gc_lock.clone());
         let meta = Meta::open(&root.join("meta.db"), &root.join("leases"))?;
-        let _ = gc_lock;
-        Ok(Store { root, blobs, meta })
+        let snapshots = Snapshotter::new(
+            root.join("snapshots"),
+            root.join("tmp"),
+            blobs.clone(),
+            gc_lock,
+        );
+        let containers = Containers::new(root.join("containers"));
+        Ok(Store {
+            root,
+            blobs,
+            meta,
+            snapshots,
+            containers,
+        })
     }
 
     /// The (canonical) store root.
@@ -63,6 +79,15 @@ impl Store {
     /// Images, tags, layers, build cache, leases.
     pub fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    pub fn snapshotter(&self) -> &Snapshotter {
+        &self.snapshots
+    }
+
+    /// Per-container directories and overlay rootfs mounts.
+    pub fn containers(&self) -> &Containers {
+        &self.containers
     }
 
     /// Starts a lease (a GC root for work in progress).

@@ -1,0 +1,135 @@
+//! Per-container directories under `ROOT/containers/<id>/`: `upper/`,
+//! `work/`, `merged/` (the overlay rootfs), and `snapshots` (the chain IDs
+//! it mounts, so GC keeps them). The owner holds an flock on `lock` for the
+//! container's life; a directory whose lock nobody holds is stale (its
+//! process exited or crashed) and is cleaned up.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use strata_oci::Digest;
+
+use crate::error::{IoCtx, Result, StoreError};
+use crate::fsutil::{self, FileLock};
+use crate::mount::{self, RootfsMount};
+
+/// The containers directory.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    dir: PathBuf,
+}
+
+/// A live container directory (its lock is held until dropped or removed).
+#[derive(Debug)]
+pub struct ContainerDir {
+    id: String,
+    path: PathBuf,
+    _lock: FileLock,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && !id.starts_with('.')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+impl Containers {
+    pub(crate) fn new(dir: PathBuf) -> Containers {
+        Containers { dir }
+    }
+
+    /// Creates (or takes over a stale) `ROOT/containers/<id>/`, recording
+    /// the snapshots (chain IDs) it will mount. Fails if `id` is in use.
+    pub fn create(&self, id: &str, snapshots: &[Digest]) -> Result<ContainerDir> {
+        if !valid_id(id) {
+            return Err(StoreError::Invalid(format!(
+                "invalid container id {id:?} (use letters, digits, '-', '_', '.')"
+            )));
+        }
+        let path = self.dir.join(id);
+        fsutil::create_dir_all(&path)?;
+        let lock = FileLock::try_exclusive(&path.join("lock"))?.ok_or_else(|| {
+            StoreError::Invalid(format!("container {id} is in use by another process"))
+        })?;
+        // A stale previous life: clear it.
+        mount::unmount(&path.join("merged"))?;
+        for sub in ["upper", "work", "merged", "empty"] {
+            fsutil::remove_any(&path.join(sub))?;
+        }
+        let list: String = snapshots.iter().map(|d| format!("{d}\n")).collect();
+        fs::write(path.join("snapshots"), list).ctx("write", &path.join("snapshots"))?;
+        Ok(ContainerDir {
+            id: id.to_string(),
+            path,
+            _lock: lock,
+        })
+    }
+
+    /// Ids of the container directories present.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for ent in fs::read_dir(&self.dir).ctx("list containers", &self.dir)? {
+            let ent = ent.ctx("list containers", &self.dir)?;
+            if let Some(n) = ent.file_name().to_str() {
+                out.push(n.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes container directories nobody holds; returns their ids.
+    /// Chain IDs used by live containers are added to `live_snapshots`.
+    pub fn cleanup_stale(&self, live_snapshots: &mut Vec<Digest>) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for id in self.list()? {
+            let path = self.dir.join(&id);
+            if !path.is_dir() {
+                fsutil::remove_any(&path)?;
+                continue;
+            }
+            match FileLock::try_exclusive(&path.join("lock"))? {
+                None => {
+                    let list = fs::read_to_string(path.join("snapshots")).unwrap_or_default();
+                    live_snapshots.extend(list.lines().filter_map(|l| l.parse().ok()));
+                }
+                Some(lock) => {
+                    mount::unmount(&path.join("merged"))?;
+                    fsutil::remove_any(&path)?;
+                    drop(lock);
+                    removed.push(id);
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+impl ContainerDir {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.path.join("upper")
+    }
+    pub fn merged(&self) -> PathBuf {
+        self.path.join("merged")
+    }
+
+    /// Mounts the rootfs (see [`RootfsMount::mount`]) in this directory.
+    pub fn mount_rootfs(&self, lowers: &[PathBuf]) -> Result<RootfsMount> {
+        RootfsMount::mount(lowers, &self.path)
+    }
+
+    /// Unmounts (if still mounted) and deletes the directory.
+    pub fn remove(self) -> Result<()> {
+        mount::unmount(&self.merged())?;
+        fsutil::remove_any(&self.path)
+    }
+}
