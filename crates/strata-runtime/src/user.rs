@@ -24,8 +24,9 @@ pub struct UserSpec {
     pub uid: u32,
     /// The primary gid.
     pub gid: u32,
-    /// Supplementary groups: the groups of `/etc/group` that list the user
-    /// by name (only when no group was given explicitly, as Docker does).
+    /// Supplementary groups: the primary gid first, then (only when no group
+    /// was given explicitly) the groups of `/etc/group` listing the user by
+    /// name, as Docker and containerd set them.
     pub additional_gids: Vec<u32>,
     /// The home directory from the passwd entry, `/` when there is none.
     /// Used as `HOME` when the environment does not set it.
@@ -70,6 +71,8 @@ struct GroupEntry {
 ///   supplementary groups are added; a group name without an entry fails with
 ///   `unable to find group NAME: no matching entries in group file`.
 /// - Otherwise the supplementary groups are the groups listing the user's name.
+/// - The primary gid always leads the supplementary groups, so busybox `id`
+///   prints `uid=0(root) gid=0(root) groups=0(root),10(wheel)` as in Docker.
 ///
 /// Missing `/etc/passwd` or `/etc/group` files count as empty.
 pub fn resolve_user(rootfs: &Path, user: &str) -> Result<UserSpec, Error> {
@@ -146,6 +149,15 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<UserSpec, Error> {
             }
         }
     }
+    // The primary gid leads the supplementary groups (containerd and Docker
+    // since the CVE-2023-25173 fix; BuildKit tests `id` on busybox for it).
+    let mut gids = vec![out.gid];
+    for g in out.additional_gids.drain(..) {
+        if !gids.contains(&g) {
+            gids.push(g);
+        }
+    }
+    out.additional_gids = gids;
     Ok(out)
 }
 
@@ -276,7 +288,7 @@ mod tests {
     #[test]
     fn empty_is_root_with_groups() {
         let u = r("").unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids), (0, 0, vec![10]));
+        assert_eq!((u.uid, u.gid, u.additional_gids), (0, 0, vec![0, 10]));
         assert_eq!(u.home, "/root");
     }
 
@@ -285,15 +297,18 @@ mod tests {
         let u = r("app").unwrap();
         assert_eq!(
             (u.uid, u.gid, u.additional_gids.clone()),
-            (1000, 1000, vec![50])
+            (1000, 1000, vec![1000, 50])
         );
         assert_eq!(u.home, "/home/app");
         let u = r("1000").unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 1000, vec![50]));
+        assert_eq!(
+            (u.uid, u.gid, u.additional_gids),
+            (1000, 1000, vec![1000, 50])
+        );
         let u = r("1234").unwrap();
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1234, 0, "/"));
         let u = r("app:staff").unwrap();
-        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 50, vec![]));
+        assert_eq!((u.uid, u.gid, u.additional_gids), (1000, 50, vec![50]));
         let u = r("nobody:4321").unwrap();
         assert_eq!((u.uid, u.gid), (65534, 4321));
     }

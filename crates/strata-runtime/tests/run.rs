@@ -93,6 +93,21 @@ fn users_and_groups() {
     assert_eq!(ids(&e, "1000:1000"), "1000 1000 1000 /home/app");
     assert_eq!(ids(&e, "nobody"), "65534 65534 65534 /home");
     assert_eq!(ids(&e, "4242"), "4242 0 0 /");
+    // BuildKit's expectations for busybox (containerd 3eda46af); the kernel
+    // sorts the supplementary groups.
+    for (user, expect) in [
+        ("", "uid=0(root) gid=0(root) groups=0(root),10(wheel)"),
+        ("1234", "uid=1234 gid=0(root) groups=0(root)"),
+        ("1234:1234", "uid=1234 gid=1234 groups=1234"),
+        (
+            "app",
+            "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)",
+        ),
+    ] {
+        let mut spec = e.spec(&["id"]);
+        spec.process.user = resolve_user(&e.rootfs(), user).unwrap();
+        assert_eq!(e.run(&spec).1.trim(), expect, "user {user:?}");
+    }
     let err = resolve_user(&e.rootfs(), "ghost").unwrap_err().to_string();
     assert!(
         err.contains("unable to find user ghost: no matching entries in passwd file"),
