@@ -16,6 +16,23 @@
 //! rootfs by following links out of it, never touch Docker's runc state, and
 //! never parse image references or open the store.
 //!
+//! Behaviour callers rely on:
+//! - **Placeholders.** runc creates missing mount points (`/proc`, `/dev`,
+//!   `/sys`, and empty files for [`INJECTED_PATHS`]) in the rootfs. Mount an
+//!   init layer from [`write_init_layer`] just below the overlay upper dir,
+//!   or have the differ skip those entries.
+//! - **Exit codes.** `Ok(ExitStatus)` whenever the process ran: its code, or
+//!   `128 + N` when killed by signal N. `Err(Error::Runc)` when runc could not
+//!   start it; [`Error::docker_exit_code`] maps errors to 125/126/127. runc
+//!   also prints its own error line on the container's stderr (it shares the
+//!   stream), so Piped callers see it in their stderr callback.
+//! - **Signals.** While a container runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT do
+//!   not kill this process: the first is passed to the container, which gets
+//!   SIGKILL after [`Runc::with_stop_timeout`] (10 s) or at the next signal.
+//! - **Not (yet) like Docker:** no seccomp profile and no AppArmor profile are
+//!   applied; no user namespaces; root only. `RLIMIT_NOFILE` is 1048576 only
+//!   when the caller may set it (else the caller's hard limit).
+//!
 //! ```no_run
 //! use strata_runtime::*;
 //! let rootfs = std::path::Path::new("/tmp/rootfs");

@@ -317,3 +317,19 @@ fn parallel_containers() {
         }
     });
 }
+
+#[test]
+fn nofile_limit_is_dockers_or_the_hosts_ceiling() {
+    need_root!();
+    let e = env();
+    let (_, out, _) = e.sh("ulimit -n; ulimit -Hn");
+    let host_hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .unwrap_or(u64::MAX);
+    let n: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(n[0], n[1]);
+    assert!(
+        n[0] == 1_048_576 || n[0] == host_hard,
+        "{n:?} (host hard {host_hard})"
+    );
+}
