@@ -2,7 +2,7 @@
 //!
 //! While at least one container runs, process-wide handlers record the
 //! signals this process receives (they no longer kill it); each run loop
-//! polls [`Watch::poll`] and passes signals on to its runc. The previous
+//! polls for them and passes signals on to its runc. The previous
 //! handlers are restored when the last container ends.
 //!
 //! A signal the terminal sends (Ctrl-C: `si_code == SI_KERNEL`) already
