@@ -188,7 +188,9 @@ fn make_setup() -> Result<Setup, String> {
         )
     })?;
     let tar = bases.join("busybox.tar");
-    let changes = base_changes(&script);
+    let changes = base_changes(&script).map_err(|e| format!("{}: {e}", script.display()))?;
+    // The script also makes the ~450 MB Go toolchain rootfs, unused here.
+    let _ = std::fs::remove_file(bases.join("golang.tar"));
     let mut docker = Command::new("docker");
     docker.arg("import");
     for c in &changes {
@@ -215,27 +217,16 @@ fn make_setup() -> Result<Setup, String> {
     })
 }
 
-/// The `--change` lines recommended for the busybox base: the script's
-/// `--print-changes` (lines that are either plain instructions or prefixed
-/// `busybox:`), else busybox's own CMD.
-fn base_changes(script: &Path) -> Vec<String> {
-    let printed = run(Command::new(script).arg("--print-changes")).unwrap_or_default();
-    let mut changes: Vec<String> = printed
+/// The `--change` lines the script recommends for the busybox base (one
+/// per line), so Docker's and strata's base configs are the same.
+fn base_changes(script: &Path) -> Result<Vec<String>, String> {
+    let printed = run(Command::new(script).args(["--print-changes", "busybox"]))?;
+    Ok(printed
         .lines()
         .map(str::trim)
-        .filter_map(|l| match l.split_once(':') {
-            Some((img, rest)) if !img.contains(' ') && img.starts_with("busybox") => {
-                Some(rest.trim().to_string())
-            }
-            Some((img, _)) if !img.contains(' ') => None,
-            _ => Some(l.to_string()),
-        })
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
-    if changes.is_empty() {
-        changes.push(r#"CMD ["sh"]"#.to_string());
-    }
-    changes
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
 }
 
 // ---------------------------------------------------------------- builds
