@@ -9,11 +9,17 @@
 pub mod error;
 pub mod ignore;
 pub mod parser;
+pub mod plan;
 pub mod shell;
+mod suggest;
 
 pub use error::{Diagnostic, Error};
 pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
 pub use parser::{parse, Ast, Heredoc, Node};
+pub use plan::{
+    parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount, MountKind, Plan,
+    Resolved, Stage, StageScope, Step,
+};
 pub use shell::{expand_word, expand_words, Lexer};
 
 /// Where something is in a Dockerfile. Lines and columns are 1-based;

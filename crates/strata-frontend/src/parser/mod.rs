@@ -15,7 +15,6 @@ pub use directives::{detect_directive, Directive, SyntaxDirective};
 pub use dump::go_quote;
 pub use heredoc::{chomp, heredocs_from_line, parse_heredoc, Heredoc};
 
-pub(crate) use args::{parse_words, split_whitespace};
 
 use crate::error::Diagnostic;
 use crate::{Error, Location};

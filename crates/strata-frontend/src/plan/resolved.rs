@@ -1,0 +1,220 @@
+//! What `StageScope::resolve` hands the engine: instructions with every
+//! word expanded, mounts parsed, durations checked.
+
+use std::time::Duration;
+
+use super::instruction::Command;
+use super::Base;
+use crate::parser::Heredoc;
+
+/// Where `COPY --from` / `RUN --mount=from=` reads from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum FromRef {
+    /// An earlier stage, by index.
+    Stage(usize),
+    /// An image reference (as written after expansion).
+    Image(String),
+}
+
+/// `RUN --mount` type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum MountKind {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+    Ssh,
+}
+
+/// One parsed `RUN --mount=...` spec.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mount {
+    pub kind: MountKind,
+    /// `target`/`dst`/`destination`.
+    pub target: Option<String>,
+    /// `source`/`src`.
+    pub source: Option<String>,
+    /// `from=`: a stage or an image.
+    pub from: Option<FromRef>,
+    /// `ro`/`readonly` (bind defaults to read-only, as in BuildKit).
+    pub readonly: bool,
+    /// `id=` (cache, secret, ssh).
+    pub id: Option<String>,
+    /// `sharing=shared|private|locked` (cache).
+    pub sharing: Option<String>,
+    pub mode: Option<String>,
+    pub uid: Option<String>,
+    pub gid: Option<String>,
+    pub required: bool,
+    /// Any other `key=value` options, in order.
+    pub options: Vec<(String, String)>,
+}
+
+/// HEALTHCHECK with durations parsed. `test` uses Docker's config form:
+/// `["CMD-SHELL", cmd]` or `["CMD", arg...]`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct HealthcheckSpec {
+    pub test: Vec<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub start_period: Option<Duration>,
+    pub start_interval: Option<Duration>,
+    pub retries: Option<u32>,
+}
+
+/// An instruction ready to execute: every word expanded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Resolved {
+    From { base: Base, name: Option<String>, platform: Option<String> },
+    Run {
+        /// Shell form is NOT expanded (the shell does it); exec form neither.
+        command: Command,
+        mounts: Vec<Mount>,
+        network: Option<String>,
+        security: Option<String>,
+        /// Bodies chomped (`<<-`) but not expanded (the shell expands them).
+        heredocs: Vec<Heredoc>,
+    },
+    Copy {
+        srcs: Vec<String>,
+        dest: String,
+        from: Option<FromRef>,
+        chown: Option<String>,
+        chmod: Option<String>,
+        link: bool,
+        parents: bool,
+        exclude: Vec<String>,
+        /// Bodies chomped and, when `expand`, expanded with the scope.
+        heredocs: Vec<Heredoc>,
+    },
+    Add {
+        srcs: Vec<String>,
+        dest: String,
+        chown: Option<String>,
+        chmod: Option<String>,
+        link: bool,
+        exclude: Vec<String>,
+        checksum: Option<String>,
+        keep_git_dir: bool,
+        /// `--unpack`: `None` = the default (unpack local archives).
+        unpack: Option<bool>,
+        heredocs: Vec<Heredoc>,
+    },
+    Env(Vec<(String, String)>),
+    /// Declared names with their values in this scope (`None` = no value).
+    Arg(Vec<(String, Option<String>)>),
+    Label(Vec<(String, String)>),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    User(String),
+    Workdir(String),
+    Cmd(Command),
+    Entrypoint(Command),
+    Shell(Vec<String>),
+    StopSignal(String),
+    /// `None` = `HEALTHCHECK NONE`.
+    Healthcheck(Option<HealthcheckSpec>),
+    /// The raw trigger text, stored in the image config for child builds.
+    Onbuild(String),
+    Maintainer(String),
+}
+
+/// Parses a Go duration (`30s`, `1m30s`, `1.5h`, `250ms`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {s:?} (use e.g. 30s, 1m30s, 500ms)");
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(bad());
+        }
+        let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let mult = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += n * mult;
+    }
+    if !total.is_finite() || total > 1e12 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Parses one `--mount` spec (CSV of `key=value` and bare keys). The
+/// `from=` value is returned raw for the caller to resolve against stages.
+pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
+    let mut m = Mount {
+        kind: MountKind::Bind,
+        target: None,
+        source: None,
+        from: None,
+        readonly: false,
+        id: None,
+        sharing: None,
+        mode: None,
+        uid: None,
+        gid: None,
+        required: false,
+        options: Vec::new(),
+    };
+    let mut from = None;
+    let mut ro: Option<bool> = None;
+    for field in spec.split(',').map(str::trim).filter(|f| !f.is_empty()) {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
+            None => (field.to_ascii_lowercase(), None),
+        };
+        let val = || v.clone().ok_or_else(|| format!("mount option {k} needs a value ({k}=...)"));
+        match k.as_str() {
+            "type" => {
+                m.kind = match val()?.as_str() {
+                    "bind" => MountKind::Bind,
+                    "cache" => MountKind::Cache,
+                    "tmpfs" => MountKind::Tmpfs,
+                    "secret" => MountKind::Secret,
+                    "ssh" => MountKind::Ssh,
+                    other => return Err(format!("unsupported mount type {other:?} (bind, cache, tmpfs, secret, ssh)")),
+                }
+            }
+            "target" | "dst" | "destination" => m.target = Some(val()?),
+            "source" | "src" => m.source = Some(val()?),
+            "from" => from = Some(val()?),
+            "ro" | "readonly" => ro = Some(v.as_deref().is_none_or(|b| b == "true" || b == "1")),
+            "rw" | "readwrite" => ro = Some(!v.as_deref().is_none_or(|b| b == "true" || b == "1")),
+            "id" => m.id = Some(val()?),
+            "sharing" => {
+                let s = val()?;
+                if !matches!(s.as_str(), "shared" | "private" | "locked") {
+                    return Err(format!("invalid sharing {s:?} (shared, private, locked)"));
+                }
+                m.sharing = Some(s)
+            }
+            "mode" => m.mode = Some(val()?),
+            "uid" => m.uid = Some(val()?),
+            "gid" => m.gid = Some(val()?),
+            "required" => m.required = v.as_deref().is_none_or(|b| b == "true" || b == "1"),
+            _ => m.options.push((k.clone(), v.unwrap_or_default())),
+        }
+    }
+    m.readonly = ro.unwrap_or(m.kind == MountKind::Bind);
+    if m.target.is_none() && !matches!(m.kind, MountKind::Secret | MountKind::Ssh) {
+        return Err("mount needs a target (target=<path>)".into());
+    }
+    Ok((m, from))
+}
