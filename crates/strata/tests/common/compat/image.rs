@@ -472,4 +472,40 @@ mod tests {
         let c = flatten(&[&[("s", 'f', 0o4755, "y"), ("l", 'l', 0o777, "t")]]);
         assert_eq!(diffs(&a, &c).len(), 2);
     }
+
+    /// The newer archive layout (blobs/sha256/..., as strata or Docker 25+
+    /// write it) with a gzip-compressed layer reads like the legacy one.
+    #[test]
+    fn reads_blob_layout_and_gzip_layers() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&layer(&[("etc/hello", 'f', 0o640, "hi")]))
+            .unwrap();
+        let config = br#"{"config":{"Env":["A=1"]}}"#;
+        let manifest = br#"[{"Config":"blobs/sha256/c0","Layers":["blobs/sha256/l0"]}]"#;
+        let mut outer = tar::Builder::new(Vec::new());
+        let gz = gz.finish().unwrap();
+        let files: [(&str, &[u8]); 3] = [
+            ("manifest.json", manifest),
+            ("blobs/sha256/c0", config),
+            ("blobs/sha256/l0", &gz),
+        ];
+        for (path, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            outer.append_data(&mut h, path, data).unwrap();
+        }
+        let dir =
+            std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat-unit-blob-layout");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("x")).unwrap();
+        std::fs::write(dir.join("a.tar"), outer.into_inner().unwrap()).unwrap();
+        let img = read_archive(&dir.join("a.tar"), &dir.join("x")).unwrap();
+        assert_eq!(img.config["config"]["Env"][0], "A=1");
+        let e = &img.fs["etc/hello"];
+        assert_eq!((e.mode, e.size), (0o640, 2));
+        assert!(img.fs["etc"].implicit);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
