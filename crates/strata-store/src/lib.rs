@@ -14,10 +14,12 @@
 //! Entry point: [`Store::open`].
 
 pub mod blobs;
+pub mod check;
 pub mod containers;
 pub mod diff;
 pub mod error;
 mod fsutil;
+pub mod gc;
 pub mod meta;
 pub mod mount;
 pub mod safe_path;
@@ -25,6 +27,7 @@ pub mod snapshot;
 mod store;
 
 pub use blobs::{BlobStore, BlobWriter};
+pub use check::{CheckReport, Problem};
 pub use containers::{ContainerDir, Containers};
 pub use diff::{
     apply_layer, ApplyMode, ApplyStats, EntryMeta, LayerBuilder, LayerInfo, LayerOptions,
@@ -32,6 +35,7 @@ pub use diff::{
 };
 pub use error::{Result, StoreError};
 pub use fsutil::FileLock;
+pub use gc::PruneReport;
 pub use meta::{CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta};
 pub use mount::RootfsMount;
 pub use snapshot::{chain_ids, Snapshotter};

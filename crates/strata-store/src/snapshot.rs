@@ -9,7 +9,7 @@
 //! parallel; the overlay mount stacks them.
 
 use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -196,10 +196,6 @@ impl Snapshotter {
 
     pub(crate) fn remove(&self, chain_id: &Digest) -> Result<()> {
         fsutil::remove_any(&self.dir.join(chain_id.hex()))
-    }
-
-    pub(crate) fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -33,7 +33,7 @@ fn make_tree(dir: &Path) {
         mknod_whiteout(&dir.join("etc/gone"));
         set_xattr(&dir.join("opaque"), "trusted.overlay.opaque", b"y");
         rustix::fs::chown(
-            &dir.join("etc/sub/deep"),
+            dir.join("etc/sub/deep"),
             Some(rustix::fs::Uid::from_raw(1234)),
             Some(rustix::fs::Gid::from_raw(5678)),
         )

@@ -1,0 +1,242 @@
+//! `check`: verify the store. Every blob is re-hashed (streaming), every
+//! reference followed (image -> blobs, tag -> image, layer record -> blob),
+//! snapshots checked for completeness, temp leftovers found.
+//!
+//! With `repair`: corrupt blobs, leftovers, incomplete snapshots and layer
+//! records without a blob are removed. Images that lose a blob are reported
+//! as broken and left in place (re-pull or rebuild them, or `image rm`).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use strata_oci::Digest;
+
+use crate::error::Result;
+use crate::fsutil::{self, FileLock};
+use crate::gc::TMP_GRACE;
+use crate::store::Store;
+
+/// One thing wrong with the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Problem {
+    /// The blob's contents hash to something else.
+    CorruptBlob { digest: Digest, actual: Digest },
+    /// The blob could not be read.
+    UnreadableBlob { digest: Digest, error: String },
+    /// An image refers to a blob that is not in the store.
+    MissingBlob {
+        image: Digest,
+        blob: Digest,
+        role: String,
+    },
+    /// A tag points at an image record that does not exist.
+    DanglingTag { tag: String, image: String },
+    /// A layer record names a blob that is not in the store.
+    MissingLayerBlob { diff_id: Digest, blob: Digest },
+    /// A snapshot directory without its `fs` (or a stray entry).
+    IncompleteSnapshot { path: PathBuf },
+    /// A temp file or dir left by a crashed writer.
+    Leftover { path: PathBuf },
+}
+
+impl Problem {
+    /// Data damage (as opposed to harmless leftovers).
+    pub fn is_corruption(&self) -> bool {
+        !matches!(self, Problem::Leftover { .. })
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::CorruptBlob { digest, actual } => {
+                write!(f, "blob {digest} is corrupt: its contents hash to {actual}")
+            }
+            Problem::UnreadableBlob { digest, error } => {
+                write!(f, "blob {digest} cannot be read: {error}")
+            }
+            Problem::MissingBlob { image, blob, role } => {
+                write!(f, "image {image} is broken: its {role} {blob} is missing")
+            }
+            Problem::DanglingTag { tag, image } => {
+                write!(f, "tag {tag} points at missing image {image}")
+            }
+            Problem::MissingLayerBlob { diff_id, blob } => {
+                write!(f, "layer {diff_id} names missing blob {blob}")
+            }
+            Problem::IncompleteSnapshot { path } => {
+                write!(f, "incomplete snapshot {}", path.display())
+            }
+            Problem::Leftover { path } => write!(f, "leftover temp {}", path.display()),
+        }
+    }
+}
+
+/// The result of `check`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    pub blobs_checked: usize,
+    pub bytes_checked: u64,
+    pub problems: Vec<Problem>,
+    /// What repair did, one line each.
+    pub repaired: Vec<String>,
+    /// Images that refer to a missing or corrupt blob (left in place).
+    pub broken_images: Vec<Digest>,
+}
+
+impl CheckReport {
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+    /// True when data is damaged (the CLI exits non-zero).
+    pub fn has_corruption(&self) -> bool {
+        self.problems.iter().any(Problem::is_corruption)
+    }
+}
+
+impl Store {
+    /// Verifies the store; with `repair`, fixes what can be fixed (see the
+    /// module docs). Read-only checks run alongside other writers; repair
+    /// holds the exclusive GC lock.
+    pub fn check(&self, repair: bool) -> Result<CheckReport> {
+        let path = self.gc_lock_path();
+        let _lock = if repair {
+            FileLock::exclusive(&path)?
+        } else {
+            FileLock::shared(&path)?
+        };
+        let mut r = CheckReport::default();
+        let mut bad_blobs = HashSet::new();
+        for d in self.blobs().list()? {
+            match self.blobs().rehash(&d) {
+                Ok((actual, n)) => {
+                    r.blobs_checked += 1;
+                    r.bytes_checked += n;
+                    if actual != d {
+                        r.problems.push(Problem::CorruptBlob {
+                            digest: d.clone(),
+                            actual,
+                        });
+                        bad_blobs.insert(d);
+                    }
+                }
+                Err(e) if e.is_not_found() => {} // removed meanwhile
+                Err(e) => {
+                    r.problems.push(Problem::UnreadableBlob {
+                        digest: d.clone(),
+                        error: e.to_string(),
+                    });
+                    bad_blobs.insert(d);
+                }
+            }
+        }
+        if repair {
+            for d in &bad_blobs {
+                self.blobs().remove(d)?;
+                r.repaired.push(format!("removed corrupt blob {d}"));
+            }
+        }
+        let present = |d: &Digest| !bad_blobs.contains(d) && self.blobs().exists(d);
+        let mut broken = HashSet::new();
+        for img in self.meta().images()? {
+            let mut refs = vec![
+                ("manifest", img.manifest_digest.clone()),
+                ("config", img.config_digest.clone()),
+            ];
+            refs.extend(img.layers.iter().map(|l| ("layer", l.digest.clone())));
+            for (role, blob) in refs {
+                if !present(&blob) {
+                    r.problems.push(Problem::MissingBlob {
+                        image: img.id.clone(),
+                        blob,
+                        role: role.to_string(),
+                    });
+                    broken.insert(img.id.clone());
+                }
+            }
+        }
+        r.broken_images = broken.into_iter().collect();
+        r.broken_images.sort();
+        let dangling: Vec<(String, String)> = self.meta().read("check tags", |tx| {
+            tx.prepare(
+                "SELECT name, image_id FROM tags WHERE image_id NOT IN (SELECT id FROM images)",
+            )?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect()
+        })?;
+        for (tag, image) in dangling {
+            r.problems.push(Problem::DanglingTag {
+                tag: tag.clone(),
+                image,
+            });
+            if repair {
+                self.meta().untag(&tag)?;
+                r.repaired.push(format!("removed dangling tag {tag}"));
+            }
+        }
+        for l in self.meta().layers()? {
+            if !present(&l.digest) {
+                r.problems.push(Problem::MissingLayerBlob {
+                    diff_id: l.diff_id.clone(),
+                    blob: l.digest.clone(),
+                });
+                if repair {
+                    self.meta().write("forget layer", |tx| {
+                        tx.execute(
+                            "DELETE FROM layers WHERE diff_id = ?1 AND media_type = ?2",
+                            [l.diff_id.to_string(), l.media_type.clone()],
+                        )
+                    })?;
+                    r.repaired
+                        .push(format!("forgot layer record {} -> {}", l.diff_id, l.digest));
+                }
+            }
+        }
+        for p in self.snapshotter().strays()? {
+            r.problems
+                .push(Problem::IncompleteSnapshot { path: p.clone() });
+            if repair {
+                fsutil::remove_any(&p)?;
+                r.repaired
+                    .push(format!("removed incomplete snapshot {}", p.display()));
+            }
+        }
+        let leftovers = if repair {
+            self.clean_tmp(TMP_GRACE)?
+        } else {
+            self.find_leftovers(TMP_GRACE)?
+        };
+        for p in leftovers {
+            if repair {
+                r.repaired.push(format!("removed leftover {}", p.display()));
+            }
+            r.problems.push(Problem::Leftover { path: p });
+        }
+        Ok(r)
+    }
+
+    fn find_leftovers(&self, grace: std::time::Duration) -> Result<Vec<PathBuf>> {
+        let dir = self.tmp_dir();
+        let mut out = Vec::new();
+        for ent in std::fs::read_dir(&dir).map_err(|e| crate::error::StoreError::Io {
+            op: "list temp dir",
+            path: dir.clone(),
+            source: e,
+        })? {
+            let p = ent
+                .map_err(|e| crate::error::StoreError::Io {
+                    op: "list temp dir",
+                    path: dir.clone(),
+                    source: e,
+                })?
+                .path();
+            if crate::gc::is_leftover(&p, grace)? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,247 @@
+//! Garbage collection and prune.
+//!
+//! Roots: every image record (its manifest, config and layer blobs, and the
+//! snapshots of its layer chain), build cache entries (their blobs and
+//! images), live leases (blobs, images, snapshots), and live containers
+//! (the snapshots they mount). Tags are roots of images, which matters for
+//! `prune(all)`: it also removes untagged images and the whole build cache.
+//!
+//! GC holds the exclusive `locks/gc.lock` for its whole run. Blob and
+//! snapshot publishers take it shared while they make something visible
+//! and record it in their lease (see `blobs.rs`, `meta/leases.rs`), so GC
+//! never sees a fresh blob that is not yet protected.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use strata_oci::Digest;
+
+use crate::error::{IoCtx, Result};
+use crate::fsutil::{self, try_lock_file, FileLock};
+use crate::meta::col_digest;
+use crate::snapshot::chain_ids;
+use crate::store::Store;
+
+/// Temp entries younger than this are never removed (they may be about to
+/// be locked by their writer), unless their process is gone.
+pub const TMP_GRACE: Duration = Duration::from_secs(60);
+
+/// What a GC / prune freed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    pub images_removed: Vec<Digest>,
+    pub cache_entries_removed: usize,
+    pub blobs_removed: Vec<Digest>,
+    /// Bytes of blobs removed (snapshots and temp files not counted).
+    pub bytes_freed: u64,
+    pub layer_records_removed: usize,
+    pub snapshots_removed: Vec<Digest>,
+    pub containers_removed: Vec<String>,
+    pub tmp_removed: usize,
+    pub leases_expired: usize,
+}
+
+/// The GC roots, read in one transaction.
+#[derive(Default)]
+struct Roots {
+    blobs: HashSet<Digest>,
+    snapshots: HashSet<Digest>,
+}
+
+impl Store {
+    /// Removes what nothing refers to (keeps every image and cache entry).
+    pub fn gc(&self) -> Result<PruneReport> {
+        self.prune(false)
+    }
+
+    /// GC; with `all`, first removes untagged images (not held by a live
+    /// lease) and the whole build cache.
+    pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        let _gc = FileLock::exclusive(&self.gc_lock_path())?;
+        let mut report = PruneReport {
+            leases_expired: self.expire_leases()?,
+            ..Default::default()
+        };
+        if all {
+            report.cache_entries_removed = self.meta().cache_clear()?;
+            report.images_removed = self.remove_untagged_images()?;
+        }
+        // List first, read roots second (see the module docs).
+        let blobs = self.blobs().list()?;
+        let snapshots = self.snapshotter().list()?;
+        let mut live_snaps = Vec::new();
+        report.containers_removed = self.containers().cleanup_stale(&mut live_snaps)?;
+        let roots = self.read_roots()?;
+        for d in blobs {
+            if !roots.blobs.contains(&d) {
+                report.bytes_freed += self.blobs().size(&d).unwrap_or(0);
+                self.blobs().remove(&d)?;
+                report.blobs_removed.push(d);
+            }
+        }
+        report.layer_records_removed = self.forget_missing_layers()?;
+        let live: HashSet<Digest> = live_snaps.into_iter().collect();
+        for s in snapshots {
+            if !roots.snapshots.contains(&s) && !live.contains(&s) {
+                self.snapshotter().remove(&s)?;
+                report.snapshots_removed.push(s);
+            }
+        }
+        for p in self.snapshotter().strays()? {
+            fsutil::remove_any(&p)?;
+        }
+        report.tmp_removed = self.clean_tmp(TMP_GRACE)?.len();
+        Ok(report)
+    }
+
+    /// Drops leases whose owner is gone (their lock file is not held).
+    fn expire_leases(&self) -> Result<usize> {
+        let mut n = 0;
+        let mut known = HashSet::new();
+        for l in self.meta().leases()? {
+            let path = self.meta().lease_lock_path(&l.id);
+            known.insert(path.clone());
+            if let Some(lock) = FileLock::try_exclusive(&path)? {
+                self.meta().delete_lease(&l.id)?;
+                let _ = fs::remove_file(&path);
+                drop(lock);
+                n += 1;
+            }
+        }
+        let dir = self.meta().leases_dir().to_path_buf();
+        for ent in fs::read_dir(&dir).ctx("list leases", &dir)? {
+            let p = ent.ctx("list leases", &dir)?.path();
+            if !known.contains(&p) {
+                if let Some(lock) = FileLock::try_exclusive(&p)? {
+                    // No row: a lease that ended, or one being created
+                    // (its owner holds the lock, so we would not get here).
+                    let _ = fs::remove_file(&p);
+                    drop(lock);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    fn remove_untagged_images(&self) -> Result<Vec<Digest>> {
+        self.meta().write("remove untagged images", |tx| {
+            let ids: Vec<Digest> = tx
+                .prepare(
+                    "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
+                       AND id NOT IN (SELECT ref FROM lease_refs WHERE kind = 'image')
+                       AND id NOT IN (SELECT ref FROM cache_refs WHERE kind = 'image')",
+                )?
+                .query_map([], |r| col_digest(r, 0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in &ids {
+                tx.execute("DELETE FROM images WHERE id = ?1", [id.to_string()])?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn read_roots(&self) -> Result<Roots> {
+        self.meta().read("read GC roots", |tx| {
+            let mut roots = Roots::default();
+            let digests = |sql: &str| -> rusqlite::Result<Vec<Digest>> {
+                tx.prepare(sql)?
+                    .query_map([], |r| col_digest(r, 0))?
+                    .collect()
+            };
+            for sql in [
+                "SELECT manifest_digest FROM images",
+                "SELECT config_digest FROM images",
+                "SELECT digest FROM image_layers",
+                "SELECT ref FROM cache_refs WHERE kind = 'blob'",
+                "SELECT ref FROM lease_refs WHERE kind = 'blob'",
+            ] {
+                roots.blobs.extend(digests(sql)?);
+            }
+            roots.snapshots.extend(digests(
+                "SELECT ref FROM lease_refs WHERE kind = 'snapshot'",
+            )?);
+            let mut stmt = tx.prepare(
+                "SELECT image_id, diff_id FROM image_layers ORDER BY image_id, position",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, col_digest(r, 1)?)))?;
+            let mut cur: Option<String> = None;
+            let mut diffs = Vec::new();
+            for row in rows {
+                let (img, diff) = row?;
+                if cur.as_ref() != Some(&img) {
+                    roots.snapshots.extend(chain_ids(&diffs));
+                    diffs.clear();
+                    cur = Some(img);
+                }
+                diffs.push(diff);
+            }
+            roots.snapshots.extend(chain_ids(&diffs));
+            Ok(roots)
+        })
+    }
+
+    /// Layer-table rows whose blob is gone.
+    fn forget_missing_layers(&self) -> Result<usize> {
+        let mut n = 0;
+        for l in self.meta().layers()? {
+            if !self.blobs().exists(&l.digest) {
+                self.meta().write("forget layer", |tx| {
+                    tx.execute(
+                        "DELETE FROM layers WHERE diff_id = ?1 AND media_type = ?2",
+                        [l.diff_id.to_string(), l.media_type.clone()],
+                    )
+                })?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Removes leftovers in `ROOT/tmp`: entries nobody holds locked that are
+    /// older than `grace` or whose creating process is gone.
+    pub(crate) fn clean_tmp(&self, grace: Duration) -> Result<Vec<std::path::PathBuf>> {
+        let dir = self.tmp_dir();
+        let mut removed = Vec::new();
+        for ent in fs::read_dir(&dir).ctx("list temp dir", &dir)? {
+            let p = ent.ctx("list temp dir", &dir)?.path();
+            if is_leftover(&p, grace)? {
+                fsutil::remove_any(&p)?;
+                removed.push(p);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// `kind-<pid>-...` names carry their creator's pid.
+fn creator_alive(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    match name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()) {
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => true,
+    }
+}
+
+pub(crate) fn is_leftover(path: &Path, grace: Duration) -> Result<bool> {
+    let Ok(md) = fs::symlink_metadata(path) else {
+        return Ok(false);
+    };
+    let old = md
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > grace);
+    if !old && creator_alive(path) {
+        return Ok(false);
+    }
+    if md.file_type().is_symlink() {
+        return Ok(true);
+    }
+    let Ok(f) = fs::File::open(path) else {
+        return Ok(false);
+    };
+    try_lock_file(&f, path)
+}

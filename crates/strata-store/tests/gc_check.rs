@@ -1,0 +1,276 @@
+//! GC, prune, check/repair, and eight processes working on one store.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use strata_store::{
+    CacheRecord, Digest, EntryMeta, ImageRecord, LayerBuilder, LayerOptions, Problem, Store,
+};
+
+/// An image with one real layer (so snapshots work too).
+fn image(store: &Store, seed: &str, lease: Option<&strata_store::Lease>) -> ImageRecord {
+    let mut b = LayerBuilder::new(store.blobs(), LayerOptions::default()).unwrap();
+    let m = EntryMeta {
+        mode: 0o644,
+        ..Default::default()
+    };
+    b.add_file_reader(Path::new(seed), &mut seed.as_bytes(), seed.len() as u64, &m)
+        .unwrap();
+    let l = b.finish_leased(lease).unwrap();
+    let config = format!("{{\"seed\":\"{seed}\"}}");
+    let (cd, _) = store
+        .blobs()
+        .ingest_leased(None, &mut config.as_bytes(), lease)
+        .unwrap();
+    let manifest = format!("{{\"config\":\"{cd}\",\"layer\":\"{}\"}}", l.digest);
+    let (md, _) = store
+        .blobs()
+        .ingest_leased(None, &mut manifest.as_bytes(), lease)
+        .unwrap();
+    ImageRecord {
+        id: cd.clone(),
+        manifest_digest: md,
+        manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        config_digest: cd,
+        layers: vec![l.to_record()],
+        created: String::new(),
+    }
+}
+
+fn all_blobs(r: &ImageRecord) -> Vec<Digest> {
+    vec![
+        r.manifest_digest.clone(),
+        r.config_digest.clone(),
+        r.layers[0].digest.clone(),
+    ]
+}
+
+#[test]
+fn gc_keeps_referenced_and_leased_and_removes_the_rest() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let tagged = image(&store, "tagged", None);
+    store.meta().put_image(&tagged).unwrap();
+    store.meta().tag("tagged:1", &tagged.id).unwrap();
+    let untagged = image(&store, "untagged", None);
+    store.meta().put_image(&untagged).unwrap();
+    let cached = store.blobs().put(None, b"cached").unwrap().0;
+    store
+        .meta()
+        .cache_put(
+            "k",
+            &CacheRecord {
+                value: "{}".into(),
+                blobs: vec![cached.clone()],
+                images: vec![],
+            },
+        )
+        .unwrap();
+    let garbage = store.blobs().put(None, b"garbage").unwrap().0;
+    let lease = store.lease("test").unwrap();
+    let leased = store
+        .blobs()
+        .ingest_leased(None, &mut &b"leased"[..], Some(&lease))
+        .unwrap()
+        .0;
+    // a snapshot of the tagged image, and an orphan snapshot
+    let chain = vec![(
+        tagged.layers[0].diff_id.clone(),
+        tagged.layers[0].digest.clone(),
+    )];
+    store.snapshotter().prepare(&chain).unwrap();
+    let orphan = image(&store, "orphan", None);
+    let ochain = vec![(
+        orphan.layers[0].diff_id.clone(),
+        orphan.layers[0].digest.clone(),
+    )];
+    store.snapshotter().prepare(&ochain).unwrap();
+    store.meta().put_layer(&orphan.layers[0]).unwrap();
+
+    let r = store.gc().unwrap();
+    for d in all_blobs(&tagged).iter().chain(&all_blobs(&untagged)) {
+        assert!(store.blobs().exists(d), "{d} kept");
+    }
+    assert!(store.blobs().exists(&cached));
+    assert!(store.blobs().exists(&leased));
+    assert!(!store.blobs().exists(&garbage));
+    for d in all_blobs(&orphan) {
+        assert!(!store.blobs().exists(&d));
+    }
+    assert!(r.blobs_removed.contains(&garbage));
+    assert!(r.bytes_freed > 0);
+    assert_eq!(r.layer_records_removed, 1);
+    assert!(store.snapshotter().exists(&tagged.layers[0].diff_id));
+    assert!(!store.snapshotter().exists(&orphan.layers[0].diff_id));
+
+    // the lease ends: its blob goes
+    drop(lease);
+    store.gc().unwrap();
+    assert!(!store.blobs().exists(&leased));
+
+    // prune(all): untagged images and the cache go, the tagged image stays
+    let r = store.prune(true).unwrap();
+    assert_eq!(r.images_removed, vec![untagged.id.clone()]);
+    assert_eq!(r.cache_entries_removed, 1);
+    assert!(!store.blobs().exists(&cached));
+    for d in all_blobs(&untagged) {
+        assert!(!store.blobs().exists(&d));
+    }
+    for d in all_blobs(&tagged) {
+        assert!(store.blobs().exists(&d));
+    }
+    assert!(store.check(false).unwrap().is_clean());
+}
+
+#[test]
+fn dead_leases_expire() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let lease = store.lease("crashing build").unwrap();
+    let d = store
+        .blobs()
+        .ingest_leased(None, &mut &b"x"[..], Some(&lease))
+        .unwrap()
+        .0;
+    // simulate a crash: the row stays, the lock is released
+    std::mem::forget(lease);
+    let leases = store.meta().leases().unwrap();
+    assert_eq!(leases.len(), 1);
+    // our own process still holds the forgotten lock fd: release it by
+    // removing the lock file and letting GC find an unheld one.
+    let lock = store
+        .root()
+        .join("leases")
+        .join(format!("{}.lock", leases[0].id));
+    fs::remove_file(&lock).unwrap();
+    let r = store.gc().unwrap();
+    assert_eq!(r.leases_expired, 1);
+    assert!(!store.blobs().exists(&d));
+}
+
+#[test]
+fn check_finds_corruption_and_repair_removes_it() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let img = image(&store, "victim", None);
+    store.meta().put_image(&img).unwrap();
+    store.meta().tag("victim:1", &img.id).unwrap();
+    assert!(store.check(false).unwrap().is_clean());
+
+    // flip a byte of the layer blob
+    let layer = img.layers[0].digest.clone();
+    let p = store.blobs().path(&layer);
+    let mut bytes = fs::read(&p).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&p, &bytes).unwrap();
+    // a leftover from a dead process and an incomplete snapshot
+    fs::write(store.root().join("tmp/blob-999999999-0-0"), b"junk").unwrap();
+    fs::create_dir_all(store.root().join("snapshots").join("f".repeat(64))).unwrap();
+
+    let r = store.check(false).unwrap();
+    assert!(r.has_corruption());
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| matches!(p, Problem::CorruptBlob { digest, .. } if *digest == layer)));
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| matches!(p, Problem::Leftover { .. })));
+    assert!(r
+        .problems
+        .iter()
+        .any(|p| matches!(p, Problem::IncompleteSnapshot { .. })));
+    assert_eq!(r.broken_images, vec![img.id.clone()]);
+    assert!(store.blobs().exists(&layer), "check alone changes nothing");
+
+    let r = store.check(true).unwrap();
+    assert!(!r.repaired.is_empty());
+    assert!(!store.blobs().exists(&layer));
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
+    // the image is left, reported broken
+    assert!(store.meta().image(&img.id).unwrap().is_some());
+    let again = store.check(false).unwrap();
+    assert_eq!(again.broken_images, vec![img.id.clone()]);
+    assert!(again.problems.iter().all(|p| matches!(
+        p,
+        Problem::MissingBlob { .. } | Problem::MissingLayerBlob { .. }
+    )));
+}
+
+/// Child mode for `eight_processes`: runs only when STRATA_STORE_CHILD is set.
+#[test]
+fn child_worker() {
+    let Ok(root) = std::env::var("STRATA_STORE_CHILD") else {
+        return;
+    };
+    let n: usize = std::env::var("STRATA_STORE_CHILD_N")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let store = Store::open(Path::new(&root)).unwrap();
+    for j in 0..6 {
+        if n == 0 {
+            // one process collects garbage over and over while the others work
+            store.gc().unwrap();
+            continue;
+        }
+        let lease = store.lease("child").unwrap();
+        let shared = vec![42u8; 300_000];
+        store
+            .blobs()
+            .ingest_leased(None, &mut &shared[..], Some(&lease))
+            .unwrap();
+        let img = image(&store, &format!("p{n}-{j}"), Some(&lease));
+        store.meta().put_image(&img).unwrap();
+        store.meta().tag(&format!("p{n}:{j}"), &img.id).unwrap();
+        let chain = vec![(img.layers[0].diff_id.clone(), img.layers[0].digest.clone())];
+        store
+            .snapshotter()
+            .prepare_leased(&chain, Some(&lease))
+            .unwrap();
+    }
+    std::io::stdout().flush().unwrap();
+}
+
+#[test]
+fn eight_processes() {
+    if std::env::var("STRATA_STORE_CHILD").is_ok() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    Store::open(&root).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..8)
+        .map(|n| {
+            Command::new(&exe)
+                .args(["--exact", "child_worker", "--nocapture", "--test-threads=1"])
+                .env("STRATA_STORE_CHILD", &root)
+                .env("STRATA_STORE_CHILD_N", n.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let store = Store::open(&root).unwrap();
+    assert_eq!(store.meta().tags().unwrap().len(), 7 * 6);
+    store.gc().unwrap();
+    let r = store.check(false).unwrap();
+    assert!(r.is_clean(), "{:?}", r.problems);
+    assert_eq!(store.meta().leases().unwrap().len(), 0);
+    for img in store.meta().images().unwrap() {
+        assert!(store.blobs().exists(&img.layers[0].digest));
+    }
+}
