@@ -25,10 +25,12 @@ step "Creating the base images from Debian's packages"
 BASES=$(mktemp -d)
 trap 'rm -rf "$BASES"' EXIT
 scripts/make-base-rootfs.sh "$BASES"
-"$STRATA" import "$BASES/busybox.tar" busybox:1.35 --change 'CMD ["sh"]'
+"$STRATA" import "$BASES/busybox.tar" busybox:1.35 \
+  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'CMD ["sh"]'
 "$STRATA" import "$BASES/golang.tar" golang:1.19 \
   --change 'ENV PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'ENV GOLANG_VERSION=1.19' \
+  --change 'ENV GOLANG_VERSION=1.19.8' \
   --change 'ENV GOPATH=/go' \
   --change 'WORKDIR /go' \
   --change 'CMD ["sh"]'
