@@ -7,11 +7,19 @@
 //! strata-runtime. It never writes outside the store root and the temporary
 //! directories it creates there, and never leaves a mount behind.
 
+pub mod build;
 pub mod cache;
 pub mod config;
 pub mod context;
 pub mod copy;
 pub mod events;
 pub mod glob;
+pub mod images;
+pub mod mounts;
 pub mod rootfs;
+pub mod run_step;
 pub mod scheduler;
+pub mod stage;
+
+pub use build::{build, BuildError, BuildOutput, BuildRequest};
+pub use events::{Event, EventKind, Stream};

@@ -1,0 +1,235 @@
+//! The build entry point: parse, plan, run the needed stages (independent
+//! ones in parallel), commit the target stage as an image, tag it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use strata_frontend::{BuildOptions, IgnoreMatcher, Plan};
+use strata_oci::Digest;
+use strata_runtime::Executor;
+use strata_store::{Lease, Store};
+
+use crate::context::{BuildContext, Ignore};
+use crate::events::{Event, EventKind, EventSink};
+use crate::scheduler::{default_parallelism, run_dag, Cancel};
+use crate::stage::{stage_label, StageState};
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The Dockerfile (default: CONTEXT/Dockerfile).
+    pub dockerfile: Option<PathBuf>,
+    /// The Dockerfile text, when given directly (then `dockerfile` only names it).
+    pub dockerfile_text: Option<String>,
+    pub context: PathBuf,
+    pub build_args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub tags: Vec<String>,
+    pub no_cache: bool,
+    /// Stages run at once (default: available parallelism).
+    pub parallelism: Option<usize>,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub image_id: Digest,
+    /// Full references tagged.
+    pub tags: Vec<String>,
+    /// Steps executed / restored from the cache.
+    pub executed: usize,
+    pub cached: usize,
+    /// Context files read and hashed (stat cache misses).
+    pub files_hashed: u64,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The Dockerfile could not be read, parsed or planned.
+    #[error("{0}")]
+    Dockerfile(String),
+    /// A step failed.
+    #[error("{location}: [{stage}] {instruction}: {message}")]
+    Step {
+        location: String,
+        stage: String,
+        instruction: String,
+        message: String,
+        /// RUN's exit code.
+        exit_code: Option<i32>,
+    },
+    #[error("{0}")]
+    Other(String),
+    #[error("build cancelled")]
+    Cancelled,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub executed: AtomicUsize,
+    pub cached: AtomicUsize,
+}
+
+/// Shared state of one build (read by every stage thread).
+pub(crate) struct Builder<'a> {
+    pub store: &'a Store,
+    pub executor: &'a (dyn Executor + Sync),
+    pub plan: &'a Plan,
+    pub context: BuildContext,
+    pub events: EventSink<'a>,
+    pub no_cache: bool,
+    pub lease: &'a Lease,
+    pub init_layer: PathBuf,
+    pub step_numbers: BTreeMap<usize, usize>,
+    pub cancel: Cancel,
+    pub stats: Stats,
+}
+
+struct FrontendIgnore(IgnoreMatcher);
+
+impl Ignore for FrontendIgnore {
+    fn ignored(&self, rel: &str) -> bool {
+        self.0.matches(rel).unwrap_or(false)
+    }
+    fn can_skip_dir(&self, rel_dir: &str) -> bool {
+        self.0.can_skip_dir(rel_dir)
+    }
+}
+
+/// Removes a directory tree on drop.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> BuildError {
+    BuildError::Other(e.to_string())
+}
+
+/// Builds an image. Events go to `events` (from several threads).
+pub fn build(
+    store: &Store,
+    executor: &(dyn Executor + Sync),
+    req: &BuildRequest,
+    events: EventSink<'_>,
+) -> Result<BuildOutput, BuildError> {
+    let dockerfile = req
+        .dockerfile
+        .clone()
+        .unwrap_or_else(|| req.context.join("Dockerfile"));
+    let text = match &req.dockerfile_text {
+        Some(t) => t.clone(),
+        None => std::fs::read_to_string(&dockerfile).map_err(|e| {
+            BuildError::Dockerfile(format!(
+                "cannot read the Dockerfile {}: {e}",
+                dockerfile.display()
+            ))
+        })?,
+    };
+    let file_name = dockerfile
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into());
+    let ast = strata_frontend::parse(&text, &file_name)
+        .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+    let platform = format!("linux/{}", crate::config::host_architecture());
+    let opts = BuildOptions {
+        build_args: req.build_args.clone(),
+        target: req.target.clone(),
+        target_platform: platform.clone(),
+        build_platform: platform,
+    };
+    let plan =
+        strata_frontend::plan(&ast, &opts).map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+
+    let patterns = strata_frontend::ignore::load(&dockerfile, &req.context)
+        .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+    let matcher =
+        IgnoreMatcher::new(&patterns).map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+    let context = BuildContext::open(
+        &req.context,
+        Box::new(FrontendIgnore(matcher)),
+        Some(&store.root().join("cache/context")),
+    )
+    .map_err(other)?;
+
+    let lease = store.lease("build").map_err(other)?;
+    let init = TempDir(store.root().join("tmp").join(format!(
+        "init-{}",
+        strata_runtime::new_container_id().trim_start_matches("strata-")
+    )));
+    strata_runtime::write_init_layer(&init.0).map_err(other)?;
+
+    let order = plan.build_order();
+    let mut step_numbers = BTreeMap::new();
+    let mut n = 1;
+    for &i in &order {
+        step_numbers.insert(i, n);
+        n += plan.stages[i].steps.len() + 1;
+    }
+    for s in plan.stages.iter().filter(|s| !s.needed) {
+        events(Event::now(EventKind::StageSkipped {
+            stage: stage_label(s),
+        }));
+    }
+    let builder = Builder {
+        store,
+        executor,
+        plan: &plan,
+        context,
+        events,
+        no_cache: req.no_cache,
+        lease: &lease,
+        init_layer: init.0.clone(),
+        step_numbers,
+        cancel: Cancel::new(),
+        stats: Stats::default(),
+    };
+    let deps: BTreeMap<usize, Vec<usize>> = order
+        .iter()
+        .map(|&i| (i, plan.stages[i].depends_on.clone()))
+        .collect();
+    let parallelism = req.parallelism.unwrap_or_else(default_parallelism);
+    let result = run_dag(&order, &deps, parallelism, &builder.cancel, |i, inputs| {
+        builder.run_stage(i, inputs)
+    });
+    builder.context.save();
+    let states: BTreeMap<usize, StageState> = match result {
+        Ok(s) => s,
+        Err(e) => {
+            if !matches!(e, BuildError::Step { .. }) {
+                events(Event::now(EventKind::Error {
+                    step: None,
+                    message: e.to_string(),
+                }));
+            }
+            return Err(e);
+        }
+    };
+    let target = states
+        .get(&plan.target)
+        .ok_or_else(|| other("the target stage was not built"))?;
+    let image_id = crate::images::commit_image(store, &target.config, &target.layers, Some(&lease))
+        .map_err(other)?;
+    let tags = crate::images::tag_image(store, &image_id, &req.tags).map_err(other)?;
+    events(Event::now(EventKind::BuildDone {
+        image_id: image_id.to_string(),
+        tags: tags.clone(),
+    }));
+    Ok(BuildOutput {
+        image_id,
+        tags,
+        executed: builder.stats.executed.load(Ordering::Relaxed),
+        cached: builder.stats.cached.load(Ordering::Relaxed),
+        files_hashed: builder.context.files_hashed(),
+    })
+}
+
+/// The default Dockerfile path for a context.
+pub fn default_dockerfile(context: &Path) -> PathBuf {
+    context.join("Dockerfile")
+}

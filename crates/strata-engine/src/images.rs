@@ -1,0 +1,161 @@
+//! Images in and out of the store: resolving a base image by name, loading
+//! its config and layers, and committing a built image (config blob, Docker
+//! v2 schema 2 manifest, image record, tags).
+
+use strata_oci::{media_types, Descriptor, Digest, ImageManifest, Reference};
+use strata_store::{ImageRecord, LayerRecord, Lease, Store};
+
+use crate::cache::LayerRef;
+use crate::config::ImageConfigDoc;
+
+/// A base image loaded from the store.
+#[derive(Debug, Clone)]
+pub struct BaseImage {
+    pub id: Digest,
+    pub config: ImageConfigDoc,
+    pub layers: Vec<LayerRef>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("image {0} not found in the store: pull it (strata pull) or load/import it (strata load, strata import)")]
+    NotFound(String),
+    #[error("invalid image reference {0:?}: {1}")]
+    BadReference(String, String),
+    #[error("image {0}: {1}")]
+    Corrupt(String, String),
+    #[error(transparent)]
+    Store(#[from] strata_store::StoreError),
+}
+
+/// The full reference a name resolves to (`busybox` ->
+/// `docker.io/library/busybox:latest`).
+pub fn normalize(name: &str) -> Result<String, ImageError> {
+    Reference::parse(name)
+        .map(|r| r.to_string())
+        .map_err(|e| ImageError::BadReference(name.to_string(), e.to_string()))
+}
+
+/// Finds an image by name, full reference, ID or ID prefix.
+pub fn find_image_id(store: &Store, name: &str) -> Result<Digest, ImageError> {
+    if let Ok(d) = name.parse::<Digest>() {
+        if store.meta().image(&d)?.is_some() {
+            return Ok(d);
+        }
+    }
+    if let Ok(full) = normalize(name) {
+        if let Some(id) = store.meta().resolve_tag(&full)? {
+            return Ok(id);
+        }
+    }
+    let hexish = name.strip_prefix("sha256:").unwrap_or(name);
+    if hexish.len() >= 4 && hexish.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some(id) = store.meta().find_image_by_id_prefix(hexish)? {
+            return Ok(id);
+        }
+    }
+    Err(ImageError::NotFound(name.to_string()))
+}
+
+/// Loads an image's config and layers.
+pub fn load_image(store: &Store, name: &str) -> Result<BaseImage, ImageError> {
+    let id = find_image_id(store, name)?;
+    let info = store
+        .meta()
+        .image(&id)?
+        .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
+    let bytes = store.blobs().read(&info.config_digest)?;
+    let config = ImageConfigDoc::from_json(&bytes)
+        .map_err(|e| ImageError::Corrupt(name.to_string(), format!("config: {e}")))?;
+    let layers = info
+        .layers
+        .iter()
+        .map(|l| LayerRef {
+            digest: l.digest.to_string(),
+            diff_id: l.diff_id.to_string(),
+            size: l.size,
+            uncompressed_size: l.uncompressed_size,
+            media_type: l.media_type.clone(),
+        })
+        .collect();
+    Ok(BaseImage { id, config, layers })
+}
+
+pub fn layer_record(l: &LayerRef) -> Result<LayerRecord, ImageError> {
+    let bad = |e: strata_oci::DigestError| ImageError::Corrupt("layer".into(), e.to_string());
+    Ok(LayerRecord {
+        digest: l.digest.parse().map_err(bad)?,
+        diff_id: l.diff_id.parse().map_err(bad)?,
+        size: l.size,
+        uncompressed_size: l.uncompressed_size,
+        media_type: l.media_type.clone(),
+    })
+}
+
+/// Writes the config and manifest blobs and registers the image (untagged).
+/// Returns the image ID (the config digest).
+pub fn commit_image(
+    store: &Store,
+    config: &ImageConfigDoc,
+    layers: &[LayerRef],
+    lease: Option<&Lease>,
+) -> Result<Digest, ImageError> {
+    let mut config = config.clone();
+    config.rootfs.kind = "layers".into();
+    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let config_bytes = config.to_json();
+    let (config_digest, config_size) =
+        store
+            .blobs()
+            .ingest_leased(None, &mut &config_bytes[..], lease)?;
+    let records: Vec<LayerRecord> = layers.iter().map(layer_record).collect::<Result<_, _>>()?;
+    let manifest = ImageManifest::docker(
+        Descriptor::new(
+            media_types::DOCKER_CONFIG,
+            config_digest.clone(),
+            config_size,
+        ),
+        records
+            .iter()
+            .map(|l| Descriptor::new(docker_media_type(&l.media_type), l.digest.clone(), l.size))
+            .collect(),
+    );
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    let (manifest_digest, _) =
+        store
+            .blobs()
+            .ingest_leased(None, &mut &manifest_bytes[..], lease)?;
+    store.meta().put_image(&ImageRecord {
+        id: config_digest.clone(),
+        manifest_digest,
+        manifest_media_type: media_types::DOCKER_MANIFEST.to_string(),
+        config_digest: config_digest.clone(),
+        layers: records,
+        created: config.created.clone().unwrap_or_default(),
+    })?;
+    if let Some(l) = lease {
+        l.add_image(&config_digest)?;
+    }
+    Ok(config_digest)
+}
+
+/// The Docker media type matching a layer's (OCI or Docker) media type.
+fn docker_media_type(mt: &str) -> &str {
+    match mt {
+        media_types::OCI_LAYER_TAR_GZIP => media_types::DOCKER_LAYER_TAR_GZIP,
+        media_types::OCI_LAYER_TAR => media_types::DOCKER_LAYER_TAR,
+        media_types::OCI_LAYER_TAR_ZSTD => media_types::DOCKER_LAYER_TAR_ZSTD,
+        other => other,
+    }
+}
+
+/// Tags `id` with each name (normalised). Returns the full references.
+pub fn tag_image(store: &Store, id: &Digest, names: &[String]) -> Result<Vec<String>, ImageError> {
+    let mut out = Vec::new();
+    for n in names {
+        let full = normalize(n)?;
+        store.meta().tag(&full, id)?;
+        out.push(full);
+    }
+    Ok(out)
+}

@@ -1,0 +1,97 @@
+//! Mounted root filesystems for build steps: a state's layers (unpacked by
+//! the snapshotter) stacked with overlay in a container dir of the store,
+//! unmounted and removed when the guard drops, even on error paths.
+
+use std::path::{Path, PathBuf};
+
+use strata_oci::Digest;
+use strata_store::{chain_ids, ContainerDir, Lease, RootfsMount, Store};
+
+use crate::cache::LayerRef;
+
+/// An overlay rootfs over some layers, with a fresh upper dir.
+pub struct MountedRootfs {
+    mount: Option<RootfsMount>,
+    dir: Option<ContainerDir>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error(transparent)]
+    Store(#[from] strata_store::StoreError),
+    #[error("bad layer digest: {0}")]
+    Digest(#[from] strata_oci::DigestError),
+}
+
+/// The (diff_id, blob digest) chain of some layers.
+pub fn chain_of(layers: &[LayerRef]) -> Result<Vec<(Digest, Digest)>, MountError> {
+    layers
+        .iter()
+        .map(|l| Ok((l.diff_id.parse()?, l.digest.parse()?)))
+        .collect()
+}
+
+impl MountedRootfs {
+    /// Unpacks (if needed) and mounts `layers`; `extra_top` (e.g. the
+    /// runtime's init layer) goes above them, just below the upper dir.
+    pub fn mount(
+        store: &Store,
+        layers: &[LayerRef],
+        extra_top: Option<&Path>,
+        lease: Option<&Lease>,
+    ) -> Result<MountedRootfs, MountError> {
+        let chain = chain_of(layers)?;
+        let mut lowers = store.snapshotter().prepare_leased(&chain, lease)?;
+        let ids = chain_ids(&chain.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>());
+        if let Some(top) = extra_top {
+            lowers.push(top.to_path_buf());
+        }
+        let id = strata_runtime::new_container_id().replace("strata-", "build-");
+        let dir = store.containers().create(&id, &ids)?;
+        let mount = dir.mount_rootfs(&lowers)?;
+        Ok(MountedRootfs {
+            mount: Some(mount),
+            dir: Some(dir),
+        })
+    }
+
+    /// The merged root filesystem.
+    pub fn root(&self) -> &Path {
+        self.mount.as_ref().expect("mounted").target()
+    }
+
+    /// The upper dir (what was changed).
+    pub fn upper(&self) -> PathBuf {
+        self.mount.as_ref().expect("mounted").upper().to_path_buf()
+    }
+
+    /// The container id of this mount.
+    pub fn id(&self) -> String {
+        self.dir
+            .as_ref()
+            .map(|d| d.id().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Unmounts and removes the directory, reporting errors.
+    pub fn release(mut self) -> Result<(), MountError> {
+        if let Some(m) = self.mount.take() {
+            m.unmount()?;
+        }
+        if let Some(d) = self.dir.take() {
+            d.remove()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for MountedRootfs {
+    fn drop(&mut self) {
+        drop(self.mount.take());
+        if let Some(d) = self.dir.take() {
+            if let Err(e) = d.remove() {
+                tracing::warn!("removing a build container dir: {e}");
+            }
+        }
+    }
+}

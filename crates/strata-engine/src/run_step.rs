@@ -1,0 +1,146 @@
+//! RUN: the command runs (through the runtime) on an overlay of the stage's
+//! layers plus the runtime's init layer (mount points and the placeholder
+//! files for /etc/resolv.conf, /etc/hosts, /etc/hostname, so they never
+//! land in the upper dir), with a fresh upper dir; the new layer is the
+//! upper dir, written by the store's `LayerWriter` (no walk of the whole
+//! rootfs). Like Docker, every RUN adds a layer, even an empty one.
+
+use std::path::Path;
+use std::sync::mpsc;
+
+use strata_runtime::{resolve_user, ContainerSpec, Executor, Network, ProcessSpec, StdioConfig};
+use strata_store::{LayerInfo, LayerOptions, LayerWriter, Lease, Store};
+
+use crate::cache::LayerRef;
+use crate::events::{Event, EventKind, EventSink, Stream};
+use crate::mounts::MountedRootfs;
+
+/// What to run.
+pub struct RunParams<'a> {
+    pub argv: Vec<String>,
+    /// `K=V`, image Env then build args not overridden by it.
+    pub env: Vec<String>,
+    pub user: &'a str,
+    pub workdir: &'a str,
+    pub network: Network,
+    /// Progress step number for log events.
+    pub step: usize,
+}
+
+/// How a RUN failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("process {command:?} did not complete successfully: exit code: {code}")]
+    Failed { command: String, code: i32 },
+    #[error("{0}")]
+    Runtime(#[from] strata_runtime::Error),
+    #[error("{0}")]
+    Store(#[from] strata_store::StoreError),
+    #[error("{0}")]
+    Mount(#[from] crate::mounts::MountError),
+}
+
+/// The layer options the engine writes with: gzip, Docker media type.
+pub fn layer_options() -> LayerOptions {
+    LayerOptions {
+        media_type: strata_oci::media_types::DOCKER_LAYER_TAR_GZIP.to_string(),
+        ..LayerOptions::default()
+    }
+}
+
+pub fn layer_ref(info: &LayerInfo) -> LayerRef {
+    LayerRef {
+        digest: info.digest.to_string(),
+        diff_id: info.diff_id.to_string(),
+        size: info.size,
+        uncompressed_size: info.uncompressed_size,
+        media_type: info.media_type.clone(),
+    }
+}
+
+/// Runs one RUN on `layers` and returns the new layer.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    store: &Store,
+    executor: &dyn Executor,
+    init_layer: &Path,
+    layers: &[LayerRef],
+    p: &RunParams<'_>,
+    events: EventSink<'_>,
+    lease: &Lease,
+) -> Result<LayerRef, RunError> {
+    let rootfs = MountedRootfs::mount(store, layers, Some(init_layer), Some(lease))?;
+    let user = resolve_user(rootfs.root(), p.user)?;
+    let spec = ContainerSpec {
+        id: rootfs.id(),
+        rootfs: rootfs.root().to_path_buf(),
+        process: ProcessSpec {
+            args: p.argv.clone(),
+            env: p.env.clone(),
+            cwd: p.workdir.to_string(),
+            user,
+            tty: false,
+            stdin: false,
+        },
+        network: p.network,
+        mounts: Vec::new(),
+        hostname: None,
+        readonly_rootfs: false,
+    };
+    let (tx, rx) = mpsc::channel::<(Stream, Vec<u8>)>();
+    let step = p.step;
+    let status = std::thread::scope(|s| {
+        s.spawn(move || forward_lines(rx, step, events));
+        let tx2 = tx.clone();
+        let io = StdioConfig::Piped {
+            stdout: Box::new(move |b: &[u8]| {
+                let _ = tx.send((Stream::Stdout, b.to_vec()));
+            }),
+            stderr: Box::new(move |b: &[u8]| {
+                let _ = tx2.send((Stream::Stderr, b.to_vec()));
+            }),
+        };
+        executor.run(&spec, io)
+        // The sinks are dropped with `io` inside run: the forwarder ends.
+    })?;
+    if !status.success() {
+        return Err(RunError::Failed {
+            command: p.argv.join(" "),
+            code: status.code,
+        });
+    }
+    let info =
+        LayerWriter::new(store.blobs(), layer_options()).write_dir(&rootfs.upper(), Some(lease))?;
+    rootfs.release()?;
+    Ok(layer_ref(&info))
+}
+
+/// Splits output chunks into lines (per stream) and emits Log events.
+fn forward_lines(rx: mpsc::Receiver<(Stream, Vec<u8>)>, step: usize, events: EventSink<'_>) {
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let emit = |stream: Stream, line: &[u8]| {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r').to_string();
+        events(Event::now(EventKind::Log { step, stream, line }));
+    };
+    for (stream, chunk) in rx {
+        let buf = &mut pending[stream as usize];
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            emit(stream, &line[..line.len() - 1]);
+        }
+    }
+    for (i, buf) in pending.iter().enumerate() {
+        if !buf.is_empty() {
+            emit(
+                if i == 0 {
+                    Stream::Stdout
+                } else {
+                    Stream::Stderr
+                },
+                buf,
+            );
+        }
+    }
+}
