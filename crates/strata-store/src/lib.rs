@@ -25,6 +25,7 @@ pub mod mount;
 pub mod safe_path;
 pub mod snapshot;
 mod store;
+pub mod transfer;
 
 pub use blobs::{BlobStore, BlobWriter};
 pub use check::{CheckReport, Problem};
