@@ -362,7 +362,7 @@ fn compare_archives(
     Ok(report)
 }
 
-/// One line for the case, then its diff lines (at most MAX_DIFF_LINES).
+/// One line for the case, then its differences (about MAX_DIFF_LINES lines).
 fn render(name: &str, outcome: &Result<Report, String>) -> (bool, String) {
     match outcome {
         Err(e) => (false, format!("compat {name} ... FAILED: {e}")),
@@ -373,14 +373,16 @@ fn render(name: &str, outcome: &Result<Report, String>) -> (bool, String) {
             for e in &r.excused {
                 s += &format!("\n    exception: {e}");
             }
-            for d in r.diffs.iter().take(MAX_DIFF_LINES) {
+            // A difference may span 3 lines (docker / strata values): the
+            // budget counts printed lines, so a broken case stays readable.
+            let mut lines = 0;
+            for (i, d) in r.diffs.iter().enumerate() {
+                lines += d.lines().count();
+                if lines > MAX_DIFF_LINES {
+                    s += &format!("\n    ... and {} more differences", r.diffs.len() - i);
+                    break;
+                }
                 s += &format!("\n    {d}");
-            }
-            if r.diffs.len() > MAX_DIFF_LINES {
-                s += &format!(
-                    "\n    ... and {} more differences",
-                    r.diffs.len() - MAX_DIFF_LINES
-                );
             }
             (ok, s)
         }
