@@ -1,6 +1,13 @@
 //! `strata run`.
 
-use std::path::PathBuf;
+use anyhow::Context as _;
+use strata_engine::images;
+use strata_engine::mounts::MountedRootfs;
+use strata_runtime::{
+    resolve_user, write_init_layer, BindMount, ContainerSpec, Executor, MountSpec, Network,
+    ProcessSpec, Runc, StdioConfig,
+};
+use strata_store::Store;
 
 use super::Global;
 
@@ -40,7 +47,115 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-pub fn run(_g: &Global, _a: RunArgs) -> anyhow::Result<u8> {
-    let _ = PathBuf::new();
-    anyhow::bail!("run is not implemented yet")
+pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+    let store = Store::open(&g.store_root())
+        .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
+    let image = images::load_image(&store, &a.image)?;
+    let cfg = &image.config.config;
+
+    // Docker's rules: --entrypoint replaces ENTRYPOINT and clears CMD;
+    // arguments replace CMD.
+    let (entrypoint, default_cmd) = match &a.entrypoint {
+        Some(ep) if ep.is_empty() => (Vec::new(), Vec::new()),
+        Some(ep) => (vec![ep.clone()], Vec::new()),
+        None => (
+            cfg.entrypoint.clone().unwrap_or_default(),
+            cfg.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let cmd = if a.args.is_empty() {
+        default_cmd
+    } else {
+        a.args.clone()
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        anyhow::bail!("no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name", a.image);
+    }
+
+    let mut env = cfg.env.clone().unwrap_or_default();
+    for e in &a.env {
+        let kv = match e.split_once('=') {
+            Some(_) => e.clone(),
+            None => match std::env::var(e) {
+                Ok(v) => format!("{e}={v}"),
+                Err(_) => continue,
+            },
+        };
+        let key = kv.split('=').next().unwrap_or_default().to_string();
+        env.retain(|x| x.split('=').next() != Some(key.as_str()));
+        env.push(kv);
+    }
+    let network = match a.network.as_str() {
+        "host" | "default" | "bridge" => Network::Host,
+        "none" => Network::None,
+        other => anyhow::bail!("invalid --network {other:?}: use host or none"),
+    };
+    let mut mounts = Vec::new();
+    for v in &a.volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (src, dst, ro) = match parts.as_slice() {
+            [s, d] => (*s, *d, false),
+            [s, d, "ro"] => (*s, *d, true),
+            [s, d, "rw"] => (*s, *d, false),
+            _ => anyhow::bail!("invalid volume {v:?}: use SRC:DST[:ro]"),
+        };
+        if !dst.starts_with('/') {
+            anyhow::bail!("invalid volume {v:?}: the destination must be an absolute path");
+        }
+        let source = std::fs::canonicalize(src).with_context(|| {
+            format!("volume source {src} (named volumes are not supported; give a host path)")
+        })?;
+        mounts.push(MountSpec::Bind(BindMount {
+            source,
+            destination: dst.to_string(),
+            readonly: ro,
+        }));
+    }
+
+    let lease = store.lease("run")?;
+    let init = store.root().join("tmp").join(format!(
+        "init-{}",
+        strata_runtime::new_container_id().trim_start_matches("strata-")
+    ));
+    write_init_layer(&init)?;
+    let result = (|| -> anyhow::Result<u8> {
+        let rootfs = MountedRootfs::mount(&store, &image.layers, Some(&init), Some(&lease))?;
+        let user_spec = a.user.clone().unwrap_or_else(|| cfg.user.clone());
+        let user = resolve_user(rootfs.root(), &user_spec)?;
+        let workdir = a
+            .workdir
+            .clone()
+            .or_else(|| (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()))
+            .unwrap_or_else(|| "/".into());
+        let spec = ContainerSpec {
+            id: rootfs.id(),
+            rootfs: rootfs.root().to_path_buf(),
+            process: ProcessSpec {
+                args: argv,
+                env,
+                cwd: workdir,
+                user,
+                tty: a.tty,
+                stdin: a.interactive,
+            },
+            network,
+            mounts,
+            hostname: None,
+            readonly_rootfs: false,
+        };
+        let runc = Runc::locate()?;
+        let status = match runc.run(&spec, StdioConfig::Inherit) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("strata: error: {e}");
+                return Ok(e.docker_exit_code() as u8);
+            }
+        };
+        rootfs.release()?;
+        Ok(status.code.clamp(0, 255) as u8)
+    })();
+    let _ = std::fs::remove_dir_all(&init);
+    let _ = a.rm;
+    result
 }

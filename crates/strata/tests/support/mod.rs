@@ -1,0 +1,107 @@
+//! Test helpers for the build and run CLI tests: a temp store root, a
+//! busybox base image created directly through the store API (no registry
+//! or import needed), and a runner for the `strata` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use strata_engine::config::ImageConfigDoc;
+use strata_store::{LayerOptions, LayerWriter, Store};
+
+pub fn strata(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run strata")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// True when the host can run these tests (root, runc, a static busybox).
+pub fn can_run() -> bool {
+    let root = unsafe { libc_geteuid() } == 0;
+    let ok = root && Path::new("/bin/busybox").exists();
+    if !ok {
+        eprintln!("SKIPPED: needs root and /bin/busybox (busybox-static)");
+    }
+    ok
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// Creates `busybox:1.35` (one layer: busybox, its applets, passwd with
+/// root, nobody and app(1000), /tmp 1777) in the store at `root`.
+pub fn make_busybox(root: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    for d in ["bin", "etc", "root", "tmp", "usr/bin"] {
+        std::fs::create_dir_all(r.join(d)).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
+        }
+    }
+    std::fs::write(
+        r.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.join("etc/group"),
+        "root:x:0:\napp:x:1000:\nnogroup:x:65534:\n",
+    )
+    .unwrap();
+    let store = Store::open(root).unwrap();
+    let info = LayerWriter::new(store.blobs(), LayerOptions::default())
+        .write_dir(r, None)
+        .unwrap();
+    let mut cfg = ImageConfigDoc::scratch();
+    cfg.config.cmd = Some(vec!["sh".into()]);
+    let layer = strata_engine::cache::LayerRef {
+        digest: info.digest.to_string(),
+        diff_id: info.diff_id.to_string(),
+        size: info.size,
+        uncompressed_size: info.uncompressed_size,
+        media_type: info.media_type.clone(),
+    };
+    let id = strata_engine::images::commit_image(&store, &cfg, &[layer], None).unwrap();
+    strata_engine::images::tag_image(&store, &id, &["busybox:1.35".into()]).unwrap();
+}
+
+/// A temp dir with the given files (path, contents).
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = d.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    d
+}
+
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+pub fn root_dir() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("store");
+    (d, p)
+}
