@@ -34,3 +34,240 @@ fn multi_stage_build_runs_and_prints() {
     let o = strata(&root, &["run", "hello"]);
     assert_eq!(stdout(&o), "hello from strata\n", "{}", stderr(&o));
 }
+
+/// Parses rawjson output into JSON values.
+fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// No container dir and no mount left under the store root.
+fn assert_store_clean(root: &std::path::Path) {
+    let containers: Vec<_> = std::fs::read_dir(root.join("containers"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(containers.is_empty(), "left behind: {containers:?}");
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let canon = std::fs::canonicalize(root).unwrap();
+    assert!(
+        !mounts.contains(&*canon.to_string_lossy()),
+        "a mount is left under {}",
+        canon.display()
+    );
+}
+
+#[test]
+fn noop_rebuild_executes_nothing_and_changed_content_misses() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[
+        ("a.txt", "version-1\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:1.35 AS build\nCOPY a.txt /a.txt\nRUN cp /a.txt /b.txt\n\nFROM busybox:1.35\nWORKDIR /app\nCOPY --from=build /b.txt .\nENV X=1\nCMD cat /app/b.txt\n",
+        ),
+    ]);
+    let dir = path_str(ctx.path());
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "-t", "noop", "--progress", "rawjson"];
+        args.extend_from_slice(extra);
+        args.push(&dir);
+        let o = strata(&root, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        events(&stdout(&o))
+    };
+    let first = build(&[]);
+    let id1 = first.iter().find(|e| e["type"] == "build_done").unwrap()["image_id"].clone();
+    let second = build(&[]);
+    let steps: Vec<_> = second
+        .iter()
+        .filter(|e| e["type"] == "step_started" && !e["name"].as_str().unwrap().contains("] FROM "))
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 6);
+    for s in &steps {
+        assert!(
+            second
+                .iter()
+                .any(|e| e["type"] == "cached" && e["step"] == *s),
+            "step {s} not cached: {second:?}"
+        );
+    }
+    assert!(!second.iter().any(|e| e["type"] == "log"), "something ran");
+    let id2 = second.iter().find(|e| e["type"] == "build_done").unwrap()["image_id"].clone();
+    assert_eq!(id1, id2, "a no-op rebuild gives the same image");
+
+    // Same size, same mtime (forced back), different content: must miss.
+    let a = ctx.path().join("a.txt");
+    let mtime = std::process::Command::new("stat")
+        .args(["-c", "%y"])
+        .arg(&a)
+        .output()
+        .unwrap();
+    let mtime = String::from_utf8(mtime.stdout).unwrap();
+    std::fs::write(&a, "version-2\n").unwrap();
+    let st = std::process::Command::new("touch")
+        .arg("-d")
+        .arg(mtime.trim())
+        .arg(&a)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let third = build(&[]);
+    let copy_step = third
+        .iter()
+        .find(|e| e["type"] == "step_started" && e["name"].as_str().unwrap().contains("COPY a.txt"))
+        .unwrap()["step"]
+        .clone();
+    assert!(
+        !third
+            .iter()
+            .any(|e| e["type"] == "cached" && e["step"] == copy_step),
+        "changed content hit the cache"
+    );
+    let o = strata(&root, &["run", "noop"]);
+    assert_eq!(stdout(&o), "version-2\n", "{}", stderr(&o));
+
+    // --no-cache runs everything again.
+    let fourth = build(&["--no-cache"]);
+    assert!(!fourth.iter().any(|e| e["type"] == "cached"));
+    assert_store_clean(&root);
+}
+
+#[test]
+fn independent_stages_overlap_and_unneeded_stages_are_skipped() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35 AS a\nRUN sleep 2 && echo a > /a\n\nFROM busybox:1.35 AS b\nRUN sleep 2 && echo b > /b\n\nFROM busybox:1.35 AS broken\nRUN exit 1\n\nFROM busybox:1.35\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCMD cat /a /b\n",
+    )]);
+    let o = strata(
+        &root,
+        &[
+            "build",
+            "-t",
+            "par",
+            "--progress",
+            "rawjson",
+            &path_str(ctx.path()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = events(&stdout(&o));
+    let span = |needle: &str| {
+        let step = ev
+            .iter()
+            .find(|e| e["type"] == "step_started" && e["name"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no step {needle}: {ev:?}"));
+        let n = step["step"].clone();
+        let done = ev
+            .iter()
+            .find(|e| e["type"] == "step_done" && e["step"] == n)
+            .unwrap();
+        (
+            step["time"].as_str().unwrap().to_string(),
+            done["time"].as_str().unwrap().to_string(),
+        )
+    };
+    let (a0, a1) = span("echo a");
+    let (b0, b1) = span("echo b");
+    assert!(a0 < b1 && b0 < a1, "no overlap: a {a0}..{a1}, b {b0}..{b1}");
+    assert!(ev
+        .iter()
+        .any(|e| e["type"] == "stage_skipped" && e["stage"] == "broken"));
+    let o = strata(&root, &["run", "par"]);
+    assert_eq!(stdout(&o), "a\nb\n", "{}", stderr(&o));
+}
+
+/// Builds `dockerfile` in a context with `files` and returns the failure's stderr.
+fn build_fails(dockerfile: &str, files: &[(&str, &str)]) -> String {
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let mut all = files.to_vec();
+    all.push(("Dockerfile", dockerfile));
+    let ctx = context(&all);
+    let o = strata(
+        &root,
+        &["build", "--progress", "plain", &path_str(ctx.path())],
+    );
+    assert!(!o.status.success(), "the build should fail");
+    assert_store_clean(&root);
+    stderr(&o)
+}
+
+#[test]
+fn failing_run_names_the_line_command_and_exit_code() {
+    if !can_run() {
+        return;
+    }
+    let err = build_fails(
+        "FROM busybox:1.35 AS app\nRUN echo ok\nRUN echo failing; exit 7\n",
+        &[],
+    );
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(err.contains("[app]"), "{err}");
+    assert!(err.contains("echo failing; exit 7"), "{err}");
+    assert!(err.contains("exit code: 7"), "{err}");
+}
+
+#[test]
+fn missing_base_image_is_a_clear_error() {
+    if !can_run() {
+        return;
+    }
+    let err = build_fails(
+        "FROM busybox:1.35\nRUN true\n\nFROM nosuch:2.0\nRUN true\n",
+        &[],
+    );
+    assert!(err.contains("Dockerfile:4"), "{err}");
+    assert!(
+        err.contains("image nosuch:2.0 not found in the store"),
+        "{err}"
+    );
+    assert!(err.contains("strata pull"), "{err}");
+}
+
+#[test]
+fn copy_of_a_missing_file_names_the_line() {
+    if !can_run() {
+        return;
+    }
+    let err = build_fails(
+        "FROM busybox:1.35\nCOPY here.txt /\nCOPY missing.txt /x\n",
+        &[("here.txt", "x")],
+    );
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    assert!(
+        err.contains("missing.txt: not found in the build context"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_chown_user_names_the_line() {
+    if !can_run() {
+        return;
+    }
+    let err = build_fails("FROM busybox:1.35\nCOPY --chown=bob f /f\n", &[("f", "x")]);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("unable to find user bob"), "{err}");
+}
+
+#[test]
+fn copy_outside_the_context_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let err = build_fails("FROM busybox:1.35\nCOPY ../etc/passwd /x\n", &[]);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("outside the build context"), "{err}");
+}

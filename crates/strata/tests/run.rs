@@ -1,0 +1,85 @@
+//! `strata run`: Docker's ENTRYPOINT/CMD rules, env, workdir, user, exit codes.
+
+mod support;
+
+use support::*;
+
+fn build(root: &std::path::Path, tag: &str, dockerfile: &str) {
+    let ctx = context(&[("Dockerfile", dockerfile)]);
+    let o = strata(root, &["build", "-q", "-t", tag, &path_str(ctx.path())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("sha256:"), "{}", stdout(&o));
+}
+
+#[test]
+fn entrypoint_and_cmd_rules() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    build(
+        &root,
+        "ep",
+        "FROM busybox:1.35\nENTRYPOINT [\"echo\", \"ep\"]\nCMD [\"default\"]\n",
+    );
+    let run = |args: &[&str]| {
+        let mut a = vec!["run"];
+        a.extend_from_slice(args);
+        let o = strata(&root, &a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    assert_eq!(run(&["ep"]), "ep default\n");
+    assert_eq!(run(&["ep", "x", "y"]), "ep x y\n");
+    assert_eq!(run(&["--entrypoint", "echo", "ep", "hi"]), "hi\n");
+    // An ENTRYPOINT clears the CMD inherited from the base (busybox: sh).
+    build(&root, "ep2", "FROM busybox:1.35\nENTRYPOINT [\"echo\"]\n");
+    assert_eq!(run(&["ep2"]), "\n");
+    // A CMD set before ENTRYPOINT in the same stage stays.
+    build(
+        &root,
+        "ep3",
+        "FROM busybox:1.35\nCMD [\"kept\"]\nENTRYPOINT [\"echo\"]\n",
+    );
+    assert_eq!(run(&["ep3"]), "kept\n");
+    // Shell form goes through /bin/sh -c; env, workdir and user apply.
+    build(
+        &root,
+        "sh",
+        "FROM busybox:1.35\nENV GREETING=hello\nWORKDIR /work\nUSER app\nCMD echo $GREETING $(pwd) $(id -u)\n",
+    );
+    assert_eq!(run(&["sh"]), "hello /work 1000\n");
+    assert_eq!(
+        run(&[
+            "-e",
+            "GREETING=hi",
+            "-u",
+            "0",
+            "-w",
+            "/tmp",
+            "sh",
+            "sh",
+            "-c",
+            "echo $GREETING $(pwd) $(id -u)"
+        ]),
+        "hi /tmp 0\n"
+    );
+}
+
+#[test]
+fn exit_codes_are_propagated() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let o = strata(&root, &["run", "busybox:1.35", "sh", "-c", "exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = strata(&root, &["run", "--rm", "busybox:1.35", "true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = strata(&root, &["run", "busybox:1.35", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    let containers = std::fs::read_dir(root.join("containers")).unwrap().count();
+    assert_eq!(containers, 0, "container dirs are removed after run");
+}
