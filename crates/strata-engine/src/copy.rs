@@ -408,10 +408,8 @@ impl Writer<'_> {
             self.ensure_parents(&target)?;
             let tp = Path::new(&target);
             match h.entry_type() {
-                tar::EntryType::Directory => {
-                    if self.emitted.insert(target.clone()) {
-                        self.layer.add_dir(tp, &meta)?;
-                    }
+                tar::EntryType::Directory if self.emitted.insert(target.clone()) => {
+                    self.layer.add_dir(tp, &meta)?;
                 }
                 tar::EntryType::Symlink => {
                     let link = e.link_name().map_err(bad)?.unwrap_or_default().into_owned();

@@ -437,7 +437,7 @@ impl Builder<'_> {
                 }));
                 let by = format!(
                     "HEALTHCHECK {}",
-                    s.source.trim().splitn(2, ' ').nth(1).unwrap_or("")
+                    s.source.trim().split_once(' ').map(|x| x.1).unwrap_or("")
                 );
                 c.push_history(&created, by, None);
             }
