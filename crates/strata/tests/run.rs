@@ -83,3 +83,39 @@ fn exit_codes_are_propagated() {
     let containers = std::fs::read_dir(root.join("containers")).unwrap().count();
     assert_eq!(containers, 0, "container dirs are removed after run");
 }
+
+#[test]
+fn onbuild_triggers_run_in_the_child_and_dockerignore_applies() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    build(
+        &root,
+        "obbase",
+        "FROM busybox:1.35\nONBUILD RUN echo triggered > /trig\n",
+    );
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM obbase\nCOPY . /ctx/\nCMD cat /trig && ls /ctx\n",
+        ),
+        (".dockerignore", "*.log\n!keep.log\n"),
+        ("a.txt", "a"),
+        ("drop.log", "x"),
+        ("keep.log", "k"),
+    ]);
+    let o = strata(
+        &root,
+        &["build", "-q", "-t", "obchild", &path_str(ctx.path())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["run", "obchild"]);
+    assert_eq!(
+        stdout(&o),
+        "triggered\nDockerfile\na.txt\nkeep.log\n",
+        "{}",
+        stderr(&o)
+    );
+}
