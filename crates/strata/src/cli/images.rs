@@ -1,7 +1,15 @@
 //! Image commands: ls, rm, tag, inspect, history, load, save, import.
 
+use std::io::Write;
 use std::path::PathBuf;
 
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use strata_oci::{Digest, ImageConfig, Reference};
+use strata_store::transfer::resolve_image;
+use strata_store::{ImageInfo, Store};
+
+use super::output::{ellipsis, go_time, human_size, since, table};
 use super::Global;
 
 #[derive(clap::Subcommand, Debug)]
@@ -114,27 +122,259 @@ pub struct ImportArgs {
     pub message: Option<String>,
 }
 
-pub fn ls(_g: &Global, _a: LsArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("image ls is not implemented yet")
+pub use super::archive::{import, load, save};
+
+/// Opens the store at the configured root.
+pub fn open_store(g: &Global) -> anyhow::Result<Store> {
+    let root = g.store_root();
+    Store::open(&root).with_context(|| format!("open the store at {}", root.display()))
 }
-pub fn rm(_g: &Global, _a: RmArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("image rm is not implemented yet")
+
+/// The image `name` refers to (tag, ID or ID prefix).
+pub fn find(store: &Store, name: &str) -> anyhow::Result<Digest> {
+    resolve_image(store, name)?.with_context(|| {
+        format!("No such image: {name} (see `strata images`; load, import, pull or build it)")
+    })
 }
-pub fn tag(_g: &Global, _a: TagArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("tag is not implemented yet")
+
+/// `docker.io/library/busybox:1.35` -> (`busybox`, `1.35`).
+fn repo_tag(full: &str) -> (String, String) {
+    match Reference::parse(full) {
+        Ok(r) => (r.familiar_name(), r.tag().unwrap_or("<none>").to_string()),
+        Err(_) => (full.to_string(), "<none>".to_string()),
+    }
 }
-pub fn inspect(_g: &Global, _a: InspectArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("inspect is not implemented yet")
+
+fn familiar(full: &str) -> String {
+    Reference::parse(full)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
 }
-pub fn history(_g: &Global, _a: HistoryArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("history is not implemented yet")
+
+/// One row of `image ls` per tag, `<none>` rows for untagged images,
+/// newest first.
+fn ls_rows(store: &Store) -> anyhow::Result<Vec<(ImageInfo, String, String)>> {
+    let mut images = store.meta().images()?;
+    images.sort_by(|a, b| {
+        let t = |i: &ImageInfo| super::output::parse_time(&i.created);
+        t(b).cmp(&t(a)).then(a.id.cmp(&b.id))
+    });
+    let mut rows = Vec::new();
+    for img in images {
+        if img.tags.is_empty() {
+            rows.push((img.clone(), "<none>".into(), "<none>".into()));
+        }
+        for t in &img.tags {
+            let (r, tag) = repo_tag(t);
+            rows.push((img.clone(), r, tag));
+        }
+    }
+    Ok(rows)
 }
-pub fn load(_g: &Global, _a: LoadArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("load is not implemented yet")
+
+pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
+    let store = open_store(g)?;
+    let rows = ls_rows(&store)?;
+    let mut out = std::io::stdout().lock();
+    match a.format.as_deref() {
+        _ if a.quiet => {
+            for (img, _, _) in &rows {
+                writeln!(out, "{}", img.id.short())?;
+            }
+        }
+        Some("json") | Some("{{json .}}") => {
+            for (img, repo, tag) in &rows {
+                let v = json!({
+                    "Containers": "N/A",
+                    "CreatedAt": go_time(&img.created),
+                    "CreatedSince": since(&img.created),
+                    "Digest": "<none>",
+                    "ID": img.id.short(),
+                    "Repository": repo,
+                    "SharedSize": "N/A",
+                    "Size": img.size,
+                    "Tag": tag,
+                    "UniqueSize": "N/A",
+                    "VirtualSize": img.size,
+                });
+                writeln!(out, "{v}")?;
+            }
+        }
+        None | Some("table") => {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|(img, repo, tag)| {
+                    vec![
+                        repo.clone(),
+                        tag.clone(),
+                        img.id.short().to_string(),
+                        since(&img.created),
+                        human_size(img.size),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+                &cells,
+            )?;
+        }
+        Some(f) => bail!("--format {f:?} is not supported: use table or json"),
+    }
+    Ok(0)
 }
-pub fn save(_g: &Global, _a: SaveArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("save is not implemented yet")
+
+/// What `rmi NAME` removes: one tag (by name) or the image (by ID).
+fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let id = find(store, name)?;
+    let by_tag = Reference::parse(name)
+        .ok()
+        .map(|r| r.to_string())
+        .filter(|full| store.meta().resolve_tag(full).ok().flatten().as_ref() == Some(&id));
+    let tags = store.meta().tags_of(&id)?;
+    let untag: Vec<String> = match by_tag {
+        Some(full) if !force => vec![full],
+        _ if tags.len() > 1 && !force => bail!(
+            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories ({})",
+            id.short(),
+            tags.iter().map(|t| familiar(t)).collect::<Vec<_>>().join(", ")
+        ),
+        _ => tags.clone(),
+    };
+    for t in &untag {
+        store.meta().untag(t)?;
+        writeln!(out, "Untagged: {}", familiar(t))?;
+    }
+    if store.meta().tags_of(&id)?.is_empty() {
+        store.meta().remove_image(&id, true)?;
+        writeln!(out, "Deleted: {id}")?;
+    }
+    Ok(())
 }
-pub fn import(_g: &Global, _a: ImportArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("import is not implemented yet")
+
+/// Removes images or tags; the blobs nothing refers to any more are
+/// deleted right away (a GC pass), so the space is freed as with Docker.
+pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
+    let store = open_store(g)?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for name in &a.images {
+        if let Err(e) = rm_one(&store, name, a.force, &mut out) {
+            eprintln!("strata: error: {e:#}");
+            failed = true;
+        }
+    }
+    store.gc().context("free the removed images' blobs (GC)")?;
+    Ok(u8::from(failed))
+}
+
+pub fn tag(g: &Global, a: TagArgs) -> anyhow::Result<u8> {
+    let store = open_store(g)?;
+    let id = find(&store, &a.source)?;
+    let target = Reference::parse(&a.target)
+        .with_context(|| format!("invalid target name {:?}", a.target))?;
+    if target.digest().is_some() {
+        bail!(
+            "refusing to create a tag with a digest reference: {}",
+            a.target
+        );
+    }
+    store.meta().tag(&target.to_string(), &id)?;
+    Ok(0)
+}
+
+fn read_config(store: &Store, info: &ImageInfo) -> anyhow::Result<(ImageConfig, Value)> {
+    let bytes = store.blobs().read(&info.config_digest)?;
+    let cfg: ImageConfig = serde_json::from_slice(&bytes)
+        .with_context(|| format!("image {}: config is not valid JSON", info.id))?;
+    let raw: Value = serde_json::from_slice(&bytes)?;
+    Ok((cfg, raw))
+}
+
+/// `inspect` in Docker's shape.
+fn inspect_one(store: &Store, id: &Digest) -> anyhow::Result<Value> {
+    let info = store.meta().image(id)?.context("image vanished")?;
+    let (cfg, raw) = read_config(store, &info)?;
+    let s = |k: &str| raw.get(k).cloned().unwrap_or(json!(""));
+    Ok(json!({
+        "Id": info.id.to_string(),
+        "RepoTags": info.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": cfg.comment.clone().unwrap_or_default(),
+        "Created": info.created,
+        "DockerVersion": s("docker_version"),
+        "Author": s("author"),
+        "Config": raw.get("config").cloned().unwrap_or(Value::Null),
+        "Architecture": cfg.architecture,
+        "Variant": cfg.variant,
+        "Os": cfg.os,
+        "Size": info.size,
+        "RootFS": {
+            "Type": cfg.rootfs.kind,
+            "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
+    }))
+}
+
+pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
+    let store = open_store(g)?;
+    let mut all = Vec::new();
+    let mut missing = Vec::new();
+    for name in &a.images {
+        match resolve_image(&store, name)? {
+            Some(id) => all.push(inspect_one(&store, &id)?),
+            None => missing.push(name.clone()),
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut out,
+        serde_json::ser::PrettyFormatter::with_indent(b"    "),
+    );
+    serde::Serialize::serialize(&all, &mut ser)?;
+    writeln!(out)?;
+    for m in &missing {
+        eprintln!("Error: No such image: {m}");
+    }
+    Ok(u8::from(!missing.is_empty()))
+}
+
+pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
+    let store = open_store(g)?;
+    let id = find(&store, &a.image)?;
+    let info = store.meta().image(&id)?.context("image vanished")?;
+    let (cfg, _) = read_config(&store, &info)?;
+    let mut layers = info.layers.iter();
+    let mut rows = Vec::new();
+    for h in &cfg.history {
+        let size = if h.empty_layer {
+            0
+        } else {
+            layers.next().map_or(0, |l| l.uncompressed_size)
+        };
+        let by = h.created_by.clone().unwrap_or_default();
+        rows.push(vec![
+            "<missing>".to_string(),
+            since(h.created.as_deref().unwrap_or("")),
+            if a.no_trunc { by } else { ellipsis(&by, 45) },
+            human_size(size),
+            h.comment.clone().unwrap_or_default(),
+        ]);
+    }
+    rows.reverse();
+    if let Some(top) = rows.first_mut() {
+        top[0] = if a.no_trunc {
+            id.to_string()
+        } else {
+            id.short().to_string()
+        };
+    }
+    table(
+        &mut std::io::stdout().lock(),
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &rows,
+    )?;
+    Ok(0)
 }

@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub mod archive;
 pub mod build;
+pub mod changes;
 pub mod check;
 pub mod images;
+pub mod output;
 pub mod registry;
 pub mod run;
 pub mod system;

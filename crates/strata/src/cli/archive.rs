@@ -1,0 +1,179 @@
+//! `load`, `save`, `import`: thin wrappers over `strata_store::transfer`.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use strata_engine::config::{host_architecture, History, ImageConfigDoc};
+use strata_oci::{ImageConfig, Raw, Reference};
+use strata_store::transfer::{self, ArchiveFormat, ImageToExport, LoadedImage};
+
+use super::images::{find, open_store, ImportArgs, LoadArgs, SaveArgs};
+use super::{changes, Global};
+
+pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
+    let store = open_store(g)?;
+    let loaded = match &a.input {
+        Some(p) if p.is_dir() => transfer::load_layout_dir(&store, p)
+            .with_context(|| format!("load OCI layout {}", p.display()))?,
+        Some(p) => {
+            let f = File::open(p).with_context(|| format!("open {}", p.display()))?;
+            transfer::load_archive(&store, f).with_context(|| format!("load {}", p.display()))?
+        }
+        None => {
+            let stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                bail!("requested load from stdin, but stdin is a terminal: use -i FILE or pipe an archive in");
+            }
+            transfer::load_archive(&store, stdin.lock()).context("load from stdin")?
+        }
+    };
+    if !a.quiet {
+        print_loaded(&loaded)?;
+    }
+    Ok(0)
+}
+
+fn print_loaded(loaded: &[LoadedImage]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for img in loaded {
+        for (name, prev) in &img.moved {
+            writeln!(
+                out,
+                "The image {} already exists, renaming the old one with ID {prev} to empty string",
+                familiar(name)
+            )?;
+        }
+        if img.names.is_empty() {
+            writeln!(out, "Loaded image ID: {}", img.id)?;
+        }
+        for n in &img.names {
+            writeln!(out, "Loaded image: {}", familiar(n))?;
+        }
+    }
+    Ok(())
+}
+
+fn familiar(full: &str) -> String {
+    Reference::parse(full).map_or_else(|_| full.to_string(), |r| r.familiar())
+}
+
+/// The image and the name to record: a name argument records that name,
+/// an ID records none (as `docker save ID`).
+fn export_of(store: &strata_store::Store, name: &str) -> anyhow::Result<ImageToExport> {
+    let id = find(store, name)?;
+    let tagged = Reference::parse(name).ok().filter(|r| {
+        r.digest().is_none()
+            && store
+                .meta()
+                .resolve_tag(&r.to_string())
+                .ok()
+                .flatten()
+                .as_ref()
+                == Some(&id)
+    });
+    Ok(ImageToExport {
+        id,
+        names: tagged.into_iter().collect(),
+    })
+}
+
+pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
+    let format = match a.format.as_str() {
+        "docker" | "docker-archive" => ArchiveFormat::Docker,
+        "oci" | "oci-archive" => ArchiveFormat::Oci,
+        f => bail!("--format {f:?}: use docker or oci"),
+    };
+    let store = open_store(g)?;
+    let images: Vec<ImageToExport> = a
+        .images
+        .iter()
+        .map(|n| export_of(&store, n))
+        .collect::<anyhow::Result<_>>()?;
+    match &a.output {
+        Some(path) => save_to_file(&store, path, &images, format)?,
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!("cowardly refusing to write an image archive to a terminal: use -o FILE or redirect stdout");
+            }
+            let mut w = BufWriter::with_capacity(256 * 1024, stdout.lock());
+            transfer::save_images(&store, &mut w, &images, format)?;
+            w.flush().context("write the archive to stdout")?;
+        }
+    }
+    Ok(0)
+}
+
+/// Writes next to `path` and renames, so a failed save leaves no half file.
+fn save_to_file(
+    store: &strata_store::Store,
+    path: &Path,
+    images: &[ImageToExport],
+    format: ArchiveFormat,
+) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".strata-partial");
+    let tmp = std::path::PathBuf::from(tmp);
+    let result = (|| {
+        let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        let mut w = BufWriter::with_capacity(256 * 1024, f);
+        transfer::save_images(store, &mut w, images, format)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// The config of an imported image: linux/<host arch>, no Env (as
+/// `docker import`), the changes applied, one history entry.
+fn import_config(
+    changes: &[strata_frontend::Resolved],
+    message: Option<&str>,
+    diff_id: &strata_oci::Digest,
+) -> anyhow::Result<Raw<ImageConfig>> {
+    let mut doc = ImageConfigDoc::scratch();
+    doc.config.env = None;
+    doc.architecture = host_architecture().to_string();
+    changes::apply(&mut doc, changes)?;
+    let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
+    doc.created = Some(now.clone());
+    doc.rootfs.diff_ids = vec![diff_id.to_string()];
+    doc.history = vec![History {
+        created: Some(now),
+        comment: Some(message.unwrap_or("Imported from -").to_string()),
+        ..History::default()
+    }];
+    let cfg: ImageConfig = serde_json::from_slice(&doc.to_json()).context("import config")?;
+    Ok(Raw::from_value(cfg))
+}
+
+pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
+    let changes = changes::parse(&a.changes)?;
+    let name = match &a.name {
+        Some(n) => Some(Reference::parse(n).with_context(|| format!("invalid image name {n:?}"))?),
+        None => None,
+    };
+    let store = open_store(g)?;
+    let lease = store.lease("import")?;
+    let what = a.file.display().to_string();
+    let mut input: Box<dyn Read> = if what == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&a.file).with_context(|| format!("open {what}"))?)
+    };
+    let layer = transfer::import_layer(&store, &mut input, &what, Some(&lease))
+        .with_context(|| format!("import {what}"))?;
+    let config = import_config(&changes, a.message.as_deref(), &layer.diff_id)?;
+    let id = transfer::commit_image(&store, &config, &[layer.to_record()], Some(&lease))?;
+    if let Some(n) = name {
+        store.meta().tag(&n.to_string(), &id)?;
+    }
+    println!("{id}");
+    Ok(0)
+}
