@@ -1,4 +1,15 @@
-//! Registry commands: pull, push, login, logout.
+//! Registry commands: pull, push, login, logout. The work is in
+//! `strata-registry`; this module parses flags, reads passwords and prints
+//! Docker-like output.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context};
+use strata_oci::Reference;
+use strata_registry::{
+    ClientOptions, Credential, CredentialStore, ProgressMode, PullOptions, PushOptions,
+};
+use strata_store::Store;
 
 use super::Global;
 
@@ -10,6 +21,10 @@ pub struct PullArgs {
     pub platform: Option<String>,
     #[arg(short, long)]
     pub quiet: bool,
+    /// Use plain http for this registry (host:port); repeatable.
+    /// Loopback registries always use http. Also $STRATA_INSECURE_REGISTRIES.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -17,6 +32,9 @@ pub struct PushArgs {
     pub name: String,
     #[arg(short, long)]
     pub quiet: bool,
+    /// Use plain http for this registry (host:port); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -29,6 +47,9 @@ pub struct LoginArgs {
     /// Take the password from stdin
     #[arg(long)]
     pub password_stdin: bool,
+    /// Use plain http for this registry (host:port); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -36,15 +57,196 @@ pub struct LogoutArgs {
     pub registry: Option<String>,
 }
 
-pub fn pull(_g: &Global, _a: PullArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("pull is not implemented yet")
+fn client_options(insecure: &[String]) -> ClientOptions {
+    ClientOptions {
+        insecure_registries: insecure.to_vec(),
+        ..Default::default()
+    }
 }
-pub fn push(_g: &Global, _a: PushArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("push is not implemented yet")
+
+fn parse_ref(name: &str) -> anyhow::Result<Reference> {
+    Ok(Reference::parse(name)?)
 }
-pub fn login(_g: &Global, _a: LoginArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("login is not implemented yet")
+
+fn open_store(g: &Global) -> anyhow::Result<Store> {
+    let root = g.store_root();
+    Store::open(&root).with_context(|| format!("open the store at {}", root.display()))
 }
-pub fn logout(_g: &Global, _a: LogoutArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("logout is not implemented yet")
+
+pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
+    let reference = parse_ref(&a.name)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(strata_registry::parse_platform)
+        .transpose()?;
+    let store = open_store(g)?;
+    let opts = PullOptions {
+        platform,
+        client: client_options(&a.insecure_registry),
+        progress: ProgressMode::auto(a.quiet),
+        jobs: 3,
+    };
+    if !a.quiet && !a.name.contains(':') && !a.name.contains('@') {
+        println!("Using default tag: latest");
+    }
+    let p = strata_registry::pull(&store, &reference, &opts)
+        .with_context(|| format!("pull {}", reference.familiar()))?;
+    if a.quiet {
+        println!("{reference}");
+        return Ok(0);
+    }
+    println!("Digest: {}", p.repo_digest);
+    let shown = reference.familiar();
+    if p.up_to_date() {
+        println!("Status: Image is up to date for {shown}");
+    } else {
+        println!("Status: Downloaded newer image for {shown}");
+    }
+    println!("{reference}");
+    Ok(0)
+}
+
+pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<u8> {
+    let reference = parse_ref(&a.name)?;
+    let store = open_store(g)?;
+    let opts = PushOptions {
+        client: client_options(&a.insecure_registry),
+        progress: ProgressMode::auto(a.quiet),
+        ..Default::default()
+    };
+    let p = strata_registry::push(&store, &reference, &opts)
+        .with_context(|| format!("push {}", reference.familiar()))?;
+    if a.quiet {
+        println!("{reference}");
+    } else {
+        println!("{}: digest: {} size: {}", p.reference, p.digest, p.size);
+    }
+    Ok(0)
+}
+
+/// `https://index.docker.io/v1/`, `http://host:5000/` → the registry name.
+fn registry_name(arg: Option<&str>) -> String {
+    let s = arg.unwrap_or("docker.io");
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let host = s.split('/').next().unwrap_or(s);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "" => "docker.io".to_string(),
+        h => h.to_string(),
+    }
+}
+
+pub fn login(_g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
+    let registry = registry_name(a.registry.as_deref());
+    let creds = CredentialStore::default();
+    if a.password.is_some() && a.password_stdin {
+        bail!("--password and --password-stdin are mutually exclusive");
+    }
+    if a.password_stdin && a.username.is_none() {
+        bail!("must provide --username with --password-stdin");
+    }
+    let stored = if a.username.is_none() && a.password.is_none() {
+        creds.get(&registry).ok().flatten()
+    } else {
+        None
+    };
+    let cred = match stored {
+        Some(c) => {
+            println!(
+                "Authenticating with existing credentials... [Username: {}]",
+                c.username
+            );
+            c
+        }
+        None => {
+            let username = match a.username {
+                Some(u) => u,
+                None => prompt("Username: ", true)?,
+            };
+            let password = if let Some(p) = a.password {
+                eprintln!(
+                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
+                );
+                p
+            } else if a.password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("read the password from stdin")?;
+                line.trim_end_matches(['\n', '\r']).to_string()
+            } else {
+                prompt("Password: ", false)?
+            };
+            if username.is_empty() || password.is_empty() {
+                bail!("username and password are required to log in to {registry}");
+            }
+            Credential { username, password }
+        }
+    };
+    let opts = ClientOptions {
+        credential: Some(cred.clone()),
+        ..client_options(&a.insecure_registry)
+    };
+    strata_registry::Client::new(&registry, &opts)
+        .and_then(|c| c.ping())
+        .with_context(|| format!("login to {registry} failed"))?;
+    let dest = creds
+        .store(&registry, &cred)
+        .with_context(|| format!("save the credentials for {registry}"))?;
+    if dest == creds.path().display().to_string() {
+        eprintln!("WARNING! Your password will be stored unencrypted in {dest}.");
+    }
+    println!("Login Succeeded");
+    Ok(0)
+}
+
+pub fn logout(_g: &Global, a: LogoutArgs) -> anyhow::Result<u8> {
+    let registry = registry_name(a.registry.as_deref());
+    let key = strata_registry::config_key(&registry);
+    if CredentialStore::default().erase(&registry)? {
+        println!("Removing login credentials for {key}");
+    } else {
+        println!("Not logged in to {key}");
+    }
+    Ok(0)
+}
+
+/// Reads a line from the terminal; `echo` false hides the input.
+fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        bail!(
+            "cannot prompt for {} (stdin is not a terminal): use --username and --password-stdin",
+            label.trim_end_matches([':', ' ']).to_lowercase()
+        );
+    }
+    eprint!("{label}");
+    let _ = std::io::stderr().flush();
+    let mut saved: Option<libc::termios> = None;
+    if !echo {
+        // SAFETY: termios is plain data; fd 0 is a terminal (checked above).
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) == 0 {
+                saved = Some(t);
+                t.c_lflag &= !libc::ECHO;
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if let Some(t) = saved {
+        // SAFETY: restores the attributes read above.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+        eprintln!();
+    }
+    r.context("read from the terminal")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
