@@ -6,7 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use strata_frontend::{IgnoreMatcher, Lexer};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let env = |n: &str| match n {
         "A" => Some("a b*c".to_string()),
         "E" => Some(String::new()),

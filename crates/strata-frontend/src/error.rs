@@ -21,7 +21,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(location: Location, message: impl Into<String>) -> Self {
-        Diagnostic { location, message: message.into(), line_text: None, hint: None }
+        Diagnostic {
+            location,
+            message: message.into(),
+            line_text: None,
+            hint: None,
+        }
     }
 
     pub fn with_line(mut self, text: impl Into<String>) -> Self {
@@ -87,7 +92,9 @@ impl Error {
     }
 
     pub(crate) fn expansion(message: impl Into<String>) -> Self {
-        Error::Expansion { message: message.into() }
+        Error::Expansion {
+            message: message.into(),
+        }
     }
 
     /// The location, for Dockerfile errors.

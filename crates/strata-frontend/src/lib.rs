@@ -4,7 +4,46 @@
 //! ARG/ENV scoping and `--target` into a `Plan` for the engine.
 //!
 //! It is pure: it never touches the filesystem for writing and never starts
-//! a process.
+//! a process. The only read is [`ignore::load`], a small helper that reads
+//! the chosen `.dockerignore`; everything else works on strings. It must
+//! never depend on another strata crate, never panic on bad input, and never
+//! guess at what the engine does with a step.
+//!
+//! # The flow, for the engine author
+//!
+//! 1. [`parse`]`(text, file_name)` gives the raw [`Ast`] (BuildKit's parser
+//!    rules; [`Ast::dump`] is BuildKit's `result` format). Unknown
+//!    instructions and flags survive this step.
+//! 2. [`plan`]`(&ast, &BuildOptions)` types every instruction (rejecting
+//!    unknown instructions/flags with located errors), resolves global ARGs
+//!    (before the first FROM; usable in FROM lines), expands FROM words,
+//!    resolves stage references (by lower-cased name or index; a name that
+//!    is no earlier stage but a valid image reference is an image), builds
+//!    the stage DAG ([`Stage::depends_on`]: FROM stage, `COPY --from`,
+//!    `RUN --mount=from=`), applies `--target`, and marks unneeded stages
+//!    (`needed == false`). [`Plan::build_order`] lists the needed stages,
+//!    dependencies first. Step words are **not** expanded in the plan.
+//! 3. For each needed stage, in build order: take the base image config's
+//!    Env (for [`Base::Stage`], the parent stage's final Env), create
+//!    [`StageScope::new`]`(&plan, index, &base_env)`, then call
+//!    [`StageScope::resolve`] on each [`Step`] **in order**. It returns a
+//!    [`Resolved`] with every word Docker expands already expanded (RUN/CMD/
+//!    ENTRYPOINT shell forms are left for the shell), and updates the scope
+//!    (ENV, ARG). After each step, [`StageScope::env`] is the config Env and
+//!    [`StageScope::build_args_in_scope`] the ARGs RUN sees as environment
+//!    variables (include them in RUN's cache key, keep them out of the
+//!    image config).
+//! 4. ONBUILD: [`Resolved::Onbuild`] carries the raw trigger text for the
+//!    image config. When a child build's base image has triggers, parse each
+//!    with [`parse_trigger`]`(text, from_location)` and resolve the steps in
+//!    the child's scope right after FROM, before the child's own steps.
+//! 5. Context: [`ignore::load`] (or [`choose_ignore_file`] +
+//!    [`parse_dockerignore`]) gives patterns; [`IgnoreMatcher::matches`]
+//!    decides per path; [`IgnoreMatcher::can_skip_dir`] lets the walker
+//!    avoid descending into ignored directories.
+//!
+//! Errors are [`Error`] values; Dockerfile errors render as
+//! `file:line:col: message`, the line, a caret, and a hint.
 
 pub mod error;
 pub mod ignore;
@@ -17,8 +56,8 @@ pub use error::{Diagnostic, Error};
 pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
 pub use parser::{parse, Ast, Heredoc, Node};
 pub use plan::{
-    parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount, MountKind, Plan,
-    Resolved, Stage, StageScope, Step,
+    parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount,
+    MountKind, Plan, Resolved, Stage, StageScope, Step,
 };
 pub use shell::{expand_word, expand_words, Lexer};
 

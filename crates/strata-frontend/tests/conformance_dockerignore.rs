@@ -7,7 +7,12 @@ use common::{json, read, report};
 use strata_frontend::{parse_dockerignore, IgnoreMatcher};
 
 fn rows(rel: &str) -> Vec<Vec<String>> {
-    read(rel).lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split('\t').map(String::from).collect()).collect()
+    read(rel)
+        .lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect()
 }
 
 fn run(patterns: &[String], path: &str) -> Result<bool, String> {
@@ -35,7 +40,10 @@ fn matches_single() {
     for r in &rows {
         let got = run(&[r[0].clone()], &r[1]);
         if !check(got.clone(), &r[2]) {
-            failures.push(format!("{:?} vs {:?}: expected {}, got {got:?}", r[0], r[1], r[2]));
+            failures.push(format!(
+                "{:?} vs {:?}: expected {}, got {got:?}",
+                r[0], r[1], r[2]
+            ));
         }
     }
     report("matches.tsv", rows.len(), &failures);
@@ -49,7 +57,10 @@ fn matches_multi() {
         let pats: Vec<String> = serde_json::from_str(&r[0]).unwrap();
         let got = run(&pats, &r[1]);
         if !check(got.clone(), &r[2]) {
-            failures.push(format!("{pats:?} vs {:?}: expected {}, got {got:?}", r[1], r[2]));
+            failures.push(format!(
+                "{pats:?} vs {:?}: expected {}, got {got:?}",
+                r[1], r[2]
+            ));
         }
     }
     report("matches_multi.tsv", rows.len(), &failures);
@@ -68,8 +79,12 @@ fn pattern_lists() {
         } else {
             match m {
                 Ok(m) => {
-                    c["expect_pattern_count"].as_u64().is_none_or(|n| n as usize == m.len())
-                        && c["expect_has_exclusions"].as_bool().is_none_or(|x| x == m.has_exclusions())
+                    c["expect_pattern_count"]
+                        .as_u64()
+                        .is_none_or(|n| n as usize == m.len())
+                        && c["expect_has_exclusions"]
+                            .as_bool()
+                            .is_none_or(|x| x == m.has_exclusions())
                 }
                 Err(_) => false,
             }
@@ -84,10 +99,16 @@ fn pattern_lists() {
 #[test]
 fn ignorefile_readall() {
     let input = read("dockerignore/ignorefile_readall/input.dockerignore");
-    let want: Vec<String> =
-        read("dockerignore/ignorefile_readall/expected_patterns.txt").lines().map(String::from).collect();
+    let want: Vec<String> = read("dockerignore/ignorefile_readall/expected_patterns.txt")
+        .lines()
+        .map(String::from)
+        .collect();
     let got = parse_dockerignore(&input);
-    let failures = if got == want { vec![] } else { vec![format!("got {got:?}, expected {want:?}")] };
+    let failures = if got == want {
+        vec![]
+    } else {
+        vec![format!("got {got:?}, expected {want:?}")]
+    };
     report("ignorefile_readall", 1, &failures);
 }
 

@@ -15,7 +15,10 @@ fn parse_file(rel: &str) -> Ast {
 #[test]
 fn result_dumps_match_byte_for_byte() {
     let dir = conformance_dir().join("parser/testfiles");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     let mut failures = Vec::new();
     for case in &cases {
@@ -25,11 +28,19 @@ fn result_dumps_match_byte_for_byte() {
         let expected = std::fs::read_to_string(case.join("result")).unwrap();
         match parse(&text, "Dockerfile") {
             Ok(ast) if ast.dump() == expected => {}
-            Ok(ast) => failures.push(format!("{name}:\n--- expected\n{expected}--- got\n{}", ast.dump())),
+            Ok(ast) => failures.push(format!(
+                "{name}:\n--- expected\n{expected}--- got\n{}",
+                ast.dump()
+            )),
             Err(e) => failures.push(format!("{name}: parse error {e}")),
         }
     }
-    assert_eq!(cases.len(), 33, "expected 33 parser cases in {}", dir.display());
+    assert_eq!(
+        cases.len(),
+        33,
+        "expected 33 parser cases in {}",
+        dir.display()
+    );
     report("parser", cases.len(), &failures);
 }
 
@@ -57,10 +68,17 @@ fn line_numbers() {
     let mut failures = Vec::new();
     let children = exp["children"].as_array().unwrap();
     if ast.children.len() != children.len() {
-        failures.push(format!("{} instructions, expected {}", ast.children.len(), children.len()));
+        failures.push(format!(
+            "{} instructions, expected {}",
+            ast.children.len(),
+            children.len()
+        ));
     }
     for (i, (node, want)) in ast.children.iter().zip(children).enumerate() {
-        let (s, e) = (want["StartLine"].as_u64().unwrap() as usize, want["EndLine"].as_u64().unwrap() as usize);
+        let (s, e) = (
+            want["StartLine"].as_u64().unwrap() as usize,
+            want["EndLine"].as_u64().unwrap() as usize,
+        );
         if node.location.line != s || node.location.end_line != e {
             failures.push(format!(
                 "child {i}: lines {}..{}, expected {s}..{e}",
@@ -71,7 +89,9 @@ fn line_numbers() {
     let root = &exp["root"];
     let first = ast.children.first().map(|n| n.location.line);
     let last = ast.children.last().map(|n| n.location.end_line);
-    if first != root["StartLine"].as_u64().map(|v| v as usize) || last != root["EndLine"].as_u64().map(|v| v as usize) {
+    if first != root["StartLine"].as_u64().map(|v| v as usize)
+        || last != root["EndLine"].as_u64().map(|v| v as usize)
+    {
         failures.push(format!("root span {first:?}..{last:?}"));
     }
     assert_eq!(ast.directives.len(), 1, "the ESCAPE directive");
@@ -92,7 +112,10 @@ fn heredocs() {
             continue;
         };
         if node.original != inst["line"].as_str().unwrap() {
-            failures.push(format!("{idx}: line {:?}, expected {}", node.original, inst["line"]));
+            failures.push(format!(
+                "{idx}: line {:?}, expected {}",
+                node.original, inst["line"]
+            ));
         }
         let got = serde_json::to_value(
             node.heredocs
@@ -104,13 +127,23 @@ fn heredocs() {
                 .collect::<Vec<_>>(),
         )
         .unwrap();
-        let want = if inst["heredocs"].is_null() { serde_json::json!([]) } else { inst["heredocs"].clone() };
+        let want = if inst["heredocs"].is_null() {
+            serde_json::json!([])
+        } else {
+            inst["heredocs"].clone()
+        };
         if got != want {
-            failures.push(format!("{idx} {}: got {got}, expected {want}", inst["line"]));
+            failures.push(format!(
+                "{idx} {}: got {got}, expected {want}",
+                inst["line"]
+            ));
         }
     }
     if ast.children.len() != total {
-        failures.push(format!("{} instructions, expected {total}", ast.children.len()));
+        failures.push(format!(
+            "{} instructions, expected {total}",
+            ast.children.len()
+        ));
     }
     // JSON form never carries heredocs.
     let jf = parse_file("parser/heredoc/Dockerfile.json-form");
@@ -142,15 +175,27 @@ fn heredocs() {
     for case in exp["heredocsFromLine_cases"]["cases"].as_array().unwrap() {
         total += 1;
         let line = case[0].as_str().unwrap();
-        let want: Vec<&str> = case[1].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        let got: Vec<String> = heredocs_from_line(line).unwrap().into_iter().map(|h| h.name).collect();
+        let want: Vec<&str> = case[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let got: Vec<String> = heredocs_from_line(line)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.name)
+            .collect();
         if got != want {
-            failures.push(format!("heredocsFromLine({line:?}) = {got:?}, expected {want:?}"));
+            failures.push(format!(
+                "heredocsFromLine({line:?}) = {got:?}, expected {want:?}"
+            ));
         }
     }
     total += 1;
     let c = &exp["chomp_case"];
-    if strata_frontend::parser::chomp(c["input"].as_str().unwrap()) != c["output"].as_str().unwrap() {
+    if strata_frontend::parser::chomp(c["input"].as_str().unwrap()) != c["output"].as_str().unwrap()
+    {
         failures.push("chomp".into());
     }
     report("heredoc", total, &failures);
@@ -164,7 +209,12 @@ fn json_arrays() {
     for case in exp["valid"].as_array().unwrap() {
         total += 1;
         let input = case["input"].as_str().unwrap();
-        let want: Vec<&str> = case["expect"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let want: Vec<&str> = case["expect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         match parse(&format!("CMD {input}\n"), "Dockerfile") {
             Ok(ast) if ast.children[0].json && ast.children[0].args == want => {}
             other => failures.push(format!("{input:?}: {other:?}")),
@@ -189,13 +239,19 @@ fn directives() {
         total += 1;
         let input = format!("{}FROM scratch\n", case["input"].as_str().unwrap());
         let ast = parse(&input, "Dockerfile").unwrap();
-        let got: Vec<serde_json::Value> =
-            ast.directives.iter().map(|d| serde_json::json!({"name": d.name, "value": d.value})).collect();
+        let got: Vec<serde_json::Value> = ast
+            .directives
+            .iter()
+            .map(|d| serde_json::json!({"name": d.name, "value": d.value}))
+            .collect();
         if serde_json::Value::Array(got.clone()) != case["expect"] {
             failures.push(format!("{:?}: {got:?}", case["input"]));
         }
     }
-    for (key, name) in [("detect_syntax", "syntax"), ("parse_directive_check", "check")] {
+    for (key, name) in [
+        ("detect_syntax", "syntax"),
+        ("parse_directive_check", "check"),
+    ] {
         for case in exp[key].as_array().unwrap() {
             total += 1;
             let input = case["input"].as_str().unwrap();
@@ -205,9 +261,15 @@ fn directives() {
                 None => !found,
                 Some(d) => {
                     found
-                        && case.get("ref").is_none_or(|r| r.as_str() == Some(d.reference.as_str()))
-                        && case.get("cmdline").is_none_or(|r| r.as_str() == Some(d.cmdline.as_str()))
-                        && case.get("line").is_none_or(|r| r.as_u64() == Some(d.line as u64))
+                        && case
+                            .get("ref")
+                            .is_none_or(|r| r.as_str() == Some(d.reference.as_str()))
+                        && case
+                            .get("cmdline")
+                            .is_none_or(|r| r.as_str() == Some(d.cmdline.as_str()))
+                        && case
+                            .get("line")
+                            .is_none_or(|r| r.as_u64() == Some(d.line as u64))
                 }
             };
             if !ok {
@@ -216,7 +278,11 @@ fn directives() {
         }
     }
     // Directive errors: repeated directive, bad escape token.
-    for bad in ["# escape=\\\n# escape=`\nFROM a\n", "# escape=x\nFROM a\n", "# syntax=a\n#syntax=b\nFROM a\n"] {
+    for bad in [
+        "# escape=\\\n# escape=`\nFROM a\n",
+        "# escape=x\nFROM a\n",
+        "# syntax=a\n#syntax=b\nFROM a\n",
+    ] {
         total += 1;
         if parse(bad, "Dockerfile").is_ok() {
             failures.push(format!("{bad:?} should be rejected"));

@@ -10,8 +10,14 @@ use strata_frontend::Lexer;
 #[test]
 fn env_var_test() {
     let text = read("shell/envVarTest");
-    let env: BTreeMap<&str, &str> =
-        [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")].into_iter().collect();
+    let env: BTreeMap<&str, &str> = [
+        ("PWD", "/home"),
+        ("SHELL", "bash"),
+        ("KOREAN", "한국어"),
+        ("NULL", ""),
+    ]
+    .into_iter()
+    .collect();
     let lookup = |k: &str| env.get(k).map(|v| v.to_string());
     let mut failures = Vec::new();
     let mut total = 0;
@@ -79,7 +85,11 @@ fn expansion_cases() {
     let data = json("shell/expansion_cases.json");
     let mut failures = Vec::new();
     let mut total = 0;
-    for table in ["process_with_matches", "mandatory_vars", "platform_release_name"] {
+    for table in [
+        "process_with_matches",
+        "mandatory_vars",
+        "platform_release_name",
+    ] {
         for row in data[table].as_array().unwrap() {
             total += 1;
             let input = row["input"].as_str().unwrap();
@@ -92,11 +102,19 @@ fn expansion_cases() {
             let lookup = |k: &str| envs.get(k).cloned();
             let got = Lexer::new('\\').process(input, &lookup);
             let set = |key: &str| -> Option<BTreeSet<String>> {
-                row.get(key).map(|v| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect())
+                row.get(key).map(|v| {
+                    v.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|s| s.as_str().unwrap().to_string())
+                        .collect()
+                })
             };
             let ok = if row["error"].as_bool() == Some(true) {
                 match &got {
-                    Err(e) => row["error_contains"].as_str().is_none_or(|s| e.to_string().contains(s)),
+                    Err(e) => row["error_contains"]
+                        .as_str()
+                        .is_none_or(|s| e.to_string().contains(s)),
                     Ok(_) => false,
                 }
             } else {

@@ -2,8 +2,8 @@
 
 use strata_frontend::plan::{ArgDecl, CopySpec, HealthcheckRaw};
 use strata_frontend::{
-    parse, parse_trigger, plan, Base, BuildOptions, Command, Error, FromRef, Instruction, Location, MountKind, Plan,
-    Resolved, StageScope,
+    parse, parse_trigger, plan, Base, BuildOptions, Command, Error, FromRef, Instruction, Location,
+    MountKind, Plan, Resolved, StageScope,
 };
 
 fn plan_of(text: &str) -> Result<Plan, Error> {
@@ -12,7 +12,10 @@ fn plan_of(text: &str) -> Result<Plan, Error> {
 
 fn plan_with(text: &str, args: &[(&str, &str)], target: Option<&str>) -> Result<Plan, Error> {
     let opts = BuildOptions {
-        build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        build_args: args
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         target: target.map(String::from),
         ..BuildOptions::default()
     };
@@ -31,7 +34,11 @@ fn err(text: &str) -> String {
 
 fn resolve_all(p: &Plan, stage: usize) -> Vec<Resolved> {
     let mut s = StageScope::new(p, stage, &[]);
-    p.stages[stage].steps.iter().map(|st| s.resolve(st).unwrap()).collect()
+    p.stages[stage]
+        .steps
+        .iter()
+        .map(|st| s.resolve(st).unwrap())
+        .collect()
 }
 
 #[test]
@@ -46,9 +53,18 @@ fn every_instruction_is_typed() {
             heredocs: vec![],
         }
     );
-    assert_eq!(one("CMD [\"a\", \"b\"]"), Instruction::Cmd(Command::Exec(vec!["a".into(), "b".into()])));
-    assert_eq!(one("ENTRYPOINT echo hi"), Instruction::Entrypoint(Command::Shell("echo hi".into())));
-    assert_eq!(one("SHELL [\"/bin/bash\", \"-c\"]"), Instruction::Shell(vec!["/bin/bash".into(), "-c".into()]));
+    assert_eq!(
+        one("CMD [\"a\", \"b\"]"),
+        Instruction::Cmd(Command::Exec(vec!["a".into(), "b".into()]))
+    );
+    assert_eq!(
+        one("ENTRYPOINT echo hi"),
+        Instruction::Entrypoint(Command::Shell("echo hi".into()))
+    );
+    assert_eq!(
+        one("SHELL [\"/bin/bash\", \"-c\"]"),
+        Instruction::Shell(vec!["/bin/bash".into(), "-c".into()])
+    );
     assert_eq!(
         one("COPY --chown=1:1 --chmod=644 --link --parents --exclude=*.tmp --exclude=x a b /dst/"),
         Instruction::Copy(CopySpec {
@@ -69,20 +85,56 @@ fn every_instruction_is_typed() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(one("ENV A=1 B=\"two words\""), Instruction::Env(vec![("A".into(), "1".into()), ("B".into(), "\"two words\"".into())]));
-    assert_eq!(one("ENV A legacy value"), Instruction::Env(vec![("A".into(), "legacy value".into())]));
-    assert_eq!(one("LABEL a=b"), Instruction::Label(vec![("a".into(), "b".into())]));
+    assert_eq!(
+        one("ENV A=1 B=\"two words\""),
+        Instruction::Env(vec![
+            ("A".into(), "1".into()),
+            ("B".into(), "\"two words\"".into())
+        ])
+    );
+    assert_eq!(
+        one("ENV A legacy value"),
+        Instruction::Env(vec![("A".into(), "legacy value".into())])
+    );
+    assert_eq!(
+        one("LABEL a=b"),
+        Instruction::Label(vec![("a".into(), "b".into())])
+    );
     assert_eq!(
         one("ARG a b=2"),
-        Instruction::Arg(vec![ArgDecl { name: "a".into(), default: None }, ArgDecl { name: "b".into(), default: Some("2".into()) }])
+        Instruction::Arg(vec![
+            ArgDecl {
+                name: "a".into(),
+                default: None
+            },
+            ArgDecl {
+                name: "b".into(),
+                default: Some("2".into())
+            }
+        ])
     );
-    assert_eq!(one("EXPOSE 80/tcp 443"), Instruction::Expose(vec!["80/tcp".into(), "443".into()]));
-    assert_eq!(one("VOLUME [\"/a\", \"/b\"]"), Instruction::Volume(vec!["/a".into(), "/b".into()]));
-    assert_eq!(one("USER nobody:nogroup"), Instruction::User("nobody:nogroup".into()));
+    assert_eq!(
+        one("EXPOSE 80/tcp 443"),
+        Instruction::Expose(vec!["80/tcp".into(), "443".into()])
+    );
+    assert_eq!(
+        one("VOLUME [\"/a\", \"/b\"]"),
+        Instruction::Volume(vec!["/a".into(), "/b".into()])
+    );
+    assert_eq!(
+        one("USER nobody:nogroup"),
+        Instruction::User("nobody:nogroup".into())
+    );
     assert_eq!(one("WORKDIR /app"), Instruction::Workdir("/app".into()));
-    assert_eq!(one("STOPSIGNAL SIGTERM"), Instruction::StopSignal("SIGTERM".into()));
+    assert_eq!(
+        one("STOPSIGNAL SIGTERM"),
+        Instruction::StopSignal("SIGTERM".into())
+    );
     assert_eq!(one("MAINTAINER me"), Instruction::Maintainer("me".into()));
-    assert_eq!(one("ONBUILD RUN echo hi"), Instruction::Onbuild("RUN echo hi".into()));
+    assert_eq!(
+        one("ONBUILD RUN echo hi"),
+        Instruction::Onbuild("RUN echo hi".into())
+    );
     assert_eq!(one("HEALTHCHECK NONE"), Instruction::Healthcheck(None));
     assert_eq!(
         one("HEALTHCHECK --interval=5s --retries=3 CMD curl -f http://x/"),
@@ -102,18 +154,33 @@ fn every_instruction_is_typed() {
 
 #[test]
 fn heredoc_instructions() {
-    let p = plan_of("FROM scratch\nRUN python3 <<EOF\nprint(1)\nEOF\nCOPY <<-EOT /dst\n\thello $X\n\tEOT\n").unwrap();
+    let p = plan_of(
+        "FROM scratch\nRUN python3 <<EOF\nprint(1)\nEOF\nCOPY <<-EOT /dst\n\thello $X\n\tEOT\n",
+    )
+    .unwrap();
     let r = resolve_all(&p, 0);
     match &r[0] {
-        Resolved::Run { command: Command::Shell(c), heredocs, .. } => {
+        Resolved::Run {
+            command: Command::Shell(c),
+            heredocs,
+            ..
+        } => {
             assert_eq!(c, "python3 <<EOF");
             assert_eq!(heredocs[0].content, "print(1)\n");
         }
         other => panic!("{other:?}"),
     }
     match &r[1] {
-        Resolved::Copy { srcs, dest, heredocs, .. } => {
-            assert_eq!((srcs.as_slice(), dest.as_str()), (["<<-EOT".to_string()].as_slice(), "/dst"));
+        Resolved::Copy {
+            srcs,
+            dest,
+            heredocs,
+            ..
+        } => {
+            assert_eq!(
+                (srcs.as_slice(), dest.as_str()),
+                (["<<-EOT".to_string()].as_slice(), "/dst")
+            );
             assert_eq!(heredocs[0].content, "hello \n", "chomped and expanded");
         }
         other => panic!("{other:?}"),
@@ -129,15 +196,31 @@ fn errors_are_located_with_caret_and_hint() {
     let e = err("ARG x\n");
     assert!(e.contains("no FROM instruction"), "{e}");
     let e = err("FROM busybox\n  COPY --from registry.com/a/b /foo /bar\n");
-    assert!(e.starts_with("Dockerfile:2:8: missing a value on flag --from"), "{e}");
+    assert!(
+        e.starts_with("Dockerfile:2:8: missing a value on flag --from"),
+        "{e}"
+    );
     assert!(e.contains("COPY takes --from=<value>"), "{e}");
     let e = err("FROM busybox\nRUN --chown=1 echo\n");
-    assert!(e.starts_with("Dockerfile:2:5: RUN does not take the flag --chown"), "{e}");
+    assert!(
+        e.starts_with("Dockerfile:2:5: RUN does not take the flag --chown"),
+        "{e}"
+    );
     let e = err("FROM busybox\nWORKDIR --link /x\n");
-    assert!(e.contains("WORKDIR does not take the flag --link") && e.contains("WORKDIR takes no flags"), "{e}");
-    let e = parse("FROM busybox\nRUN <<EOF\necho\n", "Dockerfile").unwrap_err().to_string();
-    assert!(e.starts_with("Dockerfile:2:1: unterminated heredoc <<EOF"), "{e}");
-    let e = parse("# escape=x\nFROM busybox\n", "Dockerfile").unwrap_err().to_string();
+    assert!(
+        e.contains("WORKDIR does not take the flag --link") && e.contains("WORKDIR takes no flags"),
+        "{e}"
+    );
+    let e = parse("FROM busybox\nRUN <<EOF\necho\n", "Dockerfile")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("Dockerfile:2:1: unterminated heredoc <<EOF"),
+        "{e}"
+    );
+    let e = parse("# escape=x\nFROM busybox\n", "Dockerfile")
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("Dockerfile:1:1: invalid escape token"), "{e}");
     let e = err("FROM busybox AS 1bad\n");
     assert!(e.contains("invalid stage name \"1bad\""), "{e}");
@@ -145,7 +228,10 @@ fn errors_are_located_with_caret_and_hint() {
     let p = plan_of("FROM busybox\nHEALTHCHECK --interval=5 CMD true\n").unwrap();
     let mut s = StageScope::new(&p, 0, &[]);
     let e = s.resolve(&p.stages[0].steps[0]).unwrap_err().to_string();
-    assert!(e.contains("Dockerfile:2:1: --interval: invalid duration \"5\""), "{e}");
+    assert!(
+        e.contains("Dockerfile:2:1: --interval: invalid duration \"5\""),
+        "{e}"
+    );
 }
 
 #[test]
@@ -154,51 +240,113 @@ fn global_args_only_in_from_unless_redeclared() {
     let p = plan_of(text).unwrap();
     assert_eq!(p.stages[0].base, Base::Image("alpine:1".into()));
     let r = resolve_all(&p, 0);
-    assert_eq!(r[1], Resolved::Env(vec![("E".into(), "".into())]), "global not visible before ARG X");
+    assert_eq!(
+        r[1],
+        Resolved::Env(vec![("E".into(), "".into())]),
+        "global not visible before ARG X"
+    );
     assert_eq!(r[2], Resolved::Arg(vec![("X".into(), Some("g".into()))]));
     assert_eq!(r[3], Resolved::Env(vec![("F".into(), "g".into())]));
     // --build-arg overrides the global default, in FROM and in the stage.
     let p = plan_with(text, &[("V", "2"), ("X", "cli")], None).unwrap();
     assert_eq!(p.stages[0].base, Base::Image("alpine:2".into()));
-    assert_eq!(resolve_all(&p, 0)[2], Resolved::Arg(vec![("X".into(), Some("cli".into()))]));
+    assert_eq!(
+        resolve_all(&p, 0)[2],
+        Resolved::Arg(vec![("X".into(), Some("cli".into()))])
+    );
 }
 
 #[test]
 fn same_instruction_sees_only_earlier_values() {
-    let p = plan_of("FROM scratch\nENV A=1\nENV A=2 B=$A\nARG C=3 D=$C\nLABEL L=$A M=$B\n").unwrap();
+    let p =
+        plan_of("FROM scratch\nENV A=1\nENV A=2 B=$A\nARG C=3 D=$C\nLABEL L=$A M=$B\n").unwrap();
     let mut s = StageScope::new(&p, 0, &[("PATH".into(), "/bin".into())]);
-    let r: Vec<Resolved> = p.stages[0].steps.iter().map(|st| s.resolve(st).unwrap()).collect();
-    assert_eq!(r[1], Resolved::Env(vec![("A".into(), "2".into()), ("B".into(), "1".into())]));
-    assert_eq!(r[2], Resolved::Arg(vec![("C".into(), Some("3".into())), ("D".into(), Some(String::new()))]));
-    assert_eq!(r[3], Resolved::Label(vec![("L".into(), "2".into()), ("M".into(), "1".into())]));
-    assert_eq!(s.env(), vec![("PATH".into(), "/bin".into()), ("A".into(), "2".into()), ("B".into(), "1".into())]);
-    assert_eq!(s.build_args_in_scope(), vec![("C".into(), "3".into()), ("D".into(), "".into())]);
+    let r: Vec<Resolved> = p.stages[0]
+        .steps
+        .iter()
+        .map(|st| s.resolve(st).unwrap())
+        .collect();
+    assert_eq!(
+        r[1],
+        Resolved::Env(vec![("A".into(), "2".into()), ("B".into(), "1".into())])
+    );
+    assert_eq!(
+        r[2],
+        Resolved::Arg(vec![
+            ("C".into(), Some("3".into())),
+            ("D".into(), Some(String::new()))
+        ])
+    );
+    assert_eq!(
+        r[3],
+        Resolved::Label(vec![("L".into(), "2".into()), ("M".into(), "1".into())])
+    );
+    assert_eq!(
+        s.env(),
+        vec![
+            ("PATH".into(), "/bin".into()),
+            ("A".into(), "2".into()),
+            ("B".into(), "1".into())
+        ]
+    );
+    assert_eq!(
+        s.build_args_in_scope(),
+        vec![("C".into(), "3".into()), ("D".into(), "".into())]
+    );
 }
 
 #[test]
 fn env_wins_over_arg_and_base_env_is_seeded() {
     let p = plan_of("FROM scratch\nARG X=arg\nENV X=env\nWORKDIR /$X/$HOME\n").unwrap();
     let mut s = StageScope::new(&p, 0, &[("HOME".into(), "root".into())]);
-    let r: Vec<Resolved> = p.stages[0].steps.iter().map(|st| s.resolve(st).unwrap()).collect();
+    let r: Vec<Resolved> = p.stages[0]
+        .steps
+        .iter()
+        .map(|st| s.resolve(st).unwrap())
+        .collect();
     assert_eq!(r[2], Resolved::Workdir("/env/root".into()));
     assert!(s.build_args_in_scope().is_empty(), "ARG shadowed by ENV");
 }
 
 #[test]
 fn predefined_and_proxy_args() {
-    let p = plan_with("FROM scratch\nARG TARGETARCH\nRUN true\n", &[("HTTP_PROXY", "http://p")], None).unwrap();
+    let p = plan_with(
+        "FROM scratch\nARG TARGETARCH\nRUN true\n",
+        &[("HTTP_PROXY", "http://p")],
+        None,
+    )
+    .unwrap();
     let mut s = StageScope::new(&p, 0, &[]);
     let r = s.resolve(&p.stages[0].steps[0]).unwrap();
-    assert_eq!(r, Resolved::Arg(vec![("TARGETARCH".into(), Some("amd64".into()))]));
-    assert_eq!(s.build_args_in_scope(), vec![("TARGETARCH".into(), "amd64".into()), ("HTTP_PROXY".into(), "http://p".into())]);
+    assert_eq!(
+        r,
+        Resolved::Arg(vec![("TARGETARCH".into(), Some("amd64".into()))])
+    );
+    assert_eq!(
+        s.build_args_in_scope(),
+        vec![
+            ("TARGETARCH".into(), "amd64".into()),
+            ("HTTP_PROXY".into(), "http://p".into())
+        ]
+    );
     assert!(p.unused_build_args.is_empty());
 }
 
 #[test]
 fn words_that_are_not_expanded() {
-    let p = plan_of("FROM scratch\nENV X=1\nRUN echo $X\nCMD echo $X\nONBUILD RUN echo $X\n").unwrap();
+    let p =
+        plan_of("FROM scratch\nENV X=1\nRUN echo $X\nCMD echo $X\nONBUILD RUN echo $X\n").unwrap();
     let r = resolve_all(&p, 0);
-    assert_eq!(r[1], Resolved::Run { command: Command::Shell("echo $X".into()), mounts: vec![], network: None, security: None, heredocs: vec![] });
+    assert_eq!(
+        r[1],
+        Resolved::Run {
+            command: Command::Shell("echo $X".into()),
+            mounts: vec![],
+            network: None,
+            security: None,
+            heredocs: vec![]
+        }
+    );
     assert_eq!(r[2], Resolved::Cmd(Command::Shell("echo $X".into())));
     assert_eq!(r[3], Resolved::Onbuild("RUN echo $X".into()));
 }
@@ -211,7 +359,8 @@ fn escape_directive_applies_to_expansion() {
 
 #[test]
 fn plan_prunes_and_orders() {
-    let text = "FROM busybox AS a\nFROM busybox AS b\nRUN --mount=type=bind,from=a,target=/a true\n\
+    let text =
+        "FROM busybox AS a\nFROM busybox AS b\nRUN --mount=type=bind,from=a,target=/a true\n\
                 FROM busybox AS unused\nFROM b AS c\nCOPY --from=0 /x /x\n";
     let p = plan_of(text).unwrap();
     assert_eq!(p.target, 3);
@@ -237,15 +386,24 @@ fn plan_prunes_and_orders() {
 fn unknown_target_lists_stages() {
     let e = plan_with("FROM a AS one\nFROM b AS two\n", &[], Some("three")).unwrap_err();
     assert!(matches!(e, Error::UnknownTarget { .. }));
-    assert_eq!(e.to_string(), "target stage \"three\" could not be found; stages in this Dockerfile: one, two");
+    assert_eq!(
+        e.to_string(),
+        "target stage \"three\" could not be found; stages in this Dockerfile: one, two"
+    );
 }
 
 #[test]
 fn self_and_forward_references_are_errors() {
     let e = err("FROM busybox AS a\nCOPY --from=a /x /y\n");
-    assert!(e.starts_with("Dockerfile:2:1: --from=a: stage \"a\" depends on itself"), "{e}");
+    assert!(
+        e.starts_with("Dockerfile:2:1: --from=a: stage \"a\" depends on itself"),
+        "{e}"
+    );
     let e = err("FROM busybox AS a\nCOPY --from=b /x /y\nFROM busybox AS b\n");
-    assert!(e.contains("defined later in the Dockerfile (forward reference)"), "{e}");
+    assert!(
+        e.contains("defined later in the Dockerfile (forward reference)"),
+        "{e}"
+    );
     let e = err("FROM busybox\nCOPY --from=1 /x /y\nFROM busybox\n");
     assert!(e.contains("forward reference"), "{e}");
     let e = err("FROM later\nFROM busybox AS later\n");
@@ -262,17 +420,37 @@ fn self_and_forward_references_are_errors() {
 #[test]
 fn stage_args_are_inherited_through_from_stage() {
     let p = plan_of("FROM busybox AS a\nARG N=one\nFROM a\nRUN x\nENV E=$N\n").unwrap();
-    assert_eq!(resolve_all(&p, 1)[1], Resolved::Env(vec![("E".into(), "one".into())]));
+    assert_eq!(
+        resolve_all(&p, 1)[1],
+        Resolved::Env(vec![("E".into(), "one".into())])
+    );
 }
 
 #[test]
 fn onbuild_triggers_parse_later() {
-    let loc = Location { file: "child".into(), line: 1, column: 1, end_line: 1 };
+    let loc = Location {
+        file: "child".into(),
+        line: 1,
+        column: 1,
+        end_line: 1,
+    };
     let step = parse_trigger("RUN echo hi", loc.clone()).unwrap();
-    assert_eq!(step.instruction, Instruction::Run { command: Command::Shell("echo hi".into()), mounts: vec![], network: None, security: None, heredocs: vec![] });
+    assert_eq!(
+        step.instruction,
+        Instruction::Run {
+            command: Command::Shell("echo hi".into()),
+            mounts: vec![],
+            network: None,
+            security: None,
+            heredocs: vec![]
+        }
+    );
     assert!(parse_trigger("FROM x", loc.clone()).is_err());
     assert!(parse_trigger("ONBUILD RUN x", loc.clone()).is_err());
-    assert!(parse_trigger("NOPE x", loc).unwrap_err().to_string().contains("unknown instruction"));
+    assert!(parse_trigger("NOPE x", loc)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown instruction"));
     let e = err("FROM busybox\nONBUILD ONBUILD RUN x\n");
     assert!(e.contains("isn't allowed"), "{e}");
 }

@@ -2,7 +2,8 @@
 
 use proptest::prelude::*;
 use strata_frontend::{
-    expand_word, expand_words, parse, parse_dockerignore, plan, BuildOptions, IgnoreMatcher, Lexer, StageScope,
+    expand_word, expand_words, parse, parse_dockerignore, plan, BuildOptions, IgnoreMatcher, Lexer,
+    StageScope,
 };
 
 /// Dockerfile-ish text: instruction words, flags, quotes, `$`, heredocs, continuations.

@@ -94,8 +94,10 @@ pub fn load(dockerfile: &Path, context: &Path) -> Result<Vec<String>, Error> {
     let Some(path) = choose_ignore_file(dockerfile, context, &|p| p.is_file()) else {
         return Ok(Vec::new());
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| Error::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     Ok(parse_dockerignore(&text))
 }
 
@@ -122,17 +124,24 @@ impl IgnoreMatcher {
                 Some("") => {
                     return Err(Error::IgnorePattern {
                         pattern: raw.clone(),
-                        reason: "illegal exclusion pattern: \"!\" (write !PATH to re-include PATH)".into(),
+                        reason: "illegal exclusion pattern: \"!\" (write !PATH to re-include PATH)"
+                            .into(),
                     })
                 }
                 Some(b) => (true, b.to_string()),
                 None => (false, p),
             };
-            validate(&body).map_err(|reason| Error::IgnorePattern { pattern: raw.clone(), reason })?;
+            validate(&body).map_err(|reason| Error::IgnorePattern {
+                pattern: raw.clone(),
+                reason,
+            })?;
             exclusions |= exclusion;
             out.push(Pattern::new(body, exclusion));
         }
-        Ok(IgnoreMatcher { patterns: out, exclusions })
+        Ok(IgnoreMatcher {
+            patterns: out,
+            exclusions,
+        })
     }
 
     /// Number of compiled patterns.
@@ -191,7 +200,11 @@ impl IgnoreMatcher {
             return true;
         }
         let dir = clean_path(rel_dir);
-        let dir_segs: Vec<&str> = if dir == "." { vec![] } else { dir.split('/').collect() };
+        let dir_segs: Vec<&str> = if dir == "." {
+            vec![]
+        } else {
+            dir.split('/').collect()
+        };
         !self
             .patterns
             .iter()

@@ -27,7 +27,10 @@ enum Tok {
     DirsBody,
     /// `**` at the end (after other wildcards): `.*`.
     AnyAll,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// A class whose regex would not compile (a reversed range): match-time error.
     BadClass,
 }
@@ -100,7 +103,11 @@ impl Pattern {
     /// Compiles an already cleaned, validated pattern (without its `!`).
     pub(crate) fn new(cleaned: String, exclusion: bool) -> Pattern {
         let kind = compile(&cleaned);
-        Pattern { cleaned, exclusion, kind }
+        Pattern {
+            cleaned,
+            exclusion,
+            kind,
+        }
     }
 
     /// Whether the pattern matches `path` in full. `Err` = bad pattern.
@@ -110,7 +117,9 @@ impl Pattern {
             Kind::Prefix(p) => Ok(path.starts_with(p.as_str())),
             Kind::Suffix(s, false) => Ok(path.ends_with(s.as_str())),
             Kind::Suffix(s, true) => Ok(path == s
-                || path.strip_suffix(s.as_str()).is_some_and(|head| head.ends_with('/'))),
+                || path
+                    .strip_suffix(s.as_str())
+                    .is_some_and(|head| head.ends_with('/'))),
             Kind::Tokens(t) => run(t, path),
         }
     }
@@ -211,7 +220,9 @@ fn compile_class(chars: &[char], mut i: usize) -> (Tok, usize) {
             break;
         }
         first = false;
-        let Ok((lo, next)) = class_esc(chars, i) else { break };
+        let Ok((lo, next)) = class_esc(chars, i) else {
+            break;
+        };
         i = next;
         let mut hi = lo;
         if chars.get(i) == Some(&'-') {
@@ -257,8 +268,9 @@ fn run(toks: &[Tok], path: &str) -> Result<bool, String> {
                     Some(_) => adv(&ok, t),
                 },
                 Tok::Class { negated, ranges } => {
-                    c.is_some_and(|c| ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated)
-                        && adv(&ok, t + 1)
+                    c.is_some_and(|c| {
+                        ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated
+                    }) && adv(&ok, t + 1)
                 }
                 Tok::BadClass => false,
             };

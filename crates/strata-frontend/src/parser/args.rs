@@ -194,7 +194,10 @@ pub(crate) fn split_whitespace(rest: &str) -> Vec<String> {
     if rest.is_empty() {
         return Vec::new();
     }
-    rest.split(is_split_space).filter(|s| !s.is_empty()).map(str::to_string).collect()
+    rest.split(is_split_space)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses `rest` as a JSON array of strings. `Ok(None)` means "not JSON,
@@ -223,14 +226,20 @@ fn maybe_json(rest: &str) -> Result<RawArgs, ArgError> {
     }
     match parse_json(rest)? {
         Some(args) => Ok(RawArgs { args, json: true }),
-        None => Ok(RawArgs { args: vec![rest.to_string()], json: false }),
+        None => Ok(RawArgs {
+            args: vec![rest.to_string()],
+            json: false,
+        }),
     }
 }
 
 fn maybe_json_list(rest: &str) -> Result<RawArgs, ArgError> {
     match parse_json(rest)? {
         Some(args) => Ok(RawArgs { args, json: true }),
-        None => Ok(RawArgs { args: split_whitespace(rest), json: false }),
+        None => Ok(RawArgs {
+            args: split_whitespace(rest),
+            json: false,
+        }),
     }
 }
 
@@ -247,7 +256,10 @@ fn name_val(rest: &str, key: &'static str, escape: char) -> Result<RawArgs, ArgE
             return Err(ArgError::MissingValue(key));
         };
         let v = v.trim_start_matches(is_split_space);
-        return Ok(RawArgs { args: vec![k.to_string(), v.to_string(), String::new()], json: false });
+        return Ok(RawArgs {
+            args: vec![k.to_string(), v.to_string(), String::new()],
+            json: false,
+        });
     }
     let mut args = Vec::new();
     for w in words {
@@ -260,7 +272,11 @@ fn name_val(rest: &str, key: &'static str, escape: char) -> Result<RawArgs, ArgE
 }
 
 fn healthcheck(rest: &str) -> Result<RawArgs, ArgError> {
-    let Some(sep) = rest.find(char::is_whitespace).or(Some(rest.len())).filter(|&s| s > 0) else {
+    let Some(sep) = rest
+        .find(char::is_whitespace)
+        .or(Some(rest.len()))
+        .filter(|&s| s > 0)
+    else {
         return Ok(RawArgs::default());
     };
     let (typ, cmd) = rest.split_at(sep);
@@ -271,20 +287,37 @@ fn healthcheck(rest: &str) -> Result<RawArgs, ArgError> {
 
 /// The per-instruction argument rule (BuildKit's dispatch table). ONBUILD
 /// is handled by the caller because it nests a whole instruction.
-pub(crate) fn parse_args(keyword_lower: &str, rest: &str, escape: char) -> Result<RawArgs, ArgError> {
+pub(crate) fn parse_args(
+    keyword_lower: &str,
+    rest: &str,
+    escape: char,
+) -> Result<RawArgs, ArgError> {
     match keyword_lower {
         "add" | "copy" | "volume" => maybe_json_list(rest),
         "run" | "cmd" | "entrypoint" | "shell" => maybe_json(rest),
-        "from" | "expose" => Ok(RawArgs { args: split_whitespace(rest), json: false }),
-        "arg" => Ok(RawArgs { args: parse_words(rest, escape), json: false }),
+        "from" | "expose" => Ok(RawArgs {
+            args: split_whitespace(rest),
+            json: false,
+        }),
+        "arg" => Ok(RawArgs {
+            args: parse_words(rest, escape),
+            json: false,
+        }),
         "env" => name_val(rest, "ENV", escape),
         "label" => name_val(rest, "LABEL", escape),
         "healthcheck" => healthcheck(rest),
         "maintainer" | "user" | "workdir" | "stopsignal" => Ok(RawArgs {
-            args: if rest.is_empty() { vec![] } else { vec![rest.to_string()] },
+            args: if rest.is_empty() {
+                vec![]
+            } else {
+                vec![rest.to_string()]
+            },
             json: false,
         }),
         // Unknown words are accepted here; the typed layer rejects them.
-        _ => Ok(RawArgs { args: vec![String::new()], json: false }),
+        _ => Ok(RawArgs {
+            args: vec![String::new()],
+            json: false,
+        }),
     }
 }

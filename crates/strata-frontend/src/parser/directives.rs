@@ -29,7 +29,12 @@ pub(crate) struct DirectiveState {
 
 impl DirectiveState {
     pub(crate) fn new() -> Self {
-        DirectiveState { done: false, seen: BTreeSet::new(), escape: '\\', list: Vec::new() }
+        DirectiveState {
+            done: false,
+            seen: BTreeSet::new(),
+            escape: '\\',
+            list: Vec::new(),
+        }
     }
 
     /// Looks at one (newline-trimmed) line. Returns a message when the line
@@ -61,7 +66,11 @@ impl DirectiveState {
                 }
             }
         }
-        self.list.push(Directive { name: key, value, line: line_no });
+        self.list.push(Directive {
+            name: key,
+            value,
+            line: line_no,
+        });
         Ok(())
     }
 }
@@ -77,7 +86,13 @@ pub(crate) fn split_directive(line: &str) -> Option<(String, String)> {
     let rest = rest.trim_start_matches(is_re_space);
     let key_len = rest
         .char_indices()
-        .take_while(|(i, c)| if *i == 0 { c.is_ascii_alphabetic() } else { c.is_ascii_alphanumeric() })
+        .take_while(|(i, c)| {
+            if *i == 0 {
+                c.is_ascii_alphabetic()
+            } else {
+                c.is_ascii_alphanumeric()
+            }
+        })
         .count();
     if key_len == 0 {
         return None;
@@ -87,7 +102,9 @@ pub(crate) fn split_directive(line: &str) -> Option<(String, String)> {
     if rest.is_empty() {
         return None;
     }
-    let value = rest.trim_start_matches(is_re_space).trim_end_matches(is_re_space);
+    let value = rest
+        .trim_start_matches(is_re_space)
+        .trim_end_matches(is_re_space);
     if value.is_empty() {
         // `.+?` needs one character: the regex settles on the last blank.
         let last = rest.chars().last()?;

@@ -38,7 +38,11 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     if rest.is_empty() || rest.contains('<') {
         return Ok(None);
     }
-    let fd = if digits.is_empty() { 0 } else { digits.parse::<u32>().unwrap_or(0) };
+    let fd = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<u32>().unwrap_or(0)
+    };
     let mut lex = Lexer::new('\\');
     lex.skip_unset = true;
     let plain = lex.process(rest, &no_env).map_err(|e| e.to_string())?.words;
@@ -48,7 +52,9 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     lex.raw_quotes = true;
     let raw = lex.process(rest, &no_env).map_err(|e| e.to_string())?.words;
     if raw.len() != 1 {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(format!(
+            "internal lexing of heredoc produced inconsistent results: {rest}"
+        ));
     }
     let quotes = |s: &str| s.chars().filter(|c| *c == '\'' || *c == '"').count();
     let expand = quotes(&plain[0]) == quotes(&raw[0]);

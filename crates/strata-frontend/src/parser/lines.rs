@@ -9,7 +9,10 @@ pub(crate) struct LineCursor<'a> {
 
 impl<'a> LineCursor<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        LineCursor { rest: text, line_no: 0 }
+        LineCursor {
+            rest: text,
+            line_no: 0,
+        }
     }
 
     pub(crate) fn next_line(&mut self) -> Option<&'a str> {

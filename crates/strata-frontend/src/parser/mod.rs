@@ -15,7 +15,6 @@ pub use directives::{detect_directive, Directive, SyntaxDirective};
 pub use dump::go_quote;
 pub use heredoc::{chomp, heredocs_from_line, parse_heredoc, Heredoc};
 
-
 use crate::error::Diagnostic;
 use crate::{Error, Location};
 use args::{extract_flags, parse_args, split_keyword, ArgError};
@@ -71,7 +70,9 @@ impl Node {
 impl Ast {
     /// The physical line `n` (1-based), for error snippets.
     pub fn line_text(&self, n: usize) -> Option<&str> {
-        n.checked_sub(1).and_then(|i| self.lines.get(i)).map(String::as_str)
+        n.checked_sub(1)
+            .and_then(|i| self.lines.get(i))
+            .map(String::as_str)
     }
 
     /// A located error with the line shown.
@@ -85,7 +86,12 @@ impl Ast {
 }
 
 fn located(file: &str, lines: &[String], line: usize, column: usize, message: String) -> Error {
-    let loc = Location { file: file.to_string(), line, column, end_line: line };
+    let loc = Location {
+        file: file.to_string(),
+        line,
+        column,
+        end_line: line,
+    };
     let mut d = Diagnostic::new(loc, message);
     if let Some(t) = line.checked_sub(1).and_then(|i| lines.get(i)) {
         d = d.with_line(t.clone());
@@ -113,7 +119,8 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
         let trimmed = trim_newline(raw);
         let body = trimmed.trim_start();
         let column = trimmed.chars().count() - body.chars().count() + 1;
-        ds.observe(body, start_line).map_err(|m| err(start_line, column, m))?;
+        ds.observe(body, start_line)
+            .map_err(|m| err(start_line, column, m))?;
         let body = if is_comment(body) { "" } else { body };
         let (first, mut eol) = trim_continuation(body, ds.escape);
         if eol && first.is_empty() {
@@ -123,7 +130,8 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
         while !eol {
             let Some(next) = cur.next_line() else { break };
             let t = trim_newline(next);
-            ds.observe(t, cur.line_no()).map_err(|m| err(cur.line_no(), 1, m))?;
+            ds.observe(t, cur.line_no())
+                .map_err(|m| err(cur.line_no(), 1, m))?;
             if is_comment(t) || t.trim_start().is_empty() {
                 continue;
             }
@@ -143,13 +151,20 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
             let docs = heredocs_from_line(&logical).map_err(|m| err(start_line, column, m))?;
             for mut doc in docs {
                 doc.content = read_heredoc_body(&mut cur, &doc).ok_or_else(|| {
-                    let d = Diagnostic::new(location.clone(), format!("unterminated heredoc <<{}", doc.name))
-                        .with_line(all_lines.get(start_line - 1).cloned().unwrap_or_default())
-                        .with_hint(format!(
-                            "end the heredoc with a line holding only `{}`{}",
-                            doc.name,
-                            if doc.chomp { " (leading TABs allowed)" } else { "" }
-                        ));
+                    let d = Diagnostic::new(
+                        location.clone(),
+                        format!("unterminated heredoc <<{}", doc.name),
+                    )
+                    .with_line(all_lines.get(start_line - 1).cloned().unwrap_or_default())
+                    .with_hint(format!(
+                        "end the heredoc with a line holding only `{}`{}",
+                        doc.name,
+                        if doc.chomp {
+                            " (leading TABs allowed)"
+                        } else {
+                            ""
+                        }
+                    ));
                     Error::diag(d)
                 })?;
                 node.heredocs.push(doc);
@@ -161,13 +176,24 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
     if children.is_empty() {
         let line = cur.line_no().max(1);
         let d = Diagnostic::new(
-            Location { file: file_name.to_string(), line, column: 1, end_line: line },
+            Location {
+                file: file_name.to_string(),
+                line,
+                column: 1,
+                end_line: line,
+            },
             "file with no instructions",
         )
         .with_hint("a Dockerfile needs at least a FROM instruction");
         return Err(Error::diag(d));
     }
-    Ok(Ast { file: file_name.to_string(), directives: ds.list, escape: ds.escape, children, lines: all_lines })
+    Ok(Ast {
+        file: file_name.to_string(),
+        directives: ds.list,
+        escape: ds.escape,
+        children,
+        lines: all_lines,
+    })
 }
 
 /// Reads body lines up to the terminator; `None` at end of file.
@@ -197,7 +223,11 @@ fn can_contain_heredoc(node: &Node) -> bool {
 /// Builds a node from a logical line (also used for ONBUILD triggers).
 pub(crate) fn node_from_line(line: &str, escape: char, location: Location) -> Result<Node, String> {
     let (keyword, rest) = split_keyword(line);
-    let (after_flags, flags) = if rest.is_empty() { (String::new(), vec![]) } else { extract_flags(rest) };
+    let (after_flags, flags) = if rest.is_empty() {
+        (String::new(), vec![])
+    } else {
+        extract_flags(rest)
+    };
     let arg_text = after_flags.trim();
     let lower = keyword.to_ascii_lowercase();
     let mut node = Node {

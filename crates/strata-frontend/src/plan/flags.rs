@@ -103,9 +103,16 @@ pub(crate) fn parse(instruction: &str, raw: &[String]) -> Result<Flags, FlagErro
             Some((n, v)) => (n, Some(v)),
             None => (body, None),
         };
-        let err = |message: String| FlagError { flag: f.clone(), message, hint: usage(instruction) };
+        let err = |message: String| FlagError {
+            flag: f.clone(),
+            message,
+            hint: usage(instruction),
+        };
         let Some((_, kind)) = table.iter().find(|(n, _)| *n == name) else {
-            return Err(err(format!("{} does not take the flag --{name}", instruction.to_uppercase())));
+            return Err(err(format!(
+                "{} does not take the flag --{name}",
+                instruction.to_uppercase()
+            )));
         };
         match (kind, value) {
             (FlagKind::Bool, None) => {
@@ -119,7 +126,11 @@ pub(crate) fn parse(instruction: &str, raw: &[String]) -> Result<Flags, FlagErro
                 };
                 out.bools.insert(name.into(), b);
             }
-            (_, None) => return Err(err(format!("missing a value on flag --{name} (write --{name}=<value>)"))),
+            (_, None) => {
+                return Err(err(format!(
+                    "missing a value on flag --{name} (write --{name}=<value>)"
+                )))
+            }
             (FlagKind::Str, Some(v)) => {
                 if out.strings.insert(name.into(), v.into()).is_some() {
                     return Err(err(format!("duplicate flag specified: --{name}")));

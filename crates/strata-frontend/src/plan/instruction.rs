@@ -9,8 +9,24 @@ use crate::{suggest, Error, Location};
 
 /// Every instruction name, upper case (for messages and suggestions).
 pub const INSTRUCTIONS: [&str; 18] = [
-    "FROM", "RUN", "CMD", "LABEL", "MAINTAINER", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME",
-    "USER", "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL",
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "MAINTAINER",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
 ];
 
 /// A command in shell form (run through the stage's SHELL) or exec form.
@@ -63,7 +79,11 @@ pub struct HealthcheckRaw {
 /// A typed instruction; every string is as written (not expanded).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Instruction {
-    From { image: String, name: Option<String>, platform: Option<String> },
+    From {
+        image: String,
+        name: Option<String>,
+        platform: Option<String>,
+    },
     Run {
         command: Command,
         /// Raw `--mount` specs, in order.
@@ -99,8 +119,16 @@ pub(crate) struct NodeErr<'a> {
 }
 
 impl NodeErr<'_> {
-    pub(crate) fn at_col(&self, column: usize, message: impl Into<String>, hint: Option<String>) -> Error {
-        let loc = Location { column, ..self.node.location.clone() };
+    pub(crate) fn at_col(
+        &self,
+        column: usize,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> Error {
+        let loc = Location {
+            column,
+            ..self.node.location.clone()
+        };
         let mut d = Diagnostic::new(loc, message);
         if let Some(t) = self.line_text {
             d = d.with_line(t);
@@ -132,7 +160,9 @@ fn command(node: &Node) -> Command {
 }
 
 fn pairs(args: &[String]) -> Vec<(String, String)> {
-    args.chunks(3).map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default())).collect()
+    args.chunks(3)
+        .map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or_default()))
+        .collect()
 }
 
 /// Parses one node into a typed instruction.
@@ -147,8 +177,13 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
         };
         return Err(e.err(format!("unknown instruction: {}", node.keyword), Some(hint)));
     }
-    let fl: Flags = flags::parse(&name, &node.flags)
-        .map_err(|f| e.at_col(e.column_of(&format!("--{}", f.flag.trim_start_matches('-'))), f.message, Some(f.hint)))?;
+    let fl: Flags = flags::parse(&name, &node.flags).map_err(|f| {
+        e.at_col(
+            e.column_of(&format!("--{}", f.flag.trim_start_matches('-'))),
+            f.message,
+            Some(f.hint),
+        )
+    })?;
     let args = &node.args;
     let need = |ok: bool, what: &str| -> Result<(), Error> {
         if ok {
@@ -166,10 +201,17 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
                     Some("write FROM <image> or FROM <image> AS <name>".into()),
                 ));
             }
-            Instruction::From { image: args[0].clone(), name: args.get(2).cloned(), platform: fl.str("platform") }
+            Instruction::From {
+                image: args[0].clone(),
+                name: args.get(2).cloned(),
+                platform: fl.str("platform"),
+            }
         }
         "run" => {
-            need(!args.is_empty() || !node.heredocs.is_empty(), "requires at least one argument")?;
+            need(
+                !args.is_empty() || !node.heredocs.is_empty(),
+                "requires at least one argument",
+            )?;
             Instruction::Run {
                 command: command(node),
                 mounts: fl.list("mount"),
@@ -181,7 +223,10 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
         "cmd" => Instruction::Cmd(command(node)),
         "entrypoint" => Instruction::Entrypoint(command(node)),
         "shell" => {
-            need(node.json, "requires the arguments to be in JSON form, e.g. SHELL [\"/bin/sh\", \"-c\"]")?;
+            need(
+                node.json,
+                "requires the arguments to be in JSON form, e.g. SHELL [\"/bin/sh\", \"-c\"]",
+            )?;
             need(!args.is_empty(), "requires at least one argument")?;
             Instruction::Shell(args.clone())
         }
@@ -207,7 +252,11 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
                 unpack: fl.opt_bool("unpack"),
                 heredocs: node.heredocs.clone(),
             };
-            if name == "copy" { Instruction::Copy(spec) } else { Instruction::Add(spec) }
+            if name == "copy" {
+                Instruction::Copy(spec)
+            } else {
+                Instruction::Add(spec)
+            }
         }
         "env" => {
             need(!args.is_empty(), "requires at least one argument")?;
@@ -222,12 +271,21 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
             let decls = args
                 .iter()
                 .map(|w| match w.split_once('=') {
-                    Some((n, v)) => ArgDecl { name: n.to_string(), default: Some(v.to_string()) },
-                    None => ArgDecl { name: w.clone(), default: None },
+                    Some((n, v)) => ArgDecl {
+                        name: n.to_string(),
+                        default: Some(v.to_string()),
+                    },
+                    None => ArgDecl {
+                        name: w.clone(),
+                        default: None,
+                    },
                 })
                 .collect::<Vec<_>>();
             if let Some(bad) = decls.iter().find(|d| d.name.is_empty()) {
-                return Err(e.err(format!("ARG names cannot be empty ({:?})", bad.default), None));
+                return Err(e.err(
+                    format!("ARG names cannot be empty ({:?})", bad.default),
+                    None,
+                ));
             }
             Instruction::Arg(decls)
         }
@@ -251,12 +309,23 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
         }
         "onbuild" => {
             let Some(sub) = &node.onbuild else {
-                return Err(e.err("ONBUILD requires at least one argument", Some("write ONBUILD <INSTRUCTION>".into())));
+                return Err(e.err(
+                    "ONBUILD requires at least one argument",
+                    Some("write ONBUILD <INSTRUCTION>".into()),
+                ));
             };
             match sub.name().as_str() {
-                "onbuild" => return Err(e.err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", None)),
+                "onbuild" => {
+                    return Err(e.err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed", None))
+                }
                 "from" | "maintainer" => {
-                    return Err(e.err(format!("{} isn't allowed as an ONBUILD trigger", sub.keyword.to_uppercase()), None))
+                    return Err(e.err(
+                        format!(
+                            "{} isn't allowed as an ONBUILD trigger",
+                            sub.keyword.to_uppercase()
+                        ),
+                        None,
+                    ))
                 }
                 _ => {}
             }
@@ -281,7 +350,10 @@ fn split_flags_text(rest: &str) -> (&str, &str) {
 
 fn healthcheck(node: &Node, fl: &Flags, e: &NodeErr<'_>) -> Result<Instruction, Error> {
     let Some(typ) = node.args.first() else {
-        return Err(e.err("HEALTHCHECK requires an argument", Some("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE".into())));
+        return Err(e.err(
+            "HEALTHCHECK requires an argument",
+            Some("write HEALTHCHECK CMD <command> or HEALTHCHECK NONE".into()),
+        ));
     };
     match typ.to_ascii_uppercase().as_str() {
         "NONE" => {

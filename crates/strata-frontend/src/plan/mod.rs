@@ -10,8 +10,12 @@ mod stages;
 
 use std::collections::BTreeMap;
 
-pub use instruction::{from_node, ArgDecl, Command, CopySpec, HealthcheckRaw, Instruction, INSTRUCTIONS};
-pub use resolved::{parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, MountKind, Resolved};
+pub use instruction::{
+    from_node, ArgDecl, Command, CopySpec, HealthcheckRaw, Instruction, INSTRUCTIONS,
+};
+pub use resolved::{
+    parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, MountKind, Resolved,
+};
 pub use scope::StageScope;
 pub use stages::{parse_trigger, plan};
 
@@ -20,7 +24,14 @@ use crate::Location;
 /// Build arguments that may be passed without an `ARG` declaration; they
 /// reach RUN as environment variables and are kept out of history.
 pub const PROXY_ARGS: [&str; 8] = [
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
 ];
 
 /// Inputs to [`plan`].
@@ -52,7 +63,10 @@ impl BuildOptions {
     /// TARGETVARIANT, BUILDPLATFORM, BUILDOS, BUILDARCH, BUILDVARIANT.
     pub fn predefined_args(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (prefix, p) in [("TARGET", &self.target_platform), ("BUILD", &self.build_platform)] {
+        for (prefix, p) in [
+            ("TARGET", &self.target_platform),
+            ("BUILD", &self.build_platform),
+        ] {
             let mut parts = p.splitn(3, '/');
             let os = parts.next().unwrap_or("linux").to_string();
             let arch = parts.next().unwrap_or("amd64").to_string();
@@ -143,7 +157,11 @@ impl Plan {
     /// The needed stages, dependencies first (a topological order).
     pub fn build_order(&self) -> Vec<usize> {
         // Dependencies always point at earlier stages, so index order is topological.
-        self.stages.iter().filter(|s| s.needed).map(|s| s.index).collect()
+        self.stages
+            .iter()
+            .filter(|s| s.needed)
+            .map(|s| s.index)
+            .collect()
     }
 
     /// Finds a stage by name (case-insensitive) or index.
@@ -152,6 +170,9 @@ impl Plan {
             return (i < self.stages.len()).then_some(i);
         }
         let lower = r.to_ascii_lowercase();
-        self.stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())).map(|s| s.index)
+        self.stages
+            .iter()
+            .find(|s| s.name.as_deref() == Some(lower.as_str()))
+            .map(|s| s.index)
     }
 }

@@ -62,7 +62,9 @@ pub fn is_valid_reference(r: &str) -> bool {
         None => (r, None),
     };
     if let Some(d) = digest {
-        let Some((alg, hex)) = d.split_once(':') else { return false };
+        let Some((alg, hex)) = d.split_once(':') else {
+            return false;
+        };
         if alg.is_empty() || !alg.starts_with(|c: char| c.is_ascii_alphabetic()) || hex.len() < 32 {
             return false;
         }
@@ -80,7 +82,8 @@ pub fn is_valid_reference(r: &str) -> bool {
         let ok = !t.is_empty()
             && t.len() <= 128
             && t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-            && t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-');
+            && t.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b'-');
         if !ok {
             return false;
         }
@@ -91,7 +94,11 @@ pub fn is_valid_reference(r: &str) -> bool {
     let mut parts: Vec<&str> = name.split('/').collect();
     if parts.len() > 1 {
         let first = parts[0];
-        if first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase()) {
+        if first.contains('.')
+            || first.contains(':')
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase())
+        {
             if !is_domain(first) {
                 return false;
             }
@@ -107,12 +114,29 @@ mod tests {
 
     #[test]
     fn references() {
-        for good in ["busybox", "alpine:3.6", "quay.io/libpod/testimage:20221018", "localhost:5000/a/b",
-            "registry.com/missing-equals/causes:error", "a__b", "a---b",
-            "fedora@sha256:0000000000000000000000000000000000000000000000000000000000000000"] {
+        for good in [
+            "busybox",
+            "alpine:3.6",
+            "quay.io/libpod/testimage:20221018",
+            "localhost:5000/a/b",
+            "registry.com/missing-equals/causes:error",
+            "a__b",
+            "a---b",
+            "fedora@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
             assert!(ok(good), "{good}");
         }
-        for bad in ["", "platform-", "Upper", "a:", ":tag", "a//b", "-a", "a b", "stage_${x}"] {
+        for bad in [
+            "",
+            "platform-",
+            "Upper",
+            "a:",
+            ":tag",
+            "a//b",
+            "-a",
+            "a b",
+            "stage_${x}",
+        ] {
             assert!(!ok(bad), "{bad}");
         }
     }

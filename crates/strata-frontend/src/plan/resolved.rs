@@ -65,7 +65,11 @@ pub struct HealthcheckSpec {
 /// An instruction ready to execute: every word expanded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Resolved {
-    From { base: Base, name: Option<String>, platform: Option<String> },
+    From {
+        base: Base,
+        name: Option<String>,
+        platform: Option<String>,
+    },
     Run {
         /// Shell form is NOT expanded (the shell does it); exec form neither.
         command: Command,
@@ -131,13 +135,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(bad());
         }
         let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -180,17 +188,23 @@ pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
             None => (field.to_ascii_lowercase(), None),
         };
-        let val = || v.clone().ok_or_else(|| format!("mount option {k} needs a value ({k}=...)"));
+        let val = || {
+            v.clone()
+                .ok_or_else(|| format!("mount option {k} needs a value ({k}=...)"))
+        };
         match k.as_str() {
             "type" => {
-                m.kind = match val()?.as_str() {
-                    "bind" => MountKind::Bind,
-                    "cache" => MountKind::Cache,
-                    "tmpfs" => MountKind::Tmpfs,
-                    "secret" => MountKind::Secret,
-                    "ssh" => MountKind::Ssh,
-                    other => return Err(format!("unsupported mount type {other:?} (bind, cache, tmpfs, secret, ssh)")),
-                }
+                m.kind =
+                    match val()?.as_str() {
+                        "bind" => MountKind::Bind,
+                        "cache" => MountKind::Cache,
+                        "tmpfs" => MountKind::Tmpfs,
+                        "secret" => MountKind::Secret,
+                        "ssh" => MountKind::Ssh,
+                        other => return Err(format!(
+                            "unsupported mount type {other:?} (bind, cache, tmpfs, secret, ssh)"
+                        )),
+                    }
             }
             "target" | "dst" | "destination" => m.target = Some(val()?),
             "source" | "src" => m.source = Some(val()?),

@@ -39,7 +39,11 @@ impl StageScope {
             escape: plan.escape,
             env: base_env.to_vec(),
             args: Vec::new(),
-            globals: plan.global_args.iter().map(|g| (g.name.clone(), g.value.clone())).collect(),
+            globals: plan
+                .global_args
+                .iter()
+                .map(|g| (g.name.clone(), g.value.clone()))
+                .collect(),
             build_args: plan.build_args.clone(),
             predefined: plan.predefined_args.clone(),
             stage_names: plan.stages.iter().map(|s| s.name.clone()).collect(),
@@ -93,12 +97,19 @@ impl StageScope {
         if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
             return Some(v.clone());
         }
-        self.args.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.clone())
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
     }
 
     fn expand(&self, step: &Step, word: &str) -> Result<String, Error> {
         let lookup = |n: &str| self.lookup(n);
-        Lexer::new(self.escape).process(word, &lookup).map(|e| e.word).map_err(|e| located(step, e.to_string()))
+        Lexer::new(self.escape)
+            .process(word, &lookup)
+            .map(|e| e.word)
+            .map_err(|e| located(step, e.to_string()))
     }
 
     fn expand_opt(&self, step: &Step, word: &Option<String>) -> Result<Option<String>, Error> {
@@ -113,7 +124,10 @@ impl StageScope {
     pub fn resolve_from(&self, step: &Step, value: &str) -> Result<FromRef, Error> {
         let err = |m: String, h: &str| Error::diag(diag(step, m).with_hint(h));
         if value.is_empty() {
-            return Err(err("--from is empty".into(), "name an earlier stage, a stage index, or an image"));
+            return Err(err(
+                "--from is empty".into(),
+                "name an earlier stage, a stage index, or an image",
+            ));
         }
         if let Ok(i) = value.parse::<usize>() {
             return match i.cmp(&self.stage) {
@@ -130,7 +144,10 @@ impl StageScope {
         }
         let lower = value.to_ascii_lowercase();
         let named = |s: &Option<String>| s.as_deref() == Some(lower.as_str());
-        if let Some(i) = self.stage_names[..self.stage.min(self.stage_names.len())].iter().rposition(named) {
+        if let Some(i) = self.stage_names[..self.stage.min(self.stage_names.len())]
+            .iter()
+            .rposition(named)
+        {
             return Ok(FromRef::Stage(i));
         }
         if self.stage_names.get(self.stage).is_some_and(named) {
@@ -158,10 +175,14 @@ impl StageScope {
     /// expanded with the scope as it is now. Used by the planner.
     pub fn references_of(&self, step: &Step) -> Result<Vec<FromRef>, Error> {
         match &step.instruction {
-            Instruction::Copy(CopySpec { from: Some(f), .. }) => Ok(vec![self.resolve_from(step, &self.expand(step, f)?)?]),
-            Instruction::Run { mounts, .. } => {
-                Ok(self.mounts(step, mounts)?.into_iter().filter_map(|m| m.from).collect())
+            Instruction::Copy(CopySpec { from: Some(f), .. }) => {
+                Ok(vec![self.resolve_from(step, &self.expand(step, f)?)?])
             }
+            Instruction::Run { mounts, .. } => Ok(self
+                .mounts(step, mounts)?
+                .into_iter()
+                .filter_map(|m| m.from)
+                .collect()),
             _ => Ok(vec![]),
         }
     }
@@ -171,7 +192,8 @@ impl StageScope {
             .iter()
             .map(|spec| {
                 let spec = self.expand(step, spec)?;
-                let (mut m, from) = parse_mount(&spec).map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
+                let (mut m, from) = parse_mount(&spec)
+                    .map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
                 if let Some(f) = from {
                     m.from = Some(self.resolve_from(step, &f)?);
                 }
@@ -192,7 +214,10 @@ impl StageScope {
                     let mut lex = Lexer::new(self.escape);
                     lex.raw_quotes = true;
                     lex.raw_escapes = true;
-                    h.content = lex.process(&h.content, &lookup).map_err(|e| located(step, e.to_string()))?.word;
+                    h.content = lex
+                        .process(&h.content, &lookup)
+                        .map_err(|e| located(step, e.to_string()))?
+                        .word;
                 }
                 Ok(h)
             })
@@ -204,12 +229,22 @@ impl StageScope {
     /// in order; one ENV/ARG/LABEL instruction sees only values set before it.
     pub fn resolve(&mut self, step: &Step) -> Result<Resolved, Error> {
         Ok(match &step.instruction {
-            Instruction::From { image, name, platform } => Resolved::From {
+            Instruction::From {
+                image,
+                name,
+                platform,
+            } => Resolved::From {
                 base: Base::Image(self.expand(step, image)?),
                 name: name.clone(),
                 platform: self.expand_opt(step, platform)?,
             },
-            Instruction::Run { command, mounts, network, security, heredocs } => Resolved::Run {
+            Instruction::Run {
+                command,
+                mounts,
+                network,
+                security,
+                heredocs,
+            } => Resolved::Run {
                 command: command.clone(),
                 mounts: self.mounts(step, mounts)?,
                 network: network.clone(),
@@ -275,7 +310,9 @@ impl StageScope {
             Instruction::Cmd(c) => Resolved::Cmd(c.clone()),
             Instruction::Entrypoint(c) => Resolved::Entrypoint(c.clone()),
             Instruction::Shell(s) => Resolved::Shell(s.clone()),
-            Instruction::Healthcheck(h) => Resolved::Healthcheck(h.as_ref().map(|h| healthcheck(step, h)).transpose()?),
+            Instruction::Healthcheck(h) => {
+                Resolved::Healthcheck(h.as_ref().map(|h| healthcheck(step, h)).transpose()?)
+            }
             Instruction::Onbuild(t) => Resolved::Onbuild(t.clone()),
             Instruction::Maintainer(m) => Resolved::Maintainer(m.clone()),
         })
@@ -290,12 +327,22 @@ impl StageScope {
         if let Some((_, v)) = self.globals.iter().rev().find(|(k, _)| k == name) {
             return v.clone();
         }
-        self.predefined.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.predefined
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// Expands every key and value against the scope as it was before the instruction.
-    fn expand_pairs(&self, step: &Step, pairs: &[(String, String)]) -> Result<Vec<(String, String)>, Error> {
-        pairs.iter().map(|(k, v)| Ok((self.expand(step, k)?, self.expand(step, v)?))).collect()
+    fn expand_pairs(
+        &self,
+        step: &Step,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<(String, String)>, Error> {
+        pairs
+            .iter()
+            .map(|(k, v)| Ok((self.expand(step, k)?, self.expand(step, v)?)))
+            .collect()
     }
 }
 
@@ -314,11 +361,16 @@ fn healthcheck(step: &Step, h: &HealthcheckRaw) -> Result<HealthcheckSpec, Error
     let retries = h
         .retries
         .as_deref()
-        .map(|r| r.parse::<u32>().map_err(|_| located(step, format!("--retries={r}: expected a whole number >= 0"))))
+        .map(|r| {
+            r.parse::<u32>()
+                .map_err(|_| located(step, format!("--retries={r}: expected a whole number >= 0")))
+        })
         .transpose()?;
     let test = match &h.test {
         Command::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
-        Command::Exec(v) => std::iter::once("CMD".to_string()).chain(v.iter().cloned()).collect(),
+        Command::Exec(v) => std::iter::once("CMD".to_string())
+            .chain(v.iter().cloned())
+            .collect(),
     };
     Ok(HealthcheckSpec {
         test,

@@ -27,10 +27,17 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
         let e = NodeErr { node, line_text };
         let inst = from_node(node, line_text)?;
         match inst {
-            Instruction::From { image, name, platform } => {
+            Instruction::From {
+                image,
+                name,
+                platform,
+            } => {
                 let lookup = |n: &str| global_lookup(&globals, &predefined, n);
                 let expand = |w: &str| {
-                    Lexer::new(ast.escape).process(w, &lookup).map(|x| x.word).map_err(|m| e.err(m.to_string(), None))
+                    Lexer::new(ast.escape)
+                        .process(w, &lookup)
+                        .map(|x| x.word)
+                        .map_err(|m| e.err(m.to_string(), None))
                 };
                 let image = expand(&image)?;
                 let platform = platform.as_deref().map(expand).transpose()?;
@@ -67,12 +74,19 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                         }
                         (None, None) => None,
                     };
-                    globals.push(GlobalArg { name: d.name, value, location: node.location.clone() });
+                    globals.push(GlobalArg {
+                        name: d.name,
+                        value,
+                        location: node.location.clone(),
+                    });
                 }
             }
             _ if stages.is_empty() => {
                 return Err(e.err(
-                    format!("no FROM before {}: a stage must start with FROM", node.keyword.to_uppercase()),
+                    format!(
+                        "no FROM before {}: a stage must start with FROM",
+                        node.keyword.to_uppercase()
+                    ),
                     Some("put FROM <image> first (only ARG may come before the first FROM)".into()),
                 ));
             }
@@ -88,12 +102,16 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
         }
     }
     if stages.is_empty() {
-        let loc = ast.children.last().map(|n| n.location.clone()).unwrap_or_else(|| Location {
-            file: ast.file.clone(),
-            line: 1,
-            column: 1,
-            end_line: 1,
-        });
+        let loc = ast
+            .children
+            .last()
+            .map(|n| n.location.clone())
+            .unwrap_or_else(|| Location {
+                file: ast.file.clone(),
+                line: 1,
+                column: 1,
+                end_line: 1,
+            });
         return Err(Error::diag(
             Diagnostic::new(loc, "the Dockerfile has no FROM instruction")
                 .with_hint("add FROM <image> (or FROM scratch) to start a stage"),
@@ -115,11 +133,18 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
     Ok(plan)
 }
 
-fn global_lookup(globals: &[GlobalArg], predefined: &[(String, String)], name: &str) -> Option<String> {
+fn global_lookup(
+    globals: &[GlobalArg],
+    predefined: &[(String, String)],
+    name: &str,
+) -> Option<String> {
     if let Some(g) = globals.iter().rev().find(|g| g.name == name) {
         return g.value.clone();
     }
-    predefined.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    predefined
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// Every `AS` name, lower-cased, by stage index (needed to spot forward references).
@@ -128,7 +153,8 @@ fn all_stage_names(ast: &Ast) -> Vec<Option<String>> {
         .iter()
         .filter(|n| n.name() == "from")
         .map(|n| {
-            (n.args.len() == 3 && n.args[1].eq_ignore_ascii_case("as")).then(|| n.args[2].to_ascii_lowercase())
+            (n.args.len() == 3 && n.args[1].eq_ignore_ascii_case("as"))
+                .then(|| n.args[2].to_ascii_lowercase())
         })
         .collect()
 }
@@ -138,18 +164,27 @@ fn validate_stage_name(name: &str, e: &NodeErr<'_>) -> Result<String, Error> {
     let lower = name.to_ascii_lowercase();
     let mut chars = lower.chars();
     let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
     if !ok {
         return Err(e.at_col(
             e.column_of(name),
             format!("invalid stage name {name:?}"),
-            Some("stage names start with a letter and hold only letters, digits, '-', '_' and '.'".into()),
+            Some(
+                "stage names start with a letter and hold only letters, digits, '-', '_' and '.'"
+                    .into(),
+            ),
         ));
     }
     Ok(lower)
 }
 
-fn resolve_base(image: &str, index: usize, names: &[Option<String>], e: &NodeErr<'_>) -> Result<Base, Error> {
+fn resolve_base(
+    image: &str,
+    index: usize,
+    names: &[Option<String>],
+    e: &NodeErr<'_>,
+) -> Result<Base, Error> {
     if image.eq_ignore_ascii_case("scratch") {
         return Ok(Base::Scratch);
     }
@@ -165,7 +200,11 @@ fn resolve_base(image: &str, index: usize, names: &[Option<String>], e: &NodeErr
         ));
     }
     if !is_valid_reference(image) {
-        let what = if image.is_empty() { "an empty name".to_string() } else { format!("{image:?}") };
+        let what = if image.is_empty() {
+            "an empty name".to_string()
+        } else {
+            format!("{image:?}")
+        };
         return Err(e.err(
             format!("invalid reference format: FROM names {what}, which is neither an earlier stage nor a valid image reference"),
             Some("check the ARGs used in FROM (undeclared ones expand to empty) and the stage names".into()),
@@ -201,13 +240,20 @@ fn find_target(plan: &Plan, target: Option<&str>) -> Result<usize, Error> {
         return Ok(plan.stages.len() - 1);
     };
     let lower = t.to_ascii_lowercase();
-    plan.stages.iter().rposition(|s| s.name.as_deref() == Some(lower.as_str())).ok_or_else(|| {
-        let names: Vec<String> = plan.stages.iter().filter_map(|s| s.name.clone()).collect();
-        Error::UnknownTarget {
-            target: t.to_string(),
-            available: if names.is_empty() { "(no named stages)".into() } else { names.join(", ") },
-        }
-    })
+    plan.stages
+        .iter()
+        .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
+        .ok_or_else(|| {
+            let names: Vec<String> = plan.stages.iter().filter_map(|s| s.name.clone()).collect();
+            Error::UnknownTarget {
+                target: t.to_string(),
+                available: if names.is_empty() {
+                    "(no named stages)".into()
+                } else {
+                    names.join(", ")
+                },
+            }
+        })
 }
 
 fn mark_needed(plan: &mut Plan) {
@@ -226,7 +272,11 @@ fn unused_build_args(ast: &Ast, opts: &BuildOptions, globals: &[GlobalArg]) -> V
         .children
         .iter()
         .filter(|n| n.name() == "arg")
-        .flat_map(|n| n.args.iter().map(|a| a.split('=').next().unwrap_or_default().to_string()))
+        .flat_map(|n| {
+            n.args
+                .iter()
+                .map(|a| a.split('=').next().unwrap_or_default().to_string())
+        })
         .chain(globals.iter().map(|g| g.name.clone()))
         .collect();
     opts.build_args
@@ -240,15 +290,33 @@ fn unused_build_args(ast: &Ast, opts: &BuildOptions, globals: &[GlobalArg]) -> V
 /// build whose base image carries triggers. `location` is where the child's
 /// FROM is (triggers run there).
 pub fn parse_trigger(text: &str, location: Location) -> Result<Step, Error> {
-    let node: Node = node_from_line(text, '\\', location.clone())
-        .map_err(|m| Error::diag(Diagnostic::new(location.clone(), format!("ONBUILD trigger {text:?}: {m}"))))?;
-    let e = NodeErr { node: &node, line_text: Some(text) };
+    let node: Node = node_from_line(text, '\\', location.clone()).map_err(|m| {
+        Error::diag(Diagnostic::new(
+            location.clone(),
+            format!("ONBUILD trigger {text:?}: {m}"),
+        ))
+    })?;
+    let e = NodeErr {
+        node: &node,
+        line_text: Some(text),
+    };
     match node.name().as_str() {
         "onbuild" | "from" | "maintainer" => {
-            return Err(e.err(format!("{} isn't allowed as an ONBUILD trigger", node.keyword.to_uppercase()), None))
+            return Err(e.err(
+                format!(
+                    "{} isn't allowed as an ONBUILD trigger",
+                    node.keyword.to_uppercase()
+                ),
+                None,
+            ))
         }
         _ => {}
     }
     let instruction = from_node(&node, Some(text))?;
-    Ok(Step { location, source: node.original.clone(), line_text: text.to_string(), instruction })
+    Ok(Step {
+        location,
+        source: node.original.clone(),
+        line_text: text.to_string(),
+        instruction,
+    })
 }

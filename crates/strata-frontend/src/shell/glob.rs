@@ -104,7 +104,7 @@ impl Glob {
         if greedy {
             starts.next()
         } else {
-            starts.last()
+            starts.next_back()
         }
     }
 

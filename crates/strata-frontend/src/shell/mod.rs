@@ -31,7 +31,12 @@ pub struct Lexer {
 
 impl Lexer {
     pub fn new(escape: char) -> Self {
-        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_unset: false }
+        Lexer {
+            escape,
+            raw_quotes: false,
+            raw_escapes: false,
+            skip_unset: false,
+        }
     }
 }
 
@@ -74,7 +79,12 @@ impl Lexer {
         let (word, words) = sw
             .process_stop_on(None, self.raw_escapes)
             .map_err(|e| Error::expansion(format!("failed to process {input:?}: {e}")))?;
-        Ok(Expansion { word, words, matched: sw.matched, unmatched: sw.unmatched })
+        Ok(Expansion {
+            word,
+            words,
+            matched: sw.matched,
+            unmatched: sw.unmatched,
+        })
     }
 }
 
@@ -168,7 +178,11 @@ impl ShellWord<'_> {
         }
     }
 
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> R<(String, Vec<String>)> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> R<(String, Vec<String>)> {
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let r = self.stop_on_inner(stop);
@@ -219,7 +233,9 @@ impl ShellWord<'_> {
             }
         }
         if let Some(stop) = stop {
-            return Err(format!("unexpected end of statement while looking for matching {stop}"));
+            return Err(format!(
+                "unexpected end of statement while looking for matching {stop}"
+            ));
         }
         Ok((result, words.finish()))
     }
@@ -233,7 +249,10 @@ impl ShellWord<'_> {
         loop {
             match self.next() {
                 None => {
-                    return Err("unexpected end of statement while looking for matching single-quote".into())
+                    return Err(
+                        "unexpected end of statement while looking for matching single-quote"
+                            .into(),
+                    )
                 }
                 Some('\'') => {
                     if self.opts.raw_quotes {
@@ -255,7 +274,10 @@ impl ShellWord<'_> {
         loop {
             match self.peek() {
                 None => {
-                    return Err("unexpected end of statement while looking for matching double-quote".into())
+                    return Err(
+                        "unexpected end of statement while looking for matching double-quote"
+                            .into(),
+                    )
                 }
                 Some('"') => {
                     self.next();
@@ -380,18 +402,32 @@ impl ShellWord<'_> {
         if self.opts.skip_unset && value.is_none() {
             return Ok(format!("${{{name}{chs}{word}}}"));
         }
-        let empty = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
+        let empty = value
+            .as_deref()
+            .is_none_or(|v| null_is_unset && v.is_empty());
         match ch {
-            '-' => Ok(if empty { word } else { value.unwrap_or_default() }),
+            '-' => Ok(if empty {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
             '+' => Ok(if empty { String::new() } else { word }),
             '?' => match value {
                 None => Err(format!(
                     "{name}: {}",
-                    if word.is_empty() { "is not allowed to be unset" } else { &word }
+                    if word.is_empty() {
+                        "is not allowed to be unset"
+                    } else {
+                        &word
+                    }
                 )),
                 Some(v) if null_is_unset && v.is_empty() => Err(format!(
                     "{name}: {}",
-                    if word.is_empty() { "is not allowed to be empty" } else { &word }
+                    if word.is_empty() {
+                        "is not allowed to be empty"
+                    } else {
+                        &word
+                    }
                 )),
                 Some(v) => Ok(v),
             },
@@ -426,7 +462,9 @@ impl ShellWord<'_> {
         }
         let pattern = match self.process_stop_on(Some('/'), true) {
             Ok((p, _)) => p,
-            Err(_) if self.peek().is_none() => return Err("syntax error: missing '/' in ${}".into()),
+            Err(_) if self.peek().is_none() => {
+                return Err("syntax error: missing '/' in ${}".into())
+            }
             Err(e) => return Err(e),
         };
         let replacement = match self.process_stop_on(Some('}'), true) {

@@ -9,7 +9,10 @@ pub fn conformance_dir() -> PathBuf {
     let dir = std::env::var_os("STRATA_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance"))
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/conformance"
+            ))
         });
     assert!(
         dir.is_dir(),
