@@ -264,6 +264,9 @@ fn available(index: &ImageIndex) -> String {
     }
 }
 
+/// One layer's record, and whether it was downloaded.
+type LayerResult = Result<(LayerRecord, bool), Error>;
+
 #[allow(clippy::too_many_arguments)]
 fn fetch_layers(
     client: &Client,
@@ -277,7 +280,7 @@ fn fetch_layers(
 ) -> Result<(Vec<LayerRecord>, usize), Error> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<(LayerRecord, bool), Error>>>> =
+    let results: Mutex<Vec<Option<LayerResult>>> =
         Mutex::new((0..descs.len()).map(|_| None).collect());
     let bars: Vec<_> = descs
         .iter()

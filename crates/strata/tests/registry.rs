@@ -1,0 +1,281 @@
+//! `strata login/logout/pull/push` against a real `docker-registry` on
+//! 127.0.0.1 (started by the test; see strata-registry's test support).
+
+#[path = "../../strata-registry/tests/support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use strata_store::Store;
+use support::{make_image, Auth, Registry, TokenServer};
+
+fn strata(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("DOCKER_CONFIG", docker_config)
+        .env_remove("STRATA_INSECURE_REGISTRIES")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn login_push_pull_logout_with_htpasswd() {
+    let reg = Registry::start(Auth::Htpasswd {
+        user: "alice".into(),
+        password: "s3cret".into(),
+    });
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(
+        cfg_dir.join("config.json"),
+        r#"{"auths":{"other.example:5000":{"auth":"YTpi"}},"detachKeys":"ctrl-x"}"#,
+    )
+    .unwrap();
+    let root_a = tmp.path().join("a");
+    let name = format!("{host}/private/app:1");
+    let id = {
+        let store = Store::open(&root_a).unwrap();
+        make_image(&store, &name, &[vec![("hello", b"world\n")]], false)
+    };
+
+    // Pushing before login: unauthorized, naming the registry.
+    let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unauthorized") && err.contains(&host),
+        "{}",
+        text(&o)
+    );
+
+    // Wrong password.
+    let o = strata(
+        &root_a,
+        &cfg_dir,
+        &["login", "-u", "alice", "--password-stdin", &host],
+        Some("wrong\n"),
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unauthorized") && err.contains(&host),
+        "{}",
+        text(&o)
+    );
+    assert!(!std::fs::read_to_string(cfg_dir.join("config.json"))
+        .unwrap()
+        .contains(&host));
+
+    // Right password: config.json keeps other entries, mode 0600.
+    let o = strata(
+        &root_a,
+        &cfg_dir,
+        &["login", "-u", "alice", "--password-stdin", &host],
+        Some("s3cret\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
+    let meta = std::fs::metadata(cfg_dir.join("config.json")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        v["auths"][&host]["auth"],
+        support::b64(b"alice:s3cret", false)
+    );
+    assert_eq!(v["auths"]["other.example:5000"]["auth"], "YTpi");
+    assert_eq!(v["detachKeys"], "ctrl-x");
+
+    let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+
+    let root_b = tmp.path().join("b");
+    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
+    let store_b = Store::open(&root_b).unwrap();
+    assert_eq!(store_b.meta().resolve_tag(&name).unwrap(), Some(id.clone()));
+    let o = strata(&root_b, &cfg_dir, &["pull", "-q", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), name);
+    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("Status: Image is up to date"),
+        "{}",
+        text(&o)
+    );
+
+    let o = strata(&root_a, &cfg_dir, &["logout", &host], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cfg_dir.join("config.json")).unwrap()).unwrap();
+    assert!(v["auths"].get(&host).is_none());
+    assert_eq!(v["auths"]["other.example:5000"]["auth"], "YTpi");
+    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    assert!(!o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn token_auth_through_the_cli() {
+    let ts = TokenServer::start(Some(("bob", "pw")));
+    let reg = Registry::start(ts.registry_auth());
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let root_a = tmp.path().join("a");
+    let name = format!("{host}/tok/app:v2");
+    let id = make_image(
+        &Store::open(&root_a).unwrap(),
+        &name,
+        &[vec![("a", b"1")], vec![("b", b"2")]],
+        true,
+    );
+    let o = strata(
+        &root_a,
+        &cfg_dir,
+        &["login", "-u", "bob", "-p", "nope", &host],
+        None,
+    );
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unauthorized"),
+        "{}",
+        text(&o)
+    );
+    let o = strata(
+        &root_a,
+        &cfg_dir,
+        &["login", "-u", "bob", "--password-stdin", &host],
+        Some("pw"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = strata(&root_a, &cfg_dir, &["push", "-q", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let root_b = tmp.path().join("b");
+    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        Store::open(&root_b)
+            .unwrap()
+            .meta()
+            .resolve_tag(&name)
+            .unwrap(),
+        Some(id)
+    );
+}
+
+#[test]
+fn bad_platform_and_missing_image_are_clear_errors() {
+    let reg = Registry::start(Auth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let root = tmp.path().join("r");
+    let o = strata(
+        &root,
+        &cfg_dir,
+        &[
+            "pull",
+            "--platform",
+            "linux",
+            &format!("{}/x:1", reg.host()),
+        ],
+        None,
+    );
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("os/arch"),
+        "{}",
+        text(&o)
+    );
+    let o = strata(
+        &root,
+        &cfg_dir,
+        &["pull", &format!("{}/nothing/here:1", reg.host())],
+        None,
+    );
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not found"),
+        "{}",
+        text(&o)
+    );
+    let o = strata(
+        &root,
+        &cfg_dir,
+        &["push", &format!("{}/notlocal:1", reg.host())],
+        None,
+    );
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not in the store"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// `docker pull` of what strata pushes (only when a Docker daemon answers).
+#[test]
+fn docker_pulls_what_strata_pushes() {
+    let docker_ok = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !docker_ok {
+        eprintln!("SKIPPED: no Docker daemon (`docker info` failed)");
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let root = tmp.path().join("r");
+    let name = format!("{}/fordocker/img:1", reg.host());
+    let id = make_image(
+        &Store::open(&root).unwrap(),
+        &name,
+        &[vec![("etc/marker", b"strata\n")]],
+        false,
+    );
+    let o = strata(&root, &cfg_dir, &["push", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = Command::new("docker")
+        .args(["pull", &name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "docker pull: {}", text(&o));
+    let o = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &name])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.to_string(), "{}", text(&o));
+    let _ = Command::new("docker").args(["rmi", &name]).output();
+}
