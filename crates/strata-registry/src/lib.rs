@@ -14,6 +14,7 @@
 //! store's public API.
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod credentials;
 pub mod error;

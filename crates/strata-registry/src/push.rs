@@ -57,7 +57,7 @@ pub struct PushedImage {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Existed,
     Mounted,
     Uploaded,
@@ -214,7 +214,7 @@ fn mount_sources(store: &Store, target: &Reference) -> Result<HashMap<Digest, Ve
 }
 
 #[allow(clippy::too_many_arguments)]
-fn push_blob(
+pub(crate) fn push_blob(
     client: &Client,
     store: &Store,
     repo: &str,

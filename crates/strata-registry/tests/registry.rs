@@ -541,3 +541,20 @@ fn registry_dying_mid_pull_is_a_clear_error_and_the_store_stays_consistent() {
     let err = pull(&c, &r(&name), &opts).unwrap_err();
     assert!(err.to_string().contains("reachable"), "{err}");
 }
+
+#[test]
+fn plain_http_only_for_loopback_or_named_registries() {
+    let c = strata_registry::Client::new("registry.example:5000", &anon()).unwrap();
+    assert_eq!(c.base_url(), "https://registry.example:5000");
+    let c = strata_registry::Client::new("docker.io", &anon()).unwrap();
+    assert_eq!(c.base_url(), "https://registry-1.docker.io");
+    let opts = ClientOptions {
+        insecure_registries: vec!["registry.example:5000".into()],
+        ..anon()
+    };
+    let c = strata_registry::Client::new("registry.example:5000", &opts).unwrap();
+    assert_eq!(c.base_url(), "http://registry.example:5000");
+    assert_eq!(c.plain_http(), Some(strata_registry::PlainHttp::Insecure));
+    let c = strata_registry::Client::new("127.0.0.1:5000", &anon()).unwrap();
+    assert_eq!(c.plain_http(), Some(strata_registry::PlainHttp::Loopback));
+}

@@ -13,7 +13,18 @@ use strata_store::Store;
 use support::{make_image, Auth, Registry, TokenServer};
 
 fn strata(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    strata_env(root, docker_config, args, stdin, &[])
+}
+
+fn strata_env(
+    root: &Path,
+    docker_config: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, String)],
+) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--root")
         .arg(root)
         .args(args)
@@ -276,6 +287,88 @@ fn docker_pulls_what_strata_pushes() {
         .args(["image", "inspect", "--format", "{{.Id}}", &name])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id.to_string(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        id.to_string(),
+        "{}",
+        text(&o)
+    );
     let _ = Command::new("docker").args(["rmi", &name]).output();
+}
+
+/// `credsStore`: login stores through `docker-credential-NAME store`,
+/// pulls read through `get`, logout erases.
+#[test]
+fn credentials_go_through_the_configured_helper() {
+    let reg = Registry::start(Auth::Htpasswd {
+        user: "carol".into(),
+        password: "hunter2".into(),
+    });
+    let host = reg.host();
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let stored = tmp.path().join("stored.json");
+    let script = format!(
+        "#!/bin/sh\nS={}\ncase \"$1\" in\n  store) cat > \"$S\" ;;\n  get) read url; if [ -f \"$S\" ]; then cat \"$S\"; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n  erase) rm -f \"$S\" ;;\nesac\n",
+        stored.display()
+    );
+    let helper = bin.join("docker-credential-stratatest");
+    std::fs::write(&helper, script).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let env = [("PATH", path)];
+    let cfg_dir = tmp.path().join("docker");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    std::fs::write(
+        cfg_dir.join("config.json"),
+        r#"{"credsStore":"stratatest"}"#,
+    )
+    .unwrap();
+    let root_a = tmp.path().join("a");
+    let name = format!("{host}/helped/app:1");
+    make_image(
+        &Store::open(&root_a).unwrap(),
+        &name,
+        &[vec![("h", b"1")]],
+        false,
+    );
+
+    let o = strata_env(
+        &root_a,
+        &cfg_dir,
+        &["login", "-u", "carol", "--password-stdin", &host],
+        Some("hunter2\n"),
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let helper_saw: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!(helper_saw["ServerURL"], host.as_str());
+    assert_eq!(helper_saw["Username"], "carol");
+    assert_eq!(helper_saw["Secret"], "hunter2");
+    let cfg = std::fs::read_to_string(cfg_dir.join("config.json")).unwrap();
+    assert!(
+        !cfg.contains("hunter2") && !cfg.contains("\"auth\""),
+        "{cfg}"
+    );
+
+    let o = strata_env(&root_a, &cfg_dir, &["push", &name], None, &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = strata_env(
+        &tmp.path().join("b"),
+        &cfg_dir,
+        &["pull", &name],
+        None,
+        &env,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+
+    let o = strata_env(&root_a, &cfg_dir, &["logout", &host], None, &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!stored.exists());
 }
