@@ -39,11 +39,11 @@ pub struct CacheDocEntry {
     pub blobs: Vec<Digest>,
 }
 
+/// A cache manifest, its config bytes and its layer descriptors.
+type Built = (Raw<ImageManifest>, Vec<u8>, Vec<Descriptor>);
+
 /// Builds the manifest and config for `keys` (missing keys are skipped).
-fn build(
-    store: &Store,
-    keys: &[String],
-) -> Result<(Raw<ImageManifest>, Vec<u8>, Vec<Descriptor>), Error> {
+fn build(store: &Store, keys: &[String]) -> Result<Built, Error> {
     let mut entries = Vec::new();
     let mut blobs: BTreeMap<Digest, Descriptor> = BTreeMap::new();
     let layer_types: BTreeMap<Digest, String> = store
