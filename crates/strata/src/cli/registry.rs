@@ -87,7 +87,9 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
         progress: ProgressMode::auto(a.quiet),
         jobs: 3,
     };
-    if !a.quiet && !a.name.contains(':') && !a.name.contains('@') {
+    let untagged = Reference::parse_without_default_tag(&a.name)
+        .is_ok_and(|r| r.tag().is_none() && r.digest().is_none());
+    if !a.quiet && untagged {
         println!("Using default tag: latest");
     }
     let p = strata_registry::pull(&store, &reference, &opts)
