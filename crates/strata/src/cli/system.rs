@@ -82,12 +82,9 @@ fn df(g: &Global) -> anyhow::Result<u8> {
         .map(|s| dir_size(&store.snapshotter().path(s)))
         .sum();
     let active = images.iter().filter(|i| !i.tags.is_empty()).count();
-    let pct = |part: u64, whole: u64| {
-        if whole == 0 {
-            human_size(part)
-        } else {
-            format!("{} ({}%)", human_size(part), part * 100 / whole)
-        }
+    let pct = |part: u64, whole: u64| match (part * 100).checked_div(whole) {
+        Some(p) => format!("{} ({p}%)", human_size(part)),
+        None => human_size(part),
     };
     let rows = vec![
         vec![
