@@ -44,6 +44,9 @@ pub struct BuildArgs {
 }
 
 pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
+    if a.dry_run {
+        return super::dryrun::run(g, &a);
+    }
     let mode = progress::Mode::parse(&a.progress, a.quiet)?;
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod build;
 pub mod changes;
 pub mod check;
+pub mod dryrun;
 pub mod images;
 pub mod output;
 pub mod registry;

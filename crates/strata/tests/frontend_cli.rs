@@ -1,0 +1,145 @@
+//! `strata check` and `strata build --dry-run`, run as the real binary.
+
+use std::path::Path;
+use std::process::Command;
+
+fn strata(args: &[&str], root: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root.join("store"))
+        .args(args)
+        .output()
+        .expect("run strata");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A throw-away build context (removed on drop).
+struct Ctx(std::path::PathBuf);
+
+impl Ctx {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn context(dockerfile: &str) -> Ctx {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "strata-frontend-cli-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    Ctx(dir)
+}
+
+#[test]
+fn check_accepts_a_valid_dockerfile() {
+    let dir =
+        context("FROM busybox AS build\nRUN echo hi > /x\nFROM scratch\nCOPY --from=build /x /x\n");
+    std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n!keep.tmp\n").unwrap();
+    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    assert!(out.contains("no problems"), "{out}");
+}
+
+#[test]
+fn check_reports_unknown_instruction_with_location_and_suggestion() {
+    let dir = context("FROM busybox\nRUNN echo hi\n");
+    let (code, _, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("Dockerfile:2:1: unknown instruction: RUNN"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean RUN?"), "{err}");
+    assert!(err.contains("  RUNN echo hi\n  ^"), "{err}");
+}
+
+#[test]
+fn check_reports_bad_dockerignore_and_uses_f() {
+    let dir = context("FROM busybox\n");
+    std::fs::write(
+        dir.path().join("other.Dockerfile"),
+        "FROM busybox\nCOPY --bogus a b\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("other.Dockerfile.dockerignore"), "[\n").unwrap();
+    let f = dir.path().join("other.Dockerfile");
+    let (code, _, err) = strata(
+        &[
+            "check",
+            "-f",
+            f.to_str().unwrap(),
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("COPY does not take the flag --bogus"), "{err}");
+    assert!(err.contains("invalid .dockerignore pattern"), "{err}");
+}
+
+#[test]
+fn dry_run_prints_plan_with_skipped_stages_and_expanded_words() {
+    let dir = context(
+        "ARG V=1.0\nFROM alpine:$V AS base\nENV A=x\nWORKDIR /src/$A\n\
+         FROM busybox AS unused\nRUN true\n\
+         FROM base AS final\nARG V\nCOPY --from=base /src/$V /out\n",
+    );
+    let (code, out, err) = strata(
+        &[
+            "build",
+            "--dry-run",
+            "--build-arg",
+            "V=2.0",
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("target: stage 2 (final)"), "{out}");
+    assert!(
+        out.contains("build order: stage 0 (base), stage 2 (final)"),
+        "{out}"
+    );
+    assert!(out.contains("skipped: stage 1 (unused)"), "{out}");
+    assert!(out.contains("FROM alpine:2.0"), "{out}");
+    assert!(out.contains("WORKDIR \"/src/x\""), "{out}");
+    assert!(
+        out.contains("COPY [\"/src/2.0\"] -> \"/out\" from stage 0 (base)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dry_run_unknown_target_lists_stages() {
+    let dir = context("FROM a AS one\nFROM b AS two\n");
+    let (code, _, err) = strata(
+        &[
+            "build",
+            "--dry-run",
+            "--target",
+            "three",
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\"three\"") && err.contains("one, two"),
+        "{err}"
+    );
+}
