@@ -29,6 +29,37 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Stages run at once (default: available parallelism).
     pub parallelism: Option<usize>,
+    /// `--secret id=ID,src=FILE|env=VAR`: what `RUN --mount=type=secret` reads.
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// `--ssh ID=SOCKET` (`default` = $SSH_AUTH_SOCK): agent sockets for
+    /// `RUN --mount=type=ssh`.
+    pub ssh: BTreeMap<String, PathBuf>,
+    /// `--build-context NAME=...`: replaces the image or stage NAME in FROM
+    /// and `COPY --from`.
+    pub build_contexts: BTreeMap<String, NamedContext>,
+    /// SOURCE_DATE_EPOCH: clamps file times in new layers and sets the
+    /// config's and history's times (reproducible images).
+    pub source_date_epoch: Option<i64>,
+}
+
+/// Where a secret's value comes from. The value is read when a RUN needs
+/// it and only ever written to a private tmpfs file outside the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// A named build context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (`NAME=DIR`).
+    Dir(PathBuf),
+    /// An image in the store (`docker-image://REF`).
+    Image(String),
+    /// An OCI image layout directory (`oci-layout://PATH[:TAG|@DIGEST]`),
+    /// loaded into the store.
+    OciLayout(PathBuf, Option<String>),
 }
 
 /// What a build produced.
@@ -85,6 +116,9 @@ pub(crate) struct Builder<'a> {
     pub step_numbers: BTreeMap<usize, usize>,
     pub cancel: Cancel,
     pub stats: Stats,
+    pub req: &'a BuildRequest,
+    /// Named contexts resolved to image IDs or directories.
+    pub named: BTreeMap<String, crate::named::Named>,
 }
 
 struct FrontendIgnore(IgnoreMatcher);
@@ -99,7 +133,20 @@ impl Ignore for FrontendIgnore {
 }
 
 /// Removes a directory tree on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A new empty directory under the store's tmp.
+    pub(crate) fn new(store: &Store, prefix: &str) -> std::io::Result<TempDir> {
+        let id = strata_runtime::new_container_id();
+        let p = store
+            .root()
+            .join("tmp")
+            .join(format!("{prefix}-{}", id.trim_start_matches("strata-")));
+        std::fs::create_dir_all(&p)?;
+        Ok(TempDir(p))
+    }
+}
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -158,6 +205,7 @@ pub fn build(
     .map_err(other)?;
 
     let lease = store.lease("build").map_err(other)?;
+    let named = crate::named::resolve_all(store, &req.build_contexts, &lease)?;
     let init = TempDir(store.root().join("tmp").join(format!(
         "init-{}",
         strata_runtime::new_container_id().trim_start_matches("strata-")
@@ -188,6 +236,8 @@ pub fn build(
         step_numbers,
         cancel: Cancel::new(),
         stats: Stats::default(),
+        req,
+        named,
     };
     let deps: BTreeMap<usize, Vec<usize>> = order
         .iter()
@@ -213,8 +263,12 @@ pub fn build(
     let target = states
         .get(&plan.target)
         .ok_or_else(|| other("the target stage was not built"))?;
-    let image_id = crate::images::commit_image(store, &target.config, &target.layers, Some(&lease))
-        .map_err(other)?;
+    let mut config = target.config.clone();
+    if let Some(t) = req.source_date_epoch {
+        config.created = Some(crate::config::epoch_rfc3339(t));
+    }
+    let image_id =
+        crate::images::commit_image(store, &config, &target.layers, Some(&lease)).map_err(other)?;
     let tags = crate::images::tag_image(store, &image_id, &req.tags).map_err(other)?;
     events(Event::now(EventKind::BuildDone {
         image_id: image_id.to_string(),

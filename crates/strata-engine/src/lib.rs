@@ -16,10 +16,16 @@ pub mod events;
 pub mod glob;
 pub mod images;
 pub mod mounts;
+pub mod named;
+pub mod output;
 pub mod rootfs;
 pub mod run_step;
+mod runmounts;
 pub mod scheduler;
+pub mod sources;
 pub mod stage;
+mod stage_files;
+mod stage_run;
 
-pub use build::{build, BuildError, BuildOutput, BuildRequest};
+pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};

@@ -33,19 +33,18 @@ pub fn chain_of(layers: &[LayerRef]) -> Result<Vec<(Digest, Digest)>, MountError
 
 impl MountedRootfs {
     /// Unpacks (if needed) and mounts `layers`; `extra_top` (e.g. the
-    /// runtime's init layer) goes above them, just below the upper dir.
+    /// runtime's init layer, RUN's mount points) go above them, in order,
+    /// just below the upper dir.
     pub fn mount(
         store: &Store,
         layers: &[LayerRef],
-        extra_top: Option<&Path>,
+        extra_top: &[PathBuf],
         lease: Option<&Lease>,
     ) -> Result<MountedRootfs, MountError> {
         let chain = chain_of(layers)?;
         let mut lowers = store.snapshotter().prepare_leased(&chain, lease)?;
         let ids = chain_ids(&chain.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>());
-        if let Some(top) = extra_top {
-            lowers.push(top.to_path_buf());
-        }
+        lowers.extend(extra_top.iter().cloned());
         let id = strata_runtime::new_container_id().replace("strata-", "build-");
         let dir = store.containers().create(&id, &ids)?;
         let mount = dir.mount_rootfs(&lowers)?;
@@ -71,6 +70,26 @@ impl MountedRootfs {
             .as_ref()
             .map(|d| d.id().to_string())
             .unwrap_or_default()
+    }
+
+    /// Unmounts, then moves the upper dir into the store as the snapshot
+    /// `chain_id` (the layer just written from it), so it is never
+    /// unpacked again; removes the rest.
+    pub fn release_adopting(
+        mut self,
+        store: &Store,
+        chain_id: &Digest,
+        lease: Option<&Lease>,
+    ) -> Result<(), MountError> {
+        if let Some(m) = self.mount.take() {
+            m.unmount()?;
+        }
+        if let Some(d) = self.dir.take() {
+            let upper = d.upper();
+            store.snapshotter().adopt(chain_id, &upper, lease)?;
+            d.remove()?;
+        }
+        Ok(())
     }
 
     /// Unmounts and removes the directory, reporting errors.

@@ -25,6 +25,14 @@ pub struct RunParams<'a> {
     pub network: Network,
     /// Progress step number for log events.
     pub step: usize,
+    /// `RUN --mount`s: runtime mounts, and extra lowers (the mount points)
+    /// stacked above the init layer.
+    pub mounts: Vec<strata_runtime::MountSpec>,
+    pub extra_lowers: Vec<std::path::PathBuf>,
+    /// Extra environment not recorded anywhere (secrets, SSH_AUTH_SOCK).
+    pub extra_env: Vec<String>,
+    /// SOURCE_DATE_EPOCH.
+    pub epoch: Option<i64>,
 }
 
 /// How a RUN failed.
@@ -40,10 +48,12 @@ pub enum RunError {
     Mount(#[from] crate::mounts::MountError),
 }
 
-/// The layer options the engine writes with: gzip, Docker media type.
-pub fn layer_options() -> LayerOptions {
+/// The layer options the engine writes with: gzip, Docker media type,
+/// file times clamped to SOURCE_DATE_EPOCH when set.
+pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
     LayerOptions {
         media_type: strata_oci::media_types::DOCKER_LAYER_TAR_GZIP.to_string(),
+        mtime_clamp: epoch,
         ..LayerOptions::default()
     }
 }
@@ -69,21 +79,23 @@ pub fn run(
     events: EventSink<'_>,
     lease: &Lease,
 ) -> Result<LayerRef, RunError> {
-    let rootfs = MountedRootfs::mount(store, layers, Some(init_layer), Some(lease))?;
+    let mut lowers = vec![init_layer.to_path_buf()];
+    lowers.extend(p.extra_lowers.iter().cloned());
+    let rootfs = MountedRootfs::mount(store, layers, &lowers, Some(lease))?;
     let user = resolve_user(rootfs.root(), p.user)?;
     let spec = ContainerSpec {
         id: rootfs.id(),
         rootfs: rootfs.root().to_path_buf(),
         process: ProcessSpec {
             args: p.argv.clone(),
-            env: p.env.clone(),
+            env: p.env.iter().chain(&p.extra_env).cloned().collect(),
             cwd: p.workdir.to_string(),
             user,
             tty: false,
             stdin: false,
         },
         network: p.network,
-        mounts: Vec::new(),
+        mounts: p.mounts.clone(),
         hostname: None,
         readonly_rootfs: false,
     };
@@ -109,9 +121,22 @@ pub fn run(
             code: status.code,
         });
     }
-    let info =
-        LayerWriter::new(store.blobs(), layer_options()).write_dir(&rootfs.upper(), Some(lease))?;
-    rootfs.release()?;
+    let info = LayerWriter::new(store.blobs(), layer_options(p.epoch))
+        .write_dir(&rootfs.upper(), Some(lease))?;
+    if p.epoch.is_some() {
+        // The layer's times were clamped: the upper dir no longer matches
+        // it exactly, so let the snapshotter unpack the layer when needed.
+        rootfs.release()?;
+    } else {
+        // The upper dir is the layer, overlay-ready: keep it as the snapshot.
+        let mut diff_ids = Vec::with_capacity(layers.len() + 1);
+        for l in layers {
+            diff_ids.push(l.diff_id.parse().map_err(crate::mounts::MountError::from)?);
+        }
+        diff_ids.push(info.diff_id.clone());
+        let chain = strata_store::chain_ids(&diff_ids);
+        rootfs.release_adopting(store, chain.last().expect("one layer"), Some(lease))?;
+    }
     Ok(layer_ref(&info))
 }
 

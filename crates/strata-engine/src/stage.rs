@@ -7,18 +7,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::json;
-use strata_frontend::{Base, Command, FromRef, Resolved, Stage, StageScope, Step};
-use strata_runtime::Network;
-use strata_store::{CacheRecord, LayerBuilder};
+use strata_frontend::{Base, Command, Resolved, Stage, StageScope, Step};
+use strata_store::CacheRecord;
 
 use crate::build::{BuildError, Builder};
 use crate::cache::{CacheKey, LayerRef, StepRecord};
 use crate::config::{go_quoted_list, CommandForm, Healthcheck, ImageConfigDoc};
-use crate::copy::{copy_into_layer, CopyParams, Source};
 use crate::events::{Event, EventKind};
-use crate::mounts::MountedRootfs;
-use crate::rootfs::resolve_in_root;
-use crate::run_step::{layer_options, layer_ref, RunParams};
+use crate::stage_files::FileStep;
 
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
@@ -37,7 +33,7 @@ pub fn stage_label(stage: &Stage) -> String {
         .unwrap_or_else(|| format!("stage-{}", stage.index))
 }
 
-fn form(c: &Command) -> CommandForm {
+pub(crate) fn form(c: &Command) -> CommandForm {
     match c {
         Command::Shell(s) => CommandForm::Shell(s.clone()),
         Command::Exec(v) => CommandForm::Exec(v.clone()),
@@ -49,16 +45,21 @@ fn now_rfc3339() -> String {
 }
 
 /// One step's context for error messages and events.
-struct StepCtx<'a> {
-    step_no: usize,
-    label: String,
-    name: String,
-    location: String,
-    source: &'a str,
+pub(crate) struct StepCtx<'a> {
+    pub(crate) step_no: usize,
+    pub(crate) label: String,
+    pub(crate) name: String,
+    pub(crate) location: String,
+    pub(crate) source: &'a str,
 }
 
 impl Builder<'_> {
-    fn step_error(&self, s: &StepCtx<'_>, message: String, exit_code: Option<i32>) -> BuildError {
+    pub(crate) fn step_error(
+        &self,
+        s: &StepCtx<'_>,
+        message: String,
+        exit_code: Option<i32>,
+    ) -> BuildError {
         (self.events)(Event::now(EventKind::Error {
             step: Some(s.step_no),
             message: message.clone(),
@@ -106,6 +107,9 @@ impl Builder<'_> {
                 key: CacheKey::base("scratch", &platform),
                 cmd_set: false,
             },
+            Base::Image(name) if self.named.contains_key(&name.to_ascii_lowercase()) => self
+                .named_base(&self.named[&name.to_ascii_lowercase()], &platform)
+                .map_err(|e| self.step_error(&from_ctx, e, None))?,
             Base::Image(name) => {
                 let img = crate::images::load_image(self.store, name)
                     .map_err(|e| self.step_error(&from_ctx, e.to_string(), None))?;
@@ -188,6 +192,40 @@ impl Builder<'_> {
         Ok(st)
     }
 
+    /// The base state of `FROM NAME` when NAME is a named build context:
+    /// its image, or its directory as one layer on scratch.
+    fn named_base(
+        &self,
+        named: &crate::named::Named,
+        platform: &str,
+    ) -> Result<StageState, String> {
+        match named {
+            crate::named::Named::Image(id) => {
+                let img = crate::images::load_image(self.store, id).map_err(|e| e.to_string())?;
+                self.lease.add_image(&img.id).map_err(|e| e.to_string())?;
+                Ok(StageState {
+                    key: CacheKey::base(&img.id.to_string(), platform),
+                    config: img.config,
+                    layers: img.layers,
+                    cmd_set: false,
+                })
+            }
+            crate::named::Named::Dir(dir) => {
+                let opts = crate::run_step::layer_options(self.req.source_date_epoch);
+                let info = strata_store::LayerWriter::new(self.store.blobs(), opts)
+                    .write_dir(dir, Some(self.lease))
+                    .map_err(|e| e.to_string())?;
+                let layer = crate::run_step::layer_ref(&info);
+                Ok(StageState {
+                    key: CacheKey::base(&format!("dir:{}", layer.diff_id), platform),
+                    config: ImageConfigDoc::scratch(),
+                    layers: vec![layer],
+                    cmd_set: false,
+                })
+            }
+        }
+    }
+
     /// Resolves, keys and (on a miss) executes one step. Returns whether it
     /// was a cache hit.
     fn exec_step(
@@ -216,16 +254,14 @@ impl Builder<'_> {
                 def["env"] = json!(st.config.config.env);
                 def["build_args"] = json!(scope.build_args_in_scope());
             }
-            Resolved::Copy { srcs, .. } | Resolved::Add { srcs, .. } => {
-                let from = match &resolved {
-                    Resolved::Copy { from, .. } => from.clone(),
-                    _ => None,
-                };
-                def["input"] = json!(self
-                    .copy_input_digest(srcs, from.as_ref(), deps)
-                    .map_err(err)?);
-            }
             _ => {}
+        }
+        let file_step = FileStep::of(&resolved);
+        let mut prepared = None;
+        if let Some(f) = &file_step {
+            let p = self.prepare_files(f, deps).map_err(err)?;
+            def["input"] = json!(p.digest);
+            prepared = Some(p);
         }
         let key = CacheKey::derive(Some(&st.key), &def);
 
@@ -244,7 +280,11 @@ impl Builder<'_> {
             }
         }
 
-        let created = now_rfc3339();
+        let created = match self.req.source_date_epoch {
+            Some(t) => crate::config::epoch_rfc3339(t),
+            None => now_rfc3339(),
+        };
+        let mut link_cached = false;
         let mut next = st.clone();
         next.key = key.clone();
         let c = &mut next.config;
@@ -254,112 +294,26 @@ impl Builder<'_> {
                 command,
                 network,
                 heredocs,
+                mounts,
                 ..
             } => {
-                let mut argv = c.argv(&form(command));
-                if let (Command::Shell(text), false) = (command, heredocs.is_empty()) {
-                    let only_heredoc = text.trim_start().starts_with("<<") && heredocs.len() == 1;
-                    let last = argv.len() - 1;
-                    if only_heredoc {
-                        argv[last] = heredocs[0].content.clone();
-                    } else {
-                        let mut full = text.clone();
-                        for h in heredocs {
-                            full.push('\n');
-                            full.push_str(&h.content);
-                            if !h.content.ends_with('\n') {
-                                full.push('\n');
-                            }
-                            full.push_str(&h.name);
-                        }
-                        argv[last] = full;
-                    }
-                }
-                let mut env = c.config.env.clone().unwrap_or_default();
-                let args = scope.build_args_in_scope();
-                for (k, v) in &args {
-                    env.push(format!("{k}={v}"));
-                }
-                let net = match network.as_deref() {
-                    Some("none") => Network::None,
-                    _ => Network::Host,
-                };
-                let params = RunParams {
-                    argv: argv.clone(),
-                    env,
-                    user: &c.config.user,
-                    workdir: c.workdir(),
-                    network: net,
-                    step: s.step_no,
-                };
-                let layer = crate::run_step::run(
-                    self.store,
-                    self.executor,
-                    &self.init_layer,
-                    &st.layers,
-                    &params,
-                    self.events,
-                    self.lease,
-                )
-                .map_err(|e| {
-                    let code = match &e {
-                        crate::run_step::RunError::Failed { code, .. } => Some(*code),
-                        _ => None,
-                    };
-                    self.step_error(s, e.to_string(), code)
-                })?;
-                let prefix = if args.is_empty() {
-                    String::new()
-                } else {
-                    let kv: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    format!("|{} {} ", args.len(), kv.join(" "))
-                };
-                let by = format!("RUN {prefix}{} # buildkit", argv.join(" "));
-                c.push_history(&created, by, Some(layer.diff_id.clone()));
+                let layer = self.run_instruction(
+                    st, scope, s, command, heredocs, mounts, network, deps, c, &created,
+                )?;
                 next.layers.push(layer);
             }
-            Resolved::Copy {
-                srcs,
-                dest,
-                from,
-                chown,
-                chmod,
-                heredocs,
-                ..
-            } => {
-                if !heredocs.is_empty() {
-                    return Err(err("COPY with heredocs is not supported yet".into()));
-                }
-                let layer = self
-                    .copy_step(st, srcs, dest, from.as_ref(), chown, chmod, "COPY", deps)
-                    .map_err(err)?;
-                c.push_history(
-                    &created,
-                    format!("{} # buildkit", s.source.trim()),
-                    Some(layer.diff_id.clone()),
+            Resolved::Copy { .. } | Resolved::Add { .. } => {
+                let (f, p) = (
+                    file_step.as_ref().expect("file step"),
+                    prepared.as_ref().expect("prepared"),
                 );
-                next.layers.push(layer);
-            }
-            Resolved::Add {
-                srcs,
-                dest,
-                chown,
-                chmod,
-                heredocs,
-                ..
-            } => {
-                if !heredocs.is_empty() {
-                    return Err(err("ADD with heredocs is not supported yet".into()));
-                }
-                if let Some(url) = srcs
-                    .iter()
-                    .find(|s| s.starts_with("http://") || s.starts_with("https://"))
-                {
-                    return Err(err(format!("ADD {url}: downloading URLs is not supported yet; download it into the context and COPY it")));
-                }
-                let layer = self
-                    .copy_step(st, srcs, dest, None, chown, chmod, "ADD", deps)
-                    .map_err(err)?;
+                let layer = if f.link {
+                    let (layer, hit) = self.link_layer(st, f, p, &def, deps).map_err(err)?;
+                    link_cached = hit;
+                    layer
+                } else {
+                    self.copy_step(st, f, p, deps).map_err(err)?
+                };
                 c.push_history(
                     &created,
                     format!("{} # buildkit", s.source.trim()),
@@ -451,14 +405,17 @@ impl Builder<'_> {
             }
         }
         self.cache_store(&key, &next);
-        self.stats
-            .executed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let counter = if link_cached {
+            &self.stats.cached
+        } else {
+            &self.stats.executed
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *st = next;
-        Ok(false)
+        Ok(link_cached)
     }
 
-    fn cache_lookup(&self, key: &CacheKey) -> Option<StepRecord> {
+    pub(crate) fn cache_lookup(&self, key: &CacheKey) -> Option<StepRecord> {
         let rec = self.store.meta().cache_get(key.as_str()).ok()??;
         let rec: StepRecord = serde_json::from_str(&rec.value).ok()?;
         // Every layer must still be in the store.
@@ -478,9 +435,14 @@ impl Builder<'_> {
             layers: st.layers.clone(),
             cmd_set: st.cmd_set,
         };
+        self.cache_put_record(key, &rec);
+    }
+
+    /// Records a cache entry (the layers it names are kept by GC with it).
+    pub(crate) fn cache_put_record(&self, key: &CacheKey, rec: &StepRecord) {
         let record = CacheRecord {
-            value: serde_json::to_string(&rec).unwrap_or_default(),
-            blobs: st
+            value: serde_json::to_string(rec).unwrap_or_default(),
+            blobs: rec
                 .layers
                 .iter()
                 .filter_map(|l| l.digest.parse().ok())
@@ -491,177 +453,7 @@ impl Builder<'_> {
             tracing::warn!("could not record build cache entry: {e}");
         }
     }
-
-    /// The content digest of a COPY's inputs: context sources by content
-    /// (stat cache), another stage by its final key, an image by its ID.
-    fn copy_input_digest(
-        &self,
-        srcs: &[String],
-        from: Option<&FromRef>,
-        deps: &BTreeMap<usize, StageState>,
-    ) -> Result<String, String> {
-        match from {
-            None => {
-                let mut rels = Vec::new();
-                for s in srcs {
-                    rels.extend(self.context.resolve_source(s).map_err(|e| e.to_string())?);
-                }
-                self.context
-                    .digest_sources(&rels)
-                    .map_err(|e| e.to_string())
-            }
-            Some(FromRef::Stage(i)) => deps
-                .get(i)
-                .map(|d| d.key.0.clone())
-                .ok_or_else(|| format!("stage {i} was not built")),
-            Some(FromRef::Image(name)) => crate::images::find_image_id(self.store, name)
-                .map(|d| d.to_string())
-                .map_err(|e| e.to_string()),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn copy_step(
-        &self,
-        st: &StageState,
-        srcs: &[String],
-        dest: &str,
-        from: Option<&FromRef>,
-        chown: &Option<String>,
-        chmod: &Option<String>,
-        instruction: &str,
-        deps: &BTreeMap<usize, StageState>,
-    ) -> Result<LayerRef, String> {
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        let stage_root = MountedRootfs::mount(self.store, &st.layers, None, Some(self.lease))
-            .map_err(|x| e(&x))?;
-        let (uid, gid) = match chown {
-            None => (0, 0),
-            Some(spec) => resolve_chown(stage_root.root(), spec)
-                .map_err(|m| format!("{instruction} --chown={spec}: {m}"))?,
-        };
-        let chmod = match chmod {
-            None => None,
-            Some(m) => Some(
-                u32::from_str_radix(m, 8)
-                    .map_err(|_| format!("invalid --chmod={m}: use an octal mode such as 755"))?,
-            ),
-        };
-        let source_mount;
-        let image_mount;
-        let source = match from {
-            None => Source::Context(&self.context),
-            Some(FromRef::Stage(i)) => {
-                let dep = deps
-                    .get(i)
-                    .ok_or_else(|| format!("stage {i} was not built"))?;
-                source_mount =
-                    MountedRootfs::mount(self.store, &dep.layers, None, Some(self.lease))
-                        .map_err(|x| e(&x))?;
-                Source::Rootfs(source_mount.root())
-            }
-            Some(FromRef::Image(name)) => {
-                let img = crate::images::load_image(self.store, name).map_err(|x| e(&x))?;
-                image_mount = MountedRootfs::mount(self.store, &img.layers, None, Some(self.lease))
-                    .map_err(|x| e(&x))?;
-                Source::Rootfs(image_mount.root())
-            }
-        };
-        let mut layer =
-            LayerBuilder::new(self.store.blobs(), layer_options()).map_err(|x| e(&x))?;
-        copy_into_layer(
-            &mut layer,
-            &source,
-            stage_root.root(),
-            &CopyParams {
-                srcs,
-                dest,
-                workdir: st.config.workdir(),
-                uid,
-                gid,
-                chmod,
-                instruction,
-                extract_archives: instruction == "ADD",
-            },
-        )
-        .map_err(|x| e(&x))?;
-        let info = layer.finish_leased(Some(self.lease)).map_err(|x| e(&x))?;
-        Ok(layer_ref(&info))
-    }
-
-    /// WORKDIR: creates the directory (owned by the current USER, as
-    /// BuildKit) when missing; a layer only when something was created.
-    fn workdir_step(
-        &self,
-        st: &StageState,
-        wd: &str,
-        user: &str,
-    ) -> Result<Option<LayerRef>, String> {
-        let e = |x: &dyn std::fmt::Display| x.to_string();
-        let root = MountedRootfs::mount(self.store, &st.layers, None, Some(self.lease))
-            .map_err(|x| e(&x))?;
-        let exists = resolve_in_root(root.root(), wd, true)
-            .ok()
-            .and_then(|h| std::fs::metadata(h).ok())
-            .is_some_and(|m| m.is_dir());
-        if exists {
-            return Ok(None);
-        }
-        let (uid, gid) = if user.is_empty() {
-            (0, 0)
-        } else {
-            let u = strata_runtime::resolve_user(root.root(), user).map_err(|x| e(&x))?;
-            (u.uid as u64, u.gid as u64)
-        };
-        let mut layer =
-            LayerBuilder::new(self.store.blobs(), layer_options()).map_err(|x| e(&x))?;
-        let mut cur = String::new();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        for comp in wd.split('/').filter(|c| !c.is_empty()) {
-            cur.push('/');
-            cur.push_str(comp);
-            let host = resolve_in_root(root.root(), &cur, false).map_err(|x| e(&x))?;
-            let meta = std::fs::symlink_metadata(&host).ok();
-            let entry = match meta {
-                Some(m) if m.is_dir() => {
-                    use std::os::unix::fs::MetadataExt;
-                    strata_store::EntryMeta {
-                        mode: m.mode() & 0o7777,
-                        uid: m.uid() as u64,
-                        gid: m.gid() as u64,
-                        mtime: m.mtime(),
-                        xattrs: Vec::new(),
-                    }
-                }
-                Some(m) if m.file_type().is_symlink() => {
-                    // Symlinked directories: Docker creates the target; keep it simple.
-                    return Err(format!(
-                        "WORKDIR {wd}: {cur} is a symlink, which strata does not follow yet"
-                    ));
-                }
-                Some(_) => {
-                    return Err(format!("WORKDIR {wd}: {cur} exists and is not a directory"))
-                }
-                None => strata_store::EntryMeta {
-                    mode: 0o755,
-                    uid,
-                    gid,
-                    mtime: now,
-                    xattrs: Vec::new(),
-                },
-            };
-            layer
-                .add_dir(std::path::Path::new(&cur), &entry)
-                .map_err(|x| e(&x))?;
-        }
-        let info = layer.finish_leased(Some(self.lease)).map_err(|x| e(&x))?;
-        Ok(Some(layer_ref(&info)))
-    }
 }
-
 /// `--chown=user[:group]` in the stage's rootfs, BuildKit's rules: a name
 /// takes its primary group from passwd; a bare number uses the same number
 /// as gid.

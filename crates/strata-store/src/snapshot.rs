@@ -9,7 +9,7 @@
 //! parallel; the overlay mount stacks them.
 
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -153,6 +153,40 @@ impl Snapshotter {
             }
         })();
         drop(guard);
+        if tmp.exists() {
+            let _ = fsutil::remove_any(&tmp);
+        }
+        result
+    }
+
+    /// Adopts `dir` (an overlay upper dir, already overlay-ready: whiteouts
+    /// as char 0/0, opaque xattrs) as the snapshot `chain_id`, by renaming
+    /// it into place, so the layer just written from it is never unpacked
+    /// again. `dir` must be on the store's filesystem and hold exactly the
+    /// layer's contents; it is consumed (moved, or removed when the
+    /// snapshot exists already).
+    pub fn adopt(&self, chain_id: &Digest, dir: &Path, lease: Option<&Lease>) -> Result<()> {
+        let _gc = FileLock::shared(&self.gc_lock)?;
+        if let Some(l) = lease {
+            l.add_snapshot(chain_id)?;
+        }
+        if self.exists(chain_id) {
+            return fsutil::remove_any(dir);
+        }
+        // Stage as tmp/snap-*/fs, then rename the whole snapshot dir: the
+        // same commit protocol as an unpack.
+        let tmp = self.tmp.join(fsutil::unique_name("snap"));
+        fsutil::create_dir_all(&tmp)?;
+        let result = fs::rename(dir, tmp.join("fs"))
+            .ctx("move upper dir into snapshot", dir)
+            .and_then(|()| {
+                let target = self.dir.join(chain_id.hex());
+                match fs::rename(&tmp, &target) {
+                    Ok(()) => fsutil::fsync_dir(&self.dir),
+                    Err(_) if self.exists(chain_id) => Ok(()),
+                    Err(e) => Err(e).ctx("commit snapshot", &target),
+                }
+            });
         if tmp.exists() {
             let _ = fsutil::remove_any(&tmp);
         }

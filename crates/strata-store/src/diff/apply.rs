@@ -1,4 +1,4 @@
-//! `apply_layer`: unpack a layer tar (gzip, zstd or plain, detected by
+//! `apply_layer`: unpack a layer tar (gzip, zstd, bzip2, xz or plain, detected by
 //! magic) into a directory, safely, in one of two modes:
 //!
 //! - [`ApplyMode::OverlayReady`]: for snapshots. `.wh.NAME` becomes an
@@ -85,6 +85,11 @@ pub fn decompressed<'a>(data: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>> {
         let d = ruzstd::decoding::StreamingDecoder::new(br)
             .map_err(|e| StoreError::BadLayer(format!("zstd: {e}")))?;
         Ok(Box::new(d))
+    } else if magic.starts_with(b"BZh") {
+        // Multi-stream, as `bzip2 -c a b > ab` and pbzip2 write.
+        Ok(Box::new(bzip2::read::MultiBzDecoder::new(br)))
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Ok(Box::new(xz2::read::XzDecoder::new_multi_decoder(br)))
     } else {
         Ok(Box::new(br))
     }

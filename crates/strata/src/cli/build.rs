@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use strata_engine::BuildRequest;
+use strata_engine::{BuildRequest, NamedContext, SecretSource};
 use strata_runtime::Runc;
 use strata_store::Store;
 
@@ -39,6 +39,18 @@ pub struct BuildArgs {
     /// Print the plan and stop
     #[arg(long)]
     pub dry_run: bool,
+    /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
+    #[arg(long = "secret")]
+    pub secrets: Vec<String>,
+    /// SSH agent for RUN --mount=type=ssh: default (SSH_AUTH_SOCK) or ID=SOCKET
+    #[arg(long = "ssh")]
+    pub ssh: Vec<String>,
+    /// Named context: NAME=DIR, NAME=docker-image://REF, NAME=oci-layout://PATH
+    #[arg(long = "build-context")]
+    pub build_contexts: Vec<String>,
+    /// Output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=docker,dest=FILE
+    #[arg(short = 'o', long = "output")]
+    pub outputs: Vec<String>,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -62,6 +74,23 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    // SOURCE_DATE_EPOCH: a build arg wins over the environment, as BuildKit.
+    let epoch_text = build_args
+        .get("SOURCE_DATE_EPOCH")
+        .cloned()
+        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
+        .filter(|v| !v.is_empty());
+    let source_date_epoch = match epoch_text {
+        Some(v) => Some(v.parse::<i64>().map_err(|_| {
+            anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970")
+        })?),
+        None => None,
+    };
+    let outputs = a
+        .outputs
+        .iter()
+        .map(|o| strata_engine::output::OutputSpec::parse(o).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     let runc = Runc::locate()?;
@@ -74,6 +103,10 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         tags: a.tags.clone(),
         no_cache: a.no_cache,
         parallelism: None,
+        secrets: parse_secrets(&a.secrets)?,
+        ssh: parse_ssh(&a.ssh)?,
+        build_contexts: parse_contexts(&a.build_contexts)?,
+        source_date_epoch,
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);
@@ -81,6 +114,10 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
     renderer.finish();
     match result {
         Ok(out) => {
+            for o in &outputs {
+                strata_engine::output::export(&store, &out.image_id, &out.tags, o)
+                    .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+            }
             match mode {
                 progress::Mode::Quiet => println!("{}", out.image_id),
                 progress::Mode::RawJson => {}
@@ -96,4 +133,81 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         }
         Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
     }
+}
+
+/// `--secret id=ID,src=FILE` / `id=ID,env=VAR` (`source=`, `type=file|env`
+/// accepted as BuildKit; a bare `id=ID` reads the environment variable ID).
+fn parse_secrets(raw: &[String]) -> anyhow::Result<BTreeMap<String, SecretSource>> {
+    let mut out = BTreeMap::new();
+    for s in raw {
+        let mut id = None;
+        let mut src = None;
+        let mut env = None;
+        for kv in s.split(',') {
+            match kv.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", _)) => {}
+                _ => anyhow::bail!("--secret {s}: expected id=ID,src=FILE or id=ID,env=VAR"),
+            }
+        }
+        let id = id.ok_or_else(|| anyhow::anyhow!("--secret {s}: id= is required"))?;
+        let source = match (src, env) {
+            (Some(p), _) => SecretSource::File(p),
+            (None, Some(e)) => SecretSource::Env(e),
+            (None, None) => SecretSource::Env(id.clone()),
+        };
+        out.insert(id, source);
+    }
+    Ok(out)
+}
+
+/// `--ssh default` (SSH_AUTH_SOCK) or `--ssh ID=SOCKET`.
+fn parse_ssh(raw: &[String]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut out = BTreeMap::new();
+    for s in raw {
+        let (id, path) = match s.split_once('=') {
+            Some((id, p)) => (id.to_string(), PathBuf::from(p)),
+            None => {
+                let sock = std::env::var_os("SSH_AUTH_SOCK").ok_or_else(|| {
+                    anyhow::anyhow!("--ssh {s}: SSH_AUTH_SOCK is not set (start an agent, or pass --ssh {s}=SOCKET)")
+                })?;
+                (s.clone(), PathBuf::from(sock))
+            }
+        };
+        out.insert(id, path);
+    }
+    Ok(out)
+}
+
+/// `--build-context NAME=DIR|docker-image://REF|oci-layout://PATH[:TAG|@DIGEST]`.
+fn parse_contexts(raw: &[String]) -> anyhow::Result<BTreeMap<String, NamedContext>> {
+    let mut out = BTreeMap::new();
+    for s in raw {
+        let (name, v) = s
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--build-context {s}: expected NAME=VALUE"))?;
+        let c = if let Some(r) = v.strip_prefix("docker-image://") {
+            NamedContext::Image(r.to_string())
+        } else if let Some(p) = v.strip_prefix("oci-layout://") {
+            match p.rsplit_once('@') {
+                Some((path, d)) => {
+                    NamedContext::OciLayout(PathBuf::from(path), Some(d.to_string()))
+                }
+                None => match p.rsplit_once(':') {
+                    Some((path, tag)) if !tag.contains('/') => {
+                        NamedContext::OciLayout(PathBuf::from(path), Some(tag.to_string()))
+                    }
+                    _ => NamedContext::OciLayout(PathBuf::from(p), None),
+                },
+            }
+        } else if v.contains("://") {
+            anyhow::bail!("--build-context {s}: unsupported source (use a directory, docker-image:// or oci-layout://)");
+        } else {
+            NamedContext::Dir(PathBuf::from(v))
+        };
+        out.insert(name.to_string(), c);
+    }
+    Ok(out)
 }

@@ -1,0 +1,194 @@
+//! The entry writer shared by every COPY/ADD source: emits parents,
+//! directories, files, links and archive contents into the layer with the
+//! step's ownership and `--chmod`, each path once.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use strata_store::{EntryMeta, LayerBuilder};
+
+use super::chmod::Chmod;
+use super::{io_err, join, CopyError};
+use crate::rootfs::resolve_in_root;
+
+pub(crate) struct Writer<'a> {
+    pub layer: &'a mut LayerBuilder,
+    /// The stage's rootfs (existing parents keep their metadata).
+    pub stage_root: &'a Path,
+    pub uid: u64,
+    pub gid: u64,
+    pub chmod: Option<&'a Chmod>,
+    /// The mtime of directories this step creates.
+    pub now: i64,
+    pub emitted: HashSet<String>,
+    pub links: HashMap<(u64, u64), String>,
+}
+
+impl Writer<'_> {
+    fn meta(&self, m: Option<&fs::Metadata>, default_mode: u32) -> EntryMeta {
+        let mode = m.map(|m| m.mode() & 0o7777).unwrap_or(default_mode);
+        let is_dir = m.is_none_or(|m| m.is_dir());
+        EntryMeta {
+            mode: self.chmod.map_or(mode, |c| c.apply(mode, is_dir)),
+            uid: self.uid,
+            gid: self.gid,
+            mtime: m.map(|m| m.mtime()).unwrap_or(self.now),
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Emits the missing parents of `path` (0755 root:root, as Docker), and
+    /// existing ones with their current metadata so that the layer is
+    /// self-contained without changing them.
+    pub fn ensure_parents(&mut self, path: &str) -> Result<(), CopyError> {
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let mut cur = String::new();
+        for c in comps.iter().take(comps.len().saturating_sub(1)) {
+            cur.push('/');
+            cur.push_str(c);
+            if self.emitted.contains(&cur) {
+                continue;
+            }
+            let existing = resolve_in_root(self.stage_root, &cur, false)
+                .ok()
+                .and_then(|h| fs::symlink_metadata(h).ok());
+            match existing {
+                // A symlinked parent: leave it (the layer entry below it
+                // would replace the link otherwise).
+                Some(m) if m.file_type().is_symlink() => {}
+                Some(m) if m.is_dir() => {
+                    let meta = EntryMeta {
+                        mode: m.mode() & 0o7777,
+                        uid: m.uid() as u64,
+                        gid: m.gid() as u64,
+                        mtime: m.mtime(),
+                        xattrs: Vec::new(),
+                    };
+                    self.layer.add_dir(Path::new(&cur), &meta)?;
+                }
+                _ => {
+                    let meta = EntryMeta {
+                        mode: 0o755,
+                        uid: 0,
+                        gid: 0,
+                        mtime: self.now,
+                        xattrs: Vec::new(),
+                    };
+                    self.layer.add_dir(Path::new(&cur), &meta)?;
+                }
+            }
+            self.emitted.insert(cur.clone());
+        }
+        Ok(())
+    }
+
+    pub fn dir(&mut self, path: &str, m: Option<&fs::Metadata>) -> Result<(), CopyError> {
+        if path == "/" || !self.emitted.insert(path.to_string()) {
+            return Ok(());
+        }
+        let meta = self.meta(m, 0o755);
+        self.layer.add_dir(Path::new(path), &meta)?;
+        Ok(())
+    }
+
+    pub fn entry(&mut self, target: &str, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
+        let ft = m.file_type();
+        if ft.is_dir() {
+            return self.dir(target, Some(m));
+        }
+        if !self.emitted.insert(target.to_string()) {
+            return Ok(());
+        }
+        let meta = self.meta(Some(m), 0o644);
+        if ft.is_symlink() {
+            let link = fs::read_link(src).map_err(io_err(src))?;
+            let meta = EntryMeta {
+                mode: 0o777,
+                ..meta
+            };
+            self.layer.add_symlink(Path::new(target), &link, &meta)?;
+        } else if ft.is_file() {
+            if m.nlink() > 1 {
+                let key = (m.dev(), m.ino());
+                if let Some(first) = self.links.get(&key) {
+                    self.layer
+                        .add_hardlink(Path::new(target), Path::new(first), &meta)?;
+                    return Ok(());
+                }
+                self.links.insert(key, target.to_string());
+            }
+            self.layer.add_file(Path::new(target), src, &meta)?;
+        } else {
+            use std::os::unix::fs::FileTypeExt;
+            if ft.is_fifo() {
+                self.layer.add_fifo(Path::new(target), &meta)?;
+            } else {
+                // Sockets and devices are not copied (Docker skips sockets;
+                // devices need privileges we do not assume).
+                tracing::debug!("skipping special file {}", src.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// ADD of a local archive: its entries go under `dest`.
+    pub fn extract(&mut self, archive: &Path, dest: &str) -> Result<(), CopyError> {
+        self.dir(dest, None)?;
+        let mut f = File::open(archive).map_err(io_err(archive))?;
+        let reader = strata_store::diff::decompressed(&mut f)?;
+        let mut ar = tar::Archive::new(reader);
+        let bad = |e: io::Error| CopyError::Invalid(format!("{}: {e}", archive.display()));
+        for entry in ar.entries().map_err(bad)? {
+            let mut e = entry.map_err(bad)?;
+            let raw = e.path_bytes().into_owned();
+            let rel = String::from_utf8_lossy(&raw).into_owned();
+            let clean = crate::config::clean_path(&format!("/{rel}"));
+            if clean == "/" {
+                continue;
+            }
+            let target = join(dest, clean.trim_start_matches('/'));
+            let h = e.header().clone();
+            let mut meta = EntryMeta {
+                mode: h.mode().unwrap_or(0o644) & 0o7777,
+                uid: h.uid().unwrap_or(0),
+                gid: h.gid().unwrap_or(0),
+                mtime: h.mtime().unwrap_or(0) as i64,
+                xattrs: Vec::new(),
+            };
+            if self.uid != 0 || self.gid != 0 {
+                meta.uid = self.uid;
+                meta.gid = self.gid;
+            }
+            if let Some(c) = self.chmod {
+                meta.mode = c.apply(meta.mode, h.entry_type() == tar::EntryType::Directory);
+            }
+            self.ensure_parents(&target)?;
+            let tp = Path::new(&target);
+            match h.entry_type() {
+                tar::EntryType::Directory if self.emitted.insert(target.clone()) => {
+                    self.layer.add_dir(tp, &meta)?;
+                }
+                tar::EntryType::Symlink => {
+                    let link = e.link_name().map_err(bad)?.unwrap_or_default().into_owned();
+                    self.layer.add_symlink(tp, &link, &meta)?;
+                }
+                tar::EntryType::Link => {
+                    let link = e.link_name().map_err(bad)?.unwrap_or_default().into_owned();
+                    let lt = crate::config::clean_path(&format!("/{}", link.to_string_lossy()));
+                    let lt = join(dest, lt.trim_start_matches('/'));
+                    self.layer.add_hardlink(tp, Path::new(&lt), &meta)?;
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = e.size();
+                    self.layer.add_file_reader(tp, &mut e, size, &meta)?;
+                }
+                tar::EntryType::Fifo => self.layer.add_fifo(tp, &meta)?,
+                _ => {} // devices, pax/gnu metadata entries
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,273 @@
+//! `RUN --mount`: turns the parsed mounts of one RUN into runtime mounts,
+//! with everything they need kept alive (mounted stage roots, locks,
+//! secret files) until the step ends.
+//!
+//! Mount points are never committed: they are created beforehand in a
+//! separate placeholder layer stacked just below the upper dir, so runc
+//! finds them and creates nothing in the upper dir (the layer's diff).
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+
+use strata_frontend::{FromRef, Mount, MountKind};
+use strata_runtime::{BindMount, MountSpec};
+
+use crate::build::{Builder, TempDir};
+use crate::mounts::MountedRootfs;
+use crate::rootfs::resolve_in_root;
+use crate::stage::StageState;
+
+mod cache;
+mod secret;
+
+/// The runtime side of a RUN's mounts.
+pub(crate) struct RunMounts {
+    pub specs: Vec<MountSpec>,
+    /// Extra environment (`SSH_AUTH_SOCK`, secrets with `env=`); never
+    /// recorded in the image or the cache key.
+    pub env: Vec<String>,
+    /// The placeholder layer holding the mount points.
+    pub placeholders: TempDir,
+    /// Whatever must live until the process ends.
+    _keep: Vec<Box<dyn Any>>,
+}
+
+/// Whether a mount point is a directory or a file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PointKind {
+    Dir,
+    File,
+}
+
+impl RunMounts {
+    fn point(&self, target: &str, kind: PointKind) -> Result<(), String> {
+        let p = self.placeholders.0.join(target.trim_start_matches('/'));
+        let e = |x: std::io::Error| format!("creating mount point {target}: {x}");
+        match kind {
+            PointKind::Dir => std::fs::create_dir_all(&p).map_err(e),
+            PointKind::File => {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(e)?;
+                }
+                std::fs::write(&p, b"").map_err(e)
+            }
+        }
+    }
+
+    fn bind(&mut self, source: PathBuf, target: &str, readonly: bool) -> Result<(), String> {
+        let kind = if source.is_dir() {
+            PointKind::Dir
+        } else {
+            PointKind::File
+        };
+        self.point(target, kind)?;
+        self.specs.push(MountSpec::Bind(BindMount {
+            source,
+            destination: target.to_string(),
+            readonly,
+        }));
+        Ok(())
+    }
+}
+
+/// Parses a mode option (`0755`, `755`).
+fn parse_mode(v: Option<&str>, default: u32) -> Result<u32, String> {
+    match v {
+        None => Ok(default),
+        Some(m) => u32::from_str_radix(m, 8)
+            .map_err(|_| format!("invalid mode={m}: use an octal mode such as 0755")),
+    }
+}
+
+fn parse_id(v: Option<&str>, what: &str) -> Result<u32, String> {
+    match v {
+        None => Ok(0),
+        Some(n) => n
+            .parse()
+            .map_err(|_| format!("invalid {what}={n}: use a number")),
+    }
+}
+
+/// A mount target, absolute (relative ones are relative to WORKDIR).
+fn absolute(target: &str, workdir: &str) -> String {
+    if target.starts_with('/') {
+        crate::config::clean_path(target)
+    } else {
+        crate::config::clean_path(&format!("{workdir}/{target}"))
+    }
+}
+
+fn option<'a>(m: &'a Mount, key: &str) -> Option<&'a str> {
+    m.options
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+impl Builder<'_> {
+    /// Prepares the mounts of one RUN on the stage state `st`.
+    pub(crate) fn prepare_mounts(
+        &self,
+        mounts: &[Mount],
+        st: &StageState,
+        deps: &std::collections::BTreeMap<usize, StageState>,
+    ) -> Result<RunMounts, String> {
+        let placeholders =
+            TempDir::new(self.store, "mnt").map_err(|e| format!("mount points: {e}"))?;
+        let mut rm = RunMounts {
+            specs: Vec::new(),
+            env: Vec::new(),
+            placeholders,
+            _keep: Vec::new(),
+        };
+        let workdir = st.config.workdir().to_string();
+        for m in mounts {
+            let target = m.target.as_deref().map(|t| absolute(t, &workdir));
+            match m.kind {
+                MountKind::Bind => {
+                    let target = target.ok_or("a bind mount needs target=")?;
+                    self.bind_mount(&mut rm, m, &target, deps)?;
+                }
+                MountKind::Cache => {
+                    let target = target.ok_or("a cache mount needs target=")?;
+                    self.cache_mount(&mut rm, m, &target, deps)?;
+                }
+                MountKind::Tmpfs => {
+                    let target = target.ok_or("a tmpfs mount needs target=")?;
+                    rm.point(&target, PointKind::Dir)?;
+                    let size = option(m, "size").map(parse_size).transpose()?;
+                    rm.specs.push(MountSpec::Tmpfs {
+                        destination: target,
+                        size,
+                        mode: Some(parse_mode(m.mode.as_deref(), 0o1777)?),
+                    });
+                }
+                MountKind::Secret => self.secret_mount(&mut rm, m, target)?,
+                MountKind::Ssh => self.ssh_mount(&mut rm, m, target)?,
+            }
+        }
+        Ok(rm)
+    }
+
+    /// The root filesystem a `from=` names: a stage, an image, a named
+    /// context; `None` = the build context. The mount is kept in `rm`.
+    fn from_root(
+        &self,
+        rm: &mut RunMounts,
+        from: Option<&FromRef>,
+        deps: &std::collections::BTreeMap<usize, StageState>,
+    ) -> Result<Option<PathBuf>, String> {
+        let layers = match from {
+            None => return Ok(None),
+            Some(FromRef::Stage(i)) => deps
+                .get(i)
+                .ok_or_else(|| format!("stage {i} was not built"))?
+                .layers
+                .clone(),
+            Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
+                Some(crate::named::Named::Dir(d)) => return Ok(Some(d.clone())),
+                Some(crate::named::Named::Image(id)) => self.image_layers(id)?,
+                None => self.image_layers(name)?,
+            },
+        };
+        let m = MountedRootfs::mount(self.store, &layers, &[], Some(self.lease))
+            .map_err(|e| e.to_string())?;
+        let root = m.root().to_path_buf();
+        rm._keep.push(Box::new(m));
+        Ok(Some(root))
+    }
+
+    fn image_layers(&self, name: &str) -> Result<Vec<crate::cache::LayerRef>, String> {
+        let img = crate::images::load_image(self.store, name).map_err(|e| e.to_string())?;
+        self.lease.add_image(&img.id).map_err(|e| e.to_string())?;
+        Ok(img.layers)
+    }
+
+    fn bind_mount(
+        &self,
+        rm: &mut RunMounts,
+        m: &Mount,
+        target: &str,
+        deps: &std::collections::BTreeMap<usize, StageState>,
+    ) -> Result<(), String> {
+        let source = m.source.as_deref().unwrap_or("/");
+        let (root, is_context) = match self.from_root(rm, m.from.as_ref(), deps)? {
+            Some(r) => (r, false),
+            None => (self.context.root().to_path_buf(), true),
+        };
+        let host = resolve_in_root(&root, source, true).map_err(|e| e.to_string())?;
+        if std::fs::symlink_metadata(&host).is_err() {
+            return Err(format!("bind mount source {source}: not found"));
+        }
+        if is_context && !m.readonly {
+            // Writes must never reach the user's files: mount a copy.
+            let copy = TempDir::new(self.store, "bind").map_err(|e| e.to_string())?;
+            let dst = copy.0.join("src");
+            copy_tree(&host, &dst)?;
+            rm.bind(dst, target, false)?;
+            rm._keep.push(Box::new(copy));
+        } else {
+            // A stage or image root is an overlay with its own upper dir,
+            // discarded when the step ends: rw writes vanish with it.
+            rm.bind(host, target, m.readonly)?;
+        }
+        Ok(())
+    }
+
+    fn ssh_mount(
+        &self,
+        rm: &mut RunMounts,
+        m: &Mount,
+        target: Option<String>,
+    ) -> Result<(), String> {
+        let id = m.id.as_deref().unwrap_or("default");
+        let Some(sock) = self.req.ssh.get(id) else {
+            if m.required {
+                return Err(format!(
+                    "ssh agent {id:?} was not forwarded: pass --ssh {id} (with SSH_AUTH_SOCK set) or --ssh {id}=SOCKET"
+                ));
+            }
+            return Ok(());
+        };
+        let target = target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".to_string());
+        rm.point(&target, PointKind::File)?;
+        rm.specs.push(MountSpec::Bind(BindMount {
+            source: sock.clone(),
+            destination: target.clone(),
+            readonly: false,
+        }));
+        rm.env.push(format!("SSH_AUTH_SOCK={target}"));
+        Ok(())
+    }
+}
+
+/// `size=` of a tmpfs: bytes, or with a k/m/g suffix.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last() {
+        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('m') => (&s[..s.len() - 1], 1 << 20),
+        Some('g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (&s[..], 1),
+    };
+    num.trim_end_matches('b')
+        .parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("invalid size={s}: use bytes or a k/m/g suffix"))
+}
+
+/// Copies a file or directory tree (`cp -a`, preserving modes, owners,
+/// links).
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .status()
+        .map_err(|e| format!("cp: {e}"))?;
+    if !st.success() {
+        return Err(format!("copying {} failed", from.display()));
+    }
+    Ok(())
+}

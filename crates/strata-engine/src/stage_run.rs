@@ -1,0 +1,159 @@
+//! RUN in a stage: the command line (shell or exec form, heredocs), the
+//! environment (image Env, then build args in scope), `--network`,
+//! `--mount`s, and the history entry BuildKit writes.
+
+use std::collections::BTreeMap;
+
+use strata_frontend::{Command, Heredoc, Mount, StageScope};
+use strata_runtime::Network;
+
+use crate::build::{BuildError, Builder};
+use crate::cache::LayerRef;
+use crate::config::ImageConfigDoc;
+use crate::run_step::RunParams;
+use crate::stage::{form, StageState, StepCtx};
+
+/// The argv of a RUN: the stage's shell (or exec form); heredocs as
+/// BuildKit runs them. `RUN <<EOF` alone runs the body as the script;
+/// otherwise the bodies follow the command line, so the shell feeds each
+/// to its `<<NAME` (`RUN python3 <<EOF`, several heredocs in one RUN).
+pub fn run_argv(c: &ImageConfigDoc, command: &Command, heredocs: &[Heredoc]) -> Vec<String> {
+    let mut argv = c.argv(&form(command));
+    if let (Command::Shell(text), false) = (command, heredocs.is_empty()) {
+        let only_heredoc = heredocs.len() == 1 && {
+            let t = text.trim();
+            t.starts_with("<<") && !t.contains(char::is_whitespace)
+        };
+        let last = argv.len() - 1;
+        if only_heredoc {
+            argv[last] = heredocs[0].content.clone();
+        } else {
+            let mut full = text.clone();
+            for h in heredocs {
+                full.push('\n');
+                full.push_str(&h.content);
+                if !h.content.ends_with('\n') {
+                    full.push('\n');
+                }
+                full.push_str(&h.name);
+            }
+            argv[last] = full;
+        }
+    }
+    argv
+}
+
+/// `--network`: BuildKit's `default` is a sandbox with network access;
+/// strata shares the host's (no CNI), as `host`.
+fn network_of(v: Option<&str>) -> Result<Network, String> {
+    match v {
+        None | Some("default") | Some("host") => Ok(Network::Host),
+        Some("none") => Ok(Network::None),
+        Some(o) => Err(format!(
+            "unsupported --network={o}: use default, none or host"
+        )),
+    }
+}
+
+impl Builder<'_> {
+    /// Runs one RUN on `st` and records its history in `c` (the next
+    /// config). Returns the new layer.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_instruction(
+        &self,
+        st: &StageState,
+        scope: &StageScope,
+        s: &StepCtx<'_>,
+        command: &Command,
+        heredocs: &[Heredoc],
+        mounts: &[Mount],
+        network: &Option<String>,
+        deps: &BTreeMap<usize, StageState>,
+        c: &mut ImageConfigDoc,
+        created: &str,
+    ) -> Result<LayerRef, BuildError> {
+        let err = |m: String| self.step_error(s, m, None);
+        let argv = run_argv(c, command, heredocs);
+        let mut env = c.config.env.clone().unwrap_or_default();
+        let args = scope.build_args_in_scope();
+        for (k, v) in &args {
+            env.push(format!("{k}={v}"));
+        }
+        let net = network_of(network.as_deref()).map_err(err)?;
+        let rm = self
+            .prepare_mounts(mounts, st, deps)
+            .map_err(|m| err(format!("--mount: {m}")))?;
+        let params = RunParams {
+            argv: argv.clone(),
+            env,
+            user: &c.config.user,
+            workdir: c.workdir(),
+            network: net,
+            step: s.step_no,
+            mounts: rm.specs.clone(),
+            extra_lowers: vec![rm.placeholders.0.clone()],
+            extra_env: rm.env.clone(),
+            epoch: self.req.source_date_epoch,
+        };
+        let layer = crate::run_step::run(
+            self.store,
+            self.executor,
+            &self.init_layer,
+            &st.layers,
+            &params,
+            self.events,
+            self.lease,
+        )
+        .map_err(|e| {
+            let code = match &e {
+                crate::run_step::RunError::Failed { code, .. } => Some(*code),
+                _ => None,
+            };
+            self.step_error(s, e.to_string(), code)
+        })?;
+        drop(rm);
+        let prefix = if args.is_empty() {
+            String::new()
+        } else {
+            let kv: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("|{} {} ", args.len(), kv.join(" "))
+        };
+        let by = format!("RUN {prefix}{} # buildkit", argv.join(" "));
+        c.push_history(created, by, Some(layer.diff_id.clone()));
+        Ok(layer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(name: &str, content: &str) -> Heredoc {
+        Heredoc {
+            name: name.into(),
+            file_descriptor: 0,
+            expand: true,
+            chomp: false,
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn heredoc_argv() {
+        let c = ImageConfigDoc::scratch();
+        let a = run_argv(
+            &c,
+            &Command::Shell("<<EOF".into()),
+            &[doc("EOF", "echo hi\n")],
+        );
+        assert_eq!(a, ["/bin/sh", "-c", "echo hi\n"]);
+        let a = run_argv(
+            &c,
+            &Command::Shell("<<A cat > /a && <<B cat > /b".into()),
+            &[doc("A", "1\n"), doc("B", "2\n")],
+        );
+        assert_eq!(a[2], "<<A cat > /a && <<B cat > /b\n1\nA\n2\nB");
+        let a = run_argv(&c, &Command::Shell("sh <<EOF".into()), &[doc("EOF", "x")]);
+        assert_eq!(a[2], "sh <<EOF\nx\nEOF");
+    }
+}
