@@ -55,13 +55,7 @@ fn go_g3(v: f64) -> String {
     let decimals = (2 - digits).max(0) as usize;
     let s = format!("{v:.decimals$}");
     // Rounding can carry into a fourth digit (999.7 -> "1000"): Go prints 1e+03.
-    if s.trim_end_matches('0')
-        .trim_end_matches('.')
-        .replace('.', "")
-        .len()
-        > 3
-        && s.starts_with("1000")
-    {
+    if s.parse::<f64>().is_ok_and(|r| r >= 1000.0) {
         return "1e+03".into();
     }
     if s.contains('.') {
