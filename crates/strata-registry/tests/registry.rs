@@ -558,3 +558,30 @@ fn plain_http_only_for_loopback_or_named_registries() {
     let c = strata_registry::Client::new("127.0.0.1:5000", &anon()).unwrap();
     assert_eq!(c.plain_http(), Some(strata_registry::PlainHttp::Loopback));
 }
+
+#[test]
+fn expired_tokens_are_refreshed() {
+    let ts = TokenServer::start(None);
+    ts.expires_in.store(1, std::sync::atomic::Ordering::SeqCst);
+    let reg = Registry::start(ts.registry_auth());
+    let (_a, a) = store();
+    let name = format!("{}/exp/img:1", reg.host());
+    make_image(&a, &name, &[vec![("e", b"1")]], false);
+    let client = strata_registry::Client::new(&reg.host(), &anon()).unwrap();
+    strata_registry::push_with(&client, &a, &r(&name), &PushOptions::default()).unwrap();
+    let (_b, b) = store();
+    strata_registry::pull_with(&client, &b, &r(&name), &PullOptions::default()).unwrap();
+    let before = ts.request_count();
+    // The client keeps a token at least 10 s minus a 5 s margin.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let (_c, c) = store();
+    let t0 = client.token_requests();
+    strata_registry::pull_with(&client, &c, &r(&name), &PullOptions::default()).unwrap();
+    assert_eq!(
+        ts.request_count(),
+        before + 1,
+        "{:?} client {t0} -> {}",
+        ts.requests.lock().unwrap(),
+        client.token_requests()
+    );
+}

@@ -151,6 +151,8 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
 pub struct TokenServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// `expires_in` of the tokens issued from now on (seconds).
+    pub expires_in: Arc<std::sync::atomic::AtomicU64>,
     pub config: TokenConfig,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
@@ -191,6 +193,8 @@ impl TokenServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let expires_in = Arc::new(std::sync::atomic::AtomicU64::new(300));
+        let expires2 = expires_in.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let config = TokenConfig {
             realm: format!("http://127.0.0.1:{port}/token"),
@@ -273,7 +277,7 @@ impl TokenServer {
                 let sig = openssl_sign(&key2, signing_input.as_bytes());
                 let jwt = format!("{signing_input}.{}", b64(&sig, true));
                 let body =
-                    serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": 300})
+                    serde_json::json!({"token": jwt, "access_token": jwt, "expires_in": expires2.load(Ordering::SeqCst)})
                         .to_string();
                 let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
             }
@@ -281,6 +285,7 @@ impl TokenServer {
         TokenServer {
             port,
             requests,
+            expires_in,
             config,
             stop,
             _dir: dir,
