@@ -161,6 +161,12 @@ pub fn copy_into_layer(
     p: &CopyParams<'_>,
 ) -> Result<(), CopyError> {
     let (dest, dir_hint) = resolve_dest(p.dest, p.workdir);
+    // Symlinks on the destination path are followed inside the rootfs, as
+    // Docker: entries land where the links lead, and the links stay.
+    let dest = match resolve_in_root(stage_root, &dest, true) {
+        Ok(host) => crate::rootfs::container_path(stage_root, &host),
+        Err(_) => dest,
+    };
     if p.srcs.len() > 1 && !dir_hint {
         return Err(CopyError::Invalid(format!(
             "When using {} with more than one source file, the destination must be a directory and end with a /",

@@ -44,6 +44,12 @@ extern "C" {
 /// Creates `busybox:1.35` (one layer: busybox, its applets, passwd with
 /// root, nobody and app(1000), /tmp 1777) in the store at `root`.
 pub fn make_busybox(root: &Path) {
+    make_busybox_with(root, None)
+}
+
+/// Like [`make_busybox`]; with `clamp`, every file time in the layer is
+/// set to that instant, so two stores get the same base image ID.
+pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     for d in ["bin", "etc", "root", "tmp", "usr/bin"] {
@@ -69,10 +75,17 @@ pub fn make_busybox(root: &Path) {
     )
     .unwrap();
     let store = Store::open(root).unwrap();
-    let info = LayerWriter::new(store.blobs(), LayerOptions::default())
+    let opts = LayerOptions {
+        mtime_clamp: clamp,
+        ..LayerOptions::default()
+    };
+    let info = LayerWriter::new(store.blobs(), opts)
         .write_dir(r, None)
         .unwrap();
     let mut cfg = ImageConfigDoc::scratch();
+    if clamp.is_some() {
+        cfg.created = Some("2000-01-01T00:00:00Z".into());
+    }
     cfg.config.cmd = Some(vec!["sh".into()]);
     let layer = strata_engine::cache::LayerRef {
         digest: info.digest.to_string(),
@@ -104,4 +117,34 @@ pub fn root_dir() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("store");
     (d, p)
+}
+
+/// Runs `cmd` in `image` (`strata run --rm`) and returns its stdout,
+/// asserting success.
+pub fn run_in(root: &Path, image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", image];
+    args.extend_from_slice(cmd);
+    let o = strata(root, &args);
+    assert!(o.status.success(), "run {cmd:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+/// Builds the context at `ctx` tagged `tag` with extra arguments; returns
+/// the output (not asserted).
+pub fn build_with(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
+    let ctx = path_str(ctx);
+    let mut args = vec!["build", "-t", tag];
+    if !extra.contains(&"--progress") && !extra.contains(&"-q") {
+        args.extend(["--progress", "plain"]);
+    }
+    args.extend_from_slice(extra);
+    args.push(&ctx);
+    strata(root, &args)
+}
+
+/// Builds and asserts success.
+pub fn build_ok(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
+    let o = build_with(root, ctx, tag, extra);
+    assert!(o.status.success(), "build {tag}: {}", stderr(&o));
+    o
 }

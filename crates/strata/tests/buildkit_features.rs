@@ -1,0 +1,622 @@
+//! BuildKit-era Dockerfile features (issue 5) and the issue-4 leftovers,
+//! each checked by running the built image or reading the --output.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use support::*;
+
+fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn setup() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !can_run() {
+        return None;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    Some((t, root))
+}
+
+#[test]
+fn heredocs_in_copy_and_run() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nARG WHO=world\nENV GREETING=hello\n\
+COPY <<EOF /greet.txt\n$GREETING $WHO\nEOF\n\
+COPY <<'RAW' <<TWO /docs/\nraw $WHO\nRAW\ntwo $WHO\nTWO\n\
+RUN <<EOF\necho script ran > /script.txt\necho second line >> /script.txt\nEOF\n\
+RUN <<A cat > /a.txt && <<B cat > /b.txt\nfirst\nA\nsecond\nB\n\
+RUN sh <<EOF\necho \"stdin $WHO\" > /stdin.txt\nEOF\n\
+RUN <<-EOF\n\techo tabs stripped > /tabs.txt\n\tEOF\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build_ok(&root, ctx.path(), "hd", &[]);
+    let out = run_in(
+        &root,
+        "hd",
+        &[
+            "cat",
+            "/greet.txt",
+            "/docs/RAW",
+            "/docs/TWO",
+            "/script.txt",
+            "/a.txt",
+            "/b.txt",
+            "/stdin.txt",
+            "/tabs.txt",
+        ],
+    );
+    assert_eq!(
+        out,
+        "hello world\nraw $WHO\ntwo world\nscript ran\nsecond line\nfirst\nsecond\nstdin world\ntabs stripped\n"
+    );
+    assert_eq!(
+        run_in(&root, "hd", &["stat", "-c", "%a", "/greet.txt"]),
+        "644\n"
+    );
+}
+
+/// A one-request-at-a-time HTTP server on 127.0.0.1 serving `body` for
+/// any path, with a Last-Modified header. Returns the port.
+fn serve_http(body: Vec<u8>, requests: usize) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(requests) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[test]
+fn add_url_with_checksum() {
+    let Some((_t, root)) = setup() else { return };
+    let body = b"downloaded content\n".to_vec();
+    let port = serve_http(body.clone(), 10);
+    let sum = sha256_hex(&body);
+    let df = format!(
+        "FROM busybox:1.35\nADD http://127.0.0.1:{port}/files/tool.txt /dl/\n\
+ADD --checksum=sha256:{sum} http://127.0.0.1:{port}/x/y.bin /named.bin\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    build_ok(&root, ctx.path(), "url", &[]);
+    let out = run_in(
+        &root,
+        "url",
+        &["stat", "-c", "%n %a %Y", "/dl/tool.txt", "/named.bin"],
+    );
+    assert_eq!(
+        out,
+        "/dl/tool.txt 600 1445412480\n/named.bin 600 1445412480\n"
+    );
+    assert_eq!(
+        run_in(&root, "url", &["cat", "/dl/tool.txt"]),
+        "downloaded content\n"
+    );
+
+    // A wrong checksum is refused, naming both digests.
+    let bad = "0".repeat(64);
+    let df =
+        format!("FROM busybox:1.35\nADD --checksum=sha256:{bad} http://127.0.0.1:{port}/f /f\n");
+    let ctx = context(&[("Dockerfile", &df)]);
+    let o = build_with(&root, ctx.path(), "bad", &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains(&format!("expected sha256:{bad}")), "{err}");
+    assert!(err.contains(&format!("got sha256:{sum}")), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+}
+
+#[test]
+fn add_extracts_bzip2_and_xz() {
+    let Some((_t, root)) = setup() else { return };
+    let ctx = context(&[
+        ("src/data/hello.txt", "from the archive\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\nADD a.tar.bz2 /bz/\nADD a.tar.xz /xz/\n",
+        ),
+    ]);
+    for (flag, name) in [("-cjf", "a.tar.bz2"), ("-cJf", "a.tar.xz")] {
+        let st = std::process::Command::new("tar")
+            .arg(flag)
+            .arg(ctx.path().join(name))
+            .arg("-C")
+            .arg(ctx.path().join("src"))
+            .arg("data")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    build_ok(&root, ctx.path(), "arch", &[]);
+    let out = run_in(
+        &root,
+        "arch",
+        &["cat", "/bz/data/hello.txt", "/xz/data/hello.txt"],
+    );
+    assert_eq!(out, "from the archive\nfrom the archive\n");
+}
+
+#[test]
+fn workdir_through_a_symlink() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN mkdir /real && ln -s /real /link\nWORKDIR /link/sub\nRUN pwd -P > /where\n\
+WORKDIR /link\nCOPY f.txt .\n";
+    let ctx = context(&[("Dockerfile", df), ("f.txt", "x\n")]);
+    build_ok(&root, ctx.path(), "wd", &[]);
+    let out = run_in(
+        &root,
+        "wd",
+        &["sh", "-c", "cat /where; readlink /link; ls /real"],
+    );
+    assert_eq!(out, "/real/sub\n/real\nf.txt\nsub\n");
+}
+
+#[test]
+fn cache_mount_persists_across_no_cache_builds() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN --mount=type=cache,target=/var/cache/app,id=appcache \
+echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build_ok(&root, ctx.path(), "cm", &["--no-cache"]);
+    assert_eq!(run_in(&root, "cm", &["cat", "/count"]).trim(), "1");
+    build_ok(&root, ctx.path(), "cm", &["--no-cache"]);
+    assert_eq!(run_in(&root, "cm", &["cat", "/count"]).trim(), "2");
+    // Never in the image: the mount point is not even there.
+    let out = run_in(
+        &root,
+        "cm",
+        &["sh", "-c", "ls -A /var/cache/app 2>&1; echo end"],
+    );
+    assert!(!out.contains("log"), "{out}");
+    // A cached rebuild does not change the key.
+    let o = build_ok(&root, ctx.path(), "cm", &["--progress", "rawjson"]);
+    let ev = events(&stdout(&o));
+    assert!(ev.iter().any(|e| e["type"] == "cached"), "{ev:?}");
+}
+
+#[test]
+fn bind_tmpfs_network_and_ssh_mounts() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35 AS src\nRUN mkdir /data && echo from-stage > /data/f\n\
+FROM busybox:1.35\n\
+RUN --mount=type=bind,from=src,source=/data,target=/mnt cat /mnt/f > /copied\n\
+RUN --mount=type=bind,target=/ctx,rw echo changed > /ctx/ctxfile && cat /ctx/ctxfile > /ctxseen\n\
+RUN --mount=type=bind,source=ctxfile,target=/one cat /one > /ctxfile-orig\n\
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/a && ls /scratch > /tmpfs-seen\n\
+RUN --network=none ls /sys/class/net > /nets\n\
+RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo \"$SSH_AUTH_SOCK\" > /sock\n";
+    let ctx = context(&[("Dockerfile", df), ("ctxfile", "original\n")]);
+    let sock_dir = tempfile::tempdir().unwrap();
+    let sock = sock_dir.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let ssh = format!("default={}", sock.display());
+    build_ok(&root, ctx.path(), "mnt", &["--ssh", &ssh]);
+    let out = run_in(
+        &root,
+        "mnt",
+        &[
+            "cat",
+            "/copied",
+            "/ctxseen",
+            "/ctxfile-orig",
+            "/tmpfs-seen",
+            "/nets",
+            "/sock",
+        ],
+    );
+    assert_eq!(
+        out,
+        "from-stage\nchanged\noriginal\na\nlo\n/run/buildkit/ssh_agent.0\n"
+    );
+    // rw changes discarded: the context file is unchanged.
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("ctxfile")).unwrap(),
+        "original\n"
+    );
+    // Mount points and tmpfs contents are not in the image.
+    let out = run_in(
+        &root,
+        "mnt",
+        &[
+            "sh",
+            "-c",
+            "ls -d /mnt /ctx /one /scratch /run/buildkit 2>&1 | grep -c 'No such'",
+        ],
+    );
+    assert_eq!(out.trim(), "5", "{out}");
+}
+
+/// Every file under `dir`, gzip layers decompressed, searched for `needle`.
+fn find_in_tree(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if !ft.is_file() {
+                continue;
+            }
+            let data = std::fs::read(&p).unwrap_or_default();
+            let mut all = data.clone();
+            if data.starts_with(&[0x1f, 0x8b]) {
+                let mut out = Vec::new();
+                let _ = flate2::read::MultiGzDecoder::new(&data[..]).read_to_end(&mut out);
+                all.extend(out);
+            }
+            if all.windows(needle.len()).any(|w| w == needle) {
+                hits.push(p.display().to_string());
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn secrets_never_reach_the_store() {
+    let Some((_t, root)) = setup() else { return };
+    let secret = "s3cr3t-Value-7f9d2c";
+    let sdir = tempfile::tempdir().unwrap();
+    let sfile = sdir.path().join("token");
+    std::fs::write(&sfile, secret).unwrap();
+    let df = "FROM busybox:1.35\n\
+RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /len && stat -c %a /run/secrets/token > /mode\n\
+RUN --mount=type=secret,id=token,env=TOKEN,required=true printf %s \"$TOKEN\" | sha256sum | cut -c1-64 > /env\n\
+RUN --mount=type=secret,id=token,target=/etc/app/tok,mode=0440,uid=1000 stat -c '%a %u' /etc/app/tok > /custom\n\
+RUN --mount=type=secret,id=missing true\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let arg = format!("id=token,src={}", sfile.display());
+    build_ok(&root, ctx.path(), "sec", &["--secret", &arg]);
+    let out = run_in(&root, "sec", &["cat", "/len", "/mode", "/env", "/custom"]);
+    let sum = sha256_hex(secret.as_bytes());
+    assert_eq!(out, format!("{}\n400\n{sum}\n440 1000\n", secret.len()));
+    let out = run_in(
+        &root,
+        "sec",
+        &[
+            "sh",
+            "-c",
+            "ls /run/secrets /etc/app 2>&1 | grep -c 'No such'",
+        ],
+    );
+    assert_eq!(out.trim(), "2");
+    // Nowhere in the store: blobs (layers decompressed), db, cache, snapshots.
+    let hits = find_in_tree(&root, secret.as_bytes());
+    assert!(hits.is_empty(), "secret found in {hits:?}");
+    for cmd in [["history", "sec"], ["inspect", "sec"]] {
+        let o = strata(&root, &cmd);
+        assert!(!stdout(&o).contains(secret) && !stderr(&o).contains(secret));
+    }
+    // A required secret that was not given fails, saying how to pass it.
+    let df = "FROM busybox:1.35\nRUN --mount=type=secret,id=nope,required=true true\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let o = build_with(&root, ctx.path(), "sec2", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--secret id=nope"), "{}", stderr(&o));
+}
+
+#[test]
+fn copy_chmod_exclude_parents() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+COPY --chmod=u+x,g-w script.sh /bin/script.sh\n\
+COPY --chmod=640 script.sh /octal.sh\n\
+COPY --exclude=*.log --exclude=tmp --exclude=**/*.bak app/ /app/\n\
+COPY --parents src/a/one.txt src/b/two.txt /p/\n\
+COPY --parents ./src/./a/one.txt /pivot/\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("script.sh", "echo hi\n"),
+        ("app/keep.txt", "k"),
+        ("app/drop.log", "d"),
+        ("app/sub/x.log", "d"),
+        ("app/tmp/t.txt", "d"),
+        ("app/sub/deep/y.bak", "d"),
+        ("src/a/one.txt", "1"),
+        ("src/b/two.txt", "2"),
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        ctx.path().join("script.sh"),
+        std::fs::Permissions::from_mode(0o664),
+    )
+    .unwrap();
+    build_ok(&root, ctx.path(), "cp", &[]);
+    let out = run_in(
+        &root,
+        "cp",
+        &["stat", "-c", "%a", "/bin/script.sh", "/octal.sh"],
+    );
+    assert_eq!(out, "744\n640\n");
+    let out = run_in(
+        &root,
+        "cp",
+        &[
+            "sh",
+            "-c",
+            "cd /app && find . | sort; cd /p && find . -type f | sort; cd /pivot && find . -type f",
+        ],
+    );
+    // As BuildKit: `*.log` matches at the top only, `**/*.bak` anywhere.
+    assert_eq!(
+        out,
+        ".\n./keep.txt\n./sub\n./sub/deep\n./sub/x.log\n./src/a/one.txt\n./src/b/two.txt\n./a/one.txt\n"
+    );
+}
+
+#[test]
+fn link_layer_reused_after_parent_change() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nARG V\nRUN echo $V > /v\nCOPY --link f.txt /opt/f.txt\n";
+    let ctx = context(&[("Dockerfile", df), ("f.txt", "linked\n")]);
+    let build = |v: &str| {
+        let arg = format!("V={v}");
+        let o = build_ok(
+            &root,
+            ctx.path(),
+            "lnk",
+            &["--build-arg", &arg, "--progress", "rawjson"],
+        );
+        events(&stdout(&o))
+    };
+    build("1");
+    let ev = build("2");
+    let step_of = |needle: &str| {
+        ev.iter()
+            .find(|e| e["type"] == "step_started" && e["name"].as_str().unwrap().contains(needle))
+            .unwrap()["step"]
+            .as_u64()
+            .unwrap()
+    };
+    let (run, copy) = (step_of("RUN echo"), step_of("COPY --link"));
+    let cached = |s: u64| ev.iter().any(|e| e["type"] == "cached" && e["step"] == s);
+    let done = |s: u64| {
+        ev.iter()
+            .any(|e| e["type"] == "step_done" && e["step"] == s)
+    };
+    assert!(
+        done(run) && !cached(run),
+        "the RUN below must run again: {ev:?}"
+    );
+    assert!(cached(copy), "the --link layer must be reused: {ev:?}");
+    assert_eq!(
+        run_in(&root, "lnk", &["cat", "/v", "/opt/f.txt"]),
+        "2\nlinked\n"
+    );
+}
+
+#[test]
+fn reproducible_with_source_date_epoch() {
+    if !can_run() {
+        return;
+    }
+    let df = "FROM busybox:1.35\nRUN echo built > /out && mkdir -p /var/x && date > /var/x/ignored-but-clamped\n\
+COPY f.txt /f.txt\nWORKDIR /app/sub\n";
+    let ctx = context(&[("Dockerfile", df), ("f.txt", "same\n")]);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (_t, root) = root_dir();
+        make_busybox_with(&root, Some(1_600_000_000));
+        // `date` output differs per second: fix the content, keep the test
+        // about metadata (times, ids, hostnames).
+        let df2 = df.replace("date >", "echo fixed >");
+        std::fs::write(ctx.path().join("Dockerfile"), df2).unwrap();
+        let o = build_ok(
+            &root,
+            ctx.path(),
+            "repro",
+            &["--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-q"],
+        );
+        ids.push(stdout(&o).trim().to_string());
+        let o = strata(&root, &["inspect", "repro"]);
+        assert!(
+            stdout(&o).contains("2023-11-14T22:13:20Z"),
+            "{}",
+            stdout(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let out = run_in(
+            &root,
+            "repro",
+            &["stat", "-c", "%Y", "/out", "/f.txt", "/app/sub"],
+        );
+        for l in out.lines() {
+            assert!(l.parse::<i64>().unwrap() <= 1_700_000_000, "{out}");
+        }
+    }
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn outputs_local_tar_oci_docker() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN echo out > /result.txt && rm /bin/vi\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let out = tempfile::tempdir().unwrap();
+    let local = out.path().join("fs");
+    let tar = out.path().join("fs.tar");
+    let oci = out.path().join("img.oci.tar");
+    let docker = out.path().join("img.docker.tar");
+    let specs = [
+        format!("type=local,dest={}", local.display()),
+        format!("type=tar,dest={}", tar.display()),
+        format!("type=oci,dest={}", oci.display()),
+        format!("type=docker,dest={}", docker.display()),
+    ];
+    let mut args = vec![];
+    for s in &specs {
+        args.push("--output");
+        args.push(s.as_str());
+    }
+    build_ok(&root, ctx.path(), "outimg", &args);
+    assert_eq!(
+        std::fs::read_to_string(local.join("result.txt")).unwrap(),
+        "out\n"
+    );
+    assert!(local.join("bin/busybox").is_file());
+    assert!(
+        std::fs::symlink_metadata(local.join("bin/vi")).is_err(),
+        "whiteout applied"
+    );
+    let names = |p: &Path| -> Vec<String> {
+        let mut a = tar::Archive::new(std::fs::File::open(p).unwrap());
+        a.entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect()
+    };
+    let t = names(&tar);
+    assert!(t.iter().any(|n| n.ends_with("result.txt")), "{t:?}");
+    assert!(names(&oci)
+        .iter()
+        .any(|n| n == "index.json" || n == "oci-layout"));
+    assert!(names(&docker).iter().any(|n| n == "manifest.json"));
+    // The docker archive loads into a fresh store and runs.
+    let (_t2, root2) = root_dir();
+    let o = strata(&root2, &["load", "-i", &path_str(&docker)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_in(&root2, "outimg", &["cat", "/result.txt"]), "out\n");
+}
+
+#[test]
+fn named_build_contexts() {
+    let Some((_t, root)) = setup() else { return };
+    let extra = context(&[("conf/app.conf", "named dir\n")]);
+    // An image under another name: docker-image://
+    let o = strata(&root, &["tag", "busybox:1.35", "mybase:v1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = "FROM base\nCOPY --from=cfg conf/app.conf /app.conf\n\
+FROM cfg AS files\n\
+FROM base\nCOPY --from=0 /app.conf /a\nCOPY --from=files /conf/app.conf /b\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let cfg = format!("cfg={}", extra.path().display());
+    build_ok(
+        &root,
+        ctx.path(),
+        "named",
+        &[
+            "--build-context",
+            "base=docker-image://mybase:v1",
+            "--build-context",
+            &cfg,
+        ],
+    );
+    assert_eq!(
+        run_in(&root, "named", &["cat", "/a", "/b"]),
+        "named dir\nnamed dir\n"
+    );
+}
+
+#[test]
+fn add_git_repository() {
+    let Some((_t, root)) = setup() else { return };
+    let repos = tempfile::tempdir().unwrap();
+    let repo = repos.path().join("repo.git");
+    let work = repos.path().join("work");
+    let git = |dir: &Path, args: &[&str]| {
+        let o = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .output()
+            .expect("git");
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    std::fs::create_dir_all(&work).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("README"), "v1\n").unwrap();
+    std::fs::create_dir_all(work.join("docs")).unwrap();
+    std::fs::write(work.join("docs/guide.txt"), "guide\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    git(&work, &["tag", "v1"]);
+    let c1 = git(&work, &["rev-parse", "HEAD"]);
+    std::fs::write(work.join("README"), "v2\n").unwrap();
+    git(&work, &["commit", "-q", "-am", "two"]);
+    let o = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&work)
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(o.success());
+    // git daemon on a free loopback port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // git-daemon itself (not the `git daemon` wrapper), so that kill()
+    // stops the server.
+    let exec_path = git(repos.path(), &["--exec-path"]);
+    let mut daemon = std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
+        .arg("--export-all")
+        .arg("--reuseaddr")
+        .arg(format!("--base-path={}", repos.path().display()))
+        .arg(format!("--port={port}"))
+        .arg("--listen=127.0.0.1")
+        .arg(repos.path())
+        .spawn()
+        .expect("git daemon (Debian package git-daemon-run or git)");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let url = format!("git://127.0.0.1:{port}/repo.git");
+    let df = format!(
+        "FROM busybox:1.35\nADD {url} /src/main/\nADD {url}#v1 /src/tag/\nADD {url}#{c1}:docs /src/docs/\n\
+ADD --keep-git-dir=true {url}#main /src/withgit/\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+    let o = build_with(&root, ctx.path(), "gitimg", &[]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = run_in(
+        &root,
+        "gitimg",
+        &["sh", "-c", "cat /src/main/README /src/tag/README /src/docs/guide.txt; ls -A /src/main | grep -c .git; test -d /src/withgit/.git && echo kept"],
+    );
+    assert_eq!(out, "v2\nv1\nguide\n0\nkept\n");
+}
