@@ -249,12 +249,9 @@ impl Builder<'_> {
             "shell": st.config.shell(),
             "cmd_set": st.cmd_set,
         });
-        match &resolved {
-            Resolved::Run { .. } => {
-                def["env"] = json!(st.config.config.env);
-                def["build_args"] = json!(scope.build_args_in_scope());
-            }
-            _ => {}
+        if let Resolved::Run { .. } = &resolved {
+            def["env"] = json!(st.config.config.env);
+            def["build_args"] = json!(scope.build_args_in_scope());
         }
         let file_step = FileStep::of(&resolved);
         let mut prepared = None;

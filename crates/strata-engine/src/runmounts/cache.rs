@@ -97,7 +97,7 @@ impl Builder<'_> {
     ) -> Result<(), String> {
         let tmp = dir.with_extension(format!("new{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        match self.from_root(rm, m.from.as_ref(), deps)? {
+        match self.root_of_from(rm, m.from.as_ref(), deps)? {
             Some(root) => {
                 let src = m.source.as_deref().unwrap_or("/");
                 let host =

@@ -151,7 +151,7 @@ impl Builder<'_> {
 
     /// The root filesystem a `from=` names: a stage, an image, a named
     /// context; `None` = the build context. The mount is kept in `rm`.
-    fn from_root(
+    fn root_of_from(
         &self,
         rm: &mut RunMounts,
         from: Option<&FromRef>,
@@ -191,7 +191,7 @@ impl Builder<'_> {
         deps: &std::collections::BTreeMap<usize, StageState>,
     ) -> Result<(), String> {
         let source = m.source.as_deref().unwrap_or("/");
-        let (root, is_context) = match self.from_root(rm, m.from.as_ref(), deps)? {
+        let (root, is_context) = match self.root_of_from(rm, m.from.as_ref(), deps)? {
             Some(r) => (r, false),
             None => (self.context.root().to_path_buf(), true),
         };

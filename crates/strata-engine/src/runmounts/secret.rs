@@ -74,11 +74,8 @@ impl Builder<'_> {
             }
         }
         let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
-        let dir = PathBuf::from(SECRETS_DIR).join(
-            strata_runtime::new_container_id()
-                .trim_start_matches("strata-")
-                .to_string(),
-        );
+        let unique = strata_runtime::new_container_id();
+        let dir = PathBuf::from(SECRETS_DIR).join(unique.trim_start_matches("strata-"));
         let e = |x: std::io::Error| format!("secret {id}: {x}");
         std::fs::create_dir_all(SECRETS_DIR).map_err(e)?;
         std::fs::set_permissions(SECRETS_DIR, std::fs::Permissions::from_mode(0o700)).map_err(e)?;
