@@ -620,3 +620,26 @@ ADD --keep-git-dir=true {url}#main /src/withgit/\n"
     );
     assert_eq!(out, "v2\nv1\nguide\n0\nkept\n");
 }
+
+#[test]
+fn run_upper_dir_becomes_the_snapshot() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN echo adopted > /f && rm /bin/vi\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build_ok(&root, ctx.path(), "adopt", &[]);
+    // The base's snapshot and the RUN's: the upper dir was moved in place
+    // (with its overlay whiteout), not unpacked again from the blob.
+    let snaps: Vec<_> = std::fs::read_dir(root.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("fs"))
+        .collect();
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    let run_snap = snaps.iter().find(|p| p.join("f").exists()).expect("RUN snapshot");
+    assert_eq!(std::fs::read_to_string(run_snap.join("f")).unwrap(), "adopted\n");
+    use std::os::unix::fs::FileTypeExt;
+    let wh = std::fs::symlink_metadata(run_snap.join("bin/vi")).unwrap();
+    assert!(wh.file_type().is_char_device(), "overlay whiteout kept");
+    assert_eq!(run_in(&root, "adopt", &["cat", "/f"]), "adopted\n");
+    let o = strata(&root, &["system", "check"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+}
