@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# bench/run.sh — strata against Docker's classic builder and Buildah, side by
+# side on this machine, in one run; writes docs/benchmarks.md.
+#
+#   bench/run.sh [--quick] [--only LIST] [--strata BIN] [--out FILE]
+#                [--wait-quiet MINUTES] [--keep]
+#
+#   --quick           fewer runs and smaller data (checks that everything works;
+#                     the numbers are not the ones to publish)
+#   --only LIST       comma-separated scenarios to run: 1,2,3,4,5,6,7,8,reg
+#                     (1-3 share a setup; default: all)
+#   --strata BIN      use this strata binary (default: cargo build --release -p
+#                     strata with CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-bench})
+#   --out FILE        the report (default: docs/benchmarks.md; --quick writes
+#                     to the results directory instead unless --out is given)
+#   --wait-quiet M    before measuring, wait up to M minutes for the 1-minute
+#                     load average to drop below $QUIET_LOAD (default 1.0)
+#   --keep            keep the work directory (stores, contexts, archives)
+#
+# Runs as root on Debian 12: installs docker.io, buildah, skopeo,
+# docker-registry, hyperfine and time when missing, starts dockerd as
+# scripts/setup-host.sh does. Every peer gets the same base images: the
+# rootfs tarballs of scripts/make-base-rootfs.sh go through `docker import`
+# (with the --change values that script prints), then `docker save`, and that
+# archive is loaded into strata (`strata load`) and Buildah (`buildah pull
+# docker-archive:`), so all three hold the same image ID. Names are bench-*
+# (bench-busybox:1.35, bench-golang:1.19; the Dockerfiles' FROM lines are
+# rewritten to them) so nothing collides with images other tests use.
+# strata and Buildah use stores under a temporary directory; in Docker only
+# bench-* tags and the untagged images our own builds created are removed.
+#
+# Timing: hyperfine (--export-json); peak RSS: /usr/bin/time -f %M around
+# every command (for docker that is the client only: the work happens in
+# dockerd, so no Docker memory is reported).
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$BENCH")
+QUICK=0 ONLY="" STRATA="" OUT="" WAIT_QUIET=0 KEEP=0
+QUIET_LOAD=${QUIET_LOAD:-1.0}
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --quick) QUICK=1 ;;
+  --only) ONLY=$2; shift ;;
+  --strata) STRATA=$(readlink -f "$2"); shift ;;
+  --out) OUT=$2; shift ;;
+  --wait-quiet) WAIT_QUIET=$2; shift ;;
+  --keep) KEEP=1 ;;
+  -h | --help) sed -n '2,34s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+
+log() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { echo "run.sh: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "run as root (dockerd, buildah and strata's RUN need it)"
+
+# --- sizes -------------------------------------------------------------------
+MiB=$((1024 * 1024))
+if [ $QUICK = 1 ]; then
+  RUNS_COLD=1 RUNS_WARM=3 RUNS_RUN=5 WARM_COLD=0
+  CTX_FILES=2000 CTX_BYTES=$((50 * 1000 * 1000))
+  BIG_HALF=$((32 * MiB))
+  FAN_K=3
+  SAVE_SIZES="small:500:$((16 * MiB)):$((16 * MiB)) large:2000:$((64 * MiB)):$((64 * MiB))"
+  REG_LAYER_FILES=250 REG_LAYER_BYTES=$((16 * MiB))
+else
+  RUNS_COLD=3 RUNS_WARM=10 RUNS_RUN=20 WARM_COLD=1
+  CTX_FILES=20000 CTX_BYTES=$((500 * 1000 * 1000))
+  BIG_HALF=$((512 * MiB))
+  FAN_K=20
+  SAVE_SIZES="small:2500:$((128 * MiB)):$((128 * MiB)) large:10000:$((512 * MiB)):$((512 * MiB))"
+  REG_LAYER_FILES=1000 REG_LAYER_BYTES=$((125 * 1000 * 1000))
+fi
+
+# --- host --------------------------------------------------------------------
+log "Host packages and dockerd"
+"$REPO/scripts/setup-host.sh"
+extra=()
+for p in buildah skopeo docker-registry hyperfine time; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || extra+=("$p")
+done
+if [ ${#extra[@]} -gt 0 ]; then
+  for p in "${extra[@]}"; do
+    apt-cache policy "$p" | grep -q 'Candidate: [0-9]' || { apt-get update -qq; break; }
+  done
+  echo "run.sh: installing ${extra[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${extra[@]}" >/dev/null
+fi
+# Debian's docker client (a newer one may sit earlier in PATH).
+DOCKER=/usr/bin/docker
+[ -x $DOCKER ] || DOCKER=$(command -v docker)
+export DOCKER_BUILDKIT=0
+
+if [ -z "$STRATA" ]; then
+  log "Building strata (release)"
+  (cd "$REPO" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target-bench} cargo build --release --quiet -p strata)
+  STRATA=${CARGO_TARGET_DIR:-$REPO/target-bench}/release/strata
+fi
+[ -x "$STRATA" ] || die "no strata binary at $STRATA"
+
+# --- work directory, results, cleanup ------------------------------------------
+WORK=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
+RES=$WORK/results
+mkdir -p "$RES"
+[ -n "$OUT" ] || { if [ $QUICK = 1 ]; then OUT=$RES/benchmarks.md; else OUT=$REPO/docs/benchmarks.md; fi; }
+DLOG=$WORK/docker-build.log # every docker build's output: the image IDs we created
+: >"$DLOG"
+REG_PID=""
+
+S="$STRATA --root $WORK/strata"
+export CONTAINERS_REGISTRIES_CONF=$WORK/registries.conf BUILDAH_ISOLATION=chroot
+printf 'unqualified-search-registries = ["docker.io"]\nshort-name-mode = "permissive"\n' >"$CONTAINERS_REGISTRIES_CONF"
+printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$WORK/policy.json"
+BH="buildah --root $WORK/buildah/root --runroot $WORK/buildah/run --storage-driver overlay"
+BUD="$BH bud --isolation chroot --layers --pull=never --signature-policy $WORK/policy.json"
+SKOPEO="skopeo --policy $WORK/policy.json"
+
+# The untagged images our docker builds created (IDs from their logs).
+our_dangling() {
+  grep -oE -- '---> [0-9a-f]{12}$|^Successfully built [0-9a-f]{12}$' "$DLOG" 2>/dev/null | awk '{print $NF}' | sort -u |
+    while read -r id; do
+      [ "$($DOCKER image inspect -f '{{len .RepoTags}}' "$id" 2>/dev/null || echo x)" = 0 ] && echo "$id"
+    done
+  return 0
+}
+docker_cleanup_builds() {
+  # Between scenarios: only the untagged images of our builds (keeps the bench-* bases).
+  for _ in 1 2 3; do our_dangling | xargs -r $DOCKER rmi >/dev/null 2>&1 || true; done
+}
+docker_cleanup() {
+  $DOCKER images --format '{{.Repository}}:{{.Tag}}' | grep -E '^(bench-|127\.0\.0\.1:[0-9]+/bench/)' |
+    xargs -r $DOCKER rmi -f >/dev/null 2>&1 || true
+  docker_cleanup_builds
+}
+cleanup() {
+  set +e
+  [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null
+  docker_cleanup
+  $BH rm -a >/dev/null 2>&1
+  $BH rmi -a -f >/dev/null 2>&1
+  findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  if [ $KEEP = 1 ]; then echo "run.sh: kept $WORK" >&2; else
+    [ "$OUT" = "$RES/benchmarks.md" ] && { mkdir -p /var/tmp/strata-bench-last; cp -r "$RES"/. /var/tmp/strata-bench-last/; echo "run.sh: results in /var/tmp/strata-bench-last" >&2; }
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# meta: key=value lines the report reads
+meta() { printf '%s=%s\n' "$1" "$2" >>"$RES/meta.env"; }
+
+# bench NAME TOOL RUNS WARMUP PREPARE CMD: hyperfine, JSON in results, peak
+# RSS of every run (warmups included) in NAME.TOOL.rss (KiB, one per line).
+bench() {
+  local name=$1 tool=$2 runs=$3 warm=$4 prep=$5 cmd=$6
+  local rss=$RES/$name.$tool.rss
+  : >"$rss"
+  local args=(--runs "$runs" --warmup "$warm" --style basic --export-json "$RES/$name.$tool.json" -n "$name/$tool")
+  [ -n "$prep" ] && args+=(--prepare "$prep")
+  if ! hyperfine "${args[@]}" "/usr/bin/time -f %M -a -o $rss $cmd" >>"$RES/hyperfine.log" 2>&1; then
+    echo "$name $tool" >>"$RES/failures"
+    rm -f "$RES/$name.$tool.json"
+    echo "run.sh: $name/$tool FAILED; its output:" >&2
+    { [ -n "$prep" ] && sh -c "$prep"; sh -c "$cmd"; } 2>&1 | tail -15 | sed 's/^/    /' >&2 || true
+    return 0
+  fi
+  python3 - "$RES/$name.$tool.json" "$rss" <<'EOF' >&2
+import json, sys
+r = json.load(open(sys.argv[1]))["results"][0]
+rss = [int(x) for x in open(sys.argv[2]).read().split()]
+print(f"    {r['command'].split()[0] if False else ''}{sys.argv[1].split('/')[-1][:-5]:28s} median {r['median']:8.3f} s  (min {r['min']:.3f}, max {r['max']:.3f}, n={len(r['times'])})  peak RSS {max(rss)/1024 if rss else 0:.0f} MiB")
+EOF
+}
+
+# --- wait for a quiet machine -------------------------------------------------
+load1() { cut -d' ' -f1 /proc/loadavg; }
+if [ "$WAIT_QUIET" -gt 0 ]; then
+  log "Waiting up to $WAIT_QUIET min for load average < $QUIET_LOAD"
+  for i in $(seq 0 "$WAIT_QUIET"); do
+    python3 -c "import sys; sys.exit(0 if $(load1) < $QUIET_LOAD else 1)" && break
+    [ "$i" = "$WAIT_QUIET" ] && { echo "run.sh: still busy ($(load1)); measuring anyway" >&2; break; }
+    echo "  $(date +%H:%M) load $(cat /proc/loadavg)" >&2
+    sleep 60
+  done
+fi
+
+# --- machine facts and versions --------------------------------------------------
+meta mode "$([ $QUICK = 1 ] && echo quick || echo full)"
+meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
+meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta nproc "$(nproc)"
+meta cpu "$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+meta mem "$(free -g | awk '/^Mem:/ {print $2}') GiB"
+meta kernel "$(uname -r)"
+meta os "Debian $(cat /etc/debian_version)"
+dev=$(findmnt -no SOURCE -T "$WORK")
+meta disk "$dev, $(findmnt -no FSTYPE -T "$WORK"), $(df -h --output=size "$WORK" | tail -1 | tr -d ' ') ($(lsblk -dno ROTA "$dev" 2>/dev/null | tr -d ' ' | sed 's/^1$/reported rotational/;s/^0$/reported non-rotational/'); $(lsblk -dno MODEL,TYPE "$dev" 2>/dev/null | tr -s ' ' | sed 's/^ //' || true))"
+meta strata "$($STRATA --version 2>/dev/null || echo '?') (commit ${STRATA_COMMIT:-$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo '?')}), release build"
+meta docker "docker.io $($DOCKER version -f '{{.Server.Version}}') (classic builder, DOCKER_BUILDKIT=0; storage driver $($DOCKER info -f '{{.Driver}}'))"
+meta buildah "$(buildah --version | sed 's/ (.*//')"
+meta skopeo "$(skopeo --version)"
+meta runc "$(runc --version | head -1)"
+meta hyperfine "$(hyperfine --version)"
+meta registry "$(docker-registry --version 2>/dev/null | head -1 || echo docker-registry)"
+meta runs "cold $RUNS_COLD (+$WARM_COLD warmup for scenario 1), warm $RUNS_WARM, run $RUNS_RUN"
+
+# --- base images ---------------------------------------------------------------
+log "Base images: make-base-rootfs.sh -> docker import -> docker save -> strata load, buildah pull"
+"$REPO/scripts/make-base-rootfs.sh" "$WORK/bases" 2>/dev/null
+for b in busybox:bench-busybox:1.35 golang:bench-golang:1.19; do
+  src=${b%%:*} tag=${b#*:}
+  changes=()
+  while IFS= read -r c; do changes+=(--change "$c"); done < <("$REPO/scripts/make-base-rootfs.sh" --print-changes "$src")
+  $DOCKER import "${changes[@]}" "$WORK/bases/$src.tar" "$tag" >/dev/null
+  $DOCKER save -o "$WORK/bases/$src-image.tar" "$tag"
+  $S load -i "$WORK/bases/$src-image.tar" >/dev/null
+  $BH pull -q --signature-policy "$WORK/policy.json" "docker-archive:$WORK/bases/$src-image.tar" >/dev/null
+  id_d=$($DOCKER image inspect -f '{{.Id}}' "$tag")
+  id_s=$($S inspect "$tag" | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["Id"])')
+  id_b=sha256:$($BH images --no-trunc -q "$tag" | head -1 | sed 's/^sha256://')
+  meta "base_$src" "$tag $id_d"
+  [ "$id_d" = "$id_s" ] && [ "$id_d" = "$id_b" ] || die "$tag: image IDs differ: docker $id_d, strata $id_s, buildah $id_b"
+  rm -f "$WORK/bases/$src.tar"
+done
+# Unpack the bases in strata and warm the page cache for everyone.
+$S run --rm bench-golang:1.19 true
+$DOCKER run --rm bench-golang:1.19 true
+
+# --- 1-3: the tutorial's Second_Try ---------------------------------------------
+tutorial_ctx() {
+  rm -rf "$WORK/st"
+  cp -r "$REPO/examples/tutorial/Second_Try" "$WORK/st"
+  sed -i 's/^FROM golang:1.19/FROM bench-golang:1.19/; s/^FROM busybox:1.35/FROM bench-busybox:1.35/' "$WORK/st/Dockerfile"
+}
+if want 1 || want 2 || want 3; then
+  tutorial_ctx
+  ST=$WORK/st
+  log "1. Second_Try cold (--no-cache, bases present)"
+  bench s1-cold strata $RUNS_COLD $WARM_COLD "" "$S build --no-cache -q -t bench-st $ST"
+  bench s1-cold docker $RUNS_COLD $WARM_COLD "" "$DOCKER build --no-cache -t bench-st $ST >>$DLOG 2>&1"
+  bench s1-cold buildah $RUNS_COLD $WARM_COLD "" "$BUD --no-cache -q -t bench-st $ST"
+  # The images are real: each prints the tutorial's line.
+  goat='DevOps is the 🐐'
+  [ "$($S run --rm bench-st)" = "$goat" ] || die "strata's bench-st does not print '$goat'"
+  [ "$($DOCKER run --rm bench-st)" = "$goat" ] || die "docker's bench-st does not print '$goat'"
+  c=$($BH from -q --pull=never bench-st) && out=$($BH run "$c" -- sh -c 'cd /root && ./app') && $BH rm "$c" >/dev/null
+  [ "$out" = "$goat" ] || die "buildah's bench-st prints '$out', not '$goat'"
+  log "2. Second_Try no-op rebuild"
+  bench s2-noop strata $RUNS_WARM 1 "" "$S build -q -t bench-st $ST"
+  bench s2-noop docker $RUNS_WARM 1 "" "$DOCKER build -t bench-st $ST >>$DLOG 2>&1"
+  bench s2-noop buildah $RUNS_WARM 1 "" "$BUD -q -t bench-st $ST"
+  log "3. Second_Try after editing main.go"
+  edit="printf '// edit %s\n' \$(date +%s%N) >>$ST/main.go"
+  bench s3-edit strata $RUNS_COLD 0 "$edit" "$S build -q -t bench-st $ST"
+  bench s3-edit docker $RUNS_COLD 0 "$edit" "$DOCKER build -t bench-st $ST >>$DLOG 2>&1"
+  bench s3-edit buildah $RUNS_COLD 0 "$edit" "$BUD -q -t bench-st $ST"
+  docker_cleanup_builds
+fi
+
+# --- 4: large context ----------------------------------------------------------
+if want 4; then
+  log "4. Large context: $CTX_FILES files, $((CTX_BYTES / 1000000)) MB, COPY . /src"
+  C4=$WORK/ctx4
+  python3 "$BENCH/gen-tree.py" "$C4" --files "$CTX_FILES" --bytes "$CTX_BYTES"
+  printf 'FROM bench-busybox:1.35\nCOPY . /src\n' >"$C4/Dockerfile"
+  meta ctx4 "$CTX_FILES files, $((CTX_BYTES / 1000000)) MB"
+  bench s4-cold strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-ctx $C4"
+  bench s4-cold docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -t bench-ctx $C4 >>$DLOG 2>&1"
+  bench s4-cold buildah $RUNS_COLD 0 "" "$BUD --no-cache -q -t bench-ctx $C4"
+  # One file's mtime changes, its content does not: every builder should hit its cache.
+  touchf="touch $C4/d0000/f00000"
+  bench s4-touch strata $RUNS_WARM 1 "$touchf" "$S build -q -t bench-ctx $C4"
+  bench s4-touch docker $RUNS_COLD 1 "$touchf" "$DOCKER build -t bench-ctx $C4 >>$DLOG 2>&1"
+  bench s4-touch buildah $RUNS_COLD 1 "$touchf" "$BUD -q -t bench-ctx $C4"
+  docker_cleanup_builds
+  $S rmi bench-ctx >/dev/null 2>&1 || true
+  $S system prune >/dev/null 2>&1 || true
+  $BH rmi -f bench-ctx >/dev/null 2>&1 || true
+  rm -rf "$C4"
+fi
+
+# --- 5: big layer ----------------------------------------------------------------
+if want 5; then
+  meta big "$((2 * BIG_HALF / MiB)) MiB"
+  log "5. Big layer: RUN writing $((2 * BIG_HALF / MiB)) MiB (half zeros, half random)"
+  C5=$WORK/ctx5
+  mkdir -p "$C5"
+  printf 'FROM bench-busybox:1.35\nRUN head -c %d /dev/zero >/a && head -c %d /dev/urandom >/b\n' "$BIG_HALF" "$BIG_HALF" >"$C5/Dockerfile"
+  bench s5-big strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-big $C5"
+  bench s5-big docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -t bench-big $C5 >>$DLOG 2>&1"
+  bench s5-big buildah $RUNS_COLD 0 "" "$BUD --no-cache -q -t bench-big $C5"
+  docker_cleanup_builds
+  $DOCKER rmi -f bench-big >/dev/null 2>&1 || true
+  $S rmi bench-big >/dev/null 2>&1 || true
+  $S system prune >/dev/null 2>&1 || true
+  $BH rmi -f bench-big >/dev/null 2>&1 || true
+fi
+
+# --- 6: fan-out --------------------------------------------------------------------
+if want 6; then
+  log "6. Fan-out: four CPU stages (sha256sum of 32 MiB x $FAN_K each), final stage copies from each"
+  C6=$WORK/ctx6
+  mkdir -p "$C6"
+  {
+    for i in 1 2 3 4; do
+      printf 'FROM bench-busybox:1.35 AS s%d\n' $i
+      printf 'RUN head -c 33554432 /dev/urandom >/d && for i in $(seq %d); do sha256sum /d; done >/out && rm /d && echo s%d >>/out\n' "$FAN_K" $i
+    done
+    printf 'FROM bench-busybox:1.35\n'
+    for i in 1 2 3 4; do printf 'COPY --from=s%d /out /o%d\n' $i $i; done
+  } >"$C6/Dockerfile"
+  meta fan_k "$FAN_K"
+  bench s6-all strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-fan $C6"
+  bench s6-all docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -t bench-fan $C6 >>$DLOG 2>&1"
+  bench s6-all buildah $RUNS_COLD 0 "" "$BUD --no-cache --jobs 4 -q -t bench-fan $C6"
+  for i in 1 2 3 4; do
+    bench s6-s$i strata $RUNS_COLD 0 "" "$S build --no-cache -q --target s$i -t bench-fan-s$i $C6"
+    # The classic builder builds every stage before the --target one: give it the stage alone.
+    sed -n "/^FROM .* AS s$i\$/,/^RUN/p" "$C6/Dockerfile" >"$C6/Dockerfile.s$i"
+    bench s6-s$i docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -f $C6/Dockerfile.s$i -t bench-fan-s$i $C6 >>$DLOG 2>&1"
+    bench s6-s$i buildah $RUNS_COLD 0 "" "$BUD --no-cache -q --target s$i -t bench-fan-s$i $C6"
+  done
+  docker_cleanup_builds
+fi
+
+# --- 7: run latency ------------------------------------------------------------------
+if want 7; then
+  log "7. run --rm IMAGE true"
+  bench s7-run strata $RUNS_RUN 2 "" "$S run --rm bench-busybox:1.35 true"
+  bench s7-run docker $RUNS_RUN 2 "" "$DOCKER run --rm bench-busybox:1.35 true"
+  # Buildah has no `run --rm IMAGE`: from + run + rm is the same work.
+  bench s7-run buildah $RUNS_RUN 2 "" "sh -c 'c=\$($BH from -q --pull=never bench-busybox:1.35) && $BH run \$c true && $BH rm \$c >/dev/null'"
+fi
+
+# --- 8: save and load -------------------------------------------------------------------
+if want 8; then
+  for spec in $SAVE_SIZES; do
+    IFS=: read -r sz nfiles sbytes bbytes <<<"$spec"
+    log "8. save/load, $sz: $nfiles small files ($((sbytes / MiB)) MiB) + one $((bbytes / MiB)) MiB file"
+    C8=$WORK/ctx8-$sz
+    python3 "$BENCH/gen-tree.py" "$C8/small" --files "$nfiles" --bytes "$sbytes"
+    python3 "$BENCH/gen-tree.py" "$C8/big" --files 0 --bytes 0 --big "$bbytes"
+    printf 'FROM bench-busybox:1.35\nCOPY small /data/small\nCOPY big /data/big\n' >"$C8/Dockerfile"
+    $DOCKER build -t "bench-save-$sz" "$C8" >>"$DLOG" 2>&1
+    A=$WORK/save-$sz.tar
+    $DOCKER save -o "$A" "bench-save-$sz"
+    meta "image_$sz" "$(du -h --apparent-size "$A" | cut -f1) docker-archive, $nfiles small files + one $((bbytes / MiB)) MiB file"
+    rm -rf "$C8"
+    $S load -i "$A" >/dev/null
+    $SKOPEO copy -q "docker-archive:$A" "oci:$WORK/oci-$sz:bench-save-$sz" >/dev/null
+    $BH pull -q --signature-policy "$WORK/policy.json" "docker-archive:$A" >/dev/null
+    O=$WORK/out.tar
+    # load: into an empty store / after removing the image
+    bench "s8-load-$sz" strata $RUNS_COLD 0 "rm -rf $WORK/lroot" "$STRATA --root $WORK/lroot load -i $A"
+    bench "s8-load-$sz" docker $RUNS_COLD 0 "$DOCKER rmi -f bench-save-$sz >/dev/null 2>&1; true" "$DOCKER load -q -i $A"
+    bench "s8-load-$sz" skopeo $RUNS_COLD 0 "rm -rf $WORK/skl" "$SKOPEO copy -q docker-archive:$A oci:$WORK/skl:x"
+    bench "s8-load-$sz" buildah $RUNS_COLD 0 "$BH rmi -f bench-save-$sz >/dev/null 2>&1; true" "$BH pull -q --signature-policy $WORK/policy.json docker-archive:$A"
+    rm -rf "$WORK/lroot" "$WORK/skl"
+    # save: to a docker-archive file
+    bench "s8-save-$sz" strata $RUNS_COLD 0 "rm -f $O" "$S save -o $O bench-save-$sz"
+    bench "s8-save-$sz" docker $RUNS_COLD 0 "rm -f $O" "$DOCKER save -o $O bench-save-$sz"
+    bench "s8-save-$sz" skopeo $RUNS_COLD 0 "rm -f $O" "$SKOPEO copy -q oci:$WORK/oci-$sz:bench-save-$sz docker-archive:$O:bench-save-$sz"
+    bench "s8-save-$sz" buildah $RUNS_COLD 0 "rm -f $O" "$BH push -q --signature-policy $WORK/policy.json bench-save-$sz docker-archive:$O:bench-save-$sz"
+    rm -f "$O" "$A"
+    rm -rf "$WORK/oci-$sz"
+    $DOCKER rmi -f "bench-save-$sz" >/dev/null 2>&1 || true
+    $S rmi "bench-save-$sz" >/dev/null 2>&1 || true
+    $S system prune >/dev/null 2>&1 || true
+    $BH rmi -f "bench-save-$sz" >/dev/null 2>&1 || true
+  done
+  docker_cleanup_builds
+fi
+
+# --- reg: pull and push against a local registry -------------------------------------------
+if want reg; then
+  if ! $STRATA pull --help >/dev/null 2>&1 || ! $STRATA push --help >/dev/null 2>&1; then
+    meta reg_status "not measured: this strata has no pull/push"
+  else
+    log "reg. push and pull of a multi-layer image against docker-registry on 127.0.0.1"
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    REGDIR=$WORK/registry
+    mkdir -p "$REGDIR/data"
+    cat >"$REGDIR/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+storage:
+  filesystem:
+    rootdirectory: $REGDIR/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$PORT
+EOF
+    docker-registry serve "$REGDIR/config.yml" >"$REGDIR/log" 2>&1 &
+    REG_PID=$!
+    for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
+    R=127.0.0.1:$PORT/bench
+    C9=$WORK/ctx9
+    df='FROM bench-busybox:1.35\n'
+    for i in 1 2 3 4; do
+      python3 "$BENCH/gen-tree.py" "$C9/p$i" --files "$REG_LAYER_FILES" --bytes "$REG_LAYER_BYTES" --seed $((100 + i))
+      df="${df}COPY p$i /p$i\n"
+    done
+    printf "$df" >"$C9/Dockerfile"
+    $DOCKER build -t bench-reg "$C9" >>"$DLOG" 2>&1
+    rm -rf "$C9"
+    A=$WORK/reg.tar
+    $DOCKER save -o "$A" bench-reg
+    meta image_reg "$(du -h --apparent-size "$A" | cut -f1) uncompressed, 5 layers"
+    $S load -i "$A" >/dev/null
+    $SKOPEO copy -q "docker-archive:$A" "oci:$WORK/oci-reg:bench-reg" >/dev/null
+    rm -f "$A"
+    $DOCKER tag bench-reg "$R/img:docker"
+    $S tag bench-reg "$R/img:strata"
+    wipe="rm -rf $REGDIR/data/docker"
+    # push: to an empty registry every run
+    bench r-push strata $RUNS_COLD 0 "$wipe" "$S push $R/img:strata"
+    bench r-push docker $RUNS_COLD 0 "$wipe" "$DOCKER push -q $R/img:docker"
+    bench r-push skopeo $RUNS_COLD 0 "$wipe" "$SKOPEO copy -q --dest-tls-verify=false oci:$WORK/oci-reg:bench-reg docker://$R/img:skopeo"
+    # pull: what docker pushed, into an empty store / after removing it
+    $DOCKER push -q "$R/img:docker" >/dev/null
+    $DOCKER rmi -f bench-reg "$R/img:docker" >/dev/null 2>&1 || true
+    docker_cleanup_builds
+    bench r-pull strata $RUNS_COLD 0 "rm -rf $WORK/proot" "$STRATA --root $WORK/proot pull $R/img:docker"
+    bench r-pull docker $RUNS_COLD 0 "$DOCKER rmi -f $R/img:docker >/dev/null 2>&1; true" "$DOCKER pull -q $R/img:docker"
+    bench r-pull skopeo $RUNS_COLD 0 "rm -rf $WORK/skp" "$SKOPEO copy -q --src-tls-verify=false docker://$R/img:docker oci:$WORK/skp:x"
+    rm -rf "$WORK/proot" "$WORK/skp" "$WORK/oci-reg"
+    meta reg_status measured
+  fi
+fi
+
+meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+log "Report -> $OUT"
+python3 "$BENCH/report.py" "$RES" >"$OUT"
+cp "$OUT" "$RES/benchmarks.md" 2>/dev/null || true
+if [ $QUICK = 0 ]; then
+  mkdir -p "$BENCH/results"
+  rm -f "$BENCH/results"/*.json "$BENCH/results"/*.rss "$BENCH/results"/meta.env
+  cp "$RES"/*.json "$RES"/*.rss "$RES/meta.env" "$BENCH/results/"
+fi
+[ ! -s "$RES/failures" ] || { echo "run.sh: failed measurements:" >&2; cat "$RES/failures" >&2; }
