@@ -1,6 +1,13 @@
 //! The file steps of a stage: COPY and ADD (sources from the context, a
 //! stage, an image, a named context, heredocs, URLs or git repositories;
 //! `--link` layers cached independently of their parent) and WORKDIR.
+//!
+//! A COPY mounts the stage's rootfs to see which destination directories
+//! exist (and to read /etc/passwd for `--chown`). On a big base this
+//! unpacks every layer, but only once per store: snapshots persist, and a
+//! stage's RUN needs them anyway (measured with the golang base, 460 MB:
+//! 3.8 s the first time, then nothing). `--link` without a named
+//! `--chown` mounts nothing at all.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -198,6 +198,9 @@ echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n";
     let o = build_ok(&root, ctx.path(), "cm", &["--progress", "rawjson"]);
     let ev = events(&stdout(&o));
     assert!(ev.iter().any(|e| e["type"] == "cached"), "{ev:?}");
+    // The cache mounts dir does not upset the store's consistency check.
+    let o = strata(&root, &["system", "check"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
 
 #[test]
