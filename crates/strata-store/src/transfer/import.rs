@@ -1,11 +1,11 @@
-//! `import`: a root filesystem tar (plain, gzip or zstd) becomes one gzip
+//! `import`: a root filesystem tar (plain, gzip, zstd, bzip2 or xz) becomes one gzip
 //! layer, in one streaming pass: decompress -> walk the tar (to refuse
 //! what is not a tar) -> sha256 (diff ID) -> gzip on a helper thread ->
 //! blob store. The tar's bytes are stored as they came, as `docker import`
 //! does; entries are only judged when a layer is applied, which is where
 //! the store's safe extraction refuses `..` and links out of the root.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -33,21 +33,6 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-/// Refuses compressions we cannot read, naming the fix.
-fn check_magic(head: &[u8]) -> Result<()> {
-    let why = if head.starts_with(b"BZh") {
-        "bzip2"
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        "xz"
-    } else {
-        return Ok(());
-    };
-    Err(TransferError::Invalid(format!(
-        "the rootfs archive is {why}-compressed, which strata cannot read; \
-         decompress it first (e.g. `{why} -dc FILE | strata import - NAME`) or use gzip"
-    )))
-}
-
 /// Streams a rootfs tar into the store as one gzip layer (Docker's layer
 /// media type); `what` names the input in errors.
 pub fn import_layer(
@@ -57,8 +42,6 @@ pub fn import_layer(
     lease: Option<&Lease>,
 ) -> Result<LayerInfo> {
     let mut input = BufReader::with_capacity(256 * 1024, input);
-    let head = input.fill_buf().map_err(|e| read_err(what, e))?;
-    check_magic(head)?;
     let blob = store.blobs().writer()?;
     let (pipe_w, compressor) = pipe::spawn("import-gzip", move |mut r| {
         let mut gz = GzEncoder::new(blob, Compression::new(DEFAULT_GZIP_LEVEL));
