@@ -491,7 +491,7 @@ fn archive_layer_not_matching_its_diff_id_is_refused() {
     // Claim diff_ids of the base for a different layer: digests are checked
     // before anything is used.
     let base = base_layer();
-    let mut a = docker_archive("liar:1", &[base.clone()]);
+    let mut a = docker_archive("liar:1", std::slice::from_ref(&base));
     let wrong = raw_tar(&[E::File(b"evil", b"x")]);
     // Swap the layer body for another of the same length in place.
     let pos = a
