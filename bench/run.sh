@@ -137,6 +137,7 @@ docker_cleanup() {
 }
 cleanup() {
   set +e
+  [ -n "${OTHERS_PID:-}" ] && kill "$OTHERS_PID" 2>/dev/null
   [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null
   docker_cleanup
   $BH rm -a >/dev/null 2>&1
@@ -152,6 +153,8 @@ trap 'exit 130' INT TERM
 
 # meta: key=value lines the report reads
 meta() { printf '%s=%s\n' "$1" "$2" >>"$RES/meta.env"; }
+LOADS=""
+scenload() { LOADS="${LOADS:+$LOADS, }$1: $(cut -d' ' -f1 /proc/loadavg)"; }
 
 # bench NAME TOOL RUNS WARMUP PREPARE CMD: hyperfine, JSON in results, peak
 # RSS of every run (warmups included) in NAME.TOOL.rss (KiB, one per line).
@@ -187,6 +190,17 @@ if [ "$WAIT_QUIET" -gt 0 ]; then
     sleep 60
   done
 fi
+
+# Other people's work on the machine during the run: every 5 s, whether any
+# compiler, cargo, or a binary from a target*/ directory other than ours runs.
+(
+  while sleep 5; do
+    n=$(ps -eo args= | grep -E '^(\S*/)?(rustc|cargo|cc|ld|c\+\+) |(^|/)target[^ /]*/(debug|release|x86_64[^ /]*)/' |
+      grep -v -e target-bench -e grep | wc -l)
+    echo "$n" >>"$RES/others.samples"
+  done
+) &
+OTHERS_PID=$!
 
 # --- machine facts and versions --------------------------------------------------
 meta mode "$([ $QUICK = 1 ] && echo quick || echo full)"
@@ -239,6 +253,7 @@ tutorial_ctx() {
 if want 1 || want 2 || want 3; then
   tutorial_ctx
   ST=$WORK/st
+  scenload 1
   log "1. Second_Try cold (--no-cache, bases present)"
   bench s1-cold strata $RUNS_COLD $WARM_COLD "" "$S build --no-cache -q -t bench-st $ST"
   bench s1-cold docker $RUNS_COLD $WARM_COLD "" "$DOCKER build --no-cache -t bench-st $ST >>$DLOG 2>&1"
@@ -263,6 +278,7 @@ fi
 
 # --- 4: large context ----------------------------------------------------------
 if want 4; then
+  scenload 4
   log "4. Large context: $CTX_FILES files, $((CTX_BYTES / 1000000)) MB, COPY . /src"
   C4=$WORK/ctx4
   python3 "$BENCH/gen-tree.py" "$C4" --files "$CTX_FILES" --bytes "$CTX_BYTES"
@@ -285,6 +301,7 @@ fi
 
 # --- 5: big layer ----------------------------------------------------------------
 if want 5; then
+  scenload 5
   meta big "$((2 * BIG_HALF / MiB)) MiB"
   log "5. Big layer: RUN writing $((2 * BIG_HALF / MiB)) MiB (half zeros, half random)"
   C5=$WORK/ctx5
@@ -302,6 +319,7 @@ fi
 
 # --- 6: fan-out --------------------------------------------------------------------
 if want 6; then
+  scenload 6
   log "6. Fan-out: four CPU stages (sha256sum of 32 MiB x $FAN_K each), final stage copies from each"
   C6=$WORK/ctx6
   mkdir -p "$C6"
@@ -329,6 +347,7 @@ fi
 
 # --- 7: run latency ------------------------------------------------------------------
 if want 7; then
+  scenload 7
   log "7. run --rm IMAGE true"
   bench s7-run strata $RUNS_RUN 2 "" "$S run --rm bench-busybox:1.35 true"
   bench s7-run docker $RUNS_RUN 2 "" "$DOCKER run --rm bench-busybox:1.35 true"
@@ -340,6 +359,7 @@ fi
 if want 8; then
   for spec in $SAVE_SIZES; do
     IFS=: read -r sz nfiles sbytes bbytes <<<"$spec"
+    scenload "8-$sz"
     log "8. save/load, $sz: $nfiles small files ($((sbytes / MiB)) MiB) + one $((bbytes / MiB)) MiB file"
     C8=$WORK/ctx8-$sz
     python3 "$BENCH/gen-tree.py" "$C8/small" --files "$nfiles" --bytes "$sbytes"
@@ -380,6 +400,7 @@ if want reg; then
   if ! $STRATA pull --help >/dev/null 2>&1 || ! $STRATA push --help >/dev/null 2>&1; then
     meta reg_status "not measured: this strata has no pull/push"
   else
+    scenload reg
     log "reg. push and pull of a multi-layer image against docker-registry on 127.0.0.1"
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     REGDIR=$WORK/registry
@@ -435,6 +456,8 @@ EOF
 fi
 
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"
+meta loads "$LOADS"
+meta others "$(awk '{n++; if ($1 > 0) b++} END {printf "%d of %d samples (%.0f%%)", b, n, n ? 100*b/n : 0}' "$RES/others.samples" 2>/dev/null)"
 log "Report -> $OUT"
 python3 "$BENCH/report.py" "$RES" >"$OUT"
 cp "$OUT" "$RES/benchmarks.md" 2>/dev/null || true
