@@ -40,12 +40,18 @@ pub enum Problem {
     IncompleteSnapshot { path: PathBuf },
     /// A temp file or dir left by a crashed writer.
     Leftover { path: PathBuf },
+    /// A container dir (maybe with its overlay rootfs still mounted) whose
+    /// owner is gone, e.g. a build killed during a RUN.
+    StaleContainer { id: String },
 }
 
 impl Problem {
     /// Data damage (as opposed to harmless leftovers).
     pub fn is_corruption(&self) -> bool {
-        !matches!(self, Problem::Leftover { .. })
+        !matches!(
+            self,
+            Problem::Leftover { .. } | Problem::StaleContainer { .. }
+        )
     }
 }
 
@@ -71,6 +77,9 @@ impl fmt::Display for Problem {
                 write!(f, "incomplete snapshot {}", path.display())
             }
             Problem::Leftover { path } => write!(f, "leftover temp {}", path.display()),
+            Problem::StaleContainer { id } => {
+                write!(f, "stale container {id} (its owner is gone)")
+            }
         }
     }
 }
@@ -214,6 +223,19 @@ impl Store {
                 r.repaired.push(format!("removed leftover {}", p.display()));
             }
             r.problems.push(Problem::Leftover { path: p });
+        }
+        // Container dirs of killed processes: their overlay stays mounted
+        // until someone unmounts it (prune does too).
+        let stale = if repair {
+            self.containers().cleanup_stale(&mut Vec::new())?
+        } else {
+            self.containers().stale()?
+        };
+        for id in stale {
+            if repair {
+                r.repaired.push(format!("removed stale container {id}"));
+            }
+            r.problems.push(Problem::StaleContainer { id });
         }
         Ok(r)
     }

@@ -81,6 +81,26 @@ impl Containers {
         Ok(out)
     }
 
+    /// Ids of container directories nobody holds (read-only: see
+    /// [`Containers::cleanup_stale`] to remove them).
+    pub fn stale(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for id in self.list()? {
+            let path = self.dir.join(&id);
+            if !path.is_dir() {
+                out.push(id);
+            } else if !being_created(&path) {
+                match FileLock::try_exclusive(&path.join("lock")) {
+                    Ok(Some(_)) => out.push(id),
+                    Ok(None) => {}
+                    Err(_) if !path.exists() => {} // removed meanwhile
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes container directories nobody holds; returns their ids.
     /// Chain IDs used by live containers are added to `live_snapshots`.
     pub fn cleanup_stale(&self, live_snapshots: &mut Vec<Digest>) -> Result<Vec<String>> {
@@ -89,6 +109,9 @@ impl Containers {
             let path = self.dir.join(&id);
             if !path.is_dir() {
                 fsutil::remove_any(&path)?;
+                continue;
+            }
+            if being_created(&path) {
                 continue;
             }
             match FileLock::try_exclusive(&path.join("lock"))? {
@@ -106,6 +129,21 @@ impl Containers {
         }
         Ok(removed)
     }
+}
+
+/// True for a young dir without its `snapshots` file: [`Containers::create`]
+/// may be between `mkdir` and taking the lock, and taking the lock (or
+/// removing the dir) now would make it fail. Such a dir is judged once it
+/// has the file (written under the lock) or is a minute old.
+fn being_created(path: &Path) -> bool {
+    if path.join("snapshots").exists() {
+        return false;
+    }
+    let age = fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    age.is_none_or(|a| a < std::time::Duration::from_secs(60))
 }
 
 impl ContainerDir {
