@@ -50,10 +50,26 @@ impl Containers {
             )));
         }
         let path = self.dir.join(id);
-        fsutil::create_dir_all(&path)?;
-        let lock = FileLock::try_exclusive(&path.join("lock"))?.ok_or_else(|| {
-            StoreError::Invalid(format!("container {id} is in use by another process"))
-        })?;
+        // A GC or check may be judging this fresh dir stale at this very
+        // moment (it holds the lock briefly, or removes the dir): retry a
+        // few times before calling the id in use.
+        let mut attempt = 0;
+        let lock = loop {
+            attempt += 1;
+            fsutil::create_dir_all(&path)?;
+            match FileLock::try_exclusive(&path.join("lock")) {
+                Ok(Some(lock)) if path.is_dir() => break lock,
+                Ok(_) | Err(_) if attempt < 20 => {
+                    std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+                }
+                Ok(_) => {
+                    return Err(StoreError::Invalid(format!(
+                        "container {id} is in use by another process"
+                    )))
+                }
+                Err(e) => return Err(e),
+            }
+        };
         // A stale previous life: clear it.
         mount::unmount(&path.join("merged"))?;
         for sub in ["upper", "work", "merged", "empty"] {
@@ -89,7 +105,7 @@ impl Containers {
             let path = self.dir.join(&id);
             if !path.is_dir() {
                 out.push(id);
-            } else if !being_created(&path) {
+            } else {
                 match FileLock::try_exclusive(&path.join("lock")) {
                     Ok(Some(_)) => out.push(id),
                     Ok(None) => {}
@@ -111,9 +127,6 @@ impl Containers {
                 fsutil::remove_any(&path)?;
                 continue;
             }
-            if being_created(&path) {
-                continue;
-            }
             match FileLock::try_exclusive(&path.join("lock"))? {
                 None => {
                     let list = fs::read_to_string(path.join("snapshots")).unwrap_or_default();
@@ -129,21 +142,6 @@ impl Containers {
         }
         Ok(removed)
     }
-}
-
-/// True for a young dir without its `snapshots` file: [`Containers::create`]
-/// may be between `mkdir` and taking the lock, and taking the lock (or
-/// removing the dir) now would make it fail. Such a dir is judged once it
-/// has the file (written under the lock) or is a minute old.
-fn being_created(path: &Path) -> bool {
-    if path.join("snapshots").exists() {
-        return false;
-    }
-    let age = fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok());
-    age.is_none_or(|a| a < std::time::Duration::from_secs(60))
 }
 
 impl ContainerDir {

@@ -129,7 +129,7 @@ impl ChunkSender {
             .as_ref()
             .ok_or_else(|| io::Error::other("layer stream already closed"))?
             .send(chunk)
-            .map_err(|_| io::Error::other("layer compressor stopped"))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer compressor stopped"))
     }
 }
 
@@ -235,9 +235,22 @@ impl LayerBuilder {
             link,
             xattrs: &meta.xattrs,
         };
-        self.tar
-            .entry(&head, data)
-            .what(|| format!("write layer entry {}", path.display()))
+        let r = match self.tar.entry(&head, data) {
+            // The compressor thread ended first (e.g. the disk is full):
+            // its error is the real one, not the closed channel. The
+            // channel is closed only once it returned, so join is prompt.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe && self.compressor.is_some() => {
+                match self.compressor.take().map(JoinHandle::join) {
+                    Some(Ok(Err(ce))) => Err(io::Error::new(
+                        ce.kind(),
+                        format!("writing the layer blob into the store: {ce}"),
+                    )),
+                    _ => Err(e),
+                }
+            }
+            r => r,
+        };
+        r.what(|| format!("write layer entry {}", path.display()))
     }
 
     pub fn add_dir(&mut self, path: &Path, meta: &EntryMeta) -> Result<()> {
@@ -348,7 +361,11 @@ impl LayerBuilder {
             dw.flush()?;
             Ok(dw)
         });
-        let compressor = self.compressor.take().expect("compressor present");
+        let Some(compressor) = self.compressor.take() else {
+            return Err(StoreError::Invalid(
+                "layer builder used after its blob writer failed".into(),
+            ));
+        };
         let (diff_id, uncompressed_size) = match ended {
             Ok(dw) => {
                 let (mut sender, diff_id, n) = dw.finish();
