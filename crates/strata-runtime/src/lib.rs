@@ -62,7 +62,7 @@ mod user;
 
 use std::path::PathBuf;
 
-pub use runc::{Runc, OWNER_ANNOTATION};
+pub use runc::{is_rootless, Runc, OWNER_ANNOTATION};
 pub use spec::{
     write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec,
     DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,

@@ -77,11 +77,15 @@ impl Runc {
         if !is_executable(&binary) {
             return Err(Error::RuncNotFound { path: binary });
         }
+        let run_dir = run_dir();
+        let rootless = is_rootless();
         Ok(Runc {
             binary,
-            state_root: PathBuf::from("/run/strata/runc"),
-            bundle_root: PathBuf::from("/run/strata/bundles"),
-            cgroup_parent: Some("/strata".to_string()),
+            state_root: run_dir.join("runc"),
+            bundle_root: run_dir.join("bundles"),
+            // Rootless: no cgroup of our own (runc cannot create one
+            // without a delegated cgroup v2 tree).
+            cgroup_parent: (!rootless).then(|| "/strata".to_string()),
             stop_timeout: Duration::from_secs(10),
             forward_signals: true,
         })
@@ -242,7 +246,8 @@ fn nofile_limit() -> u64 {
     let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .maximum
         .unwrap_or(u64::MAX);
-    if hard >= DEFAULT_NOFILE || has_cap_sys_resource() {
+    // In a user namespace CAP_SYS_RESOURCE does not lift the hard limit.
+    if hard >= DEFAULT_NOFILE || (has_cap_sys_resource() && !is_rootless()) {
         DEFAULT_NOFILE
     } else {
         hard
@@ -454,4 +459,33 @@ mod tests {
             .to_string();
         assert!(e.contains("apt-get install runc"), "{e}");
     }
+}
+
+/// True when strata is not real root: an unprivileged user, or "root" in a
+/// user namespace (`unshare --user --map-root-user`, rootless mode).
+pub fn is_rootless() -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
+/// Where runc state and bundles live: `/run/strata` for real root;
+/// rootless, `$XDG_RUNTIME_DIR/strata`, else `/tmp/strata-run-<uid>` with
+/// `<uid>` the user's id outside any user namespace.
+fn run_dir() -> PathBuf {
+    if !is_rootless() {
+        return PathBuf::from("/run/strata");
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("strata");
+    }
+    let outer = std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| m.split_whitespace().nth(1).map(String::from))
+        .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
+    std::env::temp_dir().join(format!("strata-run-{outer}"))
 }

@@ -356,6 +356,45 @@ fn check_abs(what: &str, path: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Rootless (strata as "root" of a user namespace): what `runc spec
+/// --rootless` changes. devpts without `gid=5` (not mapped), the host's
+/// `/sys` bind-mounted read-only (a sysfs mount needs a network namespace
+/// owned by our user namespace), and no cgroup mount.
+fn rootless_mounts(mounts: &mut Vec<Mount>) -> Result<(), Error> {
+    mounts.retain(|m| m.destination() != Path::new("/sys/fs/cgroup"));
+    for m in mounts.iter_mut() {
+        if m.destination() == Path::new("/dev/pts") {
+            m.set_options(Some(
+                [
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ));
+        }
+    }
+    let i = mounts
+        .iter()
+        .position(|m| m.destination() == Path::new("/sys"))
+        .expect("default mounts have /sys");
+    mounts[i] = MountBuilder::default()
+        .destination("/sys")
+        .typ("none")
+        .source("/sys")
+        .options(
+            ["rbind", "nosuid", "noexec", "nodev", "ro"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .build()
+        .map_err(Error::spec)?;
+    Ok(())
+}
+
 /// Builds the OCI runtime spec for `c`.
 ///
 /// `rootfs` is the absolute rootfs path, `cgroups_path` the runc cgroups path
@@ -414,7 +453,11 @@ pub(crate) fn build_oci_spec(
         .build()
         .map_err(Error::spec)?;
 
+    let rootless = crate::runc::is_rootless();
     let mut mounts = default_mounts()?;
+    if rootless {
+        rootless_mounts(&mut mounts)?;
+    }
     mounts.push(bind(&files.resolv_conf, "/etc/resolv.conf", true)?);
     mounts.push(bind(&files.hostname, "/etc/hostname", true)?);
     mounts.push(bind(&files.hosts, "/etc/hosts", true)?);
@@ -473,9 +516,13 @@ pub(crate) fn build_oci_spec(
             .map_err(Error::spec)?])
         .build()
         .map_err(Error::spec)?;
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(resources)
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    // Rootless: no device cgroup (runc cannot set one); devices are bind
+    // mounts of the host's /dev/null etc., and mknod is impossible anyway.
+    if !rootless {
+        linux = linux.resources(resources);
+    }
+    let mut linux = linux
         .masked_paths(
             MASKED_PATHS
                 .iter()

@@ -18,6 +18,27 @@ use rustix::mount as rm;
 use crate::error::{Result, StoreError};
 
 const OPTIONS: &str = "index=off,redirect_dir=off,metacopy=off";
+/// Inside a user namespace (rootless) the kernel refuses `redirect_dir=off`
+/// and `trusted.*` xattrs: `userxattr` (overlay metadata in `user.overlay.*`)
+/// and `redirect_dir=nofollow` (redirects neither created nor followed, so
+/// the upper dir stays self-contained all the same).
+const USERNS_OPTIONS: &str = "userxattr,index=off,redirect_dir=nofollow,metacopy=off";
+
+/// True when this process runs in a user namespace other than the initial
+/// one (its uid map is not the identity over all ids).
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
+fn options() -> &'static str {
+    if in_user_namespace() {
+        USERNS_OPTIONS
+    } else {
+        OPTIONS
+    }
+}
 const MAX_MOUNT_DATA: usize = 4000;
 
 /// A mounted overlay; lazily unmounted on drop.
@@ -66,9 +87,10 @@ impl RootfsMount {
             .collect::<Vec<_>>()
             .join(":");
         let data = format!(
-            "lowerdir={joined},upperdir={},workdir={},{OPTIONS}",
+            "lowerdir={joined},upperdir={},workdir={},{}",
             upper.display(),
-            work.display()
+            work.display(),
+            options()
         );
         if data.len() <= MAX_MOUNT_DATA {
             let cdata = CString::new(data).expect("paths checked for NUL");
@@ -148,9 +170,11 @@ fn mount_many(lowers: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> R
     }
     rm::fsconfig_set_string(&fs, "upperdir", upper).map_err(|e| err("upperdir", e))?;
     rm::fsconfig_set_string(&fs, "workdir", work).map_err(|e| err("workdir", e))?;
-    for opt in OPTIONS.split(',') {
-        let (k, v) = opt.split_once('=').expect("key=value");
-        rm::fsconfig_set_string(&fs, k, v).map_err(|e| err(k, e))?;
+    for opt in options().split(',') {
+        match opt.split_once('=') {
+            Some((k, v)) => rm::fsconfig_set_string(&fs, k, v).map_err(|e| err(k, e))?,
+            None => rm::fsconfig_set_flag(&fs, opt).map_err(|e| err(opt, e))?,
+        }
     }
     rm::fsconfig_create(&fs).map_err(|e| err("create", e))?;
     let mnt = rm::fsmount(

@@ -46,8 +46,9 @@ impl Global {
         if let Some(root) = std::env::var_os("STRATA_ROOT").filter(|v| !v.is_empty()) {
             return PathBuf::from(root);
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        // Real root only: "root" inside a user namespace (rootless) is
+        // still the user, whose data lives in their home.
+        if !strata_runtime::is_rootless() {
             return PathBuf::from("/var/lib/strata");
         }
         let data = std::env::var_os("XDG_DATA_HOME")
