@@ -98,7 +98,16 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
         .arg(repo.join("examples/tutorial/Second_Try"))
         .arg(w.join("tutorial")));
     assert!(o.status.success());
-    let o = sh(Command::new("chmod").args(["-R", "a+rX"]).arg(w));
+    // A directory deleted and recreated in one RUN: an opaque marker in
+    // the layer, which loading and unpacking rootless must handle.
+    std::fs::create_dir(w.join("opq")).unwrap();
+    std::fs::write(
+        w.join("opq/Dockerfile"),
+        "FROM busybox:1.35\nRUN mkdir /d && echo old > /d/old\n\
+         RUN rm -rf /d && mkdir /d && echo new > /d/new\n",
+    )
+    .unwrap();
+    let o = sh(Command::new("chmod").args(["-R", "a+rwX"]).arg(w));
     assert!(o.status.success());
 
     // Can this kernel mount overlay in a user namespace at all?
@@ -141,6 +150,10 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
          $U $S build -q -t tutorial {w}/tutorial >/dev/null\n\
          $U $S run --rm tutorial\n\
          $U $S images --format json | grep -c tutorial\n\
+         $U $S build -q -t opq {w}/opq >/dev/null\n\
+         $U $S save -o {w}/opq.tar opq && $U $S rmi opq >/dev/null\n\
+         $U $S system prune -a >/dev/null && $U $S load -q -i {w}/opq.tar\n\
+         $U $S run --rm opq ls /d\n\
          $U $S system check\n\
          test -d \"$XDG_DATA_HOME/strata/blobs\" && echo store-in-xdg\n\
          find \"$XDG_DATA_HOME/strata\" ! -user {USER} | wc -l\n",
@@ -157,6 +170,8 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "DevOps is the \u{1F410}", "{out}");
     assert!(out.contains("no problems"), "{out}");
+    assert!(out.lines().any(|l| l == "new"), "opaque dir lost: {out}");
+    assert!(!out.lines().any(|l| l == "old"), "opaque dir leaked: {out}");
     assert!(out.contains("store-in-xdg"), "{out}");
     assert_eq!(
         lines.last().unwrap().trim(),

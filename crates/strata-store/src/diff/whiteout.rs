@@ -39,7 +39,14 @@ pub fn make_whiteout_at(dir: impl AsFd, name: &OsStr) -> rustix::io::Result<()> 
 
 /// Marks the open directory opaque for overlay.
 pub fn set_opaque(dir: impl AsFd) -> rustix::io::Result<()> {
-    rfs::fsetxattr(dir, OVERLAY_OPAQUE_XATTR, b"y", rfs::XattrFlags::empty())
+    // Rootless: overlay is mounted with `userxattr` (see mount.rs), and
+    // `trusted.*` cannot be set in a user namespace anyway.
+    let name = if crate::mount::in_user_namespace() {
+        OVERLAY_OPAQUE_USER_XATTR
+    } else {
+        OVERLAY_OPAQUE_XATTR
+    };
+    rfs::fsetxattr(dir, name, b"y", rfs::XattrFlags::empty())
 }
 
 /// Does this directory (by path, not following a final symlink) carry an
