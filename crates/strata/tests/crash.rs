@@ -262,7 +262,7 @@ fn build_killed_at_random_moments() {
         check_no_corruption(&root, "build", &mut leftovers);
     }
     eprintln!(
-        "build: {killed}/{} killed mid-way, {leftovers} leftovers reported",
+        "build: {killed}/{} killed mid-way, {leftovers} leftover reports (summed over the checks)",
         iterations()
     );
     repair_and_assert_clean(&root);
@@ -293,12 +293,13 @@ fn load_and_prune_killed_at_random_moments() {
         check_no_corruption(&root, "load", &mut leftovers);
         // Untag (if the load got that far), so the prune has real work.
         let _ = cmd(&root, &["rmi", "app:1"]).output();
-        let delay = rng.delay(Duration::from_millis(60));
+        // A prune takes a few ms: kill within its first 6 ms.
+        let delay = Duration::from_micros(rng.next() % 6_000);
         killed_prune += kill_after(&root, &["system", "prune", "-a"], delay) as usize;
         check_no_corruption(&root, "prune", &mut leftovers);
     }
     eprintln!(
-        "load: {killed_load}/{n} killed, prune: {killed_prune}/{n} killed, {leftovers} leftovers",
+        "load: {killed_load}/{n} killed, prune: {killed_prune}/{n} killed, {leftovers} leftover reports",
         n = iterations()
     );
     repair_and_assert_clean(&root);
@@ -338,19 +339,21 @@ fn pull_killed_at_random_moments() {
     ok(&root, &["rmi", &name]);
     ok(&root, &["system", "prune", "-a"]);
     let mut rng = Rng::from_env(3);
-    let (mut killed, mut leftovers) = (0, 0);
+    let (mut killed, mut killed_prune, mut leftovers) = (0, 0, 0);
     for _ in 0..iterations() {
         let delay = rng.delay(pull_time.mul_f32(1.2));
         killed += kill_after(&root, &["pull", &name], delay) as usize;
         check_no_corruption(&root, "pull", &mut leftovers);
         let _ = cmd(&root, &["rmi", &name]).output();
-        let delay = rng.delay(Duration::from_millis(60));
-        kill_after(&root, &["system", "prune", "-a"], delay);
+        // A prune takes a few ms: kill within its first 6 ms.
+        let delay = Duration::from_micros(rng.next() % 6_000);
+        killed_prune += kill_after(&root, &["system", "prune", "-a"], delay) as usize;
         check_no_corruption(&root, "prune after pull", &mut leftovers);
     }
     eprintln!(
-        "pull: {killed}/{} killed mid-way (pull takes {pull_time:?}), {leftovers} leftovers",
-        iterations()
+        "pull: {killed}/{n} killed mid-way (pull takes {pull_time:?}), prune: {killed_prune}/{n} \
+         killed, {leftovers} leftover reports",
+        n = iterations()
     );
     repair_and_assert_clean(&root);
     ok(&root, &["pull", &name]);
