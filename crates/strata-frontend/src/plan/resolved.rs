@@ -194,17 +194,18 @@ pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
         };
         match k.as_str() {
             "type" => {
-                m.kind =
-                    match val()?.as_str() {
-                        "bind" => MountKind::Bind,
-                        "cache" => MountKind::Cache,
-                        "tmpfs" => MountKind::Tmpfs,
-                        "secret" => MountKind::Secret,
-                        "ssh" => MountKind::Ssh,
-                        other => return Err(format!(
+                m.kind = match val()?.as_str() {
+                    "bind" => MountKind::Bind,
+                    "cache" => MountKind::Cache,
+                    "tmpfs" => MountKind::Tmpfs,
+                    "secret" => MountKind::Secret,
+                    "ssh" => MountKind::Ssh,
+                    other => {
+                        return Err(format!(
                             "unsupported mount type {other:?} (bind, cache, tmpfs, secret, ssh)"
-                        )),
+                        ))
                     }
+                }
             }
             "target" | "dst" | "destination" => m.target = Some(val()?),
             "source" | "src" => m.source = Some(val()?),
