@@ -120,7 +120,12 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     ));
     write_init_layer(&init)?;
     let result = (|| -> anyhow::Result<u8> {
-        let rootfs = MountedRootfs::mount(&store, &image.layers, std::slice::from_ref(&init), Some(&lease))?;
+        let rootfs = MountedRootfs::mount(
+            &store,
+            &image.layers,
+            std::slice::from_ref(&init),
+            Some(&lease),
+        )?;
         let user_spec = a.user.clone().unwrap_or_else(|| cfg.user.clone());
         let user = resolve_user(rootfs.root(), &user_spec)?;
         let workdir = a
