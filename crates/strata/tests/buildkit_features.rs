@@ -637,8 +637,14 @@ fn run_upper_dir_becomes_the_snapshot() {
         .map(|e| e.unwrap().path().join("fs"))
         .collect();
     assert_eq!(snaps.len(), 2, "{snaps:?}");
-    let run_snap = snaps.iter().find(|p| p.join("f").exists()).expect("RUN snapshot");
-    assert_eq!(std::fs::read_to_string(run_snap.join("f")).unwrap(), "adopted\n");
+    let run_snap = snaps
+        .iter()
+        .find(|p| p.join("f").exists())
+        .expect("RUN snapshot");
+    assert_eq!(
+        std::fs::read_to_string(run_snap.join("f")).unwrap(),
+        "adopted\n"
+    );
     use std::os::unix::fs::FileTypeExt;
     let wh = std::fs::symlink_metadata(run_snap.join("bin/vi")).unwrap();
     assert!(wh.file_type().is_char_device(), "overlay whiteout kept");
