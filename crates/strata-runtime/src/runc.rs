@@ -440,27 +440,6 @@ impl Executor for Runc {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_checked() {
-        assert!(valid_id("strata-0af3"));
-        assert!(!valid_id(""));
-        assert!(!valid_id("../x"));
-        assert!(!valid_id("a b"));
-    }
-
-    #[test]
-    fn missing_binary_gives_install_hint() {
-        let e = Runc::with_binary("/nonexistent/runc")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("apt-get install runc"), "{e}");
-    }
-}
-
 /// True when strata is not real root: an unprivileged user, or "root" in a
 /// user namespace (`unshare --user --map-root-user`, rootless mode).
 pub fn is_rootless() -> bool {
@@ -488,4 +467,25 @@ fn run_dir() -> PathBuf {
         .and_then(|m| m.split_whitespace().nth(1).map(String::from))
         .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
     std::env::temp_dir().join(format!("strata-run-{outer}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(valid_id("strata-0af3"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("../x"));
+        assert!(!valid_id("a b"));
+    }
+
+    #[test]
+    fn missing_binary_gives_install_hint() {
+        let e = Runc::with_binary("/nonexistent/runc")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("apt-get install runc"), "{e}");
+    }
 }
