@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/setup-host.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-cargo test --workspace --all-targets 2>&1 | tee /tmp/strata-test.log
+cargo test --workspace --all-targets --no-fail-fast
