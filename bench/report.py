@@ -184,8 +184,7 @@ w("")
 w("The memory target of scenario 8 (flat as the image grows) is in the next section. "
   f"Load average (1 min) when each scenario started: {M.get('loads', '?')} "
   "(it counts the benchmark's own processes: a build keeps 1-2 of the 2 cores busy). "
-  f"Other people's compilers or test binaries seen running (sampled every 5 s): {M.get('others') or 'not recorded in this run'}. "
-  "Scenario 1-4 ran on a quiet machine (load 0.44 at the start); from scenario 5 on, other engineers' builds and tests shared the 2 cores part of the time, which inflates scenario 7 most (compare its first full run in the profile section).\n")
+  f"Other people's compilers or test binaries seen running (sampled every 5 s): {M.get('others') or 'not recorded in this run'}.\n")
 
 # --- memory ---------------------------------------------------------------------
 w("## Peak memory\n")

@@ -196,7 +196,7 @@ fi
 (
   while sleep 5; do
     n=$(ps -eo args= | grep -E '^(\S*/)?(rustc|cargo|cc|ld|c\+\+) |(^|/)target[^ /]*/(debug|release|x86_64[^ /]*)/' |
-      grep -v -e target-bench -e grep | wc -l)
+      grep -v -e target-bench -e grep | wc -l || true)
     echo "$n" >>"$RES/others.samples"
   done
 ) &
