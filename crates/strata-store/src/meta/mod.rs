@@ -89,8 +89,7 @@ impl Meta {
         .map_err(err("open"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(err("busy_timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err("enable WAL"))?;
+        enable_wal(&conn).map_err(err("enable WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err("set synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
@@ -161,4 +160,31 @@ pub(crate) fn col_digest(
     s.parse().map_err(|e: strata_oci::DigestError| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+/// Switches the database to WAL. The mode is stored in the file, so only the
+/// first opener really switches; but SQLite does not call the busy handler
+/// for a journal-mode change, so several processes opening a fresh store at
+/// once get SQLITE_BUSY here: retry until the busy timeout runs out.
+fn enable_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.pragma_query_value(None, "journal_mode", |row| row.get(0));
+        let result = match mode {
+            Ok(m) if m.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(_) => conn.pragma_update(None, "journal_mode", "WAL"),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
