@@ -214,6 +214,38 @@ impl BuildContext {
         Ok(vec![rel])
     }
 
+    /// Follows a source that is a symlink to what it points to, resolved
+    /// inside the context (an absolute target or `..` never leaves it), as
+    /// Docker does for a top-level COPY source. Returns the context-relative
+    /// path of the target (`rel` itself when it is not a link). A dangling
+    /// link, or one to an ignored path, is not found.
+    pub fn follow(&self, src: &str, rel: &str) -> Result<String, ContextError> {
+        if rel.is_empty() {
+            return Ok(String::new());
+        }
+        let is_link = fs::symlink_metadata(self.root.join(rel))
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false);
+        if !is_link {
+            return Ok(rel.to_string());
+        }
+        let host = crate::rootfs::resolve_in_root(&self.root, rel, true).map_err(|e| {
+            ContextError::Io {
+                path: self.root.join(rel),
+                source: e,
+            }
+        })?;
+        let target = crate::rootfs::container_path(&self.root, &host)
+            .trim_start_matches('/')
+            .to_string();
+        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&target) {
+            return Err(ContextError::NotFound(format!(
+                "{src} (a symbolic link to {target}, which is missing or excluded)"
+            )));
+        }
+        Ok(target)
+    }
+
     /// Walks a context-relative source (file, symlink or directory) in
     /// sorted order, parents before children, ignored entries left out.
     /// The source itself is the first entry.
@@ -328,24 +360,29 @@ impl BuildContext {
     }
 
     /// The digest of a set of context-relative sources: every entry's
-    /// relative path, type, mode, uid, gid, size, link target and content.
+    /// relative path, type, mode, size, link target and content. Nothing
+    /// local to this machine goes in (so another store computes the same
+    /// cache keys from a copy of the context elsewhere): not the owners
+    /// (COPY makes context files 0:0), not the mode of a top-level
+    /// directory (the destination is created 0755 whatever it is), never
+    /// the absolute path or mtimes.
     pub fn digest_sources(&self, rels: &[String]) -> Result<String, ContextError> {
         let mut h = Sha256::new();
-        for rel in rels {
+        for name in rels {
             h.update(b"source\0");
-            h.update(rel.as_bytes());
+            h.update(name.as_bytes());
             h.update(b"\0");
+            let rel = &self.follow(name, name)?;
             self.walk(rel, &mut |e| {
                 let m = &e.meta;
                 let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
-                let line = format!(
-                    "{}\0{:o}\0{}\0{}\0{}\0",
-                    sub,
-                    m.mode(),
-                    m.uid(),
-                    m.gid(),
-                    if m.is_file() { m.size() } else { 0 }
-                );
+                let mode = if sub.is_empty() && m.is_dir() {
+                    0o040000
+                } else {
+                    m.mode()
+                };
+                let size = if m.is_file() { m.size() } else { 0 };
+                let line = format!("{sub}\0{mode:o}\0{size}\0");
                 h.update(line.as_bytes());
                 if m.file_type().is_symlink() {
                     let target = fs::read_link(&e.abs).map_err(io_err(&e.abs))?;

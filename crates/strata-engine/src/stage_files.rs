@@ -310,11 +310,15 @@ impl Builder<'_> {
                 .map_err(|x| e(&x))?;
             stage_mount.root()
         };
-        let (uid, gid) = match f.chown {
-            None => (0, 0),
-            Some(spec) => crate::stage::resolve_chown(stage_root, spec)
-                .map_err(|m| format!("{} --chown={spec}: {m}", f.instruction))?,
+        let chown = match f.chown {
+            None => None,
+            Some(spec) => Some(
+                crate::stage::resolve_chown(stage_root, spec)
+                    .map_err(|m| format!("{} --chown={spec}: {m}", f.instruction))?,
+            ),
         };
+        // Docker keeps owners only when copying from a stage or an image.
+        let keep_owner = matches!(p.origin, Origin::Stage(_) | Origin::Image(_));
         let chmod = f.chmod.map(Chmod::parse).transpose()?;
         let exclude = if f.exclude.is_empty() {
             None
@@ -364,8 +368,8 @@ impl Builder<'_> {
                 srcs: &p.srcs,
                 dest: f.dest,
                 workdir: st.config.workdir(),
-                uid,
-                gid,
+                chown,
+                keep_owner,
                 chmod: chmod.as_ref(),
                 instruction: f.instruction,
                 extract_archives: p.extract,

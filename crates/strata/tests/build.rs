@@ -271,3 +271,52 @@ fn copy_outside_the_context_is_refused() {
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert!(err.contains("outside the build context"), "{err}");
 }
+
+#[test]
+fn copy_follows_top_level_links_inside_the_context_and_creates_dest_0755() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[
+        ("inside.txt", "inside\n"),
+        ("d/sub/f", "f\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\nCOPY abs-link /abs\nCOPY d /dst\nCOPY d/up-link /up\n",
+        ),
+    ]);
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    // An absolute link resolves inside the context, never on the host.
+    symlink("/inside.txt", ctx.path().join("abs-link")).unwrap();
+    // `..` cannot climb out of the context either.
+    symlink("../../../../inside.txt", ctx.path().join("d/up-link")).unwrap();
+    for d in ["d", "d/sub"] {
+        std::fs::set_permissions(ctx.path().join(d), std::fs::Permissions::from_mode(0o775))
+            .unwrap();
+    }
+    build_ok(&root, ctx.path(), "links", &[]);
+    let out = run_in(
+        &root,
+        "links",
+        &[
+            "sh",
+            "-c",
+            "cat /abs /up; stat -c '%n %a %F' /abs /dst /dst/sub /dst/up-link",
+        ],
+    );
+    assert_eq!(
+        out,
+        "inside\ninside\n/abs 644 regular file\n/dst 755 directory\n/dst/sub 775 directory\n/dst/up-link 777 symbolic link\n"
+    );
+
+    // A link to a host file that the context does not hold: not found.
+    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY host-link /x\n")]);
+    symlink("/etc/hostname", ctx.path().join("host-link")).unwrap();
+    let o = build_with(&root, ctx.path(), "host", &[]);
+    assert!(!o.status.success(), "the build should fail");
+    let err = stderr(&o);
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    assert!(err.contains("not found"), "{err}");
+}

@@ -65,8 +65,11 @@ pub struct CopyParams<'a> {
     pub dest: &'a str,
     /// The stage's WORKDIR (absolute).
     pub workdir: &'a str,
-    pub uid: u64,
-    pub gid: u64,
+    /// `--chown`, resolved.
+    pub chown: Option<(u64, u64)>,
+    /// Without `--chown`, keep the sources' owners (COPY --from a stage or
+    /// an image) rather than making them 0:0 (context, downloads).
+    pub keep_owner: bool,
     pub chmod: Option<&'a Chmod>,
     /// "COPY" or "ADD" (for messages).
     pub instruction: &'a str,
@@ -95,12 +98,21 @@ pub fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
     (crate::config::clean_path(&joined), dir_hint)
 }
 
-/// One expanded source: its path relative to its root, the host path, and
-/// the part of the path `--parents` keeps.
+/// One expanded source: its path relative to its root and its host path
+/// (both after following a top-level symlink), the name it is copied under
+/// (the link's own), and the part of the path `--parents` keeps.
 struct Expanded {
     rel: String,
     abs: PathBuf,
+    name: String,
     kept: String,
+}
+
+fn base_name(path: &str) -> String {
+    path.rsplit('/')
+        .find(|c| !c.is_empty())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The cleaned prefix `--parents` drops: what comes before a `/./` pivot.
@@ -129,21 +141,29 @@ fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>,
         let pivot = pivot_prefix(src);
         match source {
             Source::Context(ctx) => {
-                for rel in ctx.resolve_source(src)? {
+                for named in ctx.resolve_source(src)? {
+                    let rel = ctx.follow(src, &named)?;
                     let abs = if rel.is_empty() {
                         ctx.root().to_path_buf()
                     } else {
                         ctx.root().join(&rel)
                     };
-                    let kept = kept_path(&rel, &pivot);
-                    out.push(Expanded { rel, abs, kept });
+                    out.push(Expanded {
+                        kept: kept_path(&named, &pivot),
+                        name: base_name(&named),
+                        rel,
+                        abs,
+                    });
                 }
             }
             Source::Rootfs(root) => {
-                for abs in expand_in_rootfs(root, src)? {
-                    let rel = crate::rootfs::container_path(root, &abs);
-                    let kept = kept_path(&rel, &pivot);
-                    out.push(Expanded { rel, abs, kept });
+                for (named, abs) in expand_in_rootfs(root, src)? {
+                    out.push(Expanded {
+                        rel: crate::rootfs::container_path(root, &abs),
+                        kept: kept_path(&named, &pivot),
+                        name: base_name(&named),
+                        abs,
+                    });
                 }
             }
         }
@@ -193,19 +213,21 @@ pub fn copy_into_layer(
     let mut w = Writer {
         layer,
         stage_root,
-        uid: p.uid,
-        gid: p.gid,
+        chown: p.chown,
+        keep_owner: p.keep_owner,
         chmod: p.chmod,
         now: p.now,
         emitted: HashSet::new(),
         links: HashMap::new(),
     };
-    for Expanded { rel, abs, kept } in &expanded {
+    for Expanded {
+        rel,
+        abs,
+        name,
+        kept,
+    } in &expanded
+    {
         let meta = fs::symlink_metadata(abs).map_err(io_err(abs))?;
-        let name = abs
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         if meta.is_dir() {
             // A directory copies its contents into dest (into dest/<kept>
             // with --parents).
@@ -214,13 +236,7 @@ pub fn copy_into_layer(
             } else {
                 dest.clone()
             };
-            w.ensure_parents(&dest)?;
-            let root_meta = if matches!(source, Source::Context(_)) && rel.is_empty() {
-                None // the context root itself: 0755
-            } else {
-                Some(&meta)
-            };
-            w.dir(&dest, root_meta)?;
+            w.dest_dir(&dest)?;
             match source {
                 Source::Context(ctx) => {
                     let mut first = true;
@@ -250,20 +266,22 @@ pub fn copy_into_layer(
             }
             continue;
         }
-        if excluded(&name, rel) {
+        if excluded(name, rel) {
             continue;
         }
         let target = if p.parents {
             join(&dest, kept)
         } else if dest_is_dir {
-            join(&dest, &name)
+            join(&dest, name)
         } else {
             dest.clone()
         };
         if p.extract_archives && meta.is_file() && is_tar_archive(abs)? {
-            w.ensure_parents(&join(&dest, "x"))?;
             w.extract(abs, &dest)?;
             continue;
+        }
+        if dest_is_dir && !p.parents {
+            w.dest_dir(&dest)?;
         }
         w.ensure_parents(&target)?;
         w.entry(&target, abs, &meta)?;
@@ -281,14 +299,16 @@ pub(crate) fn join(base: &str, rel: &str) -> String {
     }
 }
 
-/// Expands a source path (wildcards allowed) inside a stage's rootfs.
-fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<PathBuf>, CopyError> {
+/// Expands a source path (wildcards allowed) inside a stage's rootfs: each
+/// match as named and its host path, a symlink followed (inside the root).
+fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, CopyError> {
     let not_found =
         || CopyError::Invalid(format!("{src}: not found in the source stage's filesystem"));
     if !crate::glob::has_wildcards(src) {
         let host = resolve_in_root(root, src, true).map_err(|_| not_found())?;
         fs::symlink_metadata(&host).map_err(|_| not_found())?;
-        return Ok(vec![host]);
+        let named = crate::config::clean_path(&format!("/{src}"));
+        return Ok(vec![(named.trim_start_matches('/').to_string(), host)]);
     }
     // Resolve the directory part in-root, then match the wildcard segments.
     let rel = src.trim_start_matches('/');
@@ -298,8 +318,14 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<PathBuf>, CopyError> {
         return Err(not_found());
     }
     found
-        .iter()
-        .map(|r| resolve_in_root(root, r, false).map_err(io_err(Path::new(r))))
+        .into_iter()
+        .map(|r| {
+            let host = resolve_in_root(root, &r, true).map_err(io_err(Path::new(&r)))?;
+            fs::symlink_metadata(&host).map_err(|_| {
+                CopyError::Invalid(format!("{r}: a symbolic link to a missing file"))
+            })?;
+            Ok((r, host))
+        })
         .collect()
 }
 

@@ -18,8 +18,12 @@ pub(crate) struct Writer<'a> {
     pub layer: &'a mut LayerBuilder,
     /// The stage's rootfs (existing parents keep their metadata).
     pub stage_root: &'a Path,
-    pub uid: u64,
-    pub gid: u64,
+    /// `--chown`: the owner of every entry and of the directories the step
+    /// creates.
+    pub chown: Option<(u64, u64)>,
+    /// Without `--chown`, entries keep their source's owner (COPY --from a
+    /// stage or an image) instead of becoming 0:0 (the context).
+    pub keep_owner: bool,
     pub chmod: Option<&'a Chmod>,
     /// The mtime of directories this step creates.
     pub now: i64,
@@ -31,10 +35,15 @@ impl Writer<'_> {
     fn meta(&self, m: Option<&fs::Metadata>, default_mode: u32) -> EntryMeta {
         let mode = m.map(|m| m.mode() & 0o7777).unwrap_or(default_mode);
         let is_dir = m.is_none_or(|m| m.is_dir());
+        let (uid, gid) = match (self.chown, m) {
+            (Some(owner), _) => owner,
+            (None, Some(m)) if self.keep_owner => (m.uid() as u64, m.gid() as u64),
+            (None, _) => (0, 0),
+        };
         EntryMeta {
             mode: self.chmod.map_or(mode, |c| c.apply(mode, is_dir)),
-            uid: self.uid,
-            gid: self.gid,
+            uid,
+            gid,
             mtime: m.map(|m| m.mtime()).unwrap_or(self.now),
             xattrs: Vec::new(),
         }
@@ -60,14 +69,7 @@ impl Writer<'_> {
                 // would replace the link otherwise).
                 Some(m) if m.file_type().is_symlink() => {}
                 Some(m) if m.is_dir() => {
-                    let meta = EntryMeta {
-                        mode: m.mode() & 0o7777,
-                        uid: m.uid() as u64,
-                        gid: m.gid() as u64,
-                        mtime: m.mtime(),
-                        xattrs: Vec::new(),
-                    };
-                    self.layer.add_dir(Path::new(&cur), &meta)?;
+                    self.layer.add_dir(Path::new(&cur), &existing_meta(&m))?;
                 }
                 _ => {
                     let meta = EntryMeta {
@@ -85,11 +87,44 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub fn dir(&mut self, path: &str, m: Option<&fs::Metadata>) -> Result<(), CopyError> {
+    /// A directory copied from a source (below the destination): its
+    /// source mode, and owner per the step's rules.
+    fn dir(&mut self, path: &str, m: &fs::Metadata) -> Result<(), CopyError> {
         if path == "/" || !self.emitted.insert(path.to_string()) {
             return Ok(());
         }
-        let meta = self.meta(m, 0o755);
+        let meta = self.meta(Some(m), 0o755);
+        self.layer.add_dir(Path::new(path), &meta)?;
+        Ok(())
+    }
+
+    /// The destination directory (`COPY dir /dst`, `COPY f /dst/`): an
+    /// existing one is left as it is; a new one is 0755 whatever the source
+    /// directory's mode (as Docker), owned by `--chown` when given (BuildKit,
+    /// fsutil#49) and by root otherwise. Its parents are `ensure_parents`'.
+    pub fn dest_dir(&mut self, path: &str) -> Result<(), CopyError> {
+        self.ensure_parents(path)?;
+        if path == "/" || self.emitted.contains(path) {
+            return Ok(());
+        }
+        let existing = resolve_in_root(self.stage_root, path, false)
+            .ok()
+            .and_then(|h| fs::symlink_metadata(h).ok())
+            .filter(|m| m.is_dir());
+        let meta = match existing {
+            Some(m) => existing_meta(&m),
+            None => {
+                let (uid, gid) = self.chown.unwrap_or((0, 0));
+                EntryMeta {
+                    mode: self.chmod.map_or(0o755, |c| c.apply(0o755, true)),
+                    uid,
+                    gid,
+                    mtime: self.now,
+                    xattrs: Vec::new(),
+                }
+            }
+        };
+        self.emitted.insert(path.to_string());
         self.layer.add_dir(Path::new(path), &meta)?;
         Ok(())
     }
@@ -97,7 +132,7 @@ impl Writer<'_> {
     pub fn entry(&mut self, target: &str, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
         let ft = m.file_type();
         if ft.is_dir() {
-            return self.dir(target, Some(m));
+            return self.dir(target, m);
         }
         if !self.emitted.insert(target.to_string()) {
             return Ok(());
@@ -136,7 +171,7 @@ impl Writer<'_> {
 
     /// ADD of a local archive: its entries go under `dest`.
     pub fn extract(&mut self, archive: &Path, dest: &str) -> Result<(), CopyError> {
-        self.dir(dest, None)?;
+        self.dest_dir(dest)?;
         let mut f = File::open(archive).map_err(io_err(archive))?;
         let reader = strata_store::diff::decompressed(&mut f)?;
         let mut ar = tar::Archive::new(reader);
@@ -158,9 +193,9 @@ impl Writer<'_> {
                 mtime: h.mtime().unwrap_or(0) as i64,
                 xattrs: Vec::new(),
             };
-            if self.uid != 0 || self.gid != 0 {
-                meta.uid = self.uid;
-                meta.gid = self.gid;
+            if let Some((uid, gid)) = self.chown {
+                meta.uid = uid;
+                meta.gid = gid;
             }
             if let Some(c) = self.chmod {
                 meta.mode = c.apply(meta.mode, h.entry_type() == tar::EntryType::Directory);
@@ -190,5 +225,16 @@ impl Writer<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// An existing directory's metadata, to re-emit it unchanged.
+fn existing_meta(m: &fs::Metadata) -> EntryMeta {
+    EntryMeta {
+        mode: m.mode() & 0o7777,
+        uid: m.uid() as u64,
+        gid: m.gid() as u64,
+        mtime: m.mtime(),
+        xattrs: Vec::new(),
     }
 }
