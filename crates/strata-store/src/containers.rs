@@ -106,11 +106,11 @@ impl Containers {
             if !path.is_dir() {
                 out.push(id);
             } else {
-                match FileLock::try_exclusive(&path.join("lock")) {
-                    Ok(Some(_)) => out.push(id),
-                    Ok(None) => {}
-                    Err(_) if !path.exists() => {} // removed meanwhile
-                    Err(e) => return Err(e),
+                match FileLock::probe_exclusive(&path.join("lock"))? {
+                    Some(Some(_)) => out.push(id),
+                    Some(None) => {}
+                    None if lockless_and_old(&path) => out.push(id),
+                    None => {} // being created or removed right now
                 }
             }
         }
@@ -127,7 +127,21 @@ impl Containers {
                 fsutil::remove_any(&path)?;
                 continue;
             }
-            match FileLock::try_exclusive(&path.join("lock"))? {
+            // The owner may be creating or removing its directory right
+            // now (no lock file yet, or already unlinked): leave it alone
+            // unless it has been lockless for a while (a crash between
+            // mkdir and lock).
+            let lock = match FileLock::probe_exclusive(&path.join("lock"))? {
+                Some(lock) => lock,
+                None if lockless_and_old(&path) => {
+                    mount::unmount(&path.join("merged"))?;
+                    fsutil::remove_any(&path)?;
+                    removed.push(id);
+                    continue;
+                }
+                None => continue,
+            };
+            match lock {
                 None => {
                     let list = fs::read_to_string(path.join("snapshots")).unwrap_or_default();
                     live_snapshots.extend(list.lines().filter_map(|l| l.parse().ok()));
@@ -142,6 +156,16 @@ impl Containers {
         }
         Ok(removed)
     }
+}
+
+/// A container directory with no lock file whose last change is over a
+/// minute old: left by a crash between its mkdir and its lock.
+fn lockless_and_old(path: &Path) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(60))
 }
 
 impl ContainerDir {

@@ -96,6 +96,23 @@ impl FileLock {
         })
     }
 
+    /// A new lock file at `path` that is locked from the moment it is
+    /// visible: it is locked under a temp name and renamed into place, so
+    /// a scan that finds `path` unlocked knows its owner is gone.
+    pub fn exclusive_at(path: &Path) -> Result<FileLock> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".{}", unique_name("lock")));
+        let lock = Self::exclusive(&tmp)?;
+        if let Err(e) = fs::rename(&tmp, path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e).ctx("rename lock file", path);
+        }
+        Ok(FileLock {
+            _file: lock._file,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// An exclusive lock if nobody holds one, else `None`.
     pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
         let file = Self::open(path)?;
@@ -104,6 +121,24 @@ impl FileLock {
                 _file: file,
                 path: path.to_path_buf(),
             })
+        })
+    }
+
+    /// Like [`FileLock::try_exclusive`] but never creates the file: a scan
+    /// must not recreate a lock file inside a directory its owner is
+    /// deleting (that would make the owner's removal fail). `Ok(None)` when
+    /// the file does not exist.
+    pub fn probe_exclusive(path: &Path) -> Result<Option<Option<FileLock>>> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx("open lock file", path),
+        };
+        try_lock_file(&file, path).map(|ok| {
+            Some(ok.then(|| FileLock {
+                _file: file,
+                path: path.to_path_buf(),
+            }))
         })
     }
 

@@ -144,10 +144,25 @@ fn stale_container_dirs_are_cleaned() {
     let t = tempfile::tempdir().unwrap();
     let store = Store::open(t.path()).unwrap();
     let keep = store.containers().create("live", &[]).unwrap();
+    // A crashed owner: its lock file is there and nobody holds it.
     fs::create_dir_all(store.root().join("containers/dead/upper")).unwrap();
+    fs::write(store.root().join("containers/dead/lock"), "").unwrap();
+    // Being created right now (no lock file yet): must be left alone.
+    fs::create_dir_all(store.root().join("containers/fresh")).unwrap();
+    // Lockless for long: a crash between mkdir and lock.
+    let old = store.root().join("containers/old");
+    fs::create_dir_all(&old).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    fs::File::open(&old)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
     let mut live = Vec::new();
     let removed = store.containers().cleanup_stale(&mut live).unwrap();
-    assert_eq!(removed, vec!["dead".to_string()]);
-    assert_eq!(store.containers().list().unwrap(), vec!["live".to_string()]);
+    assert_eq!(removed, vec!["dead".to_string(), "old".to_string()]);
+    assert_eq!(
+        store.containers().list().unwrap(),
+        vec!["fresh".to_string(), "live".to_string()]
+    );
     drop(keep);
 }

@@ -41,7 +41,7 @@ impl Meta {
     /// Starts a lease; `label` says what it is for (shown by diagnostics).
     pub fn lease(&self, label: &str) -> Result<Lease> {
         let id = fsutil::unique_name("lease");
-        let lock = FileLock::exclusive(&self.lease_lock_path(&id))?;
+        let lock = FileLock::exclusive_at(&self.lease_lock_path(&id))?;
         self.write("create lease", |tx| {
             tx.execute(
                 "INSERT INTO leases (id, label, pid, created) VALUES (?1, ?2, ?3, ?4)",
