@@ -40,6 +40,10 @@ pub struct BuildRequest {
     /// SOURCE_DATE_EPOCH: clamps file times in new layers and sets the
     /// config's and history's times (reproducible images).
     pub source_date_epoch: Option<i64>,
+    /// When base images are pulled (missing only, or always with `--pull`).
+    pub pull: crate::resolve::PullPolicy,
+    /// How to reach registries (insecure hosts, credentials, platform).
+    pub registry: strata_registry::PullOptions,
 }
 
 /// Where a secret's value comes from. The value is read when a RUN needs
@@ -73,6 +77,10 @@ pub struct BuildOutput {
     pub cached: usize,
     /// Context files read and hashed (stat cache misses).
     pub files_hashed: u64,
+    /// The cache keys of the target stage's steps (`--cache-to mode=min`).
+    pub target_cache_keys: Vec<String>,
+    /// The cache keys of every stage that ran (`--cache-to mode=max`).
+    pub all_cache_keys: Vec<String>,
 }
 
 /// Why a build failed.
@@ -119,6 +127,10 @@ pub(crate) struct Builder<'a> {
     pub req: &'a BuildRequest,
     /// Named contexts resolved to image IDs or directories.
     pub named: BTreeMap<String, crate::named::Named>,
+    /// Image names to image IDs (pulling what is missing).
+    pub images: &'a crate::resolve::ImageResolver<'a>,
+    /// Cache keys of each stage's steps, in order (for `--cache-to`).
+    pub stage_keys: std::sync::Mutex<BTreeMap<usize, Vec<crate::cache::CacheKey>>>,
 }
 
 struct FrontendIgnore(IgnoreMatcher);
@@ -205,7 +217,8 @@ pub fn build(
     .map_err(other)?;
 
     let lease = store.lease("build").map_err(other)?;
-    let named = crate::named::resolve_all(store, &req.build_contexts, &lease)?;
+    let images = crate::resolve::ImageResolver::new(store, &lease, req.pull, req.registry.clone());
+    let named = crate::named::resolve_all(store, &req.build_contexts, &lease, &images, events)?;
     let init = TempDir(store.root().join("tmp").join(format!(
         "init-{}",
         strata_runtime::new_container_id().trim_start_matches("strata-")
@@ -238,6 +251,8 @@ pub fn build(
         stats: Stats::default(),
         req,
         named,
+        images: &images,
+        stage_keys: Default::default(),
     };
     let deps: BTreeMap<usize, Vec<usize>> = order
         .iter()
@@ -274,7 +289,19 @@ pub fn build(
         image_id: image_id.to_string(),
         tags: tags.clone(),
     }));
+    let stage_keys = builder
+        .stage_keys
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    let keys_of = |list: &Vec<crate::cache::CacheKey>| -> Vec<String> {
+        list.iter().map(|k| k.as_str().to_string()).collect()
+    };
     Ok(BuildOutput {
+        target_cache_keys: stage_keys
+            .get(&plan.target)
+            .map(keys_of)
+            .unwrap_or_default(),
+        all_cache_keys: stage_keys.values().flat_map(keys_of).collect(),
         image_id,
         tags,
         executed: builder.stats.executed.load(Ordering::Relaxed),

@@ -60,6 +60,13 @@ pub enum EventKind {
     },
     /// A stage the target does not need was not run.
     StageSkipped { stage: String },
+    /// A base image was pulled from its registry (missing, or `--pull`).
+    ImagePulled {
+        reference: String,
+        image_id: String,
+        /// Layers downloaded (the others were in the store).
+        downloaded: usize,
+    },
     /// The build finished.
     BuildDone { image_id: String, tags: Vec<String> },
 }

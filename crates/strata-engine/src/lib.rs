@@ -18,6 +18,7 @@ pub mod images;
 pub mod mounts;
 pub mod named;
 pub mod output;
+pub mod resolve;
 pub mod rootfs;
 pub mod run_step;
 mod runmounts;
@@ -29,3 +30,5 @@ mod stage_run;
 
 pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};
+pub use resolve::PullPolicy;
+pub use strata_registry::PullOptions;

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use strata_store::{Lease, Store};
 
 use crate::build::{BuildError, NamedContext};
+use crate::events::EventSink;
+use crate::resolve::ImageResolver;
 
 /// What a named context stands for during the build.
 #[derive(Debug, Clone)]
@@ -21,10 +23,12 @@ pub enum Named {
 /// Resolves every named context: images must exist, OCI layouts are loaded
 /// into the store (the image is leased for the build), directories must
 /// exist.
-pub fn resolve_all(
+pub(crate) fn resolve_all(
     store: &Store,
     contexts: &BTreeMap<String, NamedContext>,
     lease: &Lease,
+    images: &ImageResolver<'_>,
+    events: EventSink<'_>,
 ) -> Result<BTreeMap<String, Named>, BuildError> {
     let mut out = BTreeMap::new();
     for (name, c) in contexts {
@@ -39,7 +43,7 @@ pub fn resolve_all(
                 Named::Dir(p)
             }
             NamedContext::Image(r) => {
-                let id = crate::images::find_image_id(store, r).map_err(|e| err(e.to_string()))?;
+                let id = images.resolve(r, events).map_err(err)?;
                 Named::Image(id.to_string())
             }
             NamedContext::OciLayout(p, sel) => {

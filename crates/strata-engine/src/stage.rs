@@ -111,11 +111,14 @@ impl Builder<'_> {
                 .named_base(&self.named[&name.to_ascii_lowercase()], &platform)
                 .map_err(|e| self.step_error(&from_ctx, e, None))?,
             Base::Image(name) => {
-                let img = crate::images::load_image(self.store, name)
-                    .map_err(|e| self.step_error(&from_ctx, e.to_string(), None))?;
-                if let Err(e) = self.lease.add_image(&img.id) {
-                    return Err(self.step_error(&from_ctx, e.to_string(), None));
-                }
+                let img = self
+                    .images
+                    .resolve(name, self.events)
+                    .and_then(|id| {
+                        crate::images::load_image(self.store, &id.to_string())
+                            .map_err(|e| e.to_string())
+                    })
+                    .map_err(|e| self.step_error(&from_ctx, e, None))?;
                 StageState {
                     key: CacheKey::base(&img.id.to_string(), &platform),
                     config: img.config,
@@ -159,6 +162,7 @@ impl Builder<'_> {
                     ..ctx
                 };
                 self.exec_step(&mut st, &mut scope, &step, &ctx, deps)?;
+                self.record_key(idx, &st.key);
             }
         }
 
@@ -180,6 +184,7 @@ impl Builder<'_> {
                 name: ctx.name.clone(),
             }));
             let cached = self.exec_step(&mut st, &mut scope, step, &ctx, deps)?;
+            self.record_key(idx, &st.key);
             if cached {
                 (self.events)(Event::now(EventKind::Cached { step: ctx.step_no }));
             } else {
@@ -410,6 +415,15 @@ impl Builder<'_> {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *st = next;
         Ok(link_cached)
+    }
+
+    /// Notes a step's key for `--cache-to` (which keys a build used).
+    fn record_key(&self, stage: usize, key: &CacheKey) {
+        let mut keys = self.stage_keys.lock().unwrap_or_else(|p| p.into_inner());
+        let list = keys.entry(stage).or_default();
+        if list.last() != Some(key) {
+            list.push(key.clone());
+        }
     }
 
     pub(crate) fn cache_lookup(&self, key: &CacheKey) -> Option<StepRecord> {

@@ -187,9 +187,8 @@ impl Builder<'_> {
                 }
                 Some(Named::Image(id)) => (Origin::Image(id.clone()), id.clone()),
                 None => {
-                    let id = crate::images::find_image_id(self.store, name)
-                        .map_err(|e| e.to_string())?;
-                    (Origin::Image(name.clone()), id.to_string())
+                    let id = self.images.resolve(name, self.events)?.to_string();
+                    (Origin::Image(id.clone()), id)
                 }
             },
         };

@@ -167,7 +167,10 @@ impl Builder<'_> {
             Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
                 Some(crate::named::Named::Dir(d)) => return Ok(Some(d.clone())),
                 Some(crate::named::Named::Image(id)) => self.image_layers(id)?,
-                None => self.image_layers(name)?,
+                None => {
+                    let id = self.images.resolve(name, self.events)?;
+                    self.image_layers(&id.to_string())?
+                }
             },
         };
         let m = MountedRootfs::mount(self.store, &layers, &[], Some(self.lease))

@@ -13,6 +13,10 @@ use super::Global;
 #[path = "progress.rs"]
 mod progress;
 
+#[path = "build_cache.rs"]
+mod build_cache;
+use build_cache::CacheSpec;
+
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// Name and optionally a tag (name:tag); may be repeated
@@ -51,6 +55,18 @@ pub struct BuildArgs {
     /// Output: type=local,dest=DIR | type=tar,dest=FILE | type=oci,dest=FILE | type=docker,dest=FILE
     #[arg(short = 'o', long = "output")]
     pub outputs: Vec<String>,
+    /// Always pull the base images (re-resolve their tags) instead of using the store's copies
+    #[arg(long)]
+    pub pull: bool,
+    /// Registry (HOST:PORT) spoken to over plain http for base images and caches
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registry: Vec<String>,
+    /// Export the build cache: type=registry,ref=REF | type=local,dest=DIR [,mode=min|max]
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    /// Import a build cache: type=registry,ref=REF | type=local,src=DIR
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -91,9 +107,25 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|o| strata_engine::output::OutputSpec::parse(o).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache_to = a
+        .cache_to
+        .iter()
+        .map(|s| CacheSpec::parse("--cache-to", s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|s| CacheSpec::parse("--cache-from", s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let client = strata_registry::ClientOptions {
+        insecure_registries: a.insecure_registry.clone(),
+        ..Default::default()
+    };
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     let runc = Runc::locate()?;
+    let quiet = matches!(mode, progress::Mode::Quiet | progress::Mode::RawJson);
+    build_cache::import(&store, &cache_from, &client, quiet);
     let req = BuildRequest {
         dockerfile: a.file.clone(),
         dockerfile_text: None,
@@ -107,6 +139,15 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         ssh: parse_ssh(&a.ssh)?,
         build_contexts: parse_contexts(&a.build_contexts)?,
         source_date_epoch,
+        pull: if a.pull {
+            strata_engine::PullPolicy::Always
+        } else {
+            strata_engine::PullPolicy::Missing
+        },
+        registry: strata_engine::PullOptions {
+            client: client.clone(),
+            ..Default::default()
+        },
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);
@@ -114,6 +155,7 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
     renderer.finish();
     match result {
         Ok(out) => {
+            build_cache::export(&store, &cache_to, &out, &client, quiet)?;
             for o in &outputs {
                 strata_engine::output::export(&store, &out.image_id, &out.tags, o)
                     .map_err(|e| anyhow::anyhow!("--output: {e}"))?;

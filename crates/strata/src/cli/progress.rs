@@ -126,6 +126,14 @@ fn plain(st: &mut State, ev: &Event) {
             step: None,
             message,
         } => writeln!(err, "ERROR: {message}"),
+        EventKind::ImagePulled {
+            reference,
+            downloaded,
+            ..
+        } => writeln!(
+            err,
+            "#0 pulled {reference} ({downloaded} layers downloaded)"
+        ),
         EventKind::StageSkipped { stage } => {
             writeln!(err, "#0 skipping stage {stage} (not needed by the target)")
         }
@@ -200,6 +208,15 @@ fn tty(st: &mut State, ev: &Event) {
                     let _ = mp.println(format!("ERROR: {message}"));
                 }
             }
+        }
+        EventKind::ImagePulled {
+            reference,
+            downloaded,
+            ..
+        } => {
+            let _ = mp.println(format!(
+                "pulled {reference} ({downloaded} layers downloaded)"
+            ));
         }
         EventKind::StageSkipped { .. } | EventKind::BuildDone { .. } => {}
     }

@@ -1,0 +1,130 @@
+//! Where an image name in a Dockerfile (`FROM NAME`, `COPY --from=NAME`,
+//! `RUN --mount=from=NAME`) becomes an image in the store: found locally,
+//! or pulled from its registry when missing (always, with `--pull`).
+//!
+//! Each name is resolved once per build: stages that name the same image
+//! at the same time wait for one pull instead of racing two.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use strata_oci::{Digest, Reference};
+use strata_registry::PullOptions;
+use strata_store::{Lease, Store};
+
+use crate::events::{Event, EventKind, EventSink};
+use crate::images::{find_image_id, ImageError};
+
+/// When a build asks a registry for its base images.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull only images missing from the store (Docker's default).
+    #[default]
+    Missing,
+    /// Re-resolve every tag against its registry (`build --pull`).
+    Always,
+    /// Never contact a registry: a missing image is an error.
+    Never,
+}
+
+type Slot = Arc<OnceLock<Result<Digest, String>>>;
+
+/// Resolves image names for one build; see the module docs.
+pub(crate) struct ImageResolver<'a> {
+    store: &'a Store,
+    lease: &'a Lease,
+    policy: PullPolicy,
+    options: PullOptions,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl<'a> ImageResolver<'a> {
+    pub(crate) fn new(
+        store: &'a Store,
+        lease: &'a Lease,
+        policy: PullPolicy,
+        options: PullOptions,
+    ) -> ImageResolver<'a> {
+        ImageResolver {
+            store,
+            lease,
+            policy,
+            options,
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The image ID `name` stands for in this build (leased until the build
+    /// ends, so a concurrent prune cannot remove it).
+    pub(crate) fn resolve(&self, name: &str, events: EventSink<'_>) -> Result<Digest, String> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            slots.entry(name.to_string()).or_default().clone()
+        };
+        slot.get_or_init(|| {
+            let id = self.resolve_uncached(name, events)?;
+            self.lease.add_image(&id).map_err(|e| e.to_string())?;
+            Ok(id)
+        })
+        .clone()
+    }
+
+    fn resolve_uncached(&self, name: &str, events: EventSink<'_>) -> Result<Digest, String> {
+        let local = match find_image_id(self.store, name) {
+            Ok(id) => Some(id),
+            Err(ImageError::NotFound(_)) => None,
+            Err(e) => return Err(e.to_string()),
+        };
+        let wants_pull = match (self.policy, &local) {
+            (PullPolicy::Never, _) => false,
+            (PullPolicy::Missing, found) => found.is_none(),
+            // An image ID (or ID prefix) names local content: nothing to re-resolve.
+            (PullPolicy::Always, Some(id)) => !names_an_id(name, id),
+            (PullPolicy::Always, None) => true,
+        };
+        if !wants_pull {
+            return local.ok_or_else(|| ImageError::NotFound(name.to_string()).to_string());
+        }
+        let reference =
+            Reference::parse(name).map_err(|e| format!("invalid image reference {name:?}: {e}"))?;
+        match strata_registry::pull(self.store, &reference, &self.options) {
+            Ok(pulled) => {
+                events(Event::now(EventKind::ImagePulled {
+                    reference: reference.to_string(),
+                    image_id: pulled.id.to_string(),
+                    downloaded: pulled.downloaded,
+                }));
+                Ok(pulled.id)
+            }
+            Err(e) => Err(match local {
+                // `--pull` with the registry unreachable: Docker fails too,
+                // but say that the local copy exists.
+                Some(_) => format!(
+                    "pulling {reference} (--pull): {e}; an older copy is in the store: build without --pull to use it"
+                ),
+                None => format!(
+                    "image {name} is not in the store and pulling {reference} failed: {e}"
+                ),
+            }),
+        }
+    }
+}
+
+/// Whether `name` is the ID `id` or a prefix of it (not a reference).
+fn names_an_id(name: &str, id: &Digest) -> bool {
+    let hex = name.strip_prefix("sha256:").unwrap_or(name);
+    hex.len() >= 4 && id.hex().starts_with(hex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_prefix_is_not_re_resolved() {
+        let id = Digest::sha256_of(b"x");
+        assert!(names_an_id(&id.to_string(), &id));
+        assert!(names_an_id(&id.hex()[..12], &id));
+        assert!(!names_an_id("busybox:1.35", &id));
+    }
+}
