@@ -14,6 +14,9 @@ pub enum Mode {
     CutOnce,
     /// Cut it, and refuse every later connection (the registry "died").
     CutThenDie,
+    /// Never cut; answer every PATCH (chunked upload) with 405 itself, as
+    /// registries without chunked uploads do.
+    RefusePatch,
 }
 
 pub struct Proxy {
@@ -42,6 +45,7 @@ pub fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
             let (reqs, cuts, dead) = (reqs.clone(), cuts2.clone(), dead.clone());
             let dead_up = dead.clone();
             let (mut c_read, mut u_write) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+            let mut c_answer = client.try_clone().unwrap();
             // client -> upstream, logging request heads
             std::thread::spawn(move || {
                 let mut buf = [0u8; 16384];
@@ -63,6 +67,14 @@ pub fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
                         let head: String = text.split("\r\n\r\n").next().unwrap_or("").to_string();
                         reqs.lock().unwrap().push(head);
                     }
+                    if mode == Mode::RefusePatch && text.starts_with("PATCH") {
+                        let _ = c_answer.write_all(
+                            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        let _ = c_answer.shutdown(Shutdown::Both);
+                        let _ = u_write.shutdown(Shutdown::Both);
+                        break;
+                    }
                     if u_write.write_all(&buf[..n]).is_err() {
                         break;
                     }
@@ -81,7 +93,9 @@ pub fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
                     if dead.load(Ordering::SeqCst) {
                         break;
                     }
-                    let cut_now = cuts.load(Ordering::SeqCst) == 0 && sent + n > cut_after;
+                    let cut_now = mode != Mode::RefusePatch
+                        && cuts.load(Ordering::SeqCst) == 0
+                        && sent + n > cut_after;
                     if cut_now {
                         let keep = cut_after - sent;
                         let _ = c_write.write_all(&buf[..keep]);

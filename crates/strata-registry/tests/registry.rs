@@ -495,6 +495,49 @@ fn broken_connection_is_resumed_with_range() {
 }
 
 #[test]
+fn refused_chunked_upload_falls_back_to_one_put() {
+    let reg = Registry::start(Auth::None);
+    let px = proxy::start(reg.port, usize::MAX, proxy::Mode::RefusePatch);
+    let (_a, a) = store();
+    let name = format!("127.0.0.1:{}/mono/img:1", px.port);
+    let id = make_image(&a, &name, &[vec![("etc/data", &noise(3000, 3))]], false);
+    push(
+        &a,
+        &r(&name),
+        &PushOptions {
+            client: anon(),
+            chunk_size: 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let reqs = px.requests.lock().unwrap().clone();
+    assert!(
+        reqs.iter().any(|h| h.starts_with("PATCH")),
+        "tried chunks: {reqs:?}"
+    );
+    assert!(
+        reqs.iter().any(|h| h.starts_with("PUT")
+            && h.contains("/blobs/uploads/")
+            && !h.to_ascii_lowercase().contains("content-length: 0")),
+        "one PUT with the blob: {reqs:?}"
+    );
+    // What landed in the registry is whole: pull it straight from it.
+    let (_b, b) = store();
+    let direct = format!("{}/mono/img:1", reg.host());
+    let p = pull(
+        &b,
+        &r(&direct),
+        &PullOptions {
+            client: anon(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(p.id, id);
+}
+
+#[test]
 fn registry_dying_mid_pull_is_a_clear_error_and_the_store_stays_consistent() {
     let reg = Registry::start(Auth::None);
     let (_a, a) = store();
