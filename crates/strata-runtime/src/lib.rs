@@ -29,9 +29,11 @@
 //! - **Signals.** While a container runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT do
 //!   not kill this process: the first is passed to the container, which gets
 //!   SIGKILL after [`Runc::with_stop_timeout`] (10 s) or at the next signal.
-//! - **Not (yet) like Docker:** no seccomp profile and no AppArmor profile are
-//!   applied; no user namespaces; root only. `RLIMIT_NOFILE` is 1048576 only
-//!   when the caller may set it (else the caller's hard limit).
+//! - **Not (yet) like Docker:** the seccomp profile is a denylist of the
+//!   syscalls Docker's allowlist refuses a default container ([`seccomp`]);
+//!   no AppArmor profile. Rootless, strata enters a user namespace itself
+//!   ([`rootless`]). `RLIMIT_NOFILE` is 1048576 only when the caller may set
+//!   it (else the caller's hard limit).
 //!
 //! ```no_run
 //! use strata_runtime::*;
@@ -54,7 +56,9 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub mod rootless;
 mod runc;
+pub mod seccomp;
 pub mod signals;
 pub mod spec;
 mod stdio;
@@ -62,7 +66,9 @@ mod user;
 
 use std::path::PathBuf;
 
+pub use rootless::{enter_user_namespace, Userns};
 pub use runc::{is_rootless, Runc, OWNER_ANNOTATION};
+pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
     write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec,
     DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,

@@ -1,6 +1,7 @@
 //! What a container is (the public description) and how it becomes an OCI
 //! runtime `config.json` with Docker's defaults: namespaces, capabilities,
-//! `/dev`, `/proc`, `/sys`, masked and read-only paths, rlimits, and the three
+//! `/dev`, `/proc`, `/sys`, masked and read-only paths, rlimits, the seccomp
+//! profile of [`crate::seccomp`], and the three
 //! injected files `/etc/resolv.conf`, `/etc/hosts`, `/etc/hostname`.
 
 use std::collections::HashSet;
@@ -522,7 +523,10 @@ pub(crate) fn build_oci_spec(
     if !rootless {
         linux = linux.resources(resources);
     }
+    // The same syscall filter in every mode: seccomp needs no privilege
+    // (no-new-privileges is set), so rootless containers get it too.
     let mut linux = linux
+        .seccomp(crate::seccomp::profile()?)
         .masked_paths(
             MASKED_PATHS
                 .iter()
@@ -628,6 +632,7 @@ mod tests {
             serde_json::json!(["nosuid", "nodev", "size=1024", "mode=1777"])
         );
         assert_eq!(json["hostname"], "0123456789ab");
+        assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
     }
 
     #[test]

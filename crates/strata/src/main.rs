@@ -8,6 +8,44 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // First, while the process is still single-threaded: an unprivileged
+    // user gets a user namespace of its own (strata_runtime::rootless), so
+    // that build and run work without `unshare` and files of other owners
+    // keep them (through the user's /etc/subuid range).
+    let userns = match strata_runtime::enter_user_namespace() {
+        Ok(u) => u,
+        Err(e) => {
+            eprintln!("strata: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let entered = matches!(
+        userns,
+        strata_runtime::Userns::Range { .. } | strata_runtime::Userns::Single { .. }
+    );
+    // SAFETY: getuid cannot fail. (Our own uid outside is the map's target.)
+    let outer_uid = std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|m| m.split_whitespace().nth(1).and_then(|u| u.parse().ok()))
+        .unwrap_or_else(|| unsafe { libc::getuid() });
+    if let Some(w) = userns.warning(&strata_runtime::rootless::user_name(outer_uid)) {
+        eprintln!("strata: warning: {w}");
+    }
+    if entered && !strata_runtime::rootless::kernel_has_userns_overlay() {
+        eprintln!(
+            "strata: warning: this kernel is older than Linux 5.11 and cannot mount overlay in a \
+             user namespace; strata has no fuse-overlayfs fallback yet, so rootless build and run \
+             will fail (run as root, or use a newer kernel)"
+        );
+    }
+    // `strata unshare [CMD...]` (as `podman unshare`): a shell or command in
+    // strata's namespace, e.g. to remove a store whose files belong to the
+    // user's subordinate ids. Not a clap subcommand: it takes raw argv.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "unshare") {
+        return unshare(&argv[2..], entered);
+    }
+
     let args = cli::Cli::parse();
     match cli::dispatch(args) {
         Ok(code) => ExitCode::from(code),
@@ -16,4 +54,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn unshare(cmd: &[std::ffi::OsString], entered: bool) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    if !entered {
+        eprintln!("strata: error: unshare: strata made no user namespace here (already root?)");
+        return ExitCode::from(1);
+    }
+    let shell = std::env::var_os("SHELL").unwrap_or_else(|| "/bin/sh".into());
+    let (prog, rest) = match cmd.split_first() {
+        Some((p, r)) => (p.clone(), r),
+        None => (shell, &[][..]),
+    };
+    let err = std::process::Command::new(&prog).args(rest).exec();
+    eprintln!("strata: error: unshare: {}: {err}", prog.to_string_lossy());
+    ExitCode::from(127)
 }
