@@ -43,6 +43,21 @@ pub fn run_argv(c: &ImageConfigDoc, command: &Command, heredocs: &[Heredoc]) -> 
     argv
 }
 
+/// The heredoc a RUN consists of alone, when its body starts with `#!`
+/// (BuildKit executes such a body as a file rather than through the shell).
+pub fn shebang_script<'a>(command: &Command, heredocs: &'a [Heredoc]) -> Option<&'a Heredoc> {
+    match (command, heredocs) {
+        (Command::Shell(text), [h])
+            if text.trim().starts_with("<<")
+                && !text.trim().contains(char::is_whitespace)
+                && h.content.starts_with("#!") =>
+        {
+            Some(h)
+        }
+        _ => None,
+    }
+}
+
 /// `--network`: BuildKit's `default` is a sandbox with network access;
 /// strata shares the host's (no CNI), as `host`.
 fn network_of(v: Option<&str>) -> Result<Network, String> {
@@ -73,16 +88,21 @@ impl Builder<'_> {
         created: &str,
     ) -> Result<LayerRef, BuildError> {
         let err = |m: String| self.step_error(s, m, None);
-        let argv = run_argv(c, command, heredocs);
+        let mut argv = run_argv(c, command, heredocs);
         let mut env = c.config.env.clone().unwrap_or_default();
         let args = scope.build_args_in_scope();
         for (k, v) in &args {
             env.push(format!("{k}={v}"));
         }
         let net = network_of(network.as_deref()).map_err(err)?;
-        let rm = self
+        let mut rm = self
             .prepare_mounts(mounts, st, deps)
             .map_err(|m| err(format!("--mount: {m}")))?;
+        if let Some(h) = shebang_script(command, heredocs) {
+            argv = vec![rm
+                .add_script(self.store, &h.name, &h.content)
+                .map_err(err)?];
+        }
         let params = RunParams {
             argv: argv.clone(),
             env,
@@ -155,5 +175,9 @@ mod tests {
         assert_eq!(a[2], "<<A cat > /a && <<B cat > /b\n1\nA\n2\nB");
         let a = run_argv(&c, &Command::Shell("sh <<EOF".into()), &[doc("EOF", "x")]);
         assert_eq!(a[2], "sh <<EOF\nx\nEOF");
+        let script = [doc("EOF", "#!/bin/awk -f\nBEGIN{print 1}\n")];
+        assert!(shebang_script(&Command::Shell("<<EOF".into()), &script).is_some());
+        assert!(shebang_script(&Command::Shell("sh <<EOF".into()), &script).is_none());
+        assert!(shebang_script(&Command::Shell("<<EOF".into()), &[doc("EOF", "echo")]).is_none());
     }
 }

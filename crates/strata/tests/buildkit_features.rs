@@ -33,7 +33,8 @@ COPY <<'RAW' <<TWO /docs/\nraw $WHO\nRAW\ntwo $WHO\nTWO\n\
 RUN <<EOF\necho script ran > /script.txt\necho second line >> /script.txt\nEOF\n\
 RUN <<A cat > /a.txt && <<B cat > /b.txt\nfirst\nA\nsecond\nB\n\
 RUN sh <<EOF\necho \"stdin $WHO\" > /stdin.txt\nEOF\n\
-RUN <<-EOF\n\techo tabs stripped > /tabs.txt\n\tEOF\n";
+RUN <<-EOF\n\techo tabs stripped > /tabs.txt\n\tEOF\n\
+RUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"awk ran\" > \"/awk.txt\" }\nEOF\n";
     let ctx = context(&[("Dockerfile", df)]);
     build_ok(&root, ctx.path(), "hd", &[]);
     let out = run_in(
@@ -49,11 +50,12 @@ RUN <<-EOF\n\techo tabs stripped > /tabs.txt\n\tEOF\n";
             "/b.txt",
             "/stdin.txt",
             "/tabs.txt",
+            "/awk.txt",
         ],
     );
     assert_eq!(
         out,
-        "hello world\nraw $WHO\ntwo world\nscript ran\nsecond line\nfirst\nsecond\nstdin world\ntabs stripped\n"
+        "hello world\nraw $WHO\ntwo world\nscript ran\nsecond line\nfirst\nsecond\nstdin world\ntabs stripped\nawk ran\n"
     );
     assert_eq!(
         run_in(&root, "hd", &["stat", "-c", "%a", "/greet.txt"]),
@@ -538,6 +540,68 @@ FROM base\nCOPY --from=0 /app.conf /a\nCOPY --from=files /conf/app.conf /b\n";
         run_in(&root, "named", &["cat", "/a", "/b"]),
         "named dir\nnamed dir\n"
     );
+}
+
+/// `--build-context NAME=oci-layout://DIR[:TAG]`: an OCI layout written by
+/// another store (`save --format oci`, unpacked) used as a FROM and a
+/// `COPY --from` source by a store that never had the image.
+#[test]
+fn oci_layout_build_context() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN echo from layout > /marker\n";
+    build_ok(
+        &root,
+        context(&[("Dockerfile", df)]).path(),
+        "layoutsrc:v2",
+        &[],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("img.tar");
+    let o = strata(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            &path_str(&tar),
+            "layoutsrc:v2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let layout = dir.path().join("layout");
+    std::fs::create_dir_all(&layout).unwrap();
+    let x = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(x.success());
+
+    // A fresh store: busybox for the final stage only.
+    let (_t2, other) = root_dir();
+    make_busybox(&other);
+    let df = "FROM src AS first\nRUN cat /marker > /seen\n\
+FROM busybox:1.35\nCOPY --from=src /marker /copied\nCOPY --from=first /seen /seen\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let by_tag = format!("src=oci-layout://{}:v2", layout.display());
+    build_ok(
+        &other,
+        ctx.path(),
+        "fromlayout",
+        &["--build-context", &by_tag],
+    );
+    assert_eq!(
+        run_in(&other, "fromlayout", &["cat", "/copied", "/seen"]),
+        "from layout\nfrom layout\n"
+    );
+    // A tag the layout does not hold is a clear error.
+    let missing = format!("src=oci-layout://{}:nope", layout.display());
+    let o = build_with(&other, ctx.path(), "x", &["--build-context", &missing]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no image matching"), "{}", stderr(&o));
 }
 
 #[test]

@@ -68,6 +68,30 @@ impl RunMounts {
         }));
         Ok(())
     }
+
+    /// `RUN <<EOF` whose body starts with `#!`: BuildKit runs the body as
+    /// an executable file at `/dev/pipes/NAME` (so its interpreter line
+    /// counts). Returns that path.
+    pub(crate) fn add_script(
+        &mut self,
+        store: &strata_store::Store,
+        name: &str,
+        content: &str,
+    ) -> Result<String, String> {
+        use std::os::unix::fs::PermissionsExt;
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(format!("heredoc name {name:?} cannot be a file name"));
+        }
+        let dir = TempDir::new(store, "script").map_err(|e| e.to_string())?;
+        let path = dir.0.join(name);
+        std::fs::write(&path, content).map_err(|e| format!("heredoc {name}: {e}"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("heredoc {name}: {e}"))?;
+        let target = format!("/dev/pipes/{name}");
+        self.bind(path, &target, true)?;
+        self._keep.push(Box::new(dir));
+        Ok(target)
+    }
 }
 
 /// Parses a mode option (`0755`, `755`).
