@@ -36,25 +36,15 @@ pub fn normalize(name: &str) -> Result<String, ImageError> {
         .map_err(|e| ImageError::BadReference(name.to_string(), e.to_string()))
 }
 
-/// Finds an image by name, full reference, ID or ID prefix.
+/// Finds an image by name, full reference, repo digest, ID or ID prefix
+/// (the store's rules, shared with the CLI's IMAGE arguments).
 pub fn find_image_id(store: &Store, name: &str) -> Result<Digest, ImageError> {
-    if let Ok(d) = name.parse::<Digest>() {
-        if store.meta().image(&d)?.is_some() {
-            return Ok(d);
-        }
+    match strata_store::transfer::resolve_image(store, name) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(ImageError::NotFound(name.to_string())),
+        Err(strata_store::transfer::TransferError::Store(e)) => Err(ImageError::Store(e)),
+        Err(e) => Err(ImageError::Corrupt(name.to_string(), e.to_string())),
     }
-    if let Ok(full) = normalize(name) {
-        if let Some(id) = store.meta().resolve_tag(&full)? {
-            return Ok(id);
-        }
-    }
-    let hexish = name.strip_prefix("sha256:").unwrap_or(name);
-    if hexish.len() >= 4 && hexish.bytes().all(|b| b.is_ascii_hexdigit()) {
-        if let Some(id) = store.meta().find_image_by_id_prefix(hexish)? {
-            return Ok(id);
-        }
-    }
-    Err(ImageError::NotFound(name.to_string()))
 }
 
 /// Loads an image's config and layers.

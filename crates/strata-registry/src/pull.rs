@@ -201,6 +201,10 @@ pub fn pull_with(
     };
     let meta = store.meta();
     meta.put_image(&record)?;
+    meta.add_repo_digest(
+        &format!("{}@{repo_digest}", reference.name()),
+        &config_digest,
+    )?;
     let tagged = reference.tag().map(|t| {
         reference
             .with_tag(t)

@@ -171,6 +171,9 @@ pub fn push_with(
         (None, None) => "latest".to_string(),
     };
     let digest = client.put_manifest(repo, &target, &info.manifest_media_type, &manifest_bytes)?;
+    store
+        .meta()
+        .add_repo_digest(&format!("{}@{digest}", reference.name()), &info.id)?;
     Ok(PushedImage {
         digest,
         size: manifest_bytes.len() as u64,

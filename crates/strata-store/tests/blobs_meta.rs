@@ -167,6 +167,55 @@ fn images_tags_layers_cache() {
 }
 
 #[test]
+fn repo_digests_resolve_and_go_with_their_image() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let meta = store.meta();
+    let rec = sample_image(&store, "rd");
+    meta.put_image(&rec).unwrap();
+    let name = format!("docker.io/library/rd@{}", Digest::sha256_of(b"manifest"));
+    meta.add_repo_digest(&name, &rec.id).unwrap();
+    meta.add_repo_digest(&name, &rec.id).unwrap(); // idempotent
+    assert_eq!(meta.repo_digests_of(&rec.id).unwrap(), vec![name.clone()]);
+    assert_eq!(
+        meta.resolve_repo_digest(&name).unwrap(),
+        Some(rec.id.clone())
+    );
+    let by_name = strata_store::transfer::resolve_image(
+        &store,
+        &format!("rd@{}", Digest::sha256_of(b"manifest")),
+    );
+    assert_eq!(by_name.unwrap(), Some(rec.id.clone()));
+    meta.remove_image(&rec.id, true).unwrap();
+    assert_eq!(meta.resolve_repo_digest(&name).unwrap(), None);
+}
+
+/// A store written by the first schema (no repo_digests table) is migrated
+/// when opened, keeping its data.
+#[test]
+fn a_version_1_store_is_migrated() {
+    let t = tempfile::tempdir().unwrap();
+    let id = {
+        let store = Store::open(t.path()).unwrap();
+        let rec = sample_image(&store, "old");
+        store.meta().put_image(&rec).unwrap();
+        store.meta().tag("old:1", &rec.id).unwrap();
+        rec.id
+    };
+    let db = rusqlite::Connection::open(t.path().join("meta.db")).unwrap();
+    db.execute_batch("DROP TABLE repo_digests; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(db);
+    let store = Store::open(t.path()).unwrap();
+    assert_eq!(store.meta().resolve_tag("old:1").unwrap(), Some(id.clone()));
+    store
+        .meta()
+        .add_repo_digest("docker.io/library/old@sha256:00", &id)
+        .unwrap();
+    assert_eq!(store.meta().repo_digests_of(&id).unwrap().len(), 1);
+}
+
+#[test]
 fn reopen_keeps_data() {
     let t = tempfile::tempdir().unwrap();
     let id = {

@@ -293,6 +293,22 @@ fn docker_pulls_what_strata_pushes() {
         "{}",
         text(&o)
     );
+    // The push recorded the same RepoDigests Docker reports after its pull.
+    let o = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RepoDigests}}",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    let docker_digests: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = strata(&root, &cfg_dir, &["inspect", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(ours[0]["RepoDigests"], docker_digests);
     let _ = Command::new("docker").args(["rmi", &name]).output();
 }
 

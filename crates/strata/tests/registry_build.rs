@@ -97,6 +97,22 @@ fn from_and_copy_from_pull_a_missing_image_and_pull_re_resolves() {
     // The base was pulled once although two stages named it.
     assert_eq!(stderr(&o).matches("pulled ").count(), 1, "{}", stderr(&o));
     assert_eq!(image_id(&root, &base), base_id);
+    // The pull recorded where the image came from (Docker's RepoDigests),
+    // and that digest pulls the same image into another store.
+    let o = strata(&root, &["inspect", &base]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let repo_digest = v[0]["RepoDigests"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let prefix = format!("{}/library/busybox@sha256:", reg.host());
+    assert!(repo_digest.starts_with(&prefix), "{v}");
+    let by_digest = tmp.path().join("by-digest");
+    ok(
+        &strata(&by_digest, &["pull", &repo_digest]),
+        "pull by digest",
+    );
+    assert_eq!(image_id(&by_digest, &repo_digest), base_id);
     let out = strata(
         &root,
         &[

@@ -205,6 +205,39 @@ impl Meta {
         })?
     }
 
+    /// Records that `image` is `name` (`REPOSITORY@DIGEST`) in a registry.
+    pub fn add_repo_digest(&self, name: &str, image: &Digest) -> Result<()> {
+        self.write("record repo digest", |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO repo_digests (name, image_id)
+                 SELECT ?1, id FROM images WHERE id = ?2",
+                params![name, image.to_string()],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The image recorded under `REPOSITORY@DIGEST`.
+    pub fn resolve_repo_digest(&self, name: &str) -> Result<Option<Digest>> {
+        self.with_conn("resolve repo digest", |c| {
+            c.query_row(
+                "SELECT image_id FROM repo_digests WHERE name = ?1",
+                [name],
+                |r| col_digest(r, 0),
+            )
+            .optional()
+        })
+    }
+
+    /// The `REPOSITORY@DIGEST` names of one image, sorted.
+    pub fn repo_digests_of(&self, image: &Digest) -> Result<Vec<String>> {
+        self.with_conn("list repo digests", |c| {
+            c.prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?
+                .query_map([image.to_string()], |r| r.get(0))?
+                .collect()
+        })
+    }
+
     /// Removes a tag; returns the image it pointed at.
     pub fn untag(&self, reference: &str) -> Result<Option<Digest>> {
         self.write("untag", |tx| {

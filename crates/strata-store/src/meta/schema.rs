@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = "
 CREATE TABLE images (
@@ -72,6 +72,17 @@ CREATE TABLE lease_refs (
 );
 ";
 
+/// v2: the digests an image is known by in registries (Docker's
+/// RepoDigests: `REPOSITORY@sha256:...`, from pulls and pushes).
+const V2: &str = "
+CREATE TABLE repo_digests (
+    name TEXT NOT NULL,                  -- full repository @ manifest digest
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    PRIMARY KEY (name, image_id)
+);
+CREATE INDEX repo_digests_image ON repo_digests(image_id);
+";
+
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let err = |what| {
         move |source| StoreError::Db {
@@ -95,6 +106,10 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         }
         if version < 1 {
             conn.execute_batch(V1).map_err(err("create schema v1"))?;
+        }
+        if version < 2 {
+            conn.execute_batch(V2)
+                .map_err(err("migrate schema to v2"))?;
         }
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)

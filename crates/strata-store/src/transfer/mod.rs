@@ -41,17 +41,23 @@ pub enum TransferError {
 pub type Result<T, E = TransferError> = std::result::Result<T, E>;
 
 /// Finds an image as `docker` does for an IMAGE argument: a full ID, a tag
-/// (`busybox`, `busybox:1.35`, `docker.io/library/busybox:1.35`), then a
-/// unique ID prefix of at least 4 hex digits. `None` when nothing matches.
+/// (`busybox`, `busybox:1.35`, `docker.io/library/busybox:1.35`), a repo
+/// digest (`busybox@sha256:...`), then a unique ID prefix of at least 4 hex digits. `None` when nothing matches.
 pub fn resolve_image(store: &Store, name: &str) -> Result<Option<Digest>> {
     if let Ok(d) = name.parse::<Digest>() {
         return Ok(store.meta().image(&d)?.map(|_| d));
     }
     if let Ok(r) = Reference::parse(name) {
-        if r.digest().is_none() {
-            if let Some(id) = store.meta().resolve_tag(&r.to_string())? {
-                return Ok(Some(id));
-            }
+        let found = match r.digest() {
+            // `name@sha256:...`: a manifest digest a pull or push recorded
+            // (a tag beside the digest is ignored, as Docker does).
+            Some(d) => store
+                .meta()
+                .resolve_repo_digest(&format!("{}@{d}", r.name()))?,
+            None => store.meta().resolve_tag(&r.to_string())?,
+        };
+        if found.is_some() {
+            return Ok(found);
         }
     }
     Ok(store.meta().find_image_by_id_prefix(name)?)

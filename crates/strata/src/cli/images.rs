@@ -299,7 +299,12 @@ fn inspect_one(store: &Store, id: &Digest) -> anyhow::Result<Value> {
     Ok(json!({
         "Id": info.id.to_string(),
         "RepoTags": info.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
-        "RepoDigests": [],
+        "RepoDigests": store
+            .meta()
+            .repo_digests_of(id)?
+            .iter()
+            .map(|d| familiar(d))
+            .collect::<Vec<_>>(),
         "Parent": "",
         "Comment": cfg.comment.clone().unwrap_or_default(),
         "Created": info.created,
