@@ -12,6 +12,8 @@ fn main() -> ExitCode {
     // user gets a user namespace of its own (strata_runtime::rootless), so
     // that build and run work without `unshare` and files of other owners
     // keep them (through the user's /etc/subuid range).
+    // SAFETY: geteuid cannot fail. Taken before: inside, it is 0.
+    let uid = unsafe { libc::geteuid() };
     let userns = match strata_runtime::enter_user_namespace() {
         Ok(u) => u,
         Err(e) => {
@@ -23,12 +25,7 @@ fn main() -> ExitCode {
         userns,
         strata_runtime::Userns::Range { .. } | strata_runtime::Userns::Single { .. }
     );
-    // SAFETY: getuid cannot fail. (Our own uid outside is the map's target.)
-    let outer_uid = std::fs::read_to_string("/proc/self/uid_map")
-        .ok()
-        .and_then(|m| m.split_whitespace().nth(1).and_then(|u| u.parse().ok()))
-        .unwrap_or_else(|| unsafe { libc::getuid() });
-    if let Some(w) = userns.warning(&strata_runtime::rootless::user_name(outer_uid)) {
+    if let Some(w) = userns.warning(&strata_runtime::rootless::user_name(uid)) {
         eprintln!("strata: warning: {w}");
     }
     if entered && !strata_runtime::rootless::kernel_has_userns_overlay() {
