@@ -22,6 +22,7 @@ pub mod progress;
 pub mod pull;
 pub mod push;
 pub mod transport;
+mod wire;
 pub mod www_authenticate;
 
 pub use auth::Scope;

@@ -3,7 +3,8 @@
 //! of the same registry has (`?mount=&from=`), uploading the rest in chunks
 //! (PATCH, then PUT with the digest) with a monolithic PUT as the fallback;
 //! the manifest goes last, byte for byte as stored, so the image keeps its
-//! media types and digest.
+//! media types and digest — unless a layer is stored uncompressed, which is
+//! gzip-compressed for the wire first (see `wire`).
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
@@ -99,6 +100,9 @@ pub fn push_with(
             info.manifest_digest
         ))
     })?;
+    let lease = store.lease(&format!("push {local}"))?;
+    let (manifest, manifest_bytes) =
+        crate::wire::wire_manifest(store, &info, manifest, manifest_bytes, options.jobs, &lease)?;
     let repo = reference.repository();
     let reporter = Reporter::new(options.progress);
     reporter.line(&format!(

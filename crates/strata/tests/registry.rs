@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use strata_store::Store;
-use support::{make_image, Auth, Registry, TokenServer};
+use support::{make_image, make_image_with, Auth, Registry, TokenServer};
 
 fn strata(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     strata_env(root, docker_config, args, stdin, &[])
@@ -387,4 +387,78 @@ fn credentials_go_through_the_configured_helper() {
     let o = strata_env(&root_a, &cfg_dir, &["logout", &host], None, &env);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!stored.exists());
+}
+
+/// Layers stored uncompressed (as `docker save` writes them); pushing such
+/// an image sends gzip blobs, as `docker push` does. The image ID does not change,
+/// and a second push reuses the compressed blobs instead of making more.
+#[test]
+fn uncompressed_layers_are_gzipped_for_the_registry() {
+    let reg = Registry::start(Auth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let (root_b, root_c) = (tmp.path().join("b"), tmp.path().join("c"));
+    let name = format!("{}/wire/img:1", reg.host());
+    let id = make_image_with(
+        &Store::open(&root_b).unwrap(),
+        &name,
+        &[vec![("etc/a", b"a\n")], vec![("etc/b", b"b\n")]],
+        false,
+        false,
+    );
+    let stored: Vec<String> = Store::open(&root_b)
+        .unwrap()
+        .meta()
+        .image(&id)
+        .unwrap()
+        .unwrap()
+        .layers
+        .iter()
+        .map(|l| l.media_type.clone())
+        .collect();
+    assert!(
+        stored
+            .iter()
+            .all(|m| m == strata_oci::media_types::DOCKER_LAYER_TAR),
+        "the loaded layers should be stored uncompressed: {stored:?}"
+    );
+
+    let o = strata(&root_b, &cfg_dir, &["push", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "skopeo: {}", text(&raw));
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let types: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        vec![strata_oci::media_types::DOCKER_LAYER_TAR_GZIP; 2],
+        "{manifest}"
+    );
+    let o = strata(&root_c, &cfg_dir, &["pull", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let pulled = Store::open(&root_c)
+        .unwrap()
+        .meta()
+        .resolve_tag(&name)
+        .unwrap();
+    assert_eq!(pulled, Some(id));
+
+    let blobs = |root: &Path| {
+        std::fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    let before = blobs(&root_b);
+    let o = strata(&root_b, &cfg_dir, &["push", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(blobs(&root_b), before, "the second push compressed again");
 }

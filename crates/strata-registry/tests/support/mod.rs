@@ -375,6 +375,17 @@ pub fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
 /// Makes an image (layers of the given files, Docker or OCI media types)
 /// in `store`, tags it `name`, returns its ID.
 pub fn make_image(store: &Store, name: &str, layers: &[Vec<(&str, &[u8])>], oci: bool) -> Digest {
+    make_image_with(store, name, layers, oci, true)
+}
+
+/// [`make_image`] with the layers stored gzip'd or as plain tars.
+pub fn make_image_with(
+    store: &Store,
+    name: &str,
+    layers: &[Vec<(&str, &[u8])>],
+    oci: bool,
+    gzip: bool,
+) -> Digest {
     let mut records = Vec::new();
     let mut diff_ids = Vec::new();
     let mut descs = Vec::new();
@@ -386,11 +397,26 @@ pub fn make_image(store: &Store, name: &str, layers: &[Vec<(&str, &[u8])>], oci:
             d.read_to_end(&mut v).unwrap();
             v.len() as u64
         };
-        let (digest, size) = store.blobs().put(None, &gz).unwrap();
-        let mt = if oci {
-            media_types::OCI_LAYER_TAR_GZIP
+        let (digest, size, mt) = if gzip {
+            let (d, s) = store.blobs().put(None, &gz).unwrap();
+            let mt = if oci {
+                media_types::OCI_LAYER_TAR_GZIP
+            } else {
+                media_types::DOCKER_LAYER_TAR_GZIP
+            };
+            (d, s, mt)
         } else {
-            media_types::DOCKER_LAYER_TAR_GZIP
+            let mut raw = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut raw)
+                .unwrap();
+            let (d, s) = store.blobs().put(None, &raw).unwrap();
+            let mt = if oci {
+                media_types::OCI_LAYER_TAR
+            } else {
+                media_types::DOCKER_LAYER_TAR
+            };
+            (d, s, mt)
         };
         descs.push(Descriptor::new(mt, digest.clone(), size));
         records.push(LayerRecord {
