@@ -1,18 +1,28 @@
 //! Rootless: the tutorial (examples/tutorial/Second_Try: Go build stage,
-//! binary on busybox) builds and runs as an unprivileged user, through a
-//! user namespace (`unshare --user --map-root-user --mount`: the user is
-//! "root" inside, with one uid mapped), with the store in that user's XDG
-//! data directory. The test creates the user (`strata-rootless-test`) and
-//! skips loudly when the host cannot do this at all.
+//! binary on busybox) builds and runs as an unprivileged user who types
+//! plain `strata build` / `strata run`: strata enters a user namespace by
+//! itself (crates/strata-runtime/src/rootless.rs), with the user's
+//! /etc/subuid and /etc/subgid range mapped by newuidmap/newgidmap (Debian
+//! `uidmap`), and keeps its store in that user's XDG data directory. A file
+//! chowned to 1000:1000 in a RUN keeps its owner through build, save, load
+//! and run, which only a range mapping allows.
 //!
-//! Not covered yet (see docs/security.md): newuidmap/newgidmap ranges from
-//! /etc/subuid (so images with files of other owners keep them), strata
-//! entering the namespace by itself, fuse-overlayfs for older kernels.
+//! The single-uid paths are covered too, on a small busybox build: a second
+//! user without a subordinate range (strata maps only its own uid, warns,
+//! and other owners collapse to root), and the old `unshare --user
+//! --map-root-user --mount` wrapper (strata, already "root", does nothing).
+//!
+//! The test creates the users (`strata-rootless-test`, a system user
+//! `strata-rootless-test2`) and the range, and skips loudly when the host
+//! cannot do this at all. Not covered: fuse-overlayfs (not implemented; a
+//! kernel older than 5.11 gets a warning, see docs/security.md).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const USER: &str = "strata-rootless-test";
+/// A system user: `useradd -r` gives it no subordinate range.
+const USER2: &str = "strata-rootless-test2";
 
 fn sh(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"))
@@ -24,7 +34,16 @@ fn unsupported() -> Option<String> {
     if unsafe { libc_geteuid() } != 0 {
         return Some("needs root to create the test user".into());
     }
-    for tool in ["useradd", "runuser", "unshare", "/bin/busybox", "runc"] {
+    for tool in [
+        "useradd",
+        "usermod",
+        "runuser",
+        "unshare",
+        "newuidmap",
+        "newgidmap",
+        "/bin/busybox",
+        "runc",
+    ] {
         let found = if tool.starts_with('/') {
             Path::new(tool).exists()
         } else {
@@ -33,7 +52,9 @@ fn unsupported() -> Option<String> {
                 .success()
         };
         if !found {
-            return Some(format!("{tool} is missing"));
+            return Some(format!(
+                "{tool} is missing (scripts/setup-host.sh installs uidmap)"
+            ));
         }
     }
     None
@@ -44,23 +65,63 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
-fn ensure_user() -> PathBuf {
-    let exists = sh(Command::new("id").arg(USER)).status.success();
+/// Creates `user` when missing (`system`: with `-r`, so no subid range).
+fn ensure_user(user: &str, system: bool) -> PathBuf {
+    let exists = sh(Command::new("id").arg(user)).status.success();
     if !exists {
-        let o = sh(Command::new("useradd").args(["-m", "-s", "/bin/sh", USER]));
+        let mut c = Command::new("useradd");
+        c.args(["-m", "-s", "/bin/sh"]);
+        if system {
+            c.arg("-r");
+        }
+        let o = sh(c.arg(user));
         assert!(
             o.status.success(),
             "useradd: {}",
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    PathBuf::from(format!("/home/{USER}"))
+    PathBuf::from(format!("/home/{user}"))
 }
 
-/// Runs `script` as the test user with a clean environment.
-fn as_user(home: &Path, script: &str) -> Output {
+/// `user`'s range in a subid file: (start, count).
+fn subid(file: &str, user: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() == 3 && f[0] == user).then(|| (f[1].parse().unwrap(), f[2].parse().unwrap()))
+    })
+}
+
+/// Gives USER a 65536-id range in /etc/subuid and /etc/subgid (after every
+/// existing range) unless it has one; returns the uid range.
+fn ensure_range() -> (u64, u64) {
+    if let (Some(r), Some(_)) = (subid("/etc/subuid", USER), subid("/etc/subgid", USER)) {
+        return r;
+    }
+    let end = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
+            })
+            .max()
+            .unwrap_or(0)
+    };
+    let start = end("/etc/subuid").max(end("/etc/subgid")).max(100_000);
+    let range = format!("{start}-{}", start + 65535);
+    let o =
+        sh(Command::new("usermod").args(["--add-subuids", &range, "--add-subgids", &range, USER]));
+    assert!(o.status.success(), "usermod: {}", text(&o));
+    subid("/etc/subuid", USER).expect("range added")
+}
+
+/// Runs `script` as `user` with a clean environment.
+fn as_user(user: &str, home: &Path, script: &str) -> Output {
     sh(Command::new("runuser")
-        .args(["-u", USER, "--", "env", "-i"])
+        .args(["-u", user, "--", "env", "-i"])
         .arg(format!("HOME={}", home.display()))
         .arg(format!("XDG_DATA_HOME={}/.local/share", home.display()))
         .args(["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "sh", "-euc", script]))
@@ -75,15 +136,33 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Owners (uid and gid, numeric) of everything under `dir`, seen from the host.
+fn owners(dir: &Path) -> Vec<u64> {
+    let o = sh(Command::new("find").arg(dir).args(["-printf", "%U\n%G\n"]));
+    let mut ids: Vec<u64> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 #[test]
 fn tutorial_builds_and_runs_as_an_unprivileged_user() {
     if let Some(why) = unsupported() {
         eprintln!("SKIPPED rootless test: {why}");
         return;
     }
-    let home = ensure_user();
-    // Everything the user needs, in a dir it can read: the binary, base
-    // rootfs tars (scripts/make-base-rootfs.sh), the tutorial.
+    let home = ensure_user(USER, false);
+    let home2 = ensure_user(USER2, true);
+    let (sub_start, sub_count) = ensure_range();
+    assert!(
+        subid("/etc/subuid", USER2).is_none(),
+        "{USER2} must have no subuid range"
+    );
+    // Everything the users need, in a dir they can read: the binary, base
+    // rootfs tars (scripts/make-base-rootfs.sh), the Dockerfiles.
     let work = tempfile::Builder::new()
         .prefix("strata-rootless-")
         .tempdir()
@@ -107,11 +186,26 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
          RUN rm -rf /d && mkdir /d && echo new > /d/new\n",
     )
     .unwrap();
+    // Files of a non-root owner: made by root, and by that user itself.
+    std::fs::create_dir(w.join("own")).unwrap();
+    std::fs::write(
+        w.join("own/Dockerfile"),
+        "FROM busybox:1.35\nRUN mkdir /x && chown 1000:1000 /x\n\
+         USER 1000:1000\nRUN touch /x/mine\n",
+    )
+    .unwrap();
     let o = sh(Command::new("chmod").args(["-R", "a+rwX"]).arg(w));
     assert!(o.status.success());
+    // Stores of earlier runs hold files of the users' subordinate ids,
+    // which the users themselves cannot remove outside a namespace.
+    for h in [&home, &home2] {
+        let _ = std::fs::remove_dir_all(h.join(".local/share/strata"));
+        let _ = std::fs::remove_dir_all(h.join(".local/share-single"));
+    }
 
     // Can this kernel mount overlay in a user namespace at all?
     let probe = as_user(
+        USER,
         &home,
         "d=$(mktemp -d); mkdir $d/l $d/u $d/w $d/m; \
          unshare --user --map-root-user --mount \
@@ -138,30 +232,34 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    let bb = changes("busybox");
     let w = w.display();
-    // A fresh store each run, in the user's XDG data dir (the default root
-    // for "root" inside a user namespace: no --root, no STRATA_ROOT).
+    // Plain commands, no unshare: strata maps the user's range by itself.
+    // The store is the default one for an unprivileged user (no --root, no
+    // STRATA_ROOT): $XDG_DATA_HOME/strata.
     let script = format!(
-        "rm -rf \"$XDG_DATA_HOME/strata\"\n\
-         S={w}/strata\n\
-         U='unshare --user --map-root-user --mount'\n\
+        "S={w}/strata\n\
          $S import {w}/busybox.tar busybox:1.35 {bb} >/dev/null\n\
          $S import {w}/golang.tar golang:1.19 {go} >/dev/null\n\
-         $U $S build -q -t tutorial {w}/tutorial >/dev/null\n\
-         $U $S run --rm tutorial\n\
-         $U $S images --format json | grep -c tutorial\n\
-         $U $S build -q -t opq {w}/opq >/dev/null\n\
-         $U $S save -o {w}/opq.tar opq && $U $S rmi opq >/dev/null\n\
-         $U $S system prune -a >/dev/null && $U $S load -q -i {w}/opq.tar\n\
-         $U $S run --rm opq ls /d\n\
-         $U $S system check\n\
-         test -d \"$XDG_DATA_HOME/strata/blobs\" && echo store-in-xdg\n\
-         find \"$XDG_DATA_HOME/strata\" ! -user {USER} | wc -l\n",
-        bb = changes("busybox"),
+         $S build -q -t tutorial {w}/tutorial >/dev/null\n\
+         $S run --rm tutorial\n\
+         $S images --format json | grep -c tutorial\n\
+         $S build -q -t opq {w}/opq >/dev/null\n\
+         $S build -q -t own {w}/own >/dev/null\n\
+         $S run --rm own stat -c 'built %u:%g %n' /x /x/mine\n\
+         $S save -o {w}/imgs.tar opq own && $S rmi opq own >/dev/null\n\
+         $S system prune -a >/dev/null && $S load -q -i {w}/imgs.tar\n\
+         $S run --rm opq ls /d\n\
+         $S run --rm own stat -c 'loaded %u:%g %n' /x /x/mine\n\
+         $S run --rm -u 1000 own id -u\n\
+         $S unshare cat /proc/self/uid_map\n\
+         $S system check\n\
+         test -d \"$XDG_DATA_HOME/strata/blobs\" && echo store-in-xdg\n",
         go = changes("golang"),
     );
-    let o = as_user(&home, &script);
+    let o = as_user(USER, &home, &script);
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(
         o.status.success(),
         "rootless tutorial failed:\n{}",
@@ -169,16 +267,98 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "DevOps is the \u{1F410}", "{out}");
+    assert!(!err.contains("warning"), "range mapping warned:\n{err}");
+    for stage in ["built", "loaded"] {
+        for line in [
+            format!("{stage} 1000:1000 /x"),
+            format!("{stage} 1000:1000 /x/mine"),
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line}?\n{out}\n{err}");
+        }
+    }
+    assert!(out.lines().any(|l| l == "1000"), "run -u 1000: {out}");
+    let map: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 3 && f.iter().all(|x| x.parse::<u64>().is_ok())
+        })
+        .collect();
+    assert_eq!(map.len(), 2, "uid_map: {out}");
+    assert_eq!(
+        map[1].split_whitespace().collect::<Vec<_>>(),
+        ["1", &sub_start.to_string(), &sub_count.to_string()]
+    );
     assert!(out.contains("no problems"), "{out}");
     assert!(out.lines().any(|l| l == "new"), "opaque dir lost: {out}");
     assert!(!out.lines().any(|l| l == "old"), "opaque dir leaked: {out}");
     assert!(out.contains("store-in-xdg"), "{out}");
-    assert_eq!(
-        lines.last().unwrap().trim(),
-        "0",
-        "files in the store not owned by the user:\n{out}"
+    // On the host, the store belongs to the user and its subordinate ids
+    // only; uid 1000 inside is sub_start + 999 outside.
+    let store = home.join(".local/share/strata");
+    let uid = sh(Command::new("id").args(["-u", USER]));
+    let uid: u64 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let ids = owners(&store);
+    assert!(
+        ids.iter()
+            .all(|&i| i == uid || (sub_start..sub_start + sub_count).contains(&i)),
+        "store ids outside the user's range: {ids:?}"
+    );
+    assert!(
+        ids.contains(&(sub_start + 999)),
+        "no file of uid 1000: {ids:?}"
     );
     // Nothing was left mounted in the host's mount namespace.
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(&format!("{}/.local/share/strata", home.display())));
+
+    // Single uid, automatic: a user without a range gets a warning, builds
+    // all the same (no chown to other ids in RUN, though), and the files of
+    // uid 1000 in the archive saved above collapse to root when loaded.
+    let single = format!(
+        "S={w}/strata\n\
+         $S import {w}/busybox.tar busybox:1.35 {bb} >/dev/null\n\
+         $S build -q -t opq2 {w}/opq >/dev/null\n\
+         $S run --rm opq2 ls /d\n\
+         $S load -q -i {w}/imgs.tar >/dev/null\n\
+         $S run --rm -u 0 own stat -c 'single %u:%g %n' /x\n",
+    );
+    let o = as_user(USER2, &home2, &single);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "single-uid build failed:\n{}", text(&o));
+    assert!(out.lines().any(|l| l == "single 0:0 /x"), "{out}");
+    assert!(out.lines().any(|l| l == "new"), "{out}");
+    assert!(
+        err.contains("only your own uid is mapped")
+            && err.contains(&format!("no range for {USER2} in /etc/subuid"))
+            && err.contains("usermod --add-subuids"),
+        "no single-uid warning:\n{err}"
+    );
+
+    // Single uid, by hand (the old way): under `unshare --map-root-user`
+    // strata is already root and uses that namespace as it is.
+    let wrapped = format!(
+        "U='unshare --user --map-root-user --mount'\n\
+         export XDG_DATA_HOME=$HOME/.local/share-single\n\
+         $U {w}/strata import {w}/busybox.tar busybox:1.35 {bb} >/dev/null\n\
+         $U {w}/strata build -q -t opq {w}/opq >/dev/null\n\
+         $U {w}/strata run --rm opq ls /d\n\
+         $U cat /proc/self/uid_map\n\
+         $U {w}/strata system check\n",
+    );
+    let o = as_user(USER, &home, &wrapped);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "unshare-wrapped build failed:\n{}",
+        text(&o)
+    );
+    assert!(out.lines().any(|l| l == "new"), "{out}");
+    assert!(out.contains("no problems"), "{out}");
+    assert_eq!(
+        owners(&home.join(".local/share-single/strata")),
+        [uid],
+        "single-uid store has other owners"
+    );
 }
