@@ -158,12 +158,6 @@ fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     }
 }
 
-/// The helper's exit codes.
-const HELPER_OK: i32 = 0;
-const HELPER_UID_FAILED: i32 = 2;
-const HELPER_GID_FAILED: i32 = 3;
-const HELPER_ABORTED: i32 = 4;
-
 /// Runs in the forked helper: waits until the parent has unshared, maps
 /// its ids with the setuid tools and exits without returning.
 fn helper(
@@ -176,9 +170,12 @@ fn helper(
     // EOF: the parent could not unshare and is not waiting for maps.
     if !matches!(go.read(&mut b), Ok(1)) || b[0] != b'm' {
         // SAFETY: _exit skips the parent's atexit handlers and buffers.
-        unsafe { libc::_exit(HELPER_ABORTED) }
+        unsafe { libc::_exit(1) }
     }
-    for (i, (tool, args)) in plan.iter().enumerate() {
+    // An inherited "ignore SIGCHLD" would make waiting for the tools fail.
+    // SAFETY: plain syscall, in the single-threaded helper.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    for (tool, args) in plan {
         let out = Command::new(tool)
             .arg(target.to_string())
             .args(args)
@@ -189,16 +186,11 @@ fn helper(
             Err(e) => e.to_string(),
         };
         let _ = write!(report, "{}: {err}", tool.display());
-        let code = if i == 0 {
-            HELPER_UID_FAILED
-        } else {
-            HELPER_GID_FAILED
-        };
         // SAFETY: as above.
-        unsafe { libc::_exit(code) }
+        unsafe { libc::_exit(1) }
     }
     // SAFETY: as above.
-    unsafe { libc::_exit(HELPER_OK) }
+    unsafe { libc::_exit(0) }
 }
 
 fn write_proc(file: &str, text: &str) -> Result<(), String> {
@@ -269,19 +261,13 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
     }
     drop(go_r);
     drop(rep_w);
+    // Reaps the helper (ECHILD when SIGCHLD is ignored: already reaped).
     let wait_helper = || {
         let mut status = 0;
         // SAFETY: pid is our child.
-        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-            if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                return -1;
-            }
-        }
-        if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        }
+        while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
+            && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+        {}
     };
 
     // SAFETY: plain syscall; single-threaded.
@@ -295,18 +281,30 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
     if !plan.is_empty() {
         let _ = go_w.write_all(b"m");
         drop(go_w);
-        let code = wait_helper();
+        // EOF when the helper exits: a wait that works even when SIGCHLD is
+        // ignored (inherited) and waitpid cannot see the helper.
         let mut msg = String::new();
         let _ = (&rep_r).read_to_string(&mut msg);
-        match code {
-            HELPER_OK => {
+        wait_helper();
+        // What was written decides, not the helper's exit status.
+        let mapped = |f: &str| {
+            std::fs::read_to_string(format!("/proc/self/{f}")).is_ok_and(|m| !m.trim().is_empty())
+        };
+        match (mapped("uid_map"), mapped("gid_map")) {
+            (true, true) => {
                 outcome = Some(Userns::Range {
                     uids: ranges.0.expect("planned"),
                     gids: ranges.1.expect("planned"),
                 })
             }
-            // Nothing written yet: the single map still works.
-            HELPER_UID_FAILED => why_single = msg,
+            // Nothing written: the single map still works.
+            (false, false) => {
+                why_single = if msg.is_empty() {
+                    "newuidmap failed".into()
+                } else {
+                    msg
+                }
+            }
             _ => {
                 return Err(format!(
                     "mapping ids in strata's user namespace failed half-way ({msg}); \
