@@ -103,7 +103,8 @@ impl<'a> ImageResolver<'a> {
                     "pulling {reference} (--pull): {e}; an older copy is in the store: build without --pull to use it"
                 ),
                 None => format!(
-                    "image {name} is not in the store and pulling {reference} failed: {e}"
+                    "image {name} is not in the store and pulling {reference} failed: {e} \
+                     (check the name, or bring the image in with strata load or strata import)"
                 ),
             }),
         }
