@@ -4,8 +4,13 @@
 //! injected files and runc's JSON log; runc state under a strata-only
 //! `--root` (default `/run/strata/runc`) so it never meets Docker's; cgroups
 //! under `/strata/<id>` (cgroupfs driver, works on this host's hybrid v1/v2
-//! hierarchy). A guard runs `runc delete --force` and removes the bundle dir
-//! on every path out, errors and panics included.
+//! hierarchy). A guard removes the bundle dir on every path out, errors and
+//! panics included, and runs `runc delete --force` only when runc left its
+//! state behind (it was killed, or never reaped the container).
+//!
+//! Latency matters here (`strata run --rm IMAGE true` is mostly runc's own
+//! start-up): the exit of runc is awaited on a pidfd, never by sleeping, and
+//! no other runc process is started on the normal path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,7 +48,7 @@ impl Runc {
     /// Finds runc: `$STRATA_RUNC`, then `runc` in `PATH`, then the usual
     /// system paths. The error says how to install it. Also removes
     /// containers left behind by strata processes that were killed
-    /// ([`Runc::cleanup_stale`]), best effort.
+    /// ([`Runc::cleanup_stale`]: one readdir when there are none), best effort.
     pub fn locate() -> Result<Runc, Error> {
         let runc = if let Some(p) = std::env::var_os("STRATA_RUNC") {
             Runc::with_binary(p)?
@@ -160,10 +165,6 @@ impl Runc {
 
     /// Ids of the containers in our state root (`runc list`).
     pub fn list(&self) -> Result<Vec<String>, Error> {
-        Ok(self.list_json()?.into_iter().map(|(id, _)| id).collect())
-    }
-
-    fn list_json(&self) -> Result<Vec<(String, Option<i32>)>, Error> {
         if !self.state_root.exists() {
             return Ok(Vec::new());
         }
@@ -183,13 +184,7 @@ impl Runc {
         Ok(v.as_array()
             .map(|a| {
                 a.iter()
-                    .filter_map(|c| {
-                        let id = c["id"].as_str()?.to_string();
-                        let owner = c["annotations"][OWNER_ANNOTATION]
-                            .as_str()
-                            .and_then(|s| s.parse().ok());
-                        Some((id, owner))
-                    })
+                    .filter_map(|c| c["id"].as_str().map(String::from))
                     .collect()
             })
             .unwrap_or_default())
@@ -197,21 +192,58 @@ impl Runc {
 
     /// Deletes containers (and their bundles) whose owning strata process no
     /// longer exists, e.g. after it was killed with SIGKILL. Returns their ids.
+    ///
+    /// Every container strata starts has a bundle dir whose `config.json`
+    /// names the owner pid, and the bundle outlives runc's state (the guard
+    /// removes it last), so a readdir of the bundle root finds them all:
+    /// runc is started only for a container that is really stale, never to
+    /// list them (a Go binary start before every container was most of
+    /// `strata run`'s own overhead).
     pub fn cleanup_stale(&self) -> Result<Vec<String>, Error> {
+        let entries = match std::fs::read_dir(&self.bundle_root) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::io(
+                    format!("listing {}", self.bundle_root.display()),
+                    e,
+                ))
+            }
+        };
         let mut removed = Vec::new();
-        for (id, owner) in self.list_json()? {
-            let Some(pid) = owner else { continue };
-            // SAFETY: kill with signal 0 only checks for existence.
-            let alive = unsafe { libc::kill(pid, 0) } == 0
-                || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-            if !alive {
+        for ent in entries.flatten() {
+            let Some(id) = ent.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            if !valid_id(&id) {
+                continue;
+            }
+            // A bundle without a readable config is being created (or was
+            // never started): nothing of runc's to clean, leave it.
+            let Some(pid) = bundle_owner(&ent.path()) else {
+                continue;
+            };
+            if !process_alive(pid) {
                 self.delete(&id);
-                let _ = std::fs::remove_dir_all(self.bundle_root.join(&id));
+                let _ = std::fs::remove_dir_all(ent.path());
                 removed.push(id);
             }
         }
         Ok(removed)
     }
+}
+
+/// The owner pid recorded in a bundle's `config.json` annotations.
+fn bundle_owner(bundle: &Path) -> Option<i32> {
+    let bytes = std::fs::read(bundle.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    v["annotations"][OWNER_ANNOTATION].as_str()?.parse().ok()
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -229,7 +261,10 @@ struct Cleanup<'a> {
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
-        if self.started {
+        // `runc run` in the foreground deletes the container itself when its
+        // process exits; its state dir remains only when runc was killed or
+        // failed half-way. A stat instead of another runc start.
+        if self.started && self.runc.state_root.join(&self.id).exists() {
             self.runc.delete(&self.id);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.bundle) {
@@ -238,6 +273,28 @@ impl Drop for Cleanup<'_> {
             }
         }
     }
+}
+
+/// How often the wait for runc looks at forwarded signals when none woke it.
+const SIGNAL_CHECK: Duration = Duration::from_millis(50);
+
+/// Blocks until the process behind `pidfd` exits, a signal interrupts the
+/// wait, or `timeout` passes.
+fn wait_exit(pidfd: Option<&rustix::fd::OwnedFd>, timeout: Duration) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let Some(fd) = pidfd else {
+        // No pidfd (Linux < 5.3): short naps are the only portable wait
+        // that still lets us look at signals.
+        std::thread::sleep(timeout.min(Duration::from_millis(2)));
+        return;
+    };
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    // EINTR (a signal) and errors alike: the caller looks again.
+    let _ = poll(&mut fds, Some(&ts));
 }
 
 /// The RLIMIT_NOFILE runc can set: [`DEFAULT_NOFILE`], or our hard limit
@@ -383,10 +440,16 @@ impl Executor for Runc {
         };
         tracing::debug!(id = %spec.id, pid = child.id(), "runc started");
 
+        // A pidfd turns "runc exited" into a poll() wake-up: the exit is
+        // seen at once (the old 1, 2, 4, ... 50 ms naps noticed it up to
+        // 50 ms late). A forwarded signal interrupts poll() when it lands on
+        // this thread; else it is seen at the next SIGNAL_CHECK tick.
+        let pidfd = rustix::process::Pid::from_raw(child.id() as i32).and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
         let mut signals_seen = 0u32;
         let mut kill_at: Option<Instant> = None;
         let mut killed = false;
-        let mut nap = Duration::from_millis(1);
         let status = loop {
             match child.try_wait() {
                 Ok(Some(st)) => break st,
@@ -415,8 +478,11 @@ impl Executor for Runc {
                 self.kill(&spec.id, "KILL");
                 killed = true;
             }
-            std::thread::sleep(nap);
-            nap = (nap * 2).min(Duration::from_millis(50));
+            let mut timeout = SIGNAL_CHECK;
+            if let Some(t) = kill_at.filter(|_| !killed) {
+                timeout = timeout.min(t.saturating_duration_since(Instant::now()));
+            }
+            wait_exit(pidfd.as_ref(), timeout);
         };
         pumps.join()?;
 
@@ -443,13 +509,18 @@ impl Executor for Runc {
 /// True when strata is not real root: an unprivileged user, or "root" in a
 /// user namespace (`unshare --user --map-root-user`, rootless mode).
 pub fn is_rootless() -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return true;
-    }
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-        .unwrap_or(false)
+    // Asked several times per container; a process does not change user
+    // namespace once running, so read /proc once.
+    static ROOTLESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ROOTLESS.get_or_init(|| {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return true;
+        }
+        std::fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .unwrap_or(false)
+    })
 }
 
 /// Where runc state and bundles live: `/run/strata` for real root;

@@ -91,6 +91,13 @@ impl Snapshotter {
             .unwrap_or(2)
             .clamp(1, 4)
             .min(todo.len().max(1));
+        if workers == 1 {
+            // One layer (e.g. `run` of a busybox image): no thread to start.
+            for (i, (diff_id, blob)) in chain.iter().enumerate() {
+                self.ensure(&chains[i], diff_id, blob, lease)?;
+            }
+            return Ok(chains.iter().map(|c| self.path(c)).collect());
+        }
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| loop {
