@@ -3,6 +3,7 @@
 //! directory (safely, overlay-ready or flattened).
 
 mod apply;
+mod pgzip;
 mod tarout;
 mod upper;
 pub mod whiteout;

@@ -4,26 +4,25 @@
 //! Pipeline (one pass, flat memory):
 //!
 //! ```text
-//! entries -> tar -> sha256 (diff ID) -> bounded channel -> [thread] gzip
-//!                                       -> BlobWriter (sha256 = blob digest) -> ROOT/tmp -> blobs/
+//! entries -> tar -> sha256 (diff ID) -> 1 MiB blocks -> [N threads] deflate
+//!   -> [thread] in order: gzip header, blocks, trailer
+//!   -> BlobWriter (sha256 = blob digest) -> ROOT/tmp -> blobs/
 //! ```
 //!
-//! Tar building and compression run on two threads, overlapping; the
-//! channel holds at most a few 256 KiB chunks.
+//! Tar building, compression (parallel, see [`super::pgzip`]) and writing
+//! overlap; a bounded number of blocks is in flight.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use serde::{Deserialize, Serialize};
 use strata_oci::{Digest, DigestWriter};
 
+use super::pgzip::ParallelGz;
 use super::tarout::{Head, Kind, TarOut};
 use super::whiteout::{OPAQUE_MARKER, WHITEOUT_PREFIX};
 use crate::blobs::{BlobStore, BlobWriter};
@@ -36,9 +35,6 @@ pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+
 /// typical layers (binaries, text); layers are built far more often than
 /// they are pushed.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
-
-const CHUNK: usize = 256 * 1024;
-const CHANNEL_DEPTH: usize = 4;
 
 /// Ownership, permissions, times and xattrs of one entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,53 +109,11 @@ impl LayerInfo {
     }
 }
 
-/// Sends fixed-size chunks to the compressor thread.
-struct ChunkSender {
-    buf: Vec<u8>,
-    tx: Option<SyncSender<Vec<u8>>>,
-}
-
-impl ChunkSender {
-    fn send_buf(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .as_ref()
-            .ok_or_else(|| io::Error::other("layer stream already closed"))?
-            .send(chunk)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "layer compressor stopped"))
-    }
-}
-
-impl Write for ChunkSender {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(CHUNK - self.buf.len());
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send_buf()?;
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.send_buf()
-    }
-}
-
-fn compress(rx: Receiver<Vec<u8>>, blob: BlobWriter, level: u32) -> io::Result<BlobWriter> {
-    let mut gz = GzEncoder::new(blob, Compression::new(level.min(9)));
-    for chunk in rx {
-        gz.write_all(&chunk)?;
-    }
-    gz.finish()
-}
-
 /// Builds one layer from explicit entries (COPY/ADD, imports), or from an
 /// overlay upper dir via [`super::LayerWriter`]. Entries are written in the
 /// order given: give parents before children for a well-formed layer.
 pub struct LayerBuilder {
-    tar: TarOut<DigestWriter<ChunkSender>>,
+    tar: TarOut<DigestWriter<ParallelGz>>,
     compressor: Option<JoinHandle<io::Result<BlobWriter>>>,
     opts: LayerOptions,
 }
@@ -191,17 +145,10 @@ fn layer_path(p: &Path) -> Result<Vec<u8>> {
 impl LayerBuilder {
     pub fn new(blobs: &BlobStore, opts: LayerOptions) -> Result<LayerBuilder> {
         let blob = blobs.writer()?;
-        let (tx, rx) = sync_channel(CHANNEL_DEPTH);
-        let level = opts.gzip_level;
-        let compressor = std::thread::Builder::new()
-            .name("layer-gzip".into())
-            .spawn(move || compress(rx, blob, level))
-            .what(|| "start the layer compressor thread".to_string())?;
+        let (gz, compressor) = ParallelGz::start(blob, opts.gzip_level)
+            .what(|| "start the layer compressor threads".to_string())?;
         Ok(LayerBuilder {
-            tar: TarOut::new(DigestWriter::new(ChunkSender {
-                buf: Vec::with_capacity(CHUNK),
-                tx: Some(tx),
-            })),
+            tar: TarOut::new(DigestWriter::new(gz)),
             compressor: Some(compressor),
             opts,
         })
@@ -352,10 +299,7 @@ impl LayerBuilder {
     pub fn finish_leased(mut self, lease: Option<&Lease>) -> Result<LayerInfo> {
         let tar = std::mem::replace(
             &mut self.tar,
-            TarOut::new(DigestWriter::new(ChunkSender {
-                buf: Vec::new(),
-                tx: None,
-            })),
+            TarOut::new(DigestWriter::new(ParallelGz::closed())),
         );
         let ended = tar.finish().and_then(|mut dw| {
             dw.flush()?;
@@ -368,8 +312,16 @@ impl LayerBuilder {
         };
         let (diff_id, uncompressed_size) = match ended {
             Ok(dw) => {
-                let (mut sender, diff_id, n) = dw.finish();
-                sender.tx = None; // close the channel: the compressor ends
+                let (mut gz, diff_id, n) = dw.finish();
+                // The last block; closing the stream ends the writer thread.
+                if let Err(e) = gz.finish() {
+                    let joined = compressor.join();
+                    return Err(match joined {
+                        Ok(Err(ce)) => ce,
+                        _ => e,
+                    })
+                    .what(|| "write layer".to_string());
+                }
                 (diff_id, n)
             }
             Err(e) => {
@@ -398,9 +350,11 @@ impl LayerBuilder {
 
 impl Drop for LayerBuilder {
     fn drop(&mut self) {
-        // Close the channel so an unfinished compressor ends; its BlobWriter
-        // is dropped with it, deleting the temp file.
-        self.tar.get_mut().get_mut().tx = None;
+        // Stop the workers and close the stream so an unfinished writer
+        // thread ends; its BlobWriter is dropped with it, deleting the temp
+        // file (the stream it wrote lacks its trailer, and is never
+        // committed).
+        *self.tar.get_mut().get_mut() = ParallelGz::closed();
         if let Some(c) = self.compressor.take() {
             let _ = c.join();
         }
