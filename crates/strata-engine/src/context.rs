@@ -5,16 +5,19 @@
 //! - Digests sources by content and metadata (type, mode, uid, gid, size,
 //!   symlink target, file contents), never by mtime.
 //! - Keeps a stat cache (relative path, size, mtime_ns, ctime_ns, inode ->
-//!   content digest) in a small JSON file under the store root, so a no-op
-//!   rebuild re-reads no file. A content change always changes ctime (and
+//!   content digest) in a small append-only file under the store root
+//!   ([`crate::stat_cache`]), so a no-op rebuild re-reads no file. A content change always changes ctime (and
 //!   usually size or mtime); `touch -d` resets mtime but not ctime. The
 //!   residual risk is a write that keeps size, mtime and ctime identical,
 //!   which needs two writes within the filesystem's timestamp granularity;
 //!   like git's "racy" check, an entry whose mtime or ctime is within 2 s of
 //!   the moment it was hashed is never trusted, so that case is re-hashed.
 //! - Streams file contents: nothing is ever loaded whole in memory.
+//! - Digests walk with `openat`/`fstatat` relative to each directory's fd:
+//!   a full-path `statx` per file made the kernel resolve every path from
+//!   the root again, most of a rebuild's time on a 20,000-file context.
 
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
@@ -22,8 +25,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use rustix::fs::{FileType, Mode, OFlags, Stat};
 use sha2::{Digest as _, Sha256};
+
+use crate::stat_cache::{StatCache, StatEntry};
+
+mod walk_at;
+use walk_at::NOFOLLOW;
 
 /// What `.dockerignore` excludes. Paths are relative to the context root,
 /// slash-separated, without a leading `./`.
@@ -69,28 +77,50 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContextError + '_ {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-struct StatEntry {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    ino: u64,
-    dev: u64,
-    hashed_at_ns: i128,
-    digest: String,
-}
-
 /// Nanoseconds a file's timestamps must predate its hashing for the cached
 /// digest to be trusted.
-const RACY_WINDOW_NS: i128 = 2_000_000_000;
+const RACY_WINDOW_NS: i64 = 2_000_000_000;
+
+/// What the stat cache compares: a file is re-hashed when any differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StatKey {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    ino: u64,
+    dev: u64,
+}
+
+impl StatKey {
+    fn of_meta(m: &Metadata) -> StatKey {
+        StatKey {
+            size: m.size(),
+            mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            ctime_ns: m.ctime() * 1_000_000_000 + m.ctime_nsec(),
+            ino: m.ino(),
+            dev: m.dev(),
+        }
+    }
+
+    // `struct stat` field types differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    fn of_stat(st: &Stat) -> StatKey {
+        StatKey {
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
+            ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
+            ino: st.st_ino as u64,
+            dev: st.st_dev as u64,
+        }
+    }
+}
 
 /// The build context directory with its ignore rules and stat cache.
 pub struct BuildContext {
     root: PathBuf,
     ignore: Box<dyn Ignore>,
     cache_file: Option<PathBuf>,
-    stat_cache: Mutex<BTreeMap<String, StatEntry>>,
-    dirty: Mutex<bool>,
+    stat_cache: Mutex<StatCache>,
     /// Files whose content was actually read and hashed (for tests).
     hashed: Mutex<u64>,
 }
@@ -120,19 +150,17 @@ impl BuildContext {
         }
         let cache_file = cache_dir.map(|d| {
             let name = hex::encode(Sha256::digest(root.as_os_str().as_encoded_bytes()));
-            d.join(format!("{}.json", &name[..32]))
+            d.join(format!("{}.bin", &name[..32]))
         });
         let stat_cache = cache_file
-            .as_ref()
-            .and_then(|f| fs::read(f).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
+            .as_deref()
+            .map(StatCache::load)
             .unwrap_or_default();
         Ok(BuildContext {
             root,
             ignore,
             cache_file,
             stat_cache: Mutex::new(stat_cache),
-            dirty: Mutex::new(false),
             hashed: Mutex::new(0),
         })
     }
@@ -146,23 +174,11 @@ impl BuildContext {
         *self.hashed.lock().unwrap()
     }
 
-    /// Writes the stat cache back (temp file + rename). Errors are ignored:
-    /// the cache is an optimisation.
+    /// Writes what this build re-hashed into the stat cache (nothing when
+    /// nothing changed). Errors are ignored: the cache is an optimisation.
     pub fn save(&self) {
         let Some(file) = &self.cache_file else { return };
-        if !*self.dirty.lock().unwrap() {
-            return;
-        }
-        let Ok(bytes) = serde_json::to_vec(&*self.stat_cache.lock().unwrap()) else {
-            return;
-        };
-        if let Some(dir) = file.parent() {
-            let _ = fs::create_dir_all(dir);
-        }
-        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-        if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, file).is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
+        self.stat_cache.lock().unwrap().save(file);
     }
 
     /// Cleans a source path and checks it stays inside the context.
@@ -321,42 +337,50 @@ impl BuildContext {
         abs: &Path,
         meta: &Metadata,
     ) -> Result<String, ContextError> {
-        let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-        let ctime_ns = meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128;
+        self.cached_digest(rel, StatKey::of_meta(meta), || {
+            File::open(abs).map_err(io_err(abs))
+        })
+    }
+
+    fn cached_digest(
+        &self,
+        rel: &str,
+        key: StatKey,
+        open: impl FnOnce() -> Result<File, ContextError>,
+    ) -> Result<String, ContextError> {
         {
             let cache = self.stat_cache.lock().unwrap();
-            if let Some(e) = cache.get(rel) {
-                if e.size == meta.size()
-                    && e.mtime_ns == mtime_ns
-                    && e.ctime_ns == ctime_ns
-                    && e.ino == meta.ino()
-                    && e.dev == meta.dev()
-                    && mtime_ns.max(ctime_ns) + RACY_WINDOW_NS < e.hashed_at_ns
+            if let Some(e) = cache.entries.get(rel) {
+                if e.size == key.size
+                    && e.mtime_ns == key.mtime_ns
+                    && e.ctime_ns == key.ctime_ns
+                    && e.ino == key.ino
+                    && e.dev == key.dev
+                    && key.mtime_ns.max(key.ctime_ns) + RACY_WINDOW_NS < e.hashed_at_ns
                 {
-                    return Ok(e.digest.clone());
+                    return Ok(format!("sha256:{}", hex::encode(e.sha256)));
                 }
             }
         }
         let hashed_at_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
+            .map(|d| d.as_nanos() as i64)
             .unwrap_or(0);
-        let digest = hash_file(abs)?;
+        let sha256 = hash_reader(open()?).map_err(io_err(&self.root.join(rel)))?;
         *self.hashed.lock().unwrap() += 1;
         self.stat_cache.lock().unwrap().insert(
-            rel.to_string(),
+            rel,
             StatEntry {
-                size: meta.size(),
-                mtime_ns,
-                ctime_ns,
-                ino: meta.ino(),
-                dev: meta.dev(),
+                size: key.size,
+                mtime_ns: key.mtime_ns,
+                ctime_ns: key.ctime_ns,
+                ino: key.ino,
+                dev: key.dev,
                 hashed_at_ns,
-                digest: digest.clone(),
+                sha256,
             },
         );
-        *self.dirty.lock().unwrap() = true;
-        Ok(digest)
+        Ok(format!("sha256:{}", hex::encode(sha256)))
     }
 
     /// The digest of a set of context-relative sources: every entry's
@@ -368,29 +392,44 @@ impl BuildContext {
     /// the absolute path or mtimes.
     pub fn digest_sources(&self, rels: &[String]) -> Result<String, ContextError> {
         let mut h = Sha256::new();
+        let mut line = String::new();
         for name in rels {
             h.update(b"source\0");
             h.update(name.as_bytes());
             h.update(b"\0");
             let rel = &self.follow(name, name)?;
-            self.walk(rel, &mut |e| {
-                let m = &e.meta;
-                let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
-                let mode = if sub.is_empty() && m.is_dir() {
+            self.walk_at(rel, &mut |e| {
+                let st = e.stat;
+                let ft = FileType::from_raw_mode(st.st_mode);
+                let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(e.rel);
+                let mode = if sub.is_empty() && ft == FileType::Directory {
                     0o040000
                 } else {
-                    m.mode()
+                    st.st_mode
                 };
-                let size = if m.is_file() { m.size() } else { 0 };
-                let line = format!("{sub}\0{mode:o}\0{size}\0");
+                let size = if ft == FileType::RegularFile {
+                    st.st_size as u64
+                } else {
+                    0
+                };
+                line.clear();
+                let _ = write!(line, "{sub}\0{mode:o}\0{size}\0");
                 h.update(line.as_bytes());
-                if m.file_type().is_symlink() {
-                    let target = fs::read_link(&e.abs).map_err(io_err(&e.abs))?;
-                    h.update(target.as_os_str().as_encoded_bytes());
-                } else if m.is_file() {
-                    h.update(self.file_digest(&e.rel, &e.abs, m)?.as_bytes());
-                } else if !m.is_dir() {
-                    h.update(m.rdev().to_string().as_bytes());
+                if ft == FileType::Symlink {
+                    let target = rustix::fs::readlinkat(e.dir, e.name, Vec::new())
+                        .map_err(self.at_err(e.rel))?;
+                    h.update(target.as_bytes());
+                } else if ft == FileType::RegularFile {
+                    let digest = self.cached_digest(e.rel, StatKey::of_stat(st), || {
+                        rustix::fs::openat(e.dir, e.name, OFlags::RDONLY | NOFOLLOW, Mode::empty())
+                            .map(File::from)
+                            .map_err(self.at_err(e.rel))
+                    })?;
+                    h.update(digest.as_bytes());
+                } else if ft != FileType::Directory {
+                    #[allow(clippy::unnecessary_cast)] // c_ulong on some targets
+                    let rdev = st.st_rdev as u64;
+                    h.update(rdev.to_string().as_bytes());
                 }
                 h.update(b"\n");
                 Ok(())
@@ -402,17 +441,22 @@ impl BuildContext {
 
 /// Streams a file through sha256.
 pub fn hash_file(path: &Path) -> Result<String, ContextError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
+    let f = File::open(path).map_err(io_err(path))?;
+    let sha = hash_reader(f).map_err(io_err(path))?;
+    Ok(format!("sha256:{}", hex::encode(sha)))
+}
+
+fn hash_reader(mut f: File) -> io::Result<[u8; 32]> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
+        let n = f.read(&mut buf)?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
     }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    Ok(h.finalize().into())
 }
 
 #[cfg(test)]
@@ -505,6 +549,7 @@ mod tests {
         ctx.stat_cache
             .lock()
             .unwrap()
+            .entries
             .get_mut("f")
             .unwrap()
             .hashed_at_ns += 10 * RACY_WINDOW_NS;

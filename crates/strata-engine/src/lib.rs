@@ -27,6 +27,7 @@ pub mod sources;
 pub mod stage;
 mod stage_files;
 mod stage_run;
+mod stat_cache;
 
 pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};
