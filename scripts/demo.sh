@@ -19,7 +19,8 @@ scripts/setup-host.sh demo
 
 step "Building strata"
 cargo build --release --quiet -p strata
-STRATA=$PWD/target/release/strata
+# CARGO_TARGET_DIR moves the build output; honour it.
+STRATA=${CARGO_TARGET_DIR:-$PWD/target}/release/strata
 
 step "Creating the base images from Debian's packages"
 BASES=$(mktemp -d)
