@@ -101,16 +101,27 @@ impl FileLock {
     /// a scan that finds `path` unlocked knows its owner is gone.
     pub fn exclusive_at(path: &Path) -> Result<FileLock> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".{}", unique_name("lock")));
-        let lock = Self::exclusive(&tmp)?;
-        if let Err(e) = fs::rename(&tmp, path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e).ctx("rename lock file", path);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let tmp = dir.join(format!(".{}", unique_name("lock")));
+            let lock = Self::exclusive(&tmp)?;
+            match fs::rename(&tmp, path) {
+                Ok(()) => {
+                    return Ok(FileLock {
+                        _file: lock._file,
+                        path: path.to_path_buf(),
+                    })
+                }
+                // An old store's GC may have removed the temp file between
+                // its creation and its lock: make another.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 5 => {}
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(e).ctx("rename lock file", path);
+                }
+            }
         }
-        Ok(FileLock {
-            _file: lock._file,
-            path: path.to_path_buf(),
-        })
     }
 
     /// An exclusive lock if nobody holds one, else `None`.

@@ -114,7 +114,19 @@ impl Store {
         let dir = self.meta().leases_dir().to_path_buf();
         for ent in fs::read_dir(&dir).ctx("list leases", &dir)? {
             let p = ent.ctx("list leases", &dir)?.path();
-            if !known.contains(&p) {
+            // `.lock-*`: a lease lock file being born (FileLock::exclusive_at
+            // creates it, then locks it): taking it in between would pull
+            // it from under its owner. Only a long-abandoned one is removed.
+            let being_born = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+                && fs::symlink_metadata(&p)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|age| age < std::time::Duration::from_secs(60));
+            if !known.contains(&p) && !being_born {
                 if let Some(lock) = FileLock::try_exclusive(&p)? {
                     // No row: a lease that ended, or one being created
                     // (its owner holds the lock, so we would not get here).
