@@ -23,8 +23,6 @@ pub enum PullPolicy {
     Missing,
     /// Re-resolve every tag against its registry (`build --pull`).
     Always,
-    /// Never contact a registry: a missing image is an error.
-    Never,
 }
 
 type Slot = Arc<OnceLock<Result<Digest, String>>>;
@@ -76,7 +74,6 @@ impl<'a> ImageResolver<'a> {
             Err(e) => return Err(e.to_string()),
         };
         let wants_pull = match (self.policy, &local) {
-            (PullPolicy::Never, _) => false,
             (PullPolicy::Missing, found) => found.is_none(),
             // An image ID (or ID prefix) names local content: nothing to re-resolve.
             (PullPolicy::Always, Some(id)) => !names_an_id(name, id),

@@ -420,10 +420,7 @@ impl Builder<'_> {
     /// Notes a step's key for `--cache-to` (which keys a build used).
     fn record_key(&self, stage: usize, key: &CacheKey) {
         let mut keys = self.stage_keys.lock().unwrap_or_else(|p| p.into_inner());
-        let list = keys.entry(stage).or_default();
-        if list.last() != Some(key) {
-            list.push(key.clone());
-        }
+        keys.entry(stage).or_default().push(key.clone());
     }
 
     pub(crate) fn cache_lookup(&self, key: &CacheKey) -> Option<StepRecord> {

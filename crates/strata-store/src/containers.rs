@@ -11,6 +11,7 @@ use strata_oci::Digest;
 
 use crate::error::{IoCtx, Result, StoreError};
 use crate::fsutil::{self, FileLock};
+use crate::gc::TMP_GRACE;
 use crate::mount::{self, RootfsMount};
 
 /// The containers directory.
@@ -109,7 +110,7 @@ impl Containers {
                 match FileLock::probe_exclusive(&path.join("lock"))? {
                     Some(Some(_)) => out.push(id),
                     Some(None) => {}
-                    None if lockless_and_old(&path) => out.push(id),
+                    None if fsutil::older_than(&path, TMP_GRACE) => out.push(id),
                     None => {} // being created or removed right now
                 }
             }
@@ -133,7 +134,7 @@ impl Containers {
             // mkdir and lock).
             let lock = match FileLock::probe_exclusive(&path.join("lock"))? {
                 Some(lock) => lock,
-                None if lockless_and_old(&path) => {
+                None if fsutil::older_than(&path, TMP_GRACE) => {
                     mount::unmount(&path.join("merged"))?;
                     fsutil::remove_any(&path)?;
                     removed.push(id);
@@ -156,16 +157,6 @@ impl Containers {
         }
         Ok(removed)
     }
-}
-
-/// A container directory with no lock file whose last change is over a
-/// minute old: left by a crash between its mkdir and its lock.
-fn lockless_and_old(path: &Path) -> bool {
-    fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .is_some_and(|age| age > std::time::Duration::from_secs(60))
 }
 
 impl ContainerDir {

@@ -35,6 +35,19 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
         .ctx("fsync directory", dir)
 }
 
+/// Whether `path` exists and was last modified more than `age` ago.
+pub(crate) fn older_than(path: &Path, age: std::time::Duration) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|md| modified_before(&md, age))
+}
+
+/// Whether `md` was last modified more than `age` ago.
+pub(crate) fn modified_before(md: &fs::Metadata, age: std::time::Duration) -> bool {
+    md.modified()
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
+
 pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).ctx("create directory", dir)
 }

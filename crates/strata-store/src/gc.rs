@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Serialize;
 use strata_oci::Digest;
@@ -121,13 +121,10 @@ impl Store {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with('.'))
-                && fs::symlink_metadata(&p)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_none_or(|age| age < std::time::Duration::from_secs(60));
+                && !fsutil::older_than(&p, TMP_GRACE);
             if !known.contains(&p) && !being_born {
-                if let Some(lock) = FileLock::try_exclusive(&p)? {
+                // Probe, never create: the owner may be unlinking it.
+                if let Some(Some(lock)) = FileLock::probe_exclusive(&p)? {
                     // No row: a lease that ended, or one being created
                     // (its owner holds the lock, so we would not get here).
                     let _ = fs::remove_file(&p);
@@ -241,11 +238,7 @@ pub(crate) fn is_leftover(path: &Path, grace: Duration) -> Result<bool> {
     let Ok(md) = fs::symlink_metadata(path) else {
         return Ok(false);
     };
-    let old = md
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > grace);
+    let old = fsutil::modified_before(&md, grace);
     if !old && creator_alive(path) {
         return Ok(false);
     }

@@ -117,10 +117,7 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|s| CacheSpec::parse("--cache-from", s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let client = strata_registry::ClientOptions {
-        insecure_registries: a.insecure_registry.clone(),
-        ..Default::default()
-    };
+    let client = super::registry::client_options(&a.insecure_registry);
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     let runc = Runc::locate()?;

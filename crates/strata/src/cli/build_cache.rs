@@ -78,6 +78,14 @@ impl CacheSpec {
         };
         Ok(CacheSpec { location, mode })
     }
+
+    /// Where the cache is, for messages.
+    fn where_(&self) -> String {
+        match &self.location {
+            CacheLocation::Registry(r) => r.to_string(),
+            CacheLocation::Local(d) => d.display().to_string(),
+        }
+    }
 }
 
 fn parse_ref(flag: &str, r: &str) -> anyhow::Result<Reference> {
@@ -145,15 +153,6 @@ pub fn export(
         }
     }
     Ok(())
-}
-
-impl CacheSpec {
-    fn where_(&self) -> String {
-        match &self.location {
-            CacheLocation::Registry(r) => r.to_string(),
-            CacheLocation::Local(d) => d.display().to_string(),
-        }
-    }
 }
 
 #[cfg(test)]

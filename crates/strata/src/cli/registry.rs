@@ -57,7 +57,7 @@ pub struct LogoutArgs {
     pub registry: Option<String>,
 }
 
-fn client_options(insecure: &[String]) -> ClientOptions {
+pub(super) fn client_options(insecure: &[String]) -> ClientOptions {
     ClientOptions {
         insecure_registries: insecure.to_vec(),
         ..Default::default()
