@@ -230,3 +230,13 @@ impl Error {
         }
     }
 }
+
+/// One field of `/proc/self/status` (`Threads`, `CapEff`, ...), trimmed.
+pub(crate) fn proc_self_status(field: &str) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let prefix = format!("{field}:");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(|v| v.trim().to_string())
+}

@@ -133,13 +133,8 @@ fn find_tool(name: &str) -> Option<PathBuf> {
 }
 
 fn threads() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Threads:"))
-                .and_then(|n| n.trim().parse().ok())
-        })
+    crate::proc_self_status("Threads")
+        .and_then(|n| n.parse().ok())
         .unwrap_or(1)
 }
 

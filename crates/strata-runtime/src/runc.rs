@@ -315,13 +315,8 @@ fn nofile_limit() -> u64 {
 const CAP_SYS_RESOURCE_BIT: u64 = 1 << 24;
 
 fn has_cap_sys_resource() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
-        })
+    crate::proc_self_status("CapEff")
+        .and_then(|h| u64::from_str_radix(&h, 16).ok())
         .is_some_and(|caps| caps & CAP_SYS_RESOURCE_BIT != 0)
 }
 
