@@ -179,3 +179,17 @@ pub(crate) fn try_lock_file(file: &File, path: &Path) -> Result<bool> {
         Err(std::fs::TryLockError::Error(e)) => Err(e).ctx("try lock", path),
     }
 }
+
+/// A named point where the crash tests can kill the process on purpose:
+/// with `STRATA_CRASH_AT=<name>` in the environment, reaching `name`
+/// SIGKILLs this process (no unwinding, no cleanup), so a test can stop a
+/// store operation exactly between two of its steps. Unset, this is one
+/// cached environment lookup.
+pub(crate) fn crash_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("STRATA_CRASH_AT").ok());
+    if at.as_deref() == Some(name) {
+        // SAFETY: kill(2) on our own pid with a constant signal.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}

@@ -75,14 +75,21 @@ impl Store {
         let mut live_snaps = Vec::new();
         report.containers_removed = self.containers().cleanup_stale(&mut live_snaps)?;
         let roots = self.read_roots()?;
-        for d in blobs {
-            if !roots.blobs.contains(&d) {
-                report.bytes_freed += self.blobs().size(&d).unwrap_or(0);
-                self.blobs().remove(&d)?;
-                report.blobs_removed.push(d);
-            }
+        let doomed: Vec<Digest> = blobs
+            .into_iter()
+            .filter(|d| !roots.blobs.contains(d))
+            .collect();
+        // Records first, blobs second: a prune killed in between leaves
+        // unreferenced blobs (the next GC takes them), never a layer record
+        // naming a blob that is gone.
+        report.layer_records_removed = self.forget_layers_of(&doomed)?;
+        for d in doomed {
+            report.bytes_freed += self.blobs().size(&d).unwrap_or(0);
+            self.blobs().remove(&d)?;
+            report.blobs_removed.push(d);
         }
-        report.layer_records_removed = self.forget_missing_layers()?;
+        fsutil::crash_point("prune:blobs-removed");
+        report.layer_records_removed += self.forget_missing_layers()?;
         let live: HashSet<Digest> = live_snaps.into_iter().collect();
         for s in snapshots {
             if !roots.snapshots.contains(&s) && !live.contains(&s) {
@@ -192,7 +199,23 @@ impl Store {
         })
     }
 
-    /// Layer-table rows whose blob is gone.
+    /// Layer-table rows naming one of `blobs`, in one transaction.
+    fn forget_layers_of(&self, blobs: &[Digest]) -> Result<usize> {
+        if blobs.is_empty() {
+            return Ok(0);
+        }
+        self.meta().write("forget layers of pruned blobs", |tx| {
+            let mut stmt = tx.prepare("DELETE FROM layers WHERE digest = ?1")?;
+            let mut n = 0;
+            for d in blobs {
+                n += stmt.execute([d.to_string()])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Layer-table rows whose blob is gone (left by an older strata or a
+    /// repair).
     fn forget_missing_layers(&self) -> Result<usize> {
         let mut n = 0;
         for l in self.meta().layers()? {

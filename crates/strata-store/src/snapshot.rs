@@ -235,8 +235,21 @@ impl Snapshotter {
         Ok(out)
     }
 
+    /// Removes a snapshot. It is first renamed into `ROOT/tmp` (one atomic
+    /// step), so a process killed while deleting leaves a temp leftover,
+    /// never a half-empty snapshot that still looks complete.
     pub(crate) fn remove(&self, chain_id: &Digest) -> Result<()> {
-        fsutil::remove_any(&self.dir.join(chain_id.hex()))
+        let path = self.dir.join(chain_id.hex());
+        let doomed = self.tmp.join(fsutil::unique_name("rm"));
+        match fs::rename(&path, &doomed) {
+            Ok(()) => {
+                fsutil::crash_point("snapshot-remove:renamed");
+                fsutil::remove_any(&doomed)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            // Another filesystem or an odd entry: delete in place.
+            Err(_) => fsutil::remove_any(&path),
+        }
     }
 }
 
