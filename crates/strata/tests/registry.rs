@@ -462,3 +462,84 @@ fn uncompressed_layers_are_gzipped_for_the_registry() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(blobs(&root_b), before, "the second push compressed again");
 }
+
+/// Build layers are stored as plain tars (the blob digest is the diff ID,
+/// no gzip on the build's path); the registry gets gzip layers, and the
+/// image pulled back has the built image's ID.
+#[test]
+fn built_layers_are_plain_tars_and_pushed_as_gzip() {
+    let reg = Registry::start(Auth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let (root_b, root_c) = (tmp.path().join("b"), tmp.path().join("c"));
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY a b /x/\n").unwrap();
+    std::fs::write(ctx.join("a"), "a\n".repeat(100_000)).unwrap();
+    std::fs::write(ctx.join("b"), "b\n").unwrap();
+    let name = format!("{}/wire/built:1", reg.host());
+    let ctx_arg = ctx.to_string_lossy().into_owned();
+    let o = strata(
+        &root_b,
+        &cfg_dir,
+        &["build", "-q", "-t", &name, &ctx_arg],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let id = Store::open(&root_b)
+        .unwrap()
+        .meta()
+        .resolve_tag(&name)
+        .unwrap()
+        .unwrap();
+    let store = Store::open(&root_b).unwrap();
+    let img = store.meta().image(&id).unwrap().unwrap();
+    assert_eq!(img.layers.len(), 1);
+    let layer = &img.layers[0];
+    assert_eq!(
+        layer.media_type,
+        strata_oci::media_types::DOCKER_LAYER_TAR,
+        "{layer:?}"
+    );
+    assert_eq!(
+        layer.digest, layer.diff_id,
+        "a plain tar's digest is its diff ID"
+    );
+    let mut head = [0u8; 2];
+    use std::io::Read;
+    store
+        .blobs()
+        .open(&layer.digest)
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert_ne!(head, [0x1f, 0x8b], "the stored build layer is gzip");
+
+    let o = strata(&root_b, &cfg_dir, &["push", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{name}"))
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "skopeo: {}", text(&raw));
+    let manifest: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let pushed = &manifest["layers"][0];
+    assert_eq!(
+        pushed["mediaType"],
+        strata_oci::media_types::DOCKER_LAYER_TAR_GZIP,
+        "{manifest}"
+    );
+    assert!(
+        pushed["size"].as_u64().unwrap() < layer.size / 10,
+        "200 kB of repeated text should compress well: {manifest}"
+    );
+    let o = strata(&root_c, &cfg_dir, &["pull", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let pulled = Store::open(&root_c)
+        .unwrap()
+        .meta()
+        .resolve_tag(&name)
+        .unwrap();
+    assert_eq!(pulled, Some(id));
+}
