@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use strata_runtime::{resolve_user, ContainerSpec, Executor, Network, ProcessSpec, StdioConfig};
-use strata_store::{LayerCompression, LayerInfo, LayerOptions, LayerWriter, Lease, Store};
+use strata_store::{LayerInfo, LayerOptions, LayerWriter, Lease, Store};
 
 use crate::cache::LayerRef;
 use crate::events::{Event, EventKind, EventSink, Stream};
@@ -48,14 +48,11 @@ pub enum RunError {
     Mount(#[from] crate::mounts::MountError),
 }
 
-/// The layer options the engine writes with: plain tar (Docker media
-/// type), file times clamped to SOURCE_DATE_EPOCH when set. Build layers
-/// are not compressed, as in Docker's store: the commit of a big RUN step
-/// is then a tar and two hashes, and `push` gzips (once, remembered).
+/// The layer options the engine writes with: gzip, Docker media type,
+/// file times clamped to SOURCE_DATE_EPOCH when set.
 pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
     LayerOptions {
-        compression: LayerCompression::None,
-        media_type: strata_oci::media_types::DOCKER_LAYER_TAR.to_string(),
+        media_type: strata_oci::media_types::DOCKER_LAYER_TAR_GZIP.to_string(),
         mtime_clamp: epoch,
         ..LayerOptions::default()
     }

@@ -7,9 +7,11 @@
 //! variant of its diff, so the next push of any image with that layer
 //! reuses it instead of compressing again.
 
+use std::io::BufReader;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use flate2::read::GzEncoder;
 use strata_oci::media_types;
 use strata_oci::{Descriptor, ImageManifest};
 use strata_store::{ImageInfo, LayerRecord, Lease, Store};
@@ -89,14 +91,9 @@ fn compressed(
             return Ok(Descriptor::new(gzip_type, rec.digest, rec.size));
         }
     }
-    // Level 1, as build layers used to be stored: the wire is rarely
-    // fast enough for a higher level to pay for its CPU.
-    let (digest, size) = strata_store::gzip_blob(
-        store.blobs(),
-        &layer.digest,
-        strata_store::diff::DEFAULT_GZIP_LEVEL,
-        Some(lease),
-    )?;
+    let source = store.blobs().open(&layer.digest)?;
+    let mut gz = GzEncoder::new(BufReader::new(source), flate2::Compression::default());
+    let (digest, size) = store.blobs().ingest_leased(None, &mut gz, Some(lease))?;
     store.meta().put_layer(&LayerRecord {
         digest: digest.clone(),
         diff_id,

@@ -12,6 +12,5 @@ mod writer;
 pub use apply::{apply_layer, decompressed, ApplyMode, ApplyStats};
 pub use upper::LayerWriter;
 pub use writer::{
-    gzip_blob, EntryMeta, LayerBuilder, LayerCompression, LayerInfo, LayerOptions,
-    DEFAULT_GZIP_LEVEL, MEDIA_TYPE_LAYER_GZIP,
+    EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL, MEDIA_TYPE_LAYER_GZIP,
 };

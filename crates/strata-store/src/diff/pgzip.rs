@@ -16,9 +16,6 @@
 //! of the block is compressed first and, when it does not shrink by 3%, the
 //! block is stored (about a memcpy instead of ~200 MB/s of wasted deflate).
 //!
-//! Uncompressed layers ([`ParallelGz::start_plain`]) use the same block
-//! pipe without workers: the writer thread writes the blocks unchanged.
-//!
 //! Output depends only on the input and the level (block boundaries,
 //! dictionaries and the stored/deflated choice are fixed by the data), never
 //! on the number of threads or their timing: layer digests stay reproducible.
@@ -63,9 +60,6 @@ struct Job {
 pub(crate) struct ParallelGz {
     buf: Vec<u8>,
     dict: Vec<u8>,
-    /// Plain mode ([`ParallelGz::start_plain`]): blocks go to the writer
-    /// thread as they are, without gzip framing.
-    plain: bool,
     jobs: Option<SyncSender<Job>>,
     ordered: Option<SyncSender<Receiver<BlockResult>>>,
     workers: Vec<JoinHandle<()>>,
@@ -97,38 +91,14 @@ impl ParallelGz {
         let (ordered_tx, ordered_rx) = sync_channel(2 * n);
         let writer = std::thread::Builder::new()
             .name("layer-gzip".into())
-            .spawn(move || write_stream(out, Some(level), ordered_rx))?;
+            .spawn(move || write_stream(out, level, ordered_rx))?;
         Ok((
             ParallelGz {
                 buf: Vec::with_capacity(BLOCK),
                 dict: Vec::new(),
-                plain: false,
                 jobs: Some(jobs_tx),
                 ordered: Some(ordered_tx),
                 workers,
-            },
-            writer,
-        ))
-    }
-
-    /// No compression: the stream is written into `out` unchanged, by the
-    /// writer thread, so the producer's work (tar, diff ID) and the
-    /// writer's (blob digest, the write itself) still overlap.
-    pub(crate) fn start_plain<W: Write + Send + 'static>(
-        out: W,
-    ) -> io::Result<(ParallelGz, JoinHandle<io::Result<W>>)> {
-        let (ordered_tx, ordered_rx) = sync_channel(4);
-        let writer = std::thread::Builder::new()
-            .name("layer-write".into())
-            .spawn(move || write_stream(out, None, ordered_rx))?;
-        Ok((
-            ParallelGz {
-                buf: Vec::with_capacity(BLOCK),
-                dict: Vec::new(),
-                plain: true,
-                jobs: None,
-                ordered: Some(ordered_tx),
-                workers: Vec::new(),
             },
             writer,
         ))
@@ -139,7 +109,6 @@ impl ParallelGz {
         ParallelGz {
             buf: Vec::new(),
             dict: Vec::new(),
-            plain: false,
             jobs: None,
             ordered: None,
             workers: Vec::new(),
@@ -151,21 +120,11 @@ impl ParallelGz {
             return Ok(());
         }
         let data = std::mem::replace(&mut self.buf, Vec::with_capacity(BLOCK));
-        let stopped = || io::Error::new(io::ErrorKind::BrokenPipe, "layer compressor stopped");
-        if self.plain {
-            let (done, result) = sync_channel(1);
-            let _ = done.send(Ok((data, Crc::new())));
-            return self
-                .ordered
-                .as_ref()
-                .ok_or_else(stopped)?
-                .send(result)
-                .map_err(|_| stopped());
-        }
         let dict = std::mem::replace(
             &mut self.dict,
             data[data.len().saturating_sub(DICT)..].to_vec(),
         );
+        let stopped = || io::Error::new(io::ErrorKind::BrokenPipe, "layer compressor stopped");
         let (done, result) = sync_channel(1);
         // Order first: the writer then waits for this block's result, and
         // the bounded ordered channel is what caps the blocks in flight.
@@ -286,22 +245,12 @@ fn compress_block(c: &mut Compress, data: &[u8], dict: &[u8]) -> io::Result<Vec<
     }
 }
 
-/// The writer thread: header, the blocks in order, final block, trailer
-/// (with `level` None: the blocks only).
+/// The writer thread: header, the blocks in order, final block, trailer.
 fn write_stream<W: Write>(
     mut out: W,
-    level: Option<Compression>,
+    level: Compression,
     ordered: Receiver<Receiver<BlockResult>>,
 ) -> io::Result<W> {
-    let Some(level) = level else {
-        for result in ordered {
-            let (bytes, _) = result
-                .recv()
-                .map_err(|_| io::Error::other("the layer stream stopped"))??;
-            out.write_all(&bytes)?;
-        }
-        return Ok(out);
-    };
     let xfl = match level.level() {
         9 => 2,
         1 => 4,
@@ -365,17 +314,6 @@ mod tests {
                 .unwrap();
             assert!(back == data, "level {level}: round trip differs");
         }
-    }
-
-    #[test]
-    fn plain_mode_writes_the_stream_unchanged() {
-        let data = sample_data();
-        let (mut p, writer) = ParallelGz::start_plain(Vec::new()).unwrap();
-        for chunk in data.chunks(77_777) {
-            p.write_all(chunk).unwrap();
-        }
-        p.finish().unwrap();
-        assert_eq!(writer.join().unwrap().unwrap(), data);
     }
 
     #[test]

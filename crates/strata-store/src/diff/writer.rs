@@ -1,6 +1,5 @@
 //! `LayerBuilder`: writes a layer tar entry by entry, compresses it with
-//! gzip (or not: [`LayerCompression::None`]) and streams it into the blob
-//! store, hashing both streams on the way.
+//! gzip and streams it into the blob store, hashing both streams on the way.
 //!
 //! Pipeline (one pass, flat memory):
 //!
@@ -63,22 +62,10 @@ impl EntryMeta {
     }
 }
 
-/// How a layer blob is stored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerCompression {
-    /// gzip at [`LayerOptions::gzip_level`] (parallel, see `pgzip`).
-    Gzip,
-    /// The plain tar: the blob digest is the diff ID. Builds use this, as
-    /// Docker's overlay2 store does: compressing is left to `push`, where
-    /// the network is the bottleneck, instead of every build's commit.
-    None,
-}
-
 /// Options for building a layer.
 #[derive(Clone, Debug)]
 pub struct LayerOptions {
-    pub compression: LayerCompression,
-    /// gzip level 0-9 (with [`LayerCompression::Gzip`]).
+    /// gzip level 0-9.
     pub gzip_level: u32,
     /// SOURCE_DATE_EPOCH: mtimes later than this are clamped to it.
     pub mtime_clamp: Option<i64>,
@@ -89,7 +76,6 @@ pub struct LayerOptions {
 impl Default for LayerOptions {
     fn default() -> Self {
         LayerOptions {
-            compression: LayerCompression::Gzip,
             gzip_level: DEFAULT_GZIP_LEVEL,
             mtime_clamp: None,
             media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
@@ -159,11 +145,8 @@ fn layer_path(p: &Path) -> Result<Vec<u8>> {
 impl LayerBuilder {
     pub fn new(blobs: &BlobStore, opts: LayerOptions) -> Result<LayerBuilder> {
         let blob = blobs.writer()?;
-        let started = match opts.compression {
-            LayerCompression::Gzip => ParallelGz::start(blob, opts.gzip_level),
-            LayerCompression::None => ParallelGz::start_plain(blob),
-        };
-        let (gz, compressor) = started.what(|| "start the layer compressor threads".to_string())?;
+        let (gz, compressor) = ParallelGz::start(blob, opts.gzip_level)
+            .what(|| "start the layer compressor threads".to_string())?;
         Ok(LayerBuilder {
             tar: TarOut::new(DigestWriter::new(gz)),
             compressor: Some(compressor),
@@ -376,27 +359,4 @@ impl Drop for LayerBuilder {
             let _ = c.join();
         }
     }
-}
-
-/// gzips the blob `source` (a plain layer tar) into a new blob, in parallel
-/// (see `pgzip`); returns the new blob's digest and size. `push` uses it
-/// for layers the store keeps uncompressed.
-pub fn gzip_blob(
-    blobs: &BlobStore,
-    source: &Digest,
-    level: u32,
-    lease: Option<&Lease>,
-) -> Result<(Digest, u64)> {
-    let mut from = blobs.open(source)?;
-    let (mut gz, writer) = ParallelGz::start(blobs.writer()?, level)
-        .what(|| "start the layer compressor threads".to_string())?;
-    let copied = io::copy(&mut from, &mut gz).and_then(|_| gz.finish());
-    drop(gz);
-    let joined = writer
-        .join()
-        .map_err(|_| StoreError::Invalid("layer compressor thread panicked".into()))?;
-    // A writer error (disk full) is the cause of a failed copy.
-    let blob = joined.what(|| format!("compress blob {source}"))?;
-    copied.what(|| format!("compress blob {source}"))?;
-    blob.commit_leased(None, lease)
 }
