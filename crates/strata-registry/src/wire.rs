@@ -7,11 +7,9 @@
 //! variant of its diff, so the next push of any image with that layer
 //! reuses it instead of compressing again.
 
-use std::io::BufReader;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use flate2::read::GzEncoder;
 use strata_oci::media_types;
 use strata_oci::{Descriptor, ImageManifest};
 use strata_store::{ImageInfo, LayerRecord, Lease, Store};
@@ -91,9 +89,14 @@ fn compressed(
             return Ok(Descriptor::new(gzip_type, rec.digest, rec.size));
         }
     }
-    let source = store.blobs().open(&layer.digest)?;
-    let mut gz = GzEncoder::new(BufReader::new(source), flate2::Compression::default());
-    let (digest, size) = store.blobs().ingest_leased(None, &mut gz, Some(lease))?;
+    // In parallel, at the level build layers are stored with: the wire is
+    // rarely fast enough for a higher level to pay for its CPU.
+    let (digest, size) = strata_store::gzip_blob(
+        store.blobs(),
+        &layer.digest,
+        strata_store::diff::DEFAULT_GZIP_LEVEL,
+        Some(lease),
+    )?;
     store.meta().put_layer(&LayerRecord {
         digest: digest.clone(),
         diff_id,

@@ -31,8 +31,8 @@ pub use blobs::{BlobStore, BlobWriter};
 pub use check::{CheckReport, Problem};
 pub use containers::{ContainerDir, Containers};
 pub use diff::{
-    apply_layer, ApplyMode, ApplyStats, EntryMeta, LayerBuilder, LayerInfo, LayerOptions,
-    LayerWriter,
+    apply_layer, gzip_blob, ApplyMode, ApplyStats, EntryMeta, LayerBuilder, LayerInfo,
+    LayerOptions, LayerWriter,
 };
 pub use error::{Result, StoreError};
 pub use fsutil::FileLock;

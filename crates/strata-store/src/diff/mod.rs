@@ -12,5 +12,6 @@ mod writer;
 pub use apply::{apply_layer, decompressed, ApplyMode, ApplyStats};
 pub use upper::LayerWriter;
 pub use writer::{
-    EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL, MEDIA_TYPE_LAYER_GZIP,
+    gzip_blob, EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL,
+    MEDIA_TYPE_LAYER_GZIP,
 };

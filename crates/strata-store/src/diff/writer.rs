@@ -360,3 +360,26 @@ impl Drop for LayerBuilder {
         }
     }
 }
+
+/// gzips the blob `source` (a plain layer tar) into a new blob, in parallel
+/// (see `pgzip`); returns the new blob's digest and size. `push` uses it
+/// for layers the store keeps uncompressed (docker-archive loads).
+pub fn gzip_blob(
+    blobs: &BlobStore,
+    source: &Digest,
+    level: u32,
+    lease: Option<&Lease>,
+) -> Result<(Digest, u64)> {
+    let mut from = blobs.open(source)?;
+    let (mut gz, writer) = ParallelGz::start(blobs.writer()?, level)
+        .what(|| "start the layer compressor threads".to_string())?;
+    let copied = io::copy(&mut from, &mut gz).and_then(|_| gz.finish());
+    drop(gz);
+    let joined = writer
+        .join()
+        .map_err(|_| StoreError::Invalid("layer compressor thread panicked".into()))?;
+    // A writer error (disk full) is the cause of a failed copy.
+    let blob = joined.what(|| format!("compress blob {source}"))?;
+    copied.what(|| format!("compress blob {source}"))?;
+    blob.commit_leased(None, lease)
+}
