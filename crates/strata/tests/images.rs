@@ -396,6 +396,8 @@ fn import_changes_and_output_shapes() {
     assert_eq!(row[2].trim(), &id[7..19]);
     let q = ok(&root, &["images", "-q"]);
     assert_eq!(q, format!("{}\n", &id[7..19]));
+    // Docker's -a: no intermediate images here, the same list.
+    assert_eq!(ok(&root, &["images", "-a"]), table);
     let j: serde_json::Value =
         serde_json::from_str(ok(&root, &["image", "ls", "--format", "json"]).trim()).unwrap();
     assert_eq!(j["Size"], size);

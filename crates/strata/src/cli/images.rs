@@ -49,6 +49,10 @@ pub fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
 
 #[derive(clap::Args, Debug)]
 pub struct LsArgs {
+    /// Show all images (Docker's flag; strata keeps no intermediate
+    /// images, so every image is listed either way)
+    #[arg(short, long)]
+    pub all: bool,
     /// Only show image IDs
     #[arg(short, long)]
     pub quiet: bool,
