@@ -192,11 +192,12 @@ if [ "$WAIT_QUIET" -gt 0 ]; then
 fi
 
 # Other people's work on the machine during the run: every 5 s, whether any
-# compiler, cargo, or a binary from a target*/ directory other than ours runs.
+# compiler, cargo, or a binary from a target*/ directory other than ours
+# (the strata under test, wherever --strata points) runs.
 (
   while sleep 5; do
     n=$(ps -eo args= | grep -E '^(\S*/)?(rustc|cargo|cc|ld|c\+\+) |(^|/)target[^ /]*/(debug|release|x86_64[^ /]*)/' |
-      grep -v -e target-bench -e grep | wc -l || true)
+      grep -v -F -e target-bench -e grep -e "$STRATA" | wc -l || true)
     echo "$n" >>"$RES/others.samples"
   done
 ) &
