@@ -169,6 +169,11 @@ impl FileLock {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The locked file.
+    pub(crate) fn file(&self) -> &File {
+        &self._file
+    }
 }
 
 /// `try_lock` on an open file (or directory): Ok(true) when acquired.

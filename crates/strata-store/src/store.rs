@@ -57,7 +57,7 @@ impl Store {
             blobs.clone(),
             gc_lock,
         );
-        let containers = Containers::new(root.join("containers"));
+        let containers = Containers::new(root.join("containers"), root.join("tmp"));
         Ok(Store {
             root,
             blobs,

@@ -147,22 +147,21 @@ fn stale_container_dirs_are_cleaned() {
     // A crashed owner: its lock file is there and nobody holds it.
     fs::create_dir_all(store.root().join("containers/dead/upper")).unwrap();
     fs::write(store.root().join("containers/dead/lock"), "").unwrap();
-    // Being created right now (no lock file yet): must be left alone.
-    fs::create_dir_all(store.root().join("containers/fresh")).unwrap();
-    // Lockless for long: a crash between mkdir and lock.
-    let old = store.root().join("containers/old");
-    fs::create_dir_all(&old).unwrap();
-    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-    fs::File::open(&old)
-        .unwrap()
-        .set_modified(an_hour_ago)
-        .unwrap();
+    // Lockless: containers are renamed in with their lock, so this is
+    // debris (a failed delete, an older strata's crash), removed at once.
+    fs::create_dir_all(store.root().join("containers/lockless/upper")).unwrap();
     let mut live = Vec::new();
     let removed = store.containers().cleanup_stale(&mut live).unwrap();
-    assert_eq!(removed, vec!["dead".to_string(), "old".to_string()]);
-    assert_eq!(
-        store.containers().list().unwrap(),
-        vec!["fresh".to_string(), "live".to_string()]
-    );
+    assert_eq!(removed, vec!["dead".to_string(), "lockless".to_string()]);
+    assert_eq!(store.containers().list().unwrap(), vec!["live".to_string()]);
+    // A live id is refused; once released, a stale one is taken over.
+    let err = store.containers().create("live", &[]).unwrap_err();
+    assert!(err.to_string().contains("in use"), "{err}");
     drop(keep);
+    let again = store.containers().create("live", &[]).unwrap();
+    assert!(again.path().join("lock").is_file());
+    again.remove().unwrap();
+    assert!(store.containers().list().unwrap().is_empty());
+    // Nothing is left in tmp by creation or removal.
+    assert_eq!(fs::read_dir(store.root().join("tmp")).unwrap().count(), 0);
 }

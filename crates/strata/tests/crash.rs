@@ -353,6 +353,44 @@ fn gc_killed_between_its_steps() {
     assert_runs(&root);
 }
 
+/// A container directory is renamed into `ROOT/tmp` before it is deleted:
+/// a kill mid-delete leaves temp debris that the next check finds and
+/// repairs, never a half-deleted directory under `containers/`.
+#[test]
+fn container_removal_killed_midway() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let _u = Unmount(root.clone());
+    ok(&root, &["load", "-i", &path_str(&f.base_tar)]);
+    ok(&root, &["load", "-i", &path_str(&f.app_tar)]);
+    let o = cmd(&root, &["run", "--rm", "app:1"])
+        .env("STRATA_CRASH_AT", "container-remove:renamed")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        o.status.signal(),
+        Some(9),
+        "run did not reach container-remove:renamed: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let containers = std::fs::read_dir(root.join("containers")).unwrap().count();
+    assert_eq!(
+        containers, 0,
+        "the container dir is still under containers/"
+    );
+    let mut leftovers = 0;
+    check_no_corruption(&root, "container removal", &mut leftovers);
+    assert!(leftovers >= 1, "check did not report the half-deleted dir");
+    repair_and_assert_clean(&root);
+    assert_runs(&root);
+}
+
 #[test]
 fn pull_killed_at_random_moments() {
     if !can_run() {
