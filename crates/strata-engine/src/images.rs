@@ -115,6 +115,11 @@ pub fn commit_image(
         store
             .blobs()
             .ingest_leased(None, &mut &manifest_bytes[..], lease)?;
+    // Leased before it is registered: an untagged image is garbage to a
+    // concurrent `prune -a` until the build tags it.
+    if let Some(l) = lease {
+        l.add_image(&config_digest)?;
+    }
     store.meta().put_image(&ImageRecord {
         id: config_digest.clone(),
         manifest_digest,
@@ -123,9 +128,6 @@ pub fn commit_image(
         layers: records,
         created: config.created.clone().unwrap_or_default(),
     })?;
-    if let Some(l) = lease {
-        l.add_image(&config_digest)?;
-    }
     Ok(config_digest)
 }
 

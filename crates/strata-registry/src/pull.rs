@@ -200,6 +200,8 @@ pub fn pull_with(
         created: config.created.clone().unwrap_or_default(),
     };
     let meta = store.meta();
+    // Leased first: untagged, it is garbage to a concurrent `prune -a`.
+    lease.add_image(&config_digest)?;
     meta.put_image(&record)?;
     meta.add_repo_digest(
         &format!("{}@{repo_digest}", reference.name()),

@@ -67,6 +67,8 @@ pub fn register_images(
                 .blobs()
                 .ingest_leased(Some(m.digest()), &mut m.bytes(), Some(lease))?;
         }
+        // Leased first: untagged, it is garbage to a concurrent `prune -a`.
+        lease.add_image(&rec.id)?;
         store.meta().put_image(rec)?;
         let mut loaded = LoadedImage {
             id: rec.id.clone(),

@@ -95,6 +95,10 @@ pub fn commit_image(
     ));
     blobs.ingest_leased(Some(manifest.digest()), &mut manifest.bytes(), lease)?;
     let id = config.digest().clone();
+    // Leased first: untagged, it is garbage to a concurrent `prune -a`.
+    if let Some(l) = lease {
+        l.add_image(&id)?;
+    }
     store.meta().put_image(&ImageRecord {
         id: id.clone(),
         manifest_digest: manifest.digest().clone(),
