@@ -218,9 +218,15 @@ impl Runc {
             if !valid_id(&id) {
                 continue;
             }
-            // A bundle without a readable config is being created (or was
-            // never started): nothing of runc's to clean, leave it.
+            // A bundle without a config is being created, or its owner
+            // was killed before runc started (the config is written
+            // atomically, just before runc runs): nothing of runc's to
+            // clean; the dir goes once it is clearly abandoned.
             let Some(pid) = bundle_owner(&ent.path()) else {
+                if older_than(&ent.path(), ABANDONED_BUNDLE) {
+                    let _ = std::fs::remove_dir_all(ent.path());
+                    removed.push(id);
+                }
                 continue;
             };
             if !process_alive(pid) {
@@ -231,6 +237,18 @@ impl Runc {
         }
         Ok(removed)
     }
+}
+
+/// A bundle dir without a config for this long belongs to a process that
+/// was killed while creating it (that takes milliseconds when it lives).
+const ABANDONED_BUNDLE: Duration = Duration::from_secs(60);
+
+fn older_than(p: &Path, age: Duration) -> bool {
+    std::fs::symlink_metadata(p)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e > age)
 }
 
 /// The owner pid recorded in a bundle's `config.json` annotations.
@@ -406,7 +424,11 @@ impl Executor for Runc {
         ));
         let config = bundle.join("config.json");
         let json = serde_json::to_vec_pretty(&oci).map_err(|e| Error::spec(e.to_string()))?;
-        std::fs::write(&config, json)
+        // Written under a temp name and renamed: a config that is there is
+        // whole, so a cleanup never mistakes a half-written one for none.
+        let partial = bundle.join("config.json.partial");
+        std::fs::write(&partial, json)
+            .and_then(|()| std::fs::rename(&partial, &config))
             .map_err(|e| Error::io(format!("writing {}", config.display()), e))?;
 
         let log = bundle.join("runc.log");
@@ -545,6 +567,27 @@ mod tests {
         assert!(!valid_id(""));
         assert!(!valid_id("../x"));
         assert!(!valid_id("a b"));
+    }
+
+    #[test]
+    fn abandoned_configless_bundles_are_removed_young_ones_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let runc = Runc::with_binary("/bin/true")
+            .unwrap()
+            .with_bundle_root(t.path());
+        let old = t.path().join("build-old");
+        let young = t.path().join("build-young");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::create_dir(&young).unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::open(&old)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let removed = runc.cleanup_stale().unwrap();
+        assert_eq!(removed, vec!["build-old".to_string()]);
+        assert!(!old.exists());
+        assert!(young.exists(), "a bundle being created was removed");
     }
 
     #[test]
