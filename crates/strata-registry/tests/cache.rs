@@ -52,7 +52,7 @@ fn cache_round_trips_through_a_registry() {
     let reg = Registry::start(Auth::None);
     let (_d, a, keys) = seeded();
     let opts = ClientOptions {
-        credential_store: Some(CredentialStore::new(tempfile::tempdir().unwrap().keep())),
+        credential_store: Some(CredentialStore::new(empty_docker_config())),
         ..Default::default()
     };
     let client = Client::new(&reg.host(), &opts).unwrap();
@@ -83,4 +83,12 @@ fn cache_round_trips_through_a_directory() {
         r#"{"step":1}"#
     );
     assert!(b.meta().cache_get(&keys[1]).unwrap().is_none());
+}
+
+/// An empty DOCKER_CONFIG dir shared by the tests (never written): the
+/// tests never read the user's credentials, and nothing leaks per run.
+fn empty_docker_config() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-docker-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -33,9 +33,7 @@ fn with_cred(user: &str, pass: &str) -> ClientOptions {
 fn anon() -> ClientOptions {
     // An empty DOCKER_CONFIG dir: the tests never read the user's credentials.
     ClientOptions {
-        credential_store: Some(strata_registry::CredentialStore::new(
-            tempfile::tempdir().unwrap().keep(),
-        )),
+        credential_store: Some(strata_registry::CredentialStore::new(empty_docker_config())),
         ..Default::default()
     }
 }
@@ -627,4 +625,12 @@ fn expired_tokens_are_refreshed() {
         ts.requests.lock().unwrap(),
         client.token_requests()
     );
+}
+
+/// An empty DOCKER_CONFIG dir shared by the tests (never written): the
+/// tests never read the user's credentials, and nothing leaks per run.
+fn empty_docker_config() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-docker-config");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -162,7 +162,6 @@ impl Drop for Unmount {
 /// (so every store gets the same base image ID), a build context, the
 /// image a fresh store builds from it, and that image as an archive.
 struct Fixture {
-    _dir: tempfile::TempDir,
     base_tar: PathBuf,
     ctx: PathBuf,
     app_tar: PathBuf,
@@ -182,8 +181,8 @@ CMD cat /out/t /sizes\n";
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
+        let dir = support::process_scratch_dir("crash-fixture");
+        let d = dir.as_path();
         let seed_store = d.join("seed");
         make_busybox(&seed_store);
         let base_tar = d.join("base.tar");
@@ -215,7 +214,6 @@ fn fixture() -> &'static Fixture {
         let load_time = t.elapsed();
         eprintln!("fixture: build {build_time:?}, load {load_time:?}, image {app_id}");
         Fixture {
-            _dir: dir,
             base_tar,
             ctx,
             app_tar,

@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_strata");
 
 fn strata(root: &Path, args: &[&str]) -> Output {
@@ -65,8 +67,7 @@ fn require_docker() {
 fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("strata-images-test-base-{}", std::process::id()));
+        let dir = support::process_scratch_dir("images-base");
         let tar = dir.join("busybox.tar");
         if !tar.exists() {
             let script =

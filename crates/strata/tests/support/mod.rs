@@ -148,3 +148,27 @@ pub fn build_ok(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
     assert!(o.status.success(), "build {tag}: {}", stderr(&o));
     o
 }
+
+/// A directory for this test process's shared fixtures (those kept in a
+/// `static`), under cargo's temp dir for integration tests. A `TempDir` in
+/// a static is never dropped, so it leaked at every run (hundreds of MB
+/// each); instead, dirs that earlier, finished runs left are deleted here.
+pub fn process_scratch_dir(name: &str) -> PathBuf {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let prefix = format!("{name}-");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            let file_name = e.file_name().to_string_lossy().into_owned();
+            let pid = file_name
+                .strip_prefix(&prefix)
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the fixture dir");
+    dir
+}
