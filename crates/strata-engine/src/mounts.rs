@@ -34,8 +34,22 @@ pub fn chain_of(layers: &[LayerRef]) -> Result<Vec<(Digest, Digest)>, MountError
 impl MountedRootfs {
     /// Unpacks (if needed) and mounts `layers`; `extra_top` (e.g. the
     /// runtime's init layer, RUN's mount points) go above them, in order,
-    /// just below the upper dir.
+    /// just below the upper dir. The container is a build step's
+    /// (`build-<hex>`).
     pub fn mount(
+        store: &Store,
+        layers: &[LayerRef],
+        extra_top: &[PathBuf],
+        lease: Option<&Lease>,
+    ) -> Result<MountedRootfs, MountError> {
+        Self::mount_as("build", store, layers, extra_top, lease)
+    }
+
+    /// [`MountedRootfs::mount`] for a container named `<kind>-<hex>`
+    /// (`run` for `strata run`), which is what runc, the cgroup path and
+    /// the store's containers dir show.
+    pub fn mount_as(
+        kind: &str,
         store: &Store,
         layers: &[LayerRef],
         extra_top: &[PathBuf],
@@ -45,7 +59,7 @@ impl MountedRootfs {
         let mut lowers = store.snapshotter().prepare_leased(&chain, lease)?;
         let ids = chain_ids(&chain.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>());
         lowers.extend(extra_top.iter().cloned());
-        let id = strata_runtime::new_container_id().replace("strata-", "build-");
+        let id = strata_runtime::new_container_id().replace("strata-", &format!("{kind}-"));
         let dir = store.containers().create(&id, &ids)?;
         let mount = dir.mount_rootfs(&lowers)?;
         Ok(MountedRootfs {

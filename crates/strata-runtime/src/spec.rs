@@ -168,7 +168,8 @@ pub struct ContainerSpec {
     /// Extra mounts, applied in order after the default ones.
     pub mounts: Vec<MountSpec>,
     /// Hostname; default: the host's with [`Network::Host`], otherwise the
-    /// first 12 characters of the id after `strata-` (Docker uses the short id).
+    /// first 12 characters of the id after its `strata-`, `build-` or `run-`
+    /// prefix (Docker uses the short id).
     pub hostname: Option<String>,
     /// Mount the rootfs read-only.
     pub readonly_rootfs: bool,
@@ -185,7 +186,10 @@ impl ContainerSpec {
                 return name.to_string();
             }
         }
-        let short = self.id.strip_prefix("strata-").unwrap_or(&self.id);
+        let short = ["strata-", "build-", "run-"]
+            .iter()
+            .find_map(|p| self.id.strip_prefix(p))
+            .unwrap_or(&self.id);
         short.chars().take(12).collect()
     }
 }
@@ -633,6 +637,15 @@ mod tests {
         );
         assert_eq!(json["hostname"], "0123456789ab");
         assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ALLOW");
+        // Build steps and `strata run` name their containers build-/run-;
+        // the hostname is still the bare short id, as Docker's is.
+        for id in ["build-fedcba9876543210", "run-fedcba9876543210"] {
+            let c = ContainerSpec {
+                id: id.into(),
+                ..c.clone()
+            };
+            assert_eq!(c.effective_hostname(), "fedcba987654");
+        }
     }
 
     #[test]

@@ -85,6 +85,36 @@ fn exit_codes_are_propagated() {
 }
 
 #[test]
+fn own_network_gets_the_short_container_id_as_hostname() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    // Docker: a container with its own UTS and network namespaces is named
+    // after the first 12 hex digits of its id; no "run-"/"build-" prefix.
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "hostname",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let name = stdout(&o);
+    let name = name.trim_end();
+    assert_eq!(name.len(), 12, "hostname {name:?}");
+    assert!(
+        name.chars().all(|c| c.is_ascii_hexdigit()),
+        "hostname {name:?}"
+    );
+}
+
+#[test]
 fn onbuild_triggers_run_in_the_child_and_dockerignore_applies() {
     if !can_run() {
         return;

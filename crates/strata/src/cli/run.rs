@@ -120,7 +120,8 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     ));
     write_init_layer(&init)?;
     let result = (|| -> anyhow::Result<u8> {
-        let rootfs = MountedRootfs::mount(
+        let rootfs = MountedRootfs::mount_as(
+            "run",
             &store,
             &image.layers,
             std::slice::from_ref(&init),
