@@ -12,7 +12,9 @@
 #   --strata BIN      use this strata binary (default: cargo build --release -p
 #                     strata with CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-bench})
 #   --out FILE        the report (default: docs/benchmarks.md; --quick writes
-#                     to the results directory instead unless --out is given)
+#                     to the results directory instead unless --out is given);
+#                     bench/results (the raw data behind docs/benchmarks.md)
+#                     is replaced only when the report goes to that page
 #   --wait-quiet M    before measuring, wait up to M minutes for the 1-minute
 #                     load average to drop below $QUIET_LOAD (default 1.0)
 #   --keep            keep the work directory (stores, contexts, archives)
@@ -46,7 +48,7 @@ while [ $# -gt 0 ]; do
   --out) OUT=$2; shift ;;
   --wait-quiet) WAIT_QUIET=$2; shift ;;
   --keep) KEEP=1 ;;
-  -h | --help) sed -n '2,34s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,36s/^# \{0,1\}//p' "$0"; exit 0 ;;
   *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -106,6 +108,11 @@ WORK=$(mktemp -d /var/tmp/strata-bench.XXXXXX)
 RES=$WORK/results
 mkdir -p "$RES"
 [ -n "$OUT" ] || { if [ $QUICK = 1 ]; then OUT=$RES/benchmarks.md; else OUT=$REPO/docs/benchmarks.md; fi; }
+# bench/results holds the raw data behind docs/benchmarks.md: only a run
+# that rewrites that page replaces it (a --quick run or one with --out
+# elsewhere keeps its data in /var/tmp/strata-bench-last instead).
+PUBLISH=0
+[ "$(readlink -f "$OUT")" = "$(readlink -f "$REPO/docs/benchmarks.md")" ] && PUBLISH=1
 DLOG=$WORK/docker-build.log # every docker build's output: the image IDs we created
 : >"$DLOG"
 REG_PID=""
@@ -144,7 +151,7 @@ cleanup() {
   $BH rmi -a -f >/dev/null 2>&1
   findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r -n1 umount -l 2>/dev/null
   if [ $KEEP = 1 ]; then echo "run.sh: kept $WORK" >&2; else
-    [ "$OUT" = "$RES/benchmarks.md" ] && { mkdir -p /var/tmp/strata-bench-last; cp -r "$RES"/. /var/tmp/strata-bench-last/; echo "run.sh: results in /var/tmp/strata-bench-last" >&2; }
+    [ "$PUBLISH" = 0 ] && { rm -rf /var/tmp/strata-bench-last; mkdir -p /var/tmp/strata-bench-last; cp -r "$RES"/. /var/tmp/strata-bench-last/; echo "run.sh: results in /var/tmp/strata-bench-last" >&2; }
     rm -rf "$WORK"
   fi
 }
@@ -462,7 +469,7 @@ meta others "$(awk '{n++; if ($1 > 0) b++} END {printf "%d of %d samples (%.0f%%
 log "Report -> $OUT"
 python3 "$BENCH/report.py" "$RES" >"$OUT"
 cp "$OUT" "$RES/benchmarks.md" 2>/dev/null || true
-if [ $QUICK = 0 ]; then
+if [ $PUBLISH = 1 ]; then
   mkdir -p "$BENCH/results"
   rm -f "$BENCH/results"/*.json "$BENCH/results"/*.rss "$BENCH/results"/meta.env
   cp "$RES"/*.json "$RES"/*.rss "$RES/meta.env" "$BENCH/results/"
