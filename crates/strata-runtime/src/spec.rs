@@ -168,8 +168,8 @@ pub struct ContainerSpec {
     /// Extra mounts, applied in order after the default ones.
     pub mounts: Vec<MountSpec>,
     /// Hostname; default: the host's with [`Network::Host`], otherwise the
-    /// first 12 characters of the id after its `strata-`, `build-` or `run-`
-    /// prefix (Docker uses the short id).
+    /// first 12 characters of the id's hex part (ids are `<kind>-<hex>`:
+    /// `strata-`, `build-`, `run-`; Docker uses the short id).
     pub hostname: Option<String>,
     /// Mount the rootfs read-only.
     pub readonly_rootfs: bool,
@@ -186,10 +186,7 @@ impl ContainerSpec {
                 return name.to_string();
             }
         }
-        let short = ["strata-", "build-", "run-"]
-            .iter()
-            .find_map(|p| self.id.strip_prefix(p))
-            .unwrap_or(&self.id);
+        let short = self.id.rsplit_once('-').map_or(&*self.id, |(_, hex)| hex);
         short.chars().take(12).collect()
     }
 }
