@@ -23,8 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     exit 1
   fi
   echo "setup-host: installing ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Another apt or dpkg on the machine (unattended upgrades, a second
+  # terminal) holds the lock: wait for it instead of failing at once.
+  apt_opts=(-o DPkg::Lock::Timeout=600)
+  apt-get "${apt_opts[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # dockerd for the compatibility suite (Docker's classic builder is the oracle).
