@@ -73,12 +73,23 @@ pub enum Error {
     /// A `.dockerignore` pattern that is not valid.
     #[error("invalid .dockerignore pattern {pattern:?}: {reason}")]
     IgnorePattern { pattern: String, reason: String },
-    /// `--target` names no stage.
-    #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}")]
-    UnknownTarget { target: String, available: String },
+    /// `--target` names no stage (BuildKit: "target stage ... could not be found").
+    #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}{}", did_you_mean(.suggestion))]
+    UnknownTarget {
+        target: String,
+        available: String,
+        /// The nearest stage name, when one is close ("did you mean").
+        suggestion: Option<String>,
+    },
     /// Reading an input file failed (only the `load` helpers read files).
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
 }
 
 impl Error {

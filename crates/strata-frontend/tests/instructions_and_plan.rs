@@ -393,6 +393,22 @@ fn unknown_target_lists_stages() {
 }
 
 #[test]
+fn misspelled_target_gets_a_suggestion() {
+    let e = plan_with(
+        "FROM a AS build
+FROM b AS test
+",
+        &[],
+        Some("bulid"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "target stage \"bulid\" could not be found; stages in this Dockerfile: build, test (did you mean \"build\"?)"
+    );
+}
+
+#[test]
 fn self_and_forward_references_are_errors() {
     let e = err("FROM busybox AS a\nCOPY --from=a /x /y\n");
     assert!(

@@ -2,8 +2,10 @@
 //! image's ENV, resolves steps in order with Docker's rules.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::instruction::{Command, CopySpec, HealthcheckRaw, Instruction};
+use super::names::StageNames;
 use super::reference::is_valid_reference;
 use super::resolved::{parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, Resolved};
 use super::{Base, Plan, Step, PROXY_ARGS};
@@ -25,7 +27,7 @@ pub struct StageScope {
     globals: Vec<(String, Option<String>)>,
     build_args: BTreeMap<String, String>,
     predefined: Vec<(String, String)>,
-    stage_names: Vec<Option<String>>,
+    stage_names: Arc<StageNames>,
 }
 
 impl StageScope {
@@ -46,25 +48,23 @@ impl StageScope {
                 .collect(),
             build_args: plan.build_args.clone(),
             predefined: plan.predefined_args.clone(),
-            stage_names: plan.stages.iter().map(|s| s.name.clone()).collect(),
+            stage_names: Arc::clone(&plan.names),
         };
+        // ARGs of the parent stage, as the planner recorded them (no replay
+        // of the ancestors here: that made planning cubic in chain length).
         if let Some(Base::Stage(parent)) = plan.stages.get(stage).map(|s| &s.base) {
             if *parent < stage {
-                scope.args = Self::replay(plan, *parent).args;
+                if let Some(end) = plan.ends.get(*parent) {
+                    scope.args = end.args.clone();
+                }
             }
         }
         scope
     }
 
-    /// Runs a stage's ENV and ARG steps to learn the ARGs it ends with.
-    fn replay(plan: &Plan, stage: usize) -> StageScope {
-        let mut s = StageScope::new(plan, stage, &[]);
-        for step in &plan.stages[stage].steps {
-            if matches!(step.instruction, Instruction::Env(_) | Instruction::Arg(_)) {
-                let _ = s.resolve(step);
-            }
-        }
-        s
+    /// The ENV and ARGs in scope now (for the planner's record).
+    pub(crate) fn into_parts(self) -> (Vec<(String, String)>, Vec<(String, Option<String>)>) {
+        (self.env, self.args)
     }
 
     /// The current ENV (what goes into the image config).
@@ -143,20 +143,16 @@ impl StageScope {
             };
         }
         let lower = value.to_ascii_lowercase();
-        let named = |s: &Option<String>| s.as_deref() == Some(lower.as_str());
-        if let Some(i) = self.stage_names[..self.stage.min(self.stage_names.len())]
-            .iter()
-            .rposition(named)
-        {
+        if let Some(i) = self.stage_names.before(&lower, self.stage) {
             return Ok(FromRef::Stage(i));
         }
-        if self.stage_names.get(self.stage).is_some_and(named) {
+        if self.stage_names.at(self.stage) == Some(lower.as_str()) {
             return Err(err(
                 format!("--from={value}: stage {lower:?} depends on itself"),
                 "a stage can only copy from earlier stages",
             ));
         }
-        if self.stage_names.iter().skip(self.stage + 1).any(named) {
+        if self.stage_names.after(&lower, self.stage) {
             return Err(err(
                 format!("--from={value}: stage {lower:?} is defined later in the Dockerfile (forward reference)"),
                 "move the stage before the one that copies from it",

@@ -2,15 +2,17 @@
 //! dependency graph, `--target`, and pruning of stages the target does not need.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::instruction::{from_node, Instruction, NodeErr};
+use super::names::StageNames;
 use super::reference::is_valid_reference;
 use super::scope::StageScope;
-use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step, PROXY_ARGS};
+use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Replayed, Stage, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
 use crate::parser::{node_from_line, Ast, Node};
 use crate::shell::Lexer;
-use crate::{Error, Location};
+use crate::{suggest, Error, Location};
 
 /// Plans a build: resolves global ARGs and FROM lines, stage references
 /// (by name, case-insensitively, or by index), dependencies, and which
@@ -19,7 +21,7 @@ use crate::{Error, Location};
 /// a FROM that is neither a stage nor a valid image, an unknown target.
 pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
     let predefined = opts.predefined_args();
-    let stage_names = all_stage_names(ast);
+    let stage_names = StageNames::new(all_stage_names(ast));
     let mut globals: Vec<GlobalArg> = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.children {
@@ -126,6 +128,8 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
         predefined_args: predefined,
         escape: ast.escape,
         file: ast.file.clone(),
+        names: Arc::new(stage_names),
+        ends: Vec::new(),
     };
     compute_dependencies(&mut plan)?;
     plan.target = find_target(&plan, opts.target.as_deref())?;
@@ -182,18 +186,17 @@ fn validate_stage_name(name: &str, e: &NodeErr<'_>) -> Result<String, Error> {
 fn resolve_base(
     image: &str,
     index: usize,
-    names: &[Option<String>],
+    names: &StageNames,
     e: &NodeErr<'_>,
 ) -> Result<Base, Error> {
     if image.eq_ignore_ascii_case("scratch") {
         return Ok(Base::Scratch);
     }
     let lower = image.to_ascii_lowercase();
-    let named = |n: &Option<String>| n.as_deref() == Some(lower.as_str());
-    if let Some(k) = names[..index.min(names.len())].iter().rposition(named) {
+    if let Some(k) = names.before(&lower, index) {
         return Ok(Base::Stage(k));
     }
-    if names.iter().skip(index + 1).any(named) {
+    if names.after(&lower, index) {
         return Err(e.err(
             format!("FROM {image}: stage {lower:?} is defined later in the Dockerfile (forward reference)"),
             Some("a stage can only start from an earlier stage; move it up".into()),
@@ -214,10 +217,15 @@ fn resolve_base(
 }
 
 /// Adds COPY --from / RUN --mount from= dependencies, expanding the values
-/// with each stage's ARG scope as known at plan time (no base image ENV).
+/// with each stage's ARG and ENV scope as known at plan time (the parent
+/// stages' ENV, no base image ENV), and records what each stage ends with
+/// ([`Plan::ends`]) so that later scopes start from it without replaying.
+/// One pass over the stages, in order: linear in stages and steps.
 fn compute_dependencies(plan: &mut Plan) -> Result<(), Error> {
+    plan.ends = Vec::with_capacity(plan.stages.len());
     for i in 0..plan.stages.len() {
-        let mut scope = StageScope::new(plan, i, &[]);
+        let base_env = plan.known_base_env(i);
+        let mut scope = StageScope::new(plan, i, &base_env);
         let mut deps: BTreeSet<usize> = plan.stages[i].depends_on.iter().copied().collect();
         for step in &plan.stages[i].steps {
             for r in scope.references_of(step)? {
@@ -231,6 +239,8 @@ fn compute_dependencies(plan: &mut Plan) -> Result<(), Error> {
             }
         }
         plan.stages[i].depends_on = deps.into_iter().collect();
+        let (env, args) = scope.into_parts();
+        plan.ends.push(Replayed { env, args });
     }
     Ok(())
 }
@@ -245,7 +255,9 @@ fn find_target(plan: &Plan, target: Option<&str>) -> Result<usize, Error> {
         .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
         .ok_or_else(|| {
             let names: Vec<String> = plan.stages.iter().filter_map(|s| s.name.clone()).collect();
+            let candidates: Vec<&str> = plan.names.names().collect();
             Error::UnknownTarget {
+                suggestion: suggest::nearest(&lower, &candidates).map(str::to_string),
                 target: t.to_string(),
                 available: if names.is_empty() {
                     "(no named stages)".into()

@@ -28,7 +28,8 @@ pub fn problems(dockerfile: &Path, context: &Path) -> Vec<String> {
                 Err(e) => out.push(e.to_string()),
                 Ok(p) => {
                     for stage in &p.stages {
-                        let mut scope = StageScope::new(&p, stage.index, &[]);
+                        let mut scope =
+                            StageScope::new(&p, stage.index, &p.known_base_env(stage.index));
                         for step in &stage.steps {
                             if let Err(e) = scope.resolve(step) {
                                 out.push(e.to_string());

@@ -92,7 +92,7 @@ pub fn render(p: &Plan) -> Result<String, strata_frontend::Error> {
                 .map(|pl| format!(" (platform {pl})"))
                 .unwrap_or_default()
         );
-        let mut scope = StageScope::new(p, i, &[]);
+        let mut scope = StageScope::new(p, i, &p.known_base_env(i));
         for (n, step) in s.steps.iter().enumerate() {
             let r = scope.resolve(step)?;
             let _ = writeln!(
