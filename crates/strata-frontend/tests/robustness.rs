@@ -59,3 +59,105 @@ fn two_thousand_chained_stages_plan_quickly() {
     let scope = StageScope::new(&p, 1999, &p.known_base_env(1999));
     assert_eq!(scope.lookup("A0").as_deref(), Some("x"));
 }
+
+fn check_err(text: String) -> String {
+    within(Duration::from_secs(60), move || check(&text))
+        .expect_err("hostile input must be an error")
+        .to_string()
+}
+
+#[test]
+fn doubling_env_stops_at_the_word_limit_with_the_line() {
+    let mut text = String::from("FROM busybox\nENV A=x\n");
+    for _ in 0..40 {
+        text.push_str("ENV A=$A$A\n");
+    }
+    // 2^21 bytes is the first value over 1 MiB: the 21st doubling, line 23.
+    let e = check_err(text);
+    assert!(e.starts_with("Dockerfile:23:1: "), "{e}");
+    assert!(e.contains("larger than 1 MiB"), "{e}");
+}
+
+#[test]
+fn doubling_global_arg_stops_at_the_word_limit() {
+    let mut text = String::from("ARG A=x\n");
+    for _ in 0..40 {
+        text.push_str("ARG A=$A$A\n");
+    }
+    text.push_str("FROM busybox\n");
+    let e = check_err(text);
+    assert!(e.starts_with("Dockerfile:22:1: "), "{e}");
+    assert!(e.contains("larger than 1 MiB"), "{e}");
+}
+
+/// `ENV A=<1 MiB>` built by doubling from a 1-byte value (20 steps).
+fn one_mib_env() -> String {
+    let mut text = String::from("FROM busybox\nENV A=x\n");
+    for _ in 0..20 {
+        text.push_str("ENV A=$A$A\n");
+    }
+    text
+}
+
+#[test]
+fn total_env_label_and_arg_bytes_are_bounded() {
+    let base = one_mib_env(); // 22 lines
+    let e = check_err(format!("{base}ENV B=$A\nENV C=$A\nENV D=$A\n"));
+    assert!(e.starts_with("Dockerfile:25:1: ENV: "), "{e}");
+    assert!(e.contains("more than the limit of 4 MiB"), "{e}");
+
+    let e = check_err(format!("{base}LABEL a=$A b=$A\nLABEL c=$A d=$A e=$A\n"));
+    assert!(e.starts_with("Dockerfile:24:1: LABEL: "), "{e}");
+    assert!(e.contains("more than the limit of 4 MiB"), "{e}");
+
+    let e = check_err(format!("{base}ARG a=$A b=$A\nARG c=$A d=$A e=$A\n"));
+    assert!(e.starts_with("Dockerfile:24:1: ARG: "), "{e}");
+
+    // Pattern replacement cannot multiply past the limit either.
+    let e = check_err(format!(
+        "FROM busybox\nENV A={}\nENV B=${{A//?/$A}}\n",
+        "y".repeat(2048)
+    ));
+    assert!(e.starts_with("Dockerfile:3:1: "), "{e}");
+    assert!(e.contains("larger than 1 MiB"), "{e}");
+}
+
+fn nested(depth: usize) -> String {
+    format!("{}x{}", "${x:-".repeat(depth), "}".repeat(depth))
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let deep = nested(10_000);
+    for (line, text) in [
+        (2, format!("FROM busybox\nENV A={deep}\n")),
+        (1, format!("FROM {deep}\n")),
+        (2, format!("FROM busybox\nWORKDIR /{deep}\n")),
+        (1, format!("ARG V={deep}\nFROM busybox\n")),
+        (2, format!("FROM busybox\nCOPY <<EOF /f\n{deep}\nEOF\n")),
+        (
+            2,
+            format!("FROM busybox\nRUN --mount=type=cache,target=/{deep} true\n"),
+        ),
+    ] {
+        let e = check_err(text);
+        assert!(e.contains("nested more than 64 levels deep"), "{e}");
+        assert!(e.starts_with(&format!("Dockerfile:{line}:")), "{e}");
+    }
+    // 64 levels are fine, on an ordinary thread stack.
+    let ok = nested(64);
+    within(Duration::from_secs(20), move || {
+        check(&format!("FROM busybox\nENV A={ok}\nWORKDIR /$A\n")).unwrap()
+    });
+}
+
+#[test]
+fn onbuild_chained_ten_thousand_times_is_refused_without_recursion() {
+    let text = format!("FROM busybox\n{}RUN true\n", "ONBUILD ".repeat(10_000));
+    let e = check_err(text);
+    assert!(e.starts_with("Dockerfile:2:1: "), "{e}");
+    assert!(
+        e.contains("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
+        "{e}"
+    );
+}

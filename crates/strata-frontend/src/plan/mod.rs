@@ -18,7 +18,7 @@ pub use instruction::{
 pub use resolved::{
     parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, MountKind, Resolved,
 };
-pub use scope::StageScope;
+pub use scope::{StageScope, MAX_ARG_BYTES, MAX_ENV_BYTES, MAX_LABEL_BYTES};
 pub use stages::{parse_trigger, plan};
 
 use crate::Location;

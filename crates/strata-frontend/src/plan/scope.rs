@@ -8,11 +8,30 @@ use super::instruction::{Command, CopySpec, HealthcheckRaw, Instruction};
 use super::names::StageNames;
 use super::reference::is_valid_reference;
 use super::resolved::{parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, Resolved};
-use super::{Base, Plan, Step, PROXY_ARGS};
+use super::{Base, Plan, Replayed, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
 use crate::parser::{chomp, Heredoc};
-use crate::shell::Lexer;
+use crate::shell::{human_bytes, Lexer, MAX_HEREDOC_BYTES};
 use crate::Error;
+
+/// The most bytes of ENV one stage may hold (the sum of `KEY=VALUE`
+/// lengths, base image Env included): 4 MiB. Each value is also bounded by
+/// [`crate::shell::MAX_WORD_BYTES`] (1 MiB). Linux refuses to exec a
+/// process whose environment and arguments exceed about 2 MiB (and any one
+/// string over 128 KiB), so a real image never comes near this.
+pub const MAX_ENV_BYTES: usize = 4 << 20;
+
+/// The most bytes of ARG values one stage may hold (`NAME=VALUE`, build
+/// args included): 4 MiB, for the same reason as [`MAX_ENV_BYTES`].
+pub const MAX_ARG_BYTES: usize = 4 << 20;
+
+/// The most bytes of LABELs one stage's own LABEL steps may set (the sum of
+/// `KEY=VALUE` lengths; labels of the base image are not counted): 4 MiB.
+pub const MAX_LABEL_BYTES: usize = 4 << 20;
+
+fn pair_bytes<V: AsRef<str>>(k: &str, v: Option<V>) -> usize {
+    k.len() + 1 + v.map_or(0, |v| v.as_ref().len())
+}
 
 /// The variables one stage sees while it builds: its ENV (from the base
 /// image, then ENV steps) and the ARGs declared in it (plus those inherited
@@ -28,6 +47,8 @@ pub struct StageScope {
     build_args: BTreeMap<String, String>,
     predefined: Vec<(String, String)>,
     stage_names: Arc<StageNames>,
+    /// Bytes of each label key's `KEY=VALUE` set by this stage's LABEL steps.
+    labels: BTreeMap<String, usize>,
 }
 
 impl StageScope {
@@ -49,6 +70,7 @@ impl StageScope {
             build_args: plan.build_args.clone(),
             predefined: plan.predefined_args.clone(),
             stage_names: Arc::clone(&plan.names),
+            labels: BTreeMap::new(),
         };
         // ARGs of the parent stage, as the planner recorded them (no replay
         // of the ancestors here: that made planning cubic in chain length).
@@ -63,8 +85,11 @@ impl StageScope {
     }
 
     /// The ENV and ARGs in scope now (for the planner's record).
-    pub(crate) fn into_parts(self) -> (Vec<(String, String)>, Vec<(String, Option<String>)>) {
-        (self.env, self.args)
+    pub(crate) fn into_replayed(self) -> Replayed {
+        Replayed {
+            env: self.env,
+            args: self.args,
+        }
     }
 
     /// The current ENV (what goes into the image config).
@@ -208,6 +233,7 @@ impl StageScope {
                 if expand && h.expand {
                     let lookup = |n: &str| self.lookup(n);
                     let mut lex = Lexer::new(self.escape);
+                    lex.max_bytes = MAX_HEREDOC_BYTES;
                     lex.raw_quotes = true;
                     lex.raw_escapes = true;
                     h.content = lex
@@ -275,13 +301,43 @@ impl StageScope {
             },
             Instruction::Env(pairs) => {
                 let pairs = self.expand_pairs(step, pairs)?;
+                let mut env = self.env.clone();
                 for (k, v) in &pairs {
-                    self.env.retain(|(e, _)| e != k);
-                    self.env.push((k.clone(), v.clone()));
+                    env.retain(|(e, _)| e != k);
+                    env.push((k.clone(), v.clone()));
                 }
+                let total: usize = env.iter().map(|(k, v)| pair_bytes(k, Some(v))).sum();
+                if total > MAX_ENV_BYTES {
+                    return Err(located(
+                        step,
+                        format!(
+                            "ENV: the stage's environment would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_ENV_BYTES)
+                        ),
+                    ));
+                }
+                self.env = env;
                 Resolved::Env(pairs)
             }
-            Instruction::Label(pairs) => Resolved::Label(self.expand_pairs(step, pairs)?),
+            Instruction::Label(pairs) => {
+                let pairs = self.expand_pairs(step, pairs)?;
+                let mut labels = self.labels.clone();
+                for (k, v) in &pairs {
+                    labels.insert(k.clone(), pair_bytes(k, Some(v)));
+                }
+                let total: usize = labels.values().sum();
+                if total > MAX_LABEL_BYTES {
+                    return Err(located(
+                        step,
+                        format!(
+                            "LABEL: the stage's labels would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_LABEL_BYTES)
+                        ),
+                    ));
+                }
+                self.labels = labels;
+                Resolved::Label(pairs)
+            }
             Instruction::Arg(decls) => {
                 let mut out = Vec::new();
                 for d in decls {
@@ -292,10 +348,22 @@ impl StageScope {
                     };
                     out.push((d.name.clone(), value));
                 }
+                let mut args = self.args.clone();
                 for (k, v) in &out {
-                    self.args.retain(|(a, _)| a != k);
-                    self.args.push((k.clone(), v.clone()));
+                    args.retain(|(a, _)| a != k);
+                    args.push((k.clone(), v.clone()));
                 }
+                let total: usize = args.iter().map(|(k, v)| pair_bytes(k, v.as_ref())).sum();
+                if total > MAX_ARG_BYTES {
+                    return Err(located(
+                        step,
+                        format!(
+                            "ARG: the stage's build arguments would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_ARG_BYTES)
+                        ),
+                    ));
+                }
+                self.args = args;
                 Resolved::Arg(out)
             }
             Instruction::Expose(p) => Resolved::Expose(self.expand_all(step, p)?),

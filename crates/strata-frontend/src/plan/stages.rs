@@ -7,11 +7,11 @@ use std::sync::Arc;
 use super::instruction::{from_node, Instruction, NodeErr};
 use super::names::StageNames;
 use super::reference::is_valid_reference;
-use super::scope::StageScope;
-use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Replayed, Stage, Step, PROXY_ARGS};
+use super::scope::{StageScope, MAX_ARG_BYTES};
+use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
 use crate::parser::{node_from_line, Ast, Node};
-use crate::shell::Lexer;
+use crate::shell::{human_bytes, Lexer};
 use crate::{suggest, Error, Location};
 
 /// Plans a build: resolves global ARGs and FROM lines, stage references
@@ -23,6 +23,7 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
     let predefined = opts.predefined_args();
     let stage_names = StageNames::new(all_stage_names(ast));
     let mut globals: Vec<GlobalArg> = Vec::new();
+    let mut global_bytes = 0usize;
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.children {
         let line_text = ast.line_text(node.location.line);
@@ -62,6 +63,7 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                 });
             }
             Instruction::Arg(decls) if stages.is_empty() => {
+                let first_new = globals.len();
                 for d in decls {
                     let value = match (opts.build_args.get(&d.name), &d.default) {
                         (Some(v), _) => Some(v.clone()),
@@ -81,6 +83,20 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                         value,
                         location: node.location.clone(),
                     });
+                }
+                global_bytes += globals[first_new..]
+                    .iter()
+                    .map(|g| g.name.len() + 1 + g.value.as_ref().map_or(0, String::len))
+                    .sum::<usize>();
+                let total = global_bytes;
+                if total > MAX_ARG_BYTES {
+                    return Err(e.err(
+                        format!(
+                            "ARG: the global build arguments would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_ARG_BYTES)
+                        ),
+                        None,
+                    ));
                 }
             }
             _ if stages.is_empty() => {
@@ -239,8 +255,7 @@ fn compute_dependencies(plan: &mut Plan) -> Result<(), Error> {
             }
         }
         plan.stages[i].depends_on = deps.into_iter().collect();
-        let (env, args) = scope.into_parts();
-        plan.ends.push(Replayed { env, args });
+        plan.ends.push(scope.into_replayed());
     }
     Ok(())
 }
