@@ -484,3 +484,48 @@ fn healthcheck_resolves_durations() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn mount_options_use_env_inherited_from_a_parent_stage() {
+    let text = "FROM busybox AS base\nENV T=cache ID=mycache DIR=/cache\nFROM base\nRUN --mount=type=$T,id=$ID,target=$DIR true\n";
+    // Planning used to expand the mount without the parent's ENV and fail
+    // with 'unsupported mount type ""'.
+    let p = plan_of(text).unwrap();
+    let check = |env: &[(String, String)]| {
+        let mut s = StageScope::new(&p, 1, env);
+        match s.resolve(&p.stages[1].steps[0]).unwrap() {
+            Resolved::Run { mounts, .. } => {
+                assert_eq!(mounts[0].kind, MountKind::Cache);
+                assert_eq!(mounts[0].id.as_deref(), Some("mycache"));
+                assert_eq!(mounts[0].target.as_deref(), Some("/cache"));
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // As `strata check` seeds it, and as a build does (the parent's config Env).
+    check(&p.known_base_env(1));
+    check(&[
+        ("T".into(), "cache".into()),
+        ("ID".into(), "mycache".into()),
+        ("DIR".into(), "/cache".into()),
+    ]);
+    // A value expanding to a comma stays one value (fields split before expansion).
+    let p = plan_of("FROM busybox\nENV D=/a,b\nRUN --mount=type=tmpfs,target=$D true\n").unwrap();
+    match resolve_all(&p, 0).pop().unwrap() {
+        Resolved::Run { mounts, .. } => assert_eq!(mounts[0].target.as_deref(), Some("/a,b")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn variables_in_mount_from_are_refused_with_buildkit_wording() {
+    let e = err("FROM busybox AS a\nFROM busybox\nARG X=a\nRUN --mount=from=$X,target=/x true\n");
+    assert!(e.starts_with("Dockerfile:4:1: "), "{e}");
+    assert!(
+        e.contains("'from' doesn't support variable expansion, define alias stage instead"),
+        "{e}"
+    );
+    let p =
+        plan_of("FROM busybox AS a\nFROM busybox\nRUN --mount=from=a,target=/x true\n").unwrap();
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+}

@@ -16,7 +16,8 @@ pub use instruction::{
     from_node, ArgDecl, Command, CopySpec, HealthcheckRaw, Instruction, INSTRUCTIONS,
 };
 pub use resolved::{
-    parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, MountKind, Resolved,
+    mount_fields, mount_from, parse_duration, parse_mount, parse_mount_fields, FromRef,
+    HealthcheckSpec, Mount, MountKind, Resolved, MOUNT_FROM_VARIABLE,
 };
 pub use scope::{StageScope, MAX_ARG_BYTES, MAX_ENV_BYTES, MAX_LABEL_BYTES};
 pub use stages::{parse_trigger, plan};

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use super::instruction::{Command, CopySpec, HealthcheckRaw, Instruction};
 use super::names::StageNames;
 use super::reference::is_valid_reference;
-use super::resolved::{parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, Resolved};
+use super::resolved::{
+    mount_fields, mount_from, parse_duration, parse_mount_fields, FromRef, HealthcheckSpec, Mount,
+    Resolved,
+};
 use super::{Base, Plan, Replayed, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
 use crate::parser::{chomp, Heredoc};
@@ -192,28 +195,45 @@ impl StageScope {
         ))
     }
 
-    /// The stages or images a step reads from (`COPY --from`, `RUN --mount from=`),
-    /// expanded with the scope as it is now. Used by the planner.
+    /// The stages or images a step reads from (`COPY --from`, `RUN --mount
+    /// from=`). Used by the planner. A mount's `from=` is taken as written
+    /// (BuildKit refuses variables there); its other options are not looked
+    /// at, so a mount whose `type=$T` comes from a base image's ENV plans fine.
     pub fn references_of(&self, step: &Step) -> Result<Vec<FromRef>, Error> {
         match &step.instruction {
             Instruction::Copy(CopySpec { from: Some(f), .. }) => {
                 Ok(vec![self.resolve_from(step, &self.expand(step, f)?)?])
             }
-            Instruction::Run { mounts, .. } => Ok(self
-                .mounts(step, mounts)?
-                .into_iter()
-                .filter_map(|m| m.from)
-                .collect()),
+            Instruction::Run { mounts, .. } => {
+                let mut out = Vec::new();
+                for spec in mounts {
+                    let from = mount_from(spec)
+                        .map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
+                    if let Some(f) = from {
+                        out.push(self.resolve_from(step, &f)?);
+                    }
+                }
+                Ok(out)
+            }
             _ => Ok(vec![]),
         }
     }
 
+    /// Parses `--mount` specs: split into fields first, then each value
+    /// (not the keys, not `from=`) expanded with the scope, as BuildKit does.
     fn mounts(&self, step: &Step, specs: &[String]) -> Result<Vec<Mount>, Error> {
         specs
             .iter()
             .map(|spec| {
-                let spec = self.expand(step, spec)?;
-                let (mut m, from) = parse_mount(&spec)
+                mount_from(spec).map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
+                let fields = mount_fields(spec)
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        Some(v) if k != "from" => Ok((k, Some(self.expand(step, &v)?))),
+                        v => Ok((k, v)),
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                let (mut m, from) = parse_mount_fields(fields)
                     .map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
                 if let Some(f) = from {
                     m.from = Some(self.resolve_from(step, &f)?);
