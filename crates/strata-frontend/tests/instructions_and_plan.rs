@@ -529,3 +529,12 @@ fn variables_in_mount_from_are_refused_with_buildkit_wording() {
         plan_of("FROM busybox AS a\nFROM busybox\nRUN --mount=from=a,target=/x true\n").unwrap();
     assert_eq!(p.stages[1].depends_on, vec![0]);
 }
+
+#[test]
+fn expose_splits_expanded_words_into_ports() {
+    let p = plan_of("FROM busybox\nENV PORTS=\"3000 4000/udp\"\nEXPOSE $PORTS 5000\n").unwrap();
+    assert_eq!(
+        resolve_all(&p, 0).pop().unwrap(),
+        Resolved::Expose(vec!["3000".into(), "4000/udp".into(), "5000".into()])
+    );
+}

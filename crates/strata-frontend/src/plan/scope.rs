@@ -386,7 +386,15 @@ impl StageScope {
                 self.args = args;
                 Resolved::Arg(out)
             }
-            Instruction::Expose(p) => Resolved::Expose(self.expand_all(step, p)?),
+            // BuildKit expands each word, then splits the results on
+            // whitespace: `EXPOSE $PORTS` with PORTS="3000 4000/udp" is two ports.
+            Instruction::Expose(p) => Resolved::Expose(
+                self.expand_all(step, p)?
+                    .iter()
+                    .flat_map(|w| w.split_whitespace())
+                    .map(str::to_string)
+                    .collect(),
+            ),
             Instruction::Volume(v) => Resolved::Volume(self.expand_all(step, v)?),
             Instruction::User(u) => Resolved::User(self.expand(step, u)?),
             Instruction::Workdir(w) => Resolved::Workdir(self.expand(step, w)?),
