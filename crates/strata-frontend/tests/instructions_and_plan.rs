@@ -538,3 +538,52 @@ fn expose_splits_expanded_words_into_ports() {
         Resolved::Expose(vec!["3000".into(), "4000/udp".into(), "5000".into()])
     );
 }
+
+#[test]
+fn onbuild_keeps_heredoc_bodies_for_the_child_build() {
+    let p = plan_of(
+        "FROM busybox\nONBUILD RUN <<EOF\necho hi > /x\nEOF\nONBUILD COPY <<-EOT /greeting\n\thello\n\tEOT\n",
+    )
+    .unwrap();
+    let triggers: Vec<String> = resolve_all(&p, 0)
+        .into_iter()
+        .map(|r| match r {
+            Resolved::Onbuild(t) => t,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // BuildKit's form: the text after ONBUILD, then "\n" + body + terminator.
+    assert_eq!(
+        triggers,
+        [
+            "RUN <<EOF\necho hi > /x\nEOF",
+            "COPY <<-EOT /greeting\n\thello\nEOT"
+        ]
+    );
+    let loc = Location {
+        file: "Dockerfile".into(),
+        line: 1,
+        column: 1,
+        end_line: 1,
+    };
+    let child = plan_of("FROM parent\n").unwrap();
+    let run = parse_trigger(&triggers[0], loc.clone()).unwrap();
+    let mut scope = StageScope::new(&child, 0, &[]);
+    match scope.resolve(&run).unwrap() {
+        Resolved::Run { heredocs, .. } => {
+            assert_eq!(heredocs.len(), 1);
+            assert_eq!(heredocs[0].content, "echo hi > /x\n");
+        }
+        other => panic!("{other:?}"),
+    }
+    match scope
+        .resolve(&parse_trigger(&triggers[1], loc).unwrap())
+        .unwrap()
+    {
+        Resolved::Copy { heredocs, dest, .. } => {
+            assert_eq!(dest, "/greeting");
+            assert_eq!(heredocs[0].content, "hello\n");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -10,7 +10,7 @@ use super::reference::is_valid_reference;
 use super::scope::{StageScope, MAX_ARG_BYTES};
 use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
-use crate::parser::{node_from_line, Ast, Node};
+use crate::parser::{parse, Ast, Node};
 use crate::shell::{human_bytes, Lexer};
 use crate::{suggest, Error, Location};
 
@@ -313,19 +313,33 @@ fn unused_build_args(ast: &Ast, opts: &BuildOptions, globals: &[GlobalArg]) -> V
         .collect()
 }
 
-/// Parses an ONBUILD trigger text (`RUN echo hi`) into a step, for a child
-/// build whose base image carries triggers. `location` is where the child's
-/// FROM is (triggers run there).
+/// Parses an ONBUILD trigger text (`RUN echo hi`, or with heredoc bodies
+/// `RUN <<EOF\necho hi\nEOF`) into a step, for a child build whose base
+/// image carries triggers. `location` is where the child's FROM is
+/// (triggers run there).
 pub fn parse_trigger(text: &str, location: Location) -> Result<Step, Error> {
-    let node: Node = node_from_line(text, '\\', location.clone()).map_err(|m| {
+    let fail = |m: String| {
         Error::diag(Diagnostic::new(
             location.clone(),
             format!("ONBUILD trigger {text:?}: {m}"),
         ))
+    };
+    let ast = parse(text, &location.file).map_err(|e| match e {
+        Error::Dockerfile(d) => fail(d.message),
+        other => fail(other.to_string()),
     })?;
+    if ast.children.len() != 1 {
+        return Err(fail(format!(
+            "holds {} instructions, not one",
+            ast.children.len()
+        )));
+    }
+    let mut node: Node = ast.children.into_iter().next().expect("one child");
+    node.location = location.clone();
+    let first_line = text.lines().next().unwrap_or_default();
     let e = NodeErr {
         node: &node,
-        line_text: Some(text),
+        line_text: Some(first_line),
     };
     match node.name().as_str() {
         "onbuild" | "from" | "maintainer" => {
@@ -339,11 +353,11 @@ pub fn parse_trigger(text: &str, location: Location) -> Result<Step, Error> {
         }
         _ => {}
     }
-    let instruction = from_node(&node, Some(text))?;
+    let instruction = from_node(&node, Some(first_line))?;
     Ok(Step {
         location,
         source: node.original.clone(),
-        line_text: text.to_string(),
+        line_text: first_line.to_string(),
         instruction,
     })
 }
