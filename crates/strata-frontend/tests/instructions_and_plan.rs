@@ -587,3 +587,33 @@ fn onbuild_keeps_heredoc_bodies_for_the_child_build() {
         other => panic!("{other:?}"),
     }
 }
+
+/// BuildKit's testHeredocVarSubstitution and testCopyHeredocSpecialSymbols.
+#[test]
+fn unquoted_heredoc_bodies_expand_with_buildkit_rules() {
+    let cases: [(&str, &str, &str); 13] = [
+        ("EOF", "Hello ${name}!\n", "Hello world!\n"),
+        ("'EOF'", "Hello ${name}!\n", "Hello ${name}!\n"),
+        ("\"EOF\"", "Hello ${name}!\n", "Hello ${name}!\n"),
+        ("EOF", "Hello '${name}'!\n", "Hello 'world'!\n"),
+        ("EOF", "Hello \"${name}\"!\n", "Hello \"world\"!\n"),
+        ("'EOF'", "Hello '${name}'!\n", "Hello '${name}'!\n"),
+        ("\"EOF\"", "Hello \"${name}\"!\n", "Hello \"${name}\"!\n"),
+        ("EOF", "\"quotes in file\"\n", "\"quotes in file\"\n"),
+        ("EOF", "\\\n", "\n"),
+        ("EOF", "\\\\\n", "\\\n"),
+        ("EOF", "\\$\n", "$\n"),
+        ("\"EOF\"", "\\\\\n", "\\\\\n"),
+        ("EOF", "a \\\nb\n", "a \nb\n"),
+    ];
+    for (marker, body, want) in cases {
+        let text = format!("FROM busybox\nARG name=world\nCOPY <<{marker} /f\n{body}EOF\n");
+        let p = plan_of(&text).unwrap();
+        match resolve_all(&p, 0).pop().unwrap() {
+            Resolved::Copy { heredocs, .. } => {
+                assert_eq!(heredocs[0].content, want, "<<{marker} {body:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

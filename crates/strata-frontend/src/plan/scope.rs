@@ -252,10 +252,14 @@ impl StageScope {
                 }
                 if expand && h.expand {
                     let lookup = |n: &str| self.lookup(n);
-                    let mut lex = Lexer::new(self.escape);
+                    // BuildKit's rules for an unquoted heredoc body: `\`
+                    // (always backslash, whatever `# escape=` says) escapes
+                    // the next character and is removed (`\\` gives `\`,
+                    // `\$` gives `$`, backslash-newline gives the newline);
+                    // quotes are plain text, so `'${name}'` expands.
+                    let mut lex = Lexer::new('\\');
                     lex.max_bytes = MAX_HEREDOC_BYTES;
-                    lex.raw_quotes = true;
-                    lex.raw_escapes = true;
+                    lex.skip_quotes = true;
                     h.content = lex
                         .process(&h.content, &lookup)
                         .map_err(|e| located(step, e.to_string()))?

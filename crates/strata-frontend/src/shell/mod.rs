@@ -44,6 +44,10 @@ pub struct Lexer {
     /// Leave `$VAR` of unset variables as written instead of making it empty
     /// (the "expand as far as is known" mode).
     pub skip_unset: bool,
+    /// Quotes are plain characters (BuildKit's `SkipProcessQuotes`): `$`
+    /// expands inside `'...'` too. Used for the bodies of unquoted heredocs,
+    /// which are file contents, not shell words.
+    pub skip_quotes: bool,
     /// The most bytes the result may hold ([`MAX_WORD_BYTES`] by default);
     /// more is an error, never an unbounded allocation.
     pub max_bytes: usize,
@@ -56,6 +60,7 @@ impl Lexer {
             raw_quotes: false,
             raw_escapes: false,
             skip_unset: false,
+            skip_quotes: false,
             max_bytes: MAX_WORD_BYTES,
         }
     }
@@ -261,12 +266,12 @@ impl ShellWord<'_> {
                     result.push_str(&tmp);
                     words.add_string(&tmp);
                 }
-                '\'' => {
+                '\'' if !self.opts.skip_quotes => {
                     let tmp = self.process_single_quote()?;
                     result.push_str(&tmp);
                     words.add_raw_string(&tmp);
                 }
-                '"' => {
+                '"' if !self.opts.skip_quotes => {
                     let tmp = self.process_double_quote()?;
                     result.push_str(&tmp);
                     words.add_raw_string(&tmp);
