@@ -617,3 +617,26 @@ fn unquoted_heredoc_bodies_expand_with_buildkit_rules() {
         }
     }
 }
+
+#[test]
+fn targetstage_is_a_predefined_arg() {
+    let text = "FROM busybox AS build\nARG TARGETSTAGE\nRUN echo $TARGETSTAGE\nFROM build AS Final\nARG TARGETSTAGE\nENV T=$TARGETSTAGE\n";
+    let value = |p: &Plan, stage: usize| {
+        let mut s = StageScope::new(p, stage, &p.known_base_env(stage));
+        for step in &p.stages[stage].steps {
+            s.resolve(step).unwrap();
+        }
+        s.lookup("TARGETSTAGE")
+    };
+    let p = plan_of(text).unwrap();
+    assert_eq!(value(&p, 1).as_deref(), Some("final"));
+    assert_eq!(value(&p, 0).as_deref(), Some("final"));
+    let p = plan_with(text, &[], Some("build")).unwrap();
+    assert_eq!(value(&p, 0).as_deref(), Some("build"));
+    // Undeclared in a stage, it is not visible (like the platform ARGs).
+    let p = plan_of("FROM busybox AS x\nENV T=${TARGETSTAGE:-unset}\n").unwrap();
+    assert_eq!(
+        resolve_all(&p, 0),
+        vec![Resolved::Env(vec![("T".into(), "unset".into())])]
+    );
+}

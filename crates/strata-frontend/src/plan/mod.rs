@@ -147,7 +147,8 @@ pub struct Plan {
     pub global_args: Vec<GlobalArg>,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
-    /// The predefined platform ARGs.
+    /// The predefined ARGs: the platform ones and `TARGETSTAGE` (the
+    /// target stage's name, or the last stage's).
     pub predefined_args: Vec<(String, String)>,
     /// The Dockerfile's escape character.
     pub escape: char,

@@ -20,8 +20,16 @@ use crate::{suggest, Error, Location};
 /// flag, bad stage name, a reference to a later stage or to the stage itself,
 /// a FROM that is neither a stage nor a valid image, an unknown target.
 pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
-    let predefined = opts.predefined_args();
-    let stage_names = StageNames::new(all_stage_names(ast));
+    let names_by_index = all_stage_names(ast);
+    let mut predefined = opts.predefined_args();
+    // BuildKit's TARGETSTAGE: the target stage's name (`--target`, else the
+    // last stage's name; empty when that stage has none).
+    let target_stage = match &opts.target {
+        Some(t) => t.to_ascii_lowercase(),
+        None => names_by_index.last().cloned().flatten().unwrap_or_default(),
+    };
+    predefined.push(("TARGETSTAGE".to_string(), target_stage));
+    let stage_names = StageNames::new(names_by_index);
     let mut globals: Vec<GlobalArg> = Vec::new();
     let mut global_bytes = 0usize;
     let mut stages: Vec<Stage> = Vec::new();

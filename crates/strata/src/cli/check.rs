@@ -55,7 +55,7 @@ pub fn run(_g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     let dockerfile = a
         .file
         .clone()
-        .unwrap_or_else(|| a.context.join("Dockerfile"));
+        .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
     let problems = problems(&dockerfile, &a.context);
     if problems.is_empty() {
         println!("{}: no problems found", dockerfile.display());
