@@ -640,3 +640,28 @@ fn targetstage_is_a_predefined_arg() {
         vec![Resolved::Env(vec![("T".into(), "unset".into())])]
     );
 }
+
+#[test]
+fn buildkit_wording_and_suggestions_in_errors() {
+    let e = err("FROM busybox\nRUN --mont=type=cache,target=/c true\n");
+    assert!(
+        e.contains("RUN does not take the flag --mont (did you mean --mount?)"),
+        "{e}"
+    );
+    let e = err("FROM busybox\nCOPY --form=a / /\n");
+    assert!(e.contains("(did you mean --from?)"), "{e}");
+    let e = err("ARG A=1\n");
+    assert!(e.contains("no stages to build"), "{e}");
+    let e = err("FROM busybox AS one\nCOPY --from=two /x /x\nFROM busybox AS two\n");
+    assert!(
+        e.contains(
+            "cannot copy from stage \"two\", it needs to be defined before current stage \"one\""
+        ),
+        "{e}"
+    );
+    let e = err("FROM busybox AS one\nCOPY --from=one /x /x\n");
+    assert!(
+        e.contains("needs to be defined before current stage"),
+        "{e}"
+    );
+}

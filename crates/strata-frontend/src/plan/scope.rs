@@ -151,6 +151,14 @@ impl StageScope {
     /// Resolves `--from` / `from=` (already expanded) to a stage or an image.
     pub fn resolve_from(&self, step: &Step, value: &str) -> Result<FromRef, Error> {
         let err = |m: String, h: &str| Error::diag(diag(step, m).with_hint(h));
+        // BuildKit's wording, for people searching its messages.
+        let current = self
+            .stage_names
+            .at(self.stage)
+            .map_or_else(|| self.stage.to_string(), str::to_string);
+        let before = format!(
+            "cannot copy from stage {value:?}, it needs to be defined before current stage {current:?}"
+        );
         if value.is_empty() {
             return Err(err(
                 "--from is empty".into(),
@@ -161,11 +169,11 @@ impl StageScope {
             return match i.cmp(&self.stage) {
                 std::cmp::Ordering::Less => Ok(FromRef::Stage(i)),
                 std::cmp::Ordering::Equal => Err(err(
-                    format!("--from={value}: stage {i} depends on itself"),
+                    format!("--from={value}: stage {i} depends on itself ({before})"),
                     "a stage can only copy from earlier stages",
                 )),
                 std::cmp::Ordering::Greater => Err(err(
-                    format!("--from={value}: stage {i} is not an earlier stage (forward reference)"),
+                    format!("--from={value}: stage {i} is not an earlier stage (forward reference; {before})"),
                     "a stage can only copy from earlier stages; move this stage after the one it copies from",
                 )),
             };
@@ -176,13 +184,13 @@ impl StageScope {
         }
         if self.stage_names.at(self.stage) == Some(lower.as_str()) {
             return Err(err(
-                format!("--from={value}: stage {lower:?} depends on itself"),
+                format!("--from={value}: stage {lower:?} depends on itself ({before})"),
                 "a stage can only copy from earlier stages",
             ));
         }
         if self.stage_names.after(&lower, self.stage) {
             return Err(err(
-                format!("--from={value}: stage {lower:?} is defined later in the Dockerfile (forward reference)"),
+                format!("--from={value}: stage {lower:?} is defined later in the Dockerfile (forward reference); {before}"),
                 "move the stage before the one that copies from it",
             ));
         }

@@ -139,8 +139,11 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                 end_line: 1,
             });
         return Err(Error::diag(
-            Diagnostic::new(loc, "the Dockerfile has no FROM instruction")
-                .with_hint("add FROM <image> (or FROM scratch) to start a stage"),
+            Diagnostic::new(
+                loc,
+                "the Dockerfile has no FROM instruction (dockerfile contains no stages to build)",
+            )
+            .with_hint("add FROM <image> (or FROM scratch) to start a stage"),
         ));
     }
     let mut plan = Plan {
