@@ -161,3 +161,14 @@ fn onbuild_chained_ten_thousand_times_is_refused_without_recursion() {
         "{e}"
     );
 }
+
+#[test]
+fn pattern_operators_stay_linear_on_large_values() {
+    let mut text = String::from("FROM busybox\nENV A=a\n");
+    for _ in 0..17 {
+        text.push_str("ENV A=$A$A\n"); // 128 KiB
+    }
+    text.push_str("ENV B=${A//*x/y} C=${A%*x} D=${A%%*x} E=${A/a*x/y}\n");
+    // Trying every start was quadratic: (2^17)^2 steps per operator.
+    within(Duration::from_secs(30), move || check(&text).unwrap());
+}

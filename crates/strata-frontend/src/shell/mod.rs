@@ -560,7 +560,8 @@ impl ShellWord<'_> {
         let v: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut pos = 0;
-        while let Some((s, e)) = glob.find(&v, pos) {
+        let starts = glob.match_starts(&v);
+        while let Some((s, e)) = glob.find(&v, pos, &starts) {
             out.extend(&v[pos..s]);
             out.push_str(&replacement);
             self.too_big(out.len())?;
