@@ -40,19 +40,30 @@ impl Diagnostic {
     }
 }
 
+/// The most characters of the offending line an error shows.
+const MAX_SHOWN_CHARS: usize = 200;
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.location;
         write!(f, "{}:{}:{}: {}", l.file, l.line, l.column, self.message)?;
         if let Some(text) = &self.line_text {
-            // The caret is placed by characters, with TABs kept so it lines up
-            // under the same terminal column as the text above it.
-            let pad: String = text
-                .chars()
-                .take(l.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            write!(f, "\n  {text}\n  {pad}^")?;
+            // A very long line (hostile input) is cut: the message must stay
+            // readable, not repeat 60 KB of `${x:-`.
+            let long = text.chars().nth(MAX_SHOWN_CHARS).is_some();
+            let shown: String = text.chars().take(MAX_SHOWN_CHARS).collect();
+            let ellipsis = if long { "..." } else { "" };
+            write!(f, "\n  {shown}{ellipsis}")?;
+            if l.column <= MAX_SHOWN_CHARS {
+                // The caret is placed by characters, with TABs kept so it lines
+                // up under the same terminal column as the text above it.
+                let pad: String = text
+                    .chars()
+                    .take(l.column.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                write!(f, "\n  {pad}^")?;
+            }
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
