@@ -174,3 +174,19 @@ fn pattern_operators_stay_linear_on_large_values() {
     // Trying every start was quadratic: (2^17)^2 steps per operator.
     within(Duration::from_secs(30), move || check(&text).unwrap());
 }
+
+#[test]
+fn deeply_nested_json_forms_do_not_overflow() {
+    let deep = "[".repeat(10_000);
+    for inst in ["RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "VOLUME"] {
+        let text = format!("FROM busybox\n{inst} {deep}\n");
+        // Not a JSON array of strings: the shell form (or a located error).
+        let _ = within(Duration::from_secs(20), move || {
+            let r = check(&text);
+            if let Err(e) = &r {
+                assert!(e.to_string().starts_with("Dockerfile:2:"), "{e}");
+            }
+            r.is_ok()
+        });
+    }
+}
