@@ -179,7 +179,7 @@ pub fn build(
     let dockerfile = req
         .dockerfile
         .clone()
-        .unwrap_or_else(|| req.context.join("Dockerfile"));
+        .unwrap_or_else(|| default_dockerfile(&req.context));
     let text = match &req.dockerfile_text {
         Some(t) => t.clone(),
         None => std::fs::read_to_string(&dockerfile).map_err(|e| {
@@ -310,7 +310,17 @@ pub fn build(
     })
 }
 
-/// The default Dockerfile path for a context.
+/// The default Dockerfile path for a context: `Dockerfile`, else a
+/// lower-case `dockerfile` when only that exists (as BuildKit's dockerui
+/// does); `Dockerfile` again when neither exists, for the error message.
 pub fn default_dockerfile(context: &Path) -> PathBuf {
-    context.join("Dockerfile")
+    let upper = context.join("Dockerfile");
+    if upper.exists() {
+        return upper;
+    }
+    let lower = context.join("dockerfile");
+    if lower.is_file() {
+        return lower;
+    }
+    upper
 }

@@ -40,19 +40,30 @@ impl Diagnostic {
     }
 }
 
+/// The most characters of the offending line an error shows.
+const MAX_SHOWN_CHARS: usize = 200;
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let l = &self.location;
         write!(f, "{}:{}:{}: {}", l.file, l.line, l.column, self.message)?;
         if let Some(text) = &self.line_text {
-            // The caret is placed by characters, with TABs kept so it lines up
-            // under the same terminal column as the text above it.
-            let pad: String = text
-                .chars()
-                .take(l.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            write!(f, "\n  {text}\n  {pad}^")?;
+            // A very long line (hostile input) is cut: the message must stay
+            // readable, not repeat 60 KB of `${x:-`.
+            let long = text.chars().nth(MAX_SHOWN_CHARS).is_some();
+            let shown: String = text.chars().take(MAX_SHOWN_CHARS).collect();
+            let ellipsis = if long { "..." } else { "" };
+            write!(f, "\n  {shown}{ellipsis}")?;
+            if l.column <= MAX_SHOWN_CHARS {
+                // The caret is placed by characters, with TABs kept so it lines
+                // up under the same terminal column as the text above it.
+                let pad: String = text
+                    .chars()
+                    .take(l.column.saturating_sub(1))
+                    .map(|c| if c == '\t' { '\t' } else { ' ' })
+                    .collect();
+                write!(f, "\n  {pad}^")?;
+            }
         }
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;
@@ -73,12 +84,23 @@ pub enum Error {
     /// A `.dockerignore` pattern that is not valid.
     #[error("invalid .dockerignore pattern {pattern:?}: {reason}")]
     IgnorePattern { pattern: String, reason: String },
-    /// `--target` names no stage.
-    #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}")]
-    UnknownTarget { target: String, available: String },
+    /// `--target` names no stage (BuildKit: "target stage ... could not be found").
+    #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}{}", did_you_mean(.suggestion))]
+    UnknownTarget {
+        target: String,
+        available: String,
+        /// The nearest stage name, when one is close ("did you mean").
+        suggestion: Option<String>,
+    },
     /// Reading an input file failed (only the `load` helpers read files).
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    s.as_ref()
+        .map(|s| format!(" (did you mean {s:?}?)"))
+        .unwrap_or_default()
 }
 
 impl Error {

@@ -34,16 +34,33 @@
 //!    variables (include them in RUN's cache key, keep them out of the
 //!    image config).
 //! 4. ONBUILD: [`Resolved::Onbuild`] carries the raw trigger text for the
-//!    image config. When a child build's base image has triggers, parse each
-//!    with [`parse_trigger`]`(text, from_location)` and resolve the steps in
-//!    the child's scope right after FROM, before the child's own steps.
+//!    image config (BuildKit's form: heredoc bodies and terminators follow
+//!    the first line). When a child build's base image has triggers, parse
+//!    each with [`parse_trigger`]`(text, from_location)` and resolve the
+//!    steps in the child's scope right after FROM, before the child's own
+//!    steps.
 //! 5. Context: [`ignore::load`] (or [`choose_ignore_file`] +
 //!    [`parse_dockerignore`]) gives patterns; [`IgnoreMatcher::matches`]
 //!    decides per path; [`IgnoreMatcher::can_skip_dir`] lets the walker
 //!    avoid descending into ignored directories.
 //!
+//! Tools that resolve steps without building (`check`, dry runs) seed each
+//! scope with [`Plan::known_base_env`] (the parent stages' ENV).
+//!
 //! Errors are [`Error`] values; Dockerfile errors render as
 //! `file:line:col: message`, the line, a caret, and a hint.
+//!
+//! # Limits on hostile input
+//!
+//! Expansion and planning are bounded so that no Dockerfile can exhaust
+//! memory, the stack or the CPU: one expanded word or value at most
+//! [`shell::MAX_WORD_BYTES`] (1 MiB), a heredoc body
+//! [`shell::MAX_HEREDOC_BYTES`] (16 MiB), `${...}` nesting
+//! [`shell::MAX_NESTING`] (64) levels, and per stage at most
+//! [`plan::MAX_ENV_BYTES`], [`plan::MAX_ARG_BYTES`] and
+//! [`plan::MAX_LABEL_BYTES`] (4 MiB each) of ENV, ARG and LABEL. Planning is
+//! linear in stages and steps, and the pattern operators (`#`, `%`, `/`)
+//! linear in the value. Exceeding a limit is a located error.
 
 pub mod error;
 pub mod ignore;

@@ -35,6 +35,9 @@ fn check(got: Result<bool, String>, want: &str) -> bool {
 
 #[test]
 fn matches_single() {
+    if !common::available("matches_single") {
+        return;
+    }
     let mut failures = Vec::new();
     let rows = rows("dockerignore/matches.tsv");
     for r in &rows {
@@ -51,6 +54,9 @@ fn matches_single() {
 
 #[test]
 fn matches_multi() {
+    if !common::available("matches_multi") {
+        return;
+    }
     let mut failures = Vec::new();
     let rows = rows("dockerignore/matches_multi.tsv");
     for r in &rows {
@@ -68,6 +74,9 @@ fn matches_multi() {
 
 #[test]
 fn pattern_lists() {
+    if !common::available("pattern_lists") {
+        return;
+    }
     let data = json("dockerignore/pattern_list_cases.json");
     let mut failures = Vec::new();
     let cases = data["cases"].as_array().unwrap();
@@ -98,6 +107,9 @@ fn pattern_lists() {
 
 #[test]
 fn ignorefile_readall() {
+    if !common::available("ignorefile_readall") {
+        return;
+    }
     let input = read("dockerignore/ignorefile_readall/input.dockerignore");
     let want: Vec<String> = read("dockerignore/ignorefile_readall/expected_patterns.txt")
         .lines()
@@ -114,6 +126,9 @@ fn ignorefile_readall() {
 
 #[test]
 fn compile_table_patterns_are_accepted() {
+    if !common::available("compile_table_patterns_are_accepted") {
+        return;
+    }
     // compile.tsv lists patterns the Go code compiles; all must be accepted.
     let rows = rows("dockerignore/compile.tsv");
     let mut failures = Vec::new();

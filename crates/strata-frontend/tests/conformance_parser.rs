@@ -14,6 +14,9 @@ fn parse_file(rel: &str) -> Ast {
 
 #[test]
 fn result_dumps_match_byte_for_byte() {
+    if !common::available("result_dumps_match_byte_for_byte") {
+        return;
+    }
     let dir = conformance_dir().join("parser/testfiles");
     let mut cases: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -46,6 +49,9 @@ fn result_dumps_match_byte_for_byte() {
 
 #[test]
 fn negative_cases_are_rejected() {
+    if !common::available("negative_cases_are_rejected") {
+        return;
+    }
     let dir = conformance_dir().join("parser/testfiles-negative");
     let mut failures = Vec::new();
     let mut n = 0;
@@ -63,6 +69,9 @@ fn negative_cases_are_rejected() {
 
 #[test]
 fn line_numbers() {
+    if !common::available("line_numbers") {
+        return;
+    }
     let ast = parse_file("parser/testfile-line/Dockerfile");
     let exp = json("parser/testfile-line/expected_lines.json");
     let mut failures = Vec::new();
@@ -100,6 +109,9 @@ fn line_numbers() {
 
 #[test]
 fn heredocs() {
+    if !common::available("heredocs") {
+        return;
+    }
     let exp = json("parser/heredoc/expected.json");
     let ast = parse_file("parser/heredoc/Dockerfile");
     let mut failures = Vec::new();
@@ -203,6 +215,9 @@ fn heredocs() {
 
 #[test]
 fn json_arrays() {
+    if !common::available("json_arrays") {
+        return;
+    }
     let exp = json("parser/json_arrays.json");
     let mut failures = Vec::new();
     let mut total = 0;
@@ -232,6 +247,9 @@ fn json_arrays() {
 
 #[test]
 fn directives() {
+    if !common::available("directives") {
+        return;
+    }
     let exp = json("parser/directives.json");
     let mut failures = Vec::new();
     let mut total = 0;
@@ -289,4 +307,17 @@ fn directives() {
         }
     }
     report("directives", total, &failures);
+}
+
+#[test]
+fn missing_corpus_skips_unless_required() {
+    let missing = std::path::Path::new("/nonexistent/strata-conformance");
+    assert!(!common::corpus_available("probe", missing, false));
+    let required = std::panic::catch_unwind(|| common::corpus_available("probe", missing, true));
+    assert!(
+        required.is_err(),
+        "a required corpus that is missing must fail"
+    );
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(common::corpus_available("probe", here, true));
 }

@@ -393,6 +393,22 @@ fn unknown_target_lists_stages() {
 }
 
 #[test]
+fn misspelled_target_gets_a_suggestion() {
+    let e = plan_with(
+        "FROM a AS build
+FROM b AS test
+",
+        &[],
+        Some("bulid"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "target stage \"bulid\" could not be found; stages in this Dockerfile: build, test (did you mean \"build\"?)"
+    );
+}
+
+#[test]
 fn self_and_forward_references_are_errors() {
     let e = err("FROM busybox AS a\nCOPY --from=a /x /y\n");
     assert!(
@@ -467,4 +483,185 @@ fn healthcheck_resolves_durations() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn mount_options_use_env_inherited_from_a_parent_stage() {
+    let text = "FROM busybox AS base\nENV T=cache ID=mycache DIR=/cache\nFROM base\nRUN --mount=type=$T,id=$ID,target=$DIR true\n";
+    // Planning used to expand the mount without the parent's ENV and fail
+    // with 'unsupported mount type ""'.
+    let p = plan_of(text).unwrap();
+    let check = |env: &[(String, String)]| {
+        let mut s = StageScope::new(&p, 1, env);
+        match s.resolve(&p.stages[1].steps[0]).unwrap() {
+            Resolved::Run { mounts, .. } => {
+                assert_eq!(mounts[0].kind, MountKind::Cache);
+                assert_eq!(mounts[0].id.as_deref(), Some("mycache"));
+                assert_eq!(mounts[0].target.as_deref(), Some("/cache"));
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // As `strata check` seeds it, and as a build does (the parent's config Env).
+    check(&p.known_base_env(1));
+    check(&[
+        ("T".into(), "cache".into()),
+        ("ID".into(), "mycache".into()),
+        ("DIR".into(), "/cache".into()),
+    ]);
+    // A value expanding to a comma stays one value (fields split before expansion).
+    let p = plan_of("FROM busybox\nENV D=/a,b\nRUN --mount=type=tmpfs,target=$D true\n").unwrap();
+    match resolve_all(&p, 0).pop().unwrap() {
+        Resolved::Run { mounts, .. } => assert_eq!(mounts[0].target.as_deref(), Some("/a,b")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn variables_in_mount_from_are_refused_with_buildkit_wording() {
+    let e = err("FROM busybox AS a\nFROM busybox\nARG X=a\nRUN --mount=from=$X,target=/x true\n");
+    assert!(e.starts_with("Dockerfile:4:1: "), "{e}");
+    assert!(
+        e.contains("'from' doesn't support variable expansion, define alias stage instead"),
+        "{e}"
+    );
+    let p =
+        plan_of("FROM busybox AS a\nFROM busybox\nRUN --mount=from=a,target=/x true\n").unwrap();
+    assert_eq!(p.stages[1].depends_on, vec![0]);
+}
+
+#[test]
+fn expose_splits_expanded_words_into_ports() {
+    let p = plan_of("FROM busybox\nENV PORTS=\"3000 4000/udp\"\nEXPOSE $PORTS 5000\n").unwrap();
+    assert_eq!(
+        resolve_all(&p, 0).pop().unwrap(),
+        Resolved::Expose(vec!["3000".into(), "4000/udp".into(), "5000".into()])
+    );
+}
+
+#[test]
+fn onbuild_keeps_heredoc_bodies_for_the_child_build() {
+    let p = plan_of(
+        "FROM busybox\nONBUILD RUN <<EOF\necho hi > /x\nEOF\nONBUILD COPY <<-EOT /greeting\n\thello\n\tEOT\n",
+    )
+    .unwrap();
+    let triggers: Vec<String> = resolve_all(&p, 0)
+        .into_iter()
+        .map(|r| match r {
+            Resolved::Onbuild(t) => t,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // BuildKit's form: the text after ONBUILD, then "\n" + body + terminator.
+    assert_eq!(
+        triggers,
+        [
+            "RUN <<EOF\necho hi > /x\nEOF",
+            "COPY <<-EOT /greeting\n\thello\nEOT"
+        ]
+    );
+    let loc = Location {
+        file: "Dockerfile".into(),
+        line: 1,
+        column: 1,
+        end_line: 1,
+    };
+    let child = plan_of("FROM parent\n").unwrap();
+    let run = parse_trigger(&triggers[0], loc.clone()).unwrap();
+    let mut scope = StageScope::new(&child, 0, &[]);
+    match scope.resolve(&run).unwrap() {
+        Resolved::Run { heredocs, .. } => {
+            assert_eq!(heredocs.len(), 1);
+            assert_eq!(heredocs[0].content, "echo hi > /x\n");
+        }
+        other => panic!("{other:?}"),
+    }
+    match scope
+        .resolve(&parse_trigger(&triggers[1], loc).unwrap())
+        .unwrap()
+    {
+        Resolved::Copy { heredocs, dest, .. } => {
+            assert_eq!(dest, "/greeting");
+            assert_eq!(heredocs[0].content, "hello\n");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// BuildKit's testHeredocVarSubstitution and testCopyHeredocSpecialSymbols.
+#[test]
+fn unquoted_heredoc_bodies_expand_with_buildkit_rules() {
+    let cases: [(&str, &str, &str); 13] = [
+        ("EOF", "Hello ${name}!\n", "Hello world!\n"),
+        ("'EOF'", "Hello ${name}!\n", "Hello ${name}!\n"),
+        ("\"EOF\"", "Hello ${name}!\n", "Hello ${name}!\n"),
+        ("EOF", "Hello '${name}'!\n", "Hello 'world'!\n"),
+        ("EOF", "Hello \"${name}\"!\n", "Hello \"world\"!\n"),
+        ("'EOF'", "Hello '${name}'!\n", "Hello '${name}'!\n"),
+        ("\"EOF\"", "Hello \"${name}\"!\n", "Hello \"${name}\"!\n"),
+        ("EOF", "\"quotes in file\"\n", "\"quotes in file\"\n"),
+        ("EOF", "\\\n", "\n"),
+        ("EOF", "\\\\\n", "\\\n"),
+        ("EOF", "\\$\n", "$\n"),
+        ("\"EOF\"", "\\\\\n", "\\\\\n"),
+        ("EOF", "a \\\nb\n", "a \nb\n"),
+    ];
+    for (marker, body, want) in cases {
+        let text = format!("FROM busybox\nARG name=world\nCOPY <<{marker} /f\n{body}EOF\n");
+        let p = plan_of(&text).unwrap();
+        match resolve_all(&p, 0).pop().unwrap() {
+            Resolved::Copy { heredocs, .. } => {
+                assert_eq!(heredocs[0].content, want, "<<{marker} {body:?}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn targetstage_is_a_predefined_arg() {
+    let text = "FROM busybox AS build\nARG TARGETSTAGE\nRUN echo $TARGETSTAGE\nFROM build AS Final\nARG TARGETSTAGE\nENV T=$TARGETSTAGE\n";
+    let value = |p: &Plan, stage: usize| {
+        let mut s = StageScope::new(p, stage, &p.known_base_env(stage));
+        for step in &p.stages[stage].steps {
+            s.resolve(step).unwrap();
+        }
+        s.lookup("TARGETSTAGE")
+    };
+    let p = plan_of(text).unwrap();
+    assert_eq!(value(&p, 1).as_deref(), Some("final"));
+    assert_eq!(value(&p, 0).as_deref(), Some("final"));
+    let p = plan_with(text, &[], Some("build")).unwrap();
+    assert_eq!(value(&p, 0).as_deref(), Some("build"));
+    // Undeclared in a stage, it is not visible (like the platform ARGs).
+    let p = plan_of("FROM busybox AS x\nENV T=${TARGETSTAGE:-unset}\n").unwrap();
+    assert_eq!(
+        resolve_all(&p, 0),
+        vec![Resolved::Env(vec![("T".into(), "unset".into())])]
+    );
+}
+
+#[test]
+fn buildkit_wording_and_suggestions_in_errors() {
+    let e = err("FROM busybox\nRUN --mont=type=cache,target=/c true\n");
+    assert!(
+        e.contains("RUN does not take the flag --mont (did you mean --mount?)"),
+        "{e}"
+    );
+    let e = err("FROM busybox\nCOPY --form=a / /\n");
+    assert!(e.contains("(did you mean --from?)"), "{e}");
+    let e = err("ARG A=1\n");
+    assert!(e.contains("no stages to build"), "{e}");
+    let e = err("FROM busybox AS one\nCOPY --from=two /x /x\nFROM busybox AS two\n");
+    assert!(
+        e.contains(
+            "cannot copy from stage \"two\", it needs to be defined before current stage \"one\""
+        ),
+        "{e}"
+    );
+    let e = err("FROM busybox AS one\nCOPY --from=one /x /x\n");
+    assert!(
+        e.contains("needs to be defined before current stage"),
+        "{e}"
+    );
 }

@@ -143,3 +143,28 @@ fn dry_run_unknown_target_lists_stages() {
         "{err}"
     );
 }
+
+#[test]
+fn a_lowercase_dockerfile_is_found_when_dockerfile_is_absent() {
+    let dir = context("FROM busybox\n");
+    std::fs::remove_file(dir.path().join("Dockerfile")).unwrap();
+    std::fs::write(dir.path().join("dockerfile"), "FROM busybox\nRUN true\n").unwrap();
+    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    assert!(out.contains("/dockerfile: no problems"), "{out}");
+    let (code, out, err) = strata(
+        &["build", "--dry-run", dir.path().to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    assert!(out.contains("RUN true"), "{out}");
+}
+
+#[test]
+fn check_expands_mounts_with_env_from_the_parent_stage() {
+    let dir = context(
+        "FROM busybox AS base\nENV T=cache ID=c DIR=/c\nFROM base\nRUN --mount=type=$T,id=$ID,target=$DIR true\n",
+    );
+    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+}

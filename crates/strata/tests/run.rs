@@ -114,6 +114,35 @@ fn own_network_gets_the_short_container_id_as_hostname() {
     );
 }
 
+/// BuildKit's testOnBuildHeredoc: the trigger keeps its heredoc body.
+#[test]
+fn onbuild_heredoc_trigger_runs_its_body_in_the_child() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    build(
+        &root,
+        "obheredoc",
+        "FROM busybox:1.35\nONBUILD RUN <<EOF\necho \"hello world\" >> /dest\nEOF\n",
+    );
+    let o = strata(&root, &["inspect", "obheredoc"]);
+    assert!(
+        stdout(&o).contains("RUN <<EOF\\necho \\\"hello world\\\" >> /dest\\nEOF"),
+        "{}",
+        stdout(&o)
+    );
+    let ctx = context(&[("Dockerfile", "FROM obheredoc\nCMD cat /dest\n")]);
+    let o = strata(
+        &root,
+        &["build", "-q", "-t", "obheredocchild", &path_str(ctx.path())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["run", "obheredocchild"]);
+    assert_eq!(stdout(&o), "hello world\n", "{}", stderr(&o));
+}
+
 #[test]
 fn onbuild_triggers_run_in_the_child_and_dockerignore_applies() {
     if !can_run() {

@@ -45,6 +45,8 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     };
     let mut lex = Lexer::new('\\');
     lex.skip_unset = true;
+    // No variables are looked up here, so nothing grows: no size limit.
+    lex.max_bytes = usize::MAX;
     let plain = lex.process(rest, &no_env).map_err(|e| e.to_string())?.words;
     if plain.len() != 1 {
         return Ok(None);
@@ -73,6 +75,7 @@ pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     lex.raw_quotes = true;
     lex.raw_escapes = true;
     lex.skip_unset = true;
+    lex.max_bytes = usize::MAX;
     // A line the lexer cannot split (an open quote) carries no heredocs.
     let Ok(exp) = lex.process(line, &no_env) else {
         return Ok(Vec::new());

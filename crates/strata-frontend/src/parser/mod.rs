@@ -222,6 +222,19 @@ fn can_contain_heredoc(node: &Node) -> bool {
 
 /// Builds a node from a logical line (also used for ONBUILD triggers).
 pub(crate) fn node_from_line(line: &str, escape: char, location: Location) -> Result<Node, String> {
+    node_at_depth(line, escape, location, 0)
+}
+
+/// `depth` is how many ONBUILDs enclose this line. An ONBUILD inside an
+/// ONBUILD is not parsed further (it is refused by the typed layer: chaining
+/// is not allowed), so `ONBUILD ONBUILD ...` ten thousand times deep cannot
+/// recurse ten thousand times.
+fn node_at_depth(
+    line: &str,
+    escape: char,
+    location: Location,
+    depth: usize,
+) -> Result<Node, String> {
     let (keyword, rest) = split_keyword(line);
     let (after_flags, flags) = if rest.is_empty() {
         (String::new(), vec![])
@@ -242,8 +255,8 @@ pub(crate) fn node_from_line(line: &str, escape: char, location: Location) -> Re
         location: location.clone(),
     };
     if lower == "onbuild" {
-        if !arg_text.is_empty() {
-            node.onbuild = Some(Box::new(node_from_line(arg_text, escape, location)?));
+        if !arg_text.is_empty() && depth == 0 {
+            node.onbuild = Some(Box::new(node_at_depth(arg_text, escape, location, 1)?));
         }
         return Ok(node);
     }

@@ -109,8 +109,12 @@ pub(crate) fn parse(instruction: &str, raw: &[String]) -> Result<Flags, FlagErro
             hint: usage(instruction),
         };
         let Some((_, kind)) = table.iter().find(|(n, _)| *n == name) else {
+            let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+            let did_you_mean = crate::suggest::nearest(name, &names)
+                .map(|n| format!(" (did you mean --{n}?)"))
+                .unwrap_or_default();
             return Err(err(format!(
-                "{} does not take the flag --{name}",
+                "{} does not take the flag --{name}{did_you_mean}",
                 instruction.to_uppercase()
             )));
         };

@@ -330,12 +330,26 @@ pub fn from_node(node: &Node, line_text: Option<&str>) -> Result<Instruction, Er
                 _ => {}
             }
             from_node(sub, line_text)?;
-            let (_, rest) = split_flags_text(&node.rest);
-            Instruction::Onbuild(rest.to_string())
+            Instruction::Onbuild(trigger_text(node))
         }
         "healthcheck" => healthcheck(node, &fl, &e)?,
         _ => unreachable!("checked against INSTRUCTIONS above"),
     })
+}
+
+/// The trigger as stored in the image config's `OnBuild` list, as BuildKit
+/// stores it: the text after `ONBUILD`, then for each heredoc a newline, its
+/// raw body and its terminator (`RUN <<EOF\necho hi\nEOF`), so that a child
+/// build parsing the trigger gets the bodies back.
+pub(crate) fn trigger_text(node: &Node) -> String {
+    let (_, rest) = split_flags_text(&node.rest);
+    let mut text = rest.to_string();
+    for h in &node.heredocs {
+        text.push('\n');
+        text.push_str(&h.content);
+        text.push_str(&h.name);
+    }
+    text
 }
 
 /// ONBUILD's own flags are dropped from the stored trigger text.

@@ -3,23 +3,27 @@
 
 mod flags;
 pub mod instruction;
+mod names;
 pub mod reference;
 pub mod resolved;
 mod scope;
 mod stages;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use instruction::{
     from_node, ArgDecl, Command, CopySpec, HealthcheckRaw, Instruction, INSTRUCTIONS,
 };
 pub use resolved::{
-    parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, MountKind, Resolved,
+    mount_fields, mount_from, parse_duration, parse_mount, parse_mount_fields, FromRef,
+    HealthcheckSpec, Mount, MountKind, Resolved, MOUNT_FROM_VARIABLE,
 };
-pub use scope::StageScope;
+pub use scope::{StageScope, MAX_ARG_BYTES, MAX_ENV_BYTES, MAX_LABEL_BYTES};
 pub use stages::{parse_trigger, plan};
 
 use crate::Location;
+use names::StageNames;
 
 /// Build arguments that may be passed without an `ARG` declaration; they
 /// reach RUN as environment variables and are kept out of history.
@@ -143,7 +147,8 @@ pub struct Plan {
     pub global_args: Vec<GlobalArg>,
     /// `--build-arg` values.
     pub build_args: BTreeMap<String, String>,
-    /// The predefined platform ARGs.
+    /// The predefined ARGs: the platform ones and `TARGETSTAGE` (the
+    /// target stage's name, or the last stage's).
     pub predefined_args: Vec<(String, String)>,
     /// The Dockerfile's escape character.
     pub escape: char,
@@ -151,6 +156,22 @@ pub struct Plan {
     pub file: String,
     /// `--build-arg` names never declared anywhere (Docker warns about these).
     pub unused_build_args: Vec<String>,
+    /// Stage names, indexed; shared with every [`StageScope`].
+    #[serde(skip)]
+    pub(crate) names: Arc<StageNames>,
+    /// Per stage, the ENV and ARGs it ends with as far as the Dockerfile
+    /// tells (its ENV/ARG steps replayed on its parent stage's; nothing from
+    /// base images). Filled once by the planner, in stage order, so a scope
+    /// never replays its ancestors (planning is linear in stages and steps).
+    #[serde(skip)]
+    pub(crate) ends: Vec<Replayed>,
+}
+
+/// What replaying a stage's ENV and ARG steps left in scope.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Replayed {
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) args: Vec<(String, Option<String>)>,
 }
 
 impl Plan {
@@ -162,6 +183,20 @@ impl Plan {
             .filter(|s| s.needed)
             .map(|s| s.index)
             .collect()
+    }
+
+    /// The Env stage `index` starts with as far as the Dockerfile tells: for
+    /// `FROM <stage>`, the parent stage's ENV steps (and its parents');
+    /// empty for images and scratch (their config is not known here). Tools
+    /// that resolve steps without building (`check`, dry runs) seed
+    /// [`StageScope::new`] with this; a build uses the base's real config Env.
+    pub fn known_base_env(&self, index: usize) -> Vec<(String, String)> {
+        match self.stages.get(index).map(|s| &s.base) {
+            Some(Base::Stage(p)) if *p < index => {
+                self.ends.get(*p).map(|r| r.env.clone()).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Finds a stage by name (case-insensitive) or index.

@@ -164,9 +164,47 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(total))
 }
 
+/// BuildKit's wording when `from=` of a `--mount` holds a variable.
+pub const MOUNT_FROM_VARIABLE: &str =
+    "'from' doesn't support variable expansion, define alias stage instead";
+
+/// The fields of a `--mount` spec: `key` (lower-cased) and the value of
+/// `key=value` (`None` for a bare key), blanks trimmed, empty fields dropped.
+pub fn mount_fields(spec: &str) -> Vec<(String, Option<String>)> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(|field| match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
+            None => (field.to_ascii_lowercase(), None),
+        })
+        .collect()
+}
+
+/// The raw `from=` of a `--mount` spec. BuildKit refuses a variable there
+/// (a `$` that is not the last character): the stage graph must be known
+/// before any scope exists.
+pub fn mount_from(spec: &str) -> Result<Option<String>, String> {
+    let Some((_, v)) = mount_fields(spec).into_iter().find(|(k, _)| k == "from") else {
+        return Ok(None);
+    };
+    let v = v.unwrap_or_default();
+    if v.find('$').is_some_and(|i| i + 1 != v.len()) {
+        return Err(MOUNT_FROM_VARIABLE.to_string());
+    }
+    Ok(Some(v))
+}
+
 /// Parses one `--mount` spec (CSV of `key=value` and bare keys). The
 /// `from=` value is returned raw for the caller to resolve against stages.
 pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
+    parse_mount_fields(mount_fields(spec))
+}
+
+/// [`parse_mount`] on fields already split (and their values expanded).
+pub fn parse_mount_fields(
+    fields: Vec<(String, Option<String>)>,
+) -> Result<(Mount, Option<String>), String> {
     let mut m = Mount {
         kind: MountKind::Bind,
         target: None,
@@ -183,11 +221,7 @@ pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
     };
     let mut from = None;
     let mut ro: Option<bool> = None;
-    for field in spec.split(',').map(str::trim).filter(|f| !f.is_empty()) {
-        let (k, v) = match field.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim().to_string())),
-            None => (field.to_ascii_lowercase(), None),
-        };
+    for (k, v) in fields {
         let val = || {
             v.clone()
                 .ok_or_else(|| format!("mount option {k} needs a value ({k}=...)"))

@@ -2,15 +2,39 @@
 //! image's ENV, resolves steps in order with Docker's rules.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::instruction::{Command, CopySpec, HealthcheckRaw, Instruction};
+use super::names::StageNames;
 use super::reference::is_valid_reference;
-use super::resolved::{parse_duration, parse_mount, FromRef, HealthcheckSpec, Mount, Resolved};
-use super::{Base, Plan, Step, PROXY_ARGS};
+use super::resolved::{
+    mount_fields, mount_from, parse_duration, parse_mount_fields, FromRef, HealthcheckSpec, Mount,
+    Resolved,
+};
+use super::{Base, Plan, Replayed, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
 use crate::parser::{chomp, Heredoc};
-use crate::shell::Lexer;
+use crate::shell::{human_bytes, Lexer, MAX_HEREDOC_BYTES};
 use crate::Error;
+
+/// The most bytes of ENV one stage may hold (the sum of `KEY=VALUE`
+/// lengths, base image Env included): 4 MiB. Each value is also bounded by
+/// [`crate::shell::MAX_WORD_BYTES`] (1 MiB). Linux refuses to exec a
+/// process whose environment and arguments exceed about 2 MiB (and any one
+/// string over 128 KiB), so a real image never comes near this.
+pub const MAX_ENV_BYTES: usize = 4 << 20;
+
+/// The most bytes of ARG values one stage may hold (`NAME=VALUE`, build
+/// args included): 4 MiB, for the same reason as [`MAX_ENV_BYTES`].
+pub const MAX_ARG_BYTES: usize = 4 << 20;
+
+/// The most bytes of LABELs one stage's own LABEL steps may set (the sum of
+/// `KEY=VALUE` lengths; labels of the base image are not counted): 4 MiB.
+pub const MAX_LABEL_BYTES: usize = 4 << 20;
+
+fn pair_bytes<V: AsRef<str>>(k: &str, v: Option<V>) -> usize {
+    k.len() + 1 + v.map_or(0, |v| v.as_ref().len())
+}
 
 /// The variables one stage sees while it builds: its ENV (from the base
 /// image, then ENV steps) and the ARGs declared in it (plus those inherited
@@ -25,7 +49,9 @@ pub struct StageScope {
     globals: Vec<(String, Option<String>)>,
     build_args: BTreeMap<String, String>,
     predefined: Vec<(String, String)>,
-    stage_names: Vec<Option<String>>,
+    stage_names: Arc<StageNames>,
+    /// Bytes of each label key's `KEY=VALUE` set by this stage's LABEL steps.
+    labels: BTreeMap<String, usize>,
 }
 
 impl StageScope {
@@ -46,25 +72,27 @@ impl StageScope {
                 .collect(),
             build_args: plan.build_args.clone(),
             predefined: plan.predefined_args.clone(),
-            stage_names: plan.stages.iter().map(|s| s.name.clone()).collect(),
+            stage_names: Arc::clone(&plan.names),
+            labels: BTreeMap::new(),
         };
+        // ARGs of the parent stage, as the planner recorded them (no replay
+        // of the ancestors here: that made planning cubic in chain length).
         if let Some(Base::Stage(parent)) = plan.stages.get(stage).map(|s| &s.base) {
             if *parent < stage {
-                scope.args = Self::replay(plan, *parent).args;
+                if let Some(end) = plan.ends.get(*parent) {
+                    scope.args = end.args.clone();
+                }
             }
         }
         scope
     }
 
-    /// Runs a stage's ENV and ARG steps to learn the ARGs it ends with.
-    fn replay(plan: &Plan, stage: usize) -> StageScope {
-        let mut s = StageScope::new(plan, stage, &[]);
-        for step in &plan.stages[stage].steps {
-            if matches!(step.instruction, Instruction::Env(_) | Instruction::Arg(_)) {
-                let _ = s.resolve(step);
-            }
+    /// The ENV and ARGs in scope now (for the planner's record).
+    pub(crate) fn into_replayed(self) -> Replayed {
+        Replayed {
+            env: self.env,
+            args: self.args,
         }
-        s
     }
 
     /// The current ENV (what goes into the image config).
@@ -123,6 +151,14 @@ impl StageScope {
     /// Resolves `--from` / `from=` (already expanded) to a stage or an image.
     pub fn resolve_from(&self, step: &Step, value: &str) -> Result<FromRef, Error> {
         let err = |m: String, h: &str| Error::diag(diag(step, m).with_hint(h));
+        // BuildKit's wording, for people searching its messages.
+        let current = self
+            .stage_names
+            .at(self.stage)
+            .map_or_else(|| self.stage.to_string(), str::to_string);
+        let before = format!(
+            "cannot copy from stage {value:?}, it needs to be defined before current stage {current:?}"
+        );
         if value.is_empty() {
             return Err(err(
                 "--from is empty".into(),
@@ -133,32 +169,28 @@ impl StageScope {
             return match i.cmp(&self.stage) {
                 std::cmp::Ordering::Less => Ok(FromRef::Stage(i)),
                 std::cmp::Ordering::Equal => Err(err(
-                    format!("--from={value}: stage {i} depends on itself"),
+                    format!("--from={value}: stage {i} depends on itself ({before})"),
                     "a stage can only copy from earlier stages",
                 )),
                 std::cmp::Ordering::Greater => Err(err(
-                    format!("--from={value}: stage {i} is not an earlier stage (forward reference)"),
+                    format!("--from={value}: stage {i} is not an earlier stage (forward reference; {before})"),
                     "a stage can only copy from earlier stages; move this stage after the one it copies from",
                 )),
             };
         }
         let lower = value.to_ascii_lowercase();
-        let named = |s: &Option<String>| s.as_deref() == Some(lower.as_str());
-        if let Some(i) = self.stage_names[..self.stage.min(self.stage_names.len())]
-            .iter()
-            .rposition(named)
-        {
+        if let Some(i) = self.stage_names.before(&lower, self.stage) {
             return Ok(FromRef::Stage(i));
         }
-        if self.stage_names.get(self.stage).is_some_and(named) {
+        if self.stage_names.at(self.stage) == Some(lower.as_str()) {
             return Err(err(
-                format!("--from={value}: stage {lower:?} depends on itself"),
+                format!("--from={value}: stage {lower:?} depends on itself ({before})"),
                 "a stage can only copy from earlier stages",
             ));
         }
-        if self.stage_names.iter().skip(self.stage + 1).any(named) {
+        if self.stage_names.after(&lower, self.stage) {
             return Err(err(
-                format!("--from={value}: stage {lower:?} is defined later in the Dockerfile (forward reference)"),
+                format!("--from={value}: stage {lower:?} is defined later in the Dockerfile (forward reference); {before}"),
                 "move the stage before the one that copies from it",
             ));
         }
@@ -171,28 +203,45 @@ impl StageScope {
         ))
     }
 
-    /// The stages or images a step reads from (`COPY --from`, `RUN --mount from=`),
-    /// expanded with the scope as it is now. Used by the planner.
+    /// The stages or images a step reads from (`COPY --from`, `RUN --mount
+    /// from=`). Used by the planner. A mount's `from=` is taken as written
+    /// (BuildKit refuses variables there); its other options are not looked
+    /// at, so a mount whose `type=$T` comes from a base image's ENV plans fine.
     pub fn references_of(&self, step: &Step) -> Result<Vec<FromRef>, Error> {
         match &step.instruction {
             Instruction::Copy(CopySpec { from: Some(f), .. }) => {
                 Ok(vec![self.resolve_from(step, &self.expand(step, f)?)?])
             }
-            Instruction::Run { mounts, .. } => Ok(self
-                .mounts(step, mounts)?
-                .into_iter()
-                .filter_map(|m| m.from)
-                .collect()),
+            Instruction::Run { mounts, .. } => {
+                let mut out = Vec::new();
+                for spec in mounts {
+                    let from = mount_from(spec)
+                        .map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
+                    if let Some(f) = from {
+                        out.push(self.resolve_from(step, &f)?);
+                    }
+                }
+                Ok(out)
+            }
             _ => Ok(vec![]),
         }
     }
 
+    /// Parses `--mount` specs: split into fields first, then each value
+    /// (not the keys, not `from=`) expanded with the scope, as BuildKit does.
     fn mounts(&self, step: &Step, specs: &[String]) -> Result<Vec<Mount>, Error> {
         specs
             .iter()
             .map(|spec| {
-                let spec = self.expand(step, spec)?;
-                let (mut m, from) = parse_mount(&spec)
+                mount_from(spec).map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
+                let fields = mount_fields(spec)
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        Some(v) if k != "from" => Ok((k, Some(self.expand(step, &v)?))),
+                        v => Ok((k, v)),
+                    })
+                    .collect::<Result<Vec<_>, Error>>()?;
+                let (mut m, from) = parse_mount_fields(fields)
                     .map_err(|e| located(step, format!("--mount={spec}: {e}")))?;
                 if let Some(f) = from {
                     m.from = Some(self.resolve_from(step, &f)?);
@@ -211,9 +260,14 @@ impl StageScope {
                 }
                 if expand && h.expand {
                     let lookup = |n: &str| self.lookup(n);
-                    let mut lex = Lexer::new(self.escape);
-                    lex.raw_quotes = true;
-                    lex.raw_escapes = true;
+                    // BuildKit's rules for an unquoted heredoc body: `\`
+                    // (always backslash, whatever `# escape=` says) escapes
+                    // the next character and is removed (`\\` gives `\`,
+                    // `\$` gives `$`, backslash-newline gives the newline);
+                    // quotes are plain text, so `'${name}'` expands.
+                    let mut lex = Lexer::new('\\');
+                    lex.max_bytes = MAX_HEREDOC_BYTES;
+                    lex.skip_quotes = true;
                     h.content = lex
                         .process(&h.content, &lookup)
                         .map_err(|e| located(step, e.to_string()))?
@@ -279,13 +333,43 @@ impl StageScope {
             },
             Instruction::Env(pairs) => {
                 let pairs = self.expand_pairs(step, pairs)?;
+                let mut env = self.env.clone();
                 for (k, v) in &pairs {
-                    self.env.retain(|(e, _)| e != k);
-                    self.env.push((k.clone(), v.clone()));
+                    env.retain(|(e, _)| e != k);
+                    env.push((k.clone(), v.clone()));
                 }
+                let total: usize = env.iter().map(|(k, v)| pair_bytes(k, Some(v))).sum();
+                if total > MAX_ENV_BYTES {
+                    return Err(located(
+                        step,
+                        format!(
+                            "ENV: the stage's environment would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_ENV_BYTES)
+                        ),
+                    ));
+                }
+                self.env = env;
                 Resolved::Env(pairs)
             }
-            Instruction::Label(pairs) => Resolved::Label(self.expand_pairs(step, pairs)?),
+            Instruction::Label(pairs) => {
+                let pairs = self.expand_pairs(step, pairs)?;
+                let mut labels = self.labels.clone();
+                for (k, v) in &pairs {
+                    labels.insert(k.clone(), pair_bytes(k, Some(v)));
+                }
+                let total: usize = labels.values().sum();
+                if total > MAX_LABEL_BYTES {
+                    return Err(located(
+                        step,
+                        format!(
+                            "LABEL: the stage's labels would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_LABEL_BYTES)
+                        ),
+                    ));
+                }
+                self.labels = labels;
+                Resolved::Label(pairs)
+            }
             Instruction::Arg(decls) => {
                 let mut out = Vec::new();
                 for d in decls {
@@ -296,13 +380,33 @@ impl StageScope {
                     };
                     out.push((d.name.clone(), value));
                 }
+                let mut args = self.args.clone();
                 for (k, v) in &out {
-                    self.args.retain(|(a, _)| a != k);
-                    self.args.push((k.clone(), v.clone()));
+                    args.retain(|(a, _)| a != k);
+                    args.push((k.clone(), v.clone()));
                 }
+                let total: usize = args.iter().map(|(k, v)| pair_bytes(k, v.as_ref())).sum();
+                if total > MAX_ARG_BYTES {
+                    return Err(located(
+                        step,
+                        format!(
+                            "ARG: the stage's build arguments would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_ARG_BYTES)
+                        ),
+                    ));
+                }
+                self.args = args;
                 Resolved::Arg(out)
             }
-            Instruction::Expose(p) => Resolved::Expose(self.expand_all(step, p)?),
+            // BuildKit expands each word, then splits the results on
+            // whitespace: `EXPOSE $PORTS` with PORTS="3000 4000/udp" is two ports.
+            Instruction::Expose(p) => Resolved::Expose(
+                self.expand_all(step, p)?
+                    .iter()
+                    .flat_map(|w| w.split_whitespace())
+                    .map(str::to_string)
+                    .collect(),
+            ),
             Instruction::Volume(v) => Resolved::Volume(self.expand_all(step, v)?),
             Instruction::User(u) => Resolved::User(self.expand(step, u)?),
             Instruction::Workdir(w) => Resolved::Workdir(self.expand(step, w)?),

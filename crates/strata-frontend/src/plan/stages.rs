@@ -2,15 +2,17 @@
 //! dependency graph, `--target`, and pruning of stages the target does not need.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::instruction::{from_node, Instruction, NodeErr};
+use super::names::StageNames;
 use super::reference::is_valid_reference;
-use super::scope::StageScope;
+use super::scope::{StageScope, MAX_ARG_BYTES};
 use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step, PROXY_ARGS};
 use crate::error::Diagnostic;
-use crate::parser::{node_from_line, Ast, Node};
-use crate::shell::Lexer;
-use crate::{Error, Location};
+use crate::parser::{parse, Ast, Node};
+use crate::shell::{human_bytes, Lexer};
+use crate::{suggest, Error, Location};
 
 /// Plans a build: resolves global ARGs and FROM lines, stage references
 /// (by name, case-insensitively, or by index), dependencies, and which
@@ -18,9 +20,18 @@ use crate::{Error, Location};
 /// flag, bad stage name, a reference to a later stage or to the stage itself,
 /// a FROM that is neither a stage nor a valid image, an unknown target.
 pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
-    let predefined = opts.predefined_args();
-    let stage_names = all_stage_names(ast);
+    let names_by_index = all_stage_names(ast);
+    let mut predefined = opts.predefined_args();
+    // BuildKit's TARGETSTAGE: the target stage's name (`--target`, else the
+    // last stage's name; empty when that stage has none).
+    let target_stage = match &opts.target {
+        Some(t) => t.to_ascii_lowercase(),
+        None => names_by_index.last().cloned().flatten().unwrap_or_default(),
+    };
+    predefined.push(("TARGETSTAGE".to_string(), target_stage));
+    let stage_names = StageNames::new(names_by_index);
     let mut globals: Vec<GlobalArg> = Vec::new();
+    let mut global_bytes = 0usize;
     let mut stages: Vec<Stage> = Vec::new();
     for node in &ast.children {
         let line_text = ast.line_text(node.location.line);
@@ -60,6 +71,7 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                 });
             }
             Instruction::Arg(decls) if stages.is_empty() => {
+                let first_new = globals.len();
                 for d in decls {
                     let value = match (opts.build_args.get(&d.name), &d.default) {
                         (Some(v), _) => Some(v.clone()),
@@ -79,6 +91,20 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                         value,
                         location: node.location.clone(),
                     });
+                }
+                global_bytes += globals[first_new..]
+                    .iter()
+                    .map(|g| g.name.len() + 1 + g.value.as_ref().map_or(0, String::len))
+                    .sum::<usize>();
+                let total = global_bytes;
+                if total > MAX_ARG_BYTES {
+                    return Err(e.err(
+                        format!(
+                            "ARG: the global build arguments would hold {total} bytes, more than the limit of {}",
+                            human_bytes(MAX_ARG_BYTES)
+                        ),
+                        None,
+                    ));
                 }
             }
             _ if stages.is_empty() => {
@@ -113,8 +139,11 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
                 end_line: 1,
             });
         return Err(Error::diag(
-            Diagnostic::new(loc, "the Dockerfile has no FROM instruction")
-                .with_hint("add FROM <image> (or FROM scratch) to start a stage"),
+            Diagnostic::new(
+                loc,
+                "the Dockerfile has no FROM instruction (dockerfile contains no stages to build)",
+            )
+            .with_hint("add FROM <image> (or FROM scratch) to start a stage"),
         ));
     }
     let mut plan = Plan {
@@ -126,6 +155,8 @@ pub fn plan(ast: &Ast, opts: &BuildOptions) -> Result<Plan, Error> {
         predefined_args: predefined,
         escape: ast.escape,
         file: ast.file.clone(),
+        names: Arc::new(stage_names),
+        ends: Vec::new(),
     };
     compute_dependencies(&mut plan)?;
     plan.target = find_target(&plan, opts.target.as_deref())?;
@@ -182,18 +213,17 @@ fn validate_stage_name(name: &str, e: &NodeErr<'_>) -> Result<String, Error> {
 fn resolve_base(
     image: &str,
     index: usize,
-    names: &[Option<String>],
+    names: &StageNames,
     e: &NodeErr<'_>,
 ) -> Result<Base, Error> {
     if image.eq_ignore_ascii_case("scratch") {
         return Ok(Base::Scratch);
     }
     let lower = image.to_ascii_lowercase();
-    let named = |n: &Option<String>| n.as_deref() == Some(lower.as_str());
-    if let Some(k) = names[..index.min(names.len())].iter().rposition(named) {
+    if let Some(k) = names.before(&lower, index) {
         return Ok(Base::Stage(k));
     }
-    if names.iter().skip(index + 1).any(named) {
+    if names.after(&lower, index) {
         return Err(e.err(
             format!("FROM {image}: stage {lower:?} is defined later in the Dockerfile (forward reference)"),
             Some("a stage can only start from an earlier stage; move it up".into()),
@@ -214,10 +244,15 @@ fn resolve_base(
 }
 
 /// Adds COPY --from / RUN --mount from= dependencies, expanding the values
-/// with each stage's ARG scope as known at plan time (no base image ENV).
+/// with each stage's ARG and ENV scope as known at plan time (the parent
+/// stages' ENV, no base image ENV), and records what each stage ends with
+/// ([`Plan::ends`]) so that later scopes start from it without replaying.
+/// One pass over the stages, in order: linear in stages and steps.
 fn compute_dependencies(plan: &mut Plan) -> Result<(), Error> {
+    plan.ends = Vec::with_capacity(plan.stages.len());
     for i in 0..plan.stages.len() {
-        let mut scope = StageScope::new(plan, i, &[]);
+        let base_env = plan.known_base_env(i);
+        let mut scope = StageScope::new(plan, i, &base_env);
         let mut deps: BTreeSet<usize> = plan.stages[i].depends_on.iter().copied().collect();
         for step in &plan.stages[i].steps {
             for r in scope.references_of(step)? {
@@ -231,6 +266,7 @@ fn compute_dependencies(plan: &mut Plan) -> Result<(), Error> {
             }
         }
         plan.stages[i].depends_on = deps.into_iter().collect();
+        plan.ends.push(scope.into_replayed());
     }
     Ok(())
 }
@@ -245,7 +281,9 @@ fn find_target(plan: &Plan, target: Option<&str>) -> Result<usize, Error> {
         .rposition(|s| s.name.as_deref() == Some(lower.as_str()))
         .ok_or_else(|| {
             let names: Vec<String> = plan.stages.iter().filter_map(|s| s.name.clone()).collect();
+            let candidates: Vec<&str> = plan.names.names().collect();
             Error::UnknownTarget {
+                suggestion: suggest::nearest(&lower, &candidates).map(str::to_string),
                 target: t.to_string(),
                 available: if names.is_empty() {
                     "(no named stages)".into()
@@ -286,19 +324,33 @@ fn unused_build_args(ast: &Ast, opts: &BuildOptions, globals: &[GlobalArg]) -> V
         .collect()
 }
 
-/// Parses an ONBUILD trigger text (`RUN echo hi`) into a step, for a child
-/// build whose base image carries triggers. `location` is where the child's
-/// FROM is (triggers run there).
+/// Parses an ONBUILD trigger text (`RUN echo hi`, or with heredoc bodies
+/// `RUN <<EOF\necho hi\nEOF`) into a step, for a child build whose base
+/// image carries triggers. `location` is where the child's FROM is
+/// (triggers run there).
 pub fn parse_trigger(text: &str, location: Location) -> Result<Step, Error> {
-    let node: Node = node_from_line(text, '\\', location.clone()).map_err(|m| {
+    let fail = |m: String| {
         Error::diag(Diagnostic::new(
             location.clone(),
             format!("ONBUILD trigger {text:?}: {m}"),
         ))
+    };
+    let ast = parse(text, &location.file).map_err(|e| match e {
+        Error::Dockerfile(d) => fail(d.message),
+        other => fail(other.to_string()),
     })?;
+    if ast.children.len() != 1 {
+        return Err(fail(format!(
+            "holds {} instructions, not one",
+            ast.children.len()
+        )));
+    }
+    let mut node: Node = ast.children.into_iter().next().expect("one child");
+    node.location = location.clone();
+    let first_line = text.lines().next().unwrap_or_default();
     let e = NodeErr {
         node: &node,
-        line_text: Some(text),
+        line_text: Some(first_line),
     };
     match node.name().as_str() {
         "onbuild" | "from" | "maintainer" => {
@@ -312,11 +364,11 @@ pub fn parse_trigger(text: &str, location: Location) -> Result<Step, Error> {
         }
         _ => {}
     }
-    let instruction = from_node(&node, Some(text))?;
+    let instruction = from_node(&node, Some(first_line))?;
     Ok(Step {
         location,
         source: node.original.clone(),
-        line_text: text.to_string(),
+        line_text: first_line.to_string(),
         instruction,
     })
 }

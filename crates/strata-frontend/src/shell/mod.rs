@@ -12,6 +12,23 @@ use std::collections::BTreeSet;
 use crate::Error;
 use glob::Glob;
 
+/// The most bytes one expansion may produce (one instruction word, one
+/// ENV/ARG/LABEL value, one `--mount` spec): 1 MiB. BuildKit sets no such
+/// bound (Go's allocator aborts instead); a real word is a few hundred
+/// bytes, and doubling tricks (`ENV A=$A$A` repeated) reach it in about
+/// twenty steps instead of asking for gigabytes.
+pub const MAX_WORD_BYTES: usize = 1 << 20;
+
+/// The most bytes one heredoc body may expand to: 16 MiB (bodies are whole
+/// files written by `COPY <<EOF`; BuildKit's own Dockerfile limit is in the
+/// same range).
+pub const MAX_HEREDOC_BYTES: usize = 16 << 20;
+
+/// The deepest `${...}` nesting accepted (`${a:-${b:-${c}}}` is 3 levels):
+/// 64. The expander recurses per level; deeper input (10,000 levels
+/// overflowed the stack) gets an error instead.
+pub const MAX_NESTING: usize = 64;
+
 /// A variable lookup: `Some(value)` when set (possibly empty), `None` when unset.
 pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -27,6 +44,13 @@ pub struct Lexer {
     /// Leave `$VAR` of unset variables as written instead of making it empty
     /// (the "expand as far as is known" mode).
     pub skip_unset: bool,
+    /// Quotes are plain characters (BuildKit's `SkipProcessQuotes`): `$`
+    /// expands inside `'...'` too. Used for the bodies of unquoted heredocs,
+    /// which are file contents, not shell words.
+    pub skip_quotes: bool,
+    /// The most bytes the result may hold ([`MAX_WORD_BYTES`] by default);
+    /// more is an error, never an unbounded allocation.
+    pub max_bytes: usize,
 }
 
 impl Lexer {
@@ -36,7 +60,31 @@ impl Lexer {
             raw_quotes: false,
             raw_escapes: false,
             skip_unset: false,
+            skip_quotes: false,
+            max_bytes: MAX_WORD_BYTES,
         }
+    }
+}
+
+/// `n` bytes as the limits are written (`1 MiB`, `512 KiB`, `100 bytes`).
+pub fn human_bytes(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// The start of `input` for messages (at most 60 characters).
+fn excerpt(input: &str) -> String {
+    let mut it = input.chars();
+    let head: String = it.by_ref().take(60).collect();
+    if it.next().is_some() {
+        format!("{head}...")
+    } else {
+        head
     }
 }
 
@@ -75,10 +123,11 @@ impl Lexer {
             raw_escapes: self.raw_escapes,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            depth: 0,
         };
-        let (word, words) = sw
-            .process_stop_on(None, self.raw_escapes)
-            .map_err(|e| Error::expansion(format!("failed to process {input:?}: {e}")))?;
+        let (word, words) = sw.process_stop_on(None, self.raw_escapes).map_err(|e| {
+            Error::expansion(format!("failed to process {:?}: {e}", excerpt(input)))
+        })?;
         Ok(Expansion {
             word,
             words,
@@ -96,6 +145,8 @@ struct ShellWord<'a> {
     raw_escapes: bool,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// `${` levels open now (bounded by [`MAX_NESTING`]).
+    depth: usize,
 }
 
 /// Accumulates split words (BuildKit's `wordsStruct`).
@@ -190,10 +241,21 @@ impl ShellWord<'_> {
         r
     }
 
+    fn too_big(&self, len: usize) -> R<()> {
+        if len > self.opts.max_bytes {
+            return Err(format!(
+                "the expanded text is larger than {} (the limit for one word or value)",
+                human_bytes(self.opts.max_bytes)
+            ));
+        }
+        Ok(())
+    }
+
     fn stop_on_inner(&mut self, stop: Option<char>) -> R<(String, Vec<String>)> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
+            self.too_big(result.len())?;
             if Some(ch) == stop {
                 self.next();
                 return Ok((result, words.finish()));
@@ -204,12 +266,12 @@ impl ShellWord<'_> {
                     result.push_str(&tmp);
                     words.add_string(&tmp);
                 }
-                '\'' => {
+                '\'' if !self.opts.skip_quotes => {
                     let tmp = self.process_single_quote()?;
                     result.push_str(&tmp);
                     words.add_raw_string(&tmp);
                 }
-                '"' => {
+                '"' if !self.opts.skip_quotes => {
                     let tmp = self.process_double_quote()?;
                     result.push_str(&tmp);
                     words.add_raw_string(&tmp);
@@ -237,6 +299,7 @@ impl ShellWord<'_> {
                 "unexpected end of statement while looking for matching {stop}"
             ));
         }
+        self.too_big(result.len())?;
         Ok((result, words.finish()))
     }
 
@@ -289,6 +352,7 @@ impl ShellWord<'_> {
                 Some('$') => {
                     let v = self.process_dollar()?;
                     result.push_str(&v);
+                    self.too_big(result.len())?;
                 }
                 Some(ch) => {
                     self.next();
@@ -355,6 +419,19 @@ impl ShellWord<'_> {
             });
         }
         self.next(); // the '{'
+        if self.depth >= MAX_NESTING {
+            return Err(format!(
+                "${{...}} nested more than {MAX_NESTING} levels deep"
+            ));
+        }
+        self.depth += 1;
+        let r = self.braced();
+        self.depth -= 1;
+        r
+    }
+
+    /// `${...}` after the `{`.
+    fn braced(&mut self) -> R<String> {
         match self.peek() {
             None => return Err("syntax error: missing '}'".into()),
             Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
@@ -483,9 +560,11 @@ impl ShellWord<'_> {
         let v: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut pos = 0;
-        while let Some((s, e)) = glob.find(&v, pos) {
+        let starts = glob.match_starts(&v);
+        while let Some((s, e)) = glob.find(&v, pos, &starts) {
             out.extend(&v[pos..s]);
             out.push_str(&replacement);
+            self.too_big(out.len())?;
             if !all {
                 pos = e;
                 break;

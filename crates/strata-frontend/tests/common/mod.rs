@@ -3,17 +3,58 @@
 
 use std::path::PathBuf;
 
-/// The conformance corpus: `STRATA_CONFORMANCE_DIR`, else `shared/conformance`
-/// beside the repository. Missing data is a loud failure, never a pass.
-pub fn conformance_dir() -> PathBuf {
-    let dir = std::env::var_os("STRATA_CONFORMANCE_DIR")
+/// Where the corpus should be: `STRATA_CONFORMANCE_DIR`, else
+/// `shared/conformance` beside the repository.
+pub fn corpus_path() -> PathBuf {
+    std::env::var_os("STRATA_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/../../../shared/conformance"
             ))
-        });
+        })
+}
+
+/// Whether the corpus is there. When it is missing, prints a loud
+/// `SKIPPED` line to stderr and returns false (the caller returns without
+/// failing), unless `STRATA_REQUIRE_CONFORMANCE=1` (CI): then it fails.
+pub fn available(test: &str) -> bool {
+    corpus_available(test, &corpus_path(), require_conformance())
+}
+
+/// `STRATA_REQUIRE_CONFORMANCE=1` (or `true`): a missing corpus is a failure.
+pub fn require_conformance() -> bool {
+    std::env::var("STRATA_REQUIRE_CONFORMANCE")
+        .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
+}
+
+/// The decision behind [`available`], with its inputs explicit (for testing).
+pub fn corpus_available(test: &str, dir: &std::path::Path, required: bool) -> bool {
+    if dir.is_dir() {
+        return true;
+    }
+    assert!(
+        !required,
+        "{test}: conformance data missing at {} (set STRATA_CONFORMANCE_DIR to the corpus folder; \
+         STRATA_REQUIRE_CONFORMANCE=1 makes this a failure)",
+        dir.display()
+    );
+    // Written to the real stderr (not `eprintln!`, which the test harness
+    // captures and hides for passing tests): a skip must be seen.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n*** SKIPPED {test}: conformance data missing at {} (set STRATA_CONFORMANCE_DIR) ***\n",
+        dir.display()
+    );
+    false
+}
+
+/// The conformance corpus. Call [`available`] first: a missing corpus here
+/// is a failure, never a pass.
+pub fn conformance_dir() -> PathBuf {
+    let dir = corpus_path();
     assert!(
         dir.is_dir(),
         "conformance data missing: looked in {} (set STRATA_CONFORMANCE_DIR to the corpus folder)",

@@ -28,7 +28,8 @@ pub fn problems(dockerfile: &Path, context: &Path) -> Vec<String> {
                 Err(e) => out.push(e.to_string()),
                 Ok(p) => {
                     for stage in &p.stages {
-                        let mut scope = StageScope::new(&p, stage.index, &[]);
+                        let mut scope =
+                            StageScope::new(&p, stage.index, &p.known_base_env(stage.index));
                         for step in &stage.steps {
                             if let Err(e) = scope.resolve(step) {
                                 out.push(e.to_string());
@@ -54,7 +55,7 @@ pub fn run(_g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     let dockerfile = a
         .file
         .clone()
-        .unwrap_or_else(|| a.context.join("Dockerfile"));
+        .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
     let problems = problems(&dockerfile, &a.context);
     if problems.is_empty() {
         println!("{}: no problems found", dockerfile.display());

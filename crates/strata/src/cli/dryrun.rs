@@ -27,7 +27,7 @@ pub fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
     let dockerfile = a
         .file
         .clone()
-        .unwrap_or_else(|| a.context.join("Dockerfile"));
+        .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
     let text = std::fs::read_to_string(&dockerfile)
         .with_context(|| format!("cannot read {}", dockerfile.display()))?;
     let opts = BuildOptions {
@@ -92,7 +92,7 @@ pub fn render(p: &Plan) -> Result<String, strata_frontend::Error> {
                 .map(|pl| format!(" (platform {pl})"))
                 .unwrap_or_default()
         );
-        let mut scope = StageScope::new(p, i, &[]);
+        let mut scope = StageScope::new(p, i, &p.known_base_env(i));
         for (n, step) in s.steps.iter().enumerate() {
             let r = scope.resolve(step)?;
             let _ = writeln!(
