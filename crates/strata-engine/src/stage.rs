@@ -258,6 +258,14 @@ impl Builder<'_> {
             def["env"] = json!(st.config.config.env);
             def["build_args"] = json!(scope.build_args_in_scope());
         }
+        if let Resolved::Run { mounts, .. } = &resolved {
+            // What bind mounts show the command is an input as much as a
+            // COPY's sources: their content goes into the key.
+            let inputs = self.bind_mount_inputs(mounts, deps).map_err(err)?;
+            if !inputs.is_empty() {
+                def["mount_inputs"] = json!(inputs);
+            }
+        }
         let file_step = FileStep::of(&resolved);
         let mut prepared = None;
         if let Some(f) = &file_step {

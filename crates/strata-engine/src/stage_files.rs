@@ -200,7 +200,11 @@ impl Builder<'_> {
         })
     }
 
-    fn context_digest(&self, ctx: &BuildContext, srcs: &[String]) -> Result<String, String> {
+    pub(crate) fn context_digest(
+        &self,
+        ctx: &BuildContext,
+        srcs: &[String],
+    ) -> Result<String, String> {
         let mut rels = Vec::new();
         for s in srcs {
             rels.extend(ctx.resolve_source(s).map_err(|e| e.to_string())?);

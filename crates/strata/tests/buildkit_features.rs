@@ -716,3 +716,43 @@ fn run_upper_dir_becomes_the_snapshot() {
     let o = strata(&root, &["system", "check"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+#[test]
+fn bind_mounted_sources_are_part_of_the_run_key() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35 AS gen\nCOPY b.txt /data/b.txt\n\
+FROM busybox:1.35\n\
+RUN --mount=source=.,target=/src cat /src/a.txt > /whole.txt\n\
+RUN --mount=type=bind,source=sub,target=/sub cat /sub/c.txt > /sub.txt\n\
+RUN --mount=type=bind,from=gen,source=/data,target=/gen cat /gen/b.txt > /stage.txt\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("a.txt", "a1\n"),
+        ("b.txt", "b1\n"),
+        ("sub/c.txt", "c1\n"),
+    ]);
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    let cat = |root: &Path| {
+        run_in(
+            root,
+            "bindkey",
+            &["cat", "/whole.txt", "/sub.txt", "/stage.txt"],
+        )
+    };
+    assert_eq!(cat(&root), "a1\nc1\nb1\n");
+    // Each mounted source changes in turn: its RUN runs again.
+    std::fs::write(ctx.path().join("a.txt"), "a2\n").unwrap();
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    assert_eq!(cat(&root), "a2\nc1\nb1\n");
+    std::fs::write(ctx.path().join("sub/c.txt"), "c2\n").unwrap();
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    assert_eq!(cat(&root), "a2\nc2\nb1\n");
+    std::fs::write(ctx.path().join("b.txt"), "b2\n").unwrap();
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    assert_eq!(cat(&root), "a2\nc2\nb2\n");
+    // Nothing changed: every step is a cache hit.
+    let o = build_ok(&root, ctx.path(), "bindkey", &["--progress", "rawjson"]);
+    let evs = events(&stdout(&o));
+    let cached = evs.iter().filter(|e| e["type"] == "cached").count();
+    assert_eq!(cached, 4, "{}", stdout(&o));
+}

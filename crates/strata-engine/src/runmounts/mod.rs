@@ -173,6 +173,50 @@ impl Builder<'_> {
         Ok(rm)
     }
 
+    /// The content digests of what this RUN's bind mounts show, one per
+    /// bind mount, for the step's cache key: the context (or a named
+    /// context directory) by the content of the mounted `source`, as COPY
+    /// digests its sources; a stage by its key (which covers its content);
+    /// an image by its ID.
+    pub(crate) fn bind_mount_inputs(
+        &self,
+        mounts: &[Mount],
+        deps: &std::collections::BTreeMap<usize, StageState>,
+    ) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+            let source = m.source.as_deref().unwrap_or("/");
+            let what = |e: String| format!("--mount=type=bind,source={source}: {e}");
+            let digest = match m.from.as_ref() {
+                None => self
+                    .context_digest(&self.context, &[source.to_string()])
+                    .map_err(what)?,
+                Some(FromRef::Stage(i)) => {
+                    let dep = deps
+                        .get(i)
+                        .ok_or_else(|| format!("stage {i} was not built"))?;
+                    format!("stage:{}", dep.key.0)
+                }
+                Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
+                    Some(crate::named::Named::Dir(d)) => {
+                        let ctx = crate::context::BuildContext::open(
+                            d,
+                            Box::new(crate::context::NoIgnore),
+                            None,
+                        )
+                        .map_err(|e| what(e.to_string()))?;
+                        self.context_digest(&ctx, &[source.to_string()])
+                            .map_err(what)?
+                    }
+                    Some(crate::named::Named::Image(id)) => format!("image:{id}"),
+                    None => format!("image:{}", self.images.resolve(name, self.events)?),
+                },
+            };
+            out.push(digest);
+        }
+        Ok(out)
+    }
+
     /// The root filesystem a `from=` names: a stage, an image, a named
     /// context; `None` = the build context. The mount is kept in `rm`.
     fn root_of_from(
