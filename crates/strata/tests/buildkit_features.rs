@@ -756,3 +756,26 @@ RUN --mount=type=bind,from=gen,source=/data,target=/gen cat /gen/b.txt > /stage.
     let cached = evs.iter().filter(|e| e["type"] == "cached").count();
     assert_eq!(cached, 4, "{}", stdout(&o));
 }
+
+#[test]
+fn later_copy_sources_overwrite_earlier_ones() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN mkdir -p /app/src && echo lower > /app/src/x\n\
+COPY src/a/f src/b/f /out/\n\
+COPY src/* /app/src/\n\
+COPY --link src/a/f src/b/f /linked/\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("src/a/f", "a\n"),
+        ("src/b/f", "b\n"),
+        ("src/a/x", "ax\n"),
+        ("src/b/x", "bx\n"),
+    ]);
+    build_ok(&root, ctx.path(), "lastwins", &[]);
+    let out = run_in(
+        &root,
+        "lastwins",
+        &["cat", "/out/f", "/app/src/f", "/app/src/x", "/linked/f"],
+    );
+    assert_eq!(out, "b\nb\nbx\nb\n");
+}

@@ -219,74 +219,99 @@ pub fn copy_into_layer(
         now: p.now,
         emitted: HashSet::new(),
         links: HashMap::new(),
+        dry_run: true,
+        current: 0,
+        winners: HashMap::new(),
     };
-    for Expanded {
+    // Two passes over the same sources: the first only learns which source
+    // writes each file last (Docker copies the sources in order, so a later
+    // one overwrites an earlier one's file); the second writes each file
+    // from that source alone.
+    let run = |w: &mut Writer<'_>| -> Result<(), CopyError> {
+        for (i, x) in expanded.iter().enumerate() {
+            w.current = i;
+            copy_one(w, source, x, &dest, dest_is_dir, p, &excluded)?;
+        }
+        Ok(())
+    };
+    run(&mut w)?;
+    w.dry_run = false;
+    run(&mut w)
+}
+
+/// Copies one expanded source (see [`copy_into_layer`]).
+fn copy_one(
+    w: &mut Writer<'_>,
+    source: &Source<'_>,
+    x: &Expanded,
+    dest: &str,
+    dest_is_dir: bool,
+    p: &CopyParams<'_>,
+    excluded: &dyn Fn(&str, &str) -> bool,
+) -> Result<(), CopyError> {
+    let Expanded {
         rel,
         abs,
         name,
         kept,
-    } in &expanded
-    {
-        let meta = fs::symlink_metadata(abs).map_err(io_err(abs))?;
-        if meta.is_dir() {
-            // A directory copies its contents into dest (into dest/<kept>
-            // with --parents).
-            let dest = if p.parents {
-                join(&dest, kept)
-            } else {
-                dest.clone()
-            };
-            w.dest_dir(&dest)?;
-            match source {
-                Source::Context(ctx) => {
-                    let mut first = true;
-                    ctx.walk(rel, &mut |e| {
-                        if std::mem::take(&mut first) {
-                            return Ok(()); // the directory itself
-                        }
-                        let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
-                        let sub = sub.trim_start_matches('/');
-                        if excluded(sub, &e.rel) {
-                            return Ok(());
-                        }
-                        w.entry(&join(&dest, sub), &e.abs, &e.meta).map_err(|err| {
-                            ContextError::Io {
-                                path: e.abs.clone(),
-                                source: io::Error::other(err.to_string()),
-                            }
-                        })
-                    })?;
-                }
-                Source::Rootfs(_) => walk_host(abs, &mut |sub, path, m| {
-                    if excluded(sub, &format!("{rel}/{sub}")) {
-                        return Ok(());
-                    }
-                    w.entry(&join(&dest, sub), path, m)
-                })?,
-            }
-            continue;
-        }
-        if excluded(name, rel) {
-            continue;
-        }
-        let target = if p.parents {
+    } = x;
+    let dest = dest.to_string();
+    let meta = fs::symlink_metadata(abs).map_err(io_err(abs))?;
+    if meta.is_dir() {
+        // A directory copies its contents into dest (into dest/<kept>
+        // with --parents).
+        let dest = if p.parents {
             join(&dest, kept)
-        } else if dest_is_dir {
-            join(&dest, name)
         } else {
             dest.clone()
         };
-        if p.extract_archives && meta.is_file() && is_tar_archive(abs)? {
-            w.extract(abs, &dest)?;
-            continue;
+        w.dest_dir(&dest)?;
+        match source {
+            Source::Context(ctx) => {
+                let mut first = true;
+                ctx.walk(rel, &mut |e| {
+                    if std::mem::take(&mut first) {
+                        return Ok(()); // the directory itself
+                    }
+                    let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
+                    let sub = sub.trim_start_matches('/');
+                    if excluded(sub, &e.rel) {
+                        return Ok(());
+                    }
+                    w.entry(&join(&dest, sub), &e.abs, &e.meta)
+                        .map_err(|err| ContextError::Io {
+                            path: e.abs.clone(),
+                            source: io::Error::other(err.to_string()),
+                        })
+                })?;
+            }
+            Source::Rootfs(_) => walk_host(abs, &mut |sub, path, m| {
+                if excluded(sub, &format!("{rel}/{sub}")) {
+                    return Ok(());
+                }
+                w.entry(&join(&dest, sub), path, m)
+            })?,
         }
-        if dest_is_dir && !p.parents {
-            w.dest_dir(&dest)?;
-        }
-        w.ensure_parents(&target)?;
-        w.entry(&target, abs, &meta)?;
+        return Ok(());
     }
-    Ok(())
+    if excluded(name, rel) {
+        return Ok(());
+    }
+    let target = if p.parents {
+        join(&dest, kept)
+    } else if dest_is_dir {
+        join(&dest, name)
+    } else {
+        dest.clone()
+    };
+    if p.extract_archives && meta.is_file() && is_tar_archive(abs)? {
+        return w.extract(abs, &dest);
+    }
+    if dest_is_dir && !p.parents {
+        w.dest_dir(&dest)?;
+    }
+    w.ensure_parents(&target)?;
+    w.entry(&target, abs, &meta)
 }
 
 pub(crate) fn join(base: &str, rel: &str) -> String {

@@ -29,6 +29,13 @@ pub(crate) struct Writer<'a> {
     pub now: i64,
     pub emitted: HashSet<String>,
     pub links: HashMap<(u64, u64), String>,
+    /// The first of the two passes: nothing is written, `winners` learns
+    /// which source writes each non-directory path last.
+    pub dry_run: bool,
+    /// The index of the source being copied.
+    pub current: usize,
+    /// Non-directory target path -> the last source that writes it.
+    pub winners: HashMap<String, usize>,
 }
 
 impl Writer<'_> {
@@ -53,6 +60,9 @@ impl Writer<'_> {
     /// existing ones with their current metadata so that the layer is
     /// self-contained without changing them.
     pub fn ensure_parents(&mut self, path: &str) -> Result<(), CopyError> {
+        if self.dry_run {
+            return Ok(());
+        }
         let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let mut cur = String::new();
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
@@ -90,7 +100,7 @@ impl Writer<'_> {
     /// A directory copied from a source (below the destination): its
     /// source mode, and owner per the step's rules.
     fn dir(&mut self, path: &str, m: &fs::Metadata) -> Result<(), CopyError> {
-        if path == "/" || !self.emitted.insert(path.to_string()) {
+        if self.dry_run || path == "/" || !self.emitted.insert(path.to_string()) {
             return Ok(());
         }
         let meta = self.meta(Some(m), 0o755);
@@ -104,7 +114,7 @@ impl Writer<'_> {
     /// fsutil#49) and by root otherwise. Its parents are `ensure_parents`'.
     pub fn dest_dir(&mut self, path: &str) -> Result<(), CopyError> {
         self.ensure_parents(path)?;
-        if path == "/" || self.emitted.contains(path) {
+        if self.dry_run || path == "/" || self.emitted.contains(path) {
             return Ok(());
         }
         let existing = resolve_in_root(self.stage_root, path, false)
@@ -133,6 +143,14 @@ impl Writer<'_> {
         let ft = m.file_type();
         if ft.is_dir() {
             return self.dir(target, m);
+        }
+        if self.dry_run {
+            self.winners.insert(target.to_string(), self.current);
+            return Ok(());
+        }
+        // A later source writes this path: it wins, as in Docker.
+        if self.winners.get(target).is_some_and(|&w| w != self.current) {
+            return Ok(());
         }
         if !self.emitted.insert(target.to_string()) {
             return Ok(());
@@ -171,6 +189,9 @@ impl Writer<'_> {
 
     /// ADD of a local archive: its entries go under `dest`.
     pub fn extract(&mut self, archive: &Path, dest: &str) -> Result<(), CopyError> {
+        if self.dry_run {
+            return Ok(());
+        }
         self.dest_dir(dest)?;
         let mut f = File::open(archive).map_err(io_err(archive))?;
         let reader = strata_store::diff::decompressed(&mut f)?;
