@@ -121,7 +121,7 @@ impl Builder<'_> {
                     .map_err(|e| self.step_error(&from_ctx, e, None))?;
                 StageState {
                     key: CacheKey::base(&img.id.to_string(), &platform),
-                    config: img.config,
+                    config: img.config.into_build_base(),
                     layers: img.layers,
                     cmd_set: false,
                 }
@@ -210,7 +210,7 @@ impl Builder<'_> {
                 self.lease.add_image(&img.id).map_err(|e| e.to_string())?;
                 Ok(StageState {
                     key: CacheKey::base(&img.id.to_string(), platform),
-                    config: img.config,
+                    config: img.config.into_build_base(),
                     layers: img.layers,
                     cmd_set: false,
                 })
