@@ -779,3 +779,25 @@ COPY --link src/a/f src/b/f /linked/\n";
     );
     assert_eq!(out, "b\nb\nbx\nb\n");
 }
+
+#[test]
+fn copy_to_an_empty_destination_copies_into_workdir() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nWORKDIR /var/www\n\
+COPY --link index.html $EMPTY\nCOPY app.js $EMPTY\n\
+RUN mkdir /var/www/sub && ls /var/www > /listing\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("index.html", "<p>hi</p>\n"),
+        ("app.js", "js\n"),
+    ]);
+    build_ok(&root, ctx.path(), "emptydest", &[]);
+    assert_eq!(
+        run_in(
+            &root,
+            "emptydest",
+            &["cat", "/listing", "/var/www/index.html"]
+        ),
+        "app.js\nindex.html\nsub\n<p>hi</p>\n"
+    );
+}

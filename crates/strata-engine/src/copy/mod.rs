@@ -89,7 +89,12 @@ pub struct CopyParams<'a> {
 /// The destination, absolute and cleaned, and whether it names a directory
 /// by its spelling (trailing `/`, `.`).
 pub fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
-    let dir_hint = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || dest == "..";
+    // An empty destination (`COPY src $UNSET`) is `.`: WORKDIR itself.
+    let dir_hint = dest.is_empty()
+        || dest.ends_with('/')
+        || dest == "."
+        || dest.ends_with("/.")
+        || dest == "..";
     let joined = if dest.starts_with('/') {
         dest.to_string()
     } else {
@@ -433,5 +438,6 @@ mod tests {
         assert_eq!(resolve_dest("app", "/"), ("/app".into(), false));
         assert_eq!(resolve_dest("/x/", "/w"), ("/x".into(), true));
         assert_eq!(resolve_dest("sub/.", "/w"), ("/w/sub".into(), true));
+        assert_eq!(resolve_dest("", "/var/www"), ("/var/www".into(), true));
     }
 }
