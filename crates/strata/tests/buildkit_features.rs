@@ -801,3 +801,27 @@ RUN mkdir /var/www/sub && ls /var/www > /listing\n";
         "app.js\nindex.html\nsub\n<p>hi</p>\n"
     );
 }
+
+#[test]
+fn a_mount_over_the_root_filesystem_is_refused_by_name() {
+    let Some((_t, root)) = setup() else { return };
+    for (i, m) in [
+        "type=cache,target=/",
+        "type=bind,source=.,target=/",
+        "type=tmpfs,target=/..",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let df = format!("FROM busybox:1.35\nRUN --mount={m} true\n");
+        let ctx = context(&[("Dockerfile", &df)]);
+        let o = build_with(&root, ctx.path(), &format!("rootmount{i}"), &[]);
+        assert!(!o.status.success(), "{m} was accepted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("cannot cover the root filesystem") && err.contains("--mount=type="),
+            "{m}: {err}"
+        );
+        assert!(!err.contains("exec fds"), "{err}");
+    }
+}

@@ -147,6 +147,15 @@ impl Builder<'_> {
         let workdir = st.config.workdir().to_string();
         for m in mounts {
             let target = m.target.as_deref().map(|t| absolute(t, &workdir));
+            if target.as_deref() == Some("/") {
+                // runc would mount over the rootfs it is setting up (and
+                // fail with "error closing exec fds").
+                let kind = format!("{:?}", m.kind).to_ascii_lowercase();
+                return Err(format!(
+                    "--mount=type={kind},target={}: a mount cannot cover the root filesystem: choose a directory such as /mnt or /root/.cache",
+                    m.target.as_deref().unwrap_or("/")
+                ));
+            }
             match m.kind {
                 MountKind::Bind => {
                     let target = target.ok_or("a bind mount needs target=")?;
