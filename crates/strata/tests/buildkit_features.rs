@@ -825,3 +825,64 @@ fn a_mount_over_the_root_filesystem_is_refused_by_name() {
         assert!(!err.contains("exec fds"), "{err}");
     }
 }
+
+#[test]
+fn proxy_build_args_reach_run_but_not_the_key_or_history() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+RUN echo \"$http_proxy|$HTTP_PROXY|$all_proxy|$ALL_PROXY|$no_proxy\" > /p\n\
+ARG HTTPS_PROXY\nRUN echo \"$HTTPS_PROXY\" > /declared\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let build = |proxy: &str| {
+        let o = build_ok(
+            &root,
+            ctx.path(),
+            "proxied",
+            &[
+                "--build-arg",
+                &format!("http_proxy=http://{proxy}:3128"),
+                "--build-arg",
+                "All_Proxy=socks5://allp:1080",
+                "--build-arg",
+                "NO_PROXY=localhost",
+                "--build-arg",
+                "HTTPS_PROXY=http://declared:3128",
+                "--progress",
+                "rawjson",
+            ],
+        );
+        events(&stdout(&o))
+    };
+    build("first");
+    assert_eq!(
+        run_in(&root, "proxied", &["cat", "/p", "/declared"]),
+        "http://first:3128|http://first:3128|socks5://allp:1080|socks5://allp:1080|localhost\nhttp://declared:3128\n"
+    );
+    // Another proxy value: the RUN is a cache hit (not part of its key).
+    let ev = build("second");
+    let run_step = ev
+        .iter()
+        .find(|e| e["type"] == "step_started" && e["name"].as_str().unwrap().contains("> /p"))
+        .unwrap()["step"]
+        .clone();
+    assert!(
+        ev.iter()
+            .any(|e| e["type"] == "cached" && e["step"] == run_step),
+        "{ev:?}"
+    );
+    let store = strata_store::Store::open(&root).unwrap();
+    let img = strata_engine::images::load_image(&store, "proxied").unwrap();
+    let history = serde_json::to_string(&img.config.history).unwrap();
+    assert!(
+        !history.contains("first") && !history.contains("allp"),
+        "{history}"
+    );
+    assert!(!history.contains("localhost"), "{history}");
+    // A declared ARG is an ordinary build arg: recorded.
+    assert!(
+        history.contains("HTTPS_PROXY=http://declared:3128"),
+        "{history}"
+    );
+    let env = serde_json::to_string(&img.config.config.env).unwrap();
+    assert!(!env.contains("proxy") && !env.contains("PROXY"), "{env}");
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use super::instruction::{from_node, Instruction, NodeErr};
 use super::reference::is_valid_reference;
 use super::scope::StageScope;
-use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step, PROXY_ARGS};
+use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step};
 use crate::error::Diagnostic;
 use crate::parser::{node_from_line, Ast, Node};
 use crate::shell::Lexer;
@@ -281,7 +281,7 @@ fn unused_build_args(ast: &Ast, opts: &BuildOptions, globals: &[GlobalArg]) -> V
         .collect();
     opts.build_args
         .keys()
-        .filter(|k| !declared.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .filter(|k| !declared.contains(*k) && !super::is_proxy_arg(k))
         .cloned()
         .collect()
 }
