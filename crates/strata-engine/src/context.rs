@@ -230,6 +230,28 @@ impl BuildContext {
         Ok(vec![rel])
     }
 
+    /// Expands all the sources of one COPY/ADD, each with its index in
+    /// `srcs`. As BuildKit (AllowEmptyWildcard): a wildcard that matches
+    /// nothing is no error as long as some source matched; when none did,
+    /// the first source is reported not found.
+    pub fn resolve_sources(&self, srcs: &[String]) -> Result<Vec<(usize, String)>, ContextError> {
+        let mut out = Vec::new();
+        let mut first_missing = None;
+        for (i, s) in srcs.iter().enumerate() {
+            match self.resolve_source(s) {
+                Ok(found) => out.extend(found.into_iter().map(|r| (i, r))),
+                Err(ContextError::NotFound(m)) if crate::glob::has_wildcards(s) => {
+                    first_missing.get_or_insert(ContextError::NotFound(m));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match first_missing {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
     /// Follows a source that is a symlink to what it points to, resolved
     /// inside the context (an absolute target or `..` never leaves it), as
     /// Docker does for a top-level COPY source. Returns the context-relative
@@ -400,13 +422,19 @@ impl BuildContext {
             let rel = &self.follow(name, name)?;
             self.walk_at(rel, &mut |e| {
                 let st = e.stat;
-                let ft = FileType::from_raw_mode(st.st_mode);
+                let mut ft = FileType::from_raw_mode(st.st_mode);
                 let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(e.rel);
-                let mode = if sub.is_empty() && ft == FileType::Directory {
+                let mut mode = if sub.is_empty() && ft == FileType::Directory {
                     0o040000
                 } else {
                     st.st_mode
                 };
+                if ft == FileType::Socket {
+                    // Copied as an empty regular file (BuildKit's stub):
+                    // keyed as one.
+                    ft = FileType::RegularFile;
+                    mode = (mode & 0o7777) | 0o100000;
+                }
                 let size = if ft == FileType::RegularFile {
                     st.st_size as u64
                 } else {
@@ -419,6 +447,9 @@ impl BuildContext {
                     let target = rustix::fs::readlinkat(e.dir, e.name, Vec::new())
                         .map_err(self.at_err(e.rel))?;
                     h.update(target.as_bytes());
+                } else if ft == FileType::RegularFile && size == 0 {
+                    // Empty (or a socket's stub): nothing to read.
+                    h.update(EMPTY_SHA256.as_bytes());
                 } else if ft == FileType::RegularFile {
                     let digest = self.cached_digest(e.rel, StatKey::of_stat(st), || {
                         rustix::fs::openat(e.dir, e.name, OFlags::RDONLY | NOFOLLOW, Mode::empty())
@@ -438,6 +469,10 @@ impl BuildContext {
         Ok(format!("sha256:{}", hex::encode(h.finalize())))
     }
 }
+
+/// The digest of no bytes.
+const EMPTY_SHA256: &str =
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Streams a file through sha256.
 pub fn hash_file(path: &Path) -> Result<String, ContextError> {

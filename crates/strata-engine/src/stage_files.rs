@@ -205,10 +205,12 @@ impl Builder<'_> {
         ctx: &BuildContext,
         srcs: &[String],
     ) -> Result<String, String> {
-        let mut rels = Vec::new();
-        for s in srcs {
-            rels.extend(ctx.resolve_source(s).map_err(|e| e.to_string())?);
-        }
+        let rels: Vec<String> = ctx
+            .resolve_sources(srcs)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         ctx.digest_sources(&rels).map_err(|e| e.to_string())
     }
 

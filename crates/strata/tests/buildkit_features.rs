@@ -886,3 +886,42 @@ ARG HTTPS_PROXY\nRUN echo \"$HTTPS_PROXY\" > /declared\n";
     let env = serde_json::to_string(&img.config.config.env).unwrap();
     assert!(!env.contains("proxy") && !env.contains("PROXY"), "{env}");
 }
+
+#[test]
+fn empty_wildcards_and_sockets_in_copy() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nCOPY foo nomatch* /w/\n\
+COPY --from=busybox:1.35 /etc/passwd /nomatch* /w2/\nCOPY ctx/ /ctx/\n";
+    let ctx = context(&[("Dockerfile", df), ("foo", "foo\n"), ("ctx/f", "f\n")]);
+    let sock = ctx.path().join("ctx/agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let perms = std::fs::symlink_metadata(&sock)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    build_ok(&root, ctx.path(), "wild", &[]);
+    assert_eq!(
+        run_in(&root, "wild", &["ls", "/w", "/w2"]),
+        "/w:\nfoo\n\n/w2:\npasswd\n"
+    );
+    // A socket is copied as BuildKit's stub: an empty regular file with
+    // the socket's permissions.
+    assert_eq!(
+        run_in(
+            &root,
+            "wild",
+            &["stat", "-c", "%F %a %s", "/ctx/agent.sock"]
+        ),
+        format!("regular empty file {perms:o} 0\n")
+    );
+    // Every source matching nothing is still an error.
+    let ctx2 = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\nCOPY nomatch* none?? /x/\n",
+    )]);
+    let o = build_with(&root, ctx2.path(), "wild2", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nomatch*"), "{}", stderr(&o));
+}

@@ -142,38 +142,53 @@ fn kept_path(rel: &str, pivot: &str) -> String {
 
 fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>, CopyError> {
     let mut out = Vec::new();
+    let root = match source {
+        Source::Context(ctx) => {
+            for (i, named) in ctx.resolve_sources(srcs)? {
+                let src = &srcs[i];
+                let rel = ctx.follow(src, &named)?;
+                let abs = if rel.is_empty() {
+                    ctx.root().to_path_buf()
+                } else {
+                    ctx.root().join(&rel)
+                };
+                out.push(Expanded {
+                    kept: kept_path(&named, &pivot_prefix(src)),
+                    name: base_name(&named),
+                    rel,
+                    abs,
+                });
+            }
+            return Ok(out);
+        }
+        Source::Rootfs(root) => root,
+    };
+    let mut first_missing = None;
     for src in srcs {
+        // A wildcard matching nothing is fine when another source matched
+        // (see `BuildContext::resolve_sources`).
+        let found = match expand_in_rootfs(root, src) {
+            Ok(f) => f,
+            Err(e) if crate::glob::has_wildcards(src) => {
+                first_missing.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let pivot = pivot_prefix(src);
-        match source {
-            Source::Context(ctx) => {
-                for named in ctx.resolve_source(src)? {
-                    let rel = ctx.follow(src, &named)?;
-                    let abs = if rel.is_empty() {
-                        ctx.root().to_path_buf()
-                    } else {
-                        ctx.root().join(&rel)
-                    };
-                    out.push(Expanded {
-                        kept: kept_path(&named, &pivot),
-                        name: base_name(&named),
-                        rel,
-                        abs,
-                    });
-                }
-            }
-            Source::Rootfs(root) => {
-                for (named, abs) in expand_in_rootfs(root, src)? {
-                    out.push(Expanded {
-                        rel: crate::rootfs::container_path(root, &abs),
-                        kept: kept_path(&named, &pivot),
-                        name: base_name(&named),
-                        abs,
-                    });
-                }
-            }
+        for (named, abs) in found {
+            out.push(Expanded {
+                rel: crate::rootfs::container_path(root, &abs),
+                kept: kept_path(&named, &pivot),
+                name: base_name(&named),
+                abs,
+            });
         }
     }
-    Ok(out)
+    match first_missing {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// Writes the layer for one COPY/ADD into `layer`. `stage_root` is the

@@ -178,9 +178,14 @@ impl Writer<'_> {
             use std::os::unix::fs::FileTypeExt;
             if ft.is_fifo() {
                 self.layer.add_fifo(Path::new(target), &meta)?;
+            } else if ft.is_socket() {
+                // BuildKit (fsutil) copies a socket as a stub: an empty
+                // regular file with the socket's permissions.
+                self.layer
+                    .add_file_reader(Path::new(target), &mut io::empty(), 0, &meta)?;
             } else {
-                // Sockets and devices are not copied (Docker skips sockets;
-                // devices need privileges we do not assume).
+                // Devices are not copied (they need privileges we do not
+                // assume).
                 tracing::debug!("skipping special file {}", src.display());
             }
         }
