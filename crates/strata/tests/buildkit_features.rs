@@ -925,3 +925,37 @@ COPY --from=busybox:1.35 /etc/passwd /nomatch* /w2/\nCOPY ctx/ /ctx/\n";
     assert!(!o.status.success());
     assert!(stderr(&o).contains("nomatch*"), "{}", stderr(&o));
 }
+
+#[test]
+fn directories_a_copy_creates_take_chmod_and_chown() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+COPY --chmod=777 foo /parent/sub/foo\n\
+COPY --chmod=u+x foo /sym/foo\n\
+COPY --chown=1000:1000 foo /owned/deep/foo\n\
+COPY --chmod=750 d /newdir\n";
+    let ctx = context(&[("Dockerfile", df), ("foo", "foo\n"), ("d/x", "x\n")]);
+    build_ok(&root, ctx.path(), "mkdirs", &[]);
+    let out = run_in(
+        &root,
+        "mkdirs",
+        &[
+            "stat",
+            "-c",
+            "%n %a %u:%g",
+            "/parent",
+            "/parent/sub",
+            "/parent/sub/foo",
+            "/sym",
+            "/owned",
+            "/owned/deep",
+            "/newdir",
+            "/newdir/x",
+        ],
+    );
+    assert_eq!(
+        out,
+        "/parent 777 0:0\n/parent/sub 777 0:0\n/parent/sub/foo 777 0:0\n/sym 755 0:0\n\
+/owned 755 1000:1000\n/owned/deep 755 1000:1000\n/newdir 750 0:0\n/newdir/x 750 0:0\n"
+    );
+}

@@ -7,7 +7,8 @@
 //! `/`, a relative destination is relative to WORKDIR, a destination ending
 //! in `/` (or an existing directory) receives sources by their base name,
 //! ownership defaults to 0:0 (`--chown` overrides), `--chmod` sets modes,
-//! missing parent directories are created 0755 root:root, ADD extracts
+//! missing parent directories are created as BuildKit does (0755, or an
+//! octal `--chmod`; root:root, or `--chown`), ADD extracts
 //! local tar archives (detected by magic bytes).
 
 use std::collections::{HashMap, HashSet};

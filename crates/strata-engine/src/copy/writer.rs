@@ -56,7 +56,25 @@ impl Writer<'_> {
         }
     }
 
-    /// Emits the missing parents of `path` (0755 root:root, as Docker), and
+    /// A directory the step creates (a missing parent, a new destination
+    /// directory), as BuildKit's `MkdirAll` (fsutil#49, fsutil#228): owned
+    /// by `--chown` (else root), with an octal `--chmod`'s mode (else 0755;
+    /// a symbolic `--chmod` applies to copied entries only).
+    fn created_dir_meta(&self) -> EntryMeta {
+        let (uid, gid) = self.chown.unwrap_or((0, 0));
+        EntryMeta {
+            mode: match self.chmod {
+                Some(Chmod::Octal(m)) => *m,
+                _ => 0o755,
+            },
+            uid,
+            gid,
+            mtime: self.now,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Emits the missing parents of `path` (see `created_dir_meta`), and
     /// existing ones with their current metadata so that the layer is
     /// self-contained without changing them.
     pub fn ensure_parents(&mut self, path: &str) -> Result<(), CopyError> {
@@ -82,13 +100,7 @@ impl Writer<'_> {
                     self.layer.add_dir(Path::new(&cur), &existing_meta(&m))?;
                 }
                 _ => {
-                    let meta = EntryMeta {
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                        mtime: self.now,
-                        xattrs: Vec::new(),
-                    };
+                    let meta = self.created_dir_meta();
                     self.layer.add_dir(Path::new(&cur), &meta)?;
                 }
             }
@@ -109,9 +121,9 @@ impl Writer<'_> {
     }
 
     /// The destination directory (`COPY dir /dst`, `COPY f /dst/`): an
-    /// existing one is left as it is; a new one is 0755 whatever the source
-    /// directory's mode (as Docker), owned by `--chown` when given (BuildKit,
-    /// fsutil#49) and by root otherwise. Its parents are `ensure_parents`'.
+    /// existing one is left as it is; a new one is `created_dir_meta`
+    /// whatever the source directory's mode (as BuildKit). Its parents are
+    /// `ensure_parents`'.
     pub fn dest_dir(&mut self, path: &str) -> Result<(), CopyError> {
         self.ensure_parents(path)?;
         if self.dry_run || path == "/" || self.emitted.contains(path) {
@@ -123,16 +135,7 @@ impl Writer<'_> {
             .filter(|m| m.is_dir());
         let meta = match existing {
             Some(m) => existing_meta(&m),
-            None => {
-                let (uid, gid) = self.chown.unwrap_or((0, 0));
-                EntryMeta {
-                    mode: self.chmod.map_or(0o755, |c| c.apply(0o755, true)),
-                    uid,
-                    gid,
-                    mtime: self.now,
-                    xattrs: Vec::new(),
-                }
-            }
+            None => self.created_dir_meta(),
         };
         self.emitted.insert(path.to_string());
         self.layer.add_dir(Path::new(path), &meta)?;
