@@ -214,17 +214,13 @@ impl BuildContext {
             }
             return Ok(found);
         }
-        // Parents must not be symlinks leading out: resolve without following.
-        let mut cur = self.root.clone();
-        for seg in rel.split('/') {
-            let m =
-                fs::symlink_metadata(&cur).map_err(|_| ContextError::NotFound(src.to_string()))?;
-            if !m.is_dir() {
-                return Err(ContextError::NotFound(src.to_string()));
-            }
-            cur.push(seg);
-        }
-        if fs::symlink_metadata(&cur).is_err() || self.ignore.ignored(&rel) {
+        // Symlinked directories on the way are followed, inside the
+        // context (a link leading out resolves as if the context were `/`),
+        // as BuildKit: `COPY link/foo` with `link -> sub`, `d/up/d` with
+        // `up -> ..`. The last component is `follow`'s.
+        let host = crate::rootfs::resolve_in_root(&self.root, &rel, false)
+            .map_err(|_| ContextError::NotFound(src.to_string()))?;
+        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&rel) {
             return Err(ContextError::NotFound(src.to_string()));
         }
         Ok(vec![rel])
@@ -252,21 +248,18 @@ impl BuildContext {
         }
     }
 
-    /// Follows a source that is a symlink to what it points to, resolved
-    /// inside the context (an absolute target or `..` never leaves it), as
-    /// Docker does for a top-level COPY source. Returns the context-relative
+    /// Follows a source that is a symlink (or lies below a symlinked
+    /// directory) to what it points to, resolved inside the context (an
+    /// absolute target or `..` never leaves it), as Docker does for a
+    /// top-level COPY source. Returns the context-relative
     /// path of the target (`rel` itself when it is not a link). A dangling
     /// link, or one to an ignored path, is not found.
     pub fn follow(&self, src: &str, rel: &str) -> Result<String, ContextError> {
         if rel.is_empty() {
             return Ok(String::new());
         }
-        let is_link = fs::symlink_metadata(self.root.join(rel))
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(false);
-        if !is_link {
-            return Ok(rel.to_string());
-        }
+        // Never `self.root.join(rel)` here: the host would follow a
+        // symlinked directory on the way, out of the context.
         let host = crate::rootfs::resolve_in_root(&self.root, rel, true).map_err(|e| {
             ContextError::Io {
                 path: self.root.join(rel),
@@ -276,6 +269,9 @@ impl BuildContext {
         let target = crate::rootfs::container_path(&self.root, &host)
             .trim_start_matches('/')
             .to_string();
+        if target == rel {
+            return Ok(target); // no symlink on the way
+        }
         if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&target) {
             return Err(ContextError::NotFound(format!(
                 "{src} (a symbolic link to {target}, which is missing or excluded)"

@@ -122,10 +122,16 @@ pub fn expand(
         let last = idx + 1 == segments.len();
         let mut next = Vec::new();
         for base in &current {
+            // Symlinked directories on the way are followed inside `root`
+            // (never to the host's); a wildcard segment does not descend
+            // into a symlink (as filepath.Walk in BuildKit's matcher).
             let dir: PathBuf = if base.is_empty() {
                 root.to_path_buf()
             } else {
-                root.join(base)
+                match crate::rootfs::resolve_in_root(root, base, true) {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                }
             };
             if !has_wildcards(seg) {
                 let rel = join(base, seg);

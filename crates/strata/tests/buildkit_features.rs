@@ -959,3 +959,43 @@ COPY --chmod=750 d /newdir\n";
 /owned 755 1000:1000\n/owned/deep 755 1000:1000\n/newdir 750 0:0\n/newdir/x 750 0:0\n"
     );
 }
+
+#[test]
+fn copy_follows_symlinked_directories_inside_the_context() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nCOPY link/foo /viadir\nCOPY d/up/d/ /dd/\n\
+COPY out/sub/foo /escaped\nCOPY link/*.txt /globbed/\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("sub/foo", "foo\n"),
+        ("sub/a.txt", "a\n"),
+        ("d/file", "df\n"),
+    ]);
+    let p = ctx.path();
+    std::os::unix::fs::symlink("sub", p.join("link")).unwrap();
+    std::os::unix::fs::symlink("..", p.join("d/up")).unwrap();
+    // Leads out of the context: resolved as if the context were the root.
+    std::os::unix::fs::symlink("../../../..", p.join("out")).unwrap();
+    build_ok(&root, p, "symdirs", &[]);
+    assert_eq!(
+        run_in(
+            &root,
+            "symdirs",
+            &["cat", "/viadir", "/dd/file", "/escaped", "/globbed/a.txt"]
+        ),
+        "foo\ndf\nfoo\na\n"
+    );
+    // The cache key follows the content behind the link.
+    std::fs::write(p.join("sub/foo"), "foo2\n").unwrap();
+    build_ok(&root, p, "symdirs", &[]);
+    assert_eq!(run_in(&root, "symdirs", &["cat", "/viadir"]), "foo2\n");
+    // A link to the host's /etc is the context's /etc: no passwd there.
+    let ctx2 = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY hostetc/passwd /x\n")]);
+    std::os::unix::fs::symlink("/etc", ctx2.path().join("hostetc")).unwrap();
+    let o = build_with(&root, ctx2.path(), "hostetc", &[]);
+    assert!(!o.status.success(), "the host's /etc/passwd was copied");
+    let ctx3 = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY hostetc/pass* /x/\n")]);
+    std::os::unix::fs::symlink("/etc", ctx3.path().join("hostetc")).unwrap();
+    let o = build_with(&root, ctx3.path(), "hostetc", &[]);
+    assert!(!o.status.success(), "the host's /etc/passwd was copied");
+}
