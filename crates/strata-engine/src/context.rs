@@ -128,8 +128,11 @@ pub struct BuildContext {
 /// One entry met while walking a source.
 #[derive(Debug, Clone)]
 pub struct WalkEntry {
-    /// Path relative to the walked source's parent root (context-relative).
+    /// Path relative to the walked source's parent root (context-relative),
+    /// for matching and messages (a name that is not UTF-8 is shown lossily).
     pub rel: String,
+    /// The same path, exactly (any bytes).
+    pub rel_os: PathBuf,
     pub abs: PathBuf,
     pub meta: Metadata,
 }
@@ -297,11 +300,12 @@ impl BuildContext {
         let is_dir = meta.is_dir();
         f(&WalkEntry {
             rel: rel.to_string(),
+            rel_os: PathBuf::from(rel),
             abs: abs.clone(),
             meta,
         })?;
         if is_dir {
-            self.walk_dir(rel, &abs, f)?;
+            self.walk_dir(rel, Path::new(rel), &abs, f)?;
         }
         Ok(())
     }
@@ -309,6 +313,7 @@ impl BuildContext {
     fn walk_dir(
         &self,
         rel: &str,
+        rel_os: &Path,
         abs: &Path,
         f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
@@ -319,29 +324,33 @@ impl BuildContext {
             .map_err(io_err(abs))?;
         names.sort();
         for name in names {
-            let name = name.to_string_lossy().into_owned();
+            // Paths are built from the exact name; the lossy text is only
+            // for .dockerignore matching and messages.
+            let lossy = name.to_string_lossy();
             let child_rel = if rel.is_empty() {
-                name.clone()
+                lossy.into_owned()
             } else {
-                format!("{rel}/{name}")
+                format!("{rel}/{lossy}")
             };
+            let child_rel_os = rel_os.join(&name);
             let child_abs = abs.join(&name);
             let meta = fs::symlink_metadata(&child_abs).map_err(io_err(&child_abs))?;
             let is_dir = meta.is_dir();
             if self.ignore.ignored(&child_rel) {
                 if is_dir && !self.ignore.can_skip_dir(&child_rel) {
                     // An exception may re-include something below.
-                    self.walk_dir(&child_rel, &child_abs, f)?;
+                    self.walk_dir(&child_rel, &child_rel_os, &child_abs, f)?;
                 }
                 continue;
             }
             f(&WalkEntry {
                 rel: child_rel.clone(),
+                rel_os: child_rel_os.clone(),
                 abs: child_abs.clone(),
                 meta,
             })?;
             if is_dir {
-                self.walk_dir(&child_rel, &child_abs, f)?;
+                self.walk_dir(&child_rel, &child_rel_os, &child_abs, f)?;
             }
         }
         Ok(())
@@ -419,7 +428,10 @@ impl BuildContext {
             self.walk_at(rel, &mut |e| {
                 let st = e.stat;
                 let mut ft = FileType::from_raw_mode(st.st_mode);
-                let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(e.rel);
+                let sub = e
+                    .rel_bytes
+                    .strip_prefix(rel.as_bytes())
+                    .unwrap_or(e.rel_bytes);
                 let mut mode = if sub.is_empty() && ft == FileType::Directory {
                     0o040000
                 } else {
@@ -436,8 +448,9 @@ impl BuildContext {
                 } else {
                     0
                 };
+                h.update(sub);
                 line.clear();
-                let _ = write!(line, "{sub}\0{mode:o}\0{size}\0");
+                let _ = write!(line, "\0{mode:o}\0{size}\0");
                 h.update(line.as_bytes());
                 if ft == FileType::Symlink {
                     let target = rustix::fs::readlinkat(e.dir, e.name, Vec::new())

@@ -999,3 +999,44 @@ COPY out/sub/foo /escaped\nCOPY link/*.txt /globbed/\n";
     let o = build_with(&root, ctx3.path(), "hostetc", &[]);
     assert!(!o.status.success(), "the host's /etc/passwd was copied");
 }
+
+#[test]
+fn context_names_that_are_not_utf8_are_copied_exactly() {
+    let Some((_t, root)) = setup() else { return };
+    use std::os::unix::ffi::OsStrExt;
+    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY . /ctx/\n")]);
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    let dir = std::ffi::OsStr::from_bytes(b"d\xff");
+    std::fs::write(ctx.path().join(name), "latin-1\n").unwrap();
+    std::fs::create_dir(ctx.path().join(dir)).unwrap();
+    std::fs::write(ctx.path().join(dir).join("inner"), "inner\n").unwrap();
+    build_ok(&root, ctx.path(), "bytes", &[]);
+    let o = strata(&root, &["run", "--rm", "bytes", "find", "/ctx"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing: Vec<&[u8]> = o.stdout.split(|b| *b == b'\n').collect();
+    assert!(
+        listing.contains(&&b"/ctx/caf\xe9.txt"[..]),
+        "{:?}",
+        o.stdout
+    );
+    assert!(
+        listing.contains(&&b"/ctx/d\xff/inner"[..]),
+        "{:?}",
+        o.stdout
+    );
+    assert_eq!(
+        run_in(
+            &root,
+            "bytes",
+            &["sh", "-c", "cat /ctx/caf*.txt /ctx/d*/inner"]
+        ),
+        "latin-1\ninner\n"
+    );
+    // The key follows the content of such a file.
+    std::fs::write(ctx.path().join(name), "changed\n").unwrap();
+    build_ok(&root, ctx.path(), "bytes", &[]);
+    assert_eq!(
+        run_in(&root, "bytes", &["sh", "-c", "cat /ctx/caf*.txt"]),
+        "changed\n"
+    );
+}

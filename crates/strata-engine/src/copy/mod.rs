@@ -299,7 +299,8 @@ fn copy_one(
                     if excluded(sub, &e.rel) {
                         return Ok(());
                     }
-                    w.entry(&join(&dest, sub), &e.abs, &e.meta)
+                    let sub_os = e.rel_os.strip_prefix(rel).unwrap_or(&e.rel_os);
+                    w.entry(&Path::new(&dest).join(sub_os), &e.abs, &e.meta)
                         .map_err(|err| ContextError::Io {
                             path: e.abs.clone(),
                             source: io::Error::other(err.to_string()),
@@ -307,10 +308,11 @@ fn copy_one(
                 })?;
             }
             Source::Rootfs(_) => walk_host(abs, &mut |sub, path, m| {
-                if excluded(sub, &format!("{rel}/{sub}")) {
+                let lossy = sub.to_string_lossy();
+                if excluded(&lossy, &format!("{rel}/{lossy}")) {
                     return Ok(());
                 }
-                w.entry(&join(&dest, sub), path, m)
+                w.entry(&Path::new(&dest).join(sub), path, m)
             })?,
         }
         return Ok(());
@@ -331,8 +333,8 @@ fn copy_one(
     if dest_is_dir && !p.parents {
         w.dest_dir(&dest)?;
     }
-    w.ensure_parents(&target)?;
-    w.entry(&target, abs, &meta)
+    w.ensure_parents(Path::new(&target))?;
+    w.entry(Path::new(&target), abs, &meta)
 }
 
 pub(crate) fn join(base: &str, rel: &str) -> String {
@@ -376,15 +378,15 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, Co
 }
 
 /// Walks a host directory (not following symlinks), sorted, giving each
-/// descendant's path relative to `dir`.
+/// descendant's path relative to `dir` (exact bytes).
 fn walk_host(
     dir: &Path,
-    f: &mut dyn FnMut(&str, &Path, &fs::Metadata) -> Result<(), CopyError>,
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<(), CopyError>,
 ) -> Result<(), CopyError> {
     fn inner(
         dir: &Path,
-        rel: &str,
-        f: &mut dyn FnMut(&str, &Path, &fs::Metadata) -> Result<(), CopyError>,
+        rel: &Path,
+        f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<(), CopyError>,
     ) -> Result<(), CopyError> {
         let mut names: Vec<_> = fs::read_dir(dir)
             .map_err(io_err(dir))?
@@ -393,13 +395,8 @@ fn walk_host(
             .map_err(io_err(dir))?;
         names.sort();
         for n in names {
-            let n = n.to_string_lossy().into_owned();
             let path = dir.join(&n);
-            let sub = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
+            let sub = rel.join(&n);
             let m = fs::symlink_metadata(&path).map_err(io_err(&path))?;
             f(&sub, &path, &m)?;
             if m.is_dir() {
@@ -408,7 +405,7 @@ fn walk_host(
         }
         Ok(())
     }
-    inner(dir, "", f)
+    inner(dir, Path::new(""), f)
 }
 
 /// True when the file is a tar archive, plain or compressed (gzip, zstd,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use strata_store::{EntryMeta, LayerBuilder};
 
@@ -27,15 +27,15 @@ pub(crate) struct Writer<'a> {
     pub chmod: Option<&'a Chmod>,
     /// The mtime of directories this step creates.
     pub now: i64,
-    pub emitted: HashSet<String>,
-    pub links: HashMap<(u64, u64), String>,
+    pub emitted: HashSet<PathBuf>,
+    pub links: HashMap<(u64, u64), PathBuf>,
     /// The first of the two passes: nothing is written, `winners` learns
     /// which source writes each non-directory path last.
     pub dry_run: bool,
     /// The index of the source being copied.
     pub current: usize,
     /// Non-directory target path -> the last source that writes it.
-    pub winners: HashMap<String, usize>,
+    pub winners: HashMap<PathBuf, usize>,
 }
 
 impl Writer<'_> {
@@ -77,19 +77,24 @@ impl Writer<'_> {
     /// Emits the missing parents of `path` (see `created_dir_meta`), and
     /// existing ones with their current metadata so that the layer is
     /// self-contained without changing them.
-    pub fn ensure_parents(&mut self, path: &str) -> Result<(), CopyError> {
+    pub fn ensure_parents(&mut self, path: &Path) -> Result<(), CopyError> {
         if self.dry_run {
             return Ok(());
         }
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        let mut cur = String::new();
+        let comps: Vec<_> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let mut cur = PathBuf::from("/");
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
-            cur.push('/');
-            cur.push_str(c);
+            cur.push(c);
             if self.emitted.contains(&cur) {
                 continue;
             }
-            let existing = resolve_in_root(self.stage_root, &cur, false)
+            let existing = resolve_in_root(self.stage_root, &cur.to_string_lossy(), false)
                 .ok()
                 .and_then(|h| fs::symlink_metadata(h).ok());
             match existing {
@@ -97,11 +102,11 @@ impl Writer<'_> {
                 // would replace the link otherwise).
                 Some(m) if m.file_type().is_symlink() => {}
                 Some(m) if m.is_dir() => {
-                    self.layer.add_dir(Path::new(&cur), &existing_meta(&m))?;
+                    self.layer.add_dir(&cur, &existing_meta(&m))?;
                 }
                 _ => {
                     let meta = self.created_dir_meta();
-                    self.layer.add_dir(Path::new(&cur), &meta)?;
+                    self.layer.add_dir(&cur, &meta)?;
                 }
             }
             self.emitted.insert(cur.clone());
@@ -111,12 +116,12 @@ impl Writer<'_> {
 
     /// A directory copied from a source (below the destination): its
     /// source mode, and owner per the step's rules.
-    fn dir(&mut self, path: &str, m: &fs::Metadata) -> Result<(), CopyError> {
-        if self.dry_run || path == "/" || !self.emitted.insert(path.to_string()) {
+    fn dir(&mut self, path: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
+        if self.dry_run || path == Path::new("/") || !self.emitted.insert(path.to_path_buf()) {
             return Ok(());
         }
         let meta = self.meta(Some(m), 0o755);
-        self.layer.add_dir(Path::new(path), &meta)?;
+        self.layer.add_dir(path, &meta)?;
         Ok(())
     }
 
@@ -125,8 +130,8 @@ impl Writer<'_> {
     /// whatever the source directory's mode (as BuildKit). Its parents are
     /// `ensure_parents`'.
     pub fn dest_dir(&mut self, path: &str) -> Result<(), CopyError> {
-        self.ensure_parents(path)?;
-        if self.dry_run || path == "/" || self.emitted.contains(path) {
+        self.ensure_parents(Path::new(path))?;
+        if self.dry_run || path == "/" || self.emitted.contains(Path::new(path)) {
             return Ok(());
         }
         let existing = resolve_in_root(self.stage_root, path, false)
@@ -137,25 +142,25 @@ impl Writer<'_> {
             Some(m) => existing_meta(&m),
             None => self.created_dir_meta(),
         };
-        self.emitted.insert(path.to_string());
+        self.emitted.insert(PathBuf::from(path));
         self.layer.add_dir(Path::new(path), &meta)?;
         Ok(())
     }
 
-    pub fn entry(&mut self, target: &str, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
+    pub fn entry(&mut self, target: &Path, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
         let ft = m.file_type();
         if ft.is_dir() {
             return self.dir(target, m);
         }
         if self.dry_run {
-            self.winners.insert(target.to_string(), self.current);
+            self.winners.insert(target.to_path_buf(), self.current);
             return Ok(());
         }
         // A later source writes this path: it wins, as in Docker.
         if self.winners.get(target).is_some_and(|&w| w != self.current) {
             return Ok(());
         }
-        if !self.emitted.insert(target.to_string()) {
+        if !self.emitted.insert(target.to_path_buf()) {
             return Ok(());
         }
         let meta = self.meta(Some(m), 0o644);
@@ -165,27 +170,26 @@ impl Writer<'_> {
                 mode: 0o777,
                 ..meta
             };
-            self.layer.add_symlink(Path::new(target), &link, &meta)?;
+            self.layer.add_symlink(target, &link, &meta)?;
         } else if ft.is_file() {
             if m.nlink() > 1 {
                 let key = (m.dev(), m.ino());
                 if let Some(first) = self.links.get(&key) {
-                    self.layer
-                        .add_hardlink(Path::new(target), Path::new(first), &meta)?;
+                    self.layer.add_hardlink(target, first, &meta)?;
                     return Ok(());
                 }
-                self.links.insert(key, target.to_string());
+                self.links.insert(key, target.to_path_buf());
             }
-            self.layer.add_file(Path::new(target), src, &meta)?;
+            self.layer.add_file(target, src, &meta)?;
         } else {
             use std::os::unix::fs::FileTypeExt;
             if ft.is_fifo() {
-                self.layer.add_fifo(Path::new(target), &meta)?;
+                self.layer.add_fifo(target, &meta)?;
             } else if ft.is_socket() {
                 // BuildKit (fsutil) copies a socket as a stub: an empty
                 // regular file with the socket's permissions.
                 self.layer
-                    .add_file_reader(Path::new(target), &mut io::empty(), 0, &meta)?;
+                    .add_file_reader(target, &mut io::empty(), 0, &meta)?;
             } else {
                 // Devices are not copied (they need privileges we do not
                 // assume).
@@ -229,10 +233,10 @@ impl Writer<'_> {
             if let Some(c) = self.chmod {
                 meta.mode = c.apply(meta.mode, h.entry_type() == tar::EntryType::Directory);
             }
-            self.ensure_parents(&target)?;
             let tp = Path::new(&target);
+            self.ensure_parents(tp)?;
             match h.entry_type() {
-                tar::EntryType::Directory if self.emitted.insert(target.clone()) => {
+                tar::EntryType::Directory if self.emitted.insert(tp.to_path_buf()) => {
                     self.layer.add_dir(tp, &meta)?;
                 }
                 tar::EntryType::Symlink => {
