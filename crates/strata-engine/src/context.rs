@@ -40,6 +40,10 @@ pub trait Ignore: Send + Sync {
     /// True when nothing under `rel_dir` can be re-included by an exception
     /// pattern, so the walk may skip the directory entirely.
     fn can_skip_dir(&self, rel_dir: &str) -> bool;
+    /// True when nothing at all is excluded (no patterns).
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores nothing.
@@ -51,6 +55,9 @@ impl Ignore for NoIgnore {
     }
     fn can_skip_dir(&self, _: &str) -> bool {
         false
+    }
+    fn is_empty(&self) -> bool {
+        true
     }
 }
 
@@ -170,6 +177,44 @@ impl BuildContext {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// True when `.dockerignore` excludes nothing (no patterns).
+    pub fn ignores_nothing(&self) -> bool {
+        self.ignore.is_empty()
+    }
+
+    /// Copies the context-relative source `rel` (a file or a directory
+    /// tree) to `dst` as the build sees it: without what `.dockerignore`
+    /// excludes, symlinks copied as links, modes and owners kept. Files are
+    /// copied, never hard-linked: a link would change the user's inode
+    /// (its ctime, which the stat cache watches).
+    pub fn materialize(&self, rel: &str, dst: &Path) -> Result<(), ContextError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut first = true;
+        self.walk(rel, &mut |e| {
+            let to = if std::mem::take(&mut first) {
+                dst.to_path_buf()
+            } else {
+                dst.join(e.rel_os.strip_prefix(rel).unwrap_or(&e.rel_os))
+            };
+            let err = io_err(&e.abs);
+            let ft = e.meta.file_type();
+            if ft.is_dir() {
+                fs::create_dir(&to).map_err(err)?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(e.meta.mode() & 0o7777))
+                    .map_err(io_err(&to))?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&e.abs).map_err(err)?;
+                std::os::unix::fs::symlink(target, &to).map_err(io_err(&to))?;
+            } else if ft.is_file() {
+                fs::copy(&e.abs, &to).map_err(err)?;
+            } else {
+                return Ok(()); // sockets, fifos, devices: not shown
+            }
+            let _ = std::os::unix::fs::lchown(&to, Some(e.meta.uid()), Some(e.meta.gid()));
+            Ok(())
+        })
     }
 
     /// How many files were read and hashed so far (stat cache misses).

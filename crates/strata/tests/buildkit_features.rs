@@ -1040,3 +1040,36 @@ fn context_names_that_are_not_utf8_are_copied_exactly() {
         "changed\n"
     );
 }
+
+#[test]
+fn context_bind_mounts_hide_what_dockerignore_excludes() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+RUN --mount=source=.,target=/src ls -a /src > /seen && cat /src/sub/kept >> /seen\n\
+RUN --mount=type=bind,source=sub,target=/sub,rw rm /sub/kept && ls /sub > /seen-rw\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        (".dockerignore", "secret.txt\nsub/*.log\n"),
+        ("secret.txt", "do not show\n"),
+        ("sub/kept", "kept\n"),
+        ("sub/noise.log", "log\n"),
+    ]);
+    build_ok(&root, ctx.path(), "ignmount", &[]);
+    assert_eq!(
+        run_in(&root, "ignmount", &["cat", "/seen", "/seen-rw"]),
+        ".\n..\n.dockerignore\nDockerfile\nsub\nkept\n"
+    );
+    // The rw mount's removal never reached the user's file.
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("sub/kept")).unwrap(),
+        "kept\n"
+    );
+    // An excluded file changing changes nothing: both steps are cached.
+    std::fs::write(ctx.path().join("secret.txt"), "other\n").unwrap();
+    let o = build_ok(&root, ctx.path(), "ignmount", &["--progress", "rawjson"]);
+    let cached = events(&stdout(&o))
+        .iter()
+        .filter(|e| e["type"] == "cached")
+        .count();
+    assert_eq!(cached, 2, "{}", stdout(&o));
+}

@@ -279,12 +279,24 @@ impl Builder<'_> {
         if std::fs::symlink_metadata(&host).is_err() {
             return Err(format!("bind mount source {source}: not found"));
         }
-        if is_context && !m.readonly {
+        // With .dockerignore patterns, the mount shows the context as the
+        // build sees it (as BuildKit, and as the step's key digests it):
+        // a copy without the excluded files.
+        let filtered = is_context && !self.context.ignores_nothing();
+        if is_context && (filtered || !m.readonly) {
             // Writes must never reach the user's files: mount a copy.
             let copy = TempDir::new(self.store, "bind").map_err(|e| e.to_string())?;
             let dst = copy.0.join("src");
-            copy_tree(&host, &dst)?;
-            rm.bind(dst, target, false)?;
+            if filtered {
+                let e =
+                    |x: crate::context::ContextError| format!("bind mount source {source}: {x}");
+                let rel = self.context.clean_source(source).map_err(e)?;
+                let rel = self.context.follow(source, &rel).map_err(e)?;
+                self.context.materialize(&rel, &dst).map_err(e)?;
+            } else {
+                copy_tree(&host, &dst)?;
+            }
+            rm.bind(dst, target, m.readonly)?;
             rm._keep.push(Box::new(copy));
         } else {
             // A stage or image root is an overlay with its own upper dir,
