@@ -276,4 +276,59 @@ mod tests {
         assert!(OutputSpec::parse("type=registry,dest=x").is_err());
         assert!(OutputSpec::parse("type=local").is_err());
     }
+
+    #[test]
+    fn a_failed_file_output_leaves_nothing_under_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("out.tar");
+        let r = write_dest(&dest, |w| {
+            w.write_all(b"partial").map_err(|e| e.to_string())?;
+            Err("layer blob missing".into())
+        });
+        assert!(r.is_err());
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert!(names.is_empty(), "{names:?}");
+        write_dest(&dest, |w| w.write_all(b"whole").map_err(|e| e.to_string())).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn merge_keeps_dest_files_and_never_follows_its_links() {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to, outside) = (
+            d.path().join("from"),
+            d.path().join("to"),
+            d.path().join("outside"),
+        );
+        for p in [&from, &to, &outside] {
+            std::fs::create_dir(p).unwrap();
+        }
+        std::fs::create_dir(from.join("a")).unwrap();
+        std::fs::write(from.join("a/f"), "image").unwrap();
+        std::fs::write(from.join("x"), "image x").unwrap();
+        std::fs::create_dir(to.join("keep")).unwrap();
+        std::fs::write(to.join("keep/mine"), "mine").unwrap();
+        std::fs::write(to.join("x"), "old x").unwrap();
+        std::os::unix::fs::symlink(&outside, to.join("a")).unwrap();
+        merge_dir(&from, &to).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(to.join("keep/mine")).unwrap(),
+            "mine"
+        );
+        assert_eq!(std::fs::read_to_string(to.join("x")).unwrap(), "image x");
+        assert!(std::fs::symlink_metadata(to.join("a")).unwrap().is_dir());
+        assert_eq!(std::fs::read_to_string(to.join("a/f")).unwrap(), "image");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // A directory of dest where the image has a file: an error, not a
+        // deletion of the user's tree.
+        let from2 = d.path().join("from2");
+        std::fs::create_dir(&from2).unwrap();
+        std::fs::write(from2.join("keep"), "file").unwrap();
+        assert!(merge_dir(&from2, &to).is_err());
+        assert_eq!(
+            std::fs::read_to_string(to.join("keep/mine")).unwrap(),
+            "mine"
+        );
+    }
 }
