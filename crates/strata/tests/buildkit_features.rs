@@ -1073,3 +1073,21 @@ RUN --mount=type=bind,source=sub,target=/sub,rw rm /sub/kept && ls /sub > /seen-
         .count();
     assert_eq!(cached, 2, "{}", stdout(&o));
 }
+
+#[test]
+fn bind_mount_from_a_retagged_image_runs_again() {
+    let Some((_t, root)) = setup() else { return };
+    let gen = context(&[
+        ("Dockerfile", "FROM busybox:1.35\nCOPY v.txt /v.txt\n"),
+        ("v.txt", "v1\n"),
+    ]);
+    build_ok(&root, gen.path(), "gen:1", &[]);
+    let df = "FROM busybox:1.35\nRUN --mount=type=bind,from=gen:1,source=/v.txt,target=/v cat /v > /got\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build_ok(&root, ctx.path(), "user", &[]);
+    assert_eq!(run_in(&root, "user", &["cat", "/got"]), "v1\n");
+    std::fs::write(gen.path().join("v.txt"), "v2\n").unwrap();
+    build_ok(&root, gen.path(), "gen:1", &[]);
+    build_ok(&root, ctx.path(), "user", &[]);
+    assert_eq!(run_in(&root, "user", &["cat", "/got"]), "v2\n");
+}
