@@ -189,7 +189,7 @@ impl BuildContext {
     /// excludes, symlinks copied as links, modes and owners kept. Files are
     /// copied, never hard-linked: a link would change the user's inode
     /// (its ctime, which the stat cache watches).
-    pub fn materialize(&self, rel: &str, dst: &Path) -> Result<(), ContextError> {
+    pub fn materialize(&self, rel: &Path, dst: &Path) -> Result<(), ContextError> {
         use std::os::unix::fs::PermissionsExt;
         let mut first = true;
         self.walk(rel, &mut |e| {
@@ -248,11 +248,12 @@ impl BuildContext {
     }
 
     /// Expands one COPY source (wildcards allowed) into context-relative
-    /// paths. A source that matches nothing is an error naming it.
-    pub fn resolve_source(&self, src: &str) -> Result<Vec<String>, ContextError> {
+    /// paths (exact names: a wildcard may match names that are not UTF-8).
+    /// A source that matches nothing is an error naming it.
+    pub fn resolve_source(&self, src: &str) -> Result<Vec<PathBuf>, ContextError> {
         let rel = self.clean_source(src)?;
         if rel.is_empty() {
-            return Ok(vec![String::new()]);
+            return Ok(vec![PathBuf::new()]);
         }
         let ignore = &*self.ignore;
         if crate::glob::has_wildcards(&rel) {
@@ -271,14 +272,14 @@ impl BuildContext {
         if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&rel) {
             return Err(ContextError::NotFound(src.to_string()));
         }
-        Ok(vec![rel])
+        Ok(vec![PathBuf::from(rel)])
     }
 
     /// Expands all the sources of one COPY/ADD, each with its index in
     /// `srcs`. As BuildKit (AllowEmptyWildcard): a wildcard that matches
     /// nothing is no error as long as some source matched; when none did,
     /// the first source is reported not found.
-    pub fn resolve_sources(&self, srcs: &[String]) -> Result<Vec<(usize, String)>, ContextError> {
+    pub fn resolve_sources(&self, srcs: &[String]) -> Result<Vec<(usize, PathBuf)>, ContextError> {
         let mut out = Vec::new();
         let mut first_missing = None;
         for (i, s) in srcs.iter().enumerate() {
@@ -302,27 +303,26 @@ impl BuildContext {
     /// top-level COPY source. Returns the context-relative
     /// path of the target (`rel` itself when it is not a link). A dangling
     /// link, or one to an ignored path, is not found.
-    pub fn follow(&self, src: &str, rel: &str) -> Result<String, ContextError> {
-        if rel.is_empty() {
-            return Ok(String::new());
+    pub fn follow(&self, src: &str, rel: &Path) -> Result<PathBuf, ContextError> {
+        if rel.as_os_str().is_empty() {
+            return Ok(PathBuf::new());
         }
         // Never `self.root.join(rel)` here: the host would follow a
         // symlinked directory on the way, out of the context.
-        let host = crate::rootfs::resolve_in_root(&self.root, rel, true).map_err(|e| {
+        let host = crate::rootfs::resolve_in_root_os(&self.root, rel, true).map_err(|e| {
             ContextError::Io {
                 path: self.root.join(rel),
                 source: e,
             }
         })?;
-        let target = crate::rootfs::container_path(&self.root, &host)
-            .trim_start_matches('/')
-            .to_string();
+        let target = host.strip_prefix(&self.root).unwrap_or(&host).to_path_buf();
         if target == rel {
             return Ok(target); // no symlink on the way
         }
-        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&target) {
+        let shown = target.to_string_lossy();
+        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&shown) {
             return Err(ContextError::NotFound(format!(
-                "{src} (a symbolic link to {target}, which is missing or excluded)"
+                "{src} (a symbolic link to {shown}, which is missing or excluded)"
             )));
         }
         Ok(target)
@@ -333,24 +333,25 @@ impl BuildContext {
     /// The source itself is the first entry.
     pub fn walk(
         &self,
-        rel: &str,
+        rel: &Path,
         f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
-        let abs = if rel.is_empty() {
+        let abs = if rel.as_os_str().is_empty() {
             self.root.clone()
         } else {
             self.root.join(rel)
         };
         let meta = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
         let is_dir = meta.is_dir();
+        let shown = rel.to_string_lossy().into_owned();
         f(&WalkEntry {
-            rel: rel.to_string(),
-            rel_os: PathBuf::from(rel),
+            rel: shown.clone(),
+            rel_os: rel.to_path_buf(),
             abs: abs.clone(),
             meta,
         })?;
         if is_dir {
-            self.walk_dir(rel, Path::new(rel), &abs, f)?;
+            self.walk_dir(&shown, rel, &abs, f)?;
         }
         Ok(())
     }
@@ -462,20 +463,21 @@ impl BuildContext {
     /// (COPY makes context files 0:0), not the mode of a top-level
     /// directory (the destination is created 0755 whatever it is), never
     /// the absolute path or mtimes.
-    pub fn digest_sources(&self, rels: &[String]) -> Result<String, ContextError> {
+    pub fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
+        use std::os::unix::ffi::OsStrExt;
         let mut h = Sha256::new();
         let mut line = String::new();
         for name in rels {
             h.update(b"source\0");
-            h.update(name.as_bytes());
+            h.update(name.as_os_str().as_bytes());
             h.update(b"\0");
-            let rel = &self.follow(name, name)?;
+            let rel = &self.follow(&name.to_string_lossy(), name)?;
             self.walk_at(rel, &mut |e| {
                 let st = e.stat;
                 let mut ft = FileType::from_raw_mode(st.st_mode);
                 let sub = e
                     .rel_bytes
-                    .strip_prefix(rel.as_bytes())
+                    .strip_prefix(rel.as_os_str().as_bytes())
                     .unwrap_or(e.rel_bytes);
                 let mut mode = if sub.is_empty() && ft == FileType::Directory {
                     0o040000

@@ -205,7 +205,7 @@ impl Builder<'_> {
         ctx: &BuildContext,
         srcs: &[String],
     ) -> Result<String, String> {
-        let rels: Vec<String> = ctx
+        let rels: Vec<PathBuf> = ctx
             .resolve_sources(srcs)
             .map_err(|e| e.to_string())?
             .into_iter()

@@ -1004,14 +1004,17 @@ COPY out/sub/foo /escaped\nCOPY link/*.txt /globbed/\n";
 fn context_names_that_are_not_utf8_are_copied_exactly() {
     let Some((_t, root)) = setup() else { return };
     use std::os::unix::ffi::OsStrExt;
-    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY . /ctx/\n")]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\nCOPY . /ctx/\nCOPY caf*.txt d*/ /glob/\n",
+    )]);
     let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
     let dir = std::ffi::OsStr::from_bytes(b"d\xff");
     std::fs::write(ctx.path().join(name), "latin-1\n").unwrap();
     std::fs::create_dir(ctx.path().join(dir)).unwrap();
     std::fs::write(ctx.path().join(dir).join("inner"), "inner\n").unwrap();
     build_ok(&root, ctx.path(), "bytes", &[]);
-    let o = strata(&root, &["run", "--rm", "bytes", "find", "/ctx"]);
+    let o = strata(&root, &["run", "--rm", "bytes", "find", "/ctx", "/glob"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let listing: Vec<&[u8]> = o.stdout.split(|b| *b == b'\n').collect();
     assert!(
@@ -1024,6 +1027,10 @@ fn context_names_that_are_not_utf8_are_copied_exactly() {
         "{:?}",
         o.stdout
     );
+    // Wildcards match such names too, exactly.
+    for want in [&b"/glob/caf\xe9.txt"[..], b"/glob/inner"] {
+        assert!(listing.contains(&want), "{:?}", o.stdout);
+    }
     assert_eq!(
         run_in(
             &root,

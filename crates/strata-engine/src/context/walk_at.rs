@@ -41,18 +41,26 @@ impl BuildContext {
     /// from `/` per file, no absolute path built).
     pub(super) fn walk_at(
         &self,
-        rel: &str,
+        rel_path: &std::path::Path,
         f: &mut dyn FnMut(&AtEntry<'_>) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
+        use std::os::unix::ffi::OsStrExt;
+        let rel_bytes = rel_path.as_os_str().as_bytes();
+        let shown = rel_path.to_string_lossy();
+        let rel: &str = &shown;
         let root =
             rustix::fs::open(&self.root, DIR_FLAGS, Mode::empty()).map_err(self.at_err(""))?;
-        let name = std::ffi::CString::new(if rel.is_empty() { "." } else { rel })
-            .map_err(|_| ContextError::NotFound(rel.to_string()))?;
+        let name = std::ffi::CString::new(if rel_bytes.is_empty() {
+            &b"."[..]
+        } else {
+            rel_bytes
+        })
+        .map_err(|_| ContextError::NotFound(rel.to_string()))?;
         let stat = rustix::fs::statat(&root, &name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(self.at_err(rel))?;
         f(&AtEntry {
             rel,
-            rel_bytes: rel.as_bytes(),
+            rel_bytes,
             dir: root.as_fd(),
             name: &name,
             stat: &stat,
@@ -60,7 +68,7 @@ impl BuildContext {
         if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
             let fd = rustix::fs::openat(&root, &name, DIR_FLAGS | NOFOLLOW, Mode::empty())
                 .map_err(self.at_err(rel))?;
-            self.walk_dir_at(rel, rel.as_bytes(), fd, f)?;
+            self.walk_dir_at(rel, rel_bytes, fd, f)?;
         }
         Ok(())
     }

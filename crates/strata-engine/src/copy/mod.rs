@@ -12,6 +12,7 @@
 //! local tar archives (detected by magic bytes).
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -108,17 +109,25 @@ pub fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
 /// (both after following a top-level symlink), the name it is copied under
 /// (the link's own), and the part of the path `--parents` keeps.
 struct Expanded {
-    rel: String,
+    rel: PathBuf,
     abs: PathBuf,
-    name: String,
-    kept: String,
+    name: OsString,
+    kept: PathBuf,
 }
 
-fn base_name(path: &str) -> String {
-    path.rsplit('/')
-        .find(|c| !c.is_empty())
+fn base_name(path: &Path) -> OsString {
+    path.file_name()
+        .map(|n| n.to_os_string())
         .unwrap_or_default()
-        .to_string()
+}
+
+/// `base/rel`, or `base` itself for an empty `rel` (never a trailing `/`).
+fn join_path(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    }
 }
 
 /// The cleaned prefix `--parents` drops: what comes before a `/./` pivot.
@@ -131,14 +140,9 @@ fn pivot_prefix(src: &str) -> String {
     }
 }
 
-fn kept_path(rel: &str, pivot: &str) -> String {
-    let rel = rel.trim_start_matches('/');
-    if pivot.is_empty() {
-        return rel.to_string();
-    }
-    rel.strip_prefix(pivot)
-        .map(|r| r.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| rel.to_string())
+fn kept_path(rel: &Path, pivot: &str) -> PathBuf {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    rel.strip_prefix(pivot).unwrap_or(rel).to_path_buf()
 }
 
 fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>, CopyError> {
@@ -148,7 +152,7 @@ fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>,
             for (i, named) in ctx.resolve_sources(srcs)? {
                 let src = &srcs[i];
                 let rel = ctx.follow(src, &named)?;
-                let abs = if rel.is_empty() {
+                let abs = if rel.as_os_str().is_empty() {
                     ctx.root().to_path_buf()
                 } else {
                     ctx.root().join(&rel)
@@ -179,7 +183,7 @@ fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>,
         let pivot = pivot_prefix(src);
         for (named, abs) in found {
             out.push(Expanded {
-                rel: crate::rootfs::container_path(root, &abs),
+                rel: PathBuf::from(crate::rootfs::container_path(root, &abs)),
                 kept: kept_path(&named, &pivot),
                 name: base_name(&named),
                 abs,
@@ -276,15 +280,16 @@ fn copy_one(
         name,
         kept,
     } = x;
-    let dest = dest.to_string();
+    let dest_p = Path::new(dest);
+    let rel_shown = rel.to_string_lossy();
     let meta = fs::symlink_metadata(abs).map_err(io_err(abs))?;
     if meta.is_dir() {
         // A directory copies its contents into dest (into dest/<kept>
         // with --parents).
         let dest = if p.parents {
-            join(&dest, kept)
+            join_path(dest_p, kept)
         } else {
-            dest.clone()
+            dest_p.to_path_buf()
         };
         w.dest_dir(&dest)?;
         match source {
@@ -294,13 +299,13 @@ fn copy_one(
                     if std::mem::take(&mut first) {
                         return Ok(()); // the directory itself
                     }
-                    let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
+                    let sub = e.rel.strip_prefix(&*rel_shown).unwrap_or(&e.rel);
                     let sub = sub.trim_start_matches('/');
                     if excluded(sub, &e.rel) {
                         return Ok(());
                     }
                     let sub_os = e.rel_os.strip_prefix(rel).unwrap_or(&e.rel_os);
-                    w.entry(&Path::new(&dest).join(sub_os), &e.abs, &e.meta)
+                    w.entry(&join_path(&dest, sub_os), &e.abs, &e.meta)
                         .map_err(|err| ContextError::Io {
                             path: e.abs.clone(),
                             source: io::Error::other(err.to_string()),
@@ -309,32 +314,32 @@ fn copy_one(
             }
             Source::Rootfs(_) => walk_host(abs, &mut |sub, path, m| {
                 let lossy = sub.to_string_lossy();
-                if excluded(&lossy, &format!("{rel}/{lossy}")) {
+                if excluded(&lossy, &format!("{rel_shown}/{lossy}")) {
                     return Ok(());
                 }
-                w.entry(&Path::new(&dest).join(sub), path, m)
+                w.entry(&join_path(&dest, sub), path, m)
             })?,
         }
         return Ok(());
     }
-    if excluded(name, rel) {
+    if excluded(&name.to_string_lossy(), &rel_shown) {
         return Ok(());
     }
     let target = if p.parents {
-        join(&dest, kept)
+        join_path(dest_p, kept)
     } else if dest_is_dir {
-        join(&dest, name)
+        join_path(dest_p, Path::new(name))
     } else {
-        dest.clone()
+        dest_p.to_path_buf()
     };
     if p.extract_archives && meta.is_file() && is_tar_archive(abs)? {
-        return w.extract(abs, &dest);
+        return w.extract(abs, dest);
     }
     if dest_is_dir && !p.parents {
-        w.dest_dir(&dest)?;
+        w.dest_dir(dest_p)?;
     }
-    w.ensure_parents(Path::new(&target))?;
-    w.entry(Path::new(&target), abs, &meta)
+    w.ensure_parents(&target)?;
+    w.entry(&target, abs, &meta)
 }
 
 pub(crate) fn join(base: &str, rel: &str) -> String {
@@ -349,14 +354,14 @@ pub(crate) fn join(base: &str, rel: &str) -> String {
 
 /// Expands a source path (wildcards allowed) inside a stage's rootfs: each
 /// match as named and its host path, a symlink followed (inside the root).
-fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, CopyError> {
+fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(PathBuf, PathBuf)>, CopyError> {
     let not_found =
         || CopyError::Invalid(format!("{src}: not found in the source stage's filesystem"));
     if !crate::glob::has_wildcards(src) {
         let host = resolve_in_root(root, src, true).map_err(|_| not_found())?;
         fs::symlink_metadata(&host).map_err(|_| not_found())?;
         let named = crate::config::clean_path(&format!("/{src}"));
-        return Ok(vec![(named.trim_start_matches('/').to_string(), host)]);
+        return Ok(vec![(PathBuf::from(named.trim_start_matches('/')), host)]);
     }
     // Resolve the directory part in-root, then match the wildcard segments.
     let rel = src.trim_start_matches('/');
@@ -368,9 +373,12 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, Co
     found
         .into_iter()
         .map(|r| {
-            let host = resolve_in_root(root, &r, true).map_err(io_err(Path::new(&r)))?;
+            let host = crate::rootfs::resolve_in_root_os(root, &r, true).map_err(io_err(&r))?;
             fs::symlink_metadata(&host).map_err(|_| {
-                CopyError::Invalid(format!("{r}: a symbolic link to a missing file"))
+                CopyError::Invalid(format!(
+                    "{}: a symbolic link to a missing file",
+                    r.display()
+                ))
             })?;
             Ok((r, host))
         })

@@ -12,7 +12,6 @@ use strata_store::{EntryMeta, LayerBuilder};
 
 use super::chmod::Chmod;
 use super::{io_err, join, CopyError};
-use crate::rootfs::resolve_in_root;
 
 pub(crate) struct Writer<'a> {
     pub layer: &'a mut LayerBuilder,
@@ -94,7 +93,7 @@ impl Writer<'_> {
             if self.emitted.contains(&cur) {
                 continue;
             }
-            let existing = resolve_in_root(self.stage_root, &cur.to_string_lossy(), false)
+            let existing = crate::rootfs::resolve_in_root_os(self.stage_root, &cur, false)
                 .ok()
                 .and_then(|h| fs::symlink_metadata(h).ok());
             match existing {
@@ -129,12 +128,12 @@ impl Writer<'_> {
     /// existing one is left as it is; a new one is `created_dir_meta`
     /// whatever the source directory's mode (as BuildKit). Its parents are
     /// `ensure_parents`'.
-    pub fn dest_dir(&mut self, path: &str) -> Result<(), CopyError> {
-        self.ensure_parents(Path::new(path))?;
-        if self.dry_run || path == "/" || self.emitted.contains(Path::new(path)) {
+    pub fn dest_dir(&mut self, path: &Path) -> Result<(), CopyError> {
+        self.ensure_parents(path)?;
+        if self.dry_run || path == Path::new("/") || self.emitted.contains(path) {
             return Ok(());
         }
-        let existing = resolve_in_root(self.stage_root, path, false)
+        let existing = crate::rootfs::resolve_in_root_os(self.stage_root, path, false)
             .ok()
             .and_then(|h| fs::symlink_metadata(h).ok())
             .filter(|m| m.is_dir());
@@ -142,8 +141,8 @@ impl Writer<'_> {
             Some(m) => existing_meta(&m),
             None => self.created_dir_meta(),
         };
-        self.emitted.insert(PathBuf::from(path));
-        self.layer.add_dir(Path::new(path), &meta)?;
+        self.emitted.insert(path.to_path_buf());
+        self.layer.add_dir(path, &meta)?;
         Ok(())
     }
 
@@ -204,7 +203,7 @@ impl Writer<'_> {
         if self.dry_run {
             return Ok(());
         }
-        self.dest_dir(dest)?;
+        self.dest_dir(Path::new(dest))?;
         let mut f = File::open(archive).map_err(io_err(archive))?;
         let reader = strata_store::diff::decompressed(&mut f)?;
         let mut ar = tar::Archive::new(reader);

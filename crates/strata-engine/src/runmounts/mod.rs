@@ -291,7 +291,7 @@ impl Builder<'_> {
                 let e =
                     |x: crate::context::ContextError| format!("bind mount source {source}: {x}");
                 let rel = self.context.clean_source(source).map_err(e)?;
-                let rel = self.context.follow(source, &rel).map_err(e)?;
+                let rel = self.context.follow(source, Path::new(&rel)).map_err(e)?;
                 self.context.materialize(&rel, &dst).map_err(e)?;
             } else {
                 copy_tree(&host, &dst)?;
