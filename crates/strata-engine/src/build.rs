@@ -142,6 +142,9 @@ impl Ignore for FrontendIgnore {
     fn can_skip_dir(&self, rel_dir: &str) -> bool {
         self.0.can_skip_dir(rel_dir)
     }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Removes a directory tree on drop.

@@ -17,8 +17,12 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::ImageConfigDoc;
 
-/// Bumped when the key derivation changes meaning.
-pub const KEY_VERSION: u32 = 1;
+/// Bumped when the key derivation changes meaning, or when what a step
+/// produces for the same key changes (2: COPY's last source wins, created
+/// directories take --chmod/--chown, sockets become stubs, base configs
+/// drop Docker's comment, proxy args leave RUN's key), so that entries
+/// recorded by an older strata are not reused with the old results.
+pub const KEY_VERSION: u32 = 2;
 
 /// A cache key: `sha256:` + hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

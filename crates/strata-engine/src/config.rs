@@ -186,6 +186,17 @@ impl ImageConfigDoc {
         }
     }
 
+    /// The config a stage starts from on a base image. As BuildKit, which
+    /// reads the base's config into the OCI image struct: top-level fields
+    /// outside it (Docker's `comment` such as "Imported from -",
+    /// `container`, `container_config`, `docker_version`) are dropped;
+    /// `author` (an OCI field) is kept until a MAINTAINER replaces it.
+    pub fn into_build_base(mut self) -> ImageConfigDoc {
+        self.extra
+            .retain(|k, _| k == "os.version" || k == "os.features");
+        self
+    }
+
     pub fn from_json(bytes: &[u8]) -> Result<ImageConfigDoc, serde_json::Error> {
         serde_json::from_slice(bytes)
     }

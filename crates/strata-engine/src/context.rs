@@ -40,6 +40,10 @@ pub trait Ignore: Send + Sync {
     /// True when nothing under `rel_dir` can be re-included by an exception
     /// pattern, so the walk may skip the directory entirely.
     fn can_skip_dir(&self, rel_dir: &str) -> bool;
+    /// True when nothing at all is excluded (no patterns).
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores nothing.
@@ -51,6 +55,9 @@ impl Ignore for NoIgnore {
     }
     fn can_skip_dir(&self, _: &str) -> bool {
         false
+    }
+    fn is_empty(&self) -> bool {
+        true
     }
 }
 
@@ -128,8 +135,11 @@ pub struct BuildContext {
 /// One entry met while walking a source.
 #[derive(Debug, Clone)]
 pub struct WalkEntry {
-    /// Path relative to the walked source's parent root (context-relative).
+    /// Path relative to the walked source's parent root (context-relative),
+    /// for matching and messages (a name that is not UTF-8 is shown lossily).
     pub rel: String,
+    /// The same path, exactly (any bytes).
+    pub rel_os: PathBuf,
     pub abs: PathBuf,
     pub meta: Metadata,
 }
@@ -169,6 +179,44 @@ impl BuildContext {
         &self.root
     }
 
+    /// True when `.dockerignore` excludes nothing (no patterns).
+    pub fn ignores_nothing(&self) -> bool {
+        self.ignore.is_empty()
+    }
+
+    /// Copies the context-relative source `rel` (a file or a directory
+    /// tree) to `dst` as the build sees it: without what `.dockerignore`
+    /// excludes, symlinks copied as links, modes and owners kept. Files are
+    /// copied, never hard-linked: a link would change the user's inode
+    /// (its ctime, which the stat cache watches).
+    pub fn materialize(&self, rel: &Path, dst: &Path) -> Result<(), ContextError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut first = true;
+        self.walk(rel, &mut |e| {
+            let to = if std::mem::take(&mut first) {
+                dst.to_path_buf()
+            } else {
+                dst.join(e.rel_os.strip_prefix(rel).unwrap_or(&e.rel_os))
+            };
+            let err = io_err(&e.abs);
+            let ft = e.meta.file_type();
+            if ft.is_dir() {
+                fs::create_dir(&to).map_err(err)?;
+                fs::set_permissions(&to, fs::Permissions::from_mode(e.meta.mode() & 0o7777))
+                    .map_err(io_err(&to))?;
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&e.abs).map_err(err)?;
+                std::os::unix::fs::symlink(target, &to).map_err(io_err(&to))?;
+            } else if ft.is_file() {
+                fs::copy(&e.abs, &to).map_err(err)?;
+            } else {
+                return Ok(()); // sockets, fifos, devices: not shown
+            }
+            let _ = std::os::unix::fs::lchown(&to, Some(e.meta.uid()), Some(e.meta.gid()));
+            Ok(())
+        })
+    }
+
     /// How many files were read and hashed so far (stat cache misses).
     pub fn files_hashed(&self) -> u64 {
         *self.hashed.lock().unwrap()
@@ -200,11 +248,12 @@ impl BuildContext {
     }
 
     /// Expands one COPY source (wildcards allowed) into context-relative
-    /// paths. A source that matches nothing is an error naming it.
-    pub fn resolve_source(&self, src: &str) -> Result<Vec<String>, ContextError> {
+    /// paths (exact names: a wildcard may match names that are not UTF-8).
+    /// A source that matches nothing is an error naming it.
+    pub fn resolve_source(&self, src: &str) -> Result<Vec<PathBuf>, ContextError> {
         let rel = self.clean_source(src)?;
         if rel.is_empty() {
-            return Ok(vec![String::new()]);
+            return Ok(vec![PathBuf::new()]);
         }
         let ignore = &*self.ignore;
         if crate::glob::has_wildcards(&rel) {
@@ -214,49 +263,66 @@ impl BuildContext {
             }
             return Ok(found);
         }
-        // Parents must not be symlinks leading out: resolve without following.
-        let mut cur = self.root.clone();
-        for seg in rel.split('/') {
-            let m =
-                fs::symlink_metadata(&cur).map_err(|_| ContextError::NotFound(src.to_string()))?;
-            if !m.is_dir() {
-                return Err(ContextError::NotFound(src.to_string()));
-            }
-            cur.push(seg);
-        }
-        if fs::symlink_metadata(&cur).is_err() || self.ignore.ignored(&rel) {
+        // Symlinked directories on the way are followed, inside the
+        // context (a link leading out resolves as if the context were `/`),
+        // as BuildKit: `COPY link/foo` with `link -> sub`, `d/up/d` with
+        // `up -> ..`. The last component is `follow`'s.
+        let host = crate::rootfs::resolve_in_root(&self.root, &rel, false)
+            .map_err(|_| ContextError::NotFound(src.to_string()))?;
+        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&rel) {
             return Err(ContextError::NotFound(src.to_string()));
         }
-        Ok(vec![rel])
+        Ok(vec![PathBuf::from(rel)])
     }
 
-    /// Follows a source that is a symlink to what it points to, resolved
-    /// inside the context (an absolute target or `..` never leaves it), as
-    /// Docker does for a top-level COPY source. Returns the context-relative
+    /// Expands all the sources of one COPY/ADD, each with its index in
+    /// `srcs`. As BuildKit (AllowEmptyWildcard): a wildcard that matches
+    /// nothing is no error as long as some source matched; when none did,
+    /// the first source is reported not found.
+    pub fn resolve_sources(&self, srcs: &[String]) -> Result<Vec<(usize, PathBuf)>, ContextError> {
+        let mut out = Vec::new();
+        let mut first_missing = None;
+        for (i, s) in srcs.iter().enumerate() {
+            match self.resolve_source(s) {
+                Ok(found) => out.extend(found.into_iter().map(|r| (i, r))),
+                Err(ContextError::NotFound(m)) if crate::glob::has_wildcards(s) => {
+                    first_missing.get_or_insert(ContextError::NotFound(m));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match first_missing {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// Follows a source that is a symlink (or lies below a symlinked
+    /// directory) to what it points to, resolved inside the context (an
+    /// absolute target or `..` never leaves it), as Docker does for a
+    /// top-level COPY source. Returns the context-relative
     /// path of the target (`rel` itself when it is not a link). A dangling
     /// link, or one to an ignored path, is not found.
-    pub fn follow(&self, src: &str, rel: &str) -> Result<String, ContextError> {
-        if rel.is_empty() {
-            return Ok(String::new());
+    pub fn follow(&self, src: &str, rel: &Path) -> Result<PathBuf, ContextError> {
+        if rel.as_os_str().is_empty() {
+            return Ok(PathBuf::new());
         }
-        let is_link = fs::symlink_metadata(self.root.join(rel))
-            .map(|m| m.file_type().is_symlink())
-            .unwrap_or(false);
-        if !is_link {
-            return Ok(rel.to_string());
-        }
-        let host = crate::rootfs::resolve_in_root(&self.root, rel, true).map_err(|e| {
+        // Never `self.root.join(rel)` here: the host would follow a
+        // symlinked directory on the way, out of the context.
+        let host = crate::rootfs::resolve_in_root_os(&self.root, rel, true).map_err(|e| {
             ContextError::Io {
                 path: self.root.join(rel),
                 source: e,
             }
         })?;
-        let target = crate::rootfs::container_path(&self.root, &host)
-            .trim_start_matches('/')
-            .to_string();
-        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&target) {
+        let target = host.strip_prefix(&self.root).unwrap_or(&host).to_path_buf();
+        if target == rel {
+            return Ok(target); // no symlink on the way
+        }
+        let shown = target.to_string_lossy();
+        if fs::symlink_metadata(&host).is_err() || self.ignore.ignored(&shown) {
             return Err(ContextError::NotFound(format!(
-                "{src} (a symbolic link to {target}, which is missing or excluded)"
+                "{src} (a symbolic link to {shown}, which is missing or excluded)"
             )));
         }
         Ok(target)
@@ -267,23 +333,25 @@ impl BuildContext {
     /// The source itself is the first entry.
     pub fn walk(
         &self,
-        rel: &str,
+        rel: &Path,
         f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
-        let abs = if rel.is_empty() {
+        let abs = if rel.as_os_str().is_empty() {
             self.root.clone()
         } else {
             self.root.join(rel)
         };
         let meta = fs::symlink_metadata(&abs).map_err(io_err(&abs))?;
         let is_dir = meta.is_dir();
+        let shown = rel.to_string_lossy().into_owned();
         f(&WalkEntry {
-            rel: rel.to_string(),
+            rel: shown.clone(),
+            rel_os: rel.to_path_buf(),
             abs: abs.clone(),
             meta,
         })?;
         if is_dir {
-            self.walk_dir(rel, &abs, f)?;
+            self.walk_dir(&shown, rel, &abs, f)?;
         }
         Ok(())
     }
@@ -291,6 +359,7 @@ impl BuildContext {
     fn walk_dir(
         &self,
         rel: &str,
+        rel_os: &Path,
         abs: &Path,
         f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
@@ -301,29 +370,33 @@ impl BuildContext {
             .map_err(io_err(abs))?;
         names.sort();
         for name in names {
-            let name = name.to_string_lossy().into_owned();
+            // Paths are built from the exact name; the lossy text is only
+            // for .dockerignore matching and messages.
+            let lossy = name.to_string_lossy();
             let child_rel = if rel.is_empty() {
-                name.clone()
+                lossy.into_owned()
             } else {
-                format!("{rel}/{name}")
+                format!("{rel}/{lossy}")
             };
+            let child_rel_os = rel_os.join(&name);
             let child_abs = abs.join(&name);
             let meta = fs::symlink_metadata(&child_abs).map_err(io_err(&child_abs))?;
             let is_dir = meta.is_dir();
             if self.ignore.ignored(&child_rel) {
                 if is_dir && !self.ignore.can_skip_dir(&child_rel) {
                     // An exception may re-include something below.
-                    self.walk_dir(&child_rel, &child_abs, f)?;
+                    self.walk_dir(&child_rel, &child_rel_os, &child_abs, f)?;
                 }
                 continue;
             }
             f(&WalkEntry {
                 rel: child_rel.clone(),
+                rel_os: child_rel_os.clone(),
                 abs: child_abs.clone(),
                 meta,
             })?;
             if is_dir {
-                self.walk_dir(&child_rel, &child_abs, f)?;
+                self.walk_dir(&child_rel, &child_rel_os, &child_abs, f)?;
             }
         }
         Ok(())
@@ -390,35 +463,49 @@ impl BuildContext {
     /// (COPY makes context files 0:0), not the mode of a top-level
     /// directory (the destination is created 0755 whatever it is), never
     /// the absolute path or mtimes.
-    pub fn digest_sources(&self, rels: &[String]) -> Result<String, ContextError> {
+    pub fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
+        use std::os::unix::ffi::OsStrExt;
         let mut h = Sha256::new();
         let mut line = String::new();
         for name in rels {
             h.update(b"source\0");
-            h.update(name.as_bytes());
+            h.update(name.as_os_str().as_bytes());
             h.update(b"\0");
-            let rel = &self.follow(name, name)?;
+            let rel = &self.follow(&name.to_string_lossy(), name)?;
             self.walk_at(rel, &mut |e| {
                 let st = e.stat;
-                let ft = FileType::from_raw_mode(st.st_mode);
-                let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(e.rel);
-                let mode = if sub.is_empty() && ft == FileType::Directory {
+                let mut ft = FileType::from_raw_mode(st.st_mode);
+                let sub = e
+                    .rel_bytes
+                    .strip_prefix(rel.as_os_str().as_bytes())
+                    .unwrap_or(e.rel_bytes);
+                let mut mode = if sub.is_empty() && ft == FileType::Directory {
                     0o040000
                 } else {
                     st.st_mode
                 };
+                if ft == FileType::Socket {
+                    // Copied as an empty regular file (BuildKit's stub):
+                    // keyed as one.
+                    ft = FileType::RegularFile;
+                    mode = (mode & 0o7777) | 0o100000;
+                }
                 let size = if ft == FileType::RegularFile {
                     st.st_size as u64
                 } else {
                     0
                 };
+                h.update(sub);
                 line.clear();
-                let _ = write!(line, "{sub}\0{mode:o}\0{size}\0");
+                let _ = write!(line, "\0{mode:o}\0{size}\0");
                 h.update(line.as_bytes());
                 if ft == FileType::Symlink {
                     let target = rustix::fs::readlinkat(e.dir, e.name, Vec::new())
                         .map_err(self.at_err(e.rel))?;
                     h.update(target.as_bytes());
+                } else if ft == FileType::RegularFile && size == 0 {
+                    // Empty (or a socket's stub): nothing to read.
+                    h.update(EMPTY_SHA256.as_bytes());
                 } else if ft == FileType::RegularFile {
                     let digest = self.cached_digest(e.rel, StatKey::of_stat(st), || {
                         rustix::fs::openat(e.dir, e.name, OFlags::RDONLY | NOFOLLOW, Mode::empty())
@@ -438,6 +525,10 @@ impl BuildContext {
         Ok(format!("sha256:{}", hex::encode(h.finalize())))
     }
 }
+
+/// The digest of no bytes.
+const EMPTY_SHA256: &str =
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// Streams a file through sha256.
 pub fn hash_file(path: &Path) -> Result<String, ContextError> {

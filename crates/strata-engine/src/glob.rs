@@ -105,15 +105,17 @@ fn match_from(p: &[char], pi: usize, n: &[char], ni: usize) -> bool {
 }
 
 /// Expands a relative wildcard path (`src/*.go`, `a/?/b`) under `root`,
-/// segment by segment. Returns the matching relative paths, sorted
-/// (lexically, as Go's filepath.Glob). Entries for which `skip(rel)` is true
-/// (e.g. `.dockerignore`d) are left out. Symlinks are never followed.
+/// segment by segment. Returns the matching relative paths (exact names,
+/// whatever their bytes), sorted (bytewise, as Go's filepath.Glob). Entries
+/// for which `skip(rel)` is true (e.g. `.dockerignore`d; `rel` shown
+/// lossily when not UTF-8) are left out. Symlinked directories before a
+/// wildcard are followed inside `root`; a wildcard never descends into one.
 pub fn expand(
     root: &Path,
     pattern: &str,
     skip: &dyn Fn(&str) -> bool,
-) -> Result<Vec<String>, GlobError> {
-    let mut current = vec![String::new()];
+) -> Result<Vec<PathBuf>, GlobError> {
+    let mut current = vec![PathBuf::new()];
     let segments: Vec<&str> = pattern
         .split('/')
         .filter(|s| !s.is_empty() && *s != ".")
@@ -122,14 +124,21 @@ pub fn expand(
         let last = idx + 1 == segments.len();
         let mut next = Vec::new();
         for base in &current {
-            let dir: PathBuf = if base.is_empty() {
+            // Symlinked directories on the way are followed inside `root`
+            // (never to the host's); a wildcard segment does not descend
+            // into a symlink (as filepath.Walk in BuildKit's matcher).
+            let dir: PathBuf = if base.as_os_str().is_empty() {
                 root.to_path_buf()
             } else {
-                root.join(base)
+                match crate::rootfs::resolve_in_root_os(root, base, true) {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                }
             };
             if !has_wildcards(seg) {
-                let rel = join(base, seg);
-                if std::fs::symlink_metadata(dir.join(seg)).is_ok() && !skip(&rel) {
+                let rel = base.join(seg);
+                if std::fs::symlink_metadata(dir.join(seg)).is_ok() && !skip(&rel.to_string_lossy())
+                {
                     next.push(rel);
                 }
                 continue;
@@ -144,15 +153,15 @@ pub fn expand(
             let mut names = Vec::new();
             for entry in std::fs::read_dir(&dir).map_err(|e| GlobError::Io(dir.clone(), e))? {
                 let entry = entry.map_err(|e| GlobError::Io(dir.clone(), e))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if match_segment(seg, &name).map_err(GlobError::Pattern)? {
+                let name = entry.file_name();
+                if match_segment(seg, &name.to_string_lossy()).map_err(GlobError::Pattern)? {
                     names.push(name);
                 }
             }
             names.sort();
             for name in names {
-                let rel = join(base, &name);
-                if skip(&rel) {
+                let rel = base.join(&name);
+                if skip(&rel.to_string_lossy()) {
                     continue;
                 }
                 if !last && !std::fs::symlink_metadata(dir.join(&name)).is_ok_and(|m| m.is_dir()) {
@@ -163,16 +172,8 @@ pub fn expand(
         }
         current = next;
     }
-    current.retain(|r| !r.is_empty());
+    current.retain(|r| !r.as_os_str().is_empty());
     Ok(current)
-}
-
-fn join(base: &str, name: &str) -> String {
-    if base.is_empty() {
-        name.to_string()
-    } else {
-        format!("{base}/{name}")
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +228,13 @@ mod tests {
             std::fs::write(p, "").unwrap();
         }
         let none = |_: &str| false;
+        let expand = |root: &Path, p: &str, skip: &dyn Fn(&str) -> bool| {
+            expand(root, p, skip).map(|v| {
+                v.into_iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
         assert_eq!(
             expand(d.path(), "*/*.go", &none).unwrap(),
             vec!["a/x.go", "b/z.go"]

@@ -1,8 +1,10 @@
 //! `--output`: where a build's result goes besides the store.
 //!
 //! - `type=local,dest=DIR`: the final filesystem, flattened (whiteouts
-//!   applied) into DIR;
-//! - `type=tar,dest=FILE`: the same filesystem as one tar;
+//!   applied) beside DIR, then merged into it: DIR's own files are kept
+//!   unless the image has something at the same path;
+//! - `type=tar,dest=FILE`: the same filesystem as one tar (written to a
+//!   temporary name, renamed when complete);
 //! - `type=oci,dest=FILE` / `type=docker,dest=FILE`: the image as an OCI
 //!   layout tar / a `docker load` archive (the store's save path).
 //!
@@ -61,16 +63,52 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
     move |e| format!("{}: {e}", what.display())
 }
 
-fn open_dest(p: &Path) -> Result<Box<dyn Write>, String> {
-    if p == Path::new("-") {
-        return Ok(Box::new(std::io::stdout().lock()));
+/// A name beside `p` for writing before the final rename.
+fn temp_beside(p: &Path, what: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = format!(".{name}.strata-{what}-{}-{nanos}", std::process::id());
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.join(tmp),
+        _ => PathBuf::from(tmp),
     }
-    Ok(Box::new(std::io::BufWriter::new(
-        std::fs::File::create(p).map_err(io(p))?,
-    )))
 }
 
-/// Flattens an image's layers into `dest` (created if missing).
+/// Writes a file output through `write`: to stdout for `-`, else to a
+/// temporary name beside `p`, renamed to `p` only once complete (a failed
+/// export leaves no partial file under the final name).
+fn write_dest(
+    p: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), String>,
+) -> Result<(), String> {
+    if p == Path::new("-") {
+        let mut out = std::io::stdout().lock();
+        write(&mut out)?;
+        return out.flush().map_err(io(p));
+    }
+    let tmp = temp_beside(p, "part");
+    let result = (|| {
+        let f = std::fs::File::create(&tmp).map_err(io(p))?;
+        let mut w = std::io::BufWriter::new(f);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| io(p)(e.into_error()))?;
+        f.sync_all().map_err(io(p))?;
+        std::fs::rename(&tmp, p).map_err(io(p))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Flattens an image's layers into `dest` (created if missing): whiteouts
+/// apply to what the layers below put there. `dest` should be empty.
 pub fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result<(), String> {
     let info = store
         .meta()
@@ -85,6 +123,97 @@ pub fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result<(), St
     Ok(())
 }
 
+/// A directory removed (with its contents) when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `type=local`: the image's final filesystem, flattened first in a
+/// scratch directory beside `dest` (so whiteouts and opaque markers only
+/// ever remove what the image's own lower layers put there), then merged
+/// into `dest`: what the image has replaces what `dest` holds at the same
+/// path, and nothing else in `dest` is touched. Entries of `dest` are never
+/// followed when they are symlinks, so nothing lands outside it.
+pub fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dest).map_err(io(dest))?;
+    let dest = std::fs::canonicalize(dest).map_err(io(dest))?;
+    // Beside dest, so that the merge renames (same filesystem); in the
+    // store's tmp when dest has no parent or it is not writable.
+    let beside = temp_beside(&dest, "output");
+    let (scratch, _store_tmp) = match std::fs::create_dir(&beside) {
+        Ok(()) if dest.parent().is_some() => (Scratch(beside), None),
+        _ => {
+            let _ = std::fs::remove_dir(&beside);
+            let t = crate::build::TempDir::new(store, "output").map_err(io(&dest))?;
+            (Scratch(t.0.join("fs")), Some(t))
+        }
+    };
+    flatten_into(store, image, &scratch.0)?;
+    merge_dir(&scratch.0, &dest)
+}
+
+/// Moves every entry of `from` into `to` (see [`export_local`]).
+fn merge_dir(from: &Path, to: &Path) -> Result<(), String> {
+    let mut names: Vec<_> = std::fs::read_dir(from)
+        .map_err(io(from))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(io(from))?;
+    names.sort();
+    for name in names {
+        let src = from.join(&name);
+        let dst = to.join(&name);
+        let sm = std::fs::symlink_metadata(&src).map_err(io(&src))?;
+        let dm = std::fs::symlink_metadata(&dst).ok();
+        match dm {
+            // A directory onto a directory: merge, then give it the
+            // image's metadata.
+            Some(d) if d.is_dir() && sm.is_dir() => {
+                merge_dir(&src, &dst)?;
+                copy_dir_meta(&sm, &dst)?;
+                continue;
+            }
+            Some(d) if d.is_dir() => {
+                return Err(format!(
+                    "{} is a directory, and the image has a file there: remove it or choose another dest",
+                    dst.display()
+                ));
+            }
+            // A file or a symlink of dest's (never followed) is replaced.
+            Some(_) if sm.is_dir() => std::fs::remove_file(&dst).map_err(io(&dst))?,
+            _ => {}
+        }
+        match std::fs::rename(&src, &dst) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                if !sm.is_dir() && dst.symlink_metadata().is_ok() {
+                    std::fs::remove_file(&dst).map_err(io(&dst))?;
+                }
+                crate::runmounts::copy_tree(&src, &dst)?;
+            }
+            Err(e) => return Err(io(&dst)(e)),
+        }
+    }
+    Ok(())
+}
+
+fn copy_dir_meta(m: &std::fs::Metadata, dst: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _ = std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()));
+    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))
+        .map_err(io(dst))?;
+    if let Ok(t) = m.modified() {
+        if let Ok(f) = std::fs::File::open(dst) {
+            let _ = f.set_modified(t);
+        }
+    }
+    Ok(())
+}
+
 /// Writes the image `image` (tagged `names`) to `spec`.
 pub fn export(
     store: &Store,
@@ -93,15 +222,17 @@ pub fn export(
     spec: &OutputSpec,
 ) -> Result<(), String> {
     match spec {
-        OutputSpec::Local(dir) => flatten_into(store, image, dir),
+        OutputSpec::Local(dir) => export_local(store, image, dir),
         OutputSpec::Tar(file) => {
             let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
             flatten_into(store, image, &tmp.0)?;
-            let mut b = tar::Builder::new(open_dest(file)?);
-            b.follow_symlinks(false);
-            b.mode(tar::HeaderMode::Complete);
-            b.append_dir_all(".", &tmp.0).map_err(io(file))?;
-            b.into_inner().and_then(|mut w| w.flush()).map_err(io(file))
+            write_dest(file, |out| {
+                let mut b = tar::Builder::new(out);
+                b.follow_symlinks(false);
+                b.mode(tar::HeaderMode::Complete);
+                b.append_dir_all(".", &tmp.0).map_err(io(file))?;
+                b.into_inner().and_then(|w| w.flush()).map_err(io(file))
+            })
         }
         OutputSpec::Oci(file) | OutputSpec::Docker(file) => {
             let format = match spec {
@@ -112,17 +243,18 @@ pub fn export(
                 .iter()
                 .filter_map(|n| strata_oci::Reference::parse(n).ok())
                 .collect();
-            let out = open_dest(file)?;
-            save_images(
-                store,
-                out,
-                &[ImageToExport {
-                    id: image.clone(),
-                    names: refs,
-                }],
-                format,
-            )
-            .map_err(|e| e.to_string())
+            write_dest(file, |out| {
+                save_images(
+                    store,
+                    out,
+                    &[ImageToExport {
+                        id: image.clone(),
+                        names: refs,
+                    }],
+                    format,
+                )
+                .map_err(|e| e.to_string())
+            })
         }
     }
 }
@@ -143,5 +275,60 @@ mod tests {
         );
         assert!(OutputSpec::parse("type=registry,dest=x").is_err());
         assert!(OutputSpec::parse("type=local").is_err());
+    }
+
+    #[test]
+    fn a_failed_file_output_leaves_nothing_under_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("out.tar");
+        let r = write_dest(&dest, |w| {
+            w.write_all(b"partial").map_err(|e| e.to_string())?;
+            Err("layer blob missing".into())
+        });
+        assert!(r.is_err());
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert!(names.is_empty(), "{names:?}");
+        write_dest(&dest, |w| w.write_all(b"whole").map_err(|e| e.to_string())).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn merge_keeps_dest_files_and_never_follows_its_links() {
+        let d = tempfile::tempdir().unwrap();
+        let (from, to, outside) = (
+            d.path().join("from"),
+            d.path().join("to"),
+            d.path().join("outside"),
+        );
+        for p in [&from, &to, &outside] {
+            std::fs::create_dir(p).unwrap();
+        }
+        std::fs::create_dir(from.join("a")).unwrap();
+        std::fs::write(from.join("a/f"), "image").unwrap();
+        std::fs::write(from.join("x"), "image x").unwrap();
+        std::fs::create_dir(to.join("keep")).unwrap();
+        std::fs::write(to.join("keep/mine"), "mine").unwrap();
+        std::fs::write(to.join("x"), "old x").unwrap();
+        std::os::unix::fs::symlink(&outside, to.join("a")).unwrap();
+        merge_dir(&from, &to).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(to.join("keep/mine")).unwrap(),
+            "mine"
+        );
+        assert_eq!(std::fs::read_to_string(to.join("x")).unwrap(), "image x");
+        assert!(std::fs::symlink_metadata(to.join("a")).unwrap().is_dir());
+        assert_eq!(std::fs::read_to_string(to.join("a/f")).unwrap(), "image");
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        // A directory of dest where the image has a file: an error, not a
+        // deletion of the user's tree.
+        let from2 = d.path().join("from2");
+        std::fs::create_dir(&from2).unwrap();
+        std::fs::write(from2.join("keep"), "file").unwrap();
+        assert!(merge_dir(&from2, &to).is_err());
+        assert_eq!(
+            std::fs::read_to_string(to.join("keep/mine")).unwrap(),
+            "mine"
+        );
     }
 }

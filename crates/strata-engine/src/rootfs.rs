@@ -2,8 +2,10 @@
 //! treats the rootfs directory as `/` (symlinks, absolute or relative, and
 //! `..` never leave it), as `openat2(RESOLVE_IN_ROOT)` would.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Symlink hops allowed while resolving one path (Linux's limit).
@@ -15,13 +17,18 @@ const MAX_HOPS: usize = 40;
 /// are allowed (the result may not exist); a non-directory in the middle is
 /// `NotADirectory`.
 pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
-    let mut pending: Vec<String> = components(path).into_iter().rev().collect();
-    let mut resolved: Vec<String> = Vec::new();
+    resolve_in_root_os(root, Path::new(path), follow_last)
+}
+
+/// [`resolve_in_root`] for a path of any bytes (names that are not UTF-8).
+pub fn resolve_in_root_os(root: &Path, path: &Path, follow_last: bool) -> io::Result<PathBuf> {
+    let mut pending: Vec<OsString> = components(path.as_os_str()).into_iter().rev().collect();
+    let mut resolved: Vec<OsString> = Vec::new();
     let mut hops = 0;
     while let Some(comp) = pending.pop() {
-        match comp.as_str() {
-            "." => continue,
-            ".." => {
+        match comp.as_bytes() {
+            b"." => continue,
+            b".." => {
                 resolved.pop();
                 continue;
             }
@@ -34,22 +41,22 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result
                 hops += 1;
                 if hops > MAX_HOPS {
                     return Err(io::Error::other(format!(
-                        "too many levels of symbolic links resolving {path}"
+                        "too many levels of symbolic links resolving {}",
+                        path.display()
                     )));
                 }
                 let target = fs::read_link(&host)?;
-                let target = target.to_string_lossy().into_owned();
-                if target.starts_with('/') {
+                if target.as_os_str().as_bytes().starts_with(b"/") {
                     resolved.clear();
                 }
-                for c in components(&target).into_iter().rev() {
+                for c in components(target.as_os_str()).into_iter().rev() {
                     pending.push(c);
                 }
             }
             Ok(m) if !is_last && !m.is_dir() && !m.file_type().is_symlink() => {
                 return Err(io::Error::new(
                     io::ErrorKind::NotADirectory,
-                    format!("{path}: a component is not a directory"),
+                    format!("{}: a component is not a directory", path.display()),
                 ));
             }
             _ => resolved.push(comp),
@@ -58,14 +65,15 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result
     Ok(host_path(root, &resolved))
 }
 
-fn components(p: &str) -> Vec<String> {
-    p.split('/')
+fn components(p: &OsStr) -> Vec<OsString> {
+    p.as_bytes()
+        .split(|b| *b == b'/')
         .filter(|c| !c.is_empty())
-        .map(str::to_string)
+        .map(|c| OsStr::from_bytes(c).to_os_string())
         .collect()
 }
 
-fn host_path(root: &Path, comps: &[String]) -> PathBuf {
+fn host_path(root: &Path, comps: &[OsString]) -> PathBuf {
     let mut p = root.to_path_buf();
     for c in comps {
         p.push(c);

@@ -121,7 +121,7 @@ impl Builder<'_> {
                     .map_err(|e| self.step_error(&from_ctx, e, None))?;
                 StageState {
                     key: CacheKey::base(&img.id.to_string(), &platform),
-                    config: img.config,
+                    config: img.config.into_build_base(),
                     layers: img.layers,
                     cmd_set: false,
                 }
@@ -210,7 +210,7 @@ impl Builder<'_> {
                 self.lease.add_image(&img.id).map_err(|e| e.to_string())?;
                 Ok(StageState {
                     key: CacheKey::base(&img.id.to_string(), platform),
-                    config: img.config,
+                    config: img.config.into_build_base(),
                     layers: img.layers,
                     cmd_set: false,
                 })
@@ -256,7 +256,15 @@ impl Builder<'_> {
         });
         if let Resolved::Run { .. } = &resolved {
             def["env"] = json!(st.config.config.env);
-            def["build_args"] = json!(scope.build_args_in_scope());
+            def["build_args"] = json!(self.recorded_build_args(scope));
+        }
+        if let Resolved::Run { mounts, .. } = &resolved {
+            // What bind mounts show the command is an input as much as a
+            // COPY's sources: their content goes into the key.
+            let inputs = self.bind_mount_inputs(mounts, deps).map_err(err)?;
+            if !inputs.is_empty() {
+                def["mount_inputs"] = json!(inputs);
+            }
         }
         let file_step = FileStep::of(&resolved);
         let mut prepared = None;
@@ -415,6 +423,60 @@ impl Builder<'_> {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *st = next;
         Ok(link_cached)
+    }
+
+    /// The build args a RUN records (its cache key and its history's
+    /// `|N K=V` prefix): those in scope, without the proxy build args no
+    /// ARG declares (BuildKit passes these to RUN only as environment).
+    pub(crate) fn recorded_build_args(&self, scope: &StageScope) -> Vec<(String, String)> {
+        scope
+            .build_args_in_scope()
+            .into_iter()
+            .filter(|(k, _)| !strata_frontend::plan::is_proxy_arg(k) || scope.is_declared_arg(k))
+            .collect()
+    }
+
+    /// The proxy build args (`--build-arg http_proxy=...`, any case of
+    /// HTTP_PROXY, HTTPS_PROXY, FTP_PROXY, NO_PROXY, ALL_PROXY) as RUN's
+    /// environment, in both cases as BuildKit sets them; a name `env`
+    /// already sets (ENV, a declared ARG) is left alone.
+    pub(crate) fn proxy_env(&self, env: &[String]) -> Vec<String> {
+        let set = |name: &str| {
+            env.iter()
+                .any(|e| e.split_once('=').is_some_and(|(k, _)| k == name))
+        };
+        let mut out = Vec::new();
+        for upper in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "FTP_PROXY",
+            "NO_PROXY",
+            "ALL_PROXY",
+        ] {
+            // An exact-case value first, then any other spelling.
+            let lower = upper.to_ascii_lowercase();
+            let value = self
+                .req
+                .build_args
+                .get(upper)
+                .or_else(|| self.req.build_args.get(&lower))
+                .or_else(|| {
+                    self.req
+                        .build_args
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(upper))
+                        .map(|(_, v)| v)
+                });
+            let Some(v) = value.filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            for name in [upper, lower.as_str()] {
+                if !set(name) {
+                    out.push(format!("{name}={v}"));
+                }
+            }
+        }
+        out
     }
 
     /// Notes a step's key for `--cache-to` (which keys a build used).

@@ -200,11 +200,17 @@ impl Builder<'_> {
         })
     }
 
-    fn context_digest(&self, ctx: &BuildContext, srcs: &[String]) -> Result<String, String> {
-        let mut rels = Vec::new();
-        for s in srcs {
-            rels.extend(ctx.resolve_source(s).map_err(|e| e.to_string())?);
-        }
+    pub(crate) fn context_digest(
+        &self,
+        ctx: &BuildContext,
+        srcs: &[String],
+    ) -> Result<String, String> {
+        let rels: Vec<PathBuf> = ctx
+            .resolve_sources(srcs)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
         ctx.digest_sources(&rels).map_err(|e| e.to_string())
     }
 

@@ -90,10 +90,12 @@ impl Builder<'_> {
         let err = |m: String| self.step_error(s, m, None);
         let mut argv = run_argv(c, command, heredocs);
         let mut env = c.config.env.clone().unwrap_or_default();
-        let args = scope.build_args_in_scope();
+        let args = self.recorded_build_args(scope);
         for (k, v) in &args {
             env.push(format!("{k}={v}"));
         }
+        let proxies = self.proxy_env(&env);
+        env.extend(proxies);
         let net = network_of(network.as_deref()).map_err(err)?;
         let mut rm = self
             .prepare_mounts(mounts, st, deps)

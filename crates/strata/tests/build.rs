@@ -324,3 +324,45 @@ fn copy_follows_top_level_links_inside_the_context_and_creates_dest_0755() {
     assert!(err.contains("Dockerfile:2"), "{err}");
     assert!(err.contains("not found"), "{err}");
 }
+
+/// A base whose config carries Docker's top-level `comment` (as `docker
+/// import` writes "Imported from -") and an author: a built image keeps
+/// the author (BuildKit's OCI config has the field) and drops the comment.
+#[test]
+fn built_images_drop_the_base_comment_and_keep_its_author() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    {
+        let store = strata_store::Store::open(&root).unwrap();
+        let base = strata_engine::images::load_image(&store, "busybox:1.35").unwrap();
+        let mut cfg = base.config.clone();
+        cfg.author = Some("Base Author".into());
+        cfg.extra
+            .insert("comment".into(), serde_json::json!("Imported from -"));
+        cfg.extra
+            .insert("docker_version".into(), serde_json::json!("20.10.24"));
+        let id = strata_engine::images::commit_image(&store, &cfg, &base.layers, None).unwrap();
+        strata_engine::images::tag_image(&store, &id, &["commented:1".into()]).unwrap();
+    }
+    let ctx = context(&[
+        ("Dockerfile", "FROM commented:1\nENV X=1\n"),
+        ("m/Dockerfile", "FROM commented:1\nMAINTAINER someone\n"),
+    ]);
+    build_ok(&root, ctx.path(), "nocomment", &[]);
+    let m = ctx.path().join("m/Dockerfile");
+    build_ok(&root, ctx.path(), "maint", &["-f", &path_str(&m)]);
+    let store = strata_store::Store::open(&root).unwrap();
+    let img = strata_engine::images::load_image(&store, "nocomment").unwrap();
+    assert!(
+        !img.config.extra.contains_key("comment"),
+        "{:?}",
+        img.config.extra
+    );
+    assert!(!img.config.extra.contains_key("docker_version"));
+    assert_eq!(img.config.author.as_deref(), Some("Base Author"));
+    let img = strata_engine::images::load_image(&store, "maint").unwrap();
+    assert_eq!(img.config.author.as_deref(), Some("someone"));
+}

@@ -716,3 +716,385 @@ fn run_upper_dir_becomes_the_snapshot() {
     let o = strata(&root, &["system", "check"]);
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
 }
+
+#[test]
+fn bind_mounted_sources_are_part_of_the_run_key() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35 AS gen\nCOPY b.txt /data/b.txt\n\
+FROM busybox:1.35\n\
+RUN --mount=source=.,target=/src cat /src/a.txt > /whole.txt\n\
+RUN --mount=type=bind,source=sub,target=/sub cat /sub/c.txt > /sub.txt\n\
+RUN --mount=type=bind,from=gen,source=/data,target=/gen cat /gen/b.txt > /stage.txt\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("a.txt", "a1\n"),
+        ("b.txt", "b1\n"),
+        ("sub/c.txt", "c1\n"),
+    ]);
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    let cat = |root: &Path| {
+        run_in(
+            root,
+            "bindkey",
+            &["cat", "/whole.txt", "/sub.txt", "/stage.txt"],
+        )
+    };
+    assert_eq!(cat(&root), "a1\nc1\nb1\n");
+    // Each mounted source changes in turn: its RUN runs again.
+    std::fs::write(ctx.path().join("a.txt"), "a2\n").unwrap();
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    assert_eq!(cat(&root), "a2\nc1\nb1\n");
+    std::fs::write(ctx.path().join("sub/c.txt"), "c2\n").unwrap();
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    assert_eq!(cat(&root), "a2\nc2\nb1\n");
+    std::fs::write(ctx.path().join("b.txt"), "b2\n").unwrap();
+    build_ok(&root, ctx.path(), "bindkey", &[]);
+    assert_eq!(cat(&root), "a2\nc2\nb2\n");
+    // Nothing changed: every step is a cache hit.
+    let o = build_ok(&root, ctx.path(), "bindkey", &["--progress", "rawjson"]);
+    let evs = events(&stdout(&o));
+    let cached = evs.iter().filter(|e| e["type"] == "cached").count();
+    assert_eq!(cached, 4, "{}", stdout(&o));
+}
+
+#[test]
+fn later_copy_sources_overwrite_earlier_ones() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nRUN mkdir -p /app/src && echo lower > /app/src/x\n\
+COPY src/a/f src/b/f /out/\n\
+COPY src/* /app/src/\n\
+COPY --link src/a/f src/b/f /linked/\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("src/a/f", "a\n"),
+        ("src/b/f", "b\n"),
+        ("src/a/x", "ax\n"),
+        ("src/b/x", "bx\n"),
+    ]);
+    build_ok(&root, ctx.path(), "lastwins", &[]);
+    let out = run_in(
+        &root,
+        "lastwins",
+        &["cat", "/out/f", "/app/src/f", "/app/src/x", "/linked/f"],
+    );
+    assert_eq!(out, "b\nb\nbx\nb\n");
+}
+
+#[test]
+fn copy_to_an_empty_destination_copies_into_workdir() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nWORKDIR /var/www\n\
+COPY --link index.html $EMPTY\nCOPY app.js $EMPTY\n\
+RUN mkdir /var/www/sub && ls /var/www > /listing\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("index.html", "<p>hi</p>\n"),
+        ("app.js", "js\n"),
+    ]);
+    build_ok(&root, ctx.path(), "emptydest", &[]);
+    assert_eq!(
+        run_in(
+            &root,
+            "emptydest",
+            &["cat", "/listing", "/var/www/index.html"]
+        ),
+        "app.js\nindex.html\nsub\n<p>hi</p>\n"
+    );
+}
+
+#[test]
+fn a_mount_over_the_root_filesystem_is_refused_by_name() {
+    let Some((_t, root)) = setup() else { return };
+    for (i, m) in [
+        "type=cache,target=/",
+        "type=bind,source=.,target=/",
+        "type=tmpfs,target=/..",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let df = format!("FROM busybox:1.35\nRUN --mount={m} true\n");
+        let ctx = context(&[("Dockerfile", &df)]);
+        let o = build_with(&root, ctx.path(), &format!("rootmount{i}"), &[]);
+        assert!(!o.status.success(), "{m} was accepted");
+        let err = stderr(&o);
+        assert!(
+            err.contains("cannot cover the root filesystem") && err.contains("--mount=type="),
+            "{m}: {err}"
+        );
+        assert!(!err.contains("exec fds"), "{err}");
+    }
+}
+
+#[test]
+fn proxy_build_args_reach_run_but_not_the_key_or_history() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+RUN echo \"$http_proxy|$HTTP_PROXY|$all_proxy|$ALL_PROXY|$no_proxy\" > /p\n\
+ARG HTTPS_PROXY\nRUN echo \"$HTTPS_PROXY\" > /declared\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    let build = |proxy: &str| {
+        let o = build_ok(
+            &root,
+            ctx.path(),
+            "proxied",
+            &[
+                "--build-arg",
+                &format!("http_proxy=http://{proxy}:3128"),
+                "--build-arg",
+                "All_Proxy=socks5://allp:1080",
+                "--build-arg",
+                "NO_PROXY=localhost",
+                "--build-arg",
+                "HTTPS_PROXY=http://declared:3128",
+                "--progress",
+                "rawjson",
+            ],
+        );
+        events(&stdout(&o))
+    };
+    build("first");
+    assert_eq!(
+        run_in(&root, "proxied", &["cat", "/p", "/declared"]),
+        "http://first:3128|http://first:3128|socks5://allp:1080|socks5://allp:1080|localhost\nhttp://declared:3128\n"
+    );
+    // Another proxy value: the RUN is a cache hit (not part of its key).
+    let ev = build("second");
+    let run_step = ev
+        .iter()
+        .find(|e| e["type"] == "step_started" && e["name"].as_str().unwrap().contains("> /p"))
+        .unwrap()["step"]
+        .clone();
+    assert!(
+        ev.iter()
+            .any(|e| e["type"] == "cached" && e["step"] == run_step),
+        "{ev:?}"
+    );
+    let store = strata_store::Store::open(&root).unwrap();
+    let img = strata_engine::images::load_image(&store, "proxied").unwrap();
+    let history = serde_json::to_string(&img.config.history).unwrap();
+    assert!(
+        !history.contains("first") && !history.contains("allp"),
+        "{history}"
+    );
+    assert!(!history.contains("localhost"), "{history}");
+    // A declared ARG is an ordinary build arg: recorded.
+    assert!(
+        history.contains("HTTPS_PROXY=http://declared:3128"),
+        "{history}"
+    );
+    let env = serde_json::to_string(&img.config.config.env).unwrap();
+    assert!(!env.contains("proxy") && !env.contains("PROXY"), "{env}");
+}
+
+#[test]
+fn empty_wildcards_and_sockets_in_copy() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nCOPY foo nomatch* /w/\n\
+COPY --from=busybox:1.35 /etc/passwd /nomatch* /w2/\nCOPY ctx/ /ctx/\n";
+    let ctx = context(&[("Dockerfile", df), ("foo", "foo\n"), ("ctx/f", "f\n")]);
+    let sock = ctx.path().join("ctx/agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let perms = std::fs::symlink_metadata(&sock)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
+    build_ok(&root, ctx.path(), "wild", &[]);
+    assert_eq!(
+        run_in(&root, "wild", &["ls", "/w", "/w2"]),
+        "/w:\nfoo\n\n/w2:\npasswd\n"
+    );
+    // A socket is copied as BuildKit's stub: an empty regular file with
+    // the socket's permissions.
+    assert_eq!(
+        run_in(
+            &root,
+            "wild",
+            &["stat", "-c", "%F %a %s", "/ctx/agent.sock"]
+        ),
+        format!("regular empty file {perms:o} 0\n")
+    );
+    // Every source matching nothing is still an error.
+    let ctx2 = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\nCOPY nomatch* none?? /x/\n",
+    )]);
+    let o = build_with(&root, ctx2.path(), "wild2", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("nomatch*"), "{}", stderr(&o));
+}
+
+#[test]
+fn directories_a_copy_creates_take_chmod_and_chown() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+COPY --chmod=777 foo /parent/sub/foo\n\
+COPY --chmod=u+x foo /sym/foo\n\
+COPY --chown=1000:1000 foo /owned/deep/foo\n\
+COPY --chmod=750 d /newdir\n";
+    let ctx = context(&[("Dockerfile", df), ("foo", "foo\n"), ("d/x", "x\n")]);
+    build_ok(&root, ctx.path(), "mkdirs", &[]);
+    let out = run_in(
+        &root,
+        "mkdirs",
+        &[
+            "stat",
+            "-c",
+            "%n %a %u:%g",
+            "/parent",
+            "/parent/sub",
+            "/parent/sub/foo",
+            "/sym",
+            "/owned",
+            "/owned/deep",
+            "/newdir",
+            "/newdir/x",
+        ],
+    );
+    assert_eq!(
+        out,
+        "/parent 777 0:0\n/parent/sub 777 0:0\n/parent/sub/foo 777 0:0\n/sym 755 0:0\n\
+/owned 755 1000:1000\n/owned/deep 755 1000:1000\n/newdir 750 0:0\n/newdir/x 750 0:0\n"
+    );
+}
+
+#[test]
+fn copy_follows_symlinked_directories_inside_the_context() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\nCOPY link/foo /viadir\nCOPY d/up/d/ /dd/\n\
+COPY out/sub/foo /escaped\nCOPY link/*.txt /globbed/\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        ("sub/foo", "foo\n"),
+        ("sub/a.txt", "a\n"),
+        ("d/file", "df\n"),
+    ]);
+    let p = ctx.path();
+    std::os::unix::fs::symlink("sub", p.join("link")).unwrap();
+    std::os::unix::fs::symlink("..", p.join("d/up")).unwrap();
+    // Leads out of the context: resolved as if the context were the root.
+    std::os::unix::fs::symlink("../../../..", p.join("out")).unwrap();
+    build_ok(&root, p, "symdirs", &[]);
+    assert_eq!(
+        run_in(
+            &root,
+            "symdirs",
+            &["cat", "/viadir", "/dd/file", "/escaped", "/globbed/a.txt"]
+        ),
+        "foo\ndf\nfoo\na\n"
+    );
+    // The cache key follows the content behind the link.
+    std::fs::write(p.join("sub/foo"), "foo2\n").unwrap();
+    build_ok(&root, p, "symdirs", &[]);
+    assert_eq!(run_in(&root, "symdirs", &["cat", "/viadir"]), "foo2\n");
+    // A link to the host's /etc is the context's /etc: no passwd there.
+    let ctx2 = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY hostetc/passwd /x\n")]);
+    std::os::unix::fs::symlink("/etc", ctx2.path().join("hostetc")).unwrap();
+    let o = build_with(&root, ctx2.path(), "hostetc", &[]);
+    assert!(!o.status.success(), "the host's /etc/passwd was copied");
+    let ctx3 = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY hostetc/pass* /x/\n")]);
+    std::os::unix::fs::symlink("/etc", ctx3.path().join("hostetc")).unwrap();
+    let o = build_with(&root, ctx3.path(), "hostetc", &[]);
+    assert!(!o.status.success(), "the host's /etc/passwd was copied");
+}
+
+#[test]
+fn context_names_that_are_not_utf8_are_copied_exactly() {
+    let Some((_t, root)) = setup() else { return };
+    use std::os::unix::ffi::OsStrExt;
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\nCOPY . /ctx/\nCOPY caf*.txt d*/ /glob/\n",
+    )]);
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+    let dir = std::ffi::OsStr::from_bytes(b"d\xff");
+    std::fs::write(ctx.path().join(name), "latin-1\n").unwrap();
+    std::fs::create_dir(ctx.path().join(dir)).unwrap();
+    std::fs::write(ctx.path().join(dir).join("inner"), "inner\n").unwrap();
+    build_ok(&root, ctx.path(), "bytes", &[]);
+    let o = strata(&root, &["run", "--rm", "bytes", "find", "/ctx", "/glob"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listing: Vec<&[u8]> = o.stdout.split(|b| *b == b'\n').collect();
+    assert!(
+        listing.contains(&&b"/ctx/caf\xe9.txt"[..]),
+        "{:?}",
+        o.stdout
+    );
+    assert!(
+        listing.contains(&&b"/ctx/d\xff/inner"[..]),
+        "{:?}",
+        o.stdout
+    );
+    // Wildcards match such names too, exactly.
+    for want in [&b"/glob/caf\xe9.txt"[..], b"/glob/inner"] {
+        assert!(listing.contains(&want), "{:?}", o.stdout);
+    }
+    assert_eq!(
+        run_in(
+            &root,
+            "bytes",
+            &["sh", "-c", "cat /ctx/caf*.txt /ctx/d*/inner"]
+        ),
+        "latin-1\ninner\n"
+    );
+    // The key follows the content of such a file.
+    std::fs::write(ctx.path().join(name), "changed\n").unwrap();
+    build_ok(&root, ctx.path(), "bytes", &[]);
+    assert_eq!(
+        run_in(&root, "bytes", &["sh", "-c", "cat /ctx/caf*.txt"]),
+        "changed\n"
+    );
+}
+
+#[test]
+fn context_bind_mounts_hide_what_dockerignore_excludes() {
+    let Some((_t, root)) = setup() else { return };
+    let df = "FROM busybox:1.35\n\
+RUN --mount=source=.,target=/src ls -a /src > /seen && cat /src/sub/kept >> /seen\n\
+RUN --mount=type=bind,source=sub,target=/sub,rw rm /sub/kept && ls /sub > /seen-rw\n";
+    let ctx = context(&[
+        ("Dockerfile", df),
+        (".dockerignore", "secret.txt\nsub/*.log\n"),
+        ("secret.txt", "do not show\n"),
+        ("sub/kept", "kept\n"),
+        ("sub/noise.log", "log\n"),
+    ]);
+    build_ok(&root, ctx.path(), "ignmount", &[]);
+    assert_eq!(
+        run_in(&root, "ignmount", &["cat", "/seen", "/seen-rw"]),
+        ".\n..\n.dockerignore\nDockerfile\nsub\nkept\n"
+    );
+    // The rw mount's removal never reached the user's file.
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("sub/kept")).unwrap(),
+        "kept\n"
+    );
+    // An excluded file changing changes nothing: both steps are cached.
+    std::fs::write(ctx.path().join("secret.txt"), "other\n").unwrap();
+    let o = build_ok(&root, ctx.path(), "ignmount", &["--progress", "rawjson"]);
+    let cached = events(&stdout(&o))
+        .iter()
+        .filter(|e| e["type"] == "cached")
+        .count();
+    assert_eq!(cached, 2, "{}", stdout(&o));
+}
+
+#[test]
+fn bind_mount_from_a_retagged_image_runs_again() {
+    let Some((_t, root)) = setup() else { return };
+    let gen = context(&[
+        ("Dockerfile", "FROM busybox:1.35\nCOPY v.txt /v.txt\n"),
+        ("v.txt", "v1\n"),
+    ]);
+    build_ok(&root, gen.path(), "gen:1", &[]);
+    let df = "FROM busybox:1.35\nRUN --mount=type=bind,from=gen:1,source=/v.txt,target=/v cat /v > /got\n";
+    let ctx = context(&[("Dockerfile", df)]);
+    build_ok(&root, ctx.path(), "user", &[]);
+    assert_eq!(run_in(&root, "user", &["cat", "/got"]), "v1\n");
+    std::fs::write(gen.path().join("v.txt"), "v2\n").unwrap();
+    build_ok(&root, gen.path(), "gen:1", &[]);
+    build_ok(&root, ctx.path(), "user", &[]);
+    assert_eq!(run_in(&root, "user", &["cat", "/got"]), "v2\n");
+}

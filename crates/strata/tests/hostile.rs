@@ -698,3 +698,104 @@ fn run_step_cannot_reach_the_host() {
     c.assert_untouched();
     assert_check_clean(&root);
 }
+
+// ---------------------------------------------------------------------
+// Build outputs.
+
+/// `-o type=local` into a directory that already holds the user's files,
+/// from an image whose second layer opens with an opaque whiteout at its
+/// root (and a symlink and a file aimed at the canary): the opaque marker
+/// only hides the base layer, the user's files stay, nothing lands
+/// outside the destination.
+#[test]
+fn local_output_keeps_the_destinations_files_through_an_opaque_root_layer() {
+    if !can_run() {
+        return;
+    }
+    let c = canary();
+    let (_t, root) = root_dir();
+    let canary_dir = c.dir.to_string_lossy().into_owned();
+    let layer = [
+        E::File(b".wh..wh..opq", b""),
+        E::Dir(b"bin"),
+        E::Symlink(b"bin/sh", b"/bin/busybox"),
+        E::File(b"img.txt", b"from the image\n"),
+        E::Symlink(b"out", canary_dir.as_bytes()),
+        E::File(b"out/pwned", b"through the link\n"),
+    ];
+    let o = load_hostile(&root, &layer);
+    assert!(o.status.success(), "load: {}", stderr(&o));
+    let ctx = context(&[
+        ("Dockerfile", "FROM hostile:1\nCOPY added.txt /added.txt\n"),
+        ("added.txt", "added\n"),
+    ]);
+    let dest = tempfile::tempdir().unwrap();
+    let d = dest.path();
+    fs::write(d.join("mine.txt"), "the user's file\n").unwrap();
+    fs::create_dir_all(d.join("keep/sub")).unwrap();
+    fs::write(d.join("keep/sub/y"), "y\n").unwrap();
+    fs::write(d.join("img.txt"), "old\n").unwrap();
+    let out = format!("type=local,dest={}", d.display());
+    let o = strata(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            &out,
+            &path_str(ctx.path()),
+        ],
+    );
+    assert!(o.status.success(), "build: {}", stderr(&o));
+    c.assert_untouched();
+    assert_eq!(
+        fs::read_to_string(d.join("mine.txt")).unwrap(),
+        "the user's file\n"
+    );
+    assert_eq!(fs::read_to_string(d.join("keep/sub/y")).unwrap(), "y\n");
+    assert_eq!(
+        fs::read_to_string(d.join("img.txt")).unwrap(),
+        "from the image\n"
+    );
+    assert_eq!(fs::read_to_string(d.join("added.txt")).unwrap(), "added\n");
+    // The opaque marker hid the base layer's files, and is not a file.
+    assert!(!d.join("bin/busybox").exists());
+    assert!(!d.join("etc/passwd").exists());
+    assert!(!d.join(".wh..wh..opq").exists());
+    // No scratch directory left beside the destination.
+    let parent = d.parent().unwrap();
+    let leftovers: Vec<_> = fs::read_dir(parent)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".strata-output-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // type=tar: a failed export leaves nothing under the final name.
+    let tar_path = d.join("out.tar");
+    let o = strata(
+        &root,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "-o",
+            &format!("type=tar,dest={}", tar_path.display()),
+            &path_str(ctx.path()),
+        ],
+    );
+    assert!(o.status.success(), "build: {}", stderr(&o));
+    let names: Vec<String> = tar::Archive::new(fs::File::open(&tar_path).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with("img.txt")), "{names:?}");
+    assert!(!names.iter().any(|n| n.contains("busybox")), "{names:?}");
+    assert_eq!(
+        fs::read_to_string(d.join("mine.txt")).unwrap(),
+        "the user's file\n"
+    );
+    c.assert_untouched();
+}

@@ -18,7 +18,10 @@ pub(super) const NOFOLLOW: OFlags = OFlags::NOFOLLOW.union(OFlags::CLOEXEC);
 /// One entry met by [`BuildContext::walk_at`]: its directory, its name
 /// there and its `lstat`.
 pub(super) struct AtEntry<'a> {
+    /// For matching, messages and the stat cache (lossy when not UTF-8).
     pub rel: &'a str,
+    /// The exact relative path.
+    pub rel_bytes: &'a [u8],
     pub dir: BorrowedFd<'a>,
     pub name: &'a CStr,
     pub stat: &'a Stat,
@@ -38,17 +41,26 @@ impl BuildContext {
     /// from `/` per file, no absolute path built).
     pub(super) fn walk_at(
         &self,
-        rel: &str,
+        rel_path: &std::path::Path,
         f: &mut dyn FnMut(&AtEntry<'_>) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
+        use std::os::unix::ffi::OsStrExt;
+        let rel_bytes = rel_path.as_os_str().as_bytes();
+        let shown = rel_path.to_string_lossy();
+        let rel: &str = &shown;
         let root =
             rustix::fs::open(&self.root, DIR_FLAGS, Mode::empty()).map_err(self.at_err(""))?;
-        let name = std::ffi::CString::new(if rel.is_empty() { "." } else { rel })
-            .map_err(|_| ContextError::NotFound(rel.to_string()))?;
+        let name = std::ffi::CString::new(if rel_bytes.is_empty() {
+            &b"."[..]
+        } else {
+            rel_bytes
+        })
+        .map_err(|_| ContextError::NotFound(rel.to_string()))?;
         let stat = rustix::fs::statat(&root, &name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(self.at_err(rel))?;
         f(&AtEntry {
             rel,
+            rel_bytes,
             dir: root.as_fd(),
             name: &name,
             stat: &stat,
@@ -56,7 +68,7 @@ impl BuildContext {
         if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
             let fd = rustix::fs::openat(&root, &name, DIR_FLAGS | NOFOLLOW, Mode::empty())
                 .map_err(self.at_err(rel))?;
-            self.walk_dir_at(rel, fd, f)?;
+            self.walk_dir_at(rel, rel_bytes, fd, f)?;
         }
         Ok(())
     }
@@ -64,6 +76,7 @@ impl BuildContext {
     fn walk_dir_at(
         &self,
         rel: &str,
+        rel_bytes: &[u8],
         fd: OwnedFd,
         f: &mut dyn FnMut(&AtEntry<'_>) -> Result<(), ContextError>,
     ) -> Result<(), ContextError> {
@@ -86,6 +99,11 @@ impl BuildContext {
             } else {
                 format!("{rel}/{lossy}")
             };
+            let mut child_bytes = rel_bytes.to_vec();
+            if !child_bytes.is_empty() {
+                child_bytes.push(b'/');
+            }
+            child_bytes.extend_from_slice(name.to_bytes());
             let stat = rustix::fs::statat(dfd, &name, AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(self.at_err(&child_rel))?;
             let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
@@ -96,18 +114,19 @@ impl BuildContext {
             if self.ignore.ignored(&child_rel) {
                 if is_dir && !self.ignore.can_skip_dir(&child_rel) {
                     // An exception may re-include something below.
-                    self.walk_dir_at(&child_rel, open_dir()?, f)?;
+                    self.walk_dir_at(&child_rel, &child_bytes, open_dir()?, f)?;
                 }
                 continue;
             }
             f(&AtEntry {
                 rel: &child_rel,
+                rel_bytes: &child_bytes,
                 dir: dfd,
                 name: &name,
                 stat: &stat,
             })?;
             if is_dir {
-                self.walk_dir_at(&child_rel, open_dir()?, f)?;
+                self.walk_dir_at(&child_rel, &child_bytes, open_dir()?, f)?;
             }
         }
         Ok(())

@@ -7,10 +7,12 @@
 //! `/`, a relative destination is relative to WORKDIR, a destination ending
 //! in `/` (or an existing directory) receives sources by their base name,
 //! ownership defaults to 0:0 (`--chown` overrides), `--chmod` sets modes,
-//! missing parent directories are created 0755 root:root, ADD extracts
+//! missing parent directories are created as BuildKit does (0755, or an
+//! octal `--chmod`; root:root, or `--chown`), ADD extracts
 //! local tar archives (detected by magic bytes).
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -89,7 +91,12 @@ pub struct CopyParams<'a> {
 /// The destination, absolute and cleaned, and whether it names a directory
 /// by its spelling (trailing `/`, `.`).
 pub fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
-    let dir_hint = dest.ends_with('/') || dest == "." || dest.ends_with("/.") || dest == "..";
+    // An empty destination (`COPY src $UNSET`) is `.`: WORKDIR itself.
+    let dir_hint = dest.is_empty()
+        || dest.ends_with('/')
+        || dest == "."
+        || dest.ends_with("/.")
+        || dest == "..";
     let joined = if dest.starts_with('/') {
         dest.to_string()
     } else {
@@ -102,17 +109,25 @@ pub fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
 /// (both after following a top-level symlink), the name it is copied under
 /// (the link's own), and the part of the path `--parents` keeps.
 struct Expanded {
-    rel: String,
+    rel: PathBuf,
     abs: PathBuf,
-    name: String,
-    kept: String,
+    name: OsString,
+    kept: PathBuf,
 }
 
-fn base_name(path: &str) -> String {
-    path.rsplit('/')
-        .find(|c| !c.is_empty())
+fn base_name(path: &Path) -> OsString {
+    path.file_name()
+        .map(|n| n.to_os_string())
         .unwrap_or_default()
-        .to_string()
+}
+
+/// `base/rel`, or `base` itself for an empty `rel` (never a trailing `/`).
+fn join_path(base: &Path, rel: &Path) -> PathBuf {
+    if rel.as_os_str().is_empty() {
+        base.to_path_buf()
+    } else {
+        base.join(rel)
+    }
 }
 
 /// The cleaned prefix `--parents` drops: what comes before a `/./` pivot.
@@ -125,50 +140,60 @@ fn pivot_prefix(src: &str) -> String {
     }
 }
 
-fn kept_path(rel: &str, pivot: &str) -> String {
-    let rel = rel.trim_start_matches('/');
-    if pivot.is_empty() {
-        return rel.to_string();
-    }
-    rel.strip_prefix(pivot)
-        .map(|r| r.trim_start_matches('/').to_string())
-        .unwrap_or_else(|| rel.to_string())
+fn kept_path(rel: &Path, pivot: &str) -> PathBuf {
+    let rel = rel.strip_prefix("/").unwrap_or(rel);
+    rel.strip_prefix(pivot).unwrap_or(rel).to_path_buf()
 }
 
 fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>, CopyError> {
     let mut out = Vec::new();
+    let root = match source {
+        Source::Context(ctx) => {
+            for (i, named) in ctx.resolve_sources(srcs)? {
+                let src = &srcs[i];
+                let rel = ctx.follow(src, &named)?;
+                let abs = if rel.as_os_str().is_empty() {
+                    ctx.root().to_path_buf()
+                } else {
+                    ctx.root().join(&rel)
+                };
+                out.push(Expanded {
+                    kept: kept_path(&named, &pivot_prefix(src)),
+                    name: base_name(&named),
+                    rel,
+                    abs,
+                });
+            }
+            return Ok(out);
+        }
+        Source::Rootfs(root) => root,
+    };
+    let mut first_missing = None;
     for src in srcs {
+        // A wildcard matching nothing is fine when another source matched
+        // (see `BuildContext::resolve_sources`).
+        let found = match expand_in_rootfs(root, src) {
+            Ok(f) => f,
+            Err(e) if crate::glob::has_wildcards(src) => {
+                first_missing.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let pivot = pivot_prefix(src);
-        match source {
-            Source::Context(ctx) => {
-                for named in ctx.resolve_source(src)? {
-                    let rel = ctx.follow(src, &named)?;
-                    let abs = if rel.is_empty() {
-                        ctx.root().to_path_buf()
-                    } else {
-                        ctx.root().join(&rel)
-                    };
-                    out.push(Expanded {
-                        kept: kept_path(&named, &pivot),
-                        name: base_name(&named),
-                        rel,
-                        abs,
-                    });
-                }
-            }
-            Source::Rootfs(root) => {
-                for (named, abs) in expand_in_rootfs(root, src)? {
-                    out.push(Expanded {
-                        rel: crate::rootfs::container_path(root, &abs),
-                        kept: kept_path(&named, &pivot),
-                        name: base_name(&named),
-                        abs,
-                    });
-                }
-            }
+        for (named, abs) in found {
+            out.push(Expanded {
+                rel: PathBuf::from(crate::rootfs::container_path(root, &abs)),
+                kept: kept_path(&named, &pivot),
+                name: base_name(&named),
+                abs,
+            });
         }
     }
-    Ok(out)
+    match first_missing {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// Writes the layer for one COPY/ADD into `layer`. `stage_root` is the
@@ -219,74 +244,102 @@ pub fn copy_into_layer(
         now: p.now,
         emitted: HashSet::new(),
         links: HashMap::new(),
+        dry_run: true,
+        current: 0,
+        winners: HashMap::new(),
     };
-    for Expanded {
+    // Two passes over the same sources: the first only learns which source
+    // writes each file last (Docker copies the sources in order, so a later
+    // one overwrites an earlier one's file); the second writes each file
+    // from that source alone.
+    let run = |w: &mut Writer<'_>| -> Result<(), CopyError> {
+        for (i, x) in expanded.iter().enumerate() {
+            w.current = i;
+            copy_one(w, source, x, &dest, dest_is_dir, p, &excluded)?;
+        }
+        Ok(())
+    };
+    run(&mut w)?;
+    w.dry_run = false;
+    run(&mut w)
+}
+
+/// Copies one expanded source (see [`copy_into_layer`]).
+fn copy_one(
+    w: &mut Writer<'_>,
+    source: &Source<'_>,
+    x: &Expanded,
+    dest: &str,
+    dest_is_dir: bool,
+    p: &CopyParams<'_>,
+    excluded: &dyn Fn(&str, &str) -> bool,
+) -> Result<(), CopyError> {
+    let Expanded {
         rel,
         abs,
         name,
         kept,
-    } in &expanded
-    {
-        let meta = fs::symlink_metadata(abs).map_err(io_err(abs))?;
-        if meta.is_dir() {
-            // A directory copies its contents into dest (into dest/<kept>
-            // with --parents).
-            let dest = if p.parents {
-                join(&dest, kept)
-            } else {
-                dest.clone()
-            };
-            w.dest_dir(&dest)?;
-            match source {
-                Source::Context(ctx) => {
-                    let mut first = true;
-                    ctx.walk(rel, &mut |e| {
-                        if std::mem::take(&mut first) {
-                            return Ok(()); // the directory itself
-                        }
-                        let sub = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel);
-                        let sub = sub.trim_start_matches('/');
-                        if excluded(sub, &e.rel) {
-                            return Ok(());
-                        }
-                        w.entry(&join(&dest, sub), &e.abs, &e.meta).map_err(|err| {
-                            ContextError::Io {
-                                path: e.abs.clone(),
-                                source: io::Error::other(err.to_string()),
-                            }
-                        })
-                    })?;
-                }
-                Source::Rootfs(_) => walk_host(abs, &mut |sub, path, m| {
-                    if excluded(sub, &format!("{rel}/{sub}")) {
+    } = x;
+    let dest_p = Path::new(dest);
+    let rel_shown = rel.to_string_lossy();
+    let meta = fs::symlink_metadata(abs).map_err(io_err(abs))?;
+    if meta.is_dir() {
+        // A directory copies its contents into dest (into dest/<kept>
+        // with --parents).
+        let dest = if p.parents {
+            join_path(dest_p, kept)
+        } else {
+            dest_p.to_path_buf()
+        };
+        w.dest_dir(&dest)?;
+        match source {
+            Source::Context(ctx) => {
+                let mut first = true;
+                ctx.walk(rel, &mut |e| {
+                    if std::mem::take(&mut first) {
+                        return Ok(()); // the directory itself
+                    }
+                    let sub = e.rel.strip_prefix(&*rel_shown).unwrap_or(&e.rel);
+                    let sub = sub.trim_start_matches('/');
+                    if excluded(sub, &e.rel) {
                         return Ok(());
                     }
-                    w.entry(&join(&dest, sub), path, m)
-                })?,
+                    let sub_os = e.rel_os.strip_prefix(rel).unwrap_or(&e.rel_os);
+                    w.entry(&join_path(&dest, sub_os), &e.abs, &e.meta)
+                        .map_err(|err| ContextError::Io {
+                            path: e.abs.clone(),
+                            source: io::Error::other(err.to_string()),
+                        })
+                })?;
             }
-            continue;
+            Source::Rootfs(_) => walk_host(abs, &mut |sub, path, m| {
+                let lossy = sub.to_string_lossy();
+                if excluded(&lossy, &format!("{rel_shown}/{lossy}")) {
+                    return Ok(());
+                }
+                w.entry(&join_path(&dest, sub), path, m)
+            })?,
         }
-        if excluded(name, rel) {
-            continue;
-        }
-        let target = if p.parents {
-            join(&dest, kept)
-        } else if dest_is_dir {
-            join(&dest, name)
-        } else {
-            dest.clone()
-        };
-        if p.extract_archives && meta.is_file() && is_tar_archive(abs)? {
-            w.extract(abs, &dest)?;
-            continue;
-        }
-        if dest_is_dir && !p.parents {
-            w.dest_dir(&dest)?;
-        }
-        w.ensure_parents(&target)?;
-        w.entry(&target, abs, &meta)?;
+        return Ok(());
     }
-    Ok(())
+    if excluded(&name.to_string_lossy(), &rel_shown) {
+        return Ok(());
+    }
+    let target = if p.parents {
+        join_path(dest_p, kept)
+    } else if dest_is_dir {
+        join_path(dest_p, Path::new(name))
+    } else {
+        dest_p.to_path_buf()
+    };
+    if p.extract_archives && meta.is_file() && is_tar_archive(abs)? {
+        return w.extract(abs, dest);
+    }
+    if dest_is_dir && !p.parents {
+        w.dest_dir(dest_p)?;
+    }
+    w.ensure_parents(&target)?;
+    w.entry(&target, abs, &meta)
 }
 
 pub(crate) fn join(base: &str, rel: &str) -> String {
@@ -301,14 +354,14 @@ pub(crate) fn join(base: &str, rel: &str) -> String {
 
 /// Expands a source path (wildcards allowed) inside a stage's rootfs: each
 /// match as named and its host path, a symlink followed (inside the root).
-fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, CopyError> {
+fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(PathBuf, PathBuf)>, CopyError> {
     let not_found =
         || CopyError::Invalid(format!("{src}: not found in the source stage's filesystem"));
     if !crate::glob::has_wildcards(src) {
         let host = resolve_in_root(root, src, true).map_err(|_| not_found())?;
         fs::symlink_metadata(&host).map_err(|_| not_found())?;
         let named = crate::config::clean_path(&format!("/{src}"));
-        return Ok(vec![(named.trim_start_matches('/').to_string(), host)]);
+        return Ok(vec![(PathBuf::from(named.trim_start_matches('/')), host)]);
     }
     // Resolve the directory part in-root, then match the wildcard segments.
     let rel = src.trim_start_matches('/');
@@ -320,9 +373,12 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, Co
     found
         .into_iter()
         .map(|r| {
-            let host = resolve_in_root(root, &r, true).map_err(io_err(Path::new(&r)))?;
+            let host = crate::rootfs::resolve_in_root_os(root, &r, true).map_err(io_err(&r))?;
             fs::symlink_metadata(&host).map_err(|_| {
-                CopyError::Invalid(format!("{r}: a symbolic link to a missing file"))
+                CopyError::Invalid(format!(
+                    "{}: a symbolic link to a missing file",
+                    r.display()
+                ))
             })?;
             Ok((r, host))
         })
@@ -330,15 +386,15 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(String, PathBuf)>, Co
 }
 
 /// Walks a host directory (not following symlinks), sorted, giving each
-/// descendant's path relative to `dir`.
+/// descendant's path relative to `dir` (exact bytes).
 fn walk_host(
     dir: &Path,
-    f: &mut dyn FnMut(&str, &Path, &fs::Metadata) -> Result<(), CopyError>,
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<(), CopyError>,
 ) -> Result<(), CopyError> {
     fn inner(
         dir: &Path,
-        rel: &str,
-        f: &mut dyn FnMut(&str, &Path, &fs::Metadata) -> Result<(), CopyError>,
+        rel: &Path,
+        f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<(), CopyError>,
     ) -> Result<(), CopyError> {
         let mut names: Vec<_> = fs::read_dir(dir)
             .map_err(io_err(dir))?
@@ -347,13 +403,8 @@ fn walk_host(
             .map_err(io_err(dir))?;
         names.sort();
         for n in names {
-            let n = n.to_string_lossy().into_owned();
             let path = dir.join(&n);
-            let sub = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
+            let sub = rel.join(&n);
             let m = fs::symlink_metadata(&path).map_err(io_err(&path))?;
             f(&sub, &path, &m)?;
             if m.is_dir() {
@@ -362,7 +413,7 @@ fn walk_host(
         }
         Ok(())
     }
-    inner(dir, "", f)
+    inner(dir, Path::new(""), f)
 }
 
 /// True when the file is a tar archive, plain or compressed (gzip, zstd,
@@ -408,5 +459,6 @@ mod tests {
         assert_eq!(resolve_dest("app", "/"), ("/app".into(), false));
         assert_eq!(resolve_dest("/x/", "/w"), ("/x".into(), true));
         assert_eq!(resolve_dest("sub/.", "/w"), ("/w/sub".into(), true));
+        assert_eq!(resolve_dest("", "/var/www"), ("/var/www".into(), true));
     }
 }

@@ -6,13 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use strata_store::{EntryMeta, LayerBuilder};
 
 use super::chmod::Chmod;
 use super::{io_err, join, CopyError};
-use crate::rootfs::resolve_in_root;
 
 pub(crate) struct Writer<'a> {
     pub layer: &'a mut LayerBuilder,
@@ -27,8 +26,15 @@ pub(crate) struct Writer<'a> {
     pub chmod: Option<&'a Chmod>,
     /// The mtime of directories this step creates.
     pub now: i64,
-    pub emitted: HashSet<String>,
-    pub links: HashMap<(u64, u64), String>,
+    pub emitted: HashSet<PathBuf>,
+    pub links: HashMap<(u64, u64), PathBuf>,
+    /// The first of the two passes: nothing is written, `winners` learns
+    /// which source writes each non-directory path last.
+    pub dry_run: bool,
+    /// The index of the source being copied.
+    pub current: usize,
+    /// Non-directory target path -> the last source that writes it.
+    pub winners: HashMap<PathBuf, usize>,
 }
 
 impl Writer<'_> {
@@ -49,19 +55,45 @@ impl Writer<'_> {
         }
     }
 
-    /// Emits the missing parents of `path` (0755 root:root, as Docker), and
+    /// A directory the step creates (a missing parent, a new destination
+    /// directory), as BuildKit's `MkdirAll` (fsutil#49, fsutil#228): owned
+    /// by `--chown` (else root), with an octal `--chmod`'s mode (else 0755;
+    /// a symbolic `--chmod` applies to copied entries only).
+    fn created_dir_meta(&self) -> EntryMeta {
+        let (uid, gid) = self.chown.unwrap_or((0, 0));
+        EntryMeta {
+            mode: match self.chmod {
+                Some(Chmod::Octal(m)) => *m,
+                _ => 0o755,
+            },
+            uid,
+            gid,
+            mtime: self.now,
+            xattrs: Vec::new(),
+        }
+    }
+
+    /// Emits the missing parents of `path` (see `created_dir_meta`), and
     /// existing ones with their current metadata so that the layer is
     /// self-contained without changing them.
-    pub fn ensure_parents(&mut self, path: &str) -> Result<(), CopyError> {
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        let mut cur = String::new();
+    pub fn ensure_parents(&mut self, path: &Path) -> Result<(), CopyError> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let comps: Vec<_> = path
+            .components()
+            .filter_map(|c| match c {
+                std::path::Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect();
+        let mut cur = PathBuf::from("/");
         for c in comps.iter().take(comps.len().saturating_sub(1)) {
-            cur.push('/');
-            cur.push_str(c);
+            cur.push(c);
             if self.emitted.contains(&cur) {
                 continue;
             }
-            let existing = resolve_in_root(self.stage_root, &cur, false)
+            let existing = crate::rootfs::resolve_in_root_os(self.stage_root, &cur, false)
                 .ok()
                 .and_then(|h| fs::symlink_metadata(h).ok());
             match existing {
@@ -69,17 +101,11 @@ impl Writer<'_> {
                 // would replace the link otherwise).
                 Some(m) if m.file_type().is_symlink() => {}
                 Some(m) if m.is_dir() => {
-                    self.layer.add_dir(Path::new(&cur), &existing_meta(&m))?;
+                    self.layer.add_dir(&cur, &existing_meta(&m))?;
                 }
                 _ => {
-                    let meta = EntryMeta {
-                        mode: 0o755,
-                        uid: 0,
-                        gid: 0,
-                        mtime: self.now,
-                        xattrs: Vec::new(),
-                    };
-                    self.layer.add_dir(Path::new(&cur), &meta)?;
+                    let meta = self.created_dir_meta();
+                    self.layer.add_dir(&cur, &meta)?;
                 }
             }
             self.emitted.insert(cur.clone());
@@ -89,52 +115,51 @@ impl Writer<'_> {
 
     /// A directory copied from a source (below the destination): its
     /// source mode, and owner per the step's rules.
-    fn dir(&mut self, path: &str, m: &fs::Metadata) -> Result<(), CopyError> {
-        if path == "/" || !self.emitted.insert(path.to_string()) {
+    fn dir(&mut self, path: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
+        if self.dry_run || path == Path::new("/") || !self.emitted.insert(path.to_path_buf()) {
             return Ok(());
         }
         let meta = self.meta(Some(m), 0o755);
-        self.layer.add_dir(Path::new(path), &meta)?;
+        self.layer.add_dir(path, &meta)?;
         Ok(())
     }
 
     /// The destination directory (`COPY dir /dst`, `COPY f /dst/`): an
-    /// existing one is left as it is; a new one is 0755 whatever the source
-    /// directory's mode (as Docker), owned by `--chown` when given (BuildKit,
-    /// fsutil#49) and by root otherwise. Its parents are `ensure_parents`'.
-    pub fn dest_dir(&mut self, path: &str) -> Result<(), CopyError> {
+    /// existing one is left as it is; a new one is `created_dir_meta`
+    /// whatever the source directory's mode (as BuildKit). Its parents are
+    /// `ensure_parents`'.
+    pub fn dest_dir(&mut self, path: &Path) -> Result<(), CopyError> {
         self.ensure_parents(path)?;
-        if path == "/" || self.emitted.contains(path) {
+        if self.dry_run || path == Path::new("/") || self.emitted.contains(path) {
             return Ok(());
         }
-        let existing = resolve_in_root(self.stage_root, path, false)
+        let existing = crate::rootfs::resolve_in_root_os(self.stage_root, path, false)
             .ok()
             .and_then(|h| fs::symlink_metadata(h).ok())
             .filter(|m| m.is_dir());
         let meta = match existing {
             Some(m) => existing_meta(&m),
-            None => {
-                let (uid, gid) = self.chown.unwrap_or((0, 0));
-                EntryMeta {
-                    mode: self.chmod.map_or(0o755, |c| c.apply(0o755, true)),
-                    uid,
-                    gid,
-                    mtime: self.now,
-                    xattrs: Vec::new(),
-                }
-            }
+            None => self.created_dir_meta(),
         };
-        self.emitted.insert(path.to_string());
-        self.layer.add_dir(Path::new(path), &meta)?;
+        self.emitted.insert(path.to_path_buf());
+        self.layer.add_dir(path, &meta)?;
         Ok(())
     }
 
-    pub fn entry(&mut self, target: &str, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
+    pub fn entry(&mut self, target: &Path, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
         let ft = m.file_type();
         if ft.is_dir() {
             return self.dir(target, m);
         }
-        if !self.emitted.insert(target.to_string()) {
+        if self.dry_run {
+            self.winners.insert(target.to_path_buf(), self.current);
+            return Ok(());
+        }
+        // A later source writes this path: it wins, as in Docker.
+        if self.winners.get(target).is_some_and(|&w| w != self.current) {
+            return Ok(());
+        }
+        if !self.emitted.insert(target.to_path_buf()) {
             return Ok(());
         }
         let meta = self.meta(Some(m), 0o644);
@@ -144,25 +169,29 @@ impl Writer<'_> {
                 mode: 0o777,
                 ..meta
             };
-            self.layer.add_symlink(Path::new(target), &link, &meta)?;
+            self.layer.add_symlink(target, &link, &meta)?;
         } else if ft.is_file() {
             if m.nlink() > 1 {
                 let key = (m.dev(), m.ino());
                 if let Some(first) = self.links.get(&key) {
-                    self.layer
-                        .add_hardlink(Path::new(target), Path::new(first), &meta)?;
+                    self.layer.add_hardlink(target, first, &meta)?;
                     return Ok(());
                 }
-                self.links.insert(key, target.to_string());
+                self.links.insert(key, target.to_path_buf());
             }
-            self.layer.add_file(Path::new(target), src, &meta)?;
+            self.layer.add_file(target, src, &meta)?;
         } else {
             use std::os::unix::fs::FileTypeExt;
             if ft.is_fifo() {
-                self.layer.add_fifo(Path::new(target), &meta)?;
+                self.layer.add_fifo(target, &meta)?;
+            } else if ft.is_socket() {
+                // BuildKit (fsutil) copies a socket as a stub: an empty
+                // regular file with the socket's permissions.
+                self.layer
+                    .add_file_reader(target, &mut io::empty(), 0, &meta)?;
             } else {
-                // Sockets and devices are not copied (Docker skips sockets;
-                // devices need privileges we do not assume).
+                // Devices are not copied (they need privileges we do not
+                // assume).
                 tracing::debug!("skipping special file {}", src.display());
             }
         }
@@ -171,7 +200,10 @@ impl Writer<'_> {
 
     /// ADD of a local archive: its entries go under `dest`.
     pub fn extract(&mut self, archive: &Path, dest: &str) -> Result<(), CopyError> {
-        self.dest_dir(dest)?;
+        if self.dry_run {
+            return Ok(());
+        }
+        self.dest_dir(Path::new(dest))?;
         let mut f = File::open(archive).map_err(io_err(archive))?;
         let reader = strata_store::diff::decompressed(&mut f)?;
         let mut ar = tar::Archive::new(reader);
@@ -200,10 +232,10 @@ impl Writer<'_> {
             if let Some(c) = self.chmod {
                 meta.mode = c.apply(meta.mode, h.entry_type() == tar::EntryType::Directory);
             }
-            self.ensure_parents(&target)?;
             let tp = Path::new(&target);
+            self.ensure_parents(tp)?;
             match h.entry_type() {
-                tar::EntryType::Directory if self.emitted.insert(target.clone()) => {
+                tar::EntryType::Directory if self.emitted.insert(tp.to_path_buf()) => {
                     self.layer.add_dir(tp, &meta)?;
                 }
                 tar::EntryType::Symlink => {

@@ -147,6 +147,15 @@ impl Builder<'_> {
         let workdir = st.config.workdir().to_string();
         for m in mounts {
             let target = m.target.as_deref().map(|t| absolute(t, &workdir));
+            if target.as_deref() == Some("/") {
+                // runc would mount over the rootfs it is setting up (and
+                // fail with "error closing exec fds").
+                let kind = format!("{:?}", m.kind).to_ascii_lowercase();
+                return Err(format!(
+                    "--mount=type={kind},target={}: a mount cannot cover the root filesystem: choose a directory such as /mnt or /root/.cache",
+                    m.target.as_deref().unwrap_or("/")
+                ));
+            }
             match m.kind {
                 MountKind::Bind => {
                     let target = target.ok_or("a bind mount needs target=")?;
@@ -171,6 +180,50 @@ impl Builder<'_> {
             }
         }
         Ok(rm)
+    }
+
+    /// The content digests of what this RUN's bind mounts show, one per
+    /// bind mount, for the step's cache key: the context (or a named
+    /// context directory) by the content of the mounted `source`, as COPY
+    /// digests its sources; a stage by its key (which covers its content);
+    /// an image by its ID.
+    pub(crate) fn bind_mount_inputs(
+        &self,
+        mounts: &[Mount],
+        deps: &std::collections::BTreeMap<usize, StageState>,
+    ) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+            let source = m.source.as_deref().unwrap_or("/");
+            let what = |e: String| format!("--mount=type=bind,source={source}: {e}");
+            let digest = match m.from.as_ref() {
+                None => self
+                    .context_digest(&self.context, &[source.to_string()])
+                    .map_err(what)?,
+                Some(FromRef::Stage(i)) => {
+                    let dep = deps
+                        .get(i)
+                        .ok_or_else(|| format!("stage {i} was not built"))?;
+                    format!("stage:{}", dep.key.0)
+                }
+                Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
+                    Some(crate::named::Named::Dir(d)) => {
+                        let ctx = crate::context::BuildContext::open(
+                            d,
+                            Box::new(crate::context::NoIgnore),
+                            None,
+                        )
+                        .map_err(|e| what(e.to_string()))?;
+                        self.context_digest(&ctx, &[source.to_string()])
+                            .map_err(what)?
+                    }
+                    Some(crate::named::Named::Image(id)) => format!("image:{id}"),
+                    None => format!("image:{}", self.images.resolve(name, self.events)?),
+                },
+            };
+            out.push(digest);
+        }
+        Ok(out)
     }
 
     /// The root filesystem a `from=` names: a stage, an image, a named
@@ -226,12 +279,24 @@ impl Builder<'_> {
         if std::fs::symlink_metadata(&host).is_err() {
             return Err(format!("bind mount source {source}: not found"));
         }
-        if is_context && !m.readonly {
+        // With .dockerignore patterns, the mount shows the context as the
+        // build sees it (as BuildKit, and as the step's key digests it):
+        // a copy without the excluded files.
+        let filtered = is_context && !self.context.ignores_nothing();
+        if is_context && (filtered || !m.readonly) {
             // Writes must never reach the user's files: mount a copy.
             let copy = TempDir::new(self.store, "bind").map_err(|e| e.to_string())?;
             let dst = copy.0.join("src");
-            copy_tree(&host, &dst)?;
-            rm.bind(dst, target, false)?;
+            if filtered {
+                let e =
+                    |x: crate::context::ContextError| format!("bind mount source {source}: {x}");
+                let rel = self.context.clean_source(source).map_err(e)?;
+                let rel = self.context.follow(source, Path::new(&rel)).map_err(e)?;
+                self.context.materialize(&rel, &dst).map_err(e)?;
+            } else {
+                copy_tree(&host, &dst)?;
+            }
+            rm.bind(dst, target, m.readonly)?;
             rm._keep.push(Box::new(copy));
         } else {
             // A stage or image root is an overlay with its own upper dir,

@@ -27,7 +27,8 @@ use names::StageNames;
 
 /// Build arguments that may be passed without an `ARG` declaration; they
 /// reach RUN as environment variables and are kept out of history.
-pub const PROXY_ARGS: [&str; 8] = [
+/// (BuildKit matches them in any case: see [`is_proxy_arg`].)
+pub const PROXY_ARGS: [&str; 10] = [
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -36,7 +37,14 @@ pub const PROXY_ARGS: [&str; 8] = [
     "ftp_proxy",
     "NO_PROXY",
     "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
+
+/// True for a proxy build argument name, in any case (`Http_Proxy`).
+pub fn is_proxy_arg(name: &str) -> bool {
+    PROXY_ARGS.iter().any(|p| p.eq_ignore_ascii_case(name))
+}
 
 /// Inputs to [`plan`].
 #[derive(Debug, Clone)]

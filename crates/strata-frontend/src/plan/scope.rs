@@ -120,6 +120,12 @@ impl StageScope {
         out
     }
 
+    /// True when `name` is declared by an `ARG` in this stage (or the
+    /// parent stage it builds on).
+    pub fn is_declared_arg(&self, name: &str) -> bool {
+        self.args.iter().any(|(k, _)| k == name)
+    }
+
     /// Looks a name up as word expansion sees it: ENV first, then ARGs.
     pub fn lookup(&self, name: &str) -> Option<String> {
         if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {

@@ -8,7 +8,7 @@ use super::instruction::{from_node, Instruction, NodeErr};
 use super::names::StageNames;
 use super::reference::is_valid_reference;
 use super::scope::{StageScope, MAX_ARG_BYTES};
-use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step, PROXY_ARGS};
+use super::{Base, BuildOptions, FromRef, GlobalArg, Plan, Stage, Step};
 use crate::error::Diagnostic;
 use crate::parser::{parse, Ast, Node};
 use crate::shell::{human_bytes, Lexer};
@@ -319,7 +319,7 @@ fn unused_build_args(ast: &Ast, opts: &BuildOptions, globals: &[GlobalArg]) -> V
         .collect();
     opts.build_args
         .keys()
-        .filter(|k| !declared.contains(*k) && !PROXY_ARGS.contains(&k.as_str()))
+        .filter(|k| !declared.contains(*k) && !super::is_proxy_arg(k))
         .cloned()
         .collect()
 }
