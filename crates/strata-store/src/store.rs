@@ -9,14 +9,17 @@
 //! ROOT/snapshots/<chain-hex>/fs  unpacked, overlay-ready layers
 //! ROOT/containers/<id>/        per-container upper/work/merged dirs
 //! ```
+//!
+//! ROOT is 0710 (root's) or 0700 (a user's), its entries 0700 / 0600:
+//! only the owner reaches image content (see `perms.rs`).
 
 use std::path::{Path, PathBuf};
 
 use crate::blobs::BlobStore;
 use crate::containers::Containers;
 use crate::error::Result;
-use crate::fsutil;
 use crate::meta::{Lease, Meta};
+use crate::perms;
 use crate::snapshot::Snapshotter;
 
 /// The local store. `Send + Sync`; clone-free sharing via `&Store` or `Arc`.
@@ -27,17 +30,24 @@ pub struct Store {
     meta: Meta,
     snapshots: Snapshotter,
     containers: Containers,
+    mode_fixes: Vec<perms::ModeFix>,
 }
 
 impl Store {
     /// Opens the store at `root`, creating the layout and the db on first use.
+    ///
+    /// The root is made private on every open (see [`crate::perms`]): a
+    /// store made with wide modes by an older strata is fixed here, and
+    /// [`Store::mode_fixes`] says what was changed. A store owned by
+    /// another user is refused before the db is touched.
     pub fn open(root: &Path) -> Result<Store> {
-        fsutil::create_dir_all(root)?;
+        perms::create_root(root)?;
         let root = std::fs::canonicalize(root).map_err(|e| crate::error::StoreError::Io {
             op: "resolve store root",
             path: root.to_path_buf(),
             source: e,
         })?;
+        perms::check_owner(&root)?;
         for d in [
             "blobs/sha256",
             "tmp",
@@ -46,11 +56,19 @@ impl Store {
             "snapshots",
             "containers",
         ] {
-            fsutil::create_dir_all(&root.join(d))?;
+            perms::create_private_dir(&root.join(d))?;
         }
+        // After the layout (and before the db) so a fresh store needs no
+        // chmod; again below for the db files SQLite creates with the umask.
+        let mut mode_fixes = perms::secure(&root)?;
         let gc_lock = root.join("locks/gc.lock");
         let blobs = BlobStore::new(root.join("blobs/sha256"), root.join("tmp"), gc_lock.clone());
         let meta = Meta::open(&root.join("meta.db"), &root.join("leases"))?;
+        for f in perms::secure(&root)? {
+            if !mode_fixes.iter().any(|m| m.path == f.path) {
+                mode_fixes.push(f);
+            }
+        }
         let snapshots = Snapshotter::new(
             root.join("snapshots"),
             root.join("tmp"),
@@ -64,7 +82,14 @@ impl Store {
             meta,
             snapshots,
             containers,
+            mode_fixes,
         })
+    }
+
+    /// Paths whose modes let other users into the store when it was
+    /// opened, now tightened (empty for a store that was already private).
+    pub fn mode_fixes(&self) -> &[perms::ModeFix] {
+        &self.mode_fixes
     }
 
     /// The (canonical) store root.
