@@ -124,3 +124,11 @@ impl ImageToSave {
         })
     }
 }
+
+/// Drops repeated names, keeping the first of each, in order: linear (a
+/// set), where `contains` per name was quadratic. Names are gathered with
+/// plain `extend` and deduplicated once at the end.
+pub(crate) fn dedup_names(names: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names.retain(|n| seen.insert(n.clone()));
+}

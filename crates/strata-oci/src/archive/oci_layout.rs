@@ -2,7 +2,7 @@
 //! resolving `index.json` into images, whether the layout came as a tar or
 //! sits in a directory, and reading a layout directory.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
@@ -69,38 +69,51 @@ pub(crate) fn resolve_index(
 ) -> Result<Vec<ArchiveImage>, Error> {
     let index: ImageIndex =
         serde_json::from_slice(index_bytes).map_err(|e| Error::json("index.json", e))?;
-    let mut out: Vec<ArchiveImage> = Vec::new();
+    // The same manifest listed under several names (one index entry per
+    // name, as skopeo and BuildKit write them): walked once, with all the
+    // names. Walking each entry and merging afterwards read and parsed the
+    // manifest and config once per name, and compared every image with
+    // every other.
+    let mut entries: Vec<(&Descriptor, Vec<String>)> = Vec::new();
+    // Digest -> the entries with it (one per platform, as a rule).
+    let mut at: HashMap<&Digest, Vec<usize>> = HashMap::new();
     for desc in &index.manifests {
-        walk(
-            desc,
-            names_of(desc),
-            desc.platform.clone(),
-            blobs,
-            &mut out,
-            0,
-        )?;
+        let same = at.entry(&desc.digest).or_default();
+        match same
+            .iter()
+            .find(|&&i| entries[i].0.platform == desc.platform)
+        {
+            Some(&i) => entries[i].1.extend(names_of(desc)),
+            None => {
+                same.push(entries.len());
+                entries.push((desc, names_of(desc)));
+            }
+        }
+    }
+    let mut out: Vec<ArchiveImage> = Vec::new();
+    for (desc, mut names) in entries {
+        super::dedup_names(&mut names);
+        walk(desc, names, desc.platform.clone(), blobs, &mut out, 0)?;
     }
     if out.is_empty() {
         return Err(Error::Invalid {
             why: "index.json lists no image manifest".into(),
         });
     }
-    // The same manifest listed under several names: one image, all names.
+    // The same manifest reached twice (through two indexes): one image.
     let mut merged: Vec<ArchiveImage> = Vec::new();
+    let mut by_digest: HashMap<Digest, usize> = HashMap::new();
     for img in out {
-        match merged
-            .iter_mut()
-            .find(|m| m.manifest.digest() == img.manifest.digest())
-        {
-            Some(m) => {
-                for n in img.names {
-                    if !m.names.contains(&n) {
-                        m.names.push(n);
-                    }
-                }
+        match by_digest.get(img.manifest.digest()) {
+            Some(&i) => merged[i].names.extend(img.names),
+            None => {
+                by_digest.insert(img.manifest.digest().clone(), merged.len());
+                merged.push(img);
             }
-            None => merged.push(img),
         }
+    }
+    for m in &mut merged {
+        super::dedup_names(&mut m.names);
     }
     Ok(merged)
 }

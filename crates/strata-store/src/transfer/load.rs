@@ -75,14 +75,13 @@ pub fn register_images(
             names: Vec::new(),
             moved: Vec::new(),
         };
-        for name in &img.names {
-            if let Some(prev) = store.meta().tag(name, &rec.id)? {
-                if prev != rec.id {
-                    loaded.moved.push((name.clone(), prev));
-                }
+        let prevs = store.meta().tag_all(&img.names, &rec.id)?;
+        for (name, prev) in img.names.iter().zip(prevs) {
+            if let Some(prev) = prev.filter(|p| *p != rec.id) {
+                loaded.moved.push((name.clone(), prev));
             }
-            loaded.names.push(name.clone());
         }
+        loaded.names = img.names.clone();
         out.push(loaded);
     }
     Ok(out)
