@@ -1,0 +1,143 @@
+//! Hostile or huge archives and layout directories through `load`, and the
+//! listings that follow: a docker-archive naming one image 20,000 times
+//! lists in bounded memory; OCI layout blobs that are FIFOs or symlinks
+//! out of the layout are refused (never a hang, never a host file); layer
+//! entry paths no filesystem can hold are refused at load, naming the
+//! image and the path; a killed save or load leaves nothing the next run
+//! does not remove.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+
+mod support;
+use support::{path_str, stderr, stdout, strata};
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// A tar of `entries` (path, contents); paths of any length (GNU long names).
+fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        // Over 100 bytes: append_data writes a GNU long-name entry.
+        b.append_data(&mut h, p, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// A legacy `docker save` archive of one image with these tags and layers.
+fn docker_archive(tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha256_hex(&config));
+    let layer_names: Vec<String> = (0..layers.len()).map(|i| format!("l{i}/layer.tar")).collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name, "RepoTags": tags, "Layers": layer_names,
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(&config_name, &config);
+    for (n, l) in layer_names.iter().zip(layers) {
+        add(n, l);
+    }
+    add("manifest.json", &manifest);
+    b.into_inner().unwrap()
+}
+
+/// strata with its address space limited to `mb` MiB (prlimit).
+fn strata_limited(root: &Path, mb: u64, args: &[&str]) -> Output {
+    Command::new("prlimit")
+        .arg(format!("--as={}", mb << 20))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run prlimit strata")
+}
+
+#[test]
+fn twenty_thousand_tags_list_in_bounded_memory() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let n = 20_000;
+    let tags: Vec<String> = (0..n).map(|i| format!("many/tags:t{i:05}")).collect();
+    let archive = t.path().join("many.tar");
+    fs::write(
+        &archive,
+        docker_archive(&tags, &[layer(&[("etc/hello", b"hi\n")])]),
+    )
+    .unwrap();
+    // 512 MiB of address space: plenty for a linear listing of 20,000 rows
+    // (a few MiB), far too little for one copy of every tag per row.
+    let limit = 512;
+    let started = Instant::now();
+    let o = strata_limited(&root, limit, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "load: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("Loaded image: ")).count(),
+        n
+    );
+    let o = strata_limited(&root, limit, &["images"]);
+    assert!(o.status.success(), "images: {}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), n + 1, "a header and one row per tag");
+    assert!(out.contains("many/tags ") && out.contains(" t19999 "), "{}", &out[..300]);
+    let o = strata_limited(&root, limit, &["image", "ls", "--format", "json"]);
+    assert!(o.status.success(), "image ls --format json: {}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), n);
+    let o = strata_limited(&root, limit, &["image", "ls", "-q"]);
+    assert!(o.status.success(), "image ls -q: {}", stderr(&o));
+    let o = strata_limited(&root, limit, &["inspect", "many/tags:t00042"]);
+    assert!(o.status.success(), "inspect: {}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["RepoTags"].as_array().unwrap().len(), n);
+    let o = strata_limited(&root, limit, &["system", "df"]);
+    assert!(o.status.success(), "system df: {}", stderr(&o));
+    let o = strata_limited(&root, limit, &["system", "check"]);
+    assert!(o.status.success(), "system check: {}", stderr(&o));
+    // A second load of the same archive: every tag already points there.
+    let o = strata_limited(&root, limit, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "second load: {}", stderr(&o));
+    // rmi -f of the image drops every tag.
+    let o = strata_limited(&root, limit, &["rmi", "-f", "many/tags:t00000"]);
+    assert!(o.status.success(), "rmi: {}", stderr(&o));
+    assert_eq!(
+        stdout(&o).lines().filter(|l| l.starts_with("Untagged: ")).count(),
+        n
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(120),
+        "20,000 tags took {elapsed:?} to load, list and remove"
+    );
+    let o = strata(&root, &["images", "-q"]);
+    assert_eq!(stdout(&o), "");
+}
