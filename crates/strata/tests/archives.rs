@@ -49,7 +49,9 @@ fn docker_archive(tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
     }))
     .unwrap();
     let config_name = format!("{}.json", sha256_hex(&config));
-    let layer_names: Vec<String> = (0..layers.len()).map(|i| format!("l{i}/layer.tar")).collect();
+    let layer_names: Vec<String> = (0..layers.len())
+        .map(|i| format!("l{i}/layer.tar"))
+        .collect();
     let manifest = serde_json::to_vec(&serde_json::json!([{
         "Config": config_name, "RepoTags": tags, "Layers": layer_names,
     }]))
@@ -102,14 +104,21 @@ fn twenty_thousand_tags_list_in_bounded_memory() {
     let o = strata_limited(&root, limit, &["load", "-i", &path_str(&archive)]);
     assert!(o.status.success(), "load: {}", stderr(&o));
     assert_eq!(
-        stdout(&o).lines().filter(|l| l.starts_with("Loaded image: ")).count(),
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("Loaded image: "))
+            .count(),
         n
     );
     let o = strata_limited(&root, limit, &["images"]);
     assert!(o.status.success(), "images: {}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), n + 1, "a header and one row per tag");
-    assert!(out.contains("many/tags ") && out.contains(" t19999 "), "{}", &out[..300]);
+    assert!(
+        out.contains("many/tags ") && out.contains(" t19999 "),
+        "{}",
+        &out[..300]
+    );
     let o = strata_limited(&root, limit, &["image", "ls", "--format", "json"]);
     assert!(o.status.success(), "image ls --format json: {}", stderr(&o));
     assert_eq!(stdout(&o).lines().count(), n);
@@ -130,7 +139,10 @@ fn twenty_thousand_tags_list_in_bounded_memory() {
     let o = strata_limited(&root, limit, &["rmi", "-f", "many/tags:t00000"]);
     assert!(o.status.success(), "rmi: {}", stderr(&o));
     assert_eq!(
-        stdout(&o).lines().filter(|l| l.starts_with("Untagged: ")).count(),
+        stdout(&o)
+            .lines()
+            .filter(|l| l.starts_with("Untagged: "))
+            .count(),
         n
     );
     let elapsed = started.elapsed();
@@ -140,4 +152,118 @@ fn twenty_thousand_tags_list_in_bounded_memory() {
     );
     let o = strata(&root, &["images", "-q"]);
     assert_eq!(stdout(&o), "");
+}
+
+/// strata under `timeout` (a hang fails the test instead of blocking it).
+fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run timeout strata")
+}
+
+/// An OCI layout directory of image `layout:1` (one small layer), saved
+/// by strata and unpacked; returns the layer blob's path inside it.
+fn oci_layout_dir(root: &Path, t: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let archive = t.join("in.tar");
+    let l = layer(&[("etc/hello", b"hello from the layout\n")]);
+    let layer_hex = sha256_hex(&l);
+    fs::write(&archive, docker_archive(&["layout:1".into()], &[l])).unwrap();
+    let o = strata(root, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let oci = t.join("oci.tar");
+    let o = strata(
+        root,
+        &["save", "--format", "oci", "-o", &path_str(&oci), "layout:1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = t.join("layout");
+    tar::Archive::new(fs::File::open(&oci).unwrap())
+        .unpack(&dir)
+        .unwrap();
+    let blob = dir.join("blobs/sha256").join(layer_hex);
+    assert!(blob.is_file(), "the layer is stored uncompressed as saved");
+    (dir, blob)
+}
+
+#[test]
+fn layout_dir_blobs_that_are_fifos_or_links_out_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let src_root = t.path().join("src");
+    let (dir, blob) = oci_layout_dir(&src_root, t.path());
+    let root = t.path().join("store");
+    let o = strata(&root, &["load", "-i", &path_str(&dir)]);
+    assert!(
+        o.status.success(),
+        "the intact layout loads: {}",
+        stderr(&o)
+    );
+    let o = strata(&root, &["rmi", "layout:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The layer blob, byte for byte, outside the layout, and a link to it:
+    // the old code followed it and loaded a host file as a layer.
+    let outside = t.path().join("outside-blob");
+    fs::rename(&blob, &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, &blob).unwrap();
+    let o = strata_timeout(&root, 60, &["load", "-i", &path_str(&dir)]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "a link out of the layout was followed");
+    assert!(err.contains("leads out of"), "{err}");
+    assert!(
+        err.contains(&path_str(&blob)),
+        "the error names the blob: {err}"
+    );
+    // A relative link that climbs out, too.
+    fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink("../../../outside-blob", &blob).unwrap();
+    let o = strata_timeout(&root, 60, &["load", "-i", &path_str(&dir)]);
+    assert!(
+        !o.status.success(),
+        "a relative link out of the layout was followed"
+    );
+    assert!(stderr(&o).contains("leads out of"), "{}", stderr(&o));
+
+    // A FIFO: refused at once, not a hang (timeout exits 124).
+    fs::remove_file(&blob).unwrap();
+    let st = Command::new("mkfifo").arg(&blob).status().unwrap();
+    assert!(st.success());
+    let started = Instant::now();
+    let o = strata_timeout(&root, 60, &["load", "-i", &path_str(&dir)]);
+    assert_ne!(o.status.code(), Some(124), "load hung on a FIFO blob");
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("FIFO") && err.contains("not a regular file"),
+        "{err}"
+    );
+    // The same layout as a named build context.
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(ctx.path().join("Dockerfile"), "FROM x\n").unwrap();
+    let ctx_arg = format!("x=oci-layout://{}:1", path_str(&dir));
+    let o = strata_timeout(
+        &root,
+        60,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--build-context",
+            &ctx_arg,
+            "-t",
+            "y",
+            &path_str(ctx.path()),
+        ],
+    );
+    assert_ne!(o.status.code(), Some(124), "build hung on a FIFO blob");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("FIFO"), "{}", stderr(&o));
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let o = strata(&root, &["system", "check"]);
+    assert!(o.status.success(), "{}", stdout(&o));
 }
