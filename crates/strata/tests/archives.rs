@@ -267,3 +267,111 @@ fn layout_dir_blobs_that_are_fifos_or_links_out_are_refused() {
     let o = strata(&root, &["system", "check"]);
     assert!(o.status.success(), "{}", stdout(&o));
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn layers_no_filesystem_can_unpack_are_refused_at_load_naming_image_and_path() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let long_path = format!("{}f", "d/".repeat(5000)); // 10,001 bytes
+    let long_name = format!("etc/{}", "n".repeat(300));
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "deep:1",
+            layer(&[("ok", b"x"), (&long_path, b"deep")]),
+            "d/d/d/d/",
+            "longer than 4096 bytes",
+        ),
+        (
+            "wide:1",
+            layer(&[(&long_name, b"wide")]),
+            "etc/nnnn",
+            "longer than 255 bytes",
+        ),
+        (
+            "deepgz:1",
+            gzip(&layer(&[(&long_path, b"deep")])),
+            "d/d/d/d/",
+            "longer than 4096 bytes",
+        ),
+    ];
+    for (tag, l, prefix, why) in cases {
+        let archive = t.path().join("bad.tar");
+        let base = layer(&[("etc/base", b"base\n")]);
+        // The diff ID of a gzip layer is its uncompressed tar's digest.
+        let mut a = docker_archive(&[tag.to_string()], &[base, l.clone()]);
+        if l.starts_with(&[0x1f, 0x8b]) {
+            a = docker_archive_gz(tag, &layer(&[("etc/base", b"base\n")]), &l);
+        }
+        fs::write(&archive, a).unwrap();
+        let o = strata(&root, &["load", "-i", &path_str(&archive)]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{tag}: an unpackable layer was loaded");
+        assert!(
+            err.contains(&format!("image docker.io/library/{tag}")),
+            "{tag}: {err}"
+        );
+        assert!(err.contains("layer 1"), "{err}");
+        assert!(
+            err.contains(prefix),
+            "{tag}: the path prefix is not named: {err}"
+        );
+        assert!(err.contains(why), "{tag}: {err}");
+        assert!(err.contains("can never be unpacked"), "{err}");
+        assert!(err.len() < 2000, "the whole path was printed: {err}");
+        let o = strata(&root, &["images", "-q"]);
+        assert_eq!(stdout(&o), "", "{tag}: the store changed");
+    }
+    let o = strata(&root, &["system", "check"]);
+    assert!(stdout(&o).contains("no problems"), "{}", stdout(&o));
+    // A long but valid path (4,000 bytes) still loads.
+    let ok_path = format!("{}f", "d/".repeat(1990));
+    let archive = t.path().join("ok.tar");
+    fs::write(
+        &archive,
+        docker_archive(&["fine:1".into()], &[layer(&[(&ok_path, b"ok")])]),
+    )
+    .unwrap();
+    let o = strata(&root, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A docker-archive whose second layer is gzip-compressed (`gz`), with the
+/// config's diff IDs of the uncompressed tars.
+fn docker_archive_gz(tag: &str, base: &[u8], gz: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_end(&mut tar)
+        .unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [
+            format!("sha256:{}", sha256_hex(base)), format!("sha256:{}", sha256_hex(&tar))]},
+    }))
+    .unwrap();
+    let config_name = format!("{}.json", sha256_hex(&config));
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name, "RepoTags": [tag], "Layers": ["l0/layer.tar", "l1/layer.tar.gz"],
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (config_name.as_str(), &config[..]),
+        ("l0/layer.tar", base),
+        ("l1/layer.tar.gz", gz),
+        ("manifest.json", &manifest[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    b.into_inner().unwrap()
+}

@@ -102,7 +102,21 @@ fn image_record(store: &Store, sink: &StagingSink<'_>, img: &ArchiveImage) -> Re
     let mut layers = Vec::with_capacity(img.layers.len());
     for (i, (desc, want)) in img.layers.iter().zip(diff_ids).enumerate() {
         let (diff_id, uncompressed) = match sink.layer_facts(&desc.digest) {
-            Some(Ok(f)) => f.clone(),
+            Some(Ok(f)) => {
+                if let Some((entry, why)) = &f.bad_entry {
+                    let name = img
+                        .names
+                        .first()
+                        .map(|n| format!("{n} ({id})"))
+                        .unwrap_or_else(|| id.to_string());
+                    return Err(TransferError::Invalid(format!(
+                        "image {name}: layer {i} ({}) can never be unpacked: entry {entry:?}: \
+                         {why}; refusing to load it",
+                        desc.digest
+                    )));
+                }
+                (f.diff_id.clone(), f.size)
+            }
             Some(Err(why)) => {
                 return Err(TransferError::Invalid(format!(
                     "image {id}: layer {i} ({}) cannot be decompressed: {why}",
