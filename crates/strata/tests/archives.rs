@@ -375,3 +375,172 @@ fn docker_archive_gz(tag: &str, base: &[u8], gz: &[u8]) -> Vec<u8> {
     }
     b.into_inner().unwrap()
 }
+
+/// Entries of ROOT/tmp.
+fn tmp_entries(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("tmp"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts `strata load` reading from a pipe, writes the first `n` bytes of
+/// `archive` and waits until a temp blob appears in ROOT/tmp.
+fn stalled_load(
+    root: &Path,
+    archive: &[u8],
+    n: usize,
+) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .arg("load")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&archive[..n]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !tmp_entries(root).iter().any(|e| e.starts_with("blob-")) {
+        assert!(Instant::now() < deadline, "no temp blob appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, stdin)
+}
+
+#[test]
+fn a_load_stopped_by_a_signal_or_killed_leaves_no_temp_blobs() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    // A layer of 8 MiB of incompressible-ish bytes: the load is mid-blob
+    // when we stop it.
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let archive = docker_archive(&["big:1".into()], &[layer(&[("big", &big)])]);
+    for sig in ["TERM", "INT"] {
+        let (mut child, stdin) = stalled_load(&root, &archive, 4 << 20);
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let status = child.wait().unwrap();
+        drop(stdin);
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(!status.success(), "SIG{sig}: {err}");
+        assert!(err.contains("interrupted"), "SIG{sig}: {err}");
+        let left: Vec<String> = tmp_entries(&root)
+            .into_iter()
+            .filter(|e| e.starts_with("blob-"))
+            .collect();
+        assert!(left.is_empty(), "SIG{sig} left temp blobs: {left:?}");
+    }
+    // SIGKILL cannot be caught: the next load removes what it left.
+    let (mut child, stdin) = stalled_load(&root, &archive, 4 << 20);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    assert!(tmp_entries(&root).iter().any(|e| e.starts_with("blob-")));
+    let small = t.path().join("small.tar");
+    fs::write(
+        &small,
+        docker_archive(&["small:1".into()], &[layer(&[("s", b"s")])]),
+    )
+    .unwrap();
+    let o = strata(&root, &["load", "-i", &path_str(&small)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        tmp_entries(&root),
+        Vec::<String>::new(),
+        "the next load cleaned up"
+    );
+    let o = strata(&root, &["system", "check"]);
+    assert!(stdout(&o).contains("no problems"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_killed_saves_partial_file_is_replaced_by_the_next_save_and_a_live_one_is_not() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let archive = t.path().join("in.tar");
+    fs::write(
+        &archive,
+        docker_archive(&["img:1".into()], &[layer(&[("a", b"a")])]),
+    )
+    .unwrap();
+    let o = strata(&root, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = t.path().join("out.tar");
+    let partial = t.path().join("out.tar.strata-partial");
+    // What a save killed with SIGKILL leaves: a partial file nobody locks.
+    fs::write(&partial, vec![7u8; 100_000]).unwrap();
+    let o = strata(&root, &["save", "-o", &path_str(&out), "img:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!partial.exists(), "the stale partial file is still there");
+    // The archive is whole (no stale bytes past its end): it loads.
+    let root2 = t.path().join("store2");
+    let o = strata(&root2, &["load", "-i", &path_str(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A partial file another save holds locked: refused, left alone.
+    let held = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&partial)
+        .unwrap();
+    held.lock().unwrap();
+    let o = strata(&root, &["save", "-o", &path_str(&out), "img:1"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("another `strata save`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(partial.exists());
+    drop(held);
+    fs::remove_file(&partial).unwrap();
+    // A save stopped by SIGTERM (as soon as its partial file appears, on
+    // an image big enough to take a while) removes the partial file.
+    let big: Vec<u8> = (0..32u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    fs::write(
+        &archive,
+        docker_archive(&["big:1".into()], &[layer(&[("big", &big)])]),
+    )
+    .unwrap();
+    let o = strata(&root, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(&root)
+        .args(["save", "-o", &path_str(&out), "big:1"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !partial.exists() && child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "the save was not stopped by SIGTERM: {status:?}"
+    );
+    assert!(!partial.exists(), "SIGTERM left the partial file");
+    assert!(!out.exists() || fs::metadata(&out).unwrap().len() > 0);
+}

@@ -25,6 +25,9 @@ pub struct LoadedImage {
 
 /// Loads a `docker save` archive or an OCI layout tar (gzipped or not).
 pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>> {
+    // What an earlier load killed with SIGKILL left (SIGTERM and SIGINT
+    // are cleaned up by the CLI before it exits).
+    let _ = store.remove_dead_temp_blobs();
     let lease = store.lease("load")?;
     let mut sink = StagingSink::new(store, &lease)?;
     let contents = strata_oci::read_archive(input, &mut sink)?;
@@ -33,6 +36,7 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>>
 
 /// Loads an OCI image layout directory (`skopeo copy ... oci:DIR`).
 pub fn load_layout_dir(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>> {
+    let _ = store.remove_dead_temp_blobs();
     let lease = store.lease("load")?;
     let mut sink = StagingSink::new(store, &lease)?;
     let contents = strata_oci::read_oci_layout_dir(dir, &mut sink)?;
