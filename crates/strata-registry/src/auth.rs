@@ -208,7 +208,7 @@ impl Auth {
         self.token_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let basic = self.basic();
-        let followed = crate::transport::call_following(&realm, |u, first| {
+        let followed = crate::transport::call_following(realm, |u, first| {
             let mut req = agent.get(u);
             if first {
                 if let Some(svc) = ch.param("service") {

@@ -224,7 +224,7 @@ impl Client {
                     }
                     Err(transport::FollowError::Redirect(why)) => Err(Error::protocol(
                         &self.inner.registry,
-                        &format!("{method} {url}"),
+                        format!("{method} {url}"),
                         why,
                     )),
                 };

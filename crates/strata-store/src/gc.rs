@@ -296,10 +296,8 @@ impl Store {
             let Ok(f) = fs::File::open(&p) else {
                 continue;
             };
-            if try_lock_file(&f, &p)? {
-                if fs::remove_file(&p).is_ok() {
-                    n += 1;
-                }
+            if try_lock_file(&f, &p)? && fs::remove_file(&p).is_ok() {
+                n += 1;
             }
         }
         Ok(n)

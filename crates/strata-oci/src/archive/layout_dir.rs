@@ -195,7 +195,7 @@ mod tests {
         std::os::unix::fs::symlink("aa", d.join("blobs/sha256/in")).unwrap();
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
-            &d.join("blobs/sha256/fifo"),
+            d.join("blobs/sha256/fifo"),
             Mode::from_raw_mode(0o644),
         )
         .unwrap();

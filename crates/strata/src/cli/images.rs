@@ -155,11 +155,14 @@ fn familiar(full: &str) -> String {
         .unwrap_or_else(|_| full.to_string())
 }
 
+/// A row of `image ls`: (index into the images, repository, tag).
+type LsRow = (usize, String, String);
+
 /// One row of `image ls` per tag, `<none>` rows for untagged images,
 /// newest first: (index into the images, repository, tag). Rows refer to
 /// their image, never copy it: an image with N tags is N rows, and a
 /// copy per row (tags included) made listing quadratic in N.
-fn ls_rows(store: &Store) -> anyhow::Result<(Vec<ImageInfo>, Vec<(usize, String, String)>)> {
+fn ls_rows(store: &Store) -> anyhow::Result<(Vec<ImageInfo>, Vec<LsRow>)> {
     let mut images = store.meta().images()?;
     images.sort_by_cached_key(|i| {
         (
