@@ -8,6 +8,7 @@
 //! ROOT/leases/<id>.lock        held by a live lease's owner
 //! ROOT/snapshots/<chain-hex>/fs  unpacked, overlay-ready layers
 //! ROOT/containers/<id>/        per-container upper/work/merged dirs
+//! ROOT/cache/                  the engine's (context stat cache, cache mounts)
 //! ```
 //!
 //! ROOT is 0710 (root's) or 0700 (a user's), its entries 0700 / 0600:
@@ -55,6 +56,10 @@ impl Store {
             "leases",
             "snapshots",
             "containers",
+            // The engine's (context stat cache, RUN cache mounts): made
+            // here so it is private from birth, not fixed (and reported)
+            // at the next open.
+            "cache",
         ] {
             perms::create_private_dir(&root.join(d))?;
         }

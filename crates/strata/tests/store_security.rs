@@ -116,10 +116,21 @@ fn other_users_cannot_reach_setuid_files_in_the_store_and_non_root_runs_still_wo
         );
     }
     assert_eq!(mode(&root), 0o710);
-    for d in ["snapshots", "containers", "blobs", "tmp", "locks", "leases"] {
+    for d in [
+        "snapshots",
+        "containers",
+        "blobs",
+        "tmp",
+        "locks",
+        "leases",
+        "cache",
+    ] {
         assert_eq!(mode(&root.join(d)), 0o700, "{d}");
     }
     assert_eq!(mode(&root.join("meta.db")) & 0o077, 0, "meta.db");
+    // A build left nothing wide for the next open to fix and report.
+    let o = strata(&root, &["system", "check"]);
+    assert!(stdout(&o).contains("no problems"), "{}", stdout(&o));
     // The user can reach the parent, not the store.
     let o = user.run(&["ls", &path_str(parent.path())], &[]);
     assert!(
