@@ -340,6 +340,18 @@ fn layers_no_filesystem_can_unpack_are_refused_at_load_naming_image_and_path() {
     .unwrap();
     let o = strata(&root, &["load", "-i", &path_str(&archive)]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // `import` makes a layer too: the same rule.
+    let rootfs = t.path().join("rootfs.tar");
+    fs::write(&rootfs, layer(&[(&long_name, b"wide")])).unwrap();
+    let o = strata(&root, &["import", &path_str(&rootfs), "imp:1"]);
+    assert!(!o.status.success(), "an unpackable rootfs was imported");
+    let err = stderr(&o);
+    assert!(
+        err.contains("etc/nnnn") && err.contains("longer than 255 bytes"),
+        "{err}"
+    );
+    let o = strata(&root, &["images", "-q"]);
+    assert_eq!(stdout(&o).lines().count(), 1, "only fine:1");
 }
 
 /// A docker-archive whose second layer is gzip-compressed (`gz`), with the

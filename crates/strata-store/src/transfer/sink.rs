@@ -53,32 +53,35 @@ fn first_unpackable_entry(r: &mut dyn Read) -> Option<(String, &'static str)> {
     let mut ar = tar::Archive::new(r);
     let entries = ar.entries().ok()?;
     for e in entries {
-        let e = e.ok()?;
-        let name = e.path_bytes();
-        let problem = crate::safe_path::entry_length_problem(&name).map(|why| (name.clone(), why));
-        let problem = problem.or_else(|| {
-            let link = e.link_name_bytes()?;
-            let why = match e.header().entry_type() {
-                tar::EntryType::Link => crate::safe_path::entry_length_problem(&link)?,
-                // symlink(2) takes at most PATH_MAX - 1 bytes of target.
-                tar::EntryType::Symlink if link.len() >= crate::safe_path::MAX_PATH => {
-                    "symlink target is longer than 4095 bytes"
-                }
-                _ => return None,
-            };
-            Some((name.clone(), why))
-        });
-        if let Some((name, why)) = problem {
-            let shown = String::from_utf8_lossy(&name[..name.len().min(SHOWN_PREFIX)]).into_owned();
-            let shown = if name.len() > SHOWN_PREFIX {
-                format!("{shown}… ({} bytes)", name.len())
-            } else {
-                shown
-            };
-            return Some((shown, why));
+        if let Some(p) = unpackable_entry(&e.ok()?) {
+            return Some(p);
         }
     }
     None
+}
+
+/// Whether no filesystem could hold this entry's name (or hard link /
+/// symlink target): (the name cut to a prefix, why).
+pub(crate) fn unpackable_entry<R: Read>(e: &tar::Entry<'_, R>) -> Option<(String, &'static str)> {
+    let name = e.path_bytes();
+    let why = crate::safe_path::entry_length_problem(&name).or_else(|| {
+        let link = e.link_name_bytes()?;
+        match e.header().entry_type() {
+            tar::EntryType::Link => crate::safe_path::entry_length_problem(&link),
+            // symlink(2) takes at most PATH_MAX - 1 bytes of target.
+            tar::EntryType::Symlink if link.len() >= crate::safe_path::MAX_PATH => {
+                Some("symlink target is longer than 4095 bytes")
+            }
+            _ => None,
+        }
+    })?;
+    let shown = String::from_utf8_lossy(&name[..name.len().min(SHOWN_PREFIX)]).into_owned();
+    let shown = if name.len() > SHOWN_PREFIX {
+        format!("{shown}… ({} bytes)", name.len())
+    } else {
+        shown
+    };
+    Some((shown, why))
 }
 
 /// Counts (and with `hash`, hashes) what is read through it.
