@@ -205,27 +205,45 @@ impl Auth {
                 format!("the registry's token realm {realm:?} is not an http(s) URL"),
             ));
         }
-        let mut req = agent.get(realm);
-        if let Some(svc) = ch.param("service") {
-            req = req.query("service", svc);
-        }
-        for s in scope.items() {
-            req = req.query("scope", s);
-        }
-        if let Some(c) = &self.credential {
-            req = req.query("account", &c.username);
-        }
-        if let Some(b) = self.basic() {
-            req = req.header("Authorization", b);
-        }
         self.token_requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut resp = req.call().map_err(|e| Error::Transport {
-            registry: self.registry.clone(),
-            method: "GET",
-            url: realm.to_string(),
-            source: Box::new(e),
-        })?;
+        let basic = self.basic();
+        let followed = crate::transport::call_following(realm, |u, first| {
+            let mut req = agent.get(u);
+            if first {
+                if let Some(svc) = ch.param("service") {
+                    req = req.query("service", svc);
+                }
+                for s in scope.items() {
+                    req = req.query("scope", s);
+                }
+                if let Some(c) = &self.credential {
+                    req = req.query("account", &c.username);
+                }
+                if let Some(b) = &basic {
+                    req = req.header("Authorization", b);
+                }
+            }
+            req
+        });
+        let mut resp = match followed {
+            Ok((resp, _)) => resp,
+            Err(crate::transport::FollowError::Transport { url, source }) => {
+                return Err(Error::Transport {
+                    registry: self.registry.clone(),
+                    method: "GET",
+                    url,
+                    source: Box::new(source),
+                })
+            }
+            Err(crate::transport::FollowError::Redirect(why)) => {
+                return Err(Error::protocol(
+                    &self.registry,
+                    format!("token auth ({realm})"),
+                    why,
+                ))
+            }
+        };
         let status = resp.status().as_u16();
         let body = resp
             .body_mut()

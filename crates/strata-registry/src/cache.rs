@@ -221,19 +221,29 @@ pub fn export_to_dir(store: &Store, dir: &Path, keys: &[String]) -> Result<Diges
     Ok(manifest.digest().clone())
 }
 
+/// Largest index, manifest or config read from a cache directory.
+const CACHE_JSON_LIMIT: u64 = 64 << 20;
+
 /// Imports from an OCI layout directory (`type=local,src=DIR`), verifying
 /// every blob as it is copied into the store.
 pub fn import_from_dir(store: &Store, dir: &Path) -> Result<usize, Error> {
-    let read =
-        |p: &Path| std::fs::read(p).map_err(|e| Error::io(format!("read {}", p.display()), e));
-    let index: serde_json::Value = serde_json::from_slice(&read(&dir.join("index.json"))?)
+    // Opened beneath `dir`, regular files only: a FIFO would hang the
+    // build, a symlink would read a host file (strata_oci::LayoutDir).
+    let layout = strata_oci::archive::LayoutDir::open(dir)
+        .map_err(|e| Error::Invalid(format!("cache directory: {e}")))?;
+    let read = |rel: &str| {
+        layout
+            .read_small(rel, CACHE_JSON_LIMIT)
+            .map_err(|e| Error::Invalid(format!("cache directory: {e}")))
+    };
+    let index: serde_json::Value = serde_json::from_slice(&read("index.json")?)
         .map_err(|e| Error::Invalid(format!("{}/index.json: {e}", dir.display())))?;
     let mdigest: Digest = index["manifests"][0]["digest"]
         .as_str()
         .and_then(|d| d.parse().ok())
         .ok_or_else(|| Error::Invalid(format!("{}/index.json names no manifest", dir.display())))?;
-    let blob_path = |d: &Digest| dir.join("blobs/sha256").join(d.hex());
-    let bytes = read(&blob_path(&mdigest))?;
+    let blob_rel = |d: &Digest| format!("blobs/sha256/{}", d.hex());
+    let bytes = read(&blob_rel(&mdigest))?;
     if Digest::sha256_of(&bytes) != mdigest {
         return Err(Error::Invalid(format!(
             "{}: manifest {mdigest} does not match its digest",
@@ -242,7 +252,7 @@ pub fn import_from_dir(store: &Store, dir: &Path) -> Result<usize, Error> {
     }
     let manifest: ImageManifest = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Invalid(format!("cache manifest: {e}")))?;
-    let config = read(&blob_path(&manifest.config.digest))?;
+    let config = read(&blob_rel(&manifest.config.digest))?;
     if Digest::sha256_of(&config) != manifest.config.digest {
         return Err(Error::Invalid(format!(
             "{}: cache config does not match its digest",
@@ -253,12 +263,64 @@ pub fn import_from_dir(store: &Store, dir: &Path) -> Result<usize, Error> {
         .map_err(|e| Error::Invalid(format!("cache config: {e}")))?;
     let lease = store.lease(&format!("cache import {}", dir.display()))?;
     for l in &manifest.layers {
-        let p = blob_path(&l.digest);
-        let mut f =
-            std::fs::File::open(&p).map_err(|e| Error::io(format!("open {}", p.display()), e))?;
+        let rel = blob_rel(&l.digest);
+        let mut f = layout
+            .open_file(&rel)
+            .map_err(|e| Error::Invalid(format!("cache directory: {e}")))?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: cache layer {} is missing",
+                    dir.display(),
+                    l.digest
+                ))
+            })?;
         store
             .blobs()
             .ingest_leased(Some(&l.digest), &mut f, Some(&lease))?;
     }
     register(store, &doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache dir whose manifest blob is a FIFO, or a link to a host
+    /// file: refused at once, naming the path (a FIFO used to hang).
+    #[test]
+    fn a_fifo_or_escaping_link_in_a_cache_dir_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("store")).unwrap();
+        let dir = t.path().join("cache");
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        let hex = "a".repeat(64);
+        std::fs::write(
+            dir.join("index.json"),
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"sha256:{hex}","size":1}}]}}"#),
+        )
+        .unwrap();
+        let blob = dir.join("blobs/sha256").join(&hex);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &blob,
+            rustix::fs::Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (s2, d2) = (t.path().join("store"), dir.clone());
+        std::thread::spawn(move || {
+            let store = Store::open(&s2).unwrap();
+            let _ = tx.send(import_from_dir(&store, &d2).map_err(|e| e.to_string()));
+        });
+        let e = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("importing a cache dir with a FIFO blob hung")
+            .unwrap_err();
+        assert!(e.contains("FIFO") && e.contains(&hex), "{e}");
+        std::fs::remove_file(&blob).unwrap();
+        std::fs::write(t.path().join("host-file"), b"{}").unwrap();
+        std::os::unix::fs::symlink(t.path().join("host-file"), &blob).unwrap();
+        let e = import_from_dir(&store, &dir).unwrap_err().to_string();
+        assert!(e.contains("leads out of"), "{e}");
+    }
 }

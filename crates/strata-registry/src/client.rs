@@ -201,18 +201,33 @@ impl Client {
         let a = &self.inner.agent;
         let r = match method {
             "GET" | "HEAD" | "DELETE" => {
-                let mut req = match method {
-                    "GET" => a.get(url),
-                    "HEAD" => a.head(url),
-                    _ => a.delete(url),
+                // Redirects (blob GETs go to object storage) are followed
+                // here, http(s) only; credentials go to `url` alone.
+                let followed = transport::call_following(url, |u, first| {
+                    let mut req = match method {
+                        "GET" => a.get(u),
+                        "HEAD" => a.head(u),
+                        _ => a.delete(u),
+                    };
+                    for (k, v) in headers {
+                        req = req.header(*k, v);
+                    }
+                    if let (Some(h), true) = (auth, first) {
+                        req = req.header("Authorization", h);
+                    }
+                    req
+                });
+                return match followed {
+                    Ok((resp, _)) => Ok(resp),
+                    Err(transport::FollowError::Transport { url, source }) => {
+                        Err(self.transport_err(method, &url, source))
+                    }
+                    Err(transport::FollowError::Redirect(why)) => Err(Error::protocol(
+                        &self.inner.registry,
+                        format!("{method} {url}"),
+                        why,
+                    )),
                 };
-                for (k, v) in headers {
-                    req = req.header(*k, v);
-                }
-                if let Some(h) = auth {
-                    req = req.header("Authorization", h);
-                }
-                req.call()
             }
             _ => {
                 let mut req = match method {
@@ -600,5 +615,52 @@ fn manifest_media_type(content_type: &str, bytes: &[u8]) -> String {
         media_types::OCI_INDEX.to_string()
     } else {
         media_types::OCI_MANIFEST.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry whose `/v2/` redirects to `file:///etc/passwd`.
+    fn redirecting_registry() -> String {
+        use std::io::BufRead;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let mut r = std::io::BufReader::new(c);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let _ = r.get_mut().write_all(
+                    b"HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        addr.to_string()
+    }
+
+    #[test]
+    fn a_redirect_to_a_file_url_is_refused_by_name() {
+        let reg = redirecting_registry();
+        let c = Client::new(
+            &reg,
+            &ClientOptions {
+                retries: Some(0),
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap();
+        let e = c.ping().unwrap_err().to_string();
+        assert!(
+            e.contains("redirect to unsupported scheme file://… refused"),
+            "{e}"
+        );
+        assert!(!e.contains("too many redirects"), "{e}");
     }
 }

@@ -65,7 +65,10 @@ pub(crate) fn agent(user_agent: &str) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .user_agent(user_agent)
-        .max_redirects(8)
+        // Redirects are followed by `call_following`, which refuses any
+        // scheme but http(s): ureq took `file:///x` for a relative path,
+        // looped, and said "too many redirects".
+        .max_redirects(0)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(300)))
         .timeout_per_read(Some(Duration::from_secs(120)))
@@ -73,6 +76,123 @@ pub(crate) fn agent(user_agent: &str) -> ureq::Agent {
         .max_idle_connections_per_host(8)
         .build();
     ureq::Agent::new_with_config(config)
+}
+
+/// How many redirects one request follows.
+pub const MAX_REDIRECTS: u32 = 8;
+
+/// Why a request that followed redirects failed.
+#[derive(Debug)]
+pub enum FollowError {
+    /// The request to `url` failed.
+    Transport { url: String, source: ureq::Error },
+    /// A redirect that is not followed (scheme, loop): the reason (the
+    /// caller names the URL asked for).
+    Redirect(String),
+}
+
+impl std::fmt::Display for FollowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FollowError::Transport { url, source } => write!(f, "{url}: {source}"),
+            FollowError::Redirect(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Whether `status` is a redirect with a `Location` to follow.
+fn is_redirect(status: u16) -> bool {
+    matches!(status, 301 | 302 | 303 | 307 | 308)
+}
+
+/// The URL a redirect from `base` to `location` leads to. Only http and
+/// https are followed: anything else is refused, naming the scheme.
+pub fn redirect_target(base: &str, location: &str) -> Result<String, String> {
+    let location = location.trim();
+    let scheme_end = location.find(':').filter(|&i| {
+        i > 0
+            && location[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            && location.as_bytes()[0].is_ascii_alphabetic()
+    });
+    if let Some(i) = scheme_end {
+        let scheme = location[..i].to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!(
+                "redirect to unsupported scheme {scheme}://… refused (Location: {}; \
+                 only http and https redirects are followed)",
+                ellipsis(location, 200)
+            ));
+        }
+        return Ok(location.to_string());
+    }
+    let (scheme, rest) = base
+        .split_once("://")
+        .ok_or_else(|| format!("{base}: cannot resolve redirect to {location:?}"))?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let origin = format!("{scheme}://{}", &rest[..authority_end]);
+    if let Some(net) = location.strip_prefix("//") {
+        return Ok(format!("{scheme}://{net}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{origin}{location}"));
+    }
+    // Relative to the base's directory.
+    let path = &rest[authority_end..];
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let dir = match path.rfind('/') {
+        Some(i) => &path[..=i],
+        None => "/",
+    };
+    Ok(format!("{origin}{dir}{location}"))
+}
+
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A body-less request (`GET`, `HEAD`, `DELETE`) to `url`, following up
+/// to [`MAX_REDIRECTS`] redirects itself (agents made here follow none).
+/// `make` builds the request for a URL; `first` says whether it is the
+/// URL asked for (credentials go there only, as ureq's own redirects
+/// never forwarded `Authorization`). Returns the last response, which is
+/// not a redirect, and the URL it came from.
+pub fn call_following(
+    url: &str,
+    mut make: impl FnMut(&str, bool) -> ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+) -> Result<(ureq::http::Response<ureq::Body>, String), FollowError> {
+    let mut current = url.to_string();
+    for hop in 0..=MAX_REDIRECTS {
+        let resp = make(&current, hop == 0)
+            .call()
+            .map_err(|source| FollowError::Transport {
+                url: current.clone(),
+                source,
+            })?;
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match location {
+            Some(loc) if is_redirect(status) => {
+                current = redirect_target(&current, &loc).map_err(FollowError::Redirect)?;
+            }
+            _ => return Ok((resp, current)),
+        }
+    }
+    Err(FollowError::Redirect(format!(
+        "too many redirects (more than {MAX_REDIRECTS})"
+    )))
 }
 
 /// Backoff before retry `attempt` (1-based): 250 ms, 500 ms, 1 s, 2 s...
@@ -98,5 +218,38 @@ mod tests {
             Some(PlainHttp::Insecure)
         );
         assert_eq!(plain_http("reg.lan:5001", &["reg.lan:5000".into()]), None);
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let b = "https://r.example/v2/x/blobs/sha256:ab?q=1";
+        assert_eq!(
+            redirect_target(b, "https://s3.example/bucket/o?sig=1").unwrap(),
+            "https://s3.example/bucket/o?sig=1"
+        );
+        assert_eq!(
+            redirect_target(b, "/other").unwrap(),
+            "https://r.example/other"
+        );
+        assert_eq!(
+            redirect_target(b, "//cdn.example/p").unwrap(),
+            "https://cdn.example/p"
+        );
+        assert_eq!(
+            redirect_target(b, "sib").unwrap(),
+            "https://r.example/v2/x/blobs/sib"
+        );
+        for loc in [
+            "file:///etc/passwd",
+            "FILE:/etc/shadow",
+            "ftp://h/x",
+            "gopher://h",
+        ] {
+            let e = redirect_target(b, loc).unwrap_err();
+            assert!(e.contains("redirect to unsupported scheme"), "{e}");
+            assert!(e.contains("refused"), "{e}");
+        }
+        let e = redirect_target(b, "file:///etc/passwd").unwrap_err();
+        assert!(e.contains("file://… refused"), "{e}");
     }
 }

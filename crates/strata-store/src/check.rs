@@ -43,6 +43,14 @@ pub enum Problem {
     /// A container dir (maybe with its overlay rootfs still mounted) whose
     /// owner is gone, e.g. a build killed during a RUN.
     StaleContainer { id: String },
+    /// A store path other users could reach (image content holds setuid
+    /// files: a way to root). Fixed when the store is opened.
+    InsecureMode {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+        fixed: bool,
+    },
 }
 
 impl Problem {
@@ -50,7 +58,9 @@ impl Problem {
     pub fn is_corruption(&self) -> bool {
         !matches!(
             self,
-            Problem::Leftover { .. } | Problem::StaleContainer { .. }
+            Problem::Leftover { .. }
+                | Problem::StaleContainer { .. }
+                | Problem::InsecureMode { .. }
         )
     }
 }
@@ -79,6 +89,24 @@ impl fmt::Display for Problem {
             Problem::Leftover { path } => write!(f, "leftover temp {}", path.display()),
             Problem::StaleContainer { id } => {
                 write!(f, "stale container {id} (its owner is gone)")
+            }
+            Problem::InsecureMode {
+                path,
+                found,
+                wanted,
+                fixed,
+            } => {
+                write!(
+                    f,
+                    "{} had mode {found}: other users could reach image content (setuid files) \
+                     through it; {}",
+                    path.display(),
+                    if *fixed {
+                        format!("now {wanted}")
+                    } else {
+                        format!("must be {wanted} (strata system check --repair)")
+                    }
+                )
             }
         }
     }
@@ -118,6 +146,25 @@ impl Store {
             FileLock::shared(&path)?
         };
         let mut r = CheckReport::default();
+        // Fixed by `open` already (reported here once), then looked at again.
+        let fixes = self.mode_fixes().iter().map(|m| (m.clone(), true));
+        let now = crate::perms::scan(self.root(), repair)?;
+        for (m, fixed) in fixes.chain(now.into_iter().map(|m| (m, repair))) {
+            if fixed {
+                r.repaired.push(format!(
+                    "restricted {} from {:04o} to {:04o}",
+                    m.path.display(),
+                    m.found,
+                    m.wanted | (m.found & 0o7700)
+                ));
+            }
+            r.problems.push(Problem::InsecureMode {
+                path: m.path,
+                found: format!("{:04o}", m.found),
+                wanted: format!("{:04o}", m.wanted | (m.found & 0o7700)),
+                fixed,
+            });
+        }
         let mut bad_blobs = HashSet::new();
         for d in self.blobs().list()? {
             match self.blobs().rehash(&d) {

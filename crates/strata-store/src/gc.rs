@@ -248,10 +248,65 @@ impl Store {
     }
 }
 
+/// The pid in a `kind-<pid>-...` temp name.
+fn creator_pid(path: &Path) -> Option<u32> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok())
+}
+
+/// Removes the temp blobs (`ROOT/tmp/blob-<pid>-…`) this process is
+/// writing: for a SIGINT/SIGTERM handler, right before the process exits
+/// (a load or import stopped by a signal leaves nothing). Best effort;
+/// returns how many were removed.
+pub fn remove_own_temp_blobs(root: &Path) -> usize {
+    let me = std::process::id();
+    let Ok(rd) = fs::read_dir(root.join("tmp")) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("blob-"))
+                && creator_pid(p) == Some(me)
+        })
+        .filter(|p| fs::remove_file(p).is_ok())
+        .count()
+}
+
+impl Store {
+    /// Removes temp blobs whose writer is gone (a load, import or pull
+    /// killed with SIGKILL): named with a pid that no longer runs and not
+    /// locked. Safe beside running writers (they hold their flock from
+    /// creation and their pid runs), so `load` runs it first; the rest of
+    /// `ROOT/tmp` is left to GC and `check --repair`.
+    pub fn remove_dead_temp_blobs(&self) -> Result<usize> {
+        let dir = self.tmp_dir();
+        let mut n = 0;
+        for ent in fs::read_dir(&dir).ctx("list temp dir", &dir)? {
+            let p = ent.ctx("list temp dir", &dir)?.path();
+            let is_blob = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("blob-"));
+            if !is_blob || creator_pid(&p).is_none() || creator_alive(&p) {
+                continue;
+            }
+            let Ok(f) = fs::File::open(&p) else {
+                continue;
+            };
+            if try_lock_file(&f, &p)? && fs::remove_file(&p).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// `kind-<pid>-...` names carry their creator's pid.
 fn creator_alive(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    match name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok()) {
+    match creator_pid(path) {
         Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
         None => true,
     }

@@ -22,6 +22,7 @@ mod fsutil;
 pub mod gc;
 pub mod meta;
 pub mod mount;
+pub mod perms;
 pub mod safe_path;
 pub mod snapshot;
 mod store;

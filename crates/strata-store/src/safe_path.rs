@@ -117,6 +117,31 @@ pub fn clean_entry_path(raw: &[u8]) -> Result<RelPath> {
     Ok(RelPath(out))
 }
 
+/// Why no filesystem could hold the entry name `raw`, by the length rules
+/// of [`clean_entry_path`] (PATH_MAX, NAME_MAX), or `None`. `..` is not
+/// judged here (apply refuses one that climbs out, naming it): this is for
+/// `load`, which refuses a layer no `run` could ever unpack.
+pub fn entry_length_problem(raw: &[u8]) -> Option<&'static str> {
+    if raw.len() > MAX_PATH * 4 {
+        return Some("path is far longer than 4096 bytes (PATH_MAX)");
+    }
+    let mut lens: Vec<usize> = Vec::new();
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                lens.pop();
+            }
+            c if c.len() > MAX_NAME => {
+                return Some("a path component is longer than 255 bytes (NAME_MAX)")
+            }
+            c => lens.push(c.len()),
+        }
+    }
+    let len: usize = lens.iter().map(|l| l + 1).sum();
+    (len > MAX_PATH).then_some("path is longer than 4096 bytes (PATH_MAX)")
+}
+
 /// An open root directory; all lookups below it stay below it.
 #[derive(Debug)]
 pub struct RootDir {

@@ -44,13 +44,20 @@ pub fn download(
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_body(Some(Duration::from_secs(600)))
+        // Followed by call_following, http(s) only: ureq took a redirect
+        // to `file:///x` for a relative path and said "too many redirects".
+        .max_redirects(0)
         .build()
         .into();
-    let mut resp = agent
-        .get(url)
-        .header("User-Agent", "strata")
-        .call()
-        .map_err(|e| format!("downloading {url}: {e}"))?;
+    let (mut resp, _) = strata_registry::transport::call_following(url, |u, _| {
+        agent.get(u).header("User-Agent", "strata")
+    })
+    .map_err(|e| match e {
+        strata_registry::transport::FollowError::Transport { url: at, source } if at == url => {
+            format!("downloading {url}: {source}")
+        }
+        e => format!("downloading {url}: {e}"),
+    })?;
     let mtime = resp
         .headers()
         .get("last-modified")
@@ -142,5 +149,51 @@ mod tests {
         assert!(verify_checksum("u", "sha256:AB", "sha256:ab").is_ok());
         let e = verify_checksum("u", "sha256:00", "sha256:ab").unwrap_err();
         assert!(e.contains("expected sha256:00") && e.contains("got sha256:ab"));
+    }
+
+    /// A loopback HTTP server: `/to-file` redirects to file:///etc/passwd,
+    /// `/hop` to `/data`, `/loop` to itself, `/data` answers "payload".
+    fn server() -> String {
+        use std::io::BufRead;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let mut r = std::io::BufReader::new(c);
+                let mut line = String::new();
+                r.read_line(&mut line).unwrap_or(0);
+                let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let resp = match path.as_str() {
+                    "/to-file" => "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    "/hop" => "HTTP/1.1 301 Moved\r\nLocation: /data\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    "/loop" => "HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    _ => "HTTP/1.1 200 OK\r\nContent-Length: 7\r\nConnection: close\r\n\r\npayload".to_string(),
+                };
+                let _ = r.get_mut().write_all(resp.as_bytes());
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[test]
+    fn redirects_to_file_urls_are_refused_by_name_http_ones_followed() {
+        let base = server();
+        let d = tempfile::tempdir().unwrap();
+        let e = download(&format!("{base}/to-file"), d.path(), "x", None).unwrap_err();
+        assert!(
+            e.contains("redirect to unsupported scheme file://… refused"),
+            "{e}"
+        );
+        assert!(!e.contains("too many redirects"), "{e}");
+        let ok = download(&format!("{base}/hop"), d.path(), "y", None).unwrap();
+        assert_eq!(std::fs::read(ok.path).unwrap(), b"payload");
+        let e = download(&format!("{base}/loop"), d.path(), "z", None).unwrap_err();
+        assert!(e.contains("too many redirects"), "{e}");
     }
 }

@@ -42,6 +42,9 @@ fn parse_manifest_json(bytes: &[u8]) -> Result<Vec<ManifestEntry>, Error> {
 
 fn normalise_repo_tags(entry: &ManifestEntry) -> Result<Vec<String>, Error> {
     let mut names: Vec<String> = Vec::new();
+    // A set beside the list: `contains` on the list was quadratic in the
+    // number of tags (an archive may carry tens of thousands).
+    let mut seen = std::collections::HashSet::new();
     for tag in entry.repo_tags.iter().flatten() {
         let r = Reference::parse(tag).map_err(|e| Error::Invalid {
             why: format!(
@@ -50,7 +53,7 @@ fn normalise_repo_tags(entry: &ManifestEntry) -> Result<Vec<String>, Error> {
             ),
         })?;
         let s = r.to_string();
-        if !names.contains(&s) {
+        if seen.insert(s.clone()) {
             names.push(s);
         }
     }
@@ -135,6 +138,13 @@ pub(crate) fn merge_repo_tags(
     bytes: &[u8],
     s: &Scanned,
 ) -> Result<(), Error> {
+    // Config digest -> image, so many entries are not compared with every
+    // image each.
+    let mut at: HashMap<Digest, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| (img.config_digest.clone(), i))
+        .collect();
     for entry in parse_manifest_json(bytes)? {
         let Some(info) = s.lookup(&entry.config)? else {
             return Err(Error::MissingEntry {
@@ -143,16 +153,16 @@ pub(crate) fn merge_repo_tags(
             });
         };
         let names = normalise_repo_tags(&entry)?;
-        match images.iter_mut().find(|i| i.config_digest == info.digest) {
-            Some(img) => {
-                for n in names {
-                    if !img.names.contains(&n) {
-                        img.names.push(n);
-                    }
-                }
+        match at.get(&info.digest) {
+            Some(&i) => images[i].names.extend(names),
+            None => {
+                at.insert(info.digest.clone(), images.len());
+                images.push(resolve_entry(&entry, s)?);
             }
-            None => images.push(resolve_entry(&entry, s)?),
         }
+    }
+    for img in images.iter_mut() {
+        super::dedup_names(&mut img.names);
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! archive's metadata can be resolved at the end, whatever the entry order.
 
 mod docker;
+mod layout_dir;
 mod oci_layout;
 mod reader;
 mod tar_io;
@@ -24,6 +25,7 @@ use crate::manifest::ImageManifest;
 use crate::raw::Raw;
 use crate::reference::Reference;
 
+pub use layout_dir::LayoutDir;
 pub use oci_layout::read_oci_layout_dir;
 pub use reader::read_archive;
 pub use writer::{write_docker_archive, write_oci_archive, write_oci_layout_dir};
@@ -123,4 +125,12 @@ impl ImageToSave {
             names,
         })
     }
+}
+
+/// Drops repeated names, keeping the first of each, in order: linear (a
+/// set), where `contains` per name was quadratic. Names are gathered with
+/// plain `extend` and deduplicated once at the end.
+pub(crate) fn dedup_names(names: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
+    names.retain(|n| seen.insert(n.clone()));
 }

@@ -2,11 +2,11 @@
 //! resolving `index.json` into images, whether the layout came as a tar or
 //! sits in a directory, and reading a layout directory.
 
-use std::collections::HashSet;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
+use super::layout_dir::LayoutDir;
 use super::reader::JSON_BLOB_LIMIT;
 use super::tar_io::Tee;
 use super::{ArchiveContents, ArchiveImage, BlobSink};
@@ -69,38 +69,51 @@ pub(crate) fn resolve_index(
 ) -> Result<Vec<ArchiveImage>, Error> {
     let index: ImageIndex =
         serde_json::from_slice(index_bytes).map_err(|e| Error::json("index.json", e))?;
-    let mut out: Vec<ArchiveImage> = Vec::new();
+    // The same manifest listed under several names (one index entry per
+    // name, as skopeo and BuildKit write them): walked once, with all the
+    // names. Walking each entry and merging afterwards read and parsed the
+    // manifest and config once per name, and compared every image with
+    // every other.
+    let mut entries: Vec<(&Descriptor, Vec<String>)> = Vec::new();
+    // Digest -> the entries with it (one per platform, as a rule).
+    let mut at: HashMap<&Digest, Vec<usize>> = HashMap::new();
     for desc in &index.manifests {
-        walk(
-            desc,
-            names_of(desc),
-            desc.platform.clone(),
-            blobs,
-            &mut out,
-            0,
-        )?;
+        let same = at.entry(&desc.digest).or_default();
+        match same
+            .iter()
+            .find(|&&i| entries[i].0.platform == desc.platform)
+        {
+            Some(&i) => entries[i].1.extend(names_of(desc)),
+            None => {
+                same.push(entries.len());
+                entries.push((desc, names_of(desc)));
+            }
+        }
+    }
+    let mut out: Vec<ArchiveImage> = Vec::new();
+    for (desc, mut names) in entries {
+        super::dedup_names(&mut names);
+        walk(desc, names, desc.platform.clone(), blobs, &mut out, 0)?;
     }
     if out.is_empty() {
         return Err(Error::Invalid {
             why: "index.json lists no image manifest".into(),
         });
     }
-    // The same manifest listed under several names: one image, all names.
+    // The same manifest reached twice (through two indexes): one image.
     let mut merged: Vec<ArchiveImage> = Vec::new();
+    let mut by_digest: HashMap<Digest, usize> = HashMap::new();
     for img in out {
-        match merged
-            .iter_mut()
-            .find(|m| m.manifest.digest() == img.manifest.digest())
-        {
-            Some(m) => {
-                for n in img.names {
-                    if !m.names.contains(&n) {
-                        m.names.push(n);
-                    }
-                }
+        match by_digest.get(img.manifest.digest()) {
+            Some(&i) => merged[i].names.extend(img.names),
+            None => {
+                by_digest.insert(img.manifest.digest().clone(), merged.len());
+                merged.push(img);
             }
-            None => merged.push(img),
         }
+    }
+    for m in &mut merged {
+        super::dedup_names(&mut m.names);
     }
     Ok(merged)
 }
@@ -195,21 +208,26 @@ fn sized_json(
 /// Reads an OCI image layout directory (what `skopeo copy ... oci:DIR`
 /// writes), sending the blobs its images use to `sink`, each once.
 pub fn read_oci_layout_dir(dir: &Path, sink: &mut dyn BlobSink) -> Result<ArchiveContents, Error> {
-    let layout = read_small(&dir.join("oci-layout"), 1 << 20).map_err(|e| match e {
-        Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-            Error::NotAnArchive {
-                why: format!(
-                    "{} has no oci-layout file; is it an OCI image layout?",
-                    dir.display()
-                ),
+    // Every file is opened beneath `dir` and must be a regular file: a
+    // FIFO blob hung the load, a symlink blob read a host file.
+    let layout_dir = LayoutDir::open(dir)?;
+    let layout = layout_dir
+        .read_small("oci-layout", 1 << 20)
+        .map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::NotAnArchive {
+                    why: format!(
+                        "{} has no oci-layout file; is it an OCI image layout?",
+                        dir.display()
+                    ),
+                }
             }
-        }
-        e => e,
-    })?;
+            e => e,
+        })?;
     check_layout_file(&layout)?;
-    let index = read_small(&dir.join("index.json"), super::reader::METADATA_LIMIT)?;
+    let index = layout_dir.read_small("index.json", super::reader::METADATA_LIMIT)?;
     let mut blobs = DirBlobs {
-        dir: dir.to_path_buf(),
+        dir: layout_dir,
         sink,
         sent: HashSet::new(),
     };
@@ -217,33 +235,19 @@ pub fn read_oci_layout_dir(dir: &Path, sink: &mut dyn BlobSink) -> Result<Archiv
     Ok(ArchiveContents { images })
 }
 
-fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let ctx = || format!("reading {}", path.display());
-    let f = File::open(path).map_err(|e| Error::io(ctx(), e))?;
-    let len = f.metadata().map_err(|e| Error::io(ctx(), e))?.len();
-    if len > limit {
-        return Err(Error::TooLarge {
-            entry: path.display().to_string(),
-            what: "a metadata file",
-            limit,
-        });
-    }
-    let mut buf = Vec::with_capacity(len as usize);
-    f.take(limit)
-        .read_to_end(&mut buf)
-        .map_err(|e| Error::io(ctx(), e))?;
-    Ok(buf)
-}
-
 struct DirBlobs<'a> {
-    dir: PathBuf,
+    dir: LayoutDir,
     sink: &'a mut dyn BlobSink,
     sent: HashSet<Digest>,
 }
 
 impl DirBlobs<'_> {
+    fn rel(d: &Digest) -> String {
+        format!("blobs/sha256/{}", d.hex())
+    }
+
     fn path(&self, d: &Digest) -> PathBuf {
-        self.dir.join("blobs").join("sha256").join(d.hex())
+        self.dir.path().join(Self::rel(d))
     }
 
     fn send(&mut self, d: &Digest, size: u64, data: &mut dyn Read) -> Result<(), Error> {
@@ -267,13 +271,18 @@ impl DirBlobs<'_> {
 impl LayoutBlobs for DirBlobs<'_> {
     fn json(&mut self, digest: &Digest, what: &str) -> Result<Vec<u8>, Error> {
         let path = self.path(digest);
-        if !path.exists() {
-            return Err(Error::MissingBlob {
-                what: what.to_string(),
-                digest: digest.clone(),
-            });
-        }
-        let bytes = read_small(&path, JSON_BLOB_LIMIT as u64)?;
+        let bytes = match self
+            .dir
+            .read_small(&Self::rel(digest), JSON_BLOB_LIMIT as u64)
+        {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob {
+                    what: what.to_string(),
+                    digest: digest.clone(),
+                })
+            }
+            r => r?,
+        };
         let actual = Digest::sha256_of(&bytes);
         if actual != *digest {
             return Err(Error::DigestMismatch {
@@ -289,7 +298,7 @@ impl LayoutBlobs for DirBlobs<'_> {
     }
 
     fn has(&mut self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        self.dir.has_file(&Self::rel(digest))
     }
 
     fn layer(&mut self, desc: &Descriptor) -> Result<(), Error> {
@@ -298,15 +307,14 @@ impl LayoutBlobs for DirBlobs<'_> {
         }
         let path = self.path(&desc.digest);
         let ctx = || format!("opening layer {} at {}", desc.digest, path.display());
-        let f = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        let f = match self.dir.open_file(&Self::rel(&desc.digest))? {
+            Some(f) => f,
+            None => {
                 return Err(Error::MissingBlob {
                     what: "layer".into(),
                     digest: desc.digest.clone(),
                 })
             }
-            Err(e) => return Err(Error::io(ctx(), e)),
         };
         let size = f.metadata().map_err(|e| Error::io(ctx(), e))?.len();
         if size != desc.size {

@@ -205,6 +205,56 @@ impl Meta {
         })?
     }
 
+    /// Points every one of `references` at `image` in one transaction (a
+    /// load may tag one image with thousands of names: one transaction
+    /// each was thousands of fsyncs). Returns, in order, the image each
+    /// reference pointed at before.
+    pub fn tag_all(&self, references: &[String], image: &Digest) -> Result<Vec<Option<Digest>>> {
+        if references.iter().any(|r| r.is_empty()) {
+            return Err(StoreError::Invalid("empty tag".into()));
+        }
+        self.write("tag image", |tx| {
+            let exists: bool = tx
+                .query_row(
+                    "SELECT 1 FROM images WHERE id = ?1",
+                    [image.to_string()],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok(Err(StoreError::ImageNotFound(image.to_string())));
+            }
+            let mut prev_of = tx.prepare("SELECT image_id FROM tags WHERE name = ?1")?;
+            let mut put = tx.prepare(
+                "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET image_id = ?2",
+            )?;
+            let id = image.to_string();
+            let mut out = Vec::with_capacity(references.len());
+            for r in references {
+                out.push(
+                    prev_of
+                        .query_row([r], |row| col_digest(row, 0))
+                        .optional()?,
+                );
+                put.execute(params![r, id])?;
+            }
+            Ok(Ok(out))
+        })?
+    }
+
+    /// Removes these tags in one transaction.
+    pub fn untag_all(&self, references: &[String]) -> Result<()> {
+        self.write("untag", |tx| {
+            let mut del = tx.prepare("DELETE FROM tags WHERE name = ?1")?;
+            for r in references {
+                del.execute([r])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Records that `image` is `name` (`REPOSITORY@DIGEST`) in a registry.
     pub fn add_repo_digest(&self, name: &str, image: &Digest) -> Result<()> {
         self.write("record repo digest", |tx| {

@@ -2,8 +2,9 @@
 //! layer, in one streaming pass: decompress -> walk the tar (to refuse
 //! what is not a tar) -> sha256 (diff ID) -> gzip on a helper thread ->
 //! blob store. The tar's bytes are stored as they came, as `docker import`
-//! does; entries are only judged when a layer is applied, which is where
-//! the store's safe extraction refuses `..` and links out of the root.
+//! does; entries are judged when a layer is applied, which is where the
+//! store's safe extraction refuses `..` and links out of the root, except
+//! names no filesystem can hold (over PATH_MAX or NAME_MAX), refused here.
 
 use std::io::{self, BufReader, Read, Write};
 
@@ -79,6 +80,13 @@ fn walk_tar(input: &mut dyn Read, out: &mut DigestWriter<PipeWriter>, what: &str
         let entries = archive.entries().map_err(|e| not_tar(what, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| not_tar(what, e))?;
+            // As `load`: a layer no filesystem can unpack is refused now,
+            // not at the first `run`.
+            if let Some((name, why)) = super::sink::unpackable_entry(&entry) {
+                return Err(TransferError::Invalid(format!(
+                    "{what}: entry {name:?}: {why}; no filesystem can unpack it, refusing to import it"
+                )));
+            }
             io::copy(&mut entry, &mut io::sink()).map_err(|e| not_tar(what, e))?;
         }
     }

@@ -25,6 +25,9 @@ pub struct LoadedImage {
 
 /// Loads a `docker save` archive or an OCI layout tar (gzipped or not).
 pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>> {
+    // What an earlier load killed with SIGKILL left (SIGTERM and SIGINT
+    // are cleaned up by the CLI before it exits).
+    let _ = store.remove_dead_temp_blobs();
     let lease = store.lease("load")?;
     let mut sink = StagingSink::new(store, &lease)?;
     let contents = strata_oci::read_archive(input, &mut sink)?;
@@ -33,6 +36,7 @@ pub fn load_archive(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>>
 
 /// Loads an OCI image layout directory (`skopeo copy ... oci:DIR`).
 pub fn load_layout_dir(store: &Store, dir: &Path) -> Result<Vec<LoadedImage>> {
+    let _ = store.remove_dead_temp_blobs();
     let lease = store.lease("load")?;
     let mut sink = StagingSink::new(store, &lease)?;
     let contents = strata_oci::read_oci_layout_dir(dir, &mut sink)?;
@@ -75,14 +79,13 @@ pub fn register_images(
             names: Vec::new(),
             moved: Vec::new(),
         };
-        for name in &img.names {
-            if let Some(prev) = store.meta().tag(name, &rec.id)? {
-                if prev != rec.id {
-                    loaded.moved.push((name.clone(), prev));
-                }
+        let prevs = store.meta().tag_all(&img.names, &rec.id)?;
+        for (name, prev) in img.names.iter().zip(prevs) {
+            if let Some(prev) = prev.filter(|p| *p != rec.id) {
+                loaded.moved.push((name.clone(), prev));
             }
-            loaded.names.push(name.clone());
         }
+        loaded.names = img.names.clone();
         out.push(loaded);
     }
     Ok(out)
@@ -103,7 +106,21 @@ fn image_record(store: &Store, sink: &StagingSink<'_>, img: &ArchiveImage) -> Re
     let mut layers = Vec::with_capacity(img.layers.len());
     for (i, (desc, want)) in img.layers.iter().zip(diff_ids).enumerate() {
         let (diff_id, uncompressed) = match sink.layer_facts(&desc.digest) {
-            Some(Ok(f)) => f.clone(),
+            Some(Ok(f)) => {
+                if let Some((entry, why)) = &f.bad_entry {
+                    let name = img
+                        .names
+                        .first()
+                        .map(|n| format!("{n} ({id})"))
+                        .unwrap_or_else(|| id.to_string());
+                    return Err(TransferError::Invalid(format!(
+                        "image {name}: layer {i} ({}) can never be unpacked: entry {entry:?}: \
+                         {why}; refusing to load it",
+                        desc.digest
+                    )));
+                }
+                (f.diff_id.clone(), f.size)
+            }
             Some(Err(why)) => {
                 return Err(TransferError::Invalid(format!(
                     "image {id}: layer {i} ({}) cannot be decompressed: {why}",

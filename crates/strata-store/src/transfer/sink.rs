@@ -30,7 +30,77 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// What a layer needs besides its digest: diff ID and uncompressed size,
 /// or why they could not be learned (not a valid compressed stream).
-pub(crate) type LayerFacts = std::result::Result<(Digest, u64), String>;
+pub(crate) type LayerFacts = std::result::Result<Facts, String>;
+
+/// The diff ID and uncompressed size of a blob read as a layer, and the
+/// first entry no filesystem could unpack (a path over PATH_MAX, a
+/// component over NAME_MAX), learned while the blob streams in.
+#[derive(Clone, Debug)]
+pub(crate) struct Facts {
+    pub diff_id: Digest,
+    pub size: u64,
+    /// (entry name, why), the name cut to a prefix.
+    pub bad_entry: Option<(String, &'static str)>,
+}
+
+/// Longest prefix of an entry name shown in an error.
+const SHOWN_PREFIX: usize = 120;
+
+/// The first entry of the tar stream `r` whose name (or hard link target)
+/// no filesystem could hold. Reading stops there; a stream that is not a
+/// tar (a config blob) has none.
+fn first_unpackable_entry(r: &mut dyn Read) -> Option<(String, &'static str)> {
+    let mut ar = tar::Archive::new(r);
+    let entries = ar.entries().ok()?;
+    for e in entries {
+        if let Some(p) = unpackable_entry(&e.ok()?) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// Whether no filesystem could hold this entry's name (or hard link /
+/// symlink target): (the name cut to a prefix, why).
+pub(crate) fn unpackable_entry<R: Read>(e: &tar::Entry<'_, R>) -> Option<(String, &'static str)> {
+    let name = e.path_bytes();
+    let why = crate::safe_path::entry_length_problem(&name).or_else(|| {
+        let link = e.link_name_bytes()?;
+        match e.header().entry_type() {
+            tar::EntryType::Link => crate::safe_path::entry_length_problem(&link),
+            // symlink(2) takes at most PATH_MAX - 1 bytes of target.
+            tar::EntryType::Symlink if link.len() >= crate::safe_path::MAX_PATH => {
+                Some("symlink target is longer than 4095 bytes")
+            }
+            _ => None,
+        }
+    })?;
+    let shown = String::from_utf8_lossy(&name[..name.len().min(SHOWN_PREFIX)]).into_owned();
+    let shown = if name.len() > SHOWN_PREFIX {
+        format!("{shown}… ({} bytes)", name.len())
+    } else {
+        shown
+    };
+    Some((shown, why))
+}
+
+/// Counts (and with `hash`, hashes) what is read through it.
+struct Counted<'r> {
+    inner: &'r mut dyn Read,
+    hash: Option<DigestWriter<io::Sink>>,
+    n: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(h) = self.hash.as_mut() {
+            h.write_all(&buf[..n]).expect("hashing into a sink");
+        }
+        self.n += n as u64;
+        Ok(n)
+    }
+}
 
 /// Stages blobs from an archive reader. See the module docs.
 pub struct StagingSink<'a> {
@@ -49,14 +119,30 @@ struct Unpacker {
 }
 
 impl Unpacker {
-    fn start() -> io::Result<Unpacker> {
-        let (w, h) = pipe::spawn("layer-unpack", |mut r| {
+    /// `compressed`: learn the diff ID (hash what decompresses); else the
+    /// blob is the tar and only its entry names are checked.
+    fn start(compressed: bool) -> io::Result<Unpacker> {
+        let (w, h) = pipe::spawn("layer-unpack", move |mut r| {
             let facts = (|| {
                 let mut d = decompressed(&mut r).map_err(|e| e.to_string())?;
-                let mut out = DigestWriter::new(io::sink());
-                io::copy(&mut d, &mut out).map_err(|e| e.to_string())?;
-                let (_, digest, n) = out.finish();
-                Ok((digest, n))
+                let mut tee = Counted {
+                    inner: &mut d,
+                    hash: compressed.then(|| DigestWriter::new(io::sink())),
+                    n: 0,
+                };
+                let bad_entry = first_unpackable_entry(&mut tee);
+                io::copy(&mut tee, &mut io::sink()).map_err(|e| e.to_string())?;
+                let n = tee.n;
+                let diff_id = match tee.hash {
+                    Some(h) => h.finish().1,
+                    // Filled in by the caller (the blob's own digest).
+                    None => Digest::sha256_of(b""),
+                };
+                Ok(Facts {
+                    diff_id,
+                    size: n,
+                    bad_entry,
+                })
             })();
             r.drain();
             facts
@@ -141,6 +227,7 @@ impl<'a> StagingSink<'a> {
         let mut unpacker: Option<Unpacker> = None;
         let mut buf = vec![0u8; READ_CHUNK];
         let mut first = true;
+        let mut is_compressed = false;
         loop {
             let n = match data.read(&mut buf) {
                 Ok(0) => break,
@@ -156,8 +243,15 @@ impl<'a> StagingSink<'a> {
             let chunk = &buf[..n];
             if first {
                 first = false;
-                if known.is_none() && Compression::sniff(chunk) != Compression::None {
-                    unpacker = Some(Unpacker::start().map_err(|e| ext("start decompressor", e))?);
+                // Every new blob is read as a layer on a helper thread:
+                // compressed, for its diff ID; any, for entry names no
+                // filesystem could hold (refused by `load`, naming them).
+                if known.is_none() {
+                    let compressed = Compression::sniff(chunk) != Compression::None;
+                    is_compressed = compressed;
+                    unpacker = Some(
+                        Unpacker::start(compressed).map_err(|e| ext("start decompressor", e))?,
+                    );
                 }
             }
             hash.write_all(chunk).expect("hashing into a sink");
@@ -170,11 +264,21 @@ impl<'a> StagingSink<'a> {
             }
         }
         let (_, digest, size) = hash.finish();
+        let plain = |bad_entry| Facts {
+            diff_id: digest.clone(),
+            size,
+            bad_entry,
+        };
         let facts = match (known, unpacker) {
-            (Some(k), _) => Ok(k),
-            (None, Some(u)) => u.finish(),
+            (Some((diff_id, size)), _) => Ok(Facts {
+                diff_id,
+                size,
+                bad_entry: None,
+            }),
+            (None, Some(u)) if is_compressed => u.finish(),
             // Uncompressed: the blob is the tar itself.
-            (None, None) => Ok((digest.clone(), size)),
+            (None, Some(u)) => Ok(plain(u.finish().ok().and_then(|f| f.bad_entry))),
+            (None, None) => Ok(plain(None)),
         };
         self.facts.insert(digest.clone(), facts);
         Ok(digest)

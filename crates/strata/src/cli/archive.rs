@@ -12,8 +12,55 @@ use strata_store::transfer::{self, ArchiveFormat, ImageToExport, LoadedImage};
 use super::images::{find, open_store, ImportArgs, LoadArgs, SaveArgs};
 use super::{changes, Global};
 
+/// On SIGINT, SIGTERM or SIGHUP: runs `cleanup`, then exits with 128 +
+/// the signal, as a shell reports it. The signals are blocked in the
+/// calling thread (and so in every thread it starts afterwards) and taken
+/// by a waiter thread, so the cleanup runs as ordinary code, not in a
+/// signal handler. Call it before starting other threads.
+fn cleanup_on_signal(what: &'static str, cleanup: impl FnOnce() + Send + 'static) {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; the
+    // calls only change this thread's signal mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the set built above.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                cleanup();
+                eprintln!(
+                    "strata: {what} interrupted by signal {sig}; its temp files were removed"
+                );
+                std::process::exit(128 + sig);
+            }
+        });
+    if spawned.is_err() {
+        // No waiter: let the signals kill the process as before.
+        // SAFETY: as above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
+}
+
 pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;
+    // Stopped by a signal, a load removes its staged blobs before it
+    // exits (after SIGKILL, the next load or GC removes them).
+    let root = store.root().to_path_buf();
+    cleanup_on_signal("load", move || {
+        strata_store::gc::remove_own_temp_blobs(&root);
+    });
     let loaded = match &a.input {
         Some(p) if p.is_dir() => transfer::load_layout_dir(&store, p)
             .with_context(|| format!("load OCI layout {}", p.display()))?,
@@ -106,7 +153,11 @@ pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Writes next to `path` and renames, so a failed save leaves no half file.
+/// Writes `FILE.strata-partial` next to `path` and renames, so a failed
+/// save leaves no half file. The partial file is flocked while written: a
+/// signal removes it before exit, and one left by a killed save (not
+/// locked) is taken over and replaced by the next save to the same FILE;
+/// a locked one means another save is writing FILE, which is refused.
 fn save_to_file(
     store: &strata_store::Store,
     path: &Path,
@@ -116,8 +167,31 @@ fn save_to_file(
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".strata-partial");
     let tmp = std::path::PathBuf::from(tmp);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&tmp)
+        .with_context(|| format!("create {}", tmp.display()))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is being written by another `strata save` to {}: wait for it, or save to another file",
+            tmp.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("lock {}", tmp.display()))
+        }
+    }
+    let on_signal = tmp.clone();
+    cleanup_on_signal("save", move || {
+        let _ = std::fs::remove_file(&on_signal);
+    });
     let result = (|| {
-        let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        // What a killed save left, or nothing.
+        f.set_len(0)
+            .with_context(|| format!("truncate {}", tmp.display()))?;
         let mut w = BufWriter::with_capacity(256 * 1024, f);
         transfer::save_images(store, &mut w, images, format)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
@@ -160,6 +234,10 @@ pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let store = open_store(g)?;
+    let root = store.root().to_path_buf();
+    cleanup_on_signal("import", move || {
+        strata_store::gc::remove_own_temp_blobs(&root);
+    });
     let lease = store.lease("import")?;
     let what = a.file.display().to_string();
     let mut input: Box<dyn Read> = if what == "-" {

@@ -155,39 +155,47 @@ fn familiar(full: &str) -> String {
         .unwrap_or_else(|_| full.to_string())
 }
 
+/// A row of `image ls`: (index into the images, repository, tag).
+type LsRow = (usize, String, String);
+
 /// One row of `image ls` per tag, `<none>` rows for untagged images,
-/// newest first.
-fn ls_rows(store: &Store) -> anyhow::Result<Vec<(ImageInfo, String, String)>> {
+/// newest first: (index into the images, repository, tag). Rows refer to
+/// their image, never copy it: an image with N tags is N rows, and a
+/// copy per row (tags included) made listing quadratic in N.
+fn ls_rows(store: &Store) -> anyhow::Result<(Vec<ImageInfo>, Vec<LsRow>)> {
     let mut images = store.meta().images()?;
-    images.sort_by(|a, b| {
-        let t = |i: &ImageInfo| super::output::parse_time(&i.created);
-        t(b).cmp(&t(a)).then(a.id.cmp(&b.id))
+    images.sort_by_cached_key(|i| {
+        (
+            std::cmp::Reverse(super::output::parse_time(&i.created)),
+            i.id.clone(),
+        )
     });
     let mut rows = Vec::new();
-    for img in images {
+    for (i, img) in images.iter().enumerate() {
         if img.tags.is_empty() {
-            rows.push((img.clone(), "<none>".into(), "<none>".into()));
+            rows.push((i, "<none>".into(), "<none>".into()));
         }
         for t in &img.tags {
             let (r, tag) = repo_tag(t);
-            rows.push((img.clone(), r, tag));
+            rows.push((i, r, tag));
         }
     }
-    Ok(rows)
+    Ok((images, rows))
 }
 
 pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;
-    let rows = ls_rows(&store)?;
-    let mut out = std::io::stdout().lock();
+    let (images, rows) = ls_rows(&store)?;
+    let rows = rows.iter().map(|(i, repo, tag)| (&images[*i], repo, tag));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match a.format.as_deref() {
         _ if a.quiet => {
-            for (img, _, _) in &rows {
+            for (img, _, _) in rows {
                 writeln!(out, "{}", img.id.short())?;
             }
         }
         Some("json") | Some("{{json .}}") => {
-            for (img, repo, tag) in &rows {
+            for (img, repo, tag) in rows {
                 let v = json!({
                     "Containers": "N/A",
                     "CreatedAt": go_time(&img.created),
@@ -206,7 +214,6 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
         }
         None | Some("table") => {
             let cells: Vec<Vec<String>> = rows
-                .iter()
                 .map(|(img, repo, tag)| {
                     vec![
                         repo.clone(),
@@ -225,6 +232,7 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
         }
         Some(f) => bail!("--format {f:?} is not supported: use table or json"),
     }
+    out.flush()?;
     Ok(0)
 }
 
@@ -245,8 +253,8 @@ fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow
         ),
         _ => tags.clone(),
     };
+    store.meta().untag_all(&untag)?;
     for t in &untag {
-        store.meta().untag(t)?;
         writeln!(out, "Untagged: {}", familiar(t))?;
     }
     if store.meta().tags_of(&id)?.is_empty() {
