@@ -44,6 +44,11 @@
 //!    decides per path; [`IgnoreMatcher::can_skip_dir`] lets the walker
 //!    avoid descending into ignored directories.
 //!
+//! 6. Build checks: [`lint`]`(&ast, &plan, &LintOptions)` runs BuildKit's
+//!    lint rules (same names and meaning) and honours `# check=`; the
+//!    caller passes the `.dockerignore` matcher and what it knows of base
+//!    images' Env.
+//!
 //! Tools that resolve steps without building (`check`, dry runs) seed each
 //! scope with [`Plan::known_base_env`] (the parent stages' ENV).
 //!
@@ -64,6 +69,7 @@
 
 pub mod error;
 pub mod ignore;
+pub mod lint;
 pub mod parser;
 pub mod plan;
 pub mod shell;
@@ -71,6 +77,7 @@ mod suggest;
 
 pub use error::{Diagnostic, Error};
 pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
+pub use lint::{lint, CheckConfig, LintOptions, Report, Warning};
 pub use parser::{parse, Ast, Heredoc, Node};
 pub use plan::{
     parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount,
