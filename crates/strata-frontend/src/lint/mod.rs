@@ -319,6 +319,11 @@ pub(crate) struct Sink<'a> {
 }
 
 impl Sink<'_> {
+    /// The physical line `n` of the Dockerfile.
+    pub(crate) fn line(&self, n: usize) -> String {
+        self.ast.line_text(n).unwrap_or_default().to_string()
+    }
+
     /// Reports `rule` at `loc`'s line, at the column of `needle` in that
     /// line when given and found (else the keyword's column).
     pub(crate) fn warn(
@@ -328,15 +333,21 @@ impl Sink<'_> {
         needle: Option<&str>,
         message: String,
     ) {
-        if !self.config.enabled(rule.name) {
-            return;
-        }
         let text = self.ast.line_text(loc.line).unwrap_or_default();
         let column = needle
             .filter(|n| !n.is_empty())
             .and_then(|n| text.find(n))
             .map(|b| text[..b].chars().count() + 1)
             .unwrap_or(loc.column);
+        self.warn_at(rule, loc, column, message);
+    }
+
+    /// Reports `rule` at `loc`'s line and the given column.
+    pub(crate) fn warn_at(&mut self, rule: Rule, loc: &Location, column: usize, message: String) {
+        if !self.config.enabled(rule.name) {
+            return;
+        }
+        let text = self.ast.line_text(loc.line).unwrap_or_default();
         let snippet: String = text.chars().take(200).collect();
         self.out.push(Warning {
             rule: rule.name,

@@ -36,10 +36,16 @@ fn names(w: &Walk<'_>, sink: &mut Sink<'_>) {
         let as_upper = *as_kw == as_kw.to_ascii_uppercase();
         let as_lower = *as_kw == as_kw.to_ascii_lowercase();
         if (keyword_upper && !as_upper) || (keyword_lower && !as_lower) {
-            sink.warn(
+            // The AS word sits right before the name at the end of the line.
+            let text = sink.line(loc.line);
+            let needle = format!(" {as_kw} ");
+            let column = text
+                .rfind(&needle)
+                .map_or(loc.column, |b| text[..b].chars().count() + 2);
+            sink.warn_at(
                 FROM_AS_CASING,
                 loc,
-                Some(&format!(" {as_kw} ")),
+                column,
                 format!(
                     "'{as_kw}' and '{}' keywords' casing do not match",
                     node.keyword
