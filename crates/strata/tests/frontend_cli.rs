@@ -168,3 +168,103 @@ fn check_expands_mounts_with_env_from_the_parent_stage() {
     let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
 }
+
+const NEEDS_CHECKS: &str = "FROM busybox as Build\nMAINTAINER me\nWORKDIR app\nCOPY notes.tmp .\nCMD echo hi\n";
+
+#[test]
+fn check_prints_build_check_warnings_with_location_snippet_and_explanation() {
+    let dir = context(NEEDS_CHECKS);
+    std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n").unwrap();
+    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "warnings alone do not fail: {out}\n{err}");
+    assert!(
+        out.contains("Dockerfile:1:17: StageNameCasing: Stage name 'Build' should be lowercase\n  FROM busybox as Build\n  (Stage names"),
+        "{out}"
+    );
+    for rule in [
+        "FromAsCasing",
+        "MaintainerDeprecated",
+        "WorkdirRelativePath",
+        "CopyIgnoredFile",
+        "JSONArgsRecommended",
+    ] {
+        assert!(out.contains(&format!(": {rule}: ")), "{rule} missing in {out}");
+    }
+    assert!(out.contains("6 warnings found"), "{out}");
+}
+
+#[test]
+fn check_honours_the_skip_directive() {
+    let dir = context(&format!(
+        "# check=skip=StageNameCasing,FromAsCasing,CopyIgnoredFile\n{NEEDS_CHECKS}"
+    ));
+    std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n").unwrap();
+    let (code, out, _) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0);
+    for skipped in ["StageNameCasing", "FromAsCasing", "CopyIgnoredFile"] {
+        assert!(!out.contains(skipped), "{skipped} in {out}");
+    }
+    assert!(out.contains(": MaintainerDeprecated: "), "{out}");
+    let dir = context(&format!("# check=skip=all;error=true\n{NEEDS_CHECKS}"));
+    let (code, out, _) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no problems"), "{out}");
+}
+
+#[test]
+fn check_format_json_is_an_array_of_warnings() {
+    let dir = context(NEEDS_CHECKS);
+    let (code, out, err) = strata(
+        &["check", "--format", "json", dir.path().to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+    let list = v.as_array().expect("an array");
+    assert_eq!(list.len(), 5, "{out}");
+    let w = &list[0];
+    for field in ["rule", "message", "file", "snippet", "explanation"] {
+        assert!(w[field].is_string(), "{field} in {w}");
+    }
+    assert_eq!(w["rule"], "FromAsCasing");
+    assert_eq!(w["line"], 1);
+    assert_eq!(w["column"], 14);
+    assert!(w["file"].as_str().unwrap().ends_with("Dockerfile"));
+    assert_eq!(w["snippet"], "FROM busybox as Build");
+}
+
+#[test]
+fn check_and_build_check_fail_with_error_true() {
+    let dir = context(&format!("# check=error=true\n{NEEDS_CHECKS}"));
+    let ctx = dir.path().to_str().unwrap();
+    let (code, out, _) = strata(&["check", ctx], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("check=error=true"), "{out}");
+    let (code, out, err) = strata(&["build", "--check", ctx], dir.path());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains(": MaintainerDeprecated: "), "{out}");
+}
+
+#[test]
+fn build_check_runs_no_build_and_names_unconsumed_build_args() {
+    let dir = context(NEEDS_CHECKS);
+    let ctx = dir.path().to_str().unwrap();
+    let (code, out, err) = strata(
+        &["build", "--check", "--build-arg", "NOT_DECLARED=1", "-t", "x", ctx],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(": StageNameCasing: "), "{out}");
+    assert!(
+        err.contains("[Warning] One or more build-args [NOT_DECLARED] were not consumed"),
+        "{err}"
+    );
+    assert!(!dir.path().join("store").exists(), "--check must not build");
+    // A Dockerfile that does not plan is an error (exit 1), with the checks
+    // that still apply.
+    let dir = context("FROM busybox:$TAG\n");
+    let (code, out, err) = strata(&["build", "--check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains("UndefinedArgInFrom: FROM argument 'TAG' is not declared"), "{out}");
+    assert!(err.contains("invalid reference format"), "{err}");
+}
