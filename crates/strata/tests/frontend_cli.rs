@@ -268,3 +268,28 @@ fn build_check_runs_no_build_and_names_unconsumed_build_args() {
     assert!(out.contains("UndefinedArgInFrom: FROM argument 'TAG' is not declared"), "{out}");
     assert!(err.contains("invalid reference format"), "{err}");
 }
+
+#[test]
+fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_store() {
+    let dir = context("FROM scratch\nMAINTAINER me\nENV FROM_IMAGE=1\n");
+    let ctx = dir.path().to_str().unwrap();
+    let (code, out, err) = strata(
+        &["build", "--progress", "plain", "-t", "lint-base", ctx],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let warn = err.find("warning: ").expect("a warning on stderr");
+    assert!(err.contains(": MaintainerDeprecated: "), "{err}");
+    let first_step = err.find("#1 ").expect("steps on stderr");
+    assert!(warn < first_step, "warnings come first: {err}");
+    // The base image is in the store now: its ENV counts as defined.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM lint-base\nWORKDIR /$FROM_IMAGE/$NOPE\n",
+    )
+    .unwrap();
+    let (code, out, _) = strata(&["check", ctx], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("UndefinedVar: Usage of undefined variable '$NOPE'"), "{out}");
+    assert!(!out.contains("'$FROM_IMAGE'"), "{out}");
+}
