@@ -169,7 +169,8 @@ fn check_expands_mounts_with_env_from_the_parent_stage() {
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
 }
 
-const NEEDS_CHECKS: &str = "FROM busybox as Build\nMAINTAINER me\nWORKDIR app\nCOPY notes.tmp .\nCMD echo hi\n";
+const NEEDS_CHECKS: &str =
+    "FROM busybox as Build\nMAINTAINER me\nWORKDIR app\nCOPY notes.tmp .\nCMD echo hi\n";
 
 #[test]
 fn check_prints_build_check_warnings_with_location_snippet_and_explanation() {
@@ -188,7 +189,10 @@ fn check_prints_build_check_warnings_with_location_snippet_and_explanation() {
         "CopyIgnoredFile",
         "JSONArgsRecommended",
     ] {
-        assert!(out.contains(&format!(": {rule}: ")), "{rule} missing in {out}");
+        assert!(
+            out.contains(&format!(": {rule}: ")),
+            "{rule} missing in {out}"
+        );
     }
     assert!(out.contains("6 warnings found"), "{out}");
 }
@@ -250,7 +254,15 @@ fn build_check_runs_no_build_and_names_unconsumed_build_args() {
     let dir = context(NEEDS_CHECKS);
     let ctx = dir.path().to_str().unwrap();
     let (code, out, err) = strata(
-        &["build", "--check", "--build-arg", "NOT_DECLARED=1", "-t", "x", ctx],
+        &[
+            "build",
+            "--check",
+            "--build-arg",
+            "NOT_DECLARED=1",
+            "-t",
+            "x",
+            ctx,
+        ],
         dir.path(),
     );
     assert_eq!(code, 0, "{out}\n{err}");
@@ -263,9 +275,15 @@ fn build_check_runs_no_build_and_names_unconsumed_build_args() {
     // A Dockerfile that does not plan is an error (exit 1), with the checks
     // that still apply.
     let dir = context("FROM busybox:$TAG\n");
-    let (code, out, err) = strata(&["build", "--check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, err) = strata(
+        &["build", "--check", dir.path().to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(code, 1, "{out}\n{err}");
-    assert!(out.contains("UndefinedArgInFrom: FROM argument 'TAG' is not declared"), "{out}");
+    assert!(
+        out.contains("UndefinedArgInFrom: FROM argument 'TAG' is not declared"),
+        "{out}"
+    );
     assert!(err.contains("invalid reference format"), "{err}");
 }
 
@@ -290,6 +308,9 @@ fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_stor
     .unwrap();
     let (code, out, _) = strata(&["check", ctx], dir.path());
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("UndefinedVar: Usage of undefined variable '$NOPE'"), "{out}");
+    assert!(
+        out.contains("UndefinedVar: Usage of undefined variable '$NOPE'"),
+        "{out}"
+    );
     assert!(!out.contains("'$FROM_IMAGE'"), "{out}");
 }

@@ -36,7 +36,9 @@ pub(super) fn check(w: &Walk<'_>, matcher: &IgnoreMatcher, sink: &mut Sink<'_>) 
                         COPY_IGNORED_FILE,
                         &node.location,
                         Some(src),
-                        format!("Attempting to {cmd} file {path:?} that is excluded by .dockerignore"),
+                        format!(
+                            "Attempting to {cmd} file {path:?} that is excluded by .dockerignore"
+                        ),
                     );
                 }
             }

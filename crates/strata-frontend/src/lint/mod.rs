@@ -152,8 +152,8 @@ impl CheckConfig {
                 "experimental" => {}
                 other => {
                     return Err(format!(
-                        "unknown check option {other:?}: the options are skip, error and experimental"
-                    ))
+                    "unknown check option {other:?}: the options are skip, error and experimental"
+                ))
                 }
             }
         }
@@ -226,7 +226,7 @@ pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Re
         context::check(&walk, m, &mut sink);
     }
     let mut warnings = sink.out;
-    warnings.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    warnings.sort_by_key(|w| (w.line, w.column));
     warnings.dedup();
     Ok(Report { warnings, config })
 }

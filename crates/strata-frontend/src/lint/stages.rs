@@ -120,11 +120,7 @@ fn lookup_in(
 
 fn from_args(w: &Walk<'_>, sink: &mut Sink<'_>) {
     let (defaults, declared) = default_globals(w);
-    let predefined: BTreeSet<&str> = w
-        .predefined
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect();
+    let predefined: BTreeSet<&str> = w.predefined.iter().map(|(k, _)| k.as_str()).collect();
     let known: Vec<&str> = declared
         .iter()
         .map(String::as_str)
@@ -194,7 +190,10 @@ fn from_args(w: &Walk<'_>, sink: &mut Sink<'_>) {
                     FROM_PLATFORM_FLAG_CONST_DISALLOWED,
                     loc,
                     Some("--platform"),
-                    format!("FROM --platform flag should not use constant value {:?}", exp.word),
+                    format!(
+                        "FROM --platform flag should not use constant value {:?}",
+                        exp.word
+                    ),
                 );
             }
         }

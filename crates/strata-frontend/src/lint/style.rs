@@ -83,17 +83,16 @@ fn per_stage(w: &Walk<'_>, sink: &mut Sink<'_>) {
                     None,
                     "Maintainer instruction is deprecated in favor of using label".into(),
                 ),
-                "env" | "label" => {
-                    if node.args.len() == 3 && node.args[2].is_empty() {
-                        sink.warn(
-                            LEGACY_KEY_VALUE_FORMAT,
-                            loc,
-                            None,
-                            format!(
-                                "\"{upper} key=value\" should be used instead of legacy \"{upper} key value\" format"
-                            ),
-                        );
-                    }
+                // The parser marks the legacy form with an empty separator.
+                "env" | "label" if node.args.len() == 3 && node.args[2].is_empty() => {
+                    sink.warn(
+                        LEGACY_KEY_VALUE_FORMAT,
+                        loc,
+                        None,
+                        format!(
+                            "\"{upper} key=value\" should be used instead of legacy \"{upper} key value\" format"
+                        ),
+                    );
                 }
                 "shell" => state.shell_set = true,
                 "workdir" => {

@@ -102,9 +102,15 @@ const CASES: &[(&str, &str, &str)] = &[
 fn each_rule_triggers_and_stays_quiet() {
     for (rule, bad, good) in CASES {
         let found = rules_of(bad, &["secret.txt"]);
-        assert!(found.contains(rule), "{rule}: expected in {found:?} for\n{bad}");
+        assert!(
+            found.contains(rule),
+            "{rule}: expected in {found:?} for\n{bad}"
+        );
         let found = rules_of(good, &["secret.txt"]);
-        assert!(!found.contains(rule), "{rule}: unexpected in {found:?} for\n{good}");
+        assert!(
+            !found.contains(rule),
+            "{rule}: unexpected in {found:?} for\n{good}"
+        );
     }
 }
 
@@ -128,11 +134,17 @@ fn warnings_carry_location_snippet_and_message() {
     let r = report_with("FROM busybox\nARG V=1\nCOPY a-${VV} /x\n", &[]);
     let w = &r.warnings[0];
     assert_eq!(w.rule, "UndefinedVar");
-    assert_eq!(w.message, "Usage of undefined variable '$VV' (did you mean $V?)");
+    assert_eq!(
+        w.message,
+        "Usage of undefined variable '$VV' (did you mean $V?)"
+    );
     assert_eq!((w.file.as_str(), w.line, w.column), ("Dockerfile", 3, 8));
     assert_eq!(w.snippet, "COPY a-${VV} /x");
     let shown = w.to_string();
-    assert!(shown.starts_with("Dockerfile:3:8: UndefinedVar: "), "{shown}");
+    assert!(
+        shown.starts_with("Dockerfile:3:8: UndefinedVar: "),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -174,7 +186,11 @@ fn a_bad_check_directive_is_a_located_error() {
     let ast = parse("# check=skip\nFROM busybox\n", "Dockerfile").unwrap();
     let p = plan(&ast, &BuildOptions::default()).unwrap();
     let e = lint(&ast, Some(&p), &LintOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("Dockerfile:1:1: invalid check option"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("Dockerfile:1:1: invalid check option"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -188,10 +204,23 @@ fn copy_ignored_file_is_quiet_with_exclusions() {
 
 #[test]
 fn secret_names_follow_buildkit_tokens() {
-    for yes in ["API_KEY", "apikey", "db_password", "AUTH", "aws_secret_access_key"] {
+    for yes in [
+        "API_KEY",
+        "apikey",
+        "db_password",
+        "AUTH",
+        "aws_secret_access_key",
+    ] {
         assert!(vars::looks_secret(yes), "{yes}");
     }
-    for no in ["KEYS", "TOKENIZER", "PUBLIC_KEY", "GPG_KEY_FILE", "NODE_VERSION", "HOME"] {
+    for no in [
+        "KEYS",
+        "TOKENIZER",
+        "PUBLIC_KEY",
+        "GPG_KEY_FILE",
+        "NODE_VERSION",
+        "HOME",
+    ] {
         assert!(!vars::looks_secret(no), "{no}");
     }
 }

@@ -36,11 +36,11 @@ pub(crate) fn looks_secret(name: &str) -> bool {
 }
 
 fn secrets(w: &Walk<'_>, sink: &mut Sink<'_>) {
-    let nodes = w
-        .globals
-        .iter()
-        .copied()
-        .chain(w.stages.iter().flat_map(|v| v.steps.iter().map(|(n, _)| *n)));
+    let nodes = w.globals.iter().copied().chain(
+        w.stages
+            .iter()
+            .flat_map(|v| v.steps.iter().map(|(n, _)| *n)),
+    );
     for node in nodes {
         let (kind, names): (&str, Vec<String>) = match from_node(node, None) {
             Ok(Instruction::Arg(decls)) => ("ARG", decls.into_iter().map(|d| d.name).collect()),
