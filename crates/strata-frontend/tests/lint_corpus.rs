@@ -19,6 +19,7 @@ fn check_one(text: &str, name: &str) -> usize {
     let opts = LintOptions {
         ignore: Some(&m),
         image_env: Some(&env),
+        image_platform: Some(&|_: &str| Some("linux/arm64".to_string())),
     };
     let Ok(report) = lint(&ast, p.as_ref(), &opts) else {
         return 0;

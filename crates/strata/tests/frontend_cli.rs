@@ -313,4 +313,16 @@ fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_stor
         "{out}"
     );
     assert!(!out.contains("'$FROM_IMAGE'"), "{out}");
+    // And its platform: an amd64 image for an arm64 stage.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM --platform=linux/arm64 lint-base AS on-arm64\n",
+    )
+    .unwrap();
+    let (code, out, _) = strata(&["check", ctx], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Dockerfile:1:29: InvalidBaseImagePlatform: Base image lint-base was pulled with platform \"linux/amd64\", expected \"linux/arm64\""),
+        "{out}"
+    );
 }

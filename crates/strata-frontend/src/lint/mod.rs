@@ -9,8 +9,8 @@
 //! (ConsistentInstructionCasing, MaintainerDeprecated, LegacyKeyValueFormat,
 //! JSONArgsRecommended, MultipleInstructionsDisallowed,
 //! WorkdirRelativePath), [`vars`] (UndefinedVar, SecretsUsedInArgOrEnv),
-//! [`context`] (CopyIgnoredFile). InvalidBaseImagePlatform needs the base
-//! image's platform from a registry or store and is not checked here.
+//! [`context`] (CopyIgnoredFile), and InvalidBaseImagePlatform for base
+//! images whose platform the caller knows (its local store; no registry).
 //!
 //! The `# check=skip=Rule1,Rule2;error=true` directive (also `skip=all`)
 //! is honoured: see [`CheckConfig`].
@@ -74,6 +74,8 @@ rules! {
         "ARG and ENV values end up in the image config or its history, where anyone holding the image can read them; pass secrets with RUN --mount=type=secret instead.";
     INVALID_DEFAULT_ARG_IN_FROM = "InvalidDefaultArgInFrom",
         "With only the ARG defaults (no --build-arg), this FROM expands to an empty or invalid image name, so a plain build fails; give the ARG a usable default.";
+    INVALID_BASE_IMAGE_PLATFORM = "InvalidBaseImagePlatform",
+        "The base image found is built for another operating system or CPU than this stage targets, so its programs may not run (or run only under emulation); use an image for the target platform or set FROM --platform.";
     FROM_PLATFORM_FLAG_CONST_DISALLOWED = "FromPlatformFlagConstDisallowed",
         "A constant --platform pins the stage to one platform even in a multi-platform build; use a variable such as $BUILDPLATFORM, or name the stage after the platform when pinning is intended.";
     COPY_IGNORED_FILE = "CopyIgnoredFile",
@@ -176,6 +178,11 @@ pub struct LintOptions<'a> {
     /// the image may set anything).
     #[allow(clippy::type_complexity)]
     pub image_env: Option<&'a dyn Fn(&str) -> Option<Vec<String>>>,
+    /// The platform (`os/arch[/variant]`) of a base image the caller has,
+    /// by the expanded FROM name; `None` = unknown (InvalidBaseImagePlatform
+    /// then says nothing; no registry is asked from here).
+    #[allow(clippy::type_complexity)]
+    pub image_platform: Option<&'a dyn Fn(&str) -> Option<String>>,
 }
 
 /// The result of [`lint`].
@@ -222,6 +229,7 @@ pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Re
     stages::check(&walk, &mut sink);
     style::check(&walk, &mut sink);
     vars::check(&walk, opts, &mut sink);
+    stages::base_platforms(&walk, opts, &mut sink);
     if let Some(m) = opts.ignore {
         context::check(&walk, m, &mut sink);
     }
@@ -247,6 +255,9 @@ pub(crate) struct StageView<'a> {
     /// Lower-cased `AS` name.
     pub name: Option<String>,
     pub base: Base,
+    /// The platform the stage is built for (`--platform` expanded, else the
+    /// target platform); `None` when unknown (no plan).
+    pub platform: Option<String>,
     /// Step nodes that type-check, with their instruction (words as written).
     pub steps: Vec<(&'a Node, Instruction)>,
 }
@@ -271,14 +282,26 @@ impl<'a> Walk<'a> {
             if node.name() == "from" {
                 let index = w.stages.len();
                 let name = node.args.get(2).map(|n| n.to_ascii_lowercase());
-                let base = match plan.and_then(|p| p.stages.get(index)) {
-                    Some(s) => s.base.clone(),
-                    None => guess_base(node.args.first().map(String::as_str), &w.stages),
+                let planned = plan.and_then(|p| p.stages.get(index).map(|s| (p, s)));
+                let (base, platform) = match planned {
+                    Some((p, s)) => {
+                        let target = p
+                            .predefined_args
+                            .iter()
+                            .find(|(k, _)| k == "TARGETPLATFORM")
+                            .map(|(_, v)| v.clone());
+                        (s.base.clone(), s.platform.clone().or(target))
+                    }
+                    None => (
+                        guess_base(node.args.first().map(String::as_str), &w.stages),
+                        None,
+                    ),
                 };
                 w.stages.push(StageView {
                     from: node,
                     name,
                     base,
+                    platform,
                     steps: Vec::new(),
                 });
             } else if let Some(view) = w.stages.last_mut() {
@@ -339,6 +362,22 @@ impl Sink<'_> {
             .and_then(|n| text.find(n))
             .map(|b| text[..b].chars().count() + 1)
             .unwrap_or(loc.column);
+        self.warn_at(rule, loc, column, message);
+    }
+
+    /// Reports `rule` at the first whole-word occurrence of `word` in the
+    /// line (blank before and after), else at the keyword.
+    pub(crate) fn warn_word(&mut self, rule: Rule, loc: &Location, word: &str, message: String) {
+        let text = self.line(loc.line);
+        let blank = |c: Option<char>| c.is_none_or(char::is_whitespace);
+        let column = text
+            .match_indices(word)
+            .find(|(b, _)| {
+                !word.is_empty()
+                    && blank(text[..*b].chars().next_back())
+                    && blank(text[b + word.len()..].chars().next())
+            })
+            .map_or(loc.column, |(b, _)| text[..b].chars().count() + 1);
         self.warn_at(rule, loc, column, message);
     }
 

@@ -5,11 +5,12 @@
 use std::collections::BTreeSet;
 
 use super::{
-    Sink, Walk, DUPLICATE_STAGE_NAME, FROM_AS_CASING, FROM_PLATFORM_FLAG_CONST_DISALLOWED,
-    INVALID_DEFAULT_ARG_IN_FROM, RESERVED_STAGE_NAME, STAGE_NAME_CASING, UNDEFINED_ARG_IN_FROM,
+    LintOptions, Sink, Walk, DUPLICATE_STAGE_NAME, FROM_AS_CASING,
+    FROM_PLATFORM_FLAG_CONST_DISALLOWED, INVALID_BASE_IMAGE_PLATFORM, INVALID_DEFAULT_ARG_IN_FROM,
+    RESERVED_STAGE_NAME, STAGE_NAME_CASING, UNDEFINED_ARG_IN_FROM,
 };
 use crate::plan::reference::is_valid_reference;
-use crate::plan::{from_node, Instruction};
+use crate::plan::{from_node, Base, Instruction};
 use crate::shell::Lexer;
 use crate::suggest;
 
@@ -160,10 +161,10 @@ fn from_args(w: &Walk<'_>, sink: &mut Sink<'_>) {
                 let ok = !name.is_empty()
                     && (name.eq_ignore_ascii_case("scratch") || is_valid_reference(&name));
                 if !ok {
-                    sink.warn(
+                    sink.warn_word(
                         INVALID_DEFAULT_ARG_IN_FROM,
                         loc,
-                        Some(&image),
+                        &image,
                         format!(
                             "Default value for ARG {image} results in empty or invalid base image name"
                         ),
@@ -196,6 +197,41 @@ fn from_args(w: &Walk<'_>, sink: &mut Sink<'_>) {
                     ),
                 );
             }
+        }
+    }
+}
+
+/// `os/arch` of a platform string, lower-cased (`linux/arm64/v8` → linux, arm64).
+fn os_arch(p: &str) -> (String, String) {
+    let mut parts = p.split('/');
+    let os = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let arch = parts.next().unwrap_or_default().to_ascii_lowercase();
+    (os, arch)
+}
+
+/// InvalidBaseImagePlatform: the base image the caller has is for another
+/// OS or architecture than the stage's platform (variants are not compared,
+/// as in BuildKit).
+pub(super) fn base_platforms(w: &Walk<'_>, opts: &LintOptions<'_>, sink: &mut Sink<'_>) {
+    let Some(platform_of) = opts.image_platform else {
+        return;
+    };
+    for view in &w.stages {
+        let (Base::Image(image), Some(expected)) = (&view.base, &view.platform) else {
+            continue;
+        };
+        let Some(actual) = platform_of(image) else {
+            continue;
+        };
+        if os_arch(&actual) != os_arch(expected) {
+            sink.warn_word(
+                INVALID_BASE_IMAGE_PLATFORM,
+                &view.from.location,
+                view.from.args.first().map_or("", String::as_str),
+                format!(
+                    "Base image {image} was pulled with platform {actual:?}, expected {expected:?} for current build"
+                ),
+            );
         }
     }
 }

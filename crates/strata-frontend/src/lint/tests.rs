@@ -5,15 +5,25 @@ fn image_env(name: &str) -> Option<Vec<String>> {
     (name == "busybox" || name == "alpine").then(|| vec!["HOME".to_string()])
 }
 
+fn image_platform(name: &str) -> Option<String> {
+    match name {
+        "busybox" | "alpine" => Some("linux/amd64".to_string()),
+        "armonly" => Some("linux/arm64/v8".to_string()),
+        _ => None,
+    }
+}
+
 fn report_with(text: &str, ignore: &[&str]) -> Report {
     let ast = parse(text, "Dockerfile").expect("parse");
     let p = plan(&ast, &BuildOptions::default()).ok();
     let patterns: Vec<String> = ignore.iter().map(|s| s.to_string()).collect();
     let m = IgnoreMatcher::new(&patterns).unwrap();
     let f: &dyn Fn(&str) -> Option<Vec<String>> = &image_env;
+    let g: &dyn Fn(&str) -> Option<String> = &image_platform;
     let opts = LintOptions {
         ignore: Some(&m),
         image_env: Some(f),
+        image_platform: Some(g),
     };
     lint(&ast, p.as_ref(), &opts).expect("lint")
 }
@@ -90,6 +100,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "FromPlatformFlagConstDisallowed",
         "FROM --platform=linux/amd64 busybox\n",
         "FROM --platform=linux/amd64 busybox AS build-amd64\nFROM --platform=$BUILDPLATFORM busybox\n",
+    ),
+    (
+        "InvalidBaseImagePlatform",
+        "FROM armonly\n",
+        "FROM busybox\nFROM --platform=linux/arm64 armonly\nFROM unknown\n",
     ),
     (
         "CopyIgnoredFile",

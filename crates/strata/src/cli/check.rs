@@ -63,6 +63,19 @@ fn image_env_names(store: Option<&Store>, name: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The platform (`os/arch[/variant]`) of a base image found in the local store.
+fn image_platform(store: Option<&Store>, name: &str) -> Option<String> {
+    let img = strata_engine::images::load_image(store?, name).ok()?;
+    let c = &img.config;
+    if c.os.is_empty() || c.architecture.is_empty() {
+        return None;
+    }
+    Some(match &c.variant {
+        Some(v) if !v.is_empty() => format!("{}/{}/{v}", c.os, c.architecture),
+        _ => format!("{}/{}", c.os, c.architecture),
+    })
+}
+
 /// Checks `dockerfile` with `opts` (build args, target): frontend errors
 /// and build-check warnings.
 pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptions) -> Outcome {
@@ -116,9 +129,11 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
     };
     let store = existing_store(g);
     let env_of = |image: &str| image_env_names(store.as_ref(), image);
+    let platform_of = |image: &str| image_platform(store.as_ref(), image);
     let lint_opts = LintOptions {
         ignore: matcher.as_ref(),
         image_env: Some(&env_of),
+        image_platform: Some(&platform_of),
     };
     match lint(&ast, planned.as_ref(), &lint_opts) {
         Ok(r) => out.report = r,
