@@ -82,9 +82,7 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         return super::check::run_for_build(g, &a);
     }
     let mode = progress::Mode::parse(&a.progress, a.quiet)?;
-    if !matches!(mode, progress::Mode::Quiet) {
-        super::check::warn_before_build(g, &a)?;
-    }
+    super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {
         match kv.split_once('=') {

@@ -229,17 +229,23 @@ pub fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<
     render(&dockerfile, &o, false)
 }
 
-/// Before a build: the warnings in human form on stderr (errors are left
-/// to the build itself, which reports them). Under `# check=error=true`
-/// any warning stops the build, as in BuildKit.
-pub fn warn_before_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<()> {
+/// Before a build: the warnings in human form on stderr, unless `quiet`
+/// (errors are left to the build itself, which reports them). Under
+/// `# check=error=true` any warning stops the build, as in BuildKit.
+pub fn warn_before_build(
+    g: &Global,
+    a: &super::build::BuildArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
     let dockerfile = build_dockerfile(a);
     let o = evaluate(g, &dockerfile, &a.context, &build_options(a));
-    for w in &o.report.warnings {
-        eprintln!("warning: {w}");
-    }
-    if !o.unused_build_args.is_empty() {
-        eprintln!("{}", unused_line(&o.unused_build_args));
+    if !quiet {
+        for w in &o.report.warnings {
+            eprintln!("warning: {w}");
+        }
+        if !o.unused_build_args.is_empty() {
+            eprintln!("{}", unused_line(&o.unused_build_args));
+        }
     }
     if o.report.fails() {
         anyhow::bail!(
