@@ -20,6 +20,7 @@ fn check_one(text: &str, name: &str) -> usize {
         ignore: Some(&m),
         image_env: Some(&env),
         image_platform: Some(&|_: &str| Some("linux/arm64".to_string())),
+        check_override: None,
     };
     let Ok(report) = lint(&ast, p.as_ref(), &opts) else {
         return 0;

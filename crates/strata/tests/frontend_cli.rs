@@ -247,11 +247,28 @@ fn check_and_build_check_fail_with_error_true() {
     let (code, out, err) = strata(&["build", "--check", ctx], dir.path());
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains(": MaintainerDeprecated: "), "{out}");
+    // The BUILDKIT_DOCKERFILE_CHECK build arg overrides the directive.
+    let (code, out, err) = strata(
+        &[
+            "build",
+            "--check",
+            "--build-arg",
+            "BUILDKIT_DOCKERFILE_CHECK=skip=MaintainerDeprecated",
+            ctx,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("MaintainerDeprecated"), "{out}");
+    assert!(!err.contains("not consumed"), "{err}");
     // A plain build stops before any step, as BuildKit does.
     let (code, _, err) = strata(&["build", "-q", "-t", "x", ctx], dir.path());
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("build checks failed"), "{err}");
-    assert!(!dir.path().join("store").exists(), "nothing was built: {err}");
+    assert!(
+        !dir.path().join("store").exists(),
+        "nothing was built: {err}"
+    );
 }
 
 #[test]

@@ -183,7 +183,13 @@ pub struct LintOptions<'a> {
     /// then says nothing; no registry is asked from here).
     #[allow(clippy::type_complexity)]
     pub image_platform: Option<&'a dyn Fn(&str) -> Option<String>>,
+    /// The value of the `BUILDKIT_DOCKERFILE_CHECK` build arg: same syntax
+    /// as the directive, and it wins over the directive (as in BuildKit).
+    pub check_override: Option<&'a str>,
 }
+
+/// The build arg that overrides `# check=`.
+pub const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
 
 /// The result of [`lint`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -204,9 +210,14 @@ impl Report {
 /// still run on the AST, with stage bases worked out from the FROM words.
 /// Errors only for a bad `# check=` directive.
 pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Report, Error> {
-    let config = match ast.directives.iter().find(|d| d.name == "check") {
-        None => CheckConfig::default(),
-        Some(d) => CheckConfig::parse(&d.value).map_err(|m| {
+    let config = match (
+        opts.check_override,
+        ast.directives.iter().find(|d| d.name == "check"),
+    ) {
+        (Some(v), _) => CheckConfig::parse(v)
+            .map_err(|m| Error::CheckOption(format!("--build-arg {CHECK_BUILD_ARG}: {m}")))?,
+        (None, None) => CheckConfig::default(),
+        (None, Some(d)) => CheckConfig::parse(&d.value).map_err(|m| {
             let loc = Location {
                 file: ast.file.clone(),
                 line: d.line,

@@ -24,6 +24,7 @@ fn report_with(text: &str, ignore: &[&str]) -> Report {
         ignore: Some(&m),
         image_env: Some(f),
         image_platform: Some(g),
+        check_override: None,
     };
     lint(&ast, p.as_ref(), &opts).expect("lint")
 }
@@ -238,4 +239,28 @@ fn secret_names_follow_buildkit_tokens() {
     ] {
         assert!(!vars::looks_secret(no), "{no}");
     }
+}
+
+#[test]
+fn the_check_build_arg_overrides_the_directive() {
+    let text = "# check=error=true\nFROM busybox\nMAINTAINER me\nCMD echo hi\n";
+    let ast = parse(text, "Dockerfile").unwrap();
+    let p = plan(&ast, &BuildOptions::default()).unwrap();
+    let opts = LintOptions {
+        check_override: Some("skip=MaintainerDeprecated"),
+        ..LintOptions::default()
+    };
+    let r = lint(&ast, Some(&p), &opts).unwrap();
+    let rules: Vec<_> = r.warnings.iter().map(|w| w.rule).collect();
+    assert_eq!(rules, vec!["JSONArgsRecommended"]);
+    assert!(
+        !r.fails(),
+        "error=true came from the directive, which is overridden"
+    );
+    let opts = LintOptions {
+        check_override: Some("nonsense"),
+        ..LintOptions::default()
+    };
+    let e = lint(&ast, Some(&p), &opts).unwrap_err().to_string();
+    assert!(e.contains("BUILDKIT_DOCKERFILE_CHECK"), "{e}");
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use strata_frontend::lint::CHECK_BUILD_ARG;
 use strata_frontend::{
     ignore, lint, parse, plan, BuildOptions, IgnoreMatcher, LintOptions, Report, StageScope,
 };
@@ -123,7 +124,12 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
                     }
                 }
             }
-            out.unused_build_args = p.unused_build_args.clone();
+            out.unused_build_args = p
+                .unused_build_args
+                .iter()
+                .filter(|a| *a != CHECK_BUILD_ARG)
+                .cloned()
+                .collect();
             Some(p)
         }
     };
@@ -134,6 +140,7 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
         ignore: matcher.as_ref(),
         image_env: Some(&env_of),
         image_platform: Some(&platform_of),
+        check_override: opts.build_args.get(CHECK_BUILD_ARG).map(String::as_str),
     };
     match lint(&ast, planned.as_ref(), &lint_opts) {
         Ok(r) => out.report = r,
