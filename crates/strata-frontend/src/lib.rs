@@ -14,7 +14,7 @@
 //! 1. [`parse`]`(text, file_name)` gives the raw [`Ast`] (BuildKit's parser
 //!    rules; [`Ast::dump`] is BuildKit's `result` format). Unknown
 //!    instructions and flags survive this step.
-//! 2. [`plan`]`(&ast, &BuildOptions)` types every instruction (rejecting
+//! 2. [`plan()`]`(&ast, &BuildOptions)` types every instruction (rejecting
 //!    unknown instructions/flags with located errors), resolves global ARGs
 //!    (before the first FROM; usable in FROM lines), expands FROM words,
 //!    resolves stage references (by lower-cased name or index; a name that
@@ -44,7 +44,7 @@
 //!    decides per path; [`IgnoreMatcher::can_skip_dir`] lets the walker
 //!    avoid descending into ignored directories.
 //!
-//! 6. Build checks: [`lint`]`(&ast, &plan, &LintOptions)` runs BuildKit's
+//! 6. Build checks: [`lint()`]`(&ast, Some(&plan), &LintOptions)` runs BuildKit's
 //!    lint rules (same names and meaning) and honours `# check=`; the
 //!    caller passes the `.dockerignore` matcher and what it knows of base
 //!    images' Env.

@@ -3,14 +3,15 @@
 //! supplies what needs the outside world (the `.dockerignore` matcher, the
 //! Env names of base images it knows).
 //!
-//! Rules, by family: [`stages`] (StageNameCasing, FromAsCasing,
+//! Rules, by family: `stages` (StageNameCasing, FromAsCasing,
 //! DuplicateStageName, ReservedStageName, UndefinedArgInFrom,
-//! InvalidDefaultArgInFrom, FromPlatformFlagConstDisallowed), [`style`]
+//! InvalidDefaultArgInFrom, FromPlatformFlagConstDisallowed), `style`
 //! (ConsistentInstructionCasing, MaintainerDeprecated, LegacyKeyValueFormat,
 //! JSONArgsRecommended, MultipleInstructionsDisallowed,
-//! WorkdirRelativePath), [`vars`] (UndefinedVar, SecretsUsedInArgOrEnv),
-//! [`context`] (CopyIgnoredFile), and InvalidBaseImagePlatform for base
-//! images whose platform the caller knows (its local store; no registry).
+//! WorkdirRelativePath), `vars` (UndefinedVar, SecretsUsedInArgOrEnv),
+//! `context` (CopyIgnoredFile: experimental in BuildKit, always on here),
+//! and InvalidBaseImagePlatform for base images whose platform the caller
+//! knows (its local store; no registry is asked).
 //!
 //! The `# check=skip=Rule1,Rule2;error=true` directive (also `skip=all`)
 //! is honoured: see [`CheckConfig`].
