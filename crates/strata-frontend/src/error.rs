@@ -92,6 +92,10 @@ pub enum Error {
         /// The nearest stage name, when one is close ("did you mean").
         suggestion: Option<String>,
     },
+    /// A bad build-check setting given outside the Dockerfile (the
+    /// `BUILDKIT_DOCKERFILE_CHECK` build arg).
+    #[error("{0}")]
+    CheckOption(String),
     /// Reading an input file failed (only the `load` helpers read files).
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },

@@ -14,7 +14,7 @@
 //! 1. [`parse`]`(text, file_name)` gives the raw [`Ast`] (BuildKit's parser
 //!    rules; [`Ast::dump`] is BuildKit's `result` format). Unknown
 //!    instructions and flags survive this step.
-//! 2. [`plan`]`(&ast, &BuildOptions)` types every instruction (rejecting
+//! 2. [`plan()`]`(&ast, &BuildOptions)` types every instruction (rejecting
 //!    unknown instructions/flags with located errors), resolves global ARGs
 //!    (before the first FROM; usable in FROM lines), expands FROM words,
 //!    resolves stage references (by lower-cased name or index; a name that
@@ -44,6 +44,11 @@
 //!    decides per path; [`IgnoreMatcher::can_skip_dir`] lets the walker
 //!    avoid descending into ignored directories.
 //!
+//! 6. Build checks: [`lint()`]`(&ast, Some(&plan), &LintOptions)` runs BuildKit's
+//!    lint rules (same names and meaning) and honours `# check=`; the
+//!    caller passes the `.dockerignore` matcher and what it knows of base
+//!    images' Env.
+//!
 //! Tools that resolve steps without building (`check`, dry runs) seed each
 //! scope with [`Plan::known_base_env`] (the parent stages' ENV).
 //!
@@ -64,6 +69,7 @@
 
 pub mod error;
 pub mod ignore;
+pub mod lint;
 pub mod parser;
 pub mod plan;
 pub mod shell;
@@ -71,6 +77,7 @@ mod suggest;
 
 pub use error::{Diagnostic, Error};
 pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
+pub use lint::{lint, CheckConfig, LintOptions, Report, Warning};
 pub use parser::{parse, Ast, Heredoc, Node};
 pub use plan::{
     parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount,

@@ -168,3 +168,183 @@ fn check_expands_mounts_with_env_from_the_parent_stage() {
     let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
 }
+
+const NEEDS_CHECKS: &str =
+    "FROM busybox as Build\nMAINTAINER me\nWORKDIR app\nCOPY notes.tmp .\nCMD echo hi\n";
+
+#[test]
+fn check_prints_build_check_warnings_with_location_snippet_and_explanation() {
+    let dir = context(NEEDS_CHECKS);
+    std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n").unwrap();
+    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "warnings alone do not fail: {out}\n{err}");
+    assert!(
+        out.contains("Dockerfile:1:17: StageNameCasing: Stage name 'Build' should be lowercase\n  FROM busybox as Build\n  (Stage names"),
+        "{out}"
+    );
+    for rule in [
+        "FromAsCasing",
+        "MaintainerDeprecated",
+        "WorkdirRelativePath",
+        "CopyIgnoredFile",
+        "JSONArgsRecommended",
+    ] {
+        assert!(
+            out.contains(&format!(": {rule}: ")),
+            "{rule} missing in {out}"
+        );
+    }
+    assert!(out.contains("6 warnings found"), "{out}");
+}
+
+#[test]
+fn check_honours_the_skip_directive() {
+    let dir = context(&format!(
+        "# check=skip=StageNameCasing,FromAsCasing,CopyIgnoredFile\n{NEEDS_CHECKS}"
+    ));
+    std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n").unwrap();
+    let (code, out, _) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0);
+    for skipped in ["StageNameCasing", "FromAsCasing", "CopyIgnoredFile"] {
+        assert!(!out.contains(skipped), "{skipped} in {out}");
+    }
+    assert!(out.contains(": MaintainerDeprecated: "), "{out}");
+    let dir = context(&format!("# check=skip=all;error=true\n{NEEDS_CHECKS}"));
+    let (code, out, _) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no problems"), "{out}");
+}
+
+#[test]
+fn check_format_json_is_an_array_of_warnings() {
+    let dir = context(NEEDS_CHECKS);
+    let (code, out, err) = strata(
+        &["check", "--format", "json", dir.path().to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON on stdout");
+    let list = v.as_array().expect("an array");
+    assert_eq!(list.len(), 5, "{out}");
+    let w = &list[0];
+    for field in ["rule", "message", "file", "snippet", "explanation"] {
+        assert!(w[field].is_string(), "{field} in {w}");
+    }
+    assert_eq!(w["rule"], "FromAsCasing");
+    assert_eq!(w["line"], 1);
+    assert_eq!(w["column"], 14);
+    assert!(w["file"].as_str().unwrap().ends_with("Dockerfile"));
+    assert_eq!(w["snippet"], "FROM busybox as Build");
+}
+
+#[test]
+fn check_and_build_check_fail_with_error_true() {
+    let dir = context(&format!("# check=error=true\n{NEEDS_CHECKS}"));
+    let ctx = dir.path().to_str().unwrap();
+    let (code, out, _) = strata(&["check", ctx], dir.path());
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("check=error=true"), "{out}");
+    let (code, out, err) = strata(&["build", "--check", ctx], dir.path());
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(out.contains(": MaintainerDeprecated: "), "{out}");
+    // The BUILDKIT_DOCKERFILE_CHECK build arg overrides the directive.
+    let (code, out, err) = strata(
+        &[
+            "build",
+            "--check",
+            "--build-arg",
+            "BUILDKIT_DOCKERFILE_CHECK=skip=MaintainerDeprecated",
+            ctx,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(!out.contains("MaintainerDeprecated"), "{out}");
+    assert!(!err.contains("not consumed"), "{err}");
+    // A plain build stops before any step, as BuildKit does.
+    let (code, _, err) = strata(&["build", "-q", "-t", "x", ctx], dir.path());
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("build checks failed"), "{err}");
+    assert!(
+        !dir.path().join("store").exists(),
+        "nothing was built: {err}"
+    );
+}
+
+#[test]
+fn build_check_runs_no_build_and_names_unconsumed_build_args() {
+    let dir = context(NEEDS_CHECKS);
+    let ctx = dir.path().to_str().unwrap();
+    let (code, out, err) = strata(
+        &[
+            "build",
+            "--check",
+            "--build-arg",
+            "NOT_DECLARED=1",
+            "-t",
+            "x",
+            ctx,
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(": StageNameCasing: "), "{out}");
+    assert!(
+        err.contains("[Warning] One or more build-args [NOT_DECLARED] were not consumed"),
+        "{err}"
+    );
+    assert!(!dir.path().join("store").exists(), "--check must not build");
+    // A Dockerfile that does not plan is an error (exit 1), with the checks
+    // that still apply.
+    let dir = context("FROM busybox:$TAG\n");
+    let (code, out, err) = strata(
+        &["build", "--check", dir.path().to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert!(
+        out.contains("UndefinedArgInFrom: FROM argument 'TAG' is not declared"),
+        "{out}"
+    );
+    assert!(err.contains("invalid reference format"), "{err}");
+}
+
+#[test]
+fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_store() {
+    let dir = context("FROM scratch\nMAINTAINER me\nENV FROM_IMAGE=1\n");
+    let ctx = dir.path().to_str().unwrap();
+    let (code, out, err) = strata(
+        &["build", "--progress", "plain", "-t", "lint-base", ctx],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let warn = err.find("warning: ").expect("a warning on stderr");
+    assert!(err.contains(": MaintainerDeprecated: "), "{err}");
+    let first_step = err.find("#1 ").expect("steps on stderr");
+    assert!(warn < first_step, "warnings come first: {err}");
+    // The base image is in the store now: its ENV counts as defined.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM lint-base\nWORKDIR /$FROM_IMAGE/$NOPE\n",
+    )
+    .unwrap();
+    let (code, out, _) = strata(&["check", ctx], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("UndefinedVar: Usage of undefined variable '$NOPE'"),
+        "{out}"
+    );
+    assert!(!out.contains("'$FROM_IMAGE'"), "{out}");
+    // And its platform: an amd64 image for an arm64 stage.
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM --platform=linux/arm64 lint-base AS on-arm64\n",
+    )
+    .unwrap();
+    let (code, out, _) = strata(&["check", ctx], dir.path());
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Dockerfile:1:29: InvalidBaseImagePlatform: Base image lint-base was pulled with platform \"linux/amd64\", expected \"linux/arm64\""),
+        "{out}"
+    );
+}

@@ -43,6 +43,9 @@ pub struct BuildArgs {
     /// Print the plan and stop
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the build checks only (no build); non-zero exit on errors or with # check=error=true
+    #[arg(long)]
+    pub check: bool,
     /// Secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
     #[arg(long = "secret")]
     pub secrets: Vec<String>,
@@ -75,7 +78,11 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
     if a.dry_run {
         return super::dryrun::run(g, &a);
     }
+    if a.check {
+        return super::check::run_for_build(g, &a);
+    }
     let mode = progress::Mode::parse(&a.progress, a.quiet)?;
+    super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {
         match kv.split_once('=') {

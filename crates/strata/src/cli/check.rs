@@ -1,9 +1,15 @@
-//! `strata check`: run the frontend only (parse, plan with default options,
-//! resolve every step, load and validate `.dockerignore`).
+//! `strata check` (and `strata build --check`): run the frontend only
+//! (parse, plan, resolve every step, load and validate `.dockerignore`)
+//! and BuildKit's build checks (`strata_frontend::lint`).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use strata_frontend::{ignore, parse, plan, BuildOptions, IgnoreMatcher, StageScope};
+use strata_frontend::lint::CHECK_BUILD_ARG;
+use strata_frontend::{
+    ignore, lint, parse, plan, BuildOptions, IgnoreMatcher, LintOptions, Report, StageScope,
+};
+use strata_store::Store;
 
 use super::Global;
 
@@ -12,58 +18,248 @@ pub struct CheckArgs {
     /// Name of the Dockerfile (default: CONTEXT/Dockerfile)
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
+    /// Output format: text, or json (an array of warnings, for CI)
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
     /// Build context directory
     #[arg(default_value = ".")]
     pub context: PathBuf,
 }
 
-/// The problems the frontend finds in a Dockerfile and its ignore file.
-pub fn problems(dockerfile: &Path, context: &Path) -> Vec<String> {
-    let mut out = Vec::new();
+/// What checking a Dockerfile found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Errors: the Dockerfile or its ignore file cannot be built as written.
+    pub problems: Vec<String>,
+    /// Build-check warnings and the `# check=` settings.
+    pub report: Report,
+    /// `--build-arg` names no ARG declares (Docker warns about these).
+    pub unused_build_args: Vec<String>,
+}
+
+impl Outcome {
+    /// Errors, or warnings under `# check=error=true`.
+    pub fn failed(&self) -> bool {
+        !self.problems.is_empty() || self.report.fails()
+    }
+}
+
+/// The store, when one already exists (checking never creates a store).
+fn existing_store(g: &Global) -> Option<Store> {
+    let root = g.store_root();
+    if !root.join("meta.db").exists() {
+        return None;
+    }
+    Store::open(&root).ok()
+}
+
+/// The Env names of a base image found in the local store.
+fn image_env_names(store: Option<&Store>, name: &str) -> Option<Vec<String>> {
+    let img = strata_engine::images::load_image(store?, name).ok()?;
+    let env = img.config.config.env.unwrap_or_default();
+    Some(
+        env.iter()
+            .map(|kv| kv.split('=').next().unwrap_or_default().to_string())
+            .collect(),
+    )
+}
+
+/// The platform (`os/arch[/variant]`) of a base image found in the local store.
+fn image_platform(store: Option<&Store>, name: &str) -> Option<String> {
+    let img = strata_engine::images::load_image(store?, name).ok()?;
+    let c = &img.config;
+    if c.os.is_empty() || c.architecture.is_empty() {
+        return None;
+    }
+    Some(match &c.variant {
+        Some(v) if !v.is_empty() => format!("{}/{}/{v}", c.os, c.architecture),
+        _ => format!("{}/{}", c.os, c.architecture),
+    })
+}
+
+/// Checks `dockerfile` with `opts` (build args, target): frontend errors
+/// and build-check warnings.
+pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptions) -> Outcome {
+    let mut out = Outcome::default();
     let name = dockerfile.display().to_string();
-    match std::fs::read_to_string(dockerfile) {
-        Err(e) => out.push(format!("cannot read {name}: {e}")),
-        Ok(text) => {
-            match parse(&text, &name).and_then(|ast| plan(&ast, &BuildOptions::default())) {
-                Err(e) => out.push(e.to_string()),
-                Ok(p) => {
-                    for stage in &p.stages {
-                        let mut scope =
-                            StageScope::new(&p, stage.index, &p.known_base_env(stage.index));
-                        for step in &stage.steps {
-                            if let Err(e) = scope.resolve(step) {
-                                out.push(e.to_string());
-                            }
-                        }
+    let matcher = match ignore::load(dockerfile, context) {
+        Err(e) => {
+            out.problems.push(e.to_string());
+            None
+        }
+        Ok(patterns) => match IgnoreMatcher::new(&patterns) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                out.problems.push(e.to_string());
+                None
+            }
+        },
+    };
+    let text = match std::fs::read_to_string(dockerfile) {
+        Ok(t) => t,
+        Err(e) => {
+            out.problems.insert(0, format!("cannot read {name}: {e}"));
+            return out;
+        }
+    };
+    let ast = match parse(&text, &name) {
+        Ok(a) => a,
+        Err(e) => {
+            out.problems.insert(0, e.to_string());
+            return out;
+        }
+    };
+    let mut frontend = Vec::new();
+    let planned = match plan(&ast, opts) {
+        Err(e) => {
+            frontend.push(e.to_string());
+            None
+        }
+        Ok(p) => {
+            for stage in &p.stages {
+                let mut scope = StageScope::new(&p, stage.index, &p.known_base_env(stage.index));
+                for step in &stage.steps {
+                    if let Err(e) = scope.resolve(step) {
+                        frontend.push(e.to_string());
                     }
                 }
             }
+            out.unused_build_args = p
+                .unused_build_args
+                .iter()
+                .filter(|a| *a != CHECK_BUILD_ARG)
+                .cloned()
+                .collect();
+            Some(p)
         }
+    };
+    let store = existing_store(g);
+    let env_of = |image: &str| image_env_names(store.as_ref(), image);
+    let platform_of = |image: &str| image_platform(store.as_ref(), image);
+    let lint_opts = LintOptions {
+        ignore: matcher.as_ref(),
+        image_env: Some(&env_of),
+        image_platform: Some(&platform_of),
+        check_override: opts.build_args.get(CHECK_BUILD_ARG).map(String::as_str),
+    };
+    match lint(&ast, planned.as_ref(), &lint_opts) {
+        Ok(r) => out.report = r,
+        Err(e) => frontend.push(e.to_string()),
     }
-    match ignore::load(dockerfile, context) {
-        Err(e) => out.push(e.to_string()),
-        Ok(patterns) => {
-            if let Err(e) = IgnoreMatcher::new(&patterns) {
-                out.push(e.to_string());
-            }
-        }
-    }
+    frontend.append(&mut out.problems);
+    out.problems = frontend;
     out
 }
 
-pub fn run(_g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
+/// Docker's line for build args nothing consumed.
+fn unused_line(names: &[String]) -> String {
+    format!(
+        "[Warning] One or more build-args [{}] were not consumed",
+        names.join(" ")
+    )
+}
+
+/// Prints an outcome as `check` does; returns the exit code.
+fn render(dockerfile: &Path, o: &Outcome, json: bool) -> anyhow::Result<u8> {
+    for p in &o.problems {
+        eprintln!("{p}");
+    }
+    if !o.unused_build_args.is_empty() {
+        eprintln!("{}", unused_line(&o.unused_build_args));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&o.report.warnings)?);
+    } else {
+        for w in &o.report.warnings {
+            println!("{w}\n");
+        }
+        let n = o.report.warnings.len();
+        if n == 0 && o.problems.is_empty() {
+            println!("{}: no problems found", dockerfile.display());
+        } else if n > 0 {
+            let plural = if n == 1 { "" } else { "s" };
+            let fatal = if o.report.config.error {
+                " (check=error=true: failing)"
+            } else {
+                ""
+            };
+            println!("{n} warning{plural} found{fatal}");
+        }
+    }
+    if !o.problems.is_empty() {
+        eprintln!("{} problem(s) found", o.problems.len());
+    }
+    Ok(u8::from(o.failed()))
+}
+
+pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     let dockerfile = a
         .file
         .clone()
         .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
-    let problems = problems(&dockerfile, &a.context);
-    if problems.is_empty() {
-        println!("{}: no problems found", dockerfile.display());
-        return Ok(0);
+    let o = evaluate(g, &dockerfile, &a.context, &BuildOptions::default());
+    render(&dockerfile, &o, a.format == "json")
+}
+
+/// The build's options as far as checks need them.
+fn build_options(a: &super::build::BuildArgs) -> BuildOptions {
+    let mut build_args = BTreeMap::new();
+    for kv in &a.build_args {
+        match kv.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(kv) {
+                    build_args.insert(kv.clone(), v);
+                }
+            }
+        }
     }
-    for p in &problems {
-        eprintln!("{p}");
+    BuildOptions {
+        build_args,
+        target: a.target.clone(),
+        ..BuildOptions::default()
     }
-    eprintln!("{} problem(s) found", problems.len());
-    Ok(1)
+}
+
+fn build_dockerfile(a: &super::build::BuildArgs) -> PathBuf {
+    a.file
+        .clone()
+        .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context))
+}
+
+/// `strata build --check`: the checks only, no build; exit as `check`.
+pub fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<u8> {
+    let dockerfile = build_dockerfile(a);
+    let o = evaluate(g, &dockerfile, &a.context, &build_options(a));
+    render(&dockerfile, &o, false)
+}
+
+/// Before a build: the warnings in human form on stderr, unless `quiet`
+/// (errors are left to the build itself, which reports them). Under
+/// `# check=error=true` any warning stops the build, as in BuildKit.
+pub fn warn_before_build(
+    g: &Global,
+    a: &super::build::BuildArgs,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let dockerfile = build_dockerfile(a);
+    let o = evaluate(g, &dockerfile, &a.context, &build_options(a));
+    if !quiet {
+        for w in &o.report.warnings {
+            eprintln!("warning: {w}");
+        }
+        if !o.unused_build_args.is_empty() {
+            eprintln!("{}", unused_line(&o.unused_build_args));
+        }
+    }
+    if o.report.fails() {
+        anyhow::bail!(
+            "{}: build checks failed: {} warning(s) and # check=error=true (fix them, or skip rules with # check=skip=RULE)",
+            dockerfile.display(),
+            o.report.warnings.len()
+        );
+    }
+    Ok(())
 }
