@@ -28,6 +28,7 @@ pub mod stage;
 mod stage_files;
 mod stage_run;
 mod stat_cache;
+pub mod whymiss;
 
 pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};
