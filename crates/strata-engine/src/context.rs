@@ -464,6 +464,17 @@ impl BuildContext {
     /// directory (the destination is created 0755 whatever it is), never
     /// the absolute path or mtimes.
     pub fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
+        self.digest_sources_listed(rels, None)
+    }
+
+    /// [`digest_sources`](Self::digest_sources), also listing every entry
+    /// hashed (context-relative path, mode as hashed, content digest or
+    /// link target) into `list`, to explain a later cache miss.
+    pub fn digest_sources_listed(
+        &self,
+        rels: &[PathBuf],
+        mut list: Option<&mut crate::whymiss::FileSet>,
+    ) -> Result<String, ContextError> {
         use std::os::unix::ffi::OsStrExt;
         let mut h = Sha256::new();
         let mut line = String::new();
@@ -499,13 +510,18 @@ impl BuildContext {
                 line.clear();
                 let _ = write!(line, "\0{mode:o}\0{size}\0");
                 h.update(line.as_bytes());
+                let mut listed = String::new();
                 if ft == FileType::Symlink {
                     let target = rustix::fs::readlinkat(e.dir, e.name, Vec::new())
                         .map_err(self.at_err(e.rel))?;
                     h.update(target.as_bytes());
+                    if list.is_some() {
+                        listed = target.to_string_lossy().into_owned();
+                    }
                 } else if ft == FileType::RegularFile && size == 0 {
                     // Empty (or a socket's stub): nothing to read.
                     h.update(EMPTY_SHA256.as_bytes());
+                    listed = EMPTY_SHA256.to_string();
                 } else if ft == FileType::RegularFile {
                     let digest = self.cached_digest(e.rel, StatKey::of_stat(st), || {
                         rustix::fs::openat(e.dir, e.name, OFlags::RDONLY | NOFOLLOW, Mode::empty())
@@ -513,12 +529,18 @@ impl BuildContext {
                             .map_err(self.at_err(e.rel))
                     })?;
                     h.update(digest.as_bytes());
+                    listed = digest;
                 } else if ft != FileType::Directory {
                     #[allow(clippy::unnecessary_cast)] // c_ulong on some targets
                     let rdev = st.st_rdev as u64;
                     h.update(rdev.to_string().as_bytes());
+                    listed = format!("rdev:{rdev}");
                 }
                 h.update(b"\n");
+                if let Some(l) = list.as_deref_mut() {
+                    let path = if e.rel.is_empty() { "." } else { e.rel };
+                    l.push(path.to_string(), mode, listed);
+                }
                 Ok(())
             })?;
         }

@@ -15,6 +15,7 @@ pub mod copy;
 pub mod events;
 pub mod glob;
 pub mod images;
+mod miss_record;
 pub mod mounts;
 pub mod named;
 pub mod output;

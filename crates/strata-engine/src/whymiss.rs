@@ -260,6 +260,11 @@ pub fn explain_same_parent(
             }
             w => match (&old.input, &new.input) {
                 (Some(a), Some(b)) if a != b => format!("{b} changed (was {a})"),
+                _ if w.starts_with("image ") => format!(
+                    "{w} changed ({} -> {})",
+                    short_digest(o["input"].as_str().unwrap_or("?")),
+                    short_digest(n["input"].as_str().unwrap_or("?"))
+                ),
                 _ => format!("{w} changed"),
             },
         };
@@ -551,12 +556,12 @@ mod tests {
         );
         assert_eq!(
             explain_same_parent(
-                &mk("image a (sha256:1)", "1"),
-                &mk("image a (sha256:2)", "2"),
+                &mk("image a", "sha256:1111111111111111"),
+                &mk("image a", "sha256:2222222222222222"),
                 || None,
                 &Inputs::new()
             ),
-            "image a (sha256:2) changed (was image a (sha256:1))"
+            "image a changed (sha256:111111111111 -> sha256:222222222222)"
         );
     }
 
