@@ -10,7 +10,7 @@ use strata_store::StepInfo;
 
 use crate::build::Builder;
 use crate::cache::CacheKey;
-use crate::whymiss::{explain_parent_change, explain_same_parent, Above, Inputs, Trace};
+use crate::whymiss::{explain_parent_change, explain_same_parent, one_line, Above, Inputs, Trace};
 
 /// Which step this is, across builds.
 pub(crate) struct StepWhy<'a> {
@@ -18,6 +18,8 @@ pub(crate) struct StepWhy<'a> {
     pub scope: &'a str,
     /// The step's identity in it: stage, instruction text, occurrence.
     pub ident: String,
+    /// Its place: stage and position (to tell an edited instruction).
+    pub position: String,
     /// The instruction as written (trimmed).
     pub instruction: String,
     pub above: &'a Above,
@@ -84,7 +86,8 @@ impl Builder<'_> {
                 tracing::debug!("could not record a build step: {e}");
             }
         }
-        if let Err(e) = meta.step_set_last_key(why.scope, &why.ident, key.as_str()) {
+        let names = [why.ident.as_str(), why.position.as_str()];
+        if let Err(e) = meta.step_set_last_keys(why.scope, &names, key.as_str()) {
             tracing::debug!("could not record the step history: {e}");
         }
     }
@@ -119,10 +122,20 @@ impl Builder<'_> {
                 return Some(explain_parent_change(why.above, old_base.as_ref()));
             }
             Some(p) => p,
-            None => meta
-                .step_find(parent.as_str(), &why.instruction, "")
-                .ok()
-                .flatten()?,
+            None => match meta.step_find(parent.as_str(), &why.instruction, "") {
+                Ok(Some(p)) => p,
+                // Another instruction at this place last time: edited.
+                _ => {
+                    let k = meta.step_last_key(why.scope, &why.position).ok()??;
+                    let p = meta.step_get(&k).ok()??;
+                    return (p.instruction != why.instruction).then(|| {
+                        format!(
+                            "the instruction changed (was: {})",
+                            one_line(&p.instruction)
+                        )
+                    });
+                }
+            },
         };
         let old: Trace = serde_json::from_str(&prev.def).ok()?;
         let old_files = || {

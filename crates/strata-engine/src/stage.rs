@@ -182,7 +182,7 @@ impl Builder<'_> {
 
         // ONBUILD triggers of the base run first, then are cleared.
         if let Some(triggers) = st.config.config.on_build.take() {
-            for text in triggers {
+            for (n_onbuild, text) in triggers.into_iter().enumerate() {
                 let step =
                     strata_frontend::parse_trigger(&text, stage.location.clone()).map_err(|e| {
                         self.step_error(&from_ctx, format!("ONBUILD {text}: {e}"), None)
@@ -202,6 +202,7 @@ impl Builder<'_> {
                 let why = StepWhy {
                     scope: &why_scope,
                     ident: ident(&instruction),
+                    position: format!("{label}\nonbuild {n_onbuild}"),
                     instruction: instruction.clone(),
                     above: &above,
                 };
@@ -232,6 +233,7 @@ impl Builder<'_> {
             let why = StepWhy {
                 scope: &why_scope,
                 ident: ident(&instruction),
+                position: format!("{label}\n#{}", i + 2),
                 instruction: instruction.clone(),
                 above: &above,
             };

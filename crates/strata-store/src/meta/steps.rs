@@ -115,12 +115,21 @@ impl Meta {
 
     /// Notes the key `step` of `scope` has now.
     pub fn step_set_last_key(&self, scope: &str, step: &str, key: &str) -> Result<()> {
+        self.step_set_last_keys(scope, &[step], key)
+    }
+
+    /// Notes the key each of `steps` (names of one step) of `scope` has
+    /// now, in one transaction.
+    pub fn step_set_last_keys(&self, scope: &str, steps: &[&str], key: &str) -> Result<()> {
         self.write("write step history", |tx| {
-            tx.execute(
-                "INSERT INTO step_history (scope, step, key, updated) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(scope, step) DO UPDATE SET key = ?3, updated = ?4",
-                params![scope, step, key, now_secs()],
-            )?;
+            let now = now_secs();
+            for step in steps {
+                tx.execute(
+                    "INSERT INTO step_history (scope, step, key, updated) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(scope, step) DO UPDATE SET key = ?3, updated = ?4",
+                    params![scope, step, key, now],
+                )?;
+            }
             Ok(())
         })
     }
