@@ -587,6 +587,44 @@ mod tests {
     }
 
     #[test]
+    fn listed_digest_names_every_hashed_entry() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("src")).unwrap();
+        std::fs::write(d.path().join("src/main.go"), "package main\n").unwrap();
+        std::fs::write(d.path().join("src/empty"), "").unwrap();
+        std::fs::set_permissions(
+            d.path().join("src/main.go"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("main.go", d.path().join("src/link")).unwrap();
+        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
+        let rels = [PathBuf::from("src")];
+        let mut list = crate::whymiss::FileSet::default();
+        let listed = ctx.digest_sources_listed(&rels, Some(&mut list)).unwrap();
+        assert_eq!(listed, ctx.digest_sources(&rels).unwrap());
+        let mut files = list.files.clone();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(names, ["src", "src/empty", "src/link", "src/main.go"]);
+        assert_eq!(files[0].1, 0o040000, "the source dir's mode is not keyed");
+        assert_eq!(files[1].2, EMPTY_SHA256);
+        assert_eq!(files[2].2, "main.go");
+        assert_eq!(files[3].1, 0o100640);
+        assert_eq!(
+            files[3].2,
+            hash_file(&d.path().join("src/main.go")).unwrap()
+        );
+        assert!(list.complete);
+        // The whole context is listed as ".".
+        let mut all = crate::whymiss::FileSet::default();
+        ctx.digest_sources_listed(&[PathBuf::new()], Some(&mut all))
+            .unwrap();
+        assert!(all.files.iter().any(|f| f.0 == "."));
+    }
+
+    #[test]
     fn rejects_paths_outside() {
         let d = tempfile::tempdir().unwrap();
         let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
