@@ -193,3 +193,44 @@ fn rawjson_carries_the_reason_in_the_step_events() {
         .filter(|e| e["type"] == "cache_miss")
         .all(|e| e["step"].as_u64().unwrap() >= 3));
 }
+
+#[test]
+fn stages_and_bind_mounts_are_named() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[
+        ("src/x", "1\n"),
+        ("y", "y1\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:1.35 AS build\nCOPY src /src\nRUN cat /src/x > /out\n\nFROM busybox:1.35\nCOPY --from=build /out /out\nRUN --mount=type=bind,source=y,target=/y cat /y > /y.copy\n",
+        ),
+    ]);
+    let dir = ctx.path();
+    build_ok(&root, dir, "wm", &[]);
+    // The bind mount's file alone.
+    std::fs::write(dir.join("y"), "y2\n").unwrap();
+    let (r, err) = rebuild(&root, dir, &[]);
+    assert_eq!(
+        r,
+        vec![(6, "bind mount source=y: y changed (content)".to_string())],
+        "{err}"
+    );
+    // A file of the stage copied from: the other stage names the stage.
+    std::fs::write(dir.join("src/x"), "2\n").unwrap();
+    let (r, err) = rebuild(&root, dir, &[]);
+    let named: Vec<&str> = r.iter().map(|(_, x)| x.as_str()).collect();
+    assert_eq!(
+        named,
+        [
+            "src/x changed (content)",
+            "the step above changed: COPY src /src",
+            "stage build changed",
+            "the step above changed: COPY --from=build /out /out",
+        ],
+        "{err}"
+    );
+}
