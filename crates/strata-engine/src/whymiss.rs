@@ -170,9 +170,10 @@ pub fn describe_file_changes(changes: &[FileChange]) -> String {
     s
 }
 
-/// `sha256:0123456789ab` (12 hex digits), or the text as it is.
+/// `sha256:0123456789ab` (12 hex digits; any prefix such as `dir:` kept),
+/// or the text as it is.
 pub fn short_digest(d: &str) -> String {
-    match d.split_once(':') {
+    match d.rsplit_once(':') {
         Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
         _ => d.to_string(),
     }
@@ -641,6 +642,19 @@ mod tests {
             json,
             r#"{"files":[["a",33188,"sha256:1"]],"complete":true}"#
         );
+    }
+
+    #[test]
+    fn short_digests() {
+        assert_eq!(
+            short_digest("sha256:0123456789abcdef"),
+            "sha256:0123456789ab"
+        );
+        assert_eq!(
+            short_digest("dir:sha256:0123456789abcdef"),
+            "dir:sha256:0123456789ab"
+        );
+        assert_eq!(short_digest("scratch"), "scratch");
     }
 
     #[test]
