@@ -50,6 +50,8 @@ struct TtyStep {
     bar: ProgressBar,
     name: String,
     tail: Vec<String>,
+    /// `\n    cache miss: REASON`, or empty.
+    miss: String,
 }
 
 struct State {
@@ -200,6 +202,7 @@ fn tty(st: &mut State, ev: &Event) {
                     bar,
                     name: name.clone(),
                     tail: Vec::new(),
+                    miss: String::new(),
                 },
             );
         }
@@ -210,7 +213,8 @@ fn tty(st: &mut State, ev: &Event) {
                     s.tail.remove(0);
                 }
                 let tail: Vec<String> = s.tail.iter().map(|l| format!("\n    > {l}")).collect();
-                s.bar.set_message(format!("{}{}", s.name, tail.concat()));
+                s.bar
+                    .set_message(format!("{}{}{}", s.name, s.miss, tail.concat()));
             }
         }
         EventKind::Cached { step } => {
@@ -227,8 +231,8 @@ fn tty(st: &mut State, ev: &Event) {
             reason: Some(reason),
         } => {
             if let Some(s) = st.steps.get_mut(step) {
-                s.name = format!("{}\n    cache miss: {reason}", s.name);
-                s.bar.set_message(s.name.clone());
+                s.miss = format!("\n    cache miss: {reason}");
+                s.bar.set_message(format!("{}{}", s.name, s.miss));
             }
         }
         EventKind::CacheMiss { reason: None, .. } => {}
@@ -239,7 +243,7 @@ fn tty(st: &mut State, ev: &Event) {
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 s.bar
-                    .finish_with_message(format!("{} {}", s.name, secs(*duration)));
+                    .finish_with_message(format!("{} {}{}", s.name, secs(*duration), s.miss));
             }
         }
         EventKind::Error { step, message } => {
