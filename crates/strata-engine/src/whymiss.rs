@@ -5,17 +5,21 @@
 //! in scope and a label for its input) and, apart, a compact per-file list
 //! of its context inputs ([`Inputs`]), read only to explain a later miss.
 //! The history of a build (context + Dockerfile) remembers each step's key
-//! by a stable identity (stage, instruction text, occurrence).
+//! by a stable identity (stage, instruction text, occurrence: insertions
+//! above do not lose it) and by its place (stage, position: to tell an
+//! edited instruction).
 //!
-//! On a miss the previous record of the same step is compared with the
+//! On a miss the previous record of the same step (by identity, else the
+//! latest with the same parent and instruction) is compared with the
 //! current one: same parent → the step's own inputs changed (a context
 //! file's content or mode, a build arg, a bind mount's files, the stage or
 //! image it copies from); another parent → the step above changed (or, for
-//! the first step of a stage, its base image). Secrets are never recorded:
-//! not their values, which never reach a key.
+//! the first step of a stage, its base image). Secrets never reach a key
+//! (as in BuildKit), so a secret is never a reason and nothing of one is
+//! recorded.
 //!
 //! The comparison functions here are pure; the store I/O lives in
-//! `stage.rs`.
+//! `miss_record.rs`, the wiring in `stage.rs`.
 
 use std::collections::BTreeMap;
 
