@@ -111,15 +111,16 @@ impl Builder<'_> {
             .and_then(|k| meta.step_get(&k).ok().flatten());
         let prev = match last {
             Some(p) if p.parent.as_deref() != Some(parent.as_str()) => {
-                let old_base = match why.above {
-                    Above::Base { .. } => p
-                        .parent
-                        .as_deref()
-                        .and_then(|k| meta.step_get(k).ok().flatten())
-                        .and_then(|b| serde_json::from_str::<Trace>(&b.def).ok()),
-                    _ => None,
-                };
-                return Some(explain_parent_change(why.above, old_base.as_ref()));
+                let old_parent = p
+                    .parent
+                    .as_deref()
+                    .and_then(|k| meta.step_get(k).ok().flatten())
+                    .map(|row| {
+                        let trace = serde_json::from_str::<Trace>(&row.def).unwrap_or_default();
+                        (row.instruction, trace)
+                    });
+                let old_parent = old_parent.as_ref().map(|(i, t)| (i.as_str(), t));
+                return Some(explain_parent_change(why.above, old_parent));
             }
             Some(p) => p,
             None => match meta.step_find(parent.as_str(), &why.instruction, "") {

@@ -364,16 +364,29 @@ pub enum Above {
 
 /// Why a step's parent key differs from last time: the step above changed
 /// (the cause is explained there), or, right below FROM, the base.
-/// `old_base` is the base's trace at the last build, if recorded.
-pub fn explain_parent_change(above: &Above, old_base: Option<&Trace>) -> String {
+/// `old_parent` is what was above last time, if recorded: its instruction
+/// and trace (for a base).
+pub fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) -> String {
+    let old_base = old_parent.map(|(_, t)| t);
     match above {
-        Above::Step(text) => format!("the step above changed: {text}"),
+        Above::Step(text) => match old_parent.map(|(i, _)| one_line(i)) {
+            // Another step is above now (edited, inserted or removed).
+            Some(was) if &was != text => {
+                format!("the step above changed: {text} (was: {was})")
+            }
+            _ => format!("the step above changed: {text}"),
+        },
         Above::Stage(label) => format!("the base stage {label} changed"),
         Above::Base { trace } => {
             let name = trace.from.as_deref().unwrap_or("the base image");
             let Some(old) = old_base else {
                 return format!("the base image changed ({name})");
             };
+            if old.def.get("base").is_none() {
+                // A step was above last time (it was removed).
+                let was = old_parent.map(|(i, _)| one_line(i)).unwrap_or_default();
+                return format!("the step above changed: FROM {name} (was: {was})");
+            }
             let (o, n) = (&old.def, &trace.def);
             if old.from != trace.from {
                 let was = old.from.as_deref().unwrap_or("?");
@@ -599,6 +612,15 @@ mod tests {
             explain_parent_change(&Above::Step("RUN echo b".into()), None),
             "the step above changed: RUN echo b"
         );
+        let t = Trace::default();
+        assert_eq!(
+            explain_parent_change(&Above::Step("RUN echo b".into()), Some(("RUN echo b", &t))),
+            "the step above changed: RUN echo b"
+        );
+        assert_eq!(
+            explain_parent_change(&Above::Step("RUN echo b".into()), Some(("RUN  echo a", &t))),
+            "the step above changed: RUN echo b (was: RUN echo a)"
+        );
         let base = |id: &str, from: &str| Trace {
             def: json!({"base": id, "platform": "linux/amd64"}),
             from: Some(from.into()),
@@ -610,17 +632,31 @@ mod tests {
         assert_eq!(
             explain_parent_change(
                 &new,
-                Some(&base("sha256:aaaaaaaaaaaaaaaaaaaa", "busybox:1.35"))
+                Some((
+                    "FROM busybox:1.35",
+                    &base("sha256:aaaaaaaaaaaaaaaaaaaa", "busybox:1.35")
+                ))
             ),
             "the base image busybox:1.35 changed (sha256:aaaaaaaaaaaa -> sha256:bbbbbbbbbbbb)"
         );
         assert_eq!(
-            explain_parent_change(&new, Some(&base("sha256:aaaa", "busybox:1.36"))),
+            explain_parent_change(
+                &new,
+                Some(("FROM busybox:1.36", &base("sha256:aaaa", "busybox:1.36")))
+            ),
             "the base changed: FROM busybox:1.35 (was busybox:1.36)"
         );
         assert_eq!(
             explain_parent_change(&new, None),
             "the base image changed (busybox:1.35)"
+        );
+        let step = Trace {
+            def: json!({"instr": {}}),
+            ..Default::default()
+        };
+        assert_eq!(
+            explain_parent_change(&new, Some(("RUN x", &step))),
+            "the step above changed: FROM busybox:1.35 (was: RUN x)"
         );
         assert_eq!(
             explain_parent_change(&Above::Stage("build".into()), None),

@@ -119,7 +119,10 @@ fn each_changed_input_is_named_alone() {
     );
     assert_eq!(
         r[1],
-        (3, "the step above changed: RUN echo TOP > /top".to_string()),
+        (
+            3,
+            "the step above changed: RUN echo TOP > /top (was: RUN echo top > /top)".to_string()
+        ),
         "{err}"
     );
     assert!(
@@ -128,6 +131,23 @@ fn each_changed_input_is_named_alone() {
             .all(|(_, x)| x.starts_with("the step above changed: ")),
         "{err}"
     );
+
+    // A step removed: the step now below FROM says what was above it.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        DOCKERFILE.replace("RUN echo top > /top\n", ""),
+    )
+    .unwrap();
+    let (r, err) = rebuild(&root, dir, &["--build-arg", "V=2"]);
+    assert_eq!(
+        r[0],
+        (
+            2,
+            "the step above changed: FROM busybox:1.35 (was: RUN echo TOP > /top)".to_string()
+        ),
+        "{err}"
+    );
+    assert_eq!(r.len(), 3, "{err}");
 }
 
 #[test]
