@@ -29,6 +29,16 @@ use crate::store::Store;
 /// be locked by their writer), unless their process is gone.
 pub const TMP_GRACE: Duration = Duration::from_secs(60);
 
+/// The grace period GC and `check` apply to `ROOT/tmp`: [`TMP_GRACE`], or
+/// `STRATA_TMP_GRACE_SECS` seconds when set (for tests that need a temp
+/// entry to count as old without waiting a minute).
+pub fn tmp_grace() -> Duration {
+    std::env::var("STRATA_TMP_GRACE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(TMP_GRACE, Duration::from_secs)
+}
+
 /// What a GC / prune freed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
@@ -100,7 +110,7 @@ impl Store {
         for p in self.snapshotter().strays()? {
             fsutil::remove_any(&p)?;
         }
-        report.tmp_removed = self.clean_tmp(TMP_GRACE)?.len();
+        report.tmp_removed = self.clean_tmp(tmp_grace())?.len();
         Ok(report)
     }
 
