@@ -177,7 +177,7 @@ pub fn build(
         .unwrap_or_else(|| default_dockerfile(&req.context));
     let text = match &req.dockerfile_text {
         Some(t) => t.clone(),
-        None => std::fs::read_to_string(&dockerfile).map_err(|e| {
+        None => crate::context::read_dockerfile(&dockerfile).map_err(|e| {
             BuildError::Dockerfile(format!(
                 "cannot read the Dockerfile {}: {e}",
                 dockerfile.display()

@@ -21,7 +21,7 @@ pub struct CheckArgs {
 pub fn problems(dockerfile: &Path, context: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let name = dockerfile.display().to_string();
-    match std::fs::read_to_string(dockerfile) {
+    match strata_engine::context::read_dockerfile(dockerfile) {
         Err(e) => out.push(format!("cannot read {name}: {e}")),
         Ok(text) => {
             match parse(&text, &name).and_then(|ast| plan(&ast, &BuildOptions::default())) {
