@@ -562,11 +562,13 @@ fn run_dir() -> Result<PathBuf, Error> {
     };
     {
         use std::os::unix::fs::DirBuilderExt;
-        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
-        }
+        // Recursive: an existing dir (or a symlink to one) is not an error
+        // here; the check below decides.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     check_private_dir(&dir)?;
     Ok(dir)
