@@ -100,6 +100,18 @@ pub enum Command {
     System(system::SystemCommand),
 }
 
+impl Command {
+    /// Whether the command opens the store (all but the Dockerfile check
+    /// and the registry logins; a dry-run build does not either).
+    pub fn uses_store(&self) -> bool {
+        match self {
+            Command::Check(_) | Command::Login(_) | Command::Logout(_) => false,
+            Command::Build(a) => !a.dry_run,
+            _ => true,
+        }
+    }
+}
+
 /// Runs one command; the returned value is the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
