@@ -701,7 +701,7 @@ mod tests {
         fs::remove_file(d.path().join("f")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &d.path().join("f"),
+            d.path().join("f"),
             FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o644),
             0,
