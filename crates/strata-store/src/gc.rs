@@ -303,7 +303,7 @@ impl Store {
             if !is_blob || creator_pid(&p).is_none() || creator_alive(&p) {
                 continue;
             }
-            let Ok(f) = fs::File::open(&p) else {
+            let Ok(f) = open_to_lock(&p) else {
                 continue;
             };
             if try_lock_file(&f, &p)? && fs::remove_file(&p).is_ok() {
@@ -333,8 +333,20 @@ pub(crate) fn is_leftover(path: &Path, grace: Duration) -> Result<bool> {
     if md.file_type().is_symlink() {
         return Ok(true);
     }
-    let Ok(f) = fs::File::open(path) else {
+    let Ok(f) = open_to_lock(path) else {
         return Ok(false);
     };
     try_lock_file(&f, path)
+}
+
+/// Opens a temp entry only to probe its flock: `O_NONBLOCK`, so an entry
+/// that is a FIFO (nothing strata makes, but ROOT/tmp is only as clean as
+/// whatever wrote there) cannot block GC waiting for a writer; never
+/// follows a symlink.
+fn open_to_lock(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
 }

@@ -321,3 +321,29 @@ fn held_temp_dirs_survive_gc_and_repair_however_old() {
     drop(held);
     assert!(!p.exists());
 }
+
+/// A FIFO in ROOT/tmp (strata makes none; anything may have put one
+/// there) is removed by GC and repair like any leftover, never opened for
+/// reading (that would wait for a writer forever).
+#[test]
+fn a_fifo_in_the_temp_dir_never_blocks_gc() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let fifo = store.root().join("tmp/blob-999999999-0-0");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let root = store.root().to_path_buf();
+    drop(store);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let store = Store::open(&root).unwrap();
+        let n = store.remove_dead_temp_blobs().unwrap();
+        let r = store.prune(false).unwrap();
+        let _ = tx.send((n, r.tmp_removed));
+    });
+    let (n, removed) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("GC blocked on a FIFO in ROOT/tmp");
+    assert_eq!(n + removed, 1);
+    assert!(fs::symlink_metadata(&fifo).is_err());
+}
