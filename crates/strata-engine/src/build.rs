@@ -147,24 +147,16 @@ impl Ignore for FrontendIgnore {
     }
 }
 
-/// Removes a directory tree on drop.
-pub(crate) struct TempDir(pub PathBuf);
+/// A directory in the store's `ROOT/tmp`, locked by this process while it
+/// lives (so GC and `check --repair` leave it alone however long the step
+/// runs) and removed on drop. `.0` is its path.
+pub(crate) struct TempDir(pub PathBuf, #[allow(dead_code)] strata_store::TempDir);
 
 impl TempDir {
-    /// A new empty directory under the store's tmp.
+    /// A new empty directory under the store's tmp; `prefix` has no `-`.
     pub(crate) fn new(store: &Store, prefix: &str) -> std::io::Result<TempDir> {
-        let id = strata_runtime::new_container_id();
-        let p = store
-            .root()
-            .join("tmp")
-            .join(format!("{prefix}-{}", id.trim_start_matches("strata-")));
-        std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let t = store.temp_dir(prefix).map_err(std::io::Error::other)?;
+        Ok(TempDir(t.path().to_path_buf(), t))
     }
 }
 
@@ -185,7 +177,7 @@ pub fn build(
         .unwrap_or_else(|| default_dockerfile(&req.context));
     let text = match &req.dockerfile_text {
         Some(t) => t.clone(),
-        None => std::fs::read_to_string(&dockerfile).map_err(|e| {
+        None => crate::context::read_dockerfile(&dockerfile).map_err(|e| {
             BuildError::Dockerfile(format!(
                 "cannot read the Dockerfile {}: {e}",
                 dockerfile.display()
@@ -222,10 +214,7 @@ pub fn build(
     let lease = store.lease("build").map_err(other)?;
     let images = crate::resolve::ImageResolver::new(store, &lease, req.pull, req.registry.clone());
     let named = crate::named::resolve_all(store, &req.build_contexts, &lease, &images, events)?;
-    let init = TempDir(store.root().join("tmp").join(format!(
-        "init-{}",
-        strata_runtime::new_container_id().trim_start_matches("strata-")
-    )));
+    let init = TempDir::new(store, "init").map_err(other)?;
     strata_runtime::write_init_layer(&init.0).map_err(other)?;
 
     let order = plan.build_order();

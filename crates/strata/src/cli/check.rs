@@ -95,7 +95,7 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
             }
         },
     };
-    let text = match std::fs::read_to_string(dockerfile) {
+    let text = match strata_engine::context::read_dockerfile(dockerfile) {
         Ok(t) => t,
         Err(e) => {
             out.problems.insert(0, format!("cannot read {name}: {e}"));

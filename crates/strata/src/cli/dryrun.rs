@@ -28,7 +28,7 @@ pub fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
         .file
         .clone()
         .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
-    let text = std::fs::read_to_string(&dockerfile)
+    let text = strata_engine::context::read_dockerfile(&dockerfile)
         .with_context(|| format!("cannot read {}", dockerfile.display()))?;
     let opts = BuildOptions {
         build_args: build_args(&a.build_args),
