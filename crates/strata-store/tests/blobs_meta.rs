@@ -259,3 +259,24 @@ fn eight_threads_at_once() {
     assert_eq!(store.blobs().list().unwrap().len(), 80 * 3 + 1);
     assert_eq!(tmp_entries(&store), 0);
 }
+
+/// An image note (the build record) is kept beside the image, replaced on
+/// write, and removed with the image.
+#[test]
+fn image_notes_follow_their_image() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let rec = sample_image(&store, "noted");
+    store.meta().put_image(&rec).unwrap();
+    assert_eq!(store.meta().image_note(&rec.id, "build").unwrap(), None);
+    store.meta().put_image_note(&rec.id, "build", "{\"a\":1}").unwrap();
+    store.meta().put_image_note(&rec.id, "build", "{\"a\":2}").unwrap();
+    assert_eq!(
+        store.meta().image_note(&rec.id, "build").unwrap().as_deref(),
+        Some("{\"a\":2}")
+    );
+    store.meta().put_image(&rec).unwrap();
+    assert!(store.meta().image_note(&rec.id, "build").unwrap().is_some());
+    store.meta().remove_image(&rec.id, true).unwrap();
+    assert_eq!(store.meta().image_note(&rec.id, "build").unwrap(), None);
+}

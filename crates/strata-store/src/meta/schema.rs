@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = "
 CREATE TABLE images (
@@ -83,6 +83,18 @@ CREATE TABLE repo_digests (
 CREATE INDEX repo_digests_image ON repo_digests(image_id);
 ";
 
+/// v3: small JSON notes about an image, kept beside it (not in its config,
+/// so the image ID does not change), e.g. the build record `image explain`
+/// reads. Removed with the image.
+const V3: &str = "
+CREATE TABLE IF NOT EXISTS image_notes (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                  -- e.g. 'build'
+    value TEXT NOT NULL,                 -- JSON
+    PRIMARY KEY (image_id, kind)
+);
+";
+
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let err = |what| {
         move |source| StoreError::Db {
@@ -110,6 +122,10 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         if version < 2 {
             conn.execute_batch(V2)
                 .map_err(err("migrate schema to v2"))?;
+        }
+        if version < 3 {
+            conn.execute_batch(V3)
+                .map_err(err("migrate schema to v3"))?;
         }
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
