@@ -93,6 +93,8 @@ pub struct Explanation {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub size: u64,
+    /// The final stage's base image (from the build record).
+    pub base: Option<String>,
     pub base_size: u64,
     /// The largest layer the build's own steps made: step and bytes.
     pub largest_step: Option<(String, u64)>,
@@ -134,8 +136,13 @@ pub fn summary(store: &Store, image: &Digest) -> Result<Summary, ImageError> {
         .zip(&steps[nbase..])
         .max_by_key(|(l, _)| l.uncompressed_size)
         .map(|(l, s)| (s.clone().unwrap_or_default(), l.uncompressed_size));
+    let base = rec
+        .as_ref()
+        .and_then(|r| r.stages.iter().find(|s| s.target))
+        .map(|s| s.base.clone());
     Ok(Summary {
         size,
+        base,
         base_size,
         largest_step,
     })

@@ -10,6 +10,7 @@ pub mod build;
 pub mod changes;
 pub mod check;
 pub mod dryrun;
+pub mod explain;
 pub mod images;
 pub mod output;
 pub mod registry;
