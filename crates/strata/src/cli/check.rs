@@ -21,6 +21,14 @@ pub struct CheckArgs {
     /// Output format: text, or json (an array of warnings, for CI)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+    /// Print the Dockerfile rewritten with a small runtime stage when the
+    /// final stage carries a build toolchain (ToolchainInFinalImage)
+    #[arg(long)]
+    pub suggest_multistage: bool,
+    /// A built image of this Dockerfile, to find what its program needs
+    /// (with --suggest-multistage)
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
     /// Build context directory
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -197,6 +205,9 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
         .file
         .clone()
         .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
+    if a.suggest_multistage {
+        return super::suggest::run(g, &dockerfile, a.image.as_deref());
+    }
     let o = evaluate(g, &dockerfile, &a.context, &BuildOptions::default());
     render(&dockerfile, &o, a.format == "json")
 }

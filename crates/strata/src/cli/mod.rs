@@ -15,6 +15,7 @@ pub mod images;
 pub mod output;
 pub mod registry;
 pub mod run;
+pub mod suggest;
 pub mod system;
 
 #[derive(Parser, Debug)]
