@@ -356,6 +356,9 @@ pub struct RuntimePlan {
     pub base: String,
     /// Absolute paths copied from the build stage to the same place.
     pub files: Vec<String>,
+    /// ENV the runtime stage sets (PATH when the program is found on the
+    /// base image's PATH).
+    pub env: Vec<(String, String)>,
     /// Comment lines explaining the choice.
     pub notes: Vec<String>,
 }
@@ -416,6 +419,10 @@ pub fn suggest_multistage(
             "{} --from={name} {f} {f}\n",
             from_kw("COPY")
         ));
+    }
+    for (k, v) in &runtime.env {
+        let v = serde_json::to_string(v).unwrap_or_default();
+        out.push_str(&format!("{} {k}={v}\n", from_kw("ENV")));
     }
     if let Some(wd) = &finding.workdir {
         out.push_str(&format!("{} {wd}\n", from_kw("WORKDIR")));
@@ -506,7 +513,7 @@ mod tests {
         let rt = RuntimePlan {
             base: "scratch".into(),
             files: vec!["/app/app".into()],
-            notes: vec![],
+            ..Default::default()
         };
         let out = suggest_multistage(&ast, None, &f, &rt);
         assert!(out.starts_with("FROM golang:1.19 AS build\n"), "{out}");

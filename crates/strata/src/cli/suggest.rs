@@ -63,6 +63,7 @@ fn runtime_from_image(
     let (argv, needs_shell) = effective_argv(f.entrypoint.as_ref(), f.cmd.as_ref());
     let word = program_word(&argv, needs_shell)
         .ok_or_else(|| anyhow::anyhow!("the final stage starts no program (no ENTRYPOINT or CMD)"))?;
+    let mut env = Vec::new();
     let program = if word.contains('/') {
         join(&workdir, &word)
     } else {
@@ -74,10 +75,13 @@ fn runtime_from_image(
             .find_map(|kv| kv.strip_prefix("PATH="))
             .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .to_string();
-        path.split(':')
+        let found = path
+            .split(':')
             .map(|d| join(d, &word))
             .find(|p| fs.exists(p))
-            .ok_or_else(|| anyhow::anyhow!("{word}: not found on the image's PATH ({path})"))?
+            .ok_or_else(|| anyhow::anyhow!("{word}: not found on the image's PATH ({path})"))?;
+        env.push(("PATH".to_string(), path));
+        found
     };
     let n = needs(fs, &program).map_err(|e| anyhow::anyhow!("reading {program} in the image: {e}"))?;
     let mut files = vec![program.clone()];
@@ -126,7 +130,12 @@ fn runtime_from_image(
     } else {
         "scratch".to_string()
     };
-    Ok(RuntimePlan { base, files, notes })
+    Ok(RuntimePlan {
+        base,
+        files,
+        env,
+        notes,
+    })
 }
 
 /// Without an image: the program only, on a slim glibc base.
@@ -144,6 +153,7 @@ fn runtime_guess(f: &ToolchainFinding) -> RuntimePlan {
             "no built image given (--image NAME): the program's libraries are unknown,".into(),
             "so it goes onto a glibc base; build, then pass --image for an exact stage".into(),
         ],
+        ..Default::default()
     }
 }
 
