@@ -269,10 +269,20 @@ fn image_notes_follow_their_image() {
     let rec = sample_image(&store, "noted");
     store.meta().put_image(&rec).unwrap();
     assert_eq!(store.meta().image_note(&rec.id, "build").unwrap(), None);
-    store.meta().put_image_note(&rec.id, "build", "{\"a\":1}").unwrap();
-    store.meta().put_image_note(&rec.id, "build", "{\"a\":2}").unwrap();
+    store
+        .meta()
+        .put_image_note(&rec.id, "build", "{\"a\":1}")
+        .unwrap();
+    store
+        .meta()
+        .put_image_note(&rec.id, "build", "{\"a\":2}")
+        .unwrap();
     assert_eq!(
-        store.meta().image_note(&rec.id, "build").unwrap().as_deref(),
+        store
+            .meta()
+            .image_note(&rec.id, "build")
+            .unwrap()
+            .as_deref(),
         Some("{\"a\":2}")
     );
     store.meta().put_image(&rec).unwrap();

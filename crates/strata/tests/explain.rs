@@ -76,10 +76,17 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
         "{out}"
     );
     let o = strata(&root, &["check", &second_s]);
-    assert!(!stdout(&o).contains("ToolchainInFinalImage"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("ToolchainInFinalImage"),
+        "{}",
+        stdout(&o)
+    );
 
     // Build both; the build ends with the summary line.
-    let o = strata(&root, &["build", "--progress", "plain", "-t", "first", &first_s]);
+    let o = strata(
+        &root,
+        &["build", "--progress", "plain", "-t", "first", &first_s],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let summary = stderr(&o);
     assert!(
@@ -89,15 +96,28 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
     );
     let o = strata(&root, &["build", "-q", "-t", "second", &second_s]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("image size"), "-q keeps quiet: {}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("image size"),
+        "-q keeps quiet: {}",
+        stderr(&o)
+    );
 
     // The suggestion, from the built image: the static binary on scratch.
     let suggested = ok(
         &root,
-        &["check", "--suggest-multistage", "--image", "first", &first_s],
+        &[
+            "check",
+            "--suggest-multistage",
+            "--image",
+            "first",
+            &first_s,
+        ],
     );
     eprintln!("suggested:\n{suggested}");
-    assert!(suggested.starts_with("FROM golang:1.19 AS build\n"), "{suggested}");
+    assert!(
+        suggested.starts_with("FROM golang:1.19 AS build\n"),
+        "{suggested}"
+    );
     assert!(
         suggested.contains(
             "FROM scratch\nCOPY --from=build /app/app /app/app\nWORKDIR /app\nENTRYPOINT [\"/app/app\"]\n"
@@ -108,7 +128,10 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
     let df = tmp.path().join("Dockerfile.multistage");
     std::fs::write(&df, &suggested).unwrap();
     let df_s = df.display().to_string();
-    ok(&root, &["build", "-q", "-t", "suggested", "-f", &df_s, &first_s]);
+    ok(
+        &root,
+        &["build", "-q", "-t", "suggested", "-f", &df_s, &first_s],
+    );
     let printed = ok(&root, &["run", "--rm", "suggested"]);
     assert_eq!(printed, "DevOps is the \u{1F410}\n");
     let (big, small) = (image_size(&root, "first"), image_size(&root, "suggested"));
@@ -118,7 +141,11 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
     );
     // The rewritten file passes the rule.
     let o = strata(&root, &["check", "-f", &df_s, &first_s]);
-    assert!(!stdout(&o).contains("ToolchainInFinalImage"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains("ToolchainInFinalImage"),
+        "{}",
+        stdout(&o)
+    );
 
     // explain on Second_Try: ~470 MB left behind in `build`, the binary taken.
     let out = ok(&root, &["image", "explain", "second"]);
@@ -142,12 +169,17 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
         out.contains("added by layer 2 (COPY --from=build /app/app .), overwritten by layer 3 (RUN /bin/sh -c chmod +x /root/app)"),
         "{out}"
     );
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&root, &["image", "explain", "--format", "json", "second"]))
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &root,
+        &["image", "explain", "--format", "json", "second"],
+    ))
+    .unwrap();
     let build = &v["stages"]["stages"][0];
     assert_eq!(build["name"], "build");
-    assert!(build["left_behind"].as_u64().unwrap() > 460_000_000, "{build}");
+    assert!(
+        build["left_behind"].as_u64().unwrap() > 460_000_000,
+        "{build}"
+    );
     assert_eq!(v["stages"]["copies"][0]["paths"][0], "/app/app");
 
     // explain on First_Try: one stage, the final one, the toolchain in it.
@@ -182,9 +214,11 @@ fn explain_names_bytes_a_later_rm_wastes() {
         "{out}"
     );
     assert!(out.contains("    /big 3.07MB"), "{out}");
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&root, &["image", "explain", "--format", "json", "wasteful"]))
-            .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        &root,
+        &["image", "explain", "--format", "json", "wasteful"],
+    ))
+    .unwrap();
     assert_eq!(v["wasted_bytes"], 3_072_000);
     assert_eq!(v["wasted"][0]["how"], "deleted");
     assert_eq!(v["wasted"][0]["added_by_layer"], 2);

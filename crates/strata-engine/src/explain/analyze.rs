@@ -191,7 +191,7 @@ pub fn explain_image(store: &Store, name: &str, top: usize) -> Result<Explanatio
             top: w.top.into_sorted(),
         })
         .collect();
-    wasted.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    wasted.sort_by_key(|w| std::cmp::Reverse(w.bytes));
     let size = img.layers.iter().map(|l| l.uncompressed_size).sum();
     Ok(Explanation {
         id: img.id.to_string(),
@@ -213,7 +213,9 @@ fn stages(rec: BuildRecord) -> Stages {
     loop {
         let last = in_final.last().cloned().unwrap_or_default();
         match rec.stages.iter().find(|s| s.name == last) {
-            Some(s) if rec.stages.iter().any(|o| o.name == s.base) && !in_final.contains(&s.base) => {
+            Some(s)
+                if rec.stages.iter().any(|o| o.name == s.base) && !in_final.contains(&s.base) =>
+            {
                 in_final.push(s.base.clone())
             }
             _ => break,
@@ -317,22 +319,40 @@ fn clean(raw: &[u8]) -> String {
 }
 
 impl Walker {
-    fn wasted(&mut self, path: &str, added: usize, bytes: u64, by: usize, how: &'static str, top: usize) {
+    fn wasted(
+        &mut self,
+        path: &str,
+        added: usize,
+        bytes: u64,
+        by: usize,
+        how: &'static str,
+        top: usize,
+    ) {
         if bytes == 0 {
             return;
         }
-        let acc = self.waste.entry((added, by, how)).or_insert_with(|| WasteAcc {
-            bytes: 0,
-            files: 0,
-            top: TopN::new(top),
-        });
+        let acc = self
+            .waste
+            .entry((added, by, how))
+            .or_insert_with(|| WasteAcc {
+                bytes: 0,
+                files: 0,
+                top: TopN::new(top),
+            });
         acc.bytes += bytes;
         acc.files += 1;
         acc.top.push(bytes, &format!("/{path}"));
     }
 
     /// Removes `path` and everything under it that earlier layers made.
-    fn remove_tree(&mut self, path: &str, layer: usize, how: &'static str, top: usize, self_too: bool) {
+    fn remove_tree(
+        &mut self,
+        path: &str,
+        layer: usize,
+        how: &'static str,
+        top: usize,
+        self_too: bool,
+    ) {
         let mut gone = Vec::new();
         if self_too {
             if let Some(&(l, b)) = self.live.get(path) {
@@ -360,7 +380,13 @@ impl Walker {
         }
     }
 
-    fn layer(&mut self, store: &Store, img: &BaseImage, i: usize, top: usize) -> Result<LayerStats, String> {
+    fn layer(
+        &mut self,
+        store: &Store,
+        img: &BaseImage,
+        i: usize,
+        top: usize,
+    ) -> Result<LayerStats, String> {
         let l = &img.layers[i];
         let digest = l.digest.parse::<Digest>().map_err(|e| e.to_string())?;
         let mut file = store.blobs().open(&digest).map_err(|e| e.to_string())?;

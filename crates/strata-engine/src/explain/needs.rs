@@ -37,13 +37,8 @@ fn clean(raw: &[u8]) -> String {
     s.trim_end_matches('/').to_string()
 }
 
-fn open_layer<'a>(
-    store: &Store,
-    img: &BaseImage,
-    i: usize,
-    file: &'a mut std::fs::File,
-) -> Result<tar::Archive<Box<dyn Read + 'a>>, String> {
-    let _ = (store, img, i);
+/// A layer blob as a tar stream (decompressed as it is read).
+fn open_layer(file: &mut std::fs::File) -> Result<tar::Archive<Box<dyn Read + '_>>, String> {
     let r = strata_store::diff::decompressed(file).map_err(|e| e.to_string())?;
     Ok(tar::Archive::new(r))
 }
@@ -54,9 +49,12 @@ impl<'s> ImageFs<'s> {
         let img = load_image(store, name).map_err(|e| e.to_string())?;
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         for i in 0..img.layers.len() {
-            let digest = img.layers[i].digest.parse::<Digest>().map_err(|e| e.to_string())?;
+            let digest = img.layers[i]
+                .digest
+                .parse::<Digest>()
+                .map_err(|e| e.to_string())?;
             let mut f = store.blobs().open(&digest).map_err(|e| e.to_string())?;
-            let mut ar = open_layer(store, &img, i, &mut f)?;
+            let mut ar = open_layer(&mut f)?;
             for e in ar.entries().map_err(|e| e.to_string())? {
                 let e = e.map_err(|e| e.to_string())?;
                 let path = clean(&e.path_bytes());
@@ -162,21 +160,18 @@ impl<'s> ImageFs<'s> {
             }
             cur.push(c);
             let joined = cur.join("/");
-            match self.nodes.get(&joined)? {
-                Node::Link(t) => {
-                    hops += 1;
-                    if hops > 40 {
-                        return None;
-                    }
-                    cur.pop();
-                    if t.starts_with('/') {
-                        cur.clear();
-                    }
-                    for part in t.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
-                        todo.push(part.to_string());
-                    }
+            if let Node::Link(t) = self.nodes.get(&joined)? {
+                hops += 1;
+                if hops > 40 {
+                    return None;
                 }
-                _ => {}
+                cur.pop();
+                if t.starts_with('/') {
+                    cur.clear();
+                }
+                for part in t.split('/').filter(|c| !c.is_empty() && *c != ".").rev() {
+                    todo.push(part.to_string());
+                }
             }
         }
         Some(format!("/{}", cur.join("/")))
@@ -191,9 +186,16 @@ impl<'s> ImageFs<'s> {
         let Some(Node::File { layer, .. }) = self.nodes.get(&key) else {
             return Err(format!("{path}: not a regular file"));
         };
-        let digest = self.img.layers[*layer].digest.parse::<Digest>().map_err(|e| e.to_string())?;
-        let mut f = self.store.blobs().open(&digest).map_err(|e| e.to_string())?;
-        let mut ar = open_layer(self.store, &self.img, *layer, &mut f)?;
+        let digest = self.img.layers[*layer]
+            .digest
+            .parse::<Digest>()
+            .map_err(|e| e.to_string())?;
+        let mut f = self
+            .store
+            .blobs()
+            .open(&digest)
+            .map_err(|e| e.to_string())?;
+        let mut ar = open_layer(&mut f)?;
         for e in ar.entries().map_err(|e| e.to_string())? {
             let mut e = e.map_err(|e| e.to_string())?;
             if clean(&e.path_bytes()) == key {
@@ -367,8 +369,11 @@ pub fn needs(fs: &ImageFs<'_>, program: &str) -> Result<Needs, String> {
             continue;
         }
         if let Ok(lib) = fs.read(&path).and_then(|d| elf_info(&d)) {
-            let mut more: Vec<(String, Vec<String>)> =
-                lib.needed.into_iter().map(|n| (n, lib.runpath.clone())).collect();
+            let mut more: Vec<(String, Vec<String>)> = lib
+                .needed
+                .into_iter()
+                .map(|n| (n, lib.runpath.clone()))
+                .collect();
             more.reverse();
             queue.extend(more);
         }
@@ -388,7 +393,10 @@ mod tests {
         let data = std::fs::read(exe).unwrap();
         let info = elf_info(&data).unwrap();
         assert!(info.interpreter.is_some(), "{info:?}");
-        assert!(info.needed.iter().any(|n| n.starts_with("libc.so")), "{info:?}");
+        assert!(
+            info.needed.iter().any(|n| n.starts_with("libc.so")),
+            "{info:?}"
+        );
     }
 
     #[test]

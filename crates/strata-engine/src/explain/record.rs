@@ -114,7 +114,11 @@ pub fn record(
         plan.stages
             .iter()
             .position(|s| s.name.as_deref() == Some(lower.as_str()))
-            .or_else(|| word.parse::<usize>().ok().filter(|i| *i < plan.stages.len()))
+            .or_else(|| {
+                word.parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < plan.stages.len())
+            })
     };
     for (&i, st) in states {
         let stage = &plan.stages[i];

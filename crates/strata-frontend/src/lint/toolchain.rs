@@ -100,13 +100,18 @@ const COMPILES: &[&str] = &[
 /// The repository part of an image reference, lower-case, without the
 /// registry (`docker.io/library/golang:1.19` -> `golang`), and its tag.
 fn repo_and_tag(image: &str) -> (String, String) {
-    let image = image.split('@').next().unwrap_or_default().to_ascii_lowercase();
+    let image = image
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let (path, tag) = match image.rsplit_once(':') {
         Some((p, t)) if !t.contains('/') => (p.to_string(), t.to_string()),
         _ => (image.clone(), String::new()),
     };
     let mut parts: Vec<&str> = path.split('/').collect();
-    if parts.len() > 1 && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
+    if parts.len() > 1
+        && (parts[0].contains('.') || parts[0].contains(':') || parts[0] == "localhost")
     {
         parts.remove(0);
     }
@@ -200,9 +205,10 @@ fn installs_dev_deps(cmd: &[String]) -> bool {
         || j.starts_with("yarn install")
         || j == "yarn"
         || j.starts_with("pnpm install");
-    install && !["--production", "--omit=dev", "--prod", "--only=production"]
-        .iter()
-        .any(|f| j.contains(f))
+    install
+        && !["--production", "--omit=dev", "--prod", "--only=production"]
+            .iter()
+            .any(|f| j.contains(f))
 }
 
 /// Finds the toolchain-in-the-final-image pattern in the last stage.
@@ -391,7 +397,8 @@ pub fn suggest_multistage(
             .find(|n| !taken.iter().any(|t| t == *n))
             .map_or_else(|| "build-toolchain".to_string(), |n| n.to_string()),
     };
-    let upper = w.stages[finding.stage].from.keyword != w.stages[finding.stage].from.keyword.to_ascii_lowercase();
+    let upper = w.stages[finding.stage].from.keyword
+        != w.stages[finding.stage].from.keyword.to_ascii_lowercase();
     let mut out = String::new();
     for (i, line) in ast.lines.iter().enumerate() {
         if i + 1 == finding.from_line && finding.name.is_none() {
@@ -415,10 +422,7 @@ pub fn suggest_multistage(
     }
     out.push_str(&format!("{} {}\n", from_kw("FROM"), runtime.base));
     for f in &runtime.files {
-        out.push_str(&format!(
-            "{} --from={name} {f} {f}\n",
-            from_kw("COPY")
-        ));
+        out.push_str(&format!("{} --from={name} {f} {f}\n", from_kw("COPY")));
     }
     for (k, v) in &runtime.env {
         let v = serde_json::to_string(v).unwrap_or_default();
@@ -483,15 +487,23 @@ mod tests {
 
     #[test]
     fn names_and_packages() {
-        assert_eq!(repo_and_tag("docker.io/library/golang:1.19"), ("golang".into(), "1.19".into()));
+        assert_eq!(
+            repo_and_tag("docker.io/library/golang:1.19"),
+            ("golang".into(), "1.19".into())
+        );
         assert_eq!(toolchain_image("golang:1.19"), Some("golang"));
         assert_eq!(toolchain_image("localhost:5000/rust"), Some("rust"));
         assert_eq!(toolchain_image("eclipse-temurin:21-jre"), None);
         assert_eq!(toolchain_image("busybox:1.35"), None);
-        assert_eq!(toolchain_image("mcr.microsoft.com/dotnet/sdk:8.0"), Some("dotnet/sdk"));
+        assert_eq!(
+            toolchain_image("mcr.microsoft.com/dotnet/sdk:8.0"),
+            Some("dotnet/sdk")
+        );
         let w = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
         assert_eq!(
-            installs_toolchain(&w("apt-get install -y --no-install-recommends build-essential")),
+            installs_toolchain(&w(
+                "apt-get install -y --no-install-recommends build-essential"
+            )),
             Some("build-essential".into())
         );
         assert_eq!(installs_toolchain(&w("apt-get install -y curl")), None);
@@ -547,15 +559,19 @@ mod tests {
     #[test]
     fn shell_needs() {
         assert_eq!(
-            effective_argv(Some(&Command::Shell("/app/app".into())), Some(&Command::Shell("./x".into()))),
+            effective_argv(
+                Some(&Command::Shell("/app/app".into())),
+                Some(&Command::Shell("./x".into()))
+            ),
             (vec!["/app/app".to_string()], false)
         );
+        assert!(effective_argv(None, Some(&Command::Shell("./app > /tmp/log".into()))).1);
         assert_eq!(
-            effective_argv(None, Some(&Command::Shell("./app > /tmp/log".into()))).1,
-            true
-        );
-        assert_eq!(
-            effective_argv(Some(&Command::Exec(vec!["/a".into()])), Some(&Command::Exec(vec!["b".into()]))).0,
+            effective_argv(
+                Some(&Command::Exec(vec!["/a".into()])),
+                Some(&Command::Exec(vec!["b".into()]))
+            )
+            .0,
             vec!["/a".to_string(), "b".to_string()]
         );
     }

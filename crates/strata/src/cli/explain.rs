@@ -97,7 +97,10 @@ fn render(out: &mut dyn Write, name: &str, e: &Explanation) -> std::io::Result<(
         writeln!(out, "    files: {}", list(&l.top_files))?;
     }
     if e.wasted.is_empty() {
-        writeln!(out, "\nWasted: none (no later layer deletes or overwrites a file)")?;
+        writeln!(
+            out,
+            "\nWasted: none (no later layer deletes or overwrites a file)"
+        )?;
     } else {
         writeln!(
             out,
@@ -230,7 +233,10 @@ mod tests {
             step_text("COPY --from=build /app/app . # buildkit"),
             "COPY --from=build /app/app ."
         );
-        assert_eq!(step_text("/bin/sh -c #(nop) ADD file:abc in / "), "ADD file:abc in /");
+        assert_eq!(
+            step_text("/bin/sh -c #(nop) ADD file:abc in / "),
+            "ADD file:abc in /"
+        );
         assert_eq!(step_text("/bin/sh -c apk add x"), "RUN apk add x");
     }
 }

@@ -41,19 +41,14 @@ fn program_word(argv: &[String], needs_shell: bool) -> Option<String> {
                     .collect::<Vec<_>>(),
             )
         })?;
-        words
-            .into_iter()
-            .find(|w| !w.contains('=') && w != "exec")
+        words.into_iter().find(|w| !w.contains('=') && w != "exec")
     } else {
         argv.first().cloned()
     }
 }
 
 /// What the runtime stage needs, from the image.
-fn runtime_from_image(
-    fs: &ImageFs<'_>,
-    f: &ToolchainFinding,
-) -> anyhow::Result<RuntimePlan> {
+fn runtime_from_image(fs: &ImageFs<'_>, f: &ToolchainFinding) -> anyhow::Result<RuntimePlan> {
     let cfg = &fs.image().config.config;
     let workdir = if cfg.working_dir.is_empty() {
         f.workdir.clone().unwrap_or_else(|| "/".into())
@@ -61,8 +56,9 @@ fn runtime_from_image(
         cfg.working_dir.clone()
     };
     let (argv, needs_shell) = effective_argv(f.entrypoint.as_ref(), f.cmd.as_ref());
-    let word = program_word(&argv, needs_shell)
-        .ok_or_else(|| anyhow::anyhow!("the final stage starts no program (no ENTRYPOINT or CMD)"))?;
+    let word = program_word(&argv, needs_shell).ok_or_else(|| {
+        anyhow::anyhow!("the final stage starts no program (no ENTRYPOINT or CMD)")
+    })?;
     let mut env = Vec::new();
     let program = if word.contains('/') {
         join(&workdir, &word)
@@ -83,7 +79,8 @@ fn runtime_from_image(
         env.push(("PATH".to_string(), path));
         found
     };
-    let n = needs(fs, &program).map_err(|e| anyhow::anyhow!("reading {program} in the image: {e}"))?;
+    let n =
+        needs(fs, &program).map_err(|e| anyhow::anyhow!("reading {program} in the image: {e}"))?;
     let mut files = vec![program.clone()];
     // Other words of the command line that are files in the image.
     for w in argv.iter().skip(1) {
@@ -109,12 +106,18 @@ fn runtime_from_image(
     }
     if n.elf {
         if n.is_static() {
-            notes.push(format!("{program} is a static binary: it needs no libraries"));
+            notes.push(format!(
+                "{program} is a static binary: it needs no libraries"
+            ));
         } else {
             notes.push(format!(
                 "{program} is linked dynamically: its loader and libraries are copied too"
             ));
-            for p in n.interpreter.iter().chain(n.libraries.iter().map(|(p, _)| p)) {
+            for p in n
+                .interpreter
+                .iter()
+                .chain(n.libraries.iter().map(|(p, _)| p))
+            {
                 if !files.contains(p) {
                     files.push(p.clone());
                 }
@@ -125,7 +128,9 @@ fn runtime_from_image(
         }
     }
     let base = if shell {
-        notes.push(format!("the command needs /bin/sh: {SHELL_BASE} provides it"));
+        notes.push(format!(
+            "the command needs /bin/sh: {SHELL_BASE} provides it"
+        ));
         SHELL_BASE.to_string()
     } else {
         "scratch".to_string()
@@ -178,7 +183,9 @@ pub fn run(g: &Global, dockerfile: &Path, image: Option<&str>) -> anyhow::Result
         }
         None => runtime_guess(&f),
     };
-    print!("{}", suggest_multistage(&ast, planned.as_ref(), &f, &runtime));
+    print!(
+        "{}",
+        suggest_multistage(&ast, planned.as_ref(), &f, &runtime)
+    );
     Ok(0)
 }
-
