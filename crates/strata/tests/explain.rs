@@ -124,6 +124,9 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
         ),
         "{suggested}"
     );
+    // --build builds the Dockerfile itself first: the same suggestion.
+    let built = ok(&root, &["check", "--suggest-multistage", "--build", &first_s]);
+    assert_eq!(built, suggested);
     let tmp = tempfile::tempdir().unwrap();
     let df = tmp.path().join("Dockerfile.multistage");
     std::fs::write(&df, &suggested).unwrap();
@@ -146,6 +149,45 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
         "{}",
         stdout(&o)
     );
+
+    // A glibc-linked program (the toolchain's own `go`): its loader and
+    // libc go into scratch with it, read from the ELF file (no ldd).
+    let dyn_ctx = support::context(&[(
+        "Dockerfile",
+        "FROM golang:1.19\nWORKDIR /w\nRUN go build fmt\nENV GOROOT=/w\nCMD [\"go\", \"version\"]\n",
+    )]);
+    let dyn_s = dyn_ctx.path().display().to_string();
+    ok(&root, &["build", "-q", "-t", "dyn", &dyn_s]);
+    let suggested = ok(
+        &root,
+        &["check", "--suggest-multistage", "--image", "dyn", &dyn_s],
+    );
+    let mut expected = vec![
+        "FROM scratch\n",
+        "COPY --from=build /usr/local/go/bin/go /usr/local/go/bin/go\n",
+        "ENV GOROOT=/w\nCMD [\"go\", \"version\"]\n",
+    ];
+    if cfg!(target_arch = "x86_64") {
+        expected.extend([
+            "COPY --from=build /lib64/ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2\n",
+            "COPY --from=build /lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libc.so.6\n",
+        ]);
+    }
+    for line in expected {
+        assert!(suggested.contains(line), "{line} missing in:\n{suggested}");
+    }
+    std::fs::write(dyn_ctx.path().join("Dockerfile.multistage"), &suggested).unwrap();
+    let dyn_df = dyn_ctx
+        .path()
+        .join("Dockerfile.multistage")
+        .display()
+        .to_string();
+    ok(
+        &root,
+        &["build", "-q", "-t", "dyn-small", "-f", &dyn_df, &dyn_s],
+    );
+    let printed = ok(&root, &["run", "--rm", "dyn-small"]);
+    assert!(printed.starts_with("go version go1.19"), "{printed}");
 
     // explain on Second_Try: ~470 MB left behind in `build`, the binary taken.
     let out = ok(&root, &["image", "explain", "second"]);

@@ -27,8 +27,12 @@ pub struct CheckArgs {
     pub suggest_multistage: bool,
     /// A built image of this Dockerfile, to find what its program needs
     /// (with --suggest-multistage)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "build")]
     pub image: Option<String>,
+    /// Build the Dockerfile first (untagged) to find what its program
+    /// needs (with --suggest-multistage)
+    #[arg(long)]
+    pub build: bool,
     /// Build context directory
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -206,7 +210,12 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
         .clone()
         .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
     if a.suggest_multistage {
-        return super::suggest::run(g, &dockerfile, a.image.as_deref());
+        let source = match (&a.image, a.build) {
+            (Some(img), _) => super::suggest::Source::Image(img),
+            (None, true) => super::suggest::Source::Build(&a.context),
+            (None, false) => super::suggest::Source::None,
+        };
+        return super::suggest::run(g, &dockerfile, source);
     }
     let o = evaluate(g, &dockerfile, &a.context, &BuildOptions::default());
     render(&dockerfile, &o, a.format == "json")

@@ -155,15 +155,44 @@ fn runtime_guess(f: &ToolchainFinding) -> RuntimePlan {
         base: "debian:bookworm-slim".into(),
         files,
         notes: vec![
-            "no built image given (--image NAME): the program's libraries are unknown,".into(),
+            "no built image given (--image NAME or --build): the program's libraries are unknown,"
+                .into(),
             "so it goes onto a glibc base; build, then pass --image for an exact stage".into(),
         ],
         ..Default::default()
     }
 }
 
+/// Builds the Dockerfile (untagged, quietly) to read what its program
+/// needs; returns the image ID.
+fn build_first(store: &Store, dockerfile: &Path, context: &Path) -> anyhow::Result<String> {
+    let runc = strata_runtime::Runc::locate()?;
+    let req = strata_engine::BuildRequest {
+        dockerfile: Some(dockerfile.to_path_buf()),
+        context: context.to_path_buf(),
+        ..Default::default()
+    };
+    eprintln!(
+        "building {} to read what its program needs...",
+        dockerfile.display()
+    );
+    let out = strata_engine::build(store, &runc, &req, &|_| {})
+        .map_err(|e| anyhow::anyhow!("build failed: {e}"))?;
+    Ok(out.image_id.to_string())
+}
+
+/// How `--suggest-multistage` finds the built program.
+pub enum Source<'a> {
+    /// No image: a guess from the Dockerfile alone.
+    None,
+    /// `--image NAME`.
+    Image(&'a str),
+    /// `--build`: build CONTEXT first.
+    Build(&'a Path),
+}
+
 /// Prints the rewritten Dockerfile; returns the exit code.
-pub fn run(g: &Global, dockerfile: &Path, image: Option<&str>) -> anyhow::Result<u8> {
+pub fn run(g: &Global, dockerfile: &Path, source: Source<'_>) -> anyhow::Result<u8> {
     let name = dockerfile.display().to_string();
     let text = std::fs::read_to_string(dockerfile).with_context(|| format!("reading {name}"))?;
     let ast = parse(&text, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -174,14 +203,22 @@ pub fn run(g: &Global, dockerfile: &Path, image: Option<&str>) -> anyhow::Result
         );
         return Ok(0);
     };
-    let runtime = match image {
-        Some(img) => {
-            let store = Store::open(&g.store_root())
-                .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
-            let fs = ImageFs::open(&store, img).map_err(|e| anyhow::anyhow!("image {img}: {e}"))?;
-            runtime_from_image(&fs, &f).with_context(|| format!("image {img}"))?
+    let open = || {
+        Store::open(&g.store_root())
+            .with_context(|| format!("opening the store at {}", g.store_root().display()))
+    };
+    let from_image = |store: &Store, img: &str| -> anyhow::Result<RuntimePlan> {
+        let fs = ImageFs::open(store, img).map_err(|e| anyhow::anyhow!("image {img}: {e}"))?;
+        runtime_from_image(&fs, &f).with_context(|| format!("image {img}"))
+    };
+    let runtime = match source {
+        Source::Image(img) => from_image(&open()?, img)?,
+        Source::Build(context) => {
+            let store = open()?;
+            let id = build_first(&store, dockerfile, context)?;
+            from_image(&store, &id)?
         }
-        None => runtime_guess(&f),
+        Source::None => runtime_guess(&f),
     };
     print!(
         "{}",
