@@ -125,7 +125,10 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
         "{suggested}"
     );
     // --build builds the Dockerfile itself first: the same suggestion.
-    let built = ok(&root, &["check", "--suggest-multistage", "--build", &first_s]);
+    let built = ok(
+        &root,
+        &["check", "--suggest-multistage", "--build", &first_s],
+    );
     assert_eq!(built, suggested);
     let tmp = tempfile::tempdir().unwrap();
     let df = tmp.path().join("Dockerfile.multistage");

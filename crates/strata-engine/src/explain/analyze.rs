@@ -392,6 +392,11 @@ impl Walker {
         let mut file = store.blobs().open(&digest).map_err(|e| e.to_string())?;
         let reader: Box<dyn Read + '_> =
             strata_store::diff::decompressed(&mut file).map_err(|e| e.to_string())?;
+        self.walk(reader, i, top)
+    }
+
+    /// Reads layer `i` (an uncompressed tar stream).
+    fn walk(&mut self, reader: impl Read, i: usize, top: usize) -> Result<LayerStats, String> {
         let mut archive = tar::Archive::new(reader);
         let mut files = 0u64;
         let mut top_files = TopN::new(top);
@@ -426,11 +431,11 @@ impl Walker {
                     self.wasted(&path, l, b, i, "overwritten", top);
                 }
             }
+            if !kind.is_dir() {
+                // A file, link or special file replaces a directory's tree.
+                self.remove_tree(&path, i, "overwritten", top, false);
+            }
             if !kind.is_file() {
-                if !kind.is_dir() {
-                    // A link or special file replaces a directory's tree.
-                    self.remove_tree(&path, i, "overwritten", top, false);
-                }
                 continue;
             }
             let bytes = entry.size();
@@ -493,6 +498,60 @@ mod tests {
         d.insert("etc".to_string(), 3);
         let v: Vec<String> = largest_dirs(&d, 5).into_iter().map(|p| p.path).collect();
         assert_eq!(v, ["/usr/local", "/usr/local/go", "/usr/local/lib", "/etc"]);
+    }
+
+    /// A tar of (path, size) regular files (size 0 with a trailing `/`:
+    /// a directory).
+    fn layer(entries: &[(&str, usize)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, n) in entries {
+            let mut h = tar::Header::new_gnu();
+            if p.ends_with('/') {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                b.append_data(&mut h, p, std::io::empty()).unwrap();
+            } else {
+                h.set_size(*n as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, p, &vec![0u8; *n][..]).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn whiteouts_opaque_dirs_and_overwrites_are_waste() {
+        let mut w = Walker::default();
+        let l0 = layer(&[
+            ("a/", 0),
+            ("a/big", 1000),
+            ("a/keep", 10),
+            ("d/", 0),
+            ("d/x", 300),
+        ]);
+        let s = w.walk(&l0[..], 0, 5).unwrap();
+        assert_eq!(s.files, 3);
+        assert_eq!(s.top_files[0].path, "/a/big");
+        let l1 = layer(&[("a/.wh.big", 0), ("a/keep", 20)]);
+        w.walk(&l1[..], 1, 5).unwrap();
+        let l2 = layer(&[("d/", 0), ("d/.wh..wh..opq", 0), ("d/y", 5)]);
+        w.walk(&l2[..], 2, 5).unwrap();
+        let got: Vec<(usize, usize, &str, u64)> = w
+            .waste
+            .iter()
+            .map(|((a, b, how), acc)| (*a, *b, *how, acc.bytes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 1, "deleted", 1000),
+                (0, 1, "overwritten", 10),
+                (0, 2, "deleted", 300)
+            ]
+        );
+        // What is left: the rewritten keep and the new y.
+        let live: Vec<&str> = w.live.keys().map(String::as_str).collect();
+        assert_eq!(live, ["a/keep", "d/y"]);
     }
 
     #[test]

@@ -17,7 +17,12 @@ use crate::images::{load_image, BaseImage};
 /// One visible entry of an image's merged filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
-    File { layer: usize, size: u64 },
+    /// `path`: where its bytes are in that layer (a hard link's target).
+    File {
+        layer: usize,
+        size: u64,
+        path: String,
+    },
     Dir,
     Link(String),
     Other,
@@ -99,6 +104,7 @@ impl<'s> ImageFs<'s> {
                     Node::File {
                         layer: i,
                         size: e.size(),
+                        path: path.clone(),
                     }
                 } else if kind.is_dir() {
                     Node::Dir
@@ -183,7 +189,10 @@ impl<'s> ImageFs<'s> {
             .resolve(path)
             .ok_or_else(|| format!("{path}: not in the image"))?;
         let key = real.trim_start_matches('/').to_string();
-        let Some(Node::File { layer, .. }) = self.nodes.get(&key) else {
+        let Some(Node::File {
+            layer, path: key, ..
+        }) = self.nodes.get(&key)
+        else {
             return Err(format!("{path}: not a regular file"));
         };
         let digest = self.img.layers[*layer]
@@ -198,7 +207,7 @@ impl<'s> ImageFs<'s> {
         let mut ar = open_layer(&mut f)?;
         for e in ar.entries().map_err(|e| e.to_string())? {
             let mut e = e.map_err(|e| e.to_string())?;
-            if clean(&e.path_bytes()) == key {
+            if clean(&e.path_bytes()) == *key {
                 let mut out = Vec::with_capacity(e.size() as usize);
                 e.read_to_end(&mut out).map_err(|e| e.to_string())?;
                 return Ok(out);
