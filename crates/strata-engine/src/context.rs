@@ -464,6 +464,17 @@ impl BuildContext {
     /// directory (the destination is created 0755 whatever it is), never
     /// the absolute path or mtimes.
     pub fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
+        self.digest_sources_listed(rels, None)
+    }
+
+    /// [`digest_sources`](Self::digest_sources), also listing every entry
+    /// hashed (context-relative path, mode as hashed, content digest or
+    /// link target) into `list`, to explain a later cache miss.
+    pub fn digest_sources_listed(
+        &self,
+        rels: &[PathBuf],
+        mut list: Option<&mut crate::whymiss::FileSet>,
+    ) -> Result<String, ContextError> {
         use std::os::unix::ffi::OsStrExt;
         let mut h = Sha256::new();
         let mut line = String::new();
@@ -499,13 +510,18 @@ impl BuildContext {
                 line.clear();
                 let _ = write!(line, "\0{mode:o}\0{size}\0");
                 h.update(line.as_bytes());
+                let mut listed = String::new();
                 if ft == FileType::Symlink {
                     let target = rustix::fs::readlinkat(e.dir, e.name, Vec::new())
                         .map_err(self.at_err(e.rel))?;
                     h.update(target.as_bytes());
+                    if list.is_some() {
+                        listed = target.to_string_lossy().into_owned();
+                    }
                 } else if ft == FileType::RegularFile && size == 0 {
                     // Empty (or a socket's stub): nothing to read.
                     h.update(EMPTY_SHA256.as_bytes());
+                    listed = EMPTY_SHA256.to_string();
                 } else if ft == FileType::RegularFile {
                     let digest = self.cached_digest(e.rel, StatKey::of_stat(st), || {
                         rustix::fs::openat(e.dir, e.name, OFlags::RDONLY | NOFOLLOW, Mode::empty())
@@ -513,12 +529,18 @@ impl BuildContext {
                             .map_err(self.at_err(e.rel))
                     })?;
                     h.update(digest.as_bytes());
+                    listed = digest;
                 } else if ft != FileType::Directory {
                     #[allow(clippy::unnecessary_cast)] // c_ulong on some targets
                     let rdev = st.st_rdev as u64;
                     h.update(rdev.to_string().as_bytes());
+                    listed = format!("rdev:{rdev}");
                 }
                 h.update(b"\n");
+                if let Some(l) = list.as_deref_mut() {
+                    let path = if e.rel.is_empty() { "." } else { e.rel };
+                    l.push(path.to_string(), mode, listed);
+                }
                 Ok(())
             })?;
         }
@@ -562,6 +584,44 @@ mod tests {
         fn can_skip_dir(&self, _: &str) -> bool {
             true
         }
+    }
+
+    #[test]
+    fn listed_digest_names_every_hashed_entry() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("src")).unwrap();
+        std::fs::write(d.path().join("src/main.go"), "package main\n").unwrap();
+        std::fs::write(d.path().join("src/empty"), "").unwrap();
+        std::fs::set_permissions(
+            d.path().join("src/main.go"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("main.go", d.path().join("src/link")).unwrap();
+        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
+        let rels = [PathBuf::from("src")];
+        let mut list = crate::whymiss::FileSet::default();
+        let listed = ctx.digest_sources_listed(&rels, Some(&mut list)).unwrap();
+        assert_eq!(listed, ctx.digest_sources(&rels).unwrap());
+        let mut files = list.files.clone();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(names, ["src", "src/empty", "src/link", "src/main.go"]);
+        assert_eq!(files[0].1, 0o040000, "the source dir's mode is not keyed");
+        assert_eq!(files[1].2, EMPTY_SHA256);
+        assert_eq!(files[2].2, "main.go");
+        assert_eq!(files[3].1, 0o100640);
+        assert_eq!(
+            files[3].2,
+            hash_file(&d.path().join("src/main.go")).unwrap()
+        );
+        assert!(list.complete);
+        // The whole context is listed as ".".
+        let mut all = crate::whymiss::FileSet::default();
+        ctx.digest_sources_listed(&[PathBuf::new()], Some(&mut all))
+            .unwrap();
+        assert!(all.files.iter().any(|f| f.0 == "."));
     }
 
     #[test]

@@ -45,11 +45,23 @@ pub enum EventKind {
     },
     /// The step's result came from the cache: nothing was executed.
     Cached { step: usize },
-    /// The step finished successfully.
+    /// The step is not in the cache and runs (sent before it runs, when
+    /// the cache is in use). `reason` names the input that changed since a
+    /// recorded build of the same step (a context file, a build arg, the
+    /// base image, the step above...); absent for a step never built.
+    CacheMiss {
+        step: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The step finished successfully. `cache_miss`: the reason it ran, as
+    /// in [`EventKind::CacheMiss`].
     StepDone {
         step: usize,
         #[serde(serialize_with = "secs")]
         duration: Duration,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_miss: Option<String>,
     },
     /// The step failed (or was cancelled); `step` is absent for errors that
     /// belong to no step.
@@ -129,9 +141,18 @@ mod tests {
         let e = Event::now(EventKind::StepDone {
             step: 1,
             duration: Duration::from_millis(1500),
+            cache_miss: None,
         });
         let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
         assert_eq!(v["type"], "step_done");
         assert_eq!(v["duration"], 1.5);
+        assert!(v.get("cache_miss").is_none());
+        let e = Event::now(EventKind::CacheMiss {
+            step: 4,
+            reason: Some("a.txt changed (content)".into()),
+        });
+        let v: serde_json::Value = serde_json::from_str(&e.to_json_line()).unwrap();
+        assert_eq!(v["type"], "cache_miss");
+        assert_eq!(v["reason"], "a.txt changed (content)");
     }
 }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod explain;
 pub mod glob;
 pub mod images;
+mod miss_record;
 pub mod mounts;
 pub mod named;
 pub mod output;
@@ -29,6 +30,7 @@ pub mod stage;
 mod stage_files;
 mod stage_run;
 mod stat_cache;
+pub mod whymiss;
 
 pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};

@@ -14,7 +14,9 @@ use crate::build::{BuildError, Builder};
 use crate::cache::{CacheKey, LayerRef, StepRecord};
 use crate::config::{go_quoted_list, CommandForm, Healthcheck, ImageConfigDoc};
 use crate::events::{Event, EventKind};
+use crate::miss_record::StepWhy;
 use crate::stage_files::FileStep;
+use crate::whymiss::{one_line, Above, Inputs, Trace};
 
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
@@ -100,16 +102,25 @@ impl Builder<'_> {
             .platform
             .clone()
             .unwrap_or_else(|| format!("linux/{}", crate::config::host_architecture()));
+        // What keyed the base (to explain a miss of the step below).
+        let mut base_id = None;
         let mut st = match &stage.base {
-            Base::Scratch => StageState {
-                config: ImageConfigDoc::scratch(),
-                layers: Vec::new(),
-                key: CacheKey::base("scratch", &platform),
-                cmd_set: false,
-            },
-            Base::Image(name) if self.named.contains_key(&name.to_ascii_lowercase()) => self
-                .named_base(&self.named[&name.to_ascii_lowercase()], &platform)
-                .map_err(|e| self.step_error(&from_ctx, e, None))?,
+            Base::Scratch => {
+                base_id = Some("scratch".to_string());
+                StageState {
+                    config: ImageConfigDoc::scratch(),
+                    layers: Vec::new(),
+                    key: CacheKey::base("scratch", &platform),
+                    cmd_set: false,
+                }
+            }
+            Base::Image(name) if self.named.contains_key(&name.to_ascii_lowercase()) => {
+                let (st, id) = self
+                    .named_base(&self.named[&name.to_ascii_lowercase()], &platform)
+                    .map_err(|e| self.step_error(&from_ctx, e, None))?;
+                base_id = Some(id);
+                st
+            }
             Base::Image(name) => {
                 let img = self
                     .images
@@ -119,6 +130,7 @@ impl Builder<'_> {
                             .map_err(|e| e.to_string())
                     })
                     .map_err(|e| self.step_error(&from_ctx, e, None))?;
+                base_id = Some(img.id.to_string());
                 StageState {
                     key: CacheKey::base(&img.id.to_string(), &platform),
                     config: img.config.into_build_base(),
@@ -139,13 +151,38 @@ impl Builder<'_> {
         (self.events)(Event::now(EventKind::StepDone {
             step: first,
             duration: started.elapsed(),
+            cache_miss: None,
         }));
+
+        let why_scope = self.why_scope();
+        let mut above = match (&stage.base, base_id) {
+            (Base::Stage(i), _) => Above::Stage(stage_label(&self.plan.stages[*i])),
+            (_, id) => {
+                let trace = Trace {
+                    def: json!({ "base": id, "platform": platform }),
+                    from: Some(match &stage.base {
+                        Base::Image(name) => name.clone(),
+                        _ => "scratch".into(),
+                    }),
+                    ..Default::default()
+                };
+                self.note_base(&st.key, &one_line(stage.source.trim()), &trace);
+                Above::Base { trace }
+            }
+        };
+        // Occurrences of each instruction text so far (a step's identity).
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut ident = |text: &str| {
+            let n = seen.entry(text.to_string()).or_default();
+            *n += 1;
+            format!("{label}\n{text}\n{}", *n - 1)
+        };
 
         let mut scope = StageScope::new(self.plan, idx, &st.config.env_pairs());
 
         // ONBUILD triggers of the base run first, then are cleared.
         if let Some(triggers) = st.config.config.on_build.take() {
-            for text in triggers {
+            for (n_onbuild, text) in triggers.into_iter().enumerate() {
                 let step =
                     strata_frontend::parse_trigger(&text, stage.location.clone()).map_err(|e| {
                         self.step_error(&from_ctx, format!("ONBUILD {text}: {e}"), None)
@@ -161,7 +198,16 @@ impl Builder<'_> {
                     source: &text,
                     ..ctx
                 };
-                self.exec_step(&mut st, &mut scope, &step, &ctx, deps)?;
+                let instruction = format!("ONBUILD {}", text.trim());
+                let why = StepWhy {
+                    scope: &why_scope,
+                    ident: ident(&instruction),
+                    position: format!("{label}\nonbuild {n_onbuild}"),
+                    instruction: instruction.clone(),
+                    above: &above,
+                };
+                self.exec_step(&mut st, &mut scope, &step, &ctx, deps, &why)?;
+                above = Above::Step(one_line(&instruction));
                 self.record_key(idx, &st.key);
             }
         }
@@ -183,7 +229,17 @@ impl Builder<'_> {
                 stage: label.clone(),
                 name: ctx.name.clone(),
             }));
-            let cached = self.exec_step(&mut st, &mut scope, step, &ctx, deps)?;
+            let instruction = step.source.trim().to_string();
+            let why = StepWhy {
+                scope: &why_scope,
+                ident: ident(&instruction),
+                position: format!("{label}\n#{}", i + 2),
+                instruction: instruction.clone(),
+                above: &above,
+            };
+            let (cached, cache_miss) =
+                self.exec_step(&mut st, &mut scope, step, &ctx, deps, &why)?;
+            above = Above::Step(one_line(&instruction));
             self.record_key(idx, &st.key);
             if cached {
                 (self.events)(Event::now(EventKind::Cached { step: ctx.step_no }));
@@ -191,6 +247,7 @@ impl Builder<'_> {
                 (self.events)(Event::now(EventKind::StepDone {
                     step: ctx.step_no,
                     duration: t.elapsed(),
+                    cache_miss,
                 }));
             }
         }
@@ -203,17 +260,21 @@ impl Builder<'_> {
         &self,
         named: &crate::named::Named,
         platform: &str,
-    ) -> Result<StageState, String> {
+    ) -> Result<(StageState, String), String> {
         match named {
             crate::named::Named::Image(id) => {
                 let img = crate::images::load_image(self.store, id).map_err(|e| e.to_string())?;
                 self.lease.add_image(&img.id).map_err(|e| e.to_string())?;
-                Ok(StageState {
-                    key: CacheKey::base(&img.id.to_string(), platform),
-                    config: img.config.into_build_base(),
-                    layers: img.layers,
-                    cmd_set: false,
-                })
+                let id = img.id.to_string();
+                Ok((
+                    StageState {
+                        key: CacheKey::base(&id, platform),
+                        config: img.config.into_build_base(),
+                        layers: img.layers,
+                        cmd_set: false,
+                    },
+                    id,
+                ))
             }
             crate::named::Named::Dir(dir) => {
                 let opts = crate::run_step::layer_options(self.req.source_date_epoch);
@@ -221,18 +282,23 @@ impl Builder<'_> {
                     .write_dir(dir, Some(self.lease))
                     .map_err(|e| e.to_string())?;
                 let layer = crate::run_step::layer_ref(&info);
-                Ok(StageState {
-                    key: CacheKey::base(&format!("dir:{}", layer.diff_id), platform),
-                    config: ImageConfigDoc::scratch(),
-                    layers: vec![layer],
-                    cmd_set: false,
-                })
+                let id = format!("dir:{}", layer.diff_id);
+                Ok((
+                    StageState {
+                        key: CacheKey::base(&id, platform),
+                        config: ImageConfigDoc::scratch(),
+                        layers: vec![layer],
+                        cmd_set: false,
+                    },
+                    id,
+                ))
             }
         }
     }
 
     /// Resolves, keys and (on a miss) executes one step. Returns whether it
-    /// was a cache hit.
+    /// was a cache hit, and on a miss why (when a record of the same step
+    /// says so).
     fn exec_step(
         &self,
         st: &mut StageState,
@@ -240,7 +306,8 @@ impl Builder<'_> {
         step: &Step,
         s: &StepCtx<'_>,
         deps: &BTreeMap<usize, StageState>,
-    ) -> Result<bool, BuildError> {
+        why: &StepWhy<'_>,
+    ) -> Result<(bool, Option<String>), BuildError> {
         let resolved = scope
             .resolve(step)
             .map_err(|e| self.step_error(s, e.to_string(), None))?;
@@ -258,25 +325,43 @@ impl Builder<'_> {
             def["env"] = json!(st.config.config.env);
             def["build_args"] = json!(self.recorded_build_args(scope));
         }
+        // What keyed the step, kept to explain a later miss (not hashed).
+        let mut trace = Trace {
+            args: self.recorded_build_args(scope).into_iter().collect(),
+            ..Default::default()
+        };
+        let mut inputs = Inputs::new();
         if let Resolved::Run { mounts, .. } = &resolved {
             // What bind mounts show the command is an input as much as a
             // COPY's sources: their content goes into the key.
-            let inputs = self.bind_mount_inputs(mounts, deps).map_err(err)?;
-            if !inputs.is_empty() {
-                def["mount_inputs"] = json!(inputs);
+            let binds = self.bind_mount_inputs(mounts, deps).map_err(err)?;
+            if !binds.is_empty() {
+                def["mount_inputs"] = json!(binds.iter().map(|b| &b.digest).collect::<Vec<_>>());
+            }
+            for (i, b) in binds.into_iter().enumerate() {
+                trace.mounts.push(b.label);
+                if let Some(f) = b.files {
+                    inputs.insert(format!("mount:{i}"), f);
+                }
             }
         }
         let file_step = FileStep::of(&resolved);
         let mut prepared = None;
         if let Some(f) = &file_step {
-            let p = self.prepare_files(f, deps).map_err(err)?;
+            let mut p = self.prepare_files(f, deps).map_err(err)?;
             def["input"] = json!(p.digest);
+            trace.input = Some(p.label.clone());
+            if let Some(files) = p.files.take() {
+                inputs.insert("input".into(), files);
+            }
             prepared = Some(p);
         }
         let key = CacheKey::derive(Some(&st.key), &def);
+        trace.def = def.clone();
 
         if !self.no_cache {
             if let Some(rec) = self.cache_lookup(&key) {
+                self.note_step(why, &st.key, &key, &trace, &inputs, false);
                 *st = StageState {
                     config: rec.config,
                     layers: rec.layers,
@@ -286,9 +371,19 @@ impl Builder<'_> {
                 self.stats
                     .cached
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok(true);
+                return Ok((true, None));
             }
         }
+        let reason = if self.no_cache {
+            None
+        } else {
+            let reason = self.miss_reason(why, &st.key, &trace, &inputs);
+            (self.events)(Event::now(EventKind::CacheMiss {
+                step: s.step_no,
+                reason: reason.clone(),
+            }));
+            reason
+        };
 
         let created = match self.req.source_date_epoch {
             Some(t) => crate::config::epoch_rfc3339(t),
@@ -415,6 +510,7 @@ impl Builder<'_> {
             }
         }
         self.cache_store(&key, &next);
+        self.note_step(why, &st.key, &key, &trace, &inputs, true);
         let counter = if link_cached {
             &self.stats.cached
         } else {
@@ -422,7 +518,7 @@ impl Builder<'_> {
         };
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *st = next;
-        Ok(link_cached)
+        Ok((link_cached, reason))
     }
 
     /// The build args a RUN records (its cache key and its history's

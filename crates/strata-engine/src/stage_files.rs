@@ -118,6 +118,10 @@ enum Origin {
 /// cache key), and the source paths to copy.
 pub(crate) struct Prepared {
     pub digest: String,
+    /// What it reads, for a cache-miss reason (`context`, `stage build`...).
+    pub label: String,
+    /// Its files, when they come from a context directory.
+    pub files: Option<crate::whymiss::FileSet>,
     origin: Origin,
     srcs: Vec<String>,
     extract: bool,
@@ -170,48 +174,67 @@ impl Builder<'_> {
             );
         }
         let extract = f.instruction == "ADD" && f.unpack;
-        let (origin, digest) = match f.from {
-            None => (Origin::Context, self.context_digest(&self.context, f.srcs)?),
+        let mut files = None;
+        let (origin, digest, label) = match f.from {
+            None => {
+                let (d, l) = self.context_digest_listed(&self.context, f.srcs)?;
+                files = Some(l);
+                (Origin::Context, d, "context".to_string())
+            }
             Some(FromRef::Stage(i)) => {
                 let d = deps
                     .get(i)
                     .ok_or_else(|| format!("stage {i} was not built"))?;
-                (Origin::Stage(*i), d.key.0.clone())
+                let label = format!("stage {}", crate::stage::stage_label(&self.plan.stages[*i]));
+                (Origin::Stage(*i), d.key.0.clone(), label)
             }
             Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
                 Some(Named::Dir(dir)) => {
                     let ctx = BuildContext::open(dir, Box::new(NoIgnore), None)
                         .map_err(|e| e.to_string())?;
-                    let d = self.context_digest(&ctx, f.srcs)?;
-                    (Origin::NamedDir(ctx), d)
+                    let (d, l) = self.context_digest_listed(&ctx, f.srcs)?;
+                    files = Some(l);
+                    (Origin::NamedDir(ctx), d, format!("context {name}"))
                 }
-                Some(Named::Image(id)) => (Origin::Image(id.clone()), id.clone()),
+                Some(Named::Image(id)) => (
+                    Origin::Image(id.clone()),
+                    id.clone(),
+                    format!("image {name}"),
+                ),
                 None => {
                     let id = self.images.resolve(name, self.events)?.to_string();
-                    (Origin::Image(id.clone()), id)
+                    (Origin::Image(id.clone()), id, format!("image {name}"))
                 }
             },
         };
         Ok(Prepared {
             digest,
+            label,
+            files,
             origin,
             srcs: f.srcs.to_vec(),
             extract,
         })
     }
 
-    pub(crate) fn context_digest(
+    /// The digest of `srcs` in `ctx` (for a step's cache key), with the
+    /// list of the files it hashed (to explain a later cache miss).
+    pub(crate) fn context_digest_listed(
         &self,
         ctx: &BuildContext,
         srcs: &[String],
-    ) -> Result<String, String> {
+    ) -> Result<(String, crate::whymiss::FileSet), String> {
         let rels: Vec<PathBuf> = ctx
             .resolve_sources(srcs)
             .map_err(|e| e.to_string())?
             .into_iter()
             .map(|(_, r)| r)
             .collect();
-        ctx.digest_sources(&rels).map_err(|e| e.to_string())
+        let mut list = crate::whymiss::FileSet::default();
+        let d = ctx
+            .digest_sources_listed(&rels, Some(&mut list))
+            .map_err(|e| e.to_string())?;
+        Ok((d, list))
     }
 
     /// `COPY <<EOF /path`: each heredoc becomes a file named after its
@@ -235,6 +258,8 @@ impl Builder<'_> {
         }
         Ok(Prepared {
             digest: format!("heredoc:sha256:{}", sha256_hex(&all)),
+            label: "the heredoc".into(),
+            files: None,
             origin: Origin::Fetched(tmp),
             srcs,
             extract: false,
@@ -285,6 +310,8 @@ impl Builder<'_> {
                 "remote:sha256:{}",
                 sha256_hex(digests.join("\n").as_bytes())
             ),
+            label: format!("the remote source {}", f.srcs.join(" ")),
+            files: None,
             origin: Origin::Fetched(tmp),
             srcs,
             extract: false,

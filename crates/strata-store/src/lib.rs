@@ -38,7 +38,9 @@ pub use diff::{
 pub use error::{Result, StoreError};
 pub use fsutil::FileLock;
 pub use gc::PruneReport;
-pub use meta::{CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta};
+pub use meta::{
+    CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta, StepInfo,
+};
 pub use mount::RootfsMount;
 pub use snapshot::{chain_ids, Snapshotter};
 pub use store::Store;

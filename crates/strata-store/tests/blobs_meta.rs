@@ -290,3 +290,76 @@ fn image_notes_follow_their_image() {
     store.meta().remove_image(&rec.id, true).unwrap();
     assert_eq!(store.meta().image_note(&rec.id, "build").unwrap(), None);
 }
+
+/// Step rows (what keyed a build step) are kept beside the cache, found by
+/// parent and instruction, and go with their cache entry; the step history
+/// remembers the last key of a named step.
+#[test]
+fn build_step_rows_follow_the_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let meta = store.meta();
+    meta.cache_put("k1", &Default::default()).unwrap();
+    let info = strata_store::StepInfo {
+        key: "k1".into(),
+        parent: Some("p".into()),
+        instruction: "RUN make".into(),
+        def: "{}".into(),
+    };
+    meta.step_put(&info, Some("[files]")).unwrap();
+    assert!(meta.step_exists("k1").unwrap());
+    assert_eq!(meta.step_get("k1").unwrap(), Some(info.clone()));
+    assert_eq!(meta.step_files("k1").unwrap().as_deref(), Some("[files]"));
+    assert_eq!(
+        meta.step_find("p", "RUN make", "k2").unwrap(),
+        Some(info.clone())
+    );
+    assert_eq!(meta.step_find("p", "RUN make", "k1").unwrap(), None);
+    assert_eq!(meta.step_find("p", "RUN other", "k2").unwrap(), None);
+    meta.step_set_last_key("ctx", "build/RUN make/0", "k1")
+        .unwrap();
+    meta.step_set_last_key("ctx", "build/RUN make/0", "k1b")
+        .unwrap();
+    assert_eq!(
+        meta.step_last_key("ctx", "build/RUN make/0")
+            .unwrap()
+            .as_deref(),
+        Some("k1b")
+    );
+    // A base's row has no cache entry and stays.
+    let base = strata_store::StepInfo {
+        key: "b".into(),
+        parent: None,
+        instruction: "FROM busybox".into(),
+        def: "{}".into(),
+    };
+    meta.step_put(&base, None).unwrap();
+    assert!(meta.cache_remove("k1").unwrap());
+    assert!(!meta.step_exists("k1").unwrap());
+    assert!(meta.step_exists("b").unwrap());
+    assert_eq!(meta.step_files("b").unwrap(), None);
+    meta.cache_clear().unwrap();
+    assert!(!meta.step_exists("b").unwrap());
+    assert_eq!(meta.step_last_key("ctx", "build/RUN make/0").unwrap(), None);
+}
+
+/// A store written before the step tables (schema v2) is migrated.
+#[test]
+fn a_version_2_store_gets_the_step_tables() {
+    let t = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(t.path()).unwrap();
+        store.meta().cache_put("old", &Default::default()).unwrap();
+    }
+    let db = rusqlite::Connection::open(t.path().join("meta.db")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER cache_steps_follow_cache; DROP TABLE cache_steps; DROP TABLE step_history;
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(db);
+    let store = Store::open(t.path()).unwrap();
+    assert!(store.meta().cache_get("old").unwrap().is_some());
+    store.meta().step_set_last_key("s", "x", "old").unwrap();
+    assert!(store.meta().cache_remove("old").unwrap());
+}

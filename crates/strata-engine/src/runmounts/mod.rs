@@ -128,6 +128,15 @@ fn option<'a>(m: &'a Mount, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// What one bind mount shows, for the RUN's cache key.
+pub(crate) struct BindInput {
+    pub digest: String,
+    /// `bind mount source=src` (and where from).
+    pub label: String,
+    /// The files hashed, when it shows a directory of the context.
+    pub files: Option<crate::whymiss::FileSet>,
+}
+
 impl Builder<'_> {
     /// Prepares the mounts of one RUN on the stage state `st`.
     pub(crate) fn prepare_mounts(
@@ -186,42 +195,63 @@ impl Builder<'_> {
     /// bind mount, for the step's cache key: the context (or a named
     /// context directory) by the content of the mounted `source`, as COPY
     /// digests its sources; a stage by its key (which covers its content);
-    /// an image by its ID.
+    /// an image by its ID. Each comes with a label and, for a directory,
+    /// the files hashed (to explain a cache miss).
     pub(crate) fn bind_mount_inputs(
         &self,
         mounts: &[Mount],
         deps: &std::collections::BTreeMap<usize, StageState>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<BindInput>, String> {
         let mut out = Vec::new();
         for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
             let source = m.source.as_deref().unwrap_or("/");
             let what = |e: String| format!("--mount=type=bind,source={source}: {e}");
+            let mut files = None;
+            let mut label = format!("bind mount source={source}");
             let digest = match m.from.as_ref() {
-                None => self
-                    .context_digest(&self.context, &[source.to_string()])
-                    .map_err(what)?,
+                None => {
+                    let (d, l) = self
+                        .context_digest_listed(&self.context, &[source.to_string()])
+                        .map_err(what)?;
+                    files = Some(l);
+                    d
+                }
                 Some(FromRef::Stage(i)) => {
                     let dep = deps
                         .get(i)
                         .ok_or_else(|| format!("stage {i} was not built"))?;
+                    label.push_str(&format!(
+                        " from stage {}",
+                        crate::stage::stage_label(&self.plan.stages[*i])
+                    ));
                     format!("stage:{}", dep.key.0)
                 }
-                Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
-                    Some(crate::named::Named::Dir(d)) => {
-                        let ctx = crate::context::BuildContext::open(
-                            d,
-                            Box::new(crate::context::NoIgnore),
-                            None,
-                        )
-                        .map_err(|e| what(e.to_string()))?;
-                        self.context_digest(&ctx, &[source.to_string()])
-                            .map_err(what)?
+                Some(FromRef::Image(name)) => {
+                    label.push_str(&format!(" from {name}"));
+                    match self.named.get(&name.to_ascii_lowercase()) {
+                        Some(crate::named::Named::Dir(d)) => {
+                            let ctx = crate::context::BuildContext::open(
+                                d,
+                                Box::new(crate::context::NoIgnore),
+                                None,
+                            )
+                            .map_err(|e| what(e.to_string()))?;
+                            let (d, l) = self
+                                .context_digest_listed(&ctx, &[source.to_string()])
+                                .map_err(what)?;
+                            files = Some(l);
+                            d
+                        }
+                        Some(crate::named::Named::Image(id)) => format!("image:{id}"),
+                        None => format!("image:{}", self.images.resolve(name, self.events)?),
                     }
-                    Some(crate::named::Named::Image(id)) => format!("image:{id}"),
-                    None => format!("image:{}", self.images.resolve(name, self.events)?),
-                },
+                }
             };
-            out.push(digest);
+            out.push(BindInput {
+                digest,
+                label,
+                files,
+            });
         }
         Ok(out)
     }

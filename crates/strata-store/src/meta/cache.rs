@@ -87,7 +87,11 @@ impl Meta {
 
     /// Removes every cache entry; returns how many.
     pub fn cache_clear(&self) -> Result<usize> {
-        self.write("clear cache", |tx| tx.execute("DELETE FROM cache", []))
+        self.write("clear cache", |tx| {
+            let n = tx.execute("DELETE FROM cache", [])?;
+            Meta::steps_clear(tx)?;
+            Ok(n)
+        })
     }
 
     /// Number of cache entries.

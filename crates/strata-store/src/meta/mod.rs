@@ -10,6 +10,7 @@ mod cache;
 mod images;
 mod leases;
 mod schema;
+mod steps;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use crate::error::{Result, StoreError};
 pub use cache::CacheRecord;
 pub use images::{ImageInfo, ImageRecord, LayerRecord};
 pub use leases::{Lease, LeaseInfo};
+pub use steps::StepInfo;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 const POOL_MAX: usize = 8;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE images (
@@ -83,10 +83,37 @@ CREATE TABLE repo_digests (
 CREATE INDEX repo_digests_image ON repo_digests(image_id);
 ";
 
-/// v3: small JSON notes about an image, kept beside it (not in its config,
+/// v3: what keyed each build step (its definition, parent and instruction
+/// text, plus a compact per-file list of its inputs), and the key each step
+/// of a Dockerfile had last time, to explain cache misses. Both are only
+/// explanations: losing them never changes a build. A cache entry's step
+/// row goes with the entry.
+const V3: &str = "
+CREATE TABLE IF NOT EXISTS cache_steps (
+    key TEXT PRIMARY KEY,                -- the step's cache key
+    parent TEXT,                         -- its parent's key (NULL for a base)
+    instruction TEXT NOT NULL,           -- the instruction as written
+    def TEXT NOT NULL,                   -- the engine's JSON (opaque here)
+    files TEXT,                          -- per-file input list (opaque), read only on a miss
+    created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_steps_parent ON cache_steps(parent, instruction);
+CREATE TRIGGER IF NOT EXISTS cache_steps_follow_cache AFTER DELETE ON cache BEGIN
+    DELETE FROM cache_steps WHERE key = old.key;
+END;
+CREATE TABLE IF NOT EXISTS step_history (
+    scope TEXT NOT NULL,                 -- which build (context, Dockerfile)
+    step TEXT NOT NULL,                  -- which step of it (stage, instruction, occurrence)
+    key TEXT NOT NULL,                   -- its key at the last build
+    updated INTEGER NOT NULL,
+    PRIMARY KEY (scope, step)
+);
+";
+
+/// v4: small JSON notes about an image, kept beside it (not in its config,
 /// so the image ID does not change), e.g. the build record `image explain`
 /// reads. Removed with the image.
-const V3: &str = "
+const V4: &str = "
 CREATE TABLE IF NOT EXISTS image_notes (
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
     kind TEXT NOT NULL,                  -- e.g. 'build'
@@ -126,6 +153,10 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         if version < 3 {
             conn.execute_batch(V3)
                 .map_err(err("migrate schema to v3"))?;
+        }
+        if version < 4 {
+            conn.execute_batch(V4)
+                .map_err(err("migrate schema to v4"))?;
         }
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)

@@ -70,6 +70,9 @@ pub struct BuildArgs {
     /// Import a build cache: type=registry,ref=REF | type=local,src=DIR
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
+    /// After the build, print why each step that ran missed the cache (one line per step)
+    #[arg(long)]
+    pub why_miss: bool,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -157,6 +160,9 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
     let sink = |ev: strata_engine::Event| renderer.handle(ev);
     let result = strata_engine::build(&store, &runc, &req, &sink);
     renderer.finish();
+    if a.why_miss {
+        print_why_miss(&renderer.misses(), a.no_cache);
+    }
     match result {
         Ok(out) => {
             build_cache::export(&store, &cache_to, &out, &client, quiet)?;
@@ -181,6 +187,26 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
             Ok(0)
         }
         Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
+    }
+}
+
+/// `--why-miss`: one line per step that ran, with the reason it missed
+/// the cache (on stderr, after the progress output).
+fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
+    if no_cache {
+        eprintln!("why-miss: the cache was not used (--no-cache)");
+        return;
+    }
+    if misses.is_empty() {
+        eprintln!("why-miss: no cache misses");
+        return;
+    }
+    eprintln!("why-miss: {} step(s) ran:", misses.len());
+    for (step, name, reason) in misses {
+        let reason = reason
+            .as_deref()
+            .unwrap_or("not built before (no earlier record of this step)");
+        eprintln!("#{step} {name}: {reason}");
     }
 }
 

@@ -50,6 +50,8 @@ struct TtyStep {
     bar: ProgressBar,
     name: String,
     tail: Vec<String>,
+    /// `\n    cache miss: REASON`, or empty.
+    miss: String,
 }
 
 struct State {
@@ -63,6 +65,10 @@ struct State {
 pub struct Renderer {
     mode: Mode,
     state: Mutex<State>,
+    /// Steps that missed the cache: (step, name, reason), in event order.
+    misses: Mutex<Vec<(usize, String, Option<String>)>>,
+    /// Names of the steps started, for `misses`.
+    started: Mutex<HashMap<usize, String>>,
 }
 
 impl Renderer {
@@ -77,10 +83,42 @@ impl Renderer {
                 steps: HashMap::new(),
                 names: HashMap::new(),
             }),
+            misses: Mutex::new(Vec::new()),
+            started: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The steps that missed the cache, in order: `(step, name, reason)`
+    /// (no reason for a step never built before).
+    pub fn misses(&self) -> Vec<(usize, String, Option<String>)> {
+        let mut m = self
+            .misses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        m.sort_by_key(|(step, _, _)| *step);
+        m
+    }
+
     pub fn handle(&self, ev: Event) {
+        match &ev.kind {
+            EventKind::StepStarted { step, name, .. } => {
+                let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+                started.insert(*step, name.clone());
+            }
+            EventKind::CacheMiss { step, reason } => {
+                let name = self
+                    .started
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(step)
+                    .cloned()
+                    .unwrap_or_default();
+                let mut misses = self.misses.lock().unwrap_or_else(|p| p.into_inner());
+                misses.push((*step, name, reason.clone()));
+            }
+            _ => {}
+        }
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match self.mode {
             Mode::Quiet => {}
@@ -117,7 +155,14 @@ fn plain(st: &mut State, ev: &Event) {
         }
         EventKind::Log { step, line, .. } => writeln!(err, "#{step} {elapsed:.3} {line}"),
         EventKind::Cached { step } => writeln!(err, "#{step} CACHED"),
-        EventKind::StepDone { step, duration } => writeln!(err, "#{step} DONE {}", secs(*duration)),
+        EventKind::CacheMiss {
+            step,
+            reason: Some(reason),
+        } => writeln!(err, "#{step} cache miss: {reason}"),
+        EventKind::CacheMiss { reason: None, .. } => Ok(()),
+        EventKind::StepDone { step, duration, .. } => {
+            writeln!(err, "#{step} DONE {}", secs(*duration))
+        }
         EventKind::Error {
             step: Some(step),
             message,
@@ -157,6 +202,7 @@ fn tty(st: &mut State, ev: &Event) {
                     bar,
                     name: name.clone(),
                     tail: Vec::new(),
+                    miss: String::new(),
                 },
             );
         }
@@ -167,7 +213,8 @@ fn tty(st: &mut State, ev: &Event) {
                     s.tail.remove(0);
                 }
                 let tail: Vec<String> = s.tail.iter().map(|l| format!("\n    > {l}")).collect();
-                s.bar.set_message(format!("{}{}", s.name, tail.concat()));
+                s.bar
+                    .set_message(format!("{}{}{}", s.name, s.miss, tail.concat()));
             }
         }
         EventKind::Cached { step } => {
@@ -179,14 +226,24 @@ fn tty(st: &mut State, ev: &Event) {
                 s.bar.finish_with_message(format!("CACHED {}", s.name));
             }
         }
-        EventKind::StepDone { step, duration } => {
+        EventKind::CacheMiss {
+            step,
+            reason: Some(reason),
+        } => {
+            if let Some(s) = st.steps.get_mut(step) {
+                s.miss = format!("\n    cache miss: {reason}");
+                s.bar.set_message(format!("{}{}", s.name, s.miss));
+            }
+        }
+        EventKind::CacheMiss { reason: None, .. } => {}
+        EventKind::StepDone { step, duration, .. } => {
             if let Some(s) = st.steps.remove(step) {
                 s.bar.set_style(
                     ProgressStyle::with_template("  {msg}")
                         .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 s.bar
-                    .finish_with_message(format!("{} {}", s.name, secs(*duration)));
+                    .finish_with_message(format!("{} {}{}", s.name, secs(*duration), s.miss));
             }
         }
         EventKind::Error { step, message } => {
