@@ -277,6 +277,7 @@ pub fn build(
     let image_id =
         crate::images::commit_image(store, &config, &target.layers, Some(&lease)).map_err(other)?;
     let tags = crate::images::tag_image(store, &image_id, &req.tags).map_err(other)?;
+    crate::explain::record::save_for_build(&builder, &states, &image_id);
     events(Event::now(EventKind::BuildDone {
         image_id: image_id.to_string(),
         tags: tags.clone(),

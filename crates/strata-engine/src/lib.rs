@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod copy;
 pub mod events;
+pub mod explain;
 pub mod glob;
 pub mod images;
 mod miss_record;

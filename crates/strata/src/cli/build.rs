@@ -179,6 +179,9 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
                         line.push_str(&format!(", tagged {}", out.tags.join(", ")));
                     }
                     eprintln!("{line}");
+                    if let Some(summary) = super::explain::build_summary(&store, &out.image_id) {
+                        eprintln!("{summary}");
+                    }
                 }
             }
             Ok(0)

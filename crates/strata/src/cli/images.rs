@@ -32,6 +32,8 @@ pub enum ImageCommand {
     Save(SaveArgs),
     /// Import a rootfs tarball
     Import(ImportArgs),
+    /// Explain an image's size: by layer and step, largest paths, wasted bytes, stages
+    Explain(super::explain::ExplainArgs),
 }
 
 pub fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
@@ -44,6 +46,7 @@ pub fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
         ImageCommand::Load(a) => load(g, a),
         ImageCommand::Save(a) => save(g, a),
         ImageCommand::Import(a) => import(g, a),
+        ImageCommand::Explain(a) => super::explain::run(g, a),
     }
 }
 

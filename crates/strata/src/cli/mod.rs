@@ -10,10 +10,12 @@ pub mod build;
 pub mod changes;
 pub mod check;
 pub mod dryrun;
+pub mod explain;
 pub mod images;
 pub mod output;
 pub mod registry;
 pub mod run;
+pub mod suggest;
 pub mod system;
 
 #[derive(Parser, Debug)]
