@@ -44,6 +44,16 @@ pub struct BuildRequest {
     pub pull: crate::resolve::PullPolicy,
     /// How to reach registries (insecure hosts, credentials, platform).
     pub registry: strata_registry::PullOptions,
+    /// `--label K=V`: added to the image config's labels (they win over
+    /// the Dockerfile's LABELs, as Docker's).
+    pub labels: BTreeMap<String, String>,
+    /// `--annotation K=V`: the image manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// `--add-host`, `--shm-size`, `--ulimit`: applied to every RUN.
+    pub run_extra: strata_runtime::ContainerExtras,
+    /// `--cache-from NAME` where NAME is a local image: its layers are
+    /// reused for steps whose history and parent chain match.
+    pub cache_from_images: Vec<Digest>,
 }
 
 /// Where a secret's value comes from. The value is read when a RUN needs
@@ -70,6 +80,8 @@ pub enum NamedContext {
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
     pub image_id: Digest,
+    /// The digest of the image's manifest.
+    pub manifest_digest: Digest,
     /// Full references tagged.
     pub tags: Vec<String>,
     /// Steps executed / restored from the cache.
@@ -148,11 +160,11 @@ impl Ignore for FrontendIgnore {
 }
 
 /// Removes a directory tree on drop.
-pub(crate) struct TempDir(pub PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     /// A new empty directory under the store's tmp.
-    pub(crate) fn new(store: &Store, prefix: &str) -> std::io::Result<TempDir> {
+    pub fn new(store: &Store, prefix: &str) -> std::io::Result<TempDir> {
         let id = strata_runtime::new_container_id();
         let p = store
             .root()
@@ -285,8 +297,22 @@ pub fn build(
     if let Some(t) = req.source_date_epoch {
         config.created = Some(crate::config::epoch_rfc3339(t));
     }
-    let image_id =
-        crate::images::commit_image(store, &config, &target.layers, Some(&lease)).map_err(other)?;
+    if !req.labels.is_empty() {
+        let pairs: Vec<(String, String)> = req
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        config.add_labels(&pairs);
+    }
+    let (image_id, manifest_digest) = crate::images::commit_image_annotated(
+        store,
+        &config,
+        &target.layers,
+        Some(&lease),
+        &req.annotations,
+    )
+    .map_err(other)?;
     let tags = crate::images::tag_image(store, &image_id, &req.tags).map_err(other)?;
     events(Event::now(EventKind::BuildDone {
         image_id: image_id.to_string(),
@@ -306,6 +332,7 @@ pub fn build(
             .unwrap_or_default(),
         all_cache_keys: stage_keys.values().flat_map(keys_of).collect(),
         image_id,
+        manifest_digest,
         tags,
         executed: builder.stats.executed.load(Ordering::Relaxed),
         cached: builder.stats.cached.load(Ordering::Relaxed),

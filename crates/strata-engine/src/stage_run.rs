@@ -116,6 +116,7 @@ impl Builder<'_> {
             extra_lowers: vec![rm.placeholders.0.clone()],
             extra_env: rm.env.clone(),
             epoch: self.req.source_date_epoch,
+            extra: self.req.run_extra.clone(),
         };
         let layer = crate::run_step::run(
             self.store,
