@@ -141,6 +141,8 @@ pub(crate) struct Builder<'a> {
     pub named: BTreeMap<String, crate::named::Named>,
     /// Image names to image IDs (pulling what is missing).
     pub images: &'a crate::resolve::ImageResolver<'a>,
+    /// `--cache-from` local images (see `image_cache`).
+    pub cache_from: Vec<crate::images::BaseImage>,
     /// Cache keys of each stage's steps, in order (for `--cache-to`).
     pub stage_keys: std::sync::Mutex<BTreeMap<usize, Vec<crate::cache::CacheKey>>>,
 }
@@ -252,6 +254,12 @@ pub fn build(
             stage: stage_label(s),
         }));
     }
+    let mut cache_from = Vec::new();
+    for id in &req.cache_from_images {
+        let _ = lease.add_image(id);
+        let img = crate::images::load_image(store, &id.to_string()).map_err(other)?;
+        cache_from.push(img);
+    }
     let builder = Builder {
         store,
         executor,
@@ -267,6 +275,7 @@ pub fn build(
         req,
         named,
         images: &images,
+        cache_from,
         stage_keys: Default::default(),
     };
     let deps: BTreeMap<usize, Vec<usize>> = order

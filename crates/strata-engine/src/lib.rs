@@ -14,6 +14,7 @@ pub mod context;
 pub mod copy;
 pub mod events;
 pub mod glob;
+mod image_cache;
 pub mod images;
 mod miss_record;
 pub mod mounts;

@@ -373,6 +373,15 @@ impl Builder<'_> {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok((true, None));
             }
+            if let Some(next) = self.image_cache_hit(st, scope, &resolved, &key) {
+                self.cache_store(&key, &next);
+                self.note_step(why, &st.key, &key, &trace, &inputs, false);
+                *st = next;
+                self.stats
+                    .cached
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok((true, None));
+            }
         }
         let reason = if self.no_cache {
             None

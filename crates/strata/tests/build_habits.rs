@@ -496,3 +496,78 @@ fn git_url_context_with_ref_and_subdir() {
     assert_eq!(run_in(&root, "git-main", &["cat", "/v.txt"]), "v2\n");
     assert_eq!(run_in(&root, "git-v1", &["cat", "/v.txt"]), "v1\n");
 }
+
+fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// (step name, cached) for every step but FROM.
+fn step_results(ev: &[serde_json::Value]) -> Vec<(String, bool)> {
+    ev.iter()
+        .filter(|e| e["type"] == "step_started" && !e["name"].as_str().unwrap().contains("] FROM "))
+        .map(|e| {
+            let cached = ev
+                .iter()
+                .any(|c| c["type"] == "cached" && c["step"] == e["step"]);
+            (e["name"].as_str().unwrap().to_string(), cached)
+        })
+        .collect()
+}
+
+#[test]
+fn cache_from_a_local_image_reuses_matching_run_steps() {
+    if !can_run() {
+        return;
+    }
+    let df = "FROM busybox:1.35\nCOPY a.txt /a.txt\nRUN cat /proc/sys/kernel/random/uuid > /stamp\nENV X=1\nRUN cat /proc/sys/kernel/random/uuid > /stamp2\n";
+    let ctx = context(&[("a.txt", "one\n"), ("Dockerfile", df)]);
+    let dir = path_str(ctx.path());
+    // Store A builds the image; it travels to store B as an archive.
+    let (_ta, root_a) = root_dir();
+    make_busybox_with(&root_a, Some(946684800));
+    let o = strata(&root_a, &["build", "-t", "app:v1", "-q", &dir]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stamp = run_in(&root_a, "app:v1", &["cat", "/stamp", "/stamp2"]);
+    let (tb, root_b) = root_dir();
+    make_busybox_with(&root_b, Some(946684800));
+    let archive = tb.path().join("app.tar");
+    let o = strata(&root_a, &["save", "-o", &path_str(&archive), "app:v1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root_b, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // Without --cache-from everything runs; with it, the RUN steps are
+    // taken from the image (the COPY runs and gives the same layer).
+    let build_b = |extra: &[&str], tag: &str| {
+        let mut args = vec!["build", "-t", tag, "--progress", "rawjson"];
+        args.extend_from_slice(extra);
+        args.push(&dir);
+        let o = strata(&root_b, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        step_results(&events(&stdout(&o)))
+    };
+    let r = build_b(&["--cache-from", "app:v1"], "app:v2");
+    let runs: Vec<bool> = r
+        .iter()
+        .filter(|(n, _)| n.contains("RUN "))
+        .map(|(_, c)| *c)
+        .collect();
+    assert_eq!(runs, [true, true], "{r:?}");
+    assert_eq!(run_in(&root_b, "app:v2", &["cat", "/stamp", "/stamp2"]), stamp);
+
+    // Changed context: the COPY's layer differs, so nothing after it is reused.
+    std::fs::write(ctx.path().join("a.txt"), "two\n").unwrap();
+    let r = build_b(&["--cache-from", "app:v1"], "app:v3");
+    assert!(r.iter().all(|(_, c)| !c), "{r:?}");
+    assert_ne!(run_in(&root_b, "app:v3", &["cat", "/stamp", "/stamp2"]), stamp);
+    // A --cache-from that is no local image stays a registry cache (a
+    // warning, and the build goes on).
+    let o = strata(
+        &root_b,
+        &["build", "--cache-from", "127.0.0.1:1/nope:cache", "-q", &dir],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}

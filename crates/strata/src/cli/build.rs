@@ -158,8 +158,8 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|s| CacheSpec::parse("--cache-to", s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let cache_from = a
-        .cache_from
+    let (cache_from_images, cache_from_specs) = habits::split_cache_from(g, &a.cache_from)?;
+    let cache_from = cache_from_specs
         .iter()
         .map(|s| CacheSpec::parse("--cache-from", s))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -194,7 +194,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         labels,
         annotations,
         run_extra,
-        cache_from_images: Vec::new(),
+        cache_from_images,
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);

@@ -122,6 +122,35 @@ pub fn run_extra(a: &BuildArgs) -> anyhow::Result<ContainerExtras> {
     Ok(extra)
 }
 
+/// `--cache-from NAME` naming an image of the local store (the classic
+/// builder's meaning) is taken as a local image cache; every other value
+/// (`type=...`, or a name the store does not have) stays a BuildKit cache
+/// spec, as before.
+pub fn split_cache_from(
+    g: &Global,
+    raw: &[String],
+) -> anyhow::Result<(Vec<strata_oci::Digest>, Vec<String>)> {
+    let mut images = Vec::new();
+    let mut specs = Vec::new();
+    let bare: Vec<&String> = raw.iter().filter(|s| !s.contains('=')).collect();
+    let store = if bare.is_empty() {
+        None
+    } else {
+        Store::open(&g.store_root()).ok()
+    };
+    for s in raw {
+        let local = match (&store, s.contains('=')) {
+            (Some(st), false) => strata_engine::images::find_image_id(st, s).ok(),
+            _ => None,
+        };
+        match local {
+            Some(id) => images.push(id),
+            None => specs.push(s.clone()),
+        }
+    }
+    Ok((images, specs))
+}
+
 /// After a successful build: `--iidfile` and `--metadata-file`.
 pub fn write_result_files(
     store: &Store,
