@@ -159,6 +159,15 @@ fn run_steps_see_add_host_shm_size_and_ulimit() {
         run_in(&root, "extras", &["cat", "/nofile.txt"]),
         "1024\n2048\n"
     );
+    // They key the RUN (as in BuildKit): without them it runs again.
+    let o = strata(
+        &root,
+        &["build", "-t", "plain", "--progress", "rawjson", &path_str(ctx.path())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = step_results(&events(&stdout(&o)));
+    assert!(r.iter().all(|(_, c)| !c), "{r:?}");
+    assert_eq!(run_in(&root, "plain", &["cat", "/hosts.txt"]), "");
     // Bad values are refused before anything runs.
     for (flag, v) in [
         ("--add-host", "nocolon"),
@@ -454,7 +463,13 @@ fn git_url_context_with_ref_and_subdir() {
     git(&work, &["commit", "-q", "-m", "one"]);
     git(&work, &["tag", "v1"]);
     std::fs::write(work.join("app/v.txt"), "v2\n").unwrap();
-    git(&work, &["commit", "-q", "-am", "two"]);
+    std::fs::write(
+        work.join("app/alt.Dockerfile"),
+        "FROM busybox:1.35\nCOPY v.txt /alt.txt\n",
+    )
+    .unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-q", "-m", "two"]);
     let st = Command::new("git")
         .args(["clone", "-q", "--bare"])
         .arg(&work)
@@ -487,6 +502,10 @@ fn git_url_context_with_ref_and_subdir() {
     let a = strata(&root, &["build", "-t", "git-main", &format!("{url}#main:app")]);
     let b = strata(&root, &["build", "-t", "git-v1", &format!("{url}#v1:app")]);
     let c = strata(&root, &["build", "-t", "git-x", &format!("{url}#nosuchref")]);
+    let d = strata(
+        &root,
+        &["build", "-t", "git-alt", "-f", "alt.Dockerfile", &format!("{url}#main:app")],
+    );
     let _ = daemon.kill();
     let _ = daemon.wait();
     assert!(a.status.success(), "{}", stderr(&a));
@@ -495,6 +514,8 @@ fn git_url_context_with_ref_and_subdir() {
     assert!(stderr(&c).contains("unable to prepare context"), "{}", stderr(&c));
     assert_eq!(run_in(&root, "git-main", &["cat", "/v.txt"]), "v2\n");
     assert_eq!(run_in(&root, "git-v1", &["cat", "/v.txt"]), "v1\n");
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert_eq!(run_in(&root, "git-alt", &["cat", "/alt.txt"]), "v2\n");
 }
 
 fn events(out: &str) -> Vec<serde_json::Value> {

@@ -248,6 +248,7 @@ pub fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
     let mut inputs = Inputs::default();
     let ctx = a.context.to_string_lossy().into_owned();
     let stdin_file = a.file.as_deref() == Some(Path::new("-"));
+    let remote = strata_engine::sources::is_remote(&ctx);
     if ctx == "-" {
         if stdin_file {
             anyhow::bail!("invalid argument: can't use stdin for both build context and dockerfile");
@@ -311,6 +312,12 @@ pub fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
                 anyhow::bail!("unable to prepare context: context must be a directory: {ctx}")
             }
             Ok(_) => {}
+        }
+    }
+    // With a URL context, `-f` names a file inside it (as Docker).
+    if remote && !stdin_file {
+        if let Some(f) = a.file.as_ref().filter(|f| f.is_relative()) {
+            a.file = Some(a.context.join(f));
         }
     }
     if stdin_file {
