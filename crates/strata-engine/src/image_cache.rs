@@ -60,9 +60,10 @@ impl Builder<'_> {
             if theirs.len() <= ours.len() || img.layers.len() <= st.layers.len() {
                 continue;
             }
-            let same_history = ours.iter().zip(theirs).all(|(a, b)| {
-                a.created_by == b.created_by && a.empty_layer == b.empty_layer
-            });
+            let same_history = ours
+                .iter()
+                .zip(theirs)
+                .all(|(a, b)| a.created_by == b.created_by && a.empty_layer == b.empty_layer);
             let same_layers = st
                 .layers
                 .iter()

@@ -770,7 +770,9 @@ mod tests {
         assert!(rl
             .iter()
             .any(|r| r["type"] == "RLIMIT_NOFILE" && r["soft"] == 100 && r["hard"] == 200));
-        assert!(rl.iter().any(|r| r["type"] == "RLIMIT_NPROC" && r["soft"] == 50));
+        assert!(rl
+            .iter()
+            .any(|r| r["type"] == "RLIMIT_NPROC" && r["soft"] == 50));
         let shm = json["mounts"]
             .as_array()
             .unwrap()

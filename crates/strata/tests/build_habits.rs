@@ -106,8 +106,7 @@ fn label_annotation_iidfile_and_metadata_file() {
     let i = inspect(&root, "habits/a:1");
     let labels = &i["Config"]["Labels"];
     assert_eq!(
-        labels["org.opencontainers.image.source"],
-        "https://example.com/x",
+        labels["org.opencontainers.image.source"], "https://example.com/x",
         "{i}"
     );
     assert_eq!(labels["from.file"], "cli", "{i}");
@@ -162,7 +161,14 @@ fn run_steps_see_add_host_shm_size_and_ulimit() {
     // They key the RUN (as in BuildKit): without them it runs again.
     let o = strata(
         &root,
-        &["build", "-t", "plain", "--progress", "rawjson", &path_str(ctx.path())],
+        &[
+            "build",
+            "-t",
+            "plain",
+            "--progress",
+            "rawjson",
+            &path_str(ctx.path()),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let r = step_results(&events(&stdout(&o)));
@@ -229,7 +235,10 @@ fn call_targets_outline_and_check() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    assert_eq!(row("GO_VERSION"), "GO_VERSION 1.21 sets the toolchain version");
+    assert_eq!(
+        row("GO_VERSION"),
+        "GO_VERSION 1.21 sets the toolchain version"
+    );
     assert_eq!(row("MODE"), "MODE release picks the build mode");
     assert_eq!(row("token"), "token false");
     assert_eq!(row("default"), "default false");
@@ -259,10 +268,7 @@ fn names_and_context_are_checked_before_any_step() {
         stderr(&o)
     );
     assert!(!stderr(&o).contains("should-not-run"));
-    let o = strata(
-        &root,
-        &["build", "--progress", "plain", "-t", "ok", &dir],
-    );
+    let o = strata(&root, &["build", "--progress", "plain", "-t", "ok", &dir]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("did you mean stage `builder`?"),
@@ -448,7 +454,11 @@ fn git_url_context_with_ref_and_subdir() {
             .env("GIT_COMMITTER_EMAIL", "t@t")
             .output()
             .expect("git");
-        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
     std::fs::create_dir_all(work.join("app")).unwrap();
@@ -499,19 +509,36 @@ fn git_url_context_with_ref_and_subdir() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let url = format!("git://127.0.0.1:{port}/repo.git");
-    let a = strata(&root, &["build", "-t", "git-main", &format!("{url}#main:app")]);
+    let a = strata(
+        &root,
+        &["build", "-t", "git-main", &format!("{url}#main:app")],
+    );
     let b = strata(&root, &["build", "-t", "git-v1", &format!("{url}#v1:app")]);
-    let c = strata(&root, &["build", "-t", "git-x", &format!("{url}#nosuchref")]);
+    let c = strata(
+        &root,
+        &["build", "-t", "git-x", &format!("{url}#nosuchref")],
+    );
     let d = strata(
         &root,
-        &["build", "-t", "git-alt", "-f", "alt.Dockerfile", &format!("{url}#main:app")],
+        &[
+            "build",
+            "-t",
+            "git-alt",
+            "-f",
+            "alt.Dockerfile",
+            &format!("{url}#main:app"),
+        ],
     );
     let _ = daemon.kill();
     let _ = daemon.wait();
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
     assert!(!c.status.success());
-    assert!(stderr(&c).contains("unable to prepare context"), "{}", stderr(&c));
+    assert!(
+        stderr(&c).contains("unable to prepare context"),
+        "{}",
+        stderr(&c)
+    );
     assert_eq!(run_in(&root, "git-main", &["cat", "/v.txt"]), "v2\n");
     assert_eq!(run_in(&root, "git-v1", &["cat", "/v.txt"]), "v1\n");
     assert!(d.status.success(), "{}", stderr(&d));
@@ -577,18 +604,30 @@ fn cache_from_a_local_image_reuses_matching_run_steps() {
         .map(|(_, c)| *c)
         .collect();
     assert_eq!(runs, [true, true], "{r:?}");
-    assert_eq!(run_in(&root_b, "app:v2", &["cat", "/stamp", "/stamp2"]), stamp);
+    assert_eq!(
+        run_in(&root_b, "app:v2", &["cat", "/stamp", "/stamp2"]),
+        stamp
+    );
 
     // Changed context: the COPY's layer differs, so nothing after it is reused.
     std::fs::write(ctx.path().join("a.txt"), "two\n").unwrap();
     let r = build_b(&["--cache-from", "app:v1"], "app:v3");
     assert!(r.iter().all(|(_, c)| !c), "{r:?}");
-    assert_ne!(run_in(&root_b, "app:v3", &["cat", "/stamp", "/stamp2"]), stamp);
+    assert_ne!(
+        run_in(&root_b, "app:v3", &["cat", "/stamp", "/stamp2"]),
+        stamp
+    );
     // A --cache-from that is no local image stays a registry cache (a
     // warning, and the build goes on).
     let o = strata(
         &root_b,
-        &["build", "--cache-from", "127.0.0.1:1/nope:cache", "-q", &dir],
+        &[
+            "build",
+            "--cache-from",
+            "127.0.0.1:1/nope:cache",
+            "-q",
+            &dir,
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
 }

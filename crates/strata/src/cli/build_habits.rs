@@ -100,7 +100,9 @@ pub fn run_extra(a: &BuildArgs) -> anyhow::Result<ContainerExtras> {
             .or_else(|| h.split_once(':'))
             .ok_or_else(|| anyhow::anyhow!("invalid argument {h:?} for \"--add-host\" flag: bad format for add-host: {h:?}"))?;
         if ip == "host-gateway" {
-            anyhow::bail!("--add-host {h}: host-gateway is not supported by strata (give the IP address)");
+            anyhow::bail!(
+                "--add-host {h}: host-gateway is not supported by strata (give the IP address)"
+            );
         }
         let ip = ip.trim_start_matches('[').trim_end_matches(']');
         if ip.parse::<std::net::IpAddr>().is_err() {
@@ -221,8 +223,7 @@ fn looks_like_archive(head: &[u8]) -> bool {
         &[0xfd, b'7', b'z', b'X', b'Z', 0],
         &[0x28, 0xb5, 0x2f, 0xfd],
     ];
-    magic.iter().any(|m| head.starts_with(m))
-        || (head.len() >= 262 && &head[257..262] == b"ustar")
+    magic.iter().any(|m| head.starts_with(m)) || (head.len() >= 262 && &head[257..262] == b"ustar")
 }
 
 /// Reads up to 512 bytes without losing them.
@@ -235,8 +236,9 @@ fn peek(r: &mut dyn Read) -> std::io::Result<Vec<u8>> {
 /// Extracts a context tar into `dir` with the store's safe extraction
 /// (never through a link out of `dir`).
 fn extract_context(data: &mut dyn Read, dir: &Path) -> anyhow::Result<()> {
-    strata_store::apply_layer(data, dir, strata_store::ApplyMode::Flatten)
-        .map_err(|e| anyhow::anyhow!("unable to prepare context: extracting the context tar: {e}"))?;
+    strata_store::apply_layer(data, dir, strata_store::ApplyMode::Flatten).map_err(|e| {
+        anyhow::anyhow!("unable to prepare context: extracting the context tar: {e}")
+    })?;
     Ok(())
 }
 
@@ -251,7 +253,9 @@ pub fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
     let remote = strata_engine::sources::is_remote(&ctx);
     if ctx == "-" {
         if stdin_file {
-            anyhow::bail!("invalid argument: can't use stdin for both build context and dockerfile");
+            anyhow::bail!(
+                "invalid argument: can't use stdin for both build context and dockerfile"
+            );
         }
         let t = store_temp(g, "context")?;
         let dir = t.0.join("ctx");
@@ -479,7 +483,11 @@ fn outline(text: &str, dockerfile: &Path, a: &BuildArgs) -> anyhow::Result<Strin
         args.push((name.to_string(), value, desc));
     };
     for g in &p.global_args {
-        push(&g.name, g.value.clone().unwrap_or_default(), g.location.line);
+        push(
+            &g.name,
+            g.value.clone().unwrap_or_default(),
+            g.location.line,
+        );
     }
     let mut secrets: Vec<(String, bool)> = Vec::new();
     let mut ssh: Vec<(String, bool)> = Vec::new();

@@ -237,7 +237,9 @@ fn describe(p: &Plan, r: &Resolved) -> String {
                     .as_ref()
                     .map(|pl| format!("--platform={pl} "))
                     .unwrap_or_default(),
-                name.as_ref().map(|n| format!(" AS {n}")).unwrap_or_default()
+                name.as_ref()
+                    .map(|n| format!(" AS {n}"))
+                    .unwrap_or_default()
             )
         }
         Resolved::Run {
