@@ -341,6 +341,22 @@ fn dockerfile_and_context_from_stdin() {
         &gz.finish().unwrap(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
+    // -f names a file inside the tar.
+    let tar2 = tar_of(&[
+        ("Dockerfile", "FROM busybox:1.35\nRUN false\n"),
+        (
+            "sub/alt.Dockerfile",
+            "FROM busybox:1.35\nCOPY sub/f.txt /alt.txt\n",
+        ),
+        ("sub/f.txt", "alt\n"),
+    ]);
+    let o = strata_stdin(
+        &root,
+        &["build", "-t", "stdin-alt", "-f", "sub/alt.Dockerfile", "-"],
+        &tar2,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(run_in(&root, "stdin-alt", &["cat", "/alt.txt"]), "alt\n");
     // `-`: a Dockerfile alone, an empty context.
     let o = strata_stdin(
         &root,

@@ -70,7 +70,7 @@ pub struct BuildArgs {
     /// Export the build cache: type=registry,ref=REF | type=local,dest=DIR [,mode=min|max]
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
-    /// Import a build cache: type=registry,ref=REF | type=local,src=DIR
+    /// Import a build cache: type=registry,ref=REF | type=local,src=DIR | NAME of a local image (its layers reused for matching RUN steps)
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
     /// After the build, print why each step that ran missed the cache (one line per step)

@@ -58,7 +58,9 @@ pub fn annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     for a in raw {
         let (k, _) = a.split_once('=').unwrap_or((a.as_str(), ""));
         match k.split_once(':') {
-            Some(("manifest", _)) => plain.push(a["manifest:".len()..].to_string()),
+            Some((t, _)) if t == "manifest" || t.starts_with("manifest[") => {
+                plain.push(a[t.len() + 1..].to_string())
+            }
             Some((t @ ("index" | "manifest-descriptor" | "index-descriptor"), _)) => {
                 anyhow::bail!("--annotation {a:?}: {t} annotations are not supported (strata writes a single image manifest; use manifest: or no prefix)")
             }
@@ -318,8 +320,8 @@ pub fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
             Ok(_) => {}
         }
     }
-    // With a URL context, `-f` names a file inside it (as Docker).
-    if remote && !stdin_file {
+    // With a URL or stdin context, `-f` names a file inside it (as Docker).
+    if (remote || ctx == "-") && !stdin_file {
         if let Some(f) = a.file.as_ref().filter(|f| f.is_relative()) {
             a.file = Some(a.context.join(f));
         }
@@ -578,6 +580,21 @@ mod tests {
             "{e}"
         );
         validate_tags(&["foo:bar".into(), "localhost:5000/a/b:1".into()]).unwrap();
+        let a = annotations(&[
+            "a=1".into(),
+            "manifest:b=2".into(),
+            "manifest[linux/amd64]:c=3".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            a.into_iter().collect::<Vec<_>>(),
+            [
+                ("a".into(), "1".into()),
+                ("b".into(), "2".into()),
+                ("c".into(), "3".into())
+            ]
+        );
+        assert!(annotations(&["index:x=1".into()]).is_err());
     }
 
     #[test]
