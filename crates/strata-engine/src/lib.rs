@@ -15,6 +15,7 @@ pub mod copy;
 pub mod events;
 pub mod explain;
 pub mod glob;
+mod image_cache;
 pub mod images;
 mod miss_record;
 pub mod mounts;

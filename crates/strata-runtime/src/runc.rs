@@ -407,7 +407,8 @@ impl Executor for Runc {
             started: false,
         };
 
-        let files = InjectedFiles::write(&bundle, &spec.effective_hostname())?;
+        let files =
+            InjectedFiles::write(&bundle, &spec.effective_hostname(), &spec.extra.extra_hosts)?;
         let cgroups_path = self
             .cgroup_parent
             .as_ref()

@@ -62,6 +62,8 @@ impl Global {
     }
 }
 
+// Parsed once per process: the size of `build`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a Dockerfile

@@ -148,6 +148,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
             mounts,
             hostname: None,
             readonly_rootfs: false,
+            extra: Default::default(),
         };
         let runc = Runc::locate()?;
         let status = match runc.run(&spec, StdioConfig::Inherit) {
