@@ -24,6 +24,8 @@ pub struct Base {
     pub tag: &'static str,
     /// Packages on top of minbase (`--include`); ca-certificates is always there.
     pub include: &'static [&'static str],
+    /// The config's top-level `comment`, as `docker import` writes one.
+    pub comment: Option<&'static str>,
 }
 
 /// Bumped when the recipe below changes in a way the hash cannot see.
@@ -41,22 +43,35 @@ pub const BASES: &[Base] = &[
     Base {
         tag: "debian:bookworm",
         include: &[],
+        comment: None,
+    },
+    // The same rootfs as `docker import` leaves it (with its --change lines
+    // for PATH and CMD): a top-level comment that built images must not
+    // inherit (the classic builder and BuildKit clear it).
+    Base {
+        tag: "strata-compat/bookworm-imported:1",
+        include: &[],
+        comment: Some("Imported from -"),
     },
     Base {
         tag: "strata-compat/bookworm-python:1",
         include: &["python3", "python3-venv", "python3-pip"],
+        comment: None,
     },
     Base {
         tag: "strata-compat/bookworm-python-slim:1",
         include: &["python3"],
+        comment: None,
     },
     Base {
         tag: "strata-compat/bookworm-node:1",
         include: &["nodejs", "npm"],
+        comment: None,
     },
     Base {
         tag: "strata-compat/bookworm-build:1",
         include: &["build-essential"],
+        comment: None,
     },
 ];
 
@@ -143,6 +158,7 @@ fn mmdebstrap_args(base: &Base, mirror: &str) -> Vec<String> {
     include.extend(base.include);
     vec![
         "--variant=minbase".into(),
+        "--format=tar".into(),
         // No device nodes in /dev: images carry none (runtimes mount /dev).
         "--skip=output/dev".into(),
         format!("--include={}", include.join(",")),
@@ -159,6 +175,9 @@ fn mmdebstrap_args(base: &Base, mirror: &str) -> Vec<String> {
 fn recipe_hash(base: &Base, mirror: &str) -> Result<String, String> {
     let mut h = Sha256::new();
     h.update(format!("v{RECIPE_VERSION} epoch {EPOCH} {}\n", base.tag));
+    if let Some(c) = base.comment {
+        h.update(format!("comment {c}\n"));
+    }
     for a in mmdebstrap_args(base, mirror) {
         h.update(a.as_bytes());
         h.update(b"\0");
@@ -223,7 +242,7 @@ pub fn ensure(base: &'static Base) -> Result<Made, String> {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let rootfs = dir.join(format!("{name}.rootfs.tar.tmp"));
+    let rootfs = dir.join(format!("{name}.tmp-rootfs.tar"));
     let mut args = mmdebstrap_args(base, &mirror);
     let out_slot = args.iter().position(String::is_empty).expect("output slot");
     args[out_slot] = rootfs.to_string_lossy().into_owned();
@@ -278,7 +297,7 @@ fn wrap(rootfs: &Path, out: &Path, base: &Base, args: &[String]) -> Result<Strin
         }
         hex::encode(h.finalize())
     };
-    let config = json!({
+    let mut config = json!({
         "architecture": "amd64",
         "os": "linux",
         "created": CREATED,
@@ -292,6 +311,9 @@ fn wrap(rootfs: &Path, out: &Path, base: &Base, args: &[String]) -> Result<Strin
             "created_by": format!("mmdebstrap {} (strata compat base {})", args.join(" "), base.tag),
         }],
     });
+    if let Some(c) = base.comment {
+        config["comment"] = json!(c);
+    }
     let config = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
     let config_hex = hex::encode(Sha256::digest(&config));
     let manifest = serde_json::to_vec(&json!([{

@@ -290,3 +290,61 @@ fn normalize(v: &Value, norm: Norm) -> Value {
         _ => v.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn volatile_globs() {
+        let g = glob_match;
+        assert!(g("/var/log/**", "var/log/apt/history.log"));
+        assert!(g("/var/log/**", "var/log/dpkg.log"));
+        assert!(!g("/var/log/**", "var/logs/x"));
+        assert!(g(
+            "/opt/venv/**/__pycache__/*.pyc",
+            "opt/venv/lib/python3.11/site-packages/six/__pycache__/six.cpython-311.pyc"
+        ));
+        assert!(g(
+            "/opt/venv/**/__pycache__/*.pyc",
+            "opt/venv/__pycache__/a.pyc"
+        ));
+        assert!(!g("/opt/venv/**/__pycache__/*.pyc", "opt/venv/lib/a.py"));
+        assert!(g("/var/lib/dpkg/*-old", "var/lib/dpkg/status-old"));
+        assert!(!g("/var/lib/dpkg/*-old", "var/lib/dpkg/status"));
+        assert!(g("etc/shadow?", "etc/shadow-") && !g("/etc/shadow", "etc/shadow-"));
+    }
+
+    #[test]
+    fn the_whole_config_and_top_fields_are_compared() {
+        let docker = json!({
+            "comment": "",
+            "author": "A",
+            "os": "linux",
+            "architecture": "amd64",
+            "config": {"Hostname": "", "Tty": false, "Image": "sha256:aa", "Env": ["A=1"], "OpenStdin": false}
+        });
+        let same = json!({
+            "os": "linux",
+            "author": "A",
+            "architecture": "amd64",
+            "config": {"Env": ["A=1"], "Image": "sha256:bb"}
+        });
+        let mut r = Report::default();
+        diff_config(&docker, &same, &mut r);
+        assert!(r.diffs.is_empty(), "{:?}", r.diffs);
+        let other = json!({
+            "comment": "made by a builder",
+            "author": "A",
+            "os": "linux",
+            "architecture": "amd64",
+            "config": {"Env": ["A=1"], "Tty": true}
+        });
+        let mut r = Report::default();
+        diff_config(&docker, &other, &mut r);
+        assert_eq!(r.diffs.len(), 2, "{:?}", r.diffs);
+        assert!(r.diffs[0].starts_with("config.Tty differs"));
+        assert!(r.diffs[1].starts_with("comment differs"));
+    }
+}
