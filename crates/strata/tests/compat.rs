@@ -175,6 +175,13 @@ struct Setup {
     /// Extra `docker build` flags (the Debian cases: `--network host`,
     /// since this dockerd runs with `--bridge=none`).
     docker_flags: Vec<String>,
+    /// Remove Docker's images of the cases once saved (the Debian ones are
+    /// hundreds of MB each and, built without cache, new on every run).
+    untag_docker_images: bool,
+    /// First layers (diff IDs) of the bases loaded for these cases: an
+    /// untagged image made during the run on one of them is a builder
+    /// stage of a case (the classic builder keeps those), removed at the end.
+    base_layers: Vec<String>,
 }
 
 static SETUP: OnceLock<Result<Setup, String>> = OnceLock::new();
@@ -240,6 +247,8 @@ fn make_setup() -> Result<Setup, String> {
         strata_root,
         strata_base,
         docker_flags: Vec::new(),
+        untag_docker_images: false,
+        base_layers: Vec::new(),
     })
 }
 
@@ -354,6 +363,13 @@ fn strata_side(setup: &Setup, case: &Case, out: &Path) -> Result<(), String> {
     run(save.arg(strata_tag(case)))
         .map(drop)
         .map_err(|e| format!("strata save failed: {e}"))
+}
+
+/// IDs of Docker's untagged leaf images.
+fn dangling_images() -> Vec<String> {
+    run(Command::new("docker").args(["images", "-q", "--no-trunc", "-f", "dangling=true"]))
+        .map(|out| out.lines().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Runs `f` over `items` with `jobs` threads; results keep the items' order.
@@ -537,6 +553,7 @@ fn debian_setup(cases: &[Case]) -> Result<Setup, String> {
         .map(|f| std::fs::read_to_string(f).unwrap_or_default())
         .collect();
     let mut strata_base = Ok(());
+    let mut base_layers = Vec::new();
     for base in debian::BASES {
         if !texts.iter().any(|t| t.contains(base.tag)) {
             continue;
@@ -554,6 +571,17 @@ fn debian_setup(cases: &[Case]) -> Result<Setup, String> {
             .map_err(|e| format!("docker load of {}: {e}", made.tag))?;
         }
         let id = docker_id(made.tag)?;
+        base_layers.push(
+            run(Command::new("docker").args([
+                "image",
+                "inspect",
+                "-f",
+                "{{index .RootFS.Layers 0}}",
+                made.tag,
+            ]))?
+            .trim()
+            .to_string(),
+        );
         if id != made.id {
             return Err(format!(
                 "docker loaded {} as {id}, not as {} (the config's digest)",
@@ -601,6 +629,8 @@ fn debian_setup(cases: &[Case]) -> Result<Setup, String> {
         // network only through the host's. No cache: the mirror, PyPI and npm
         // move, and a stale layer would differ from strata's fresh one.
         docker_flags: vec!["--network".into(), "host".into(), "--no-cache".into()],
+        untag_docker_images: true,
+        base_layers,
     })
 }
 
@@ -612,6 +642,7 @@ fn check_cases(setup: &Setup, cases: &[Case]) {
         std::fs::create_dir_all(dir_of(c)).expect("mkdir case scratch");
     }
 
+    let dangling_before = dangling_images();
     // The docker half first, on its own: its time is the oracle's cost, and
     // it finds broken cases even while strata's side cannot build.
     let t = Instant::now();
@@ -653,6 +684,31 @@ fn check_cases(setup: &Setup, cases: &[Case]) {
         )
     });
 
+    if setup.untag_docker_images {
+        // `docker rmi` of the tag also drops its untagged parents (the
+        // classic builder's intermediate images); the archives stay.
+        for c in cases {
+            for tag in [docker_tag(c), docker_tag(c) + "-again"] {
+                let _ = Command::new("docker").args(["rmi", &tag]).output();
+            }
+        }
+        // The builder stages: untagged, new since the start, on our bases.
+        for id in dangling_images() {
+            if dangling_before.contains(&id) {
+                continue;
+            }
+            let first = run(Command::new("docker").args([
+                "image",
+                "inspect",
+                "-f",
+                "{{index .RootFS.Layers 0}}",
+                &id,
+            ]));
+            if first.is_ok_and(|l| setup.base_layers.contains(&l.trim().to_string())) {
+                let _ = Command::new("docker").args(["rmi", &id]).output();
+            }
+        }
+    }
     if let (Err(e), false) = (&setup.strata_base, against_docker) {
         println!("compat setup: {e}");
     }

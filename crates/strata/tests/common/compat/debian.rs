@@ -26,6 +26,9 @@ pub struct Base {
     pub include: &'static [&'static str],
     /// The config's top-level `comment`, as `docker import` writes one.
     pub comment: Option<&'static str>,
+    /// Reuse the layer of this base (same `include`) instead of running
+    /// mmdebstrap again: only the config differs.
+    pub rootfs_of: Option<&'static str>,
 }
 
 /// Bumped when the recipe below changes in a way the hash cannot see.
@@ -44,6 +47,7 @@ pub const BASES: &[Base] = &[
         tag: "debian:bookworm",
         include: &[],
         comment: None,
+        rootfs_of: None,
     },
     // The same rootfs as `docker import` leaves it (with its --change lines
     // for PATH and CMD): a top-level comment that built images must not
@@ -52,26 +56,31 @@ pub const BASES: &[Base] = &[
         tag: "strata-compat/bookworm-imported:1",
         include: &[],
         comment: Some("Imported from -"),
+        rootfs_of: Some("debian:bookworm"),
     },
     Base {
         tag: "strata-compat/bookworm-python:1",
         include: &["python3", "python3-venv", "python3-pip"],
         comment: None,
+        rootfs_of: None,
     },
     Base {
         tag: "strata-compat/bookworm-python-slim:1",
         include: &["python3"],
         comment: None,
+        rootfs_of: None,
     },
     Base {
         tag: "strata-compat/bookworm-node:1",
         include: &["nodejs", "npm"],
         comment: None,
+        rootfs_of: None,
     },
     Base {
         tag: "strata-compat/bookworm-build:1",
         include: &["build-essential"],
         comment: None,
+        rootfs_of: None,
     },
 ];
 
@@ -246,6 +255,17 @@ pub fn ensure(base: &'static Base) -> Result<Made, String> {
     let mut args = mmdebstrap_args(base, &mirror);
     let out_slot = args.iter().position(String::is_empty).expect("output slot");
     args[out_slot] = rootfs.to_string_lossy().into_owned();
+    if let Some(parent) = base.rootfs_of {
+        let parent = BASES
+            .iter()
+            .find(|b| b.tag == parent && b.include == base.include)
+            .ok_or_else(|| format!("{}: rootfs_of {parent}: no such base", base.tag))?;
+        let made = ensure(parent)?;
+        copy_layer(&made.archive, &rootfs).inspect_err(|_| {
+            let _ = std::fs::remove_file(&rootfs);
+        })?;
+        return finish(base, &dir, &name, &rootfs, &args);
+    }
     eprintln!(
         "compat: making Debian base {} with mmdebstrap (once per machine, cached in {})",
         base.tag,
@@ -266,11 +286,27 @@ pub fn ensure(base: &'static Base) -> Result<Made, String> {
             tail.into_iter().rev().collect::<Vec<_>>().join("\n    ")
         ));
     }
+    finish(base, &dir, &name, &rootfs, &args)
+}
+
+/// Wraps the rootfs tar into the cached archive `name`.tar (and its ID into
+/// `name`.id), removing the rootfs tar.
+fn finish(
+    base: &'static Base,
+    dir: &Path,
+    name: &str,
+    rootfs: &Path,
+    args: &[String],
+) -> Result<Made, String> {
+    let (archive, id_file) = (
+        dir.join(format!("{name}.tar")),
+        dir.join(format!("{name}.id")),
+    );
     let tmp = dir.join(format!("{name}.tar.tmp"));
-    let id = wrap(&rootfs, &tmp, base, &args).inspect_err(|_| {
+    let id = wrap(rootfs, &tmp, base, args).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     });
-    let _ = std::fs::remove_file(&rootfs);
+    let _ = std::fs::remove_file(rootfs);
     let id = id?;
     std::fs::rename(&tmp, &archive).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
     std::fs::write(&id_file, &id).map_err(|e| format!("write {}: {e}", id_file.display()))?;
@@ -279,6 +315,23 @@ pub fn ensure(base: &'static Base) -> Result<Made, String> {
         archive,
         id,
     })
+}
+
+/// Copies the (only) layer of the docker-archive `archive` to `out`.
+fn copy_layer(archive: &Path, out: &Path) -> Result<(), String> {
+    let file = File::open(archive).map_err(|e| format!("open {}: {e}", archive.display()))?;
+    let mut tar = tar::Archive::new(file);
+    for entry in tar.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        if entry.path_bytes().ends_with(b"/layer.tar") {
+            let mut dst =
+                File::create(out).map_err(|e| format!("create {}: {e}", out.display()))?;
+            std::io::copy(&mut entry, &mut dst)
+                .map_err(|e| format!("copy the layer of {}: {e}", archive.display()))?;
+            return Ok(());
+        }
+    }
+    Err(format!("{}: no layer.tar", archive.display()))
 }
 
 /// Writes `out`, a docker-archive holding one image made of the rootfs tar
