@@ -400,22 +400,10 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sy
 
 // ---------------------------------------------------------------- compare
 
-/// Flattens both archives and compares them; `scratch` receives the unpacked
-/// archives.
-fn compare_archives(
-    a: &Path,
-    b: &Path,
-    scratch: &Path,
-    exc: &Exceptions,
-) -> Result<Report, String> {
-    let unpack = |tar: &Path, name: &str| {
-        let dir = scratch.join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        image::read_archive(tar, &dir)
-    };
-    let ia = unpack(a, "docker-unpacked").map_err(|e| format!("reading docker's archive: {e}"))?;
-    let ib = unpack(b, "strata-unpacked").map_err(|e| format!("reading strata's archive: {e}"))?;
+/// Flattens both archives (read in place) and compares them.
+fn compare_archives(a: &Path, b: &Path, exc: &Exceptions) -> Result<Report, String> {
+    let ia = image::read_archive(a).map_err(|e| format!("reading docker's archive: {e}"))?;
+    let ib = image::read_archive(b).map_err(|e| format!("reading strata's archive: {e}"))?;
     let mut report = Report::default();
     diff::diff_fs(&ia.fs, &ib.fs, exc, &mut report);
     diff::diff_config(&ia.config, &ib.config, &mut report);
@@ -668,6 +656,7 @@ fn check_cases(setup: &Setup, cases: &[Case]) {
     });
     let strata_secs = t.elapsed().as_secs_f64();
 
+    let t = Instant::now();
     let outcomes = parallel(&(0..cases.len()).collect::<Vec<_>>(), 2, |&i| {
         let c = &cases[i];
         docker[i]
@@ -676,14 +665,10 @@ fn check_cases(setup: &Setup, cases: &[Case]) {
             .map_err(|e| format!("docker build failed (a bug in the case): {e}"))?;
         strata[i].0.clone()?;
         let d = dir_of(c);
-        compare_archives(
-            &d.join("docker.tar"),
-            &d.join("strata.tar"),
-            &d,
-            &c.exceptions,
-        )
+        compare_archives(&d.join("docker.tar"), &d.join("strata.tar"), &c.exceptions)
     });
 
+    let compare_secs = t.elapsed().as_secs_f64();
     if setup.untag_docker_images {
         // `docker rmi` of the tag also drops its untagged parents (the
         // classic builder's intermediate images); the archives stay.
@@ -732,6 +717,7 @@ fn check_cases(setup: &Setup, cases: &[Case]) {
         cases.len()
     );
     println!("compat strata half: {strata_secs:.1}s");
+    println!("compat comparison: {compare_secs:.1}s");
     println!(
         "compat {}/{} cases equal",
         cases.len() - failed.len(),
@@ -786,14 +772,14 @@ fn compat_harness_detects_differences() {
     let b = build("b", "600", "two", false);
     let none = Exceptions::default();
 
-    let same = compare_archives(&a, &a2, &dir, &none).expect("compare a with a rebuild of a");
+    let same = compare_archives(&a, &a2, &none).expect("compare a with a rebuild of a");
     assert!(
         same.diffs.is_empty(),
         "identical builds reported as different: {:#?}",
         same.diffs
     );
 
-    let report = compare_archives(&a, &b, &dir, &none).expect("compare a with b");
+    let report = compare_archives(&a, &b, &none).expect("compare a with b");
     assert_eq!(
         report.diffs.len(),
         2,
