@@ -84,12 +84,26 @@ pub const BASES: &[Base] = &[
     },
 ];
 
-/// The directory holding the cached archives.
+/// The directory holding the cached archives: `$STRATA_TEST_CACHE`, else
+/// /var/cache/strata-tests (root), else `$XDG_CACHE_HOME` or ~/.cache.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("STRATA_TEST_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/strata-tests"))
-        .join("compat-debian")
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let system = PathBuf::from("/var/cache/strata-tests");
+    let parent = var("STRATA_TEST_CACHE").unwrap_or_else(|| {
+        if std::fs::create_dir_all(&system).is_ok() {
+            system
+        } else {
+            var("XDG_CACHE_HOME")
+                .or_else(|| var("HOME").map(|h| h.join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("strata-tests")
+        }
+    });
+    parent.join("compat-debian")
 }
 
 /// The URI of the machine's Debian mirror for bookworm: the first `deb`
