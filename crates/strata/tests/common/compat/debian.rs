@@ -364,6 +364,18 @@ fn wrap(rootfs: &Path, out: &Path, base: &Base, args: &[String]) -> Result<Strin
         }
         hex::encode(h.finalize())
     };
+    // The history names the output "rootfs.tar", not the cache's path: the
+    // same recipe gives the same config (and image ID) on every machine.
+    let shown: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if Path::new(a) == rootfs {
+                "rootfs.tar"
+            } else {
+                a.as_str()
+            }
+        })
+        .collect();
     let mut config = json!({
         "architecture": "amd64",
         "os": "linux",
@@ -375,7 +387,7 @@ fn wrap(rootfs: &Path, out: &Path, base: &Base, args: &[String]) -> Result<Strin
         "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{diff_id}")] },
         "history": [{
             "created": CREATED,
-            "created_by": format!("mmdebstrap {} (strata compat base {})", args.join(" "), base.tag),
+            "created_by": format!("mmdebstrap {} (strata compat base {})", shown.join(" "), base.tag),
         }],
     });
     if let Some(c) = base.comment {
