@@ -115,63 +115,76 @@ pub fn mirror() -> Result<String, String> {
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
     files.sort();
-    let sources = files
-        .iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "sources"));
-    for path in sources {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        // deb822: paragraphs separated by blank lines, `Key: value` fields.
-        for para in text.split("\n\n") {
-            let field = |key: &str| {
-                para.lines()
-                    .filter(|l| !l.trim_start().starts_with('#'))
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
-                    })
-            };
-            let deb = field("Types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-            let enabled = field("Enabled").is_none_or(|v| v != "no");
-            let bookworm =
-                field("Suites").is_some_and(|s| s.split_whitespace().any(|s| s == "bookworm"));
-            if let (true, true, true, Some(uris)) = (deb, enabled, bookworm, field("URIs")) {
-                if let Some(uri) = uris.split_whitespace().next() {
-                    return Ok(uri.to_string());
-                }
-            }
-        }
-    }
-    let mut lists: Vec<PathBuf> = vec![PathBuf::from("/etc/apt/sources.list")];
-    lists.extend(
+    let with_ext = |ext: &str| {
         files
             .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "list"))
-            .cloned(),
-    );
-    for path in lists {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        for line in text.lines() {
-            // deb [options] URI SUITE COMPONENT...
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let words: Vec<&str> = match words.first() {
-                Some(&"deb") => words[1..]
-                    .iter()
-                    .copied()
-                    .skip_while(|w| w.starts_with('['))
-                    .filter(|w| !w.ends_with(']') || w.contains("://"))
-                    .collect(),
-                _ => continue,
-            };
-            if let [uri, "bookworm", ..] = words.as_slice() {
-                return Ok(uri.to_string());
-            }
-        }
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    if let Some(uri) = with_ext("sources")
+        .iter()
+        .find_map(|p| deb822_mirror(&read(p)))
+    {
+        return Ok(uri);
+    }
+    let mut lists = vec![PathBuf::from("/etc/apt/sources.list")];
+    lists.extend(with_ext("list"));
+    if let Some(uri) = lists.iter().find_map(|p| one_line_mirror(&read(p))) {
+        return Ok(uri);
     }
     Err(
         "no Debian mirror for bookworm in /etc/apt/sources.list.d/*.sources, *.list or \
          /etc/apt/sources.list"
             .into(),
     )
+}
+
+/// The first URI of an enabled `deb` paragraph for bookworm in a deb822
+/// sources file (paragraphs separated by blank lines, `Key: value` fields).
+fn deb822_mirror(text: &str) -> Option<String> {
+    let text = text.replace("\r\n", "\n");
+    let paragraphs = text.split("\n\n");
+    paragraphs.into_iter().find_map(|para| {
+        let field = |key: &str| {
+            para.lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim().eq_ignore_ascii_case(key).then(|| v.trim())
+                })
+        };
+        let has = |key: &str, word: &str| {
+            field(key).is_some_and(|v| v.split_whitespace().any(|w| w == word))
+        };
+        let enabled = field("Enabled").is_none_or(|v| v != "no");
+        if has("Types", "deb") && has("Suites", "bookworm") && enabled {
+            field("URIs")?.split_whitespace().next().map(str::to_string)
+        } else {
+            None
+        }
+    })
+}
+
+/// The URI of the first `deb [options] URI bookworm COMPONENT...` line.
+fn one_line_mirror(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            return None;
+        }
+        let mut rest: Vec<&str> = words.collect();
+        if rest.first().is_some_and(|w| w.starts_with('[')) {
+            // Options run to the word that closes the bracket.
+            let end = rest.iter().position(|w| w.ends_with(']'))?;
+            rest.drain(..=end);
+        }
+        match rest.as_slice() {
+            [uri, "bookworm", ..] => Some(uri.to_string()),
+            _ => None,
+        }
+    })
 }
 
 /// The mmdebstrap arguments for `base` (without the output path), also the
@@ -423,6 +436,29 @@ fn wrap(rootfs: &Path, out: &Path, base: &Base, args: &[String]) -> Result<Strin
 
 #[cfg(test)]
 mod tests {
+    use super::{deb822_mirror, one_line_mirror};
+
+    #[test]
+    fn mirrors_from_both_sources_formats() {
+        let deb822 = "Types: deb-src\nURIs: http://src.invalid/debian\nSuites: bookworm\n\n\
+                      Types: deb\n# http://snapshot.invalid/x\nURIs: http://m.invalid/debian\n\
+                      Suites: bookworm bookworm-updates\nComponents: main\n\n\
+                      Types: deb\nURIs: http://sec.invalid/debian-security\nSuites: bookworm-security\n";
+        assert_eq!(
+            deb822_mirror(deb822).as_deref(),
+            Some("http://m.invalid/debian")
+        );
+        let off = "Types: deb\nURIs: http://off.invalid/\nSuites: bookworm\nEnabled: no\n";
+        assert_eq!(deb822_mirror(off), None);
+        let list = "# deb http://old.invalid/debian bookworm main\n\
+                    deb http://sec.invalid/debian-security bookworm-security main\n\
+                    deb [arch=amd64 trusted=yes signed-by=/k.gpg] http://l.invalid/debian bookworm main\n";
+        assert_eq!(
+            one_line_mirror(list).as_deref(),
+            Some("http://l.invalid/debian")
+        );
+    }
+
     #[test]
     fn the_mirror_comes_from_the_machines_sources() {
         // Only shape: the machine decides the value.
