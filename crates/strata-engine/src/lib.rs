@@ -17,6 +17,7 @@ pub mod glob;
 pub mod images;
 pub mod mounts;
 pub mod named;
+pub mod network;
 pub mod output;
 pub mod resolve;
 pub mod rootfs;
@@ -31,5 +32,6 @@ mod stat_cache;
 
 pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};
+pub use network::NetworkMode;
 pub use resolve::PullPolicy;
 pub use strata_registry::PullOptions;

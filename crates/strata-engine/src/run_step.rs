@@ -94,7 +94,7 @@ pub fn run(
             tty: false,
             stdin: false,
         },
-        network: p.network,
+        network: p.network.clone(),
         mounts: p.mounts.clone(),
         hostname: None,
         readonly_rootfs: false,

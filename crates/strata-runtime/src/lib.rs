@@ -56,6 +56,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub mod netns;
 pub mod rootless;
 mod runc;
 pub mod seccomp;
@@ -66,8 +67,9 @@ mod user;
 
 use std::path::PathBuf;
 
+pub use netns::{NetnsRef, PrivateNetwork};
 pub use rootless::{enter_user_namespace, Userns};
-pub use runc::{is_rootless, Runc, OWNER_ANNOTATION};
+pub use runc::{is_rootless, Runc, OWNER_ANNOTATION, OWNER_START_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
     write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec,
@@ -192,14 +194,18 @@ pub enum Error {
         /// runc's error messages.
         message: String,
     },
-    /// A file system or process operation failed.
-    #[error("{context}: {source}")]
+    /// The private network of RUN steps could not be set up.
+    #[error("{0}")]
+    Network(String),
+    /// A file system or process operation failed. The cause is part of
+    /// the message and not also a `source()` (callers print `{:#}` and
+    /// would see it twice).
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done, naming the path.
         context: String,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -207,7 +213,7 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 

@@ -117,13 +117,18 @@ impl Default for ProcessSpec {
 }
 
 /// The container's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     /// Share the host's network namespace (Docker `--network host`).
+    /// The container never gets `CAP_NET_RAW` there: with it, a process
+    /// could capture the host's packets (AF_PACKET).
     #[default]
     Host,
     /// A fresh network namespace with only `lo` (Docker `--network none`).
     None,
+    /// Join an existing network namespace (a build's private network, see
+    /// [`crate::PrivateNetwork`]); its resolv.conf replaces the host's.
+    Join(crate::NetnsRef),
 }
 
 /// A host directory or file bind-mounted into the container.
@@ -199,14 +204,23 @@ pub(crate) struct InjectedFiles {
 }
 
 impl InjectedFiles {
-    /// Writes the three files into `dir` (the bundle).
-    pub(crate) fn write(dir: &Path, hostname: &str) -> Result<InjectedFiles, Error> {
+    /// Writes the three files into `dir` (the bundle); `resolv_conf`
+    /// replaces the host's `/etc/resolv.conf` when given.
+    pub(crate) fn write(
+        dir: &Path,
+        hostname: &str,
+        resolv_conf: Option<&str>,
+    ) -> Result<InjectedFiles, Error> {
         let files = InjectedFiles {
             resolv_conf: dir.join("resolv.conf"),
             hosts: dir.join("hosts"),
             hostname: dir.join("hostname"),
         };
-        let resolv = match std::fs::read("/etc/resolv.conf") {
+        let resolv = match resolv_conf.map(|r| Ok(r.as_bytes().to_vec())) {
+            Some(r) => r,
+            None => std::fs::read("/etc/resolv.conf"),
+        };
+        let resolv = match resolv {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("reading the host's /etc/resolv.conf", e)),
@@ -415,8 +429,11 @@ pub(crate) fn build_oci_spec(
     check_abs("working directory", &p.cwd)?;
     let hostname = c.effective_hostname();
 
+    // Never CAP_NET_RAW in the host's network namespace: AF_PACKET would
+    // see every packet of the host.
     let caps: HashSet<Capability> = DEFAULT_CAPABILITIES
         .iter()
+        .filter(|&&cap| !(cap == "CAP_NET_RAW" && c.network == Network::Host))
         .map(|c| {
             c.trim_start_matches("CAP_")
                 .parse::<Capability>()
@@ -503,11 +520,20 @@ pub(crate) fn build_oci_spec(
     if c.network == Network::None {
         ns.push(LinuxNamespaceType::Network);
     }
-    let namespaces = ns
+    let mut namespaces = ns
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::spec)?;
+    if let Network::Join(n) = &c.network {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(n.path.clone())
+                .build()
+                .map_err(Error::spec)?,
+        );
+    }
     // Deny all devices; runc appends its allow-list for the default devices
     // (null, zero, full, random, urandom, tty, ptmx, pts) and creates them.
     let resources = LinuxResourcesBuilder::default()
@@ -594,7 +620,7 @@ mod tests {
     #[test]
     fn spec_has_docker_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        let files = InjectedFiles::write(dir.path(), "h").unwrap();
+        let files = InjectedFiles::write(dir.path(), "h", None).unwrap();
         let c = ContainerSpec {
             id: "strata-0123456789abcdef".into(),
             rootfs: "/r".into(),
