@@ -1,0 +1,340 @@
+//! RUN steps are isolated from the host's network: each build's RUNs share
+//! one private network namespace (outbound access through pasta), created
+//! by the first RUN that executes and removed at the end; host networking
+//! needs `--allow network.host` and never comes with CAP_NET_RAW. A build
+//! killed with SIGKILL leaves nothing running after `system check --repair`.
+
+mod support;
+
+use std::io::Write;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// True when pasta is installed (scripts/setup-host.sh installs passt).
+fn have_pasta() -> bool {
+    let ok = ["/usr/bin/pasta", "/usr/sbin/pasta", "/usr/local/bin/pasta"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if !ok {
+        eprintln!("SKIPPED: pasta missing (apt-get install passt)");
+    }
+    ok
+}
+
+fn events(o: &std::process::Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .chain(stderr(o).lines())
+        .filter(|l| l.starts_with('{'))
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn build_done(o: &std::process::Output) -> serde_json::Value {
+    events(o)
+        .into_iter()
+        .find(|e| e["type"] == "build_done")
+        .unwrap_or_else(|| panic!("no build_done event: {}{}", stdout(o), stderr(o)))
+}
+
+/// The lines RUN steps printed (rawjson log events).
+fn logs(o: &std::process::Output) -> String {
+    events(o)
+        .into_iter()
+        .filter(|e| e["type"] == "log")
+        .map(|e| format!("{}\n", e["line"].as_str().unwrap_or_default()))
+        .collect()
+}
+
+/// A listening abstract unix socket with a unique name (no leading '@').
+fn abstract_listener() -> (UnixListener, String) {
+    use std::os::linux::net::SocketAddrExt;
+    let name = format!("strata-isolation-test-{}", std::process::id());
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    (UnixListener::bind_addr(&addr).unwrap(), name)
+}
+
+/// A TCP server on the host's loopback answering every connection with
+/// `reply`; returns its port.
+fn loopback_server(reply: &'static str) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let _ = c.write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+fn host_netns() -> String {
+    std::fs::read_link("/proc/self/ns/net")
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn run_steps_get_a_private_network_without_the_hosts_interfaces_or_sockets() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let (_listener, name) = abstract_listener();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\n\
+         RUN echo netns=$(readlink /proc/self/ns/net) && cat /proc/net/unix\n\
+         RUN echo second=$(readlink /proc/self/ns/net)\n",
+    )]);
+    let o = build_ok(&root, ctx.path(), "iso", &["--progress", "rawjson"]);
+    let out = logs(&o);
+    let host = host_netns();
+    let first = out
+        .lines()
+        .find_map(|l| l.strip_prefix("netns="))
+        .expect("netns line");
+    let second = out
+        .lines()
+        .find_map(|l| l.strip_prefix("second="))
+        .expect("second line");
+    assert_ne!(first, host, "the RUN shared the host's network namespace");
+    assert_eq!(first, second, "the build's RUN steps must share one namespace");
+    // The host's abstract unix sockets live in the host's namespace only.
+    assert!(
+        !out.contains(&name),
+        "the RUN sees the host's abstract socket @{name}:\n{out}"
+    );
+    assert_eq!(build_done(&o)["network_namespaces"], 1);
+}
+
+#[test]
+fn private_network_has_outbound_access_to_the_hosts_loopback_through_the_gateway() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let port = loopback_server("hello-from-the-host\n");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!(
+            "FROM busybox:1.35\n\
+             RUN gw=$(ip route | awk '/^default/ {{print $3}}') && echo gw=$gw && \
+             nc -w 5 $gw {port} </dev/null && cat /etc/resolv.conf\n"
+        ),
+    )]);
+    let o = build_ok(&root, ctx.path(), "gw", &["--progress", "rawjson"]);
+    let out = logs(&o);
+    assert!(out.contains("hello-from-the-host"), "{out}");
+    // DNS goes to pasta's forwarder, which is reachable in the namespace.
+    assert!(out.contains("nameserver 169.254.1.1"), "{out}");
+}
+
+#[test]
+fn host_network_needs_allow_network_host_and_never_gets_net_raw() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let port = loopback_server("hello-over-host-loopback\n");
+    let (_listener, name) = abstract_listener();
+    let df = format!(
+        "FROM busybox:1.35\n\
+         RUN --network=host nc -w 5 127.0.0.1 {port} </dev/null && \
+         grep CapBnd /proc/self/status && cat /proc/net/unix | grep -c {name}\n"
+    );
+    let ctx = context(&[("Dockerfile", &df)]);
+
+    let o = build_with(&root, ctx.path(), "h", &[]);
+    assert!(!o.status.success(), "RUN --network=host ran without --allow");
+    let err = stderr(&o);
+    assert!(
+        err.contains("RUN --network=host") && err.contains("--allow network.host"),
+        "{err}"
+    );
+
+    let plain = context(&[("Dockerfile", "FROM busybox:1.35\nRUN true\n")]);
+    let o = build_with(&root, plain.path(), "h2", &["--network", "host"]);
+    assert!(!o.status.success(), "--network host ran without --allow");
+    assert!(stderr(&o).contains("--allow network.host"), "{}", stderr(&o));
+
+    let o = build_ok(
+        &root,
+        ctx.path(),
+        "h",
+        &["--allow", "network.host", "--progress", "rawjson"],
+    );
+    let out = logs(&o);
+    assert!(out.contains("hello-over-host-loopback"), "{out}");
+    let bnd = out
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .expect("CapBnd line");
+    let caps = u64::from_str_radix(bnd.trim(), 16).unwrap();
+    assert_eq!(caps & (1 << 13), 0, "CAP_NET_RAW with the host network");
+    assert_ne!(caps, 0);
+    // Only host RUNs: no private namespace was made.
+    assert_eq!(build_done(&o)["network_namespaces"], 0);
+}
+
+/// Namespace files and pasta processes of the strata process `pid`.
+fn leftovers_of(pid: u32) -> Vec<String> {
+    let prefix = format!("{pid}-");
+    let mut out: Vec<String> = std::fs::read_dir("/run/strata/netns")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    let needle = format!("/run/strata/netns/{pid}-");
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("pasta") && cmd.contains(&needle) {
+            out.push(format!("pasta {}: {cmd}", p.file_name().to_string_lossy()));
+        }
+    }
+    out
+}
+
+fn build_child(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(["build", "-t", "x", "--progress", "rawjson"])
+        .args(extra)
+        .arg(ctx)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_fully_cached_rebuild_creates_no_namespace_and_nothing_is_left() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\nRUN echo one > /one\nRUN echo two > /two\n",
+    )]);
+    let c = build_child(&root, ctx.path(), &[]);
+    let pid = c.id();
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(build_done(&o)["network_namespaces"], 1);
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+
+    let c = build_child(&root, ctx.path(), &[]);
+    let o = c.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        build_done(&o)["network_namespaces"],
+        0,
+        "a cached build created a network namespace"
+    );
+
+    // A failing RUN tears the namespace down too.
+    let bad = context(&[("Dockerfile", "FROM busybox:1.35\nRUN exit 3\n")]);
+    let c = build_child(&root, bad.path(), &[]);
+    let pid = c.id();
+    let o = c.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+}
+
+/// Pids of processes whose command line is exactly `argv`.
+fn pids_running(argv: &[&str]) -> Vec<u32> {
+    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| {
+            let pid = p.file_name().to_string_lossy().parse::<u32>().ok()?;
+            (std::fs::read(p.path().join("cmdline")).ok()? == want).then_some(pid)
+        })
+        .collect()
+}
+
+/// The bundle dir (under /run/strata/bundles) of a container owned by `pid`.
+fn bundle_owned_by(pid: u32) -> Option<PathBuf> {
+    std::fs::read_dir("/run/strata/bundles")
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|b| {
+            std::fs::read_to_string(b.join("config.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .is_some_and(|v| {
+                    v["annotations"][strata_runtime::OWNER_ANNOTATION] == pid.to_string()
+                })
+        })
+}
+
+#[test]
+fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    // Unique durations name this test's processes on a shared machine.
+    let secs = format!("{}", 3000 + std::process::id() % 5000);
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM busybox:1.35\nRUN sleep {secs} & sleep {secs}\n"),
+    )]);
+    let mut c = build_child(&root, ctx.path(), &[]);
+    let pid = c.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bundle = loop {
+        if let Some(b) = bundle_owned_by(pid) {
+            if pids_running(&["sleep", &secs]).len() == 2 {
+                break b;
+            }
+        }
+        assert!(Instant::now() < deadline, "the RUN never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    c.kill().unwrap(); // SIGKILL
+    c.wait().unwrap();
+    // pasta dies with strata (PR_SET_PDEATHSIG), the RUN does not.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leftovers_of(pid).iter().any(|l| l.starts_with("pasta")) {
+        assert!(Instant::now() < deadline, "pasta outlived strata");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(pids_running(&["sleep", &secs]).len(), 2, "the RUN died early");
+
+    let o = strata(&root, &["system", "check", "--repair"]);
+    let out = stdout(&o);
+    assert!(out.contains(&format!("killed and deleted container {id}")), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pids_running(&["sleep", &secs]).is_empty() {
+        assert!(Instant::now() < deadline, "the RUN's processes live on");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !Path::new("/run/strata/runc").join(&id).exists(),
+        "runc state left"
+    );
+    assert!(!bundle.exists(), "bundle left");
+    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    assert!(
+        !root.join("containers").join(&id).exists(),
+        "the store's container dir is left"
+    );
+}
