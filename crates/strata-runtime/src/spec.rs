@@ -672,6 +672,59 @@ mod tests {
     }
 
     #[test]
+    fn host_network_never_gets_net_raw_and_join_uses_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = InjectedFiles::write(dir.path(), "h", Some("nameserver 169.254.1.1\n")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&files.resolv_conf).unwrap(),
+            "nameserver 169.254.1.1\n"
+        );
+        let mut c = ContainerSpec {
+            id: "build-0123456789abcdef".into(),
+            rootfs: "/r".into(),
+            process: ProcessSpec {
+                args: vec!["sh".into()],
+                ..Default::default()
+            },
+            network: Network::Host,
+            mounts: vec![],
+            hostname: None,
+            readonly_rootfs: false,
+        };
+        let caps_of = |c: &ContainerSpec| {
+            let spec = build_oci_spec(c, Path::new("/r"), &files, None, 42).unwrap();
+            let json = serde_json::to_value(&spec).unwrap();
+            let names = |set: &str| -> Vec<String> {
+                json["process"]["capabilities"][set]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            (names("bounding"), names("effective"), json)
+        };
+        let (bounding, effective, _) = caps_of(&c);
+        assert!(!bounding.iter().any(|c| c == "CAP_NET_RAW"), "{bounding:?}");
+        assert!(!effective.iter().any(|c| c == "CAP_NET_RAW"));
+        assert_eq!(bounding.len(), DEFAULT_CAPABILITIES.len() - 1);
+        c.network = Network::Join(crate::NetnsRef {
+            path: "/run/strata/netns/x".into(),
+            resolv_conf: None,
+        });
+        let (bounding, _, json) = caps_of(&c);
+        assert!(bounding.iter().any(|c| c == "CAP_NET_RAW"));
+        let net = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .cloned()
+            .expect("a network namespace");
+        assert_eq!(net["path"], "/run/strata/netns/x");
+    }
+
+    #[test]
     fn init_layer_has_placeholders() {
         let dir = tempfile::tempdir().unwrap();
         write_init_layer(dir.path()).unwrap();
