@@ -205,6 +205,20 @@ fn leftovers_of(pid: u32) -> Vec<String> {
     out
 }
 
+/// Waits (up to 5 s: a killed pasta takes a moment to exit) until
+/// nothing of the strata process `pid` is left.
+fn assert_nothing_left_of(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = leftovers_of(pid);
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "left behind: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn build_child(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
         .arg("--root")
@@ -234,7 +248,7 @@ fn a_fully_cached_rebuild_creates_no_namespace_and_nothing_is_left() {
     let o = c.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(build_done(&o)["network_namespaces"], 1);
-    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    assert_nothing_left_of(pid);
 
     let c = build_child(&root, ctx.path(), &[]);
     let o = c.wait_with_output().unwrap();
@@ -251,7 +265,7 @@ fn a_fully_cached_rebuild_creates_no_namespace_and_nothing_is_left() {
     let pid = c.id();
     let o = c.wait_with_output().unwrap();
     assert!(!o.status.success());
-    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    assert_nothing_left_of(pid);
 }
 
 /// Pids of processes whose command line is exactly `argv`.
@@ -340,7 +354,7 @@ fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
         "runc state left"
     );
     assert!(!bundle.exists(), "bundle left");
-    assert_eq!(leftovers_of(pid), Vec::<String>::new());
+    assert_nothing_left_of(pid);
     assert!(
         !root.join("containers").join(&id).exists(),
         "the store's container dir is left"
