@@ -38,7 +38,9 @@ impl NetworkMode {
             "default" | "bridge" | "" => Ok(NetworkMode::Default),
             "host" => Ok(NetworkMode::Host),
             "none" => Ok(NetworkMode::None),
-            o => Err(format!("unsupported network mode {o:?}: use default, none or host")),
+            o => Err(format!(
+                "unsupported network mode {o:?}: use default, none or host"
+            )),
         }
     }
 }
@@ -173,7 +175,10 @@ mod tests {
     #[test]
     fn host_needs_the_entitlement() {
         let e = resolve(Some("host"), NetworkMode::Default, false).unwrap_err();
-        assert!(e.contains("RUN --network=host") && e.contains("--allow network.host"), "{e}");
+        assert!(
+            e.contains("RUN --network=host") && e.contains("--allow network.host"),
+            "{e}"
+        );
         let e = resolve(None, NetworkMode::Host, false).unwrap_err();
         assert!(e.contains("--allow network.host"), "{e}");
         assert_eq!(

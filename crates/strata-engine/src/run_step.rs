@@ -201,14 +201,20 @@ mod tests {
 
     #[test]
     fn long_commands_are_cut_in_errors() {
-        assert_eq!(shown_command("/bin/sh -c echo hi"), "\"/bin/sh -c echo hi\"");
+        assert_eq!(
+            shown_command("/bin/sh -c echo hi"),
+            "\"/bin/sh -c echo hi\""
+        );
         let script: String = (0..100).map(|i| format!("echo line {i}\n")).collect();
         let e = RunError::Failed {
             command: shown_command(&format!("/bin/sh -c {script}")),
             code: 7,
         }
         .to_string();
-        assert!(e.starts_with("process \"/bin/sh -c echo line 0\\necho line 1"), "{e}");
+        assert!(
+            e.starts_with("process \"/bin/sh -c echo line 0\\necho line 1"),
+            "{e}"
+        );
         assert!(!e.contains("line 99"), "{e}");
         assert!(e.contains("...\" ("), "{e}");
         assert!(e.ends_with("more characters) did not complete successfully: exit code: 7"));

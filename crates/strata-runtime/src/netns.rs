@@ -84,9 +84,7 @@ pub fn find_pasta() -> Option<PathBuf> {
 /// or `/dev/net/tun` not openable (rootless on a host where it is 0600).
 pub fn unavailable_reason() -> Option<String> {
     if find_pasta().is_none() {
-        return Some(
-            "pasta is not installed (Debian/Ubuntu: `apt-get install passt`)".to_string(),
-        );
+        return Some("pasta is not installed (Debian/Ubuntu: `apt-get install passt`)".to_string());
     }
     match std::fs::OpenOptions::new()
         .read(true)
@@ -215,12 +213,14 @@ impl PrivateNetwork {
     /// doc). Fails with what to install or do.
     pub fn create(dir: &Path) -> Result<PrivateNetwork, Error> {
         let started = Instant::now();
-        let pasta = find_pasta().ok_or_else(|| Error::Network(
-            "RUN steps get a private network through pasta, which is not installed: \
+        let pasta = find_pasta().ok_or_else(|| {
+            Error::Network(
+                "RUN steps get a private network through pasta, which is not installed: \
              `apt-get install passt` (or build with --network none, or with \
              --allow network.host --network host)"
-                .to_string(),
-        ))?;
+                    .to_string(),
+            )
+        })?;
         {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -446,7 +446,10 @@ mod tests {
         let me = std::process::id();
         let t = process_start_time(me).expect("own start time");
         assert!(owner_alive(me, Some(t)));
-        assert!(!owner_alive(me, Some(t + 1)), "a reused pid is not the owner");
+        assert!(
+            !owner_alive(me, Some(t + 1)),
+            "a reused pid is not the owner"
+        );
     }
 
     #[test]

@@ -674,7 +674,8 @@ mod tests {
     #[test]
     fn host_network_never_gets_net_raw_and_join_uses_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let files = InjectedFiles::write(dir.path(), "h", Some("nameserver 169.254.1.1\n")).unwrap();
+        let files =
+            InjectedFiles::write(dir.path(), "h", Some("nameserver 169.254.1.1\n")).unwrap();
         assert_eq!(
             std::fs::read_to_string(&files.resolv_conf).unwrap(),
             "nameserver 169.254.1.1\n"

@@ -28,5 +28,9 @@ fn a_failed_long_heredoc_run_does_not_echo_its_script_in_the_error() {
     assert!(last.contains("Dockerfile:2"), "{last}");
     assert!(last.contains("exit code: 7"), "{last}");
     assert!(last.contains("more characters)"), "{last}");
-    assert!(last.len() < 600, "error line of {} bytes: {last}", last.len());
+    assert!(
+        last.len() < 600,
+        "error line of {} bytes: {last}",
+        last.len()
+    );
 }

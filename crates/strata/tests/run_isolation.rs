@@ -103,7 +103,10 @@ fn run_steps_get_a_private_network_without_the_hosts_interfaces_or_sockets() {
         .find_map(|l| l.strip_prefix("second="))
         .expect("second line");
     assert_ne!(first, host, "the RUN shared the host's network namespace");
-    assert_eq!(first, second, "the build's RUN steps must share one namespace");
+    assert_eq!(
+        first, second,
+        "the build's RUN steps must share one namespace"
+    );
     // The host's abstract unix sockets live in the host's namespace only.
     assert!(
         !out.contains(&name),
@@ -152,7 +155,10 @@ fn host_network_needs_allow_network_host_and_never_gets_net_raw() {
     let ctx = context(&[("Dockerfile", &df)]);
 
     let o = build_with(&root, ctx.path(), "h", &[]);
-    assert!(!o.status.success(), "RUN --network=host ran without --allow");
+    assert!(
+        !o.status.success(),
+        "RUN --network=host ran without --allow"
+    );
     let err = stderr(&o);
     assert!(
         err.contains("RUN --network=host") && err.contains("--allow network.host"),
@@ -162,7 +168,11 @@ fn host_network_needs_allow_network_host_and_never_gets_net_raw() {
     let plain = context(&[("Dockerfile", "FROM busybox:1.35\nRUN true\n")]);
     let o = build_with(&root, plain.path(), "h2", &["--network", "host"]);
     assert!(!o.status.success(), "--network host ran without --allow");
-    assert!(stderr(&o).contains("--allow network.host"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--allow network.host"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = build_ok(
         &root,
@@ -270,7 +280,10 @@ fn a_fully_cached_rebuild_creates_no_namespace_and_nothing_is_left() {
 
 /// Pids of processes whose command line is exactly `argv`.
 fn pids_running(argv: &[&str]) -> Vec<u32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -292,7 +305,10 @@ fn bundle_owned_by(pid: u32) -> Option<PathBuf> {
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
                 .is_some_and(|v| {
-                    v["annotations"][strata_runtime::OWNER_ANNOTATION] == pid.to_string()
+                    v["annotations"][strata_runtime::OWNER_ANNOTATION]
+                        .as_str()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        == Some(pid)
                 })
         })
 }
@@ -336,7 +352,10 @@ fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
     // repair has nothing left to report, but must leave nothing either.
     let still_there = bundle.exists();
     if still_there {
-        assert!(!pids_running(&["sleep", &secs]).is_empty(), "the RUN died early");
+        assert!(
+            !pids_running(&["sleep", &secs]).is_empty(),
+            "the RUN died early"
+        );
     }
 
     let o = strata(&root, &["system", "check", "--repair"]);
