@@ -29,6 +29,16 @@
 //! - **Signals.** While a container runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT do
 //!   not kill this process: the first is passed to the container, which gets
 //!   SIGKILL after [`Runc::with_stop_timeout`] (10 s) or at the next signal.
+//! - **Networks.** [`Network::Host`] never comes with `CAP_NET_RAW` (it
+//!   would let a process capture the host's packets); [`Network::None`] is
+//!   a fresh namespace with `lo`; [`Network::Join`] joins a namespace by
+//!   path, such as a [`PrivateNetwork`] ([`netns`]: a named namespace with
+//!   outbound access through pasta, whose resolv.conf the container gets).
+//! - **Stale containers.** Each bundle records its owner's pid and start
+//!   time; [`Runc::cleanup_stale`] (run by [`Runc::locate`]) kills every
+//!   process of a container whose owner is gone (`runc kill --all`, through
+//!   its cgroup), deletes it and its bundle, and removes dead owners'
+//!   namespace files.
 //! - **Not (yet) like Docker:** the seccomp profile is a denylist of the
 //!   syscalls Docker's allowlist refuses a default container ([`seccomp`]);
 //!   no AppArmor profile. Rootless, strata enters a user namespace itself
