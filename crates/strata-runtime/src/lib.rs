@@ -67,6 +67,7 @@
 //! ```
 
 pub mod netns;
+pub mod reaper;
 pub mod rootless;
 mod runc;
 pub mod seccomp;

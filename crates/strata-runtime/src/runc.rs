@@ -46,6 +46,7 @@ pub struct Runc {
     cgroup_parent: Option<String>,
     stop_timeout: Duration,
     forward_signals: bool,
+    reaper: bool,
 }
 
 impl Runc {
@@ -103,6 +104,7 @@ impl Runc {
             cgroup_parent: (!rootless).then(|| "/strata".to_string()),
             stop_timeout: Duration::from_secs(10),
             forward_signals: true,
+            reaper: false,
         })
     }
 
@@ -143,6 +145,21 @@ impl Runc {
     pub fn with_signal_forwarding(mut self, on: bool) -> Runc {
         self.forward_signals = on;
         self
+    }
+
+    /// Whether the first [`Executor::run`] starts the [`crate::reaper`],
+    /// which kills this process's containers when it dies, even by SIGKILL
+    /// (default false). Only for a binary whose `main` calls
+    /// [`crate::reaper::run_if_reaper`] first.
+    pub fn with_reaper(mut self, on: bool) -> Runc {
+        self.reaper = on;
+        self
+    }
+
+    /// Kills and deletes a stale container and removes its bundle.
+    pub(crate) fn remove_stale(&self, id: &str, bundle: &Path) {
+        self.kill_and_delete(id);
+        let _ = std::fs::remove_dir_all(bundle);
     }
 
     fn command(&self) -> Command {
@@ -278,8 +295,7 @@ impl Runc {
             };
             if !crate::netns::owner_alive(pid, start) {
                 if remove {
-                    self.kill_and_delete(&id);
-                    let _ = std::fs::remove_dir_all(ent.path());
+                    self.remove_stale(&id, &ent.path());
                 }
                 removed.push(id);
             }
@@ -302,7 +318,7 @@ fn older_than(p: &Path, age: Duration) -> bool {
 
 /// The owner pid and start time (absent in bundles of older stratas)
 /// recorded in a bundle's `config.json` annotations.
-fn bundle_owner(bundle: &Path) -> Option<(u32, Option<u64>)> {
+pub(crate) fn bundle_owner(bundle: &Path) -> Option<(u32, Option<u64>)> {
     let bytes = std::fs::read(bundle.join("config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let pid = v["annotations"][OWNER_ANNOTATION].as_str()?.parse().ok()?;
@@ -498,6 +514,9 @@ impl Executor for Runc {
 
         let _signals = self.forward_signals.then(signals::Guard::install);
         let mut watch = signals::Watch::new();
+        if self.reaper {
+            crate::reaper::start(&self.binary, &self.state_root, &self.bundle_root);
+        }
         cleanup.started = true;
         let mut child = cmd
             .spawn()

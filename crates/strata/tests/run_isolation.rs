@@ -230,7 +230,17 @@ fn assert_nothing_left_of(pid: u32) {
 }
 
 fn build_child(root: &Path, ctx: &Path, extra: &[&str]) -> std::process::Child {
+    build_child_env(root, ctx, extra, &[])
+}
+
+fn build_child_env(
+    root: &Path,
+    ctx: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .envs(env.iter().copied())
         .arg("--root")
         .arg(root)
         .args(["build", "-t", "x", "--progress", "rawjson"])
@@ -313,20 +323,17 @@ fn bundle_owned_by(pid: u32) -> Option<PathBuf> {
         })
 }
 
-#[test]
-fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
-    if !can_run() || !have_pasta() {
-        return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+/// Starts a build whose RUN sleeps (two processes), waits until both
+/// sleep, SIGKILLs strata and waits for pasta to die with it. Returns the
+/// sleep argument, the strata pid and the container's bundle dir.
+fn kill_a_build_mid_run(root: &Path, env: &[(&str, &str)]) -> (String, u32, PathBuf) {
     // Unique durations name this test's processes on a shared machine.
-    let secs = format!("{}", 3000 + std::process::id() % 5000);
+    let secs = format!("{}", 3000 + std::process::id() % 5000 + env.len() as u32);
     let ctx = context(&[(
         "Dockerfile",
         &format!("FROM busybox:1.35\nRUN sleep {secs} & sleep {secs}\n"),
     )]);
-    let mut c = build_child(&root, ctx.path(), &[]);
+    let mut c = build_child_env(root, ctx.path(), &[], env);
     let pid = c.id();
     let deadline = Instant::now() + Duration::from_secs(30);
     let bundle = loop {
@@ -338,15 +345,61 @@ fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
         assert!(Instant::now() < deadline, "the RUN never started");
         std::thread::sleep(Duration::from_millis(20));
     };
-    let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
     c.kill().unwrap(); // SIGKILL
     c.wait().unwrap();
-    // pasta dies with strata (PR_SET_PDEATHSIG), the RUN does not.
+    // pasta dies with strata (PR_SET_PDEATHSIG).
     let deadline = Instant::now() + Duration::from_secs(5);
     while leftovers_of(pid).iter().any(|l| l.starts_with("pasta")) {
         assert!(Instant::now() < deadline, "pasta outlived strata");
         std::thread::sleep(Duration::from_millis(20));
     }
+    (secs, pid, bundle)
+}
+
+/// Nothing of the killed build's container is left: no process, no runc
+/// state, no bundle, no namespace file.
+fn assert_container_gone(secs: &str, pid: u32, bundle: &Path, within: Duration) {
+    let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    let deadline = Instant::now() + within;
+    while !pids_running(&["sleep", secs]).is_empty()
+        || Path::new("/run/strata/runc").join(&id).exists()
+        || bundle.exists()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "left after {within:?}: processes {:?}, runc state {}, bundle {}",
+            pids_running(&["sleep", secs]),
+            Path::new("/run/strata/runc").join(&id).exists(),
+            bundle.exists()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_nothing_left_of(pid);
+}
+
+#[test]
+fn a_build_killed_with_sigkill_has_its_run_killed_by_the_reaper() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let (secs, pid, bundle) = kill_a_build_mid_run(&root, &[]);
+    // No strata command runs: the reaper alone cleans up.
+    assert_container_gone(&secs, pid, &bundle, Duration::from_secs(10));
+}
+
+#[test]
+fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    // Without the reaper, so that the repair is what cleans up.
+    let (secs, pid, bundle) = kill_a_build_mid_run(&root, &[("STRATA_REAPER", "0")]);
+    let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
+    std::thread::sleep(Duration::from_millis(300));
     // Another strata on this machine (tests run in parallel) may clean
     // the dead owner's container first, as `Runc::locate` does: then the
     // repair has nothing left to report, but must leave nothing either.
@@ -354,26 +407,16 @@ fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
     if still_there {
         assert!(
             !pids_running(&["sleep", &secs]).is_empty(),
-            "the RUN died early"
+            "the RUN died without the reaper or a repair"
         );
     }
-
     let o = strata(&root, &["system", "check", "--repair"]);
     let out = stdout(&o);
     if still_there && !out.contains(&format!("killed and deleted container {id}")) {
         eprintln!("note: another strata cleaned {id} before the repair did: {out}");
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !pids_running(&["sleep", &secs]).is_empty() {
-        assert!(Instant::now() < deadline, "the RUN's processes live on");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        !Path::new("/run/strata/runc").join(&id).exists(),
-        "runc state left"
-    );
-    assert!(!bundle.exists(), "bundle left");
-    assert_nothing_left_of(pid);
+    // The repair waits for runc: everything is gone when it returns.
+    assert_container_gone(&secs, pid, &bundle, Duration::from_millis(500));
     assert!(
         !root.join("containers").join(&id).exists(),
         "the store's container dir is left"

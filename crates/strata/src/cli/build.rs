@@ -145,7 +145,8 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
     let client = super::registry::client_options(&a.insecure_registry);
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
-    let runc = Runc::locate()?;
+    // The reaper kills the build's RUN containers if strata is killed.
+    let runc = Runc::locate()?.with_reaper(true);
     let quiet = matches!(mode, progress::Mode::Quiet | progress::Mode::RawJson);
     build_cache::import(&store, &cache_from, &client, quiet);
     let req = BuildRequest {
