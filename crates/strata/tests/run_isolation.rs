@@ -139,6 +139,27 @@ fn private_network_has_outbound_access_to_the_hosts_loopback_through_the_gateway
 }
 
 #[test]
+fn names_resolve_inside_the_private_network_when_they_do_on_the_host() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    use std::net::ToSocketAddrs;
+    let name = "deb.debian.org";
+    if (name, 80).to_socket_addrs().is_err() {
+        eprintln!("SKIPPED: the host cannot resolve {name}");
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM busybox:1.35\nRUN nslookup {name} && echo resolved-ok\n"),
+    )]);
+    let o = build_ok(&root, ctx.path(), "dns", &["--progress", "rawjson"]);
+    assert!(logs(&o).contains("resolved-ok"), "{}", logs(&o));
+}
+
+#[test]
 fn host_network_needs_allow_network_host_and_never_gets_net_raw() {
     if !can_run() || !have_pasta() {
         return;
