@@ -88,12 +88,16 @@ pub fn resolve(
 #[derive(Default)]
 pub(crate) struct BuildNetwork {
     state: Mutex<State>,
+    /// The rootless fallback's warning, until one RUN has shown it.
+    warning: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
 enum State {
     #[default]
     NotYet,
+    /// Being created in the background (see [`BuildNetwork::prepare`]).
+    Pending(std::thread::JoinHandle<Result<PrivateNetwork, String>>),
     Private(PrivateNetwork),
     /// Rootless without a usable pasta: the host's network.
     Fallback,
@@ -108,8 +112,43 @@ pub(crate) struct Joined {
 }
 
 impl BuildNetwork {
+    /// Starts creating the private namespace in the background when `mode`
+    /// needs it and nothing exists yet, so that pasta's start overlaps the
+    /// first RUN's rootfs preparation (unpacking its base layers).
+    /// [`BuildNetwork::network`] waits for it.
+    pub(crate) fn prepare(&self, mode: NetworkMode) {
+        if mode != NetworkMode::Default {
+            return;
+        }
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !matches!(*st, State::NotYet) {
+            return;
+        }
+        *st = match strata_runtime::netns::unavailable_reason() {
+            Some(why) if strata_runtime::is_rootless() => {
+                *self.warning.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
+                    "warning: RUN steps use the host's network: no private network for them \
+                     as an unprivileged user here ({why})"
+                ));
+                State::Fallback
+            }
+            _ => {
+                let spawned = std::thread::Builder::new()
+                    .name("strata-netns".into())
+                    .spawn(|| {
+                        PrivateNetwork::create(&strata_runtime::netns::default_dir())
+                            .map_err(|e| e.to_string())
+                    });
+                match spawned {
+                    Ok(h) => State::Pending(h),
+                    Err(e) => State::Failed(format!("starting the network thread: {e}")),
+                }
+            }
+        };
+    }
+
     /// The runtime network for a RUN in `mode`; creates the private
-    /// namespace on first use.
+    /// namespace on first use (or waits for [`BuildNetwork::prepare`]'s).
     pub(crate) fn network(&self, mode: NetworkMode) -> Result<Joined, String> {
         let plain = |network| {
             Ok(Joined {
@@ -122,31 +161,31 @@ impl BuildNetwork {
             NetworkMode::None => return plain(Network::None),
             NetworkMode::Default => {}
         }
+        self.prepare(mode);
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut warning = None;
-        if matches!(*st, State::NotYet) {
-            *st = match strata_runtime::netns::unavailable_reason() {
-                Some(why) if strata_runtime::is_rootless() => {
-                    warning = Some(format!(
-                        "warning: RUN steps use the host's network: no private network for them \
-                         as an unprivileged user here ({why})"
-                    ));
-                    State::Fallback
+        if matches!(*st, State::Pending(_)) {
+            let State::Pending(h) = std::mem::take(&mut *st) else {
+                unreachable!("checked")
+            };
+            *st = match h.join() {
+                Ok(Ok(n)) => {
+                    tracing::debug!(
+                        path = %n.netns().path.display(),
+                        pasta = n.pasta_pid(),
+                        setup_ms = n.setup_time().as_secs_f64() * 1e3,
+                        "private network for RUN steps"
+                    );
+                    State::Private(n)
                 }
-                _ => match PrivateNetwork::create(&strata_runtime::netns::default_dir()) {
-                    Ok(n) => {
-                        tracing::debug!(
-                            path = %n.netns().path.display(),
-                            pasta = n.pasta_pid(),
-                            setup_ms = n.setup_time().as_secs_f64() * 1e3,
-                            "private network for RUN steps"
-                        );
-                        State::Private(n)
-                    }
-                    Err(e) => State::Failed(e.to_string()),
-                },
+                Ok(Err(e)) => State::Failed(e),
+                Err(_) => State::Failed("the network thread panicked".into()),
             };
         }
+        let warning = self
+            .warning
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match &*st {
             State::Private(n) => Ok(Joined {
                 network: Network::Join(n.netns().clone()),
@@ -157,14 +196,27 @@ impl BuildNetwork {
                 warning,
             }),
             State::Failed(e) => Err(e.clone()),
-            State::NotYet => unreachable!("set above"),
+            State::NotYet | State::Pending(_) => unreachable!("resolved above"),
         }
     }
+}
 
+impl Drop for BuildNetwork {
+    /// A namespace still being created is waited for, so that it is torn
+    /// down before the build returns.
+    fn drop(&mut self) {
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let State::Pending(h) = std::mem::take(st) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl BuildNetwork {
     /// How many private namespaces this build created (0 or 1).
     pub(crate) fn created(&self) -> usize {
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        usize::from(matches!(*st, State::Private(_)))
+        usize::from(matches!(*st, State::Private(_) | State::Pending(_)))
     }
 }
 

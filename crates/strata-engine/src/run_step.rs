@@ -22,7 +22,9 @@ pub struct RunParams<'a> {
     pub env: Vec<String>,
     pub user: &'a str,
     pub workdir: &'a str,
-    pub network: Network,
+    /// The network, asked for once the rootfs is mounted (so a private
+    /// network being created meanwhile has had that time).
+    pub network: &'a (dyn Fn() -> Result<Network, String> + 'a),
     /// Progress step number for log events.
     pub step: usize,
     /// `RUN --mount`s: runtime mounts, and extra lowers (the mount points)
@@ -50,6 +52,9 @@ pub enum RunError {
     Store(#[from] strata_store::StoreError),
     #[error(transparent)]
     Mount(#[from] crate::mounts::MountError),
+    /// The RUN's network could not be set up.
+    #[error("{0}")]
+    Network(String),
 }
 
 /// At most this many characters of a command line appear in an error.
@@ -108,6 +113,7 @@ pub fn run(
     lowers.extend(p.extra_lowers.iter().cloned());
     let rootfs = MountedRootfs::mount(store, layers, &lowers, Some(lease))?;
     let user = resolve_user(rootfs.root(), p.user)?;
+    let network = (p.network)().map_err(RunError::Network)?;
     let spec = ContainerSpec {
         id: rootfs.id(),
         rootfs: rootfs.root().to_path_buf(),
@@ -119,7 +125,7 @@ pub fn run(
             tty: false,
             stdin: false,
         },
-        network: p.network.clone(),
+        network,
         mounts: p.mounts.clone(),
         hostname: None,
         readonly_rootfs: false,

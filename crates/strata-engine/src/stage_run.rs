@@ -95,16 +95,21 @@ impl Builder<'_> {
             env.push(format!("{k}={v}"));
         }
         let mode = self.run_network_mode(network).map_err(err)?;
-        // The build's private network is made here, by the first RUN that
-        // really executes (never for a cached one).
-        let joined = self.network.network(mode).map_err(err)?;
-        if let Some(w) = joined.warning {
-            (self.events)(crate::events::Event::now(crate::events::EventKind::Log {
-                step: s.step_no,
-                stream: crate::events::Stream::Stderr,
-                line: w,
-            }));
-        }
+        // The build's private network is made by the first RUN that really
+        // executes (never for a cached one): started here, in the
+        // background, and waited for once the rootfs is mounted.
+        self.network.prepare(mode);
+        let network = || -> Result<strata_runtime::Network, String> {
+            let joined = self.network.network(mode)?;
+            if let Some(w) = joined.warning {
+                (self.events)(crate::events::Event::now(crate::events::EventKind::Log {
+                    step: s.step_no,
+                    stream: crate::events::Stream::Stderr,
+                    line: w,
+                }));
+            }
+            Ok(joined.network)
+        };
         let mut rm = self
             .prepare_mounts(mounts, st, deps)
             .map_err(|m| err(format!("--mount: {m}")))?;
@@ -118,7 +123,7 @@ impl Builder<'_> {
             env,
             user: &c.config.user,
             workdir: c.workdir(),
-            network: joined.network,
+            network: &network,
             step: s.step_no,
             mounts: rm.specs.clone(),
             extra_lowers: vec![rm.placeholders.0.clone()],

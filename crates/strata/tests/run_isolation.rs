@@ -57,14 +57,31 @@ fn abstract_listener() -> (UnixListener, String) {
     (UnixListener::bind_addr(&addr).unwrap(), name)
 }
 
-/// A TCP server on the host's loopback answering every connection with
-/// `reply`; returns its port.
+/// An HTTP server on the host's loopback answering every request with
+/// `reply`; returns its port. (A plain "write and close" server with
+/// `nc HOST PORT </dev/null` as the client hung once through this pasta
+/// build, the client's FIN crossing the reply; HTTP has no half-close.)
 fn loopback_server(reply: &'static str) -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut c in l.incoming().flatten() {
-            let _ = c.write_all(reply.as_bytes());
+            std::thread::spawn(move || {
+                use std::io::Read;
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = write!(
+                    c,
+                    "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
+            });
         }
     });
     port
@@ -128,7 +145,7 @@ fn private_network_has_outbound_access_to_the_hosts_loopback_through_the_gateway
         &format!(
             "FROM busybox:1.35\n\
              RUN gw=$(ip route | awk '/^default/ {{print $3}}') && echo gw=$gw && \
-             nc -w 5 $gw {port} </dev/null && cat /etc/resolv.conf\n"
+             timeout 30 wget -q -O - http://$gw:{port}/ && cat /etc/resolv.conf\n"
         ),
     )]);
     let o = build_ok(&root, ctx.path(), "gw", &["--progress", "rawjson"]);
@@ -170,7 +187,7 @@ fn host_network_needs_allow_network_host_and_never_gets_net_raw() {
     let (_listener, name) = abstract_listener();
     let df = format!(
         "FROM busybox:1.35\n\
-         RUN --network=host nc -w 5 127.0.0.1 {port} </dev/null && \
+         RUN --network=host timeout 30 wget -q -O - http://127.0.0.1:{port}/ && \
          grep CapBnd /proc/self/status && cat /proc/net/unix | grep -c {name}\n"
     );
     let ctx = context(&[("Dockerfile", &df)]);
