@@ -7,9 +7,10 @@ set -euo pipefail
 
 MODE=${1:-test}
 if [ "$MODE" = demo ]; then
-  PACKAGES=(runc busybox-static golang-go)
+  # passt: pasta gives RUN steps their private network with outbound access.
+  PACKAGES=(runc busybox-static golang-go passt)
 else
-  PACKAGES=(runc busybox-static golang-go docker.io skopeo docker-registry
+  PACKAGES=(runc busybox-static golang-go passt docker.io skopeo docker-registry
             apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2
             # the compat suite's Debian bases (tests/compat/debian)
             mmdebstrap ca-certificates)

@@ -54,6 +54,11 @@ pub struct BuildRequest {
     /// `--cache-from NAME` where NAME is a local image: its layers are
     /// reused for steps whose history and parent chain match.
     pub cache_from_images: Vec<Digest>,
+    /// The network of RUN steps without `--network` (`strata build
+    /// --network`); see [`crate::network`].
+    pub network: crate::NetworkMode,
+    /// `--allow network.host`: RUN steps may use the host's network.
+    pub allow_network_host: bool,
 }
 
 /// Where a secret's value comes from. The value is read when a RUN needs
@@ -145,6 +150,9 @@ pub(crate) struct Builder<'a> {
     pub cache_from: Vec<crate::images::BaseImage>,
     /// Cache keys of each stage's steps, in order (for `--cache-to`).
     pub stage_keys: std::sync::Mutex<BTreeMap<usize, Vec<crate::cache::CacheKey>>>,
+    /// The RUN steps' private network, created by the first RUN that
+    /// executes; torn down when the builder drops (build end).
+    pub network: crate::network::BuildNetwork,
 }
 
 struct FrontendIgnore(IgnoreMatcher);
@@ -213,6 +221,11 @@ pub fn build(
     };
     let plan =
         strata_frontend::plan(&ast, &opts).map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+    if req.network == crate::NetworkMode::Host && !req.allow_network_host {
+        return Err(BuildError::Other(crate::network::host_network_denied(
+            "--network host",
+        )));
+    }
 
     let patterns = strata_frontend::ignore::load(&dockerfile, &req.context)
         .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
@@ -266,6 +279,7 @@ pub fn build(
         images: &images,
         cache_from,
         stage_keys: Default::default(),
+        network: Default::default(),
     };
     let deps: BTreeMap<usize, Vec<usize>> = order
         .iter()
@@ -316,6 +330,7 @@ pub fn build(
     events(Event::now(EventKind::BuildDone {
         image_id: image_id.to_string(),
         tags: tags.clone(),
+        network_namespaces: builder.network.created(),
     }));
     let stage_keys = builder
         .stage_keys

@@ -80,7 +80,13 @@ pub enum EventKind {
         downloaded: usize,
     },
     /// The build finished.
-    BuildDone { image_id: String, tags: Vec<String> },
+    BuildDone {
+        image_id: String,
+        tags: Vec<String>,
+        /// Private network namespaces the build created for its RUN steps
+        /// (0 when none executed, else 1).
+        network_namespaces: usize,
+    },
 }
 
 impl Event {

@@ -20,6 +20,7 @@ pub mod images;
 mod miss_record;
 pub mod mounts;
 pub mod named;
+pub mod network;
 pub mod output;
 pub mod resolve;
 pub mod rootfs;
@@ -35,5 +36,6 @@ pub mod whymiss;
 
 pub use build::{build, BuildError, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use events::{Event, EventKind, Stream};
+pub use network::NetworkMode;
 pub use resolve::PullPolicy;
 pub use strata_registry::PullOptions;

@@ -19,8 +19,15 @@ pub struct MountedRootfs {
 pub enum MountError {
     #[error(transparent)]
     Store(#[from] strata_store::StoreError),
+    /// The cause is in the message, so not also a `source()`.
     #[error("bad layer digest: {0}")]
-    Digest(#[from] strata_oci::DigestError),
+    Digest(strata_oci::DigestError),
+}
+
+impl From<strata_oci::DigestError> for MountError {
+    fn from(e: strata_oci::DigestError) -> MountError {
+        MountError::Digest(e)
+    }
 }
 
 /// The (diff_id, blob digest) chain of some layers.

@@ -22,7 +22,9 @@ pub struct RunParams<'a> {
     pub env: Vec<String>,
     pub user: &'a str,
     pub workdir: &'a str,
-    pub network: Network,
+    /// The network, asked for once the rootfs is mounted (so a private
+    /// network being created meanwhile has had that time).
+    pub network: &'a (dyn Fn() -> Result<Network, String> + 'a),
     /// Progress step number for log events.
     pub step: usize,
     /// `RUN --mount`s: runtime mounts, and extra lowers (the mount points)
@@ -37,17 +39,45 @@ pub struct RunParams<'a> {
     pub extra: strata_runtime::ContainerExtras,
 }
 
-/// How a RUN failed.
+/// How a RUN failed. Wrapped errors are `transparent`: their message is
+/// not repeated by a `source()` that says the same (`{:#}` printed causes
+/// twice).
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("process {command:?} did not complete successfully: exit code: {code}")]
+    /// `command` is the command line, quoted and shortened by
+    /// [`shown_command`] (a long heredoc script is not echoed whole).
+    #[error("process {command} did not complete successfully: exit code: {code}")]
     Failed { command: String, code: i32 },
-    #[error("{0}")]
+    #[error(transparent)]
     Runtime(#[from] strata_runtime::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] strata_store::StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Mount(#[from] crate::mounts::MountError),
+    /// The RUN's network could not be set up.
+    #[error("{0}")]
+    Network(String),
+}
+
+/// At most this many characters of a command line appear in an error.
+pub const SHOWN_COMMAND_CHARS: usize = 200;
+
+/// The command line as an error shows it: quoted like BuildKit's
+/// (`"/bin/sh -c ..."`, newlines escaped), cut after
+/// [`SHOWN_COMMAND_CHARS`] characters with the number left out. The full
+/// script is in the Dockerfile; the step's output is above the error.
+pub fn shown_command(command: &str) -> String {
+    let total = command.chars().count();
+    if total <= SHOWN_COMMAND_CHARS {
+        return format!("{command:?}");
+    }
+    let head: String = command.chars().take(SHOWN_COMMAND_CHARS).collect();
+    let quoted = format!("{head:?}");
+    format!(
+        "{}...\" ({} more characters)",
+        &quoted[..quoted.len() - 1],
+        total - SHOWN_COMMAND_CHARS
+    )
 }
 
 /// The layer options the engine writes with: gzip, Docker media type,
@@ -85,6 +115,7 @@ pub fn run(
     lowers.extend(p.extra_lowers.iter().cloned());
     let rootfs = MountedRootfs::mount(store, layers, &lowers, Some(lease))?;
     let user = resolve_user(rootfs.root(), p.user)?;
+    let network = (p.network)().map_err(RunError::Network)?;
     let spec = ContainerSpec {
         id: rootfs.id(),
         rootfs: rootfs.root().to_path_buf(),
@@ -96,7 +127,7 @@ pub fn run(
             tty: false,
             stdin: false,
         },
-        network: p.network,
+        network,
         mounts: p.mounts.clone(),
         hostname: None,
         readonly_rootfs: false,
@@ -120,7 +151,7 @@ pub fn run(
     })?;
     if !status.success() {
         return Err(RunError::Failed {
-            command: p.argv.join(" "),
+            command: shown_command(&p.argv.join(" ")),
             code: status.code,
         });
     }
@@ -170,5 +201,51 @@ fn forward_lines(rx: mpsc::Receiver<(Stream, Vec<u8>)>, step: usize, events: Eve
                 buf,
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_commands_are_cut_in_errors() {
+        assert_eq!(
+            shown_command("/bin/sh -c echo hi"),
+            "\"/bin/sh -c echo hi\""
+        );
+        let script: String = (0..100).map(|i| format!("echo line {i}\n")).collect();
+        let e = RunError::Failed {
+            command: shown_command(&format!("/bin/sh -c {script}")),
+            code: 7,
+        }
+        .to_string();
+        assert!(
+            e.starts_with("process \"/bin/sh -c echo line 0\\necho line 1"),
+            "{e}"
+        );
+        assert!(!e.contains("line 99"), "{e}");
+        assert!(e.contains("...\" ("), "{e}");
+        assert!(e.ends_with("more characters) did not complete successfully: exit code: 7"));
+        assert!(e.len() < SHOWN_COMMAND_CHARS + 150, "{}", e.len());
+    }
+
+    #[test]
+    fn wrapped_errors_do_not_repeat_their_cause() {
+        let io = std::io::Error::from_raw_os_error(2);
+        let text = io.to_string();
+        let e = RunError::from(strata_runtime::Error::Io {
+            context: "reading /x".into(),
+            cause: io,
+        });
+        let mut chain = String::new();
+        let mut cur: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(c) = cur {
+            chain.push_str(&c.to_string());
+            chain.push('|');
+            cur = c.source();
+        }
+        assert_eq!(chain.matches(&text).count(), 1, "{chain}");
+        assert!(chain.starts_with("reading /x: "), "{chain}");
     }
 }

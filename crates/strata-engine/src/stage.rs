@@ -321,7 +321,9 @@ impl Builder<'_> {
             "shell": st.config.shell(),
             "cmd_set": st.cmd_set,
         });
-        if let Resolved::Run { .. } = &resolved {
+        if let Resolved::Run { network, .. } = &resolved {
+            // Refused before the cache: a cached step needs the entitlement too.
+            self.run_network_mode(network).map_err(err)?;
             def["env"] = json!(st.config.config.env);
             def["build_args"] = json!(self.recorded_build_args(scope));
             // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit

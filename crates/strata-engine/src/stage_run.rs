@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use strata_frontend::{Command, Heredoc, Mount, StageScope};
-use strata_runtime::Network;
 
 use crate::build::{BuildError, Builder};
 use crate::cache::LayerRef;
@@ -58,18 +57,6 @@ pub fn shebang_script<'a>(command: &Command, heredocs: &'a [Heredoc]) -> Option<
     }
 }
 
-/// `--network`: BuildKit's `default` is a sandbox with network access;
-/// strata shares the host's (no CNI), as `host`.
-fn network_of(v: Option<&str>) -> Result<Network, String> {
-    match v {
-        None | Some("default") | Some("host") => Ok(Network::Host),
-        Some("none") => Ok(Network::None),
-        Some(o) => Err(format!(
-            "unsupported --network={o}: use default, none or host"
-        )),
-    }
-}
-
 /// The history line BuildKit writes for a RUN: `RUN [|N K=V ...] ARGV # buildkit`.
 pub(crate) fn run_created_by(args: &[(String, String)], argv: &[String]) -> String {
     let prefix = if args.is_empty() {
@@ -82,6 +69,19 @@ pub(crate) fn run_created_by(args: &[(String, String)], argv: &[String]) -> Stri
 }
 
 impl Builder<'_> {
+    /// The network mode of a RUN with `--network=flag` in this build;
+    /// host networking without `--allow network.host` is an error.
+    pub(crate) fn run_network_mode(
+        &self,
+        flag: &Option<String>,
+    ) -> Result<crate::NetworkMode, String> {
+        crate::network::resolve(
+            flag.as_deref(),
+            self.req.network,
+            self.req.allow_network_host,
+        )
+    }
+
     /// Runs one RUN on `st` and records its history in `c` (the next
     /// config). Returns the new layer.
     #[allow(clippy::too_many_arguments)]
@@ -107,7 +107,22 @@ impl Builder<'_> {
         }
         let proxies = self.proxy_env(&env);
         env.extend(proxies);
-        let net = network_of(network.as_deref()).map_err(err)?;
+        let mode = self.run_network_mode(network).map_err(err)?;
+        // The build's private network is made by the first RUN that really
+        // executes (never for a cached one): started here, in the
+        // background, and waited for once the rootfs is mounted.
+        self.network.prepare(mode);
+        let network = || -> Result<strata_runtime::Network, String> {
+            let joined = self.network.network(mode)?;
+            if let Some(w) = joined.warning {
+                (self.events)(crate::events::Event::now(crate::events::EventKind::Log {
+                    step: s.step_no,
+                    stream: crate::events::Stream::Stderr,
+                    line: w,
+                }));
+            }
+            Ok(joined.network)
+        };
         let mut rm = self
             .prepare_mounts(mounts, st, deps)
             .map_err(|m| err(format!("--mount: {m}")))?;
@@ -121,7 +136,7 @@ impl Builder<'_> {
             env,
             user: &c.config.user,
             workdir: c.workdir(),
-            network: net,
+            network: &network,
             step: s.step_no,
             mounts: rm.specs.clone(),
             extra_lowers: vec![rm.placeholders.0.clone()],

@@ -29,6 +29,16 @@
 //! - **Signals.** While a container runs, SIGINT/SIGTERM/SIGHUP/SIGQUIT do
 //!   not kill this process: the first is passed to the container, which gets
 //!   SIGKILL after [`Runc::with_stop_timeout`] (10 s) or at the next signal.
+//! - **Networks.** [`Network::Host`] never comes with `CAP_NET_RAW` (it
+//!   would let a process capture the host's packets); [`Network::None`] is
+//!   a fresh namespace with `lo`; [`Network::Join`] joins a namespace by
+//!   path, such as a [`PrivateNetwork`] ([`netns`]: a named namespace with
+//!   outbound access through pasta, whose resolv.conf the container gets).
+//! - **Stale containers.** Each bundle records its owner's pid and start
+//!   time; [`Runc::cleanup_stale`] (run by [`Runc::locate`]) kills every
+//!   process of a container whose owner is gone (`runc kill --all`, through
+//!   its cgroup), deletes it and its bundle, and removes dead owners'
+//!   namespace files.
 //! - **Not (yet) like Docker:** the seccomp profile is a denylist of the
 //!   syscalls Docker's allowlist refuses a default container ([`seccomp`]);
 //!   no AppArmor profile. Rootless, strata enters a user namespace itself
@@ -57,6 +67,8 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub mod netns;
+pub mod reaper;
 pub mod rootless;
 mod runc;
 pub mod seccomp;
@@ -67,8 +79,9 @@ mod user;
 
 use std::path::PathBuf;
 
+pub use netns::{NetnsRef, PrivateNetwork};
 pub use rootless::{enter_user_namespace, Userns};
-pub use runc::{is_rootless, Runc, OWNER_ANNOTATION};
+pub use runc::{is_rootless, Runc, OWNER_ANNOTATION, OWNER_START_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
     write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec, Network, ProcessSpec,
@@ -193,14 +206,18 @@ pub enum Error {
         /// runc's error messages.
         message: String,
     },
-    /// A file system or process operation failed.
-    #[error("{context}: {source}")]
+    /// The private network of RUN steps could not be set up.
+    #[error("{0}")]
+    Network(String),
+    /// A file system or process operation failed. The cause is part of
+    /// the message and not also a `source()` (callers print `{:#}` and
+    /// would see it twice).
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done, naming the path.
         context: String,
         /// The cause.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -208,7 +225,7 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 

@@ -25,6 +25,10 @@ use crate::{ContainerSpec, Error, Executor, ExitStatus};
 /// container; [`Runc::cleanup_stale`] removes containers whose owner is gone.
 pub const OWNER_ANNOTATION: &str = "io.strata.owner-pid";
 
+/// The annotation recording the owner's start time (clock ticks since boot,
+/// `/proc/PID/stat` field 22), so a reused pid is not taken for the owner.
+pub const OWNER_START_ANNOTATION: &str = "io.strata.owner-start";
+
 /// Where [`Runc::locate`] looks after `STRATA_RUNC` and `PATH`.
 const WELL_KNOWN: &[&str] = &[
     "/usr/sbin/runc",
@@ -42,6 +46,7 @@ pub struct Runc {
     cgroup_parent: Option<String>,
     stop_timeout: Duration,
     forward_signals: bool,
+    reaper: bool,
 }
 
 impl Runc {
@@ -50,6 +55,15 @@ impl Runc {
     /// containers left behind by strata processes that were killed
     /// ([`Runc::cleanup_stale`]: one readdir when there are none), best effort.
     pub fn locate() -> Result<Runc, Error> {
+        let runc = Runc::find()?;
+        if let Err(e) = runc.cleanup_stale() {
+            tracing::debug!("cleaning up stale containers: {e}");
+        }
+        Ok(runc)
+    }
+
+    /// [`Runc::locate`] without the clean-up of stale containers.
+    pub fn find() -> Result<Runc, Error> {
         let runc = if let Some(p) = std::env::var_os("STRATA_RUNC") {
             Runc::with_binary(p)?
         } else {
@@ -69,9 +83,6 @@ impl Runc {
                 }
             }
         };
-        if let Err(e) = runc.cleanup_stale() {
-            tracing::debug!("cleaning up stale containers: {e}");
-        }
         Ok(runc)
     }
 
@@ -93,6 +104,7 @@ impl Runc {
             cgroup_parent: (!rootless).then(|| "/strata".to_string()),
             stop_timeout: Duration::from_secs(10),
             forward_signals: true,
+            reaper: false,
         })
     }
 
@@ -135,6 +147,21 @@ impl Runc {
         self
     }
 
+    /// Whether the first [`Executor::run`] starts the [`crate::reaper`],
+    /// which kills this process's containers when it dies, even by SIGKILL
+    /// (default false). Only for a binary whose `main` calls
+    /// [`crate::reaper::run_if_reaper`] first.
+    pub fn with_reaper(mut self, on: bool) -> Runc {
+        self.reaper = on;
+        self
+    }
+
+    /// Kills and deletes a stale container and removes its bundle.
+    pub(crate) fn remove_stale(&self, id: &str, bundle: &Path) {
+        self.kill_and_delete(id);
+        let _ = std::fs::remove_dir_all(bundle);
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(&self.binary);
         cmd.arg("--root").arg(&self.state_root);
@@ -150,6 +177,20 @@ impl Runc {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+    }
+
+    /// Kills every process of a container through its cgroup (`runc kill
+    /// --all ID KILL`: processes that left the pid namespace's init behind
+    /// too), then deletes it (`runc delete --force`), best effort.
+    fn kill_and_delete(&self, id: &str) {
+        let _ = self
+            .command()
+            .args(["kill", "--all", id, "KILL"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        self.delete(id);
     }
 
     /// `runc delete --force ID`, best effort.
@@ -199,7 +240,30 @@ impl Runc {
     /// runc is started only for a container that is really stale, never to
     /// list them (a Go binary start before every container was most of
     /// `strata run`'s own overhead).
+    ///
+    /// A stale container may still run (its strata was SIGKILLed while a
+    /// RUN was running: `runc run` and the container outlive it): all its
+    /// processes are killed through its cgroup before runc's state and the
+    /// bundle are deleted. Only containers whose recorded owner (pid and
+    /// start time) is gone are touched, never those of a live strata, so
+    /// concurrent strata processes with other stores are safe. Also removes
+    /// the network namespace files of dead owners ([`crate::netns`]).
     pub fn cleanup_stale(&self) -> Result<Vec<String>, Error> {
+        self.stale_containers(true)
+    }
+
+    /// The containers [`Runc::cleanup_stale`] would remove, without
+    /// touching them.
+    pub fn find_stale(&self) -> Result<Vec<String>, Error> {
+        self.stale_containers(false)
+    }
+
+    fn stale_containers(&self, remove: bool) -> Result<Vec<String>, Error> {
+        if remove {
+            if let Ok(dir) = crate::netns::default_dir() {
+                crate::netns::cleanup_stale(&dir);
+            }
+        }
         let entries = match std::fs::read_dir(&self.bundle_root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -222,16 +286,19 @@ impl Runc {
             // was killed before runc started (the config is written
             // atomically, just before runc runs): nothing of runc's to
             // clean; the dir goes once it is clearly abandoned.
-            let Some(pid) = bundle_owner(&ent.path()) else {
+            let Some((pid, start)) = bundle_owner(&ent.path()) else {
                 if older_than(&ent.path(), ABANDONED_BUNDLE) {
-                    let _ = std::fs::remove_dir_all(ent.path());
+                    if remove {
+                        let _ = std::fs::remove_dir_all(ent.path());
+                    }
                     removed.push(id);
                 }
                 continue;
             };
-            if !process_alive(pid) {
-                self.delete(&id);
-                let _ = std::fs::remove_dir_all(ent.path());
+            if !crate::netns::owner_alive(pid, start) {
+                if remove {
+                    self.remove_stale(&id, &ent.path());
+                }
                 removed.push(id);
             }
         }
@@ -251,17 +318,16 @@ fn older_than(p: &Path, age: Duration) -> bool {
         .is_some_and(|e| e > age)
 }
 
-/// The owner pid recorded in a bundle's `config.json` annotations.
-fn bundle_owner(bundle: &Path) -> Option<i32> {
+/// The owner pid and start time (absent in bundles of older stratas)
+/// recorded in a bundle's `config.json` annotations.
+pub(crate) fn bundle_owner(bundle: &Path) -> Option<(u32, Option<u64>)> {
     let bytes = std::fs::read(bundle.join("config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v["annotations"][OWNER_ANNOTATION].as_str()?.parse().ok()
-}
-
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let pid = v["annotations"][OWNER_ANNOTATION].as_str()?.parse().ok()?;
+    let start = v["annotations"][OWNER_START_ANNOTATION]
+        .as_str()
+        .and_then(|s| s.parse().ok());
+    Some((pid, start))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -407,8 +473,16 @@ impl Executor for Runc {
             started: false,
         };
 
-        let files =
-            InjectedFiles::write(&bundle, &spec.effective_hostname(), &spec.extra.extra_hosts)?;
+        let resolv = match &spec.network {
+            crate::Network::Join(n) => n.resolv_conf.as_deref(),
+            _ => None,
+        };
+        let files = InjectedFiles::write(
+            &bundle,
+            &spec.effective_hostname(),
+            resolv,
+            &spec.extra.extra_hosts,
+        )?;
         let cgroups_path = self
             .cgroup_parent
             .as_ref()
@@ -420,9 +494,13 @@ impl Executor for Runc {
             cgroups_path.as_deref(),
             nofile_limit(),
         )?;
-        oci.set_annotations(Some(
-            [(OWNER_ANNOTATION.to_string(), std::process::id().to_string())].into(),
-        ));
+        let me = std::process::id();
+        let mut annotations: std::collections::HashMap<String, String> =
+            [(OWNER_ANNOTATION.to_string(), me.to_string())].into();
+        if let Some(t) = crate::netns::process_start_time(me) {
+            annotations.insert(OWNER_START_ANNOTATION.to_string(), t.to_string());
+        }
+        oci.set_annotations(Some(annotations));
         let config = bundle.join("config.json");
         let json = serde_json::to_vec_pretty(&oci).map_err(|e| Error::spec(e.to_string()))?;
         // Written under a temp name and renamed: a config that is there is
@@ -443,6 +521,9 @@ impl Executor for Runc {
 
         let _signals = self.forward_signals.then(signals::Guard::install);
         let mut watch = signals::Watch::new();
+        if self.reaper {
+            crate::reaper::start(&self.binary, &self.state_root, &self.bundle_root);
+        }
         cleanup.started = true;
         let mut child = cmd
             .spawn()
@@ -548,7 +629,7 @@ pub fn is_rootless() -> bool {
 /// ([`check_private_dir`]): a name in a shared directory like `/tmp` can be
 /// created first by someone else, who could then plant links or runc
 /// state in it.
-fn run_dir() -> Result<PathBuf, Error> {
+pub(crate) fn run_dir() -> Result<PathBuf, Error> {
     if !is_rootless() {
         return Ok(PathBuf::from("/run/strata"));
     }

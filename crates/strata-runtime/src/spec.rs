@@ -117,13 +117,18 @@ impl Default for ProcessSpec {
 }
 
 /// The container's network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Network {
     /// Share the host's network namespace (Docker `--network host`).
+    /// The container never gets `CAP_NET_RAW` there: with it, a process
+    /// could capture the host's packets (AF_PACKET).
     #[default]
     Host,
     /// A fresh network namespace with only `lo` (Docker `--network none`).
     None,
+    /// Join an existing network namespace (a build's private network, see
+    /// [`crate::PrivateNetwork`]); its resolv.conf replaces the host's.
+    Join(crate::NetnsRef),
 }
 
 /// A host directory or file bind-mounted into the container.
@@ -255,10 +260,13 @@ pub(crate) struct InjectedFiles {
 }
 
 impl InjectedFiles {
-    /// Writes the three files into `dir` (the bundle).
+    /// Writes the three files into `dir` (the bundle); `resolv_conf`
+    /// replaces the host's `/etc/resolv.conf` when given; `extra_hosts`
+    /// (`--add-host`) are appended to `/etc/hosts`.
     pub(crate) fn write(
         dir: &Path,
         hostname: &str,
+        resolv_conf: Option<&str>,
         extra_hosts: &[(String, String)],
     ) -> Result<InjectedFiles, Error> {
         let files = InjectedFiles {
@@ -266,7 +274,11 @@ impl InjectedFiles {
             hosts: dir.join("hosts"),
             hostname: dir.join("hostname"),
         };
-        let resolv = match std::fs::read("/etc/resolv.conf") {
+        let resolv = match resolv_conf.map(|r| Ok(r.as_bytes().to_vec())) {
+            Some(r) => r,
+            None => std::fs::read("/etc/resolv.conf"),
+        };
+        let resolv = match resolv {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("reading the host's /etc/resolv.conf", e)),
@@ -478,8 +490,11 @@ pub(crate) fn build_oci_spec(
     check_abs("working directory", &p.cwd)?;
     let hostname = c.effective_hostname();
 
+    // Never CAP_NET_RAW in the host's network namespace: AF_PACKET would
+    // see every packet of the host.
     let caps: HashSet<Capability> = DEFAULT_CAPABILITIES
         .iter()
+        .filter(|&&cap| !(cap == "CAP_NET_RAW" && c.network == Network::Host))
         .map(|c| {
             c.trim_start_matches("CAP_")
                 .parse::<Capability>()
@@ -593,11 +608,20 @@ pub(crate) fn build_oci_spec(
     if c.network == Network::None {
         ns.push(LinuxNamespaceType::Network);
     }
-    let namespaces = ns
+    let mut namespaces = ns
         .into_iter()
         .map(|t| LinuxNamespaceBuilder::default().typ(t).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::spec)?;
+    if let Network::Join(n) = &c.network {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Network)
+                .path(n.path.clone())
+                .build()
+                .map_err(Error::spec)?,
+        );
+    }
     // Deny all devices; runc appends its allow-list for the default devices
     // (null, zero, full, random, urandom, tty, ptmx, pts) and creates them.
     let resources = LinuxResourcesBuilder::default()
@@ -684,7 +708,7 @@ mod tests {
     #[test]
     fn spec_has_docker_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        let files = InjectedFiles::write(dir.path(), "h", &[]).unwrap();
+        let files = InjectedFiles::write(dir.path(), "h", None, &[]).unwrap();
         let c = ContainerSpec {
             id: "strata-0123456789abcdef".into(),
             rootfs: "/r".into(),
@@ -740,7 +764,7 @@ mod tests {
     fn extras_set_hosts_shm_and_rlimits() {
         let dir = tempfile::tempdir().unwrap();
         let hosts = [("db.local".to_string(), "10.1.2.3".to_string())];
-        let files = InjectedFiles::write(dir.path(), "h", &hosts).unwrap();
+        let files = InjectedFiles::write(dir.path(), "h", None, &hosts).unwrap();
         let text = std::fs::read_to_string(&files.hosts).unwrap();
         assert!(text.ends_with("10.1.2.3\tdb.local\n"), "{text}");
         let c = ContainerSpec {
@@ -787,6 +811,61 @@ mod tests {
         assert!(Ulimit::parse("bogus=1").is_err());
         assert!(Ulimit::parse("nofile=2:1").is_err());
         assert_eq!(Ulimit::parse("core=-1").unwrap().hard, u64::MAX);
+    }
+
+    #[test]
+    fn host_network_never_gets_net_raw_and_join_uses_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let files =
+            InjectedFiles::write(dir.path(), "h", Some("nameserver 169.254.1.1\n"), &[]).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&files.resolv_conf).unwrap(),
+            "nameserver 169.254.1.1\n"
+        );
+        let mut c = ContainerSpec {
+            id: "build-0123456789abcdef".into(),
+            rootfs: "/r".into(),
+            process: ProcessSpec {
+                args: vec!["sh".into()],
+                ..Default::default()
+            },
+            network: Network::Host,
+            mounts: vec![],
+            hostname: None,
+            readonly_rootfs: false,
+            extra: Default::default(),
+        };
+        let caps_of = |c: &ContainerSpec| {
+            let spec = build_oci_spec(c, Path::new("/r"), &files, None, 42).unwrap();
+            let json = serde_json::to_value(&spec).unwrap();
+            let names = |set: &str| -> Vec<String> {
+                json["process"]["capabilities"][set]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            (names("bounding"), names("effective"), json)
+        };
+        let (bounding, effective, _) = caps_of(&c);
+        assert!(!bounding.iter().any(|c| c == "CAP_NET_RAW"), "{bounding:?}");
+        assert!(!effective.iter().any(|c| c == "CAP_NET_RAW"));
+        assert_eq!(bounding.len(), DEFAULT_CAPABILITIES.len() - 1);
+        c.network = Network::Join(crate::NetnsRef {
+            path: "/run/strata/netns/x".into(),
+            resolv_conf: None,
+        });
+        let (bounding, _, json) = caps_of(&c);
+        assert!(bounding.iter().any(|c| c == "CAP_NET_RAW"));
+        let net = json["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "network")
+            .cloned()
+            .expect("a network namespace");
+        assert_eq!(net["path"], "/run/strata/netns/x");
     }
 
     #[test]

@@ -225,7 +225,7 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 pub(crate) fn read_rootfs_file(rootfs: &Path, rel: &str) -> Result<Option<String>, Error> {
     let io_err = |e: std::io::Error| Error::Io {
         context: format!("reading {} in rootfs {}", rel, rootfs.display()),
-        source: e,
+        cause: e,
     };
     let root = rustix::fs::open(
         rootfs,
@@ -234,7 +234,7 @@ pub(crate) fn read_rootfs_file(rootfs: &Path, rel: &str) -> Result<Option<String
     )
     .map_err(|e| Error::Io {
         context: format!("opening rootfs {}", rootfs.display()),
-        source: e.into(),
+        cause: e.into(),
     })?;
     let fd: OwnedFd = match rustix::fs::openat2(
         &root,

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A container reaper started by a build (strata_runtime::reaper) does
+    // its work and exits here; any other process returns at once.
+    strata_runtime::reaper::run_if_reaper();
     // First, while the process is still single-threaded: an unprivileged
     // user gets a user namespace of its own (strata_runtime::rootless), so
     // that build and run work without `unshare` and files of other owners

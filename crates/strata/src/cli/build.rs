@@ -100,6 +100,13 @@ pub struct BuildArgs {
     /// Subrequest instead of a build: build (default), check, outline, targets
     #[arg(long = "call")]
     pub call: Option<String>,
+    /// Network of RUN steps: default (a private network with outbound access, one per
+    /// build), none, or host (needs --allow network.host)
+    #[arg(long, default_value = "default", value_name = "default|none|host")]
+    pub network: String,
+    /// Extra privileges: network.host (RUN --network=host and --network host)
+    #[arg(long = "allow", value_name = "ENTITLEMENT")]
+    pub allow: Vec<String>,
     /// Build context: a directory, `-` (a tar or a Dockerfile on stdin), a git URL or an http(s) tarball URL
     pub context: PathBuf,
 }
@@ -163,10 +170,29 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|s| CacheSpec::parse("--cache-from", s))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let network = strata_engine::NetworkMode::parse(&a.network)
+        .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
+    let mut allow_network_host = false;
+    for e in a.allow.iter().flat_map(|s| s.split(',')) {
+        match e.trim() {
+            "network.host" => allow_network_host = true,
+            "security.insecure" => {
+                anyhow::bail!("--allow security.insecure is not supported by strata")
+            }
+            other => anyhow::bail!("--allow {other:?}: unknown entitlement (use network.host)"),
+        }
+    }
+    if network == strata_engine::NetworkMode::Host && !allow_network_host {
+        anyhow::bail!(
+            "{}",
+            strata_engine::network::host_network_denied("--network host")
+        );
+    }
     let client = super::registry::client_options(&a.insecure_registry);
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
-    let runc = Runc::locate()?;
+    // The reaper kills the build's RUN containers if strata is killed.
+    let runc = Runc::locate()?.with_reaper(true);
     let quiet = matches!(mode, progress::Mode::Quiet | progress::Mode::RawJson);
     build_cache::import(&store, &cache_from, &client, quiet);
     let req = BuildRequest {
@@ -195,6 +221,8 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         annotations,
         run_extra,
         cache_from_images,
+        network,
+        allow_network_host,
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);

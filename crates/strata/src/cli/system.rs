@@ -173,8 +173,31 @@ fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<u8> {
 /// Exit status 1 when data is damaged (leftovers alone are not damage).
 fn check(g: &Global, a: CheckStoreArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;
+    // Containers first: a build killed with SIGKILL leaves its RUN running
+    // (runc and the container outlive strata). They are killed and deleted
+    // before the store unmounts their rootfs. Only containers whose owner
+    // (pid and start time) is gone are touched.
+    let stale_runc = match strata_runtime::Runc::find() {
+        Ok(runc) if a.repair => runc.cleanup_stale(),
+        Ok(runc) => runc.find_stale(),
+        Err(_) => Ok(Vec::new()), // no runc: no container ever ran
+    }
+    .context("looking for containers of killed strata processes")?;
     let r = store.check(a.repair).context("check the store")?;
     let mut out = std::io::stdout().lock();
+    for id in &stale_runc {
+        if a.repair {
+            writeln!(
+                out,
+                "repaired: killed and deleted container {id} (its strata is gone)"
+            )?;
+        } else {
+            writeln!(
+                out,
+                "problem: container {id} outlived its strata (repair kills and deletes it)"
+            )?;
+        }
+    }
     for p in &r.problems {
         writeln!(out, "problem: {p}")?;
     }
