@@ -40,17 +40,34 @@ pub struct RunArgs {
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Image to run
-    pub image: String,
-    /// Command and arguments
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// The image, then the command and its arguments: every word after
+    /// the image belongs to the container (`--help`, `-e`, `--` included).
+    #[arg(
+        value_name = "IMAGE [COMMAND [ARG...]]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub image_and_args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image named.
+    pub fn image(&self) -> &str {
+        &self.image_and_args[0]
+    }
+
+    /// The words after the image.
+    pub fn args(&self) -> &[String] {
+        &self.image_and_args[1..]
+    }
 }
 
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
-    let image = images::load_image(&store, &a.image)?;
+    let image = images::load_image(&store, a.image())?;
     let cfg = &image.config.config;
 
     // Docker's rules: --entrypoint replaces ENTRYPOINT and clears CMD;
@@ -63,14 +80,14 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
             cfg.cmd.clone().unwrap_or_default(),
         ),
     };
-    let cmd = if a.args.is_empty() {
+    let cmd = if a.args().is_empty() {
         default_cmd
     } else {
-        a.args.clone()
+        a.args().to_vec()
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
-        anyhow::bail!("no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name", a.image);
+        anyhow::bail!("no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name", a.image());
     }
 
     let mut env = cfg.env.clone().unwrap_or_default();
