@@ -79,12 +79,12 @@ mod user;
 
 use std::path::PathBuf;
 
-pub use netns::{NetnsRef, PrivateNetwork};
+pub use netns::{NetnsRef, PastaOptions, PrivateNetwork};
 pub use rootless::{enter_user_namespace, Userns};
 pub use runc::{is_rootless, Runc, OWNER_ANNOTATION, OWNER_START_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
-    write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec, Network, ProcessSpec,
+    effective_capabilities, write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec, Network, ProcessSpec,
     Ulimit, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
 };
 pub use stdio::{OutputSink, StdioConfig};

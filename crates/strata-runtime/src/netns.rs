@@ -208,18 +208,38 @@ fn resolv_conf() -> String {
     out
 }
 
+/// What a container's private network publishes, and what its errors
+/// suggest instead.
+#[derive(Debug, Clone, Default)]
+pub struct PastaOptions {
+    /// pasta `-t` specs (`[ADDR/]HOST:CONTAINER`): host ports forwarded
+    /// into the namespace.
+    pub tcp: Vec<String>,
+    /// pasta `-u` specs.
+    pub udp: Vec<String>,
+    /// Appended to error messages: what else the user can do (default:
+    /// the build's flags).
+    pub hint: Option<String>,
+}
+
 impl PrivateNetwork {
     /// Creates the namespace under `dir` and starts pasta (see the module
     /// doc). Fails with what to install or do.
     pub fn create(dir: &Path) -> Result<PrivateNetwork, Error> {
+        PrivateNetwork::create_with(dir, &PastaOptions::default())
+    }
+
+    /// [`PrivateNetwork::create`] with published ports.
+    pub fn create_with(dir: &Path, opts: &PastaOptions) -> Result<PrivateNetwork, Error> {
         let started = Instant::now();
+        let hint = opts.hint.clone().unwrap_or_else(|| {
+            "build with --network none, or with --allow network.host --network host".to_string()
+        });
         let pasta = find_pasta().ok_or_else(|| {
-            Error::Network(
-                "RUN steps get a private network through pasta, which is not installed: \
-             `apt-get install passt` (or build with --network none, or with \
-             --allow network.host --network host)"
-                    .to_string(),
-            )
+            Error::Network(format!(
+                "a private network needs pasta, which is not installed: \
+                 `apt-get install passt` (or {hint})"
+            ))
         })?;
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -239,9 +259,21 @@ impl PrivateNetwork {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let ns_path = path.clone();
         let log_path = log.clone();
+        let mut ports: Vec<String> = Vec::new();
+        for (flag, specs) in [("-t", &opts.tcp), ("-u", &opts.udp)] {
+            if specs.is_empty() {
+                ports.extend([flag.to_string(), "none".to_string()]);
+            }
+            for spec in specs {
+                ports.extend([flag.to_string(), spec.clone()]);
+            }
+        }
+        let hint2 = hint.clone();
         let keeper = std::thread::Builder::new()
             .name("strata-pasta".into())
-            .spawn(move || keep_pasta(&pasta, &ns_path, &log_path, ready_tx, stop_rx));
+            .spawn(move || {
+                keep_pasta(&pasta, &ns_path, &log_path, &ports, &hint2, ready_tx, stop_rx)
+            });
         let keeper = match keeper {
             Ok(k) => k,
             Err(e) => {
@@ -310,6 +342,8 @@ fn keep_pasta(
     pasta: &Path,
     netns: &Path,
     log: &Path,
+    ports: &[String],
+    hint: &str,
     ready: mpsc::Sender<Result<u32, String>>,
     stop: mpsc::Receiver<()>,
 ) {
@@ -324,7 +358,8 @@ fn keep_pasta(
     let mut cmd = Command::new(pasta);
     cmd.args(["--runas", "0:0", "-f", "-q", "--config-net", "--netns"])
         .arg(netns)
-        .args(["-t", "none", "-u", "none", "-T", "none", "-U", "none"])
+        .args(ports)
+        .args(["-T", "none", "-U", "none"])
         .args(["--dns-forward", DNS_FORWARD])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -359,10 +394,7 @@ fn keep_pasta(
         } else {
             format!("{why}: {}", text.join("; "))
         };
-        format!(
-            "giving RUN steps a private network with pasta failed ({msg}); build with \
-             --network none, or with --allow network.host --network host"
-        )
+        format!("giving the container a private network with pasta failed ({msg}); {hint}")
     };
     // Watch the namespace from this thread (it only waits from now on).
     let joined = std::fs::File::open(netns).and_then(|f| {

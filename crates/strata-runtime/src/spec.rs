@@ -192,6 +192,64 @@ pub struct ContainerExtras {
     /// `--ulimit NAME=SOFT[:HARD]`: rlimits replacing the defaults of the
     /// same name.
     pub ulimits: Vec<Ulimit>,
+    /// `--memory`: the cgroup memory limit in bytes (swap limited to the
+    /// same, as Docker does without `--memory-swap`).
+    pub memory: Option<i64>,
+    /// `--cpus` in billionths of a CPU (CFS quota over a 100 ms period).
+    pub nano_cpus: Option<i64>,
+    /// `--pids-limit`.
+    pub pids_limit: Option<i64>,
+    /// `--cap-add` (`ALL` or names with or without `CAP_`).
+    pub cap_add: Vec<String>,
+    /// `--cap-drop` (`ALL` or names).
+    pub cap_drop: Vec<String>,
+    /// `--security-opt seccomp=unconfined`: no syscall filter.
+    pub seccomp_unconfined: bool,
+}
+
+/// Every capability name the kernel knows (for `--cap-add ALL`).
+const ALL_CAPABILITIES: &[&str] = &[
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+    "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW",
+    "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT",
+    "SYS_ADMIN", "SYS_BOOT", "SYS_NICE", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD",
+    "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG",
+    "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+];
+
+/// The capability set after `--cap-add`/`--cap-drop` (Docker's order:
+/// drops apply to the defaults, adds after them; `ALL` in either).
+pub fn effective_capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, Error> {
+    let norm = |c: &String| -> Result<String, Error> {
+        let n = c.trim().to_ascii_uppercase();
+        let n = n.trim_start_matches("CAP_").to_string();
+        if n == "ALL" || ALL_CAPABILITIES.contains(&n.as_str()) {
+            Ok(n)
+        } else {
+            Err(Error::InvalidSpec(format!("unknown capability: {c:?}")))
+        }
+    };
+    let add: Vec<String> = add.iter().map(norm).collect::<Result<_, _>>()?;
+    let drop: Vec<String> = drop.iter().map(norm).collect::<Result<_, _>>()?;
+    let mut caps: Vec<String> = if drop.iter().any(|d| d == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPABILITIES
+            .iter()
+            .map(|c| c.trim_start_matches("CAP_").to_string())
+            .filter(|c| !drop.contains(c))
+            .collect()
+    };
+    if add.iter().any(|a| a == "ALL") {
+        caps = ALL_CAPABILITIES.iter().map(|c| c.to_string()).collect();
+    } else {
+        for a in add {
+            if !caps.contains(&a) {
+                caps.push(a);
+            }
+        }
+    }
+    Ok(caps.into_iter().map(|c| format!("CAP_{c}")).collect())
 }
 
 /// One rlimit (`nofile`, `nproc`, `core`, ... as Docker's `--ulimit`).
@@ -492,9 +550,10 @@ pub(crate) fn build_oci_spec(
 
     // Never CAP_NET_RAW in the host's network namespace: AF_PACKET would
     // see every packet of the host.
-    let caps: HashSet<Capability> = DEFAULT_CAPABILITIES
+    let wanted = effective_capabilities(&c.extra.cap_add, &c.extra.cap_drop)?;
+    let caps: HashSet<Capability> = wanted
         .iter()
-        .filter(|&&cap| !(cap == "CAP_NET_RAW" && c.network == Network::Host))
+        .filter(|cap| !(cap.as_str() == "CAP_NET_RAW" && c.network == Network::Host))
         .map(|c| {
             c.trim_start_matches("CAP_")
                 .parse::<Capability>()
@@ -624,14 +683,41 @@ pub(crate) fn build_oci_spec(
     }
     // Deny all devices; runc appends its allow-list for the default devices
     // (null, zero, full, random, urandom, tty, ptmx, pts) and creates them.
-    let resources = LinuxResourcesBuilder::default()
-        .devices(vec![LinuxDeviceCgroupBuilder::default()
+    let mut resources = LinuxResourcesBuilder::default().devices(vec![
+        LinuxDeviceCgroupBuilder::default()
             .allow(false)
             .access("rwm")
             .build()
-            .map_err(Error::spec)?])
-        .build()
-        .map_err(Error::spec)?;
+            .map_err(Error::spec)?,
+    ]);
+    if let Some(m) = c.extra.memory {
+        resources = resources.memory(
+            oci_spec::runtime::LinuxMemoryBuilder::default()
+                .limit(m)
+                .swap(m)
+                .build()
+                .map_err(Error::spec)?,
+        );
+    }
+    if let Some(n) = c.extra.nano_cpus {
+        let period: u64 = 100_000;
+        resources = resources.cpu(
+            oci_spec::runtime::LinuxCpuBuilder::default()
+                .period(period)
+                .quota(n * period as i64 / 1_000_000_000)
+                .build()
+                .map_err(Error::spec)?,
+        );
+    }
+    if let Some(p) = c.extra.pids_limit {
+        resources = resources.pids(
+            oci_spec::runtime::LinuxPidsBuilder::default()
+                .limit(p)
+                .build()
+                .map_err(Error::spec)?,
+        );
+    }
+    let resources = resources.build().map_err(Error::spec)?;
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
     // Rootless: no device cgroup (runc cannot set one); devices are bind
     // mounts of the host's /dev/null etc., and mknod is impossible anyway.
@@ -640,8 +726,10 @@ pub(crate) fn build_oci_spec(
     }
     // The same syscall filter in every mode: seccomp needs no privilege
     // (no-new-privileges is set), so rootless containers get it too.
+    if !c.extra.seccomp_unconfined {
+        linux = linux.seccomp(crate::seccomp::profile()?);
+    }
     let mut linux = linux
-        .seccomp(crate::seccomp::profile()?)
         .masked_paths(
             MASKED_PATHS
                 .iter()
@@ -785,6 +873,7 @@ mod tests {
                     Ulimit::parse("nofile=100:200").unwrap(),
                     Ulimit::parse("nproc=50").unwrap(),
                 ],
+                ..Default::default()
             },
         };
         let spec = build_oci_spec(&c, Path::new("/r"), &files, None, 42).unwrap();

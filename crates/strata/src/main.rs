@@ -11,6 +11,10 @@ fn main() -> ExitCode {
     // A container reaper started by a build (strata_runtime::reaper) does
     // its work and exits here; any other process returns at once.
     strata_runtime::reaper::run_if_reaper();
+    // `run --init`: strata as the container's PID 1.
+    cli::init::run_if_init();
+    // A detached container's monitor (cli::ctr): forks, runs it, exits.
+    cli::ctr::run_if_monitor();
     // First, while the process is still single-threaded: an unprivileged
     // user gets a user namespace of its own (strata_runtime::rootless), so
     // that build and run work without `unshare` and files of other owners

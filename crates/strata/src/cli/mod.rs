@@ -9,6 +9,8 @@ pub mod archive;
 pub mod build;
 pub mod changes;
 pub mod check;
+pub mod ctr;
+pub mod init;
 pub mod dryrun;
 pub mod explain;
 pub mod images;
@@ -72,6 +74,29 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Run a command in a new container
     Run(run::RunArgs),
+    /// Create a new container (start it with `start`)
+    Create(run::RunArgs),
+    /// Start one or more stopped containers
+    Start(ctr::StartArgs),
+    /// Stop one or more running containers (signal, then SIGKILL after -t seconds)
+    Stop(ctr::StopArgs),
+    /// Restart one or more containers
+    Restart(ctr::StopArgs),
+    /// Send a signal to one or more running containers
+    Kill(ctr::KillArgs),
+    /// Remove one or more containers
+    Rm(ctr::RmArgs),
+    /// Block until containers stop, then print their exit codes
+    Wait(ctr::WaitArgs),
+    /// List containers
+    Ps(ctr::PsArgs),
+    /// Fetch the logs of a container
+    Logs(ctr::LogsArgs),
+    /// Run a command in a running container
+    Exec(ctr::ExecArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ctr::ContainerCommand),
     /// List images
     Images(images::LsArgs),
     /// Manage images
@@ -123,11 +148,40 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Build(a) => build::run(&g, a),
         Command::Check(a) => check::run(&g, a),
         Command::Run(a) => run::run(&g, a),
+        Command::Create(a) => ctr::create(&g, a),
+        Command::Start(a) => ctr::start(&g, a),
+        Command::Stop(a) => ctr::stop(&g, a),
+        Command::Restart(a) => ctr::restart(&g, a),
+        Command::Kill(a) => ctr::kill(&g, a),
+        Command::Rm(a) => ctr::rm(&g, a),
+        Command::Wait(a) => ctr::wait(&g, a),
+        Command::Ps(a) => ctr::ps(&g, a),
+        Command::Logs(a) => ctr::logs(&g, a),
+        Command::Exec(a) => ctr::exec(&g, a),
+        Command::Container(c) => ctr::dispatch(&g, c),
         Command::Images(a) => images::ls(&g, a),
+        Command::Image(images::ImageCommand::Rm(mut a)) => {
+            let refused = ctr::refuse_used_images(&g, &mut a.images, a.force);
+            if a.images.is_empty() {
+                return Ok(1);
+            }
+            let code = images::rm(&g, a)?;
+            Ok(code.max(u8::from(refused)))
+        }
         Command::Image(c) => images::dispatch(&g, c),
-        Command::Rmi(a) => images::rm(&g, a),
+        Command::Rmi(mut a) => {
+            let refused = ctr::refuse_used_images(&g, &mut a.images, a.force);
+            if a.images.is_empty() {
+                return Ok(1);
+            }
+            let code = images::rm(&g, a)?;
+            Ok(code.max(u8::from(refused)))
+        }
         Command::Tag(a) => images::tag(&g, a),
-        Command::Inspect(a) => images::inspect(&g, a),
+        Command::Inspect(a) => match ctr::inspect_if_containers(&g, &a.images) {
+            Some(code) => code,
+            None => images::inspect(&g, a),
+        },
         Command::History(a) => images::history(&g, a),
         Command::Load(a) => images::load(&g, a),
         Command::Save(a) => images::save(&g, a),
