@@ -84,8 +84,8 @@ pub use rootless::{enter_user_namespace, Userns};
 pub use runc::{is_rootless, Runc, OWNER_ANNOTATION, OWNER_START_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
-    effective_capabilities, write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec, Network, ProcessSpec,
-    Ulimit, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
+    effective_capabilities, write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec,
+    Network, ProcessSpec, Ulimit, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
 };
 pub use stdio::{OutputSink, StdioConfig};
 pub use user::{resolve_user, UserSpec};

@@ -272,7 +272,9 @@ impl PrivateNetwork {
         let keeper = std::thread::Builder::new()
             .name("strata-pasta".into())
             .spawn(move || {
-                keep_pasta(&pasta, &ns_path, &log_path, &ports, &hint2, ready_tx, stop_rx)
+                keep_pasta(
+                    &pasta, &ns_path, &log_path, &ports, &hint2, ready_tx, stop_rx,
+                )
             });
         let keeper = match keeper {
             Ok(k) => k,

@@ -433,7 +433,6 @@ fn mkdir_private(dir: &Path) -> Result<(), Error> {
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))
 }
 
-
 impl Runc {
     /// Writes the bundle dir `<bundle_root>/<id>` (config.json and the
     /// injected files) for `spec`; removed again when this fails.
@@ -494,12 +493,13 @@ impl Runc {
         // Written under a temp name and renamed: a config that is there is
         // whole, so a cleanup never mistakes a half-written one for none.
         let partial = bundle.join("config.json.partial");
-        if let Err(e) = std::fs::write(&partial, json).and_then(|()| std::fs::rename(&partial, &config)) {
+        if let Err(e) =
+            std::fs::write(&partial, json).and_then(|()| std::fs::rename(&partial, &config))
+        {
             let _ = std::fs::remove_dir_all(&bundle);
             return Err(Error::io(format!("writing {}", config.display()), e));
         }
         Ok(bundle)
-
     }
 
     /// runc's `--root` state directory.
@@ -528,7 +528,10 @@ impl Runc {
         stderr: std::fs::File,
     ) -> Result<u32, Error> {
         if !valid_id(&spec.id) {
-            return Err(Error::InvalidSpec(format!("invalid container id {:?}", spec.id)));
+            return Err(Error::InvalidSpec(format!(
+                "invalid container id {:?}",
+                spec.id
+            )));
         }
         let rootfs = std::path::absolute(&spec.rootfs)
             .map_err(|e| Error::io(format!("resolving rootfs {}", spec.rootfs.display()), e))?;

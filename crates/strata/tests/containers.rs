@@ -51,3 +51,642 @@ fn words_after_the_image_belong_to_the_container() {
     let o = strata(&root, &["run", "--help"]);
     assert!(stdout(&o).contains("Run a command in a new container"));
 }
+
+fn have_pasta() -> bool {
+    let ok = ["/usr/bin/pasta", "/usr/sbin/pasta", "/usr/local/bin/pasta"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if !ok {
+        eprintln!("SKIPPED: needs pasta (apt-get install passt)");
+    }
+    ok
+}
+
+fn ok(root: &std::path::Path, args: &[&str]) -> String {
+    let o = strata(root, args);
+    assert!(
+        o.status.success(),
+        "strata {args:?}: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn inspect(root: &std::path::Path, name: &str) -> serde_json::Value {
+    let out = ok(root, &["inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        if let Ok(c) = std::fs::read(e.path().join("cmdline")) {
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            if c.contains(needle) {
+                out.push(format!("{}: {c}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+fn ppid(pid: u64) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_detached_web_server_serves_logs_execs_stops_and_goes() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    let www = t.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from the host's file\n").unwrap();
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let vol = format!("{}:/www:ro", www.display());
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            "-v",
+            &vol,
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "echo web-starting; exec httpd -f -v -p 80 -h /www",
+        ],
+    );
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    // Served through pasta's port forward.
+    let mut body = String::new();
+    for _ in 0..100 {
+        match http_get(port, "/index.html") {
+            Ok(b) if b.contains("200") => {
+                body = b;
+                break;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    assert!(body.contains("hello from the host's file"), "{body}");
+    let ps = ok(&root, &["ps"]);
+    assert!(
+        ps.contains("web") && ps.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{ps}"
+    );
+    assert!(ps.contains(&id[..12]), "{ps}");
+    assert_eq!(ok(&root, &["ps", "-q"]).trim(), &id[..12]);
+    assert_eq!(
+        ok(&root, &["ps", "--format", "{{.Names}} {{.State}}"]).trim(),
+        "web running"
+    );
+    let logs = ok(&root, &["logs", "web"]);
+    assert!(logs.contains("web-starting"), "{logs}");
+    let logs = strata(&root, &["logs", "-t", "--tail", "1", "web"]);
+    let all = format!("{}{}", stdout(&logs), stderr(&logs));
+    assert!(all.starts_with("20"), "timestamps: {all}");
+    assert_eq!(
+        ok(&root, &["exec", "web", "cat", "/etc/hostname"]).trim(),
+        &id[..12]
+    );
+    let o = strata(
+        &root,
+        &[
+            "exec",
+            "-e",
+            "X=42",
+            "-w",
+            "/tmp",
+            "-u",
+            "nobody",
+            "web",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u)",
+        ],
+    );
+    assert_eq!(stdout(&o), "42 /tmp 65534\n", "{}", stderr(&o));
+    let v = inspect(&root, "web");
+    assert_eq!(v["Id"], id.as_str());
+    assert_eq!(v["Name"], "/web");
+    assert_eq!(v["State"]["Status"], "running");
+    assert_eq!(v["State"]["Running"], true);
+    assert_eq!(
+        v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
+        port.to_string()
+    );
+    assert_eq!(v["Mounts"][0]["Destination"], "/www");
+    // The monitor owns the container (subreaper) and its pasta.
+    let pid = v["State"]["Pid"].as_u64().unwrap();
+    let monitor = ppid(pid);
+    let netns_needle = format!("/netns/{monitor}-");
+    assert_eq!(
+        processes_with(&netns_needle).len(),
+        1,
+        "one pasta for the container"
+    );
+    // A second container cannot take the name.
+    let o = strata(&root, &["create", "--name", "web", "busybox:1.35", "true"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is already in use"), "{}", stderr(&o));
+    // The image is in use.
+    let o = strata(&root, &["rmi", "busybox:1.35"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("conflict: unable to remove repository reference \"busybox:1.35\" (must force) - container"),
+        "{}",
+        stderr(&o)
+    );
+    // rm of a running container needs -f.
+    assert!(!strata(&root, &["rm", "web"]).status.success());
+    // httpd as PID 1 ignores SIGTERM: SIGKILL after the timeout.
+    let t0 = std::time::Instant::now();
+    ok(&root, &["stop", "-t", "1", "web"]);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        t0.elapsed()
+    );
+    let v = inspect(&root, "web");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert!(ok(&root, &["ps"]).lines().count() == 1);
+    assert!(ok(&root, &["ps", "-a"]).contains("Exited (137)"));
+    assert!(
+        processes_with(&netns_needle).is_empty(),
+        "pasta left running"
+    );
+    assert!(processes_with(&id).is_empty(), "runc left running");
+    // A stopped container keeps its writable layer; start brings it back.
+    ok(&root, &["start", "web"]);
+    ok(&root, &["exec", "web", "sh", "-c", "echo kept > /kept"]);
+    ok(&root, &["restart", "-t", "1", "web"]);
+    assert_eq!(ok(&root, &["exec", "web", "cat", "/kept"]), "kept\n");
+    ok(&root, &["rm", "-f", "web"]);
+    assert!(ok(&root, &["ps", "-a"]).lines().count() == 1);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&path_str(&root)),
+        "a mount is left:\n{mounts}"
+    );
+    assert!(processes_with(&id).is_empty(), "runc left running");
+    assert!(http_get(port, "/").is_err(), "the port is still published");
+    // Now the image can go.
+    ok(&root, &["rmi", "busybox:1.35"]);
+}
+
+#[test]
+fn a_detached_container_outlives_a_strata_killed_with_sigkill() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "sleep",
+            "300",
+        ])
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // strata and its whole process group, as a closed terminal would.
+    unsafe {
+        kill(-(child.id() as i32), 9);
+    }
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let v = inspect(&root, "survivor");
+    assert_eq!(v["State"]["Running"], true, "{v}");
+    assert_eq!(ok(&root, &["exec", "survivor", "echo", "alive"]), "alive\n");
+    ok(&root, &["kill", "survivor"]);
+    assert_eq!(ok(&root, &["wait", "survivor"]).trim(), "137");
+    ok(&root, &["rm", "survivor"]);
+}
+
+extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn memory_limit_kills_with_137_and_oomkilled() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "hog",
+            "--network",
+            "none",
+            "--memory",
+            "32m",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert_eq!(ok(&root, &["wait", "hog"]).trim(), "137");
+    let v = inspect(&root, "hog");
+    assert_eq!(v["State"]["OOMKilled"], true, "{v}");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert_eq!(v["HostConfig"]["Memory"], 32 << 20);
+    // The foreground run reports 137 too.
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-m",
+            "32m",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(137), "{}", stderr(&o));
+    ok(&root, &["container", "prune", "-f"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn pids_limit_read_only_tmpfs_caps_and_init() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pids-limit",
+            "20",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "for i in $(seq 1 40); do sleep 5 & done; echo all-forked",
+        ],
+    );
+    assert!(!stdout(&o).contains("all-forked"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("can't fork"), "{}", stderr(&o));
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "busybox:1.35",
+            "touch",
+            "/x",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "touch /scratch/x && echo tmpfs-ok",
+        ],
+    );
+    assert_eq!(stdout(&o), "tmpfs-ok\n", "{}", stderr(&o));
+    // Capabilities: chown needs CAP_CHOWN.
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cap-drop",
+            "chown",
+            "busybox:1.35",
+            "chown",
+            "nobody",
+            "/tmp",
+        ],
+    );
+    assert_ne!(o.status.code(), Some(0), "chown without CAP_CHOWN worked");
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CHOWN",
+            "busybox:1.35",
+            "chown",
+            "nobody",
+            "/tmp",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=123:456",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "ulimit -n",
+        ],
+    );
+    assert_eq!(stdout(&o), "123\n", "{}", stderr(&o));
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--shm-size",
+            "16m",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "df -k /dev/shm | tail -1",
+        ],
+    );
+    assert!(stdout(&o).contains("16384"), "{}", stdout(&o));
+    // --init: the command is not PID 1, its exit code comes through, and
+    // a forwarded SIGTERM stops `sleep` at once.
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--init",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "echo $$; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_ne!(stdout(&o).trim(), "1");
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "i",
+            "--network",
+            "none",
+            "--init",
+            "busybox:1.35",
+            "sleep",
+            "300",
+        ],
+    );
+    let t0 = std::time::Instant::now();
+    ok(&root, &["stop", "i"]);
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(inspect(&root, "i")["State"]["ExitCode"], 143);
+    ok(&root, &["rm", "i"]);
+    // --env-file, --rm of a detached container.
+    let t = tempfile::tempdir().unwrap();
+    let envf = t.path().join("env");
+    std::fs::write(&envf, "# comment\nFROM_FILE=yes\n").unwrap();
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--env-file",
+            &path_str(&envf),
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "echo $FROM_FILE",
+        ],
+    );
+    assert_eq!(stdout(&o), "yes\n", "{}", stderr(&o));
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            "gone",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "true",
+        ],
+    );
+    for _ in 0..100 {
+        if ok(&root, &["ps", "-aq"]).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(ok(&root, &["ps", "-aq"]), "", "--rm left the container");
+    // --pull never on a missing image.
+    let o = strata(
+        &root,
+        &["run", "--rm", "--pull", "never", "nosuch:1", "true"],
+    );
+    assert!(stderr(&o).contains("--pull never"), "{}", stderr(&o));
+}
+
+#[test]
+fn private_network_reaches_the_host_loopback_and_hides_host_interfaces() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = c.read(&mut buf);
+            let _ = write!(
+                c,
+                "HTTP/1.0 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nhost-says"
+            );
+        }
+    });
+    let script = format!(
+        "gw=$(ip route | awk '/^default/ {{print $3}}'); timeout 20 wget -q -O - http://$gw:{port}/; echo; ip -o link | wc -l"
+    );
+    // The default network is private; bridge is its alias.
+    for net in [None, Some("bridge"), Some("private")] {
+        let mut args = vec![
+            "run",
+            "--rm",
+            "--add-host",
+            "extra.example:10.1.2.3",
+            "--hostname",
+            "box",
+        ];
+        if let Some(n) = net {
+            args.extend(["--network", n]);
+        }
+        args.extend(["busybox:1.35", "sh", "-c", &script]);
+        let o = strata(&root, &args);
+        assert_eq!(stdout(&o), "host-says\n2\n", "{net:?}: {}", stderr(&o));
+    }
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--add-host",
+            "extra.example:10.1.2.3",
+            "--hostname",
+            "box",
+            "--dns",
+            "10.9.9.9",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "hostname; grep extra /etc/hosts; cat /etc/resolv.conf",
+        ],
+    );
+    assert_eq!(
+        stdout(&o),
+        "box\n10.1.2.3\textra.example\nnameserver 10.9.9.9\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "ip -o link | awk '{print $2}'",
+        ],
+    );
+    assert_eq!(stdout(&o), "lo:\n", "{}", stderr(&o));
+    let o = strata(
+        &root,
+        &["run", "--rm", "--network", "nosuch", "busybox:1.35", "true"],
+    );
+    assert!(stderr(&o).contains("invalid --network"), "{}", stderr(&o));
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            "-p",
+            "8080:80",
+            "busybox:1.35",
+            "true",
+        ],
+    );
+    assert!(stderr(&o).contains("--network private"), "{}", stderr(&o));
+}

@@ -25,8 +25,7 @@ use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use strata_engine::images;
 use strata_runtime::{
-    resolve_user, write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec,
-    Runc,
+    resolve_user, write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec, Runc,
 };
 use strata_store::Store;
 
@@ -59,10 +58,9 @@ impl Port {
         };
         let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
         let num = |p: &str| -> anyhow::Result<u16> {
-            p.parse::<u16>()
-                .ok()
-                .filter(|&n| n != 0)
-                .with_context(|| format!("invalid port {p:?} in {s:?} (use [IP:]HOST:CONTAINER[/udp])"))
+            p.parse::<u16>().ok().filter(|&n| n != 0).with_context(|| {
+                format!("invalid port {p:?} in {s:?} (use [IP:]HOST:CONTAINER[/udp])")
+            })
         };
         let (ip, host, ctr) = match parts.as_slice() {
             [c] => ("", num(c)?, num(c)?),
@@ -282,8 +280,8 @@ fn parse_env_line(e: &str) -> Option<String> {
 /// Builds the container's state from `run`'s flags.
 pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let root = g.store_root();
-    let store = Store::open(&root)
-        .with_context(|| format!("opening the store at {}", root.display()))?;
+    let store =
+        Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
     super::run::pull_if_needed(g, &store, a)?;
     let image = images::load_image(&store, a.image())?;
     let cfg = &image.config.config;
@@ -328,8 +326,7 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         Some(n) => {
             let ok = !n.is_empty()
                 && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-                && n
-                    .chars()
+                && n.chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
             if !ok {
                 bail!("invalid container name {n:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
@@ -462,7 +459,10 @@ pub fn run_if_monitor() {
     unsafe {
         match libc::fork() {
             -1 => {
-                println!("error: forking the container monitor: {}", std::io::Error::last_os_error());
+                println!(
+                    "error: forking the container monitor: {}",
+                    std::io::Error::last_os_error()
+                );
                 libc::_exit(1);
             }
             0 => {}
@@ -589,6 +589,11 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
             ..Default::default()
         };
         super::run::apply_limits(&c.limits, &mut extra, &mut mounts)?;
+        let args = if c.limits.init {
+            super::init::wrap(args, &mut mounts)?
+        } else {
+            args
+        };
         let mut network = network;
         if let Network::Join(n) = &mut network {
             if !c.dns.is_empty() {
@@ -919,7 +924,10 @@ pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
     for key in &a.containers {
         let r = find(&root, key).and_then(|s| {
             if !s.running() {
-                bail!("cannot kill container {key}: container {} is not running", s.id);
+                bail!(
+                    "cannot kill container {key}: container {} is not running",
+                    s.id
+                );
             }
             Runc::find()?.signal(&s.id, &sig_name(&a.signal), false)?;
             Ok(())
@@ -1007,7 +1015,9 @@ pub fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
             while monitor_alive(&root, &s.id) {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            State::load(&root, &s.id).map(|s| s.exit_code).unwrap_or(s.exit_code)
+            State::load(&root, &s.id)
+                .map(|s| s.exit_code)
+                .unwrap_or(s.exit_code)
         });
         match r {
             Ok(code) => println!("{code}"),
@@ -1119,7 +1129,15 @@ pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
             }
         }
         _ => {
-            let heads = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"];
+            let heads = [
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "CREATED",
+                "STATUS",
+                "PORTS",
+                "NAMES",
+            ];
             let rows: Vec<Vec<String>> = list
                 .iter()
                 .map(|s| {
@@ -1156,7 +1174,11 @@ pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
                     })
                     .collect::<String>()
             };
-            writeln!(out, "{}", fmt(heads.iter().map(|h| h.to_string()).collect()))?;
+            writeln!(
+                out,
+                "{}",
+                fmt(heads.iter().map(|h| h.to_string()).collect())
+            )?;
             for r in rows {
                 writeln!(out, "{}", fmt(r))?;
             }
@@ -1222,7 +1244,11 @@ impl LogReader {
         err: &mut dyn Write,
     ) -> anyhow::Result<()> {
         for (t, stream, text) in recs {
-            let w: &mut dyn Write = if stream == "stderr" { &mut *err } else { &mut *out };
+            let w: &mut dyn Write = if stream == "stderr" {
+                &mut *err
+            } else {
+                &mut *out
+            };
             if self.timestamps {
                 write!(w, "{t} ")?;
             }
@@ -1324,10 +1350,7 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
         bail!("container {} is not running", s.id);
     }
     let rootfs = ctr_dir(&root, &s.id).join("merged");
-    let user = resolve_user(
-        &rootfs,
-        a.user.as_deref().unwrap_or(&s.config.user),
-    )?;
+    let user = resolve_user(&rootfs, a.user.as_deref().unwrap_or(&s.config.user))?;
     let mut env = s.config.env.clone();
     for e in &a.env {
         if let Some(kv) = parse_env_line(e) {
@@ -1345,7 +1368,10 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let p = ProcessSpec {
         args: a.words[1..].to_vec(),
         env,
-        cwd: a.workdir.clone().unwrap_or_else(|| s.config.working_dir.clone()),
+        cwd: a
+            .workdir
+            .clone()
+            .unwrap_or_else(|| s.config.working_dir.clone()),
         user,
         tty: a.tty,
         stdin: a.interactive,
@@ -1537,7 +1563,10 @@ mod tests {
     fn ports_parse_like_docker() {
         let p = Port::parse("127.0.0.1:18080:80").unwrap();
         assert_eq!(p.display(), "127.0.0.1:18080->80/tcp");
-        assert_eq!(Port::parse("8080:80/udp").unwrap().display(), "0.0.0.0:8080->80/udp");
+        assert_eq!(
+            Port::parse("8080:80/udp").unwrap().display(),
+            "0.0.0.0:8080->80/udp"
+        );
         assert_eq!(Port::parse("80").unwrap().host_port, 80);
         assert!(Port::parse("x:80").is_err());
         assert!(Port::parse("1.2.3:80:80").is_err());

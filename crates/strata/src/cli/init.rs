@@ -38,7 +38,23 @@ pub fn wrap(argv: Vec<String>, mounts: &mut Vec<MountSpec>) -> anyhow::Result<Ve
         size: Some(1 << 20),
         mode: Some(0o755),
     });
-    let name = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    // The name the loader looks for: `liblzma.so.5`, not the file's
+    // `liblzma.so.5.4.1`.
+    let name = |p: &std::path::Path| {
+        let n = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        match n.find(".so.") {
+            Some(i) => {
+                let rest = &n[i + 4..];
+                let major = rest.split('.').next().unwrap_or(rest);
+                format!("{}.so.{major}", &n[..i])
+            }
+            None => n,
+        }
+    };
     for l in libs.iter().chain([&exe]) {
         mounts.push(MountSpec::Bind(BindMount {
             source: l.clone(),
@@ -103,7 +119,11 @@ fn init(cmd: &[std::ffi::CString]) -> i32 {
             libc::execvp(ptrs[0], ptrs.as_ptr());
             let e = std::io::Error::last_os_error();
             eprintln!("strata-init: exec {:?}: {e}", cmd[0]);
-            libc::_exit(if e.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 });
+            libc::_exit(if e.raw_os_error() == Some(libc::ENOENT) {
+                127
+            } else {
+                126
+            });
         }
         loop {
             let mut sig: libc::c_int = 0;

@@ -5,8 +5,8 @@ use anyhow::{bail, Context as _};
 use strata_engine::images;
 use strata_engine::mounts::MountedRootfs;
 use strata_runtime::{
-    resolve_user, write_init_layer, BindMount, ContainerExtras, ContainerSpec, Executor,
-    MountSpec, Network, PastaOptions, PrivateNetwork, ProcessSpec, Runc, StdioConfig, Ulimit,
+    resolve_user, write_init_layer, BindMount, ContainerExtras, ContainerSpec, Executor, MountSpec,
+    Network, PastaOptions, PrivateNetwork, ProcessSpec, Runc, StdioConfig, Ulimit,
 };
 use strata_store::Store;
 
@@ -369,7 +369,10 @@ pub fn apply_limits(
             if let Some(v) = o.strip_prefix("size=") {
                 size = Some(parse_size(v, "tmpfs size")?);
             } else if let Some(v) = o.strip_prefix("mode=") {
-                mode = Some(u32::from_str_radix(v, 8).with_context(|| format!("invalid tmpfs mode {v:?}"))?);
+                mode = Some(
+                    u32::from_str_radix(v, 8)
+                        .with_context(|| format!("invalid tmpfs mode {v:?}"))?,
+                );
             }
         }
         mounts.push(MountSpec::Tmpfs {
@@ -399,8 +402,16 @@ pub fn private_network(ports: &[Port]) -> anyhow::Result<PrivateNetwork> {
         }
     };
     let opts = PastaOptions {
-        tcp: ports.iter().filter(|p| p.proto == "tcp").map(spec).collect(),
-        udp: ports.iter().filter(|p| p.proto == "udp").map(spec).collect(),
+        tcp: ports
+            .iter()
+            .filter(|p| p.proto == "tcp")
+            .map(spec)
+            .collect(),
+        udp: ports
+            .iter()
+            .filter(|p| p.proto == "udp")
+            .map(spec)
+            .collect(),
         hint: Some("run with --network host or --network none instead".into()),
     };
     let dir = strata_runtime::netns::default_dir()?;
