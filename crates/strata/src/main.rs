@@ -13,8 +13,6 @@ fn main() -> ExitCode {
     strata_runtime::reaper::run_if_reaper();
     // `run --init`: strata as the container's PID 1.
     cli::init::run_if_init();
-    // A detached container's monitor (cli::ctr): forks, runs it, exits.
-    cli::ctr::run_if_monitor();
     // First, while the process is still single-threaded: an unprivileged
     // user gets a user namespace of its own (strata_runtime::rootless), so
     // that build and run work without `unshare` and files of other owners
@@ -50,6 +48,10 @@ fn main() -> ExitCode {
              will fail (run as root, or use a newer kernel)"
         );
     }
+    // A detached container's monitor (cli::ctr): forks, runs it, exits;
+    // here, inside strata's user namespace when rootless, still
+    // single-threaded.
+    cli::ctr::run_if_monitor();
     // `strata unshare [CMD...]` (as `podman unshare`): a shell or command in
     // strata's namespace, e.g. to remove a store whose files belong to the
     // user's subordinate ids. Not a clap subcommand: it takes raw argv.

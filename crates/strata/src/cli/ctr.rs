@@ -305,7 +305,7 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         );
     }
     let env = super::run::merged_env(cfg.env.clone().unwrap_or_default(), a)?;
-    let network = super::run::network_name(&a.network)?;
+    let network = super::run::network_name(a.network.as_deref())?;
     let mut ports = Vec::new();
     for p in &a.publish {
         ports.push(Port::parse(p)?);

@@ -46,9 +46,9 @@ pub struct RunArgs {
     /// Username or UID (format: name|uid[:group|gid])
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
-    /// Network: private (bridge is an alias), host or none
-    #[arg(long = "network", alias = "net", default_value = "private")]
-    pub network: String,
+    /// Network: private (the default; bridge is an alias), host or none
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
     /// Publish a container's port to the host ([IP:]HOST:CONTAINER[/udp]); needs --network private
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -195,7 +195,23 @@ pub fn merged_env(mut env: Vec<String>, a: &RunArgs) -> anyhow::Result<Vec<Strin
 }
 
 /// `--network`: `private` (also `bridge`, `default`), `host` or `none`.
-pub fn network_name(n: &str) -> anyhow::Result<String> {
+/// Not given, it is `private`; an unprivileged user on a host where
+/// pasta cannot work gets the host's network with a warning (as build's
+/// RUN steps do), never silently.
+pub fn network_name(n: Option<&str>) -> anyhow::Result<String> {
+    let Some(n) = n else {
+        if strata_runtime::is_rootless() {
+            if let Some(why) = strata_runtime::netns::unavailable_reason() {
+                eprintln!(
+                    "strata: warning: the container uses the host's network: no private network \
+                     for an unprivileged user here ({why}); give --network host or none to \
+                     silence this"
+                );
+                return Ok("host".into());
+            }
+        }
+        return Ok("private".into());
+    };
     Ok(match n {
         "private" | "bridge" | "default" => "private".into(),
         "host" => "host".into(),
@@ -451,7 +467,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         bail!("no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name", a.image());
     }
     let env = merged_env(cfg.env.clone().unwrap_or_default(), &a)?;
-    let net = network_name(&a.network)?;
+    let net = network_name(a.network.as_deref())?;
     let mut ports = Vec::new();
     for p in &a.publish {
         ports.push(Port::parse(p)?);
