@@ -1555,33 +1555,6 @@ pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_parse_like_docker() {
-        let p = Port::parse("127.0.0.1:18080:80").unwrap();
-        assert_eq!(p.display(), "127.0.0.1:18080->80/tcp");
-        assert_eq!(
-            Port::parse("8080:80/udp").unwrap().display(),
-            "0.0.0.0:8080->80/udp"
-        );
-        assert_eq!(Port::parse("80").unwrap().host_port, 80);
-        assert!(Port::parse("x:80").is_err());
-        assert!(Port::parse("1.2.3:80:80").is_err());
-        assert!(Port::parse("80/sctp").is_err());
-    }
-
-    #[test]
-    fn log_records_round_trip() {
-        let r = parse_records(b"2026-01-01T00:00:00Z stdout hello world\n2026 stderr x\n");
-        assert_eq!(r.len(), 2);
-        assert_eq!(r[0].2, b"hello world\n");
-        assert_eq!(r[1].1, "stderr");
-    }
-}
-
 /// `rmi`/`image rm`: drops (with Docker's conflict message) the names
 /// whose image a container uses, unless `force`. True when one was refused.
 pub fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> bool {
@@ -1636,4 +1609,31 @@ pub fn inspect_if_containers(g: &Global, names: &[String]) -> Option<anyhow::Res
             })
             .map_err(Into::into),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_parse_like_docker() {
+        let p = Port::parse("127.0.0.1:18080:80").unwrap();
+        assert_eq!(p.display(), "127.0.0.1:18080->80/tcp");
+        assert_eq!(
+            Port::parse("8080:80/udp").unwrap().display(),
+            "0.0.0.0:8080->80/udp"
+        );
+        assert_eq!(Port::parse("80").unwrap().host_port, 80);
+        assert!(Port::parse("x:80").is_err());
+        assert!(Port::parse("1.2.3:80:80").is_err());
+        assert!(Port::parse("80/sctp").is_err());
+    }
+
+    #[test]
+    fn log_records_round_trip() {
+        let r = parse_records(b"2026-01-01T00:00:00Z stdout hello world\n2026 stderr x\n");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].2, b"hello world\n");
+        assert_eq!(r[1].1, "stderr");
+    }
 }
