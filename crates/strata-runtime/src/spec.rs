@@ -1002,4 +1002,52 @@ mod tests {
         }
         assert!(dir.path().join("dev/shm").is_dir());
     }
+
+    #[test]
+    fn cap_add_and_drop_follow_dockers_rules() {
+        let caps = effective_capabilities(&["net_admin".into()], &["CAP_CHOWN".into()]).unwrap();
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(caps.len(), DEFAULT_CAPABILITIES.len());
+        let caps = effective_capabilities(&["KILL".into()], &["ALL".into()]).unwrap();
+        assert_eq!(caps, ["CAP_KILL"]);
+        let all = effective_capabilities(&["ALL".into()], &[]).unwrap();
+        assert!(all.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(effective_capabilities(&["NOPE".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn limits_become_cgroup_resources_and_seccomp_can_be_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = InjectedFiles::write(dir.path(), "h", None, &[]).unwrap();
+        let c = ContainerSpec {
+            id: "strata-0123456789abcdef".into(),
+            rootfs: "/r".into(),
+            process: ProcessSpec {
+                args: vec!["true".into()],
+                ..Default::default()
+            },
+            network: Network::None,
+            mounts: vec![],
+            hostname: None,
+            readonly_rootfs: true,
+            extra: ContainerExtras {
+                memory: Some(32 << 20),
+                nano_cpus: Some(500_000_000),
+                pids_limit: Some(20),
+                seccomp_unconfined: true,
+                ..Default::default()
+            },
+        };
+        let spec = build_oci_spec(&c, Path::new("/r"), &files, Some("/strata/x"), 42).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        let r = &json["linux"]["resources"];
+        assert_eq!(r["memory"]["limit"], 32 << 20);
+        assert_eq!(r["memory"]["swap"], 32 << 20);
+        assert_eq!(r["cpu"]["quota"], 50_000);
+        assert_eq!(r["cpu"]["period"], 100_000);
+        assert_eq!(r["pids"]["limit"], 20);
+        assert!(json["linux"]["seccomp"].is_null());
+        assert_eq!(json["root"]["readonly"], true);
+    }
 }

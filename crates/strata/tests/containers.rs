@@ -690,3 +690,58 @@ fn private_network_reaches_the_host_loopback_and_hides_host_interfaces() {
     );
     assert!(stderr(&o).contains("--network private"), "{}", stderr(&o));
 }
+
+#[test]
+fn create_start_attach_follow_and_failed_starts() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let id = ok(
+        &root,
+        &[
+            "create",
+            "--name",
+            "c1",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "echo one; sleep 0.5; echo two >&2; exit 7",
+        ],
+    );
+    let id = id.trim();
+    assert!(ok(&root, &["ps"]).lines().count() == 1);
+    assert!(ok(&root, &["ps", "-a"]).contains("Created"));
+    assert_eq!(inspect(&root, id)["State"]["Status"], "created");
+    // start -a: the output, then the exit code.
+    let o = strata(&root, &["start", "-a", "c1"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "one\n");
+    assert_eq!(stderr(&o), "two\n");
+    // logs -f of a running container ends when it exits.
+    ok(&root, &["start", "c1"]);
+    let o = strata(&root, &["logs", "-f", "c1"]);
+    assert_eq!(stdout(&o), "one\none\n", "{}", stderr(&o));
+    assert_eq!(stderr(&o), "two\ntwo\n");
+    assert_eq!(ok(&root, &["logs", "--tail", "1", &id[..8]]), "");
+    // A command that does not exist: 127, the error, no pasta left, and
+    // the container stays (exited) as in Docker.
+    let o = strata(
+        &root,
+        &["run", "-d", "--name", "bad", "busybox:1.35", "/no/such/cmd"],
+    );
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/no/such/cmd"), "{}", stderr(&o));
+    let v = inspect(&root, "bad");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 127);
+    assert!(processes_with(&format!("{}", v["Id"].as_str().unwrap())).is_empty());
+    ok(&root, &["rm", "bad", "c1"]);
+    let o = strata(&root, &["rm", "c1"]);
+    assert!(
+        stderr(&o).contains("No such container: c1"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -411,6 +411,10 @@ pub fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         if s.config.auto_remove {
             let _ = remove_dir(&root, &s.id);
         }
+        if let Some(f) = e.downcast_ref::<StartFailed>() {
+            eprintln!("strata: error: {}", f.message);
+            return Ok(f.code.clamp(0, 255) as u8);
+        }
         return Err(e);
     }
     println!("{}", s.id);
@@ -441,8 +445,33 @@ fn start_monitor(root: &Path, id: &str) -> anyhow::Result<()> {
     if msg.is_empty() {
         bail!("the container monitor of {id} ended without a word");
     }
-    bail!("{}", msg.trim_start_matches("error: "))
+    let (code, message) = msg
+        .strip_prefix("error ")
+        .and_then(|r| r.split_once(": "))
+        .and_then(|(c, m)| Some((c.parse::<i32>().ok()?, m)))
+        .unwrap_or((125, msg.trim_start_matches("error: ")));
+    Err(StartFailed {
+        code,
+        message: message.to_string(),
+    }
+    .into())
 }
+
+/// A container that could not start, with `docker run`'s exit code for
+/// it (125, or 126/127 when its command cannot be run).
+#[derive(Debug)]
+pub struct StartFailed {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for StartFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartFailed {}
 
 /// When this process was started as a container monitor, becomes it
 /// (forks, setsid), runs the container to its end and exits; otherwise
@@ -512,16 +541,17 @@ fn monitor(root: &Path, id: &str) -> i32 {
     let result = run_monitored(root, &mut state, &mut reported);
     let (code, err) = match result {
         Ok(code) => (code, None),
-        Err(e) => (125, Some(format!("{e:#}"))),
+        Err(e) => (
+            e.downcast_ref::<StartFailed>().map_or(125, |s| s.code),
+            Some(format!("{e:#}")),
+        ),
     };
     if let Some(e) = &err {
         state.error = e.clone();
         if !reported {
-            report(&format!("error: {e}"));
-            reported = true;
+            report(&format!("error {code}: {e}"));
         }
     }
-    let _ = reported;
     state.status = "exited".into();
     state.pid = 0;
     state.exit_code = code;
@@ -639,8 +669,11 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
                 for p in pumps {
                     let _ = p.join();
                 }
-                let code = e.docker_exit_code();
-                return Err(anyhow::anyhow!(e)).context(format!("exit code {code}"));
+                return Err(StartFailed {
+                    code: e.docker_exit_code(),
+                    message: e.to_string(),
+                }
+                .into());
             }
         };
         state.status = "running".into();
@@ -794,7 +827,10 @@ pub fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut failed = false;
     for key in &a.containers {
+        let mut reader = None;
         let r = find(&root, key).and_then(|s| {
+            // Where the log stands before the start: attach prints from here.
+            reader = Some(LogReader::new(&root, &s.id, false));
             if !s.running() {
                 start_monitor(&root, &s.id)?;
             }
@@ -802,7 +838,8 @@ pub fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
         });
         match r {
             Ok(s) if a.attach => {
-                let code = follow_until_exit(&root, &s.id)?;
+                let reader = reader.unwrap_or_else(|| LogReader::new(&root, &s.id, false));
+                let code = follow_until_exit(&root, &s.id, reader)?;
                 return Ok(code.clamp(0, 255) as u8);
             }
             Ok(_) => println!("{key}"),
@@ -816,8 +853,7 @@ pub fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
 }
 
 /// Prints the container's output from now until it exits; its exit code.
-fn follow_until_exit(root: &Path, id: &str) -> anyhow::Result<i32> {
-    let mut reader = LogReader::new(root, id, false);
+fn follow_until_exit(root: &Path, id: &str, mut reader: LogReader) -> anyhow::Result<i32> {
     reader.print_new(&mut std::io::stdout(), &mut std::io::stderr())?;
     loop {
         let alive = monitor_alive(root, id);
@@ -1482,7 +1518,7 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::to_string_pretty(&out)?);
     Ok(u8::from(failed))
 }
 
@@ -1604,7 +1640,7 @@ pub fn inspect_if_containers(g: &Global, names: &[String]) -> Option<anyhow::Res
     Some(
         serde_json::to_string_pretty(&out)
             .map(|t| {
-                println!("{t}");
+                let _ = writeln!(std::io::stdout(), "{t}");
                 0
             })
             .map_err(Into::into),
