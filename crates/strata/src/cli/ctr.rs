@@ -421,6 +421,71 @@ pub fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// `strata run` in the foreground without `--rm` (or with `--name`):
+/// a container that stays, started by its monitor; its output is
+/// followed until it exits and SIGINT/SIGTERM/SIGHUP are passed to it
+/// (Docker's `--sig-proxy`). With `--rm` it is removed here afterwards.
+pub fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+    let remove = a.rm;
+    let mut s = create_state(g, &a)?;
+    let root = g.store_root();
+    if remove {
+        // Removed here once its exit code is read, not by the monitor.
+        s.config.auto_remove = false;
+        s.save(&root)?;
+    }
+    let reader = LogReader::new(&root, &s.id, false);
+    proxy_signals(&s.id);
+    let code = match start_monitor(&root, &s.id) {
+        Ok(()) => follow_until_exit(&root, &s.id, reader)?,
+        Err(e) => match e.downcast_ref::<StartFailed>() {
+            Some(f) => {
+                eprintln!("strata: error: {}", f.message);
+                f.code
+            }
+            None => {
+                if remove {
+                    let _ = remove_dir(&root, &s.id);
+                }
+                return Err(e);
+            }
+        },
+    };
+    if remove {
+        remove_dir(&root, &s.id)?;
+    }
+    Ok(code.clamp(0, 255) as u8)
+}
+
+/// Passes SIGINT, SIGTERM and SIGHUP to container `id` from a waiter
+/// thread (the signals are blocked in this thread and those it starts).
+fn proxy_signals(id: &str) {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls
+    // only change this thread's mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let id = id.to_string();
+    let _ = std::thread::Builder::new()
+        .name("sig-proxy".into())
+        .spawn(move || loop {
+            let mut sig = 0;
+            // SAFETY: waits on the set built above.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            if let Ok(runc) = Runc::find() {
+                let _ = runc.signal(&id, &sig.to_string(), false);
+            }
+        });
+}
+
 // ---------------------------------------------------------------- monitor
 
 /// Starts the monitor of container `id` and waits until its process runs
@@ -548,21 +613,21 @@ fn monitor(root: &Path, id: &str) -> i32 {
     };
     if let Some(e) = &err {
         state.error = e.clone();
-        if !reported {
-            report(&format!("error {code}: {e}"));
-        }
     }
     state.status = "exited".into();
     state.pid = 0;
     state.exit_code = code;
     state.finished_at = Some(now());
     if state.config.auto_remove {
-        drop(lock);
         let _ = remove_dir(root, id);
     } else {
         let _ = state.save(root);
-        drop(lock);
     }
+    // The starter reads the state once told: report after saving it.
+    if let (Some(e), false) = (&err, reported) {
+        report(&format!("error {code}: {e}"));
+    }
+    drop(lock);
     0
 }
 
@@ -594,14 +659,14 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
         let c = &state.config;
         let user = resolve_user(mount.target(), &c.user)?;
         let args: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
-        let network_guard;
-        let network = match c.network.as_str() {
-            "host" => Network::Host,
-            "none" => Network::None,
-            _ => {
-                network_guard = super::run::private_network(&c.ports)?;
-                Network::Join(network_guard.netns().clone())
-            }
+        let network_guard = match c.network.as_str() {
+            "private" => Some(PastaGuard(Some(super::run::private_network(&c.ports)?))),
+            _ => None,
+        };
+        let network = match (&network_guard, c.network.as_str()) {
+            (Some(PastaGuard(Some(n))), _) => Network::Join(n.netns().clone()),
+            (None, "none") => Network::None,
+            _ => Network::Host,
         };
         let mut mounts: Vec<MountSpec> = c
             .volumes
@@ -699,6 +764,31 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
     result
 }
 
+/// A container's private network, whose pasta is gone (its ports free
+/// for the next start) when this is dropped.
+struct PastaGuard(Option<strata_runtime::PrivateNetwork>);
+
+impl Drop for PastaGuard {
+    fn drop(&mut self) {
+        let Some(net) = self.0.take() else { return };
+        let pid = net.pasta_pid();
+        // Dropping the network kills pasta; the ports are free once the
+        // process has exited (a zombie holds no socket).
+        drop(net);
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().next());
+            if stat.is_empty() || state == Some("Z") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 /// Waits for `pid` (our child once runc exited: we are a subreaper),
 /// reaping other orphans on the way; its exit code as Docker reports it.
 fn wait_for(pid: u32) -> i32 {
@@ -785,9 +875,16 @@ impl LogWriter {
                 self.size = 0;
             }
         }
-        let mut rec = format!("{} {stream} ", now()).into_bytes();
+        // A record without its own newline (output that does not end in
+        // one) is marked partial: readers drop the newline added here.
+        let partial = if text.ends_with(b"\n") {
+            ""
+        } else {
+            "-partial"
+        };
+        let mut rec = format!("{} {stream}{partial} ", now()).into_bytes();
         rec.extend_from_slice(text);
-        if !rec.ends_with(b"\n") {
+        if !partial.is_empty() {
             rec.push(b'\n');
         }
         if self.file.write_all(&rec).is_ok() {
@@ -862,7 +959,7 @@ fn follow_until_exit(root: &Path, id: &str, mut reader: LogReader) -> anyhow::Re
             let s = State::load(root, id)?;
             return Ok(s.exit_code);
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -1280,7 +1377,7 @@ impl LogReader {
         err: &mut dyn Write,
     ) -> anyhow::Result<()> {
         for (t, stream, text) in recs {
-            let w: &mut dyn Write = if stream == "stderr" {
+            let w: &mut dyn Write = if stream.starts_with("stderr") {
                 &mut *err
             } else {
                 &mut *out
@@ -1288,6 +1385,10 @@ impl LogReader {
             if self.timestamps {
                 write!(w, "{t} ")?;
             }
+            let text = match stream.ends_with("-partial") {
+                true => text.strip_suffix(b"\n").unwrap_or(text),
+                false => text,
+            };
             w.write_all(text)?;
             w.flush()?;
         }

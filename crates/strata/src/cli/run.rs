@@ -438,8 +438,14 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.detach {
         return super::ctr::run_detached(g, a);
     }
+    // Docker's habit: a container stays after it exits unless --rm. An
+    // interactive or tty run (-i, -t) goes straight to runc with our
+    // terminal and is always removed.
+    if !a.tty && !a.interactive && (!a.rm || a.name.is_some()) {
+        return super::ctr::run_attached(g, a);
+    }
     if a.name.is_some() {
-        bail!("--name is for detached containers (run -d, create); a foreground run is always removed when it exits");
+        bail!("--name with -i or -t is not supported yet: an interactive run is always removed when it exits");
     }
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
