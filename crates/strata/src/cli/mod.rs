@@ -15,6 +15,7 @@ pub mod output;
 pub mod registry;
 pub mod run;
 pub mod system;
+pub mod template;
 
 #[derive(Parser, Debug)]
 #[command(
