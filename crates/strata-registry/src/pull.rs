@@ -203,6 +203,7 @@ pub fn pull_with(
     // Leased first: untagged, it is garbage to a concurrent `prune -a`.
     lease.add_image(&config_digest)?;
     meta.put_image(&record)?;
+    store.record_content_sizes(&record.layers);
     meta.add_repo_digest(
         &format!("{}@{repo_digest}", reference.name()),
         &config_digest,

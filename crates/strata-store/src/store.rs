@@ -147,3 +147,83 @@ mod tests {
         assert_send_sync::<Store>();
     }
 }
+
+impl Store {
+    /// The layer's content size as Docker counts it (see
+    /// [`content_size_of_tar`]): recorded at first sight, then read from
+    /// the db.
+    pub fn layer_content_size(&self, layer: &crate::meta::LayerRecord) -> Result<u64> {
+        if let Some(n) = self.meta.content_size(&layer.diff_id)? {
+            return Ok(n);
+        }
+        let mut f = self.blobs.open(&layer.digest)?;
+        let n = content_size_of_tar(&mut f)?;
+        self.meta.put_content_size(&layer.diff_id, n)?;
+        Ok(n)
+    }
+
+    /// Records the content sizes of `layers` (at creation or load time, so
+    /// listing stays cheap). Best effort: a failure leaves the size to be
+    /// computed when first shown.
+    pub fn record_content_sizes(&self, layers: &[crate::meta::LayerRecord]) {
+        for l in layers {
+            let _ = self.layer_content_size(l);
+        }
+    }
+}
+
+/// The bytes of a layer's files, as Docker's `directory.Size` counts an
+/// unpacked layer: a regular file its size, a symlink its target's length,
+/// a hard link (the same inode again), a directory, a device or a whiteout
+/// nothing. `data` may be compressed.
+pub fn content_size_of_tar(data: &mut dyn std::io::Read) -> Result<u64> {
+    use crate::error::StoreError;
+    let bad = |e: std::io::Error| StoreError::BadLayer(format!("read layer entries: {e}"));
+    let r = crate::diff::decompressed(data)?;
+    let mut ar = tar::Archive::new(r);
+    let mut total = 0u64;
+    for e in ar.entries().map_err(bad)? {
+        let e = e.map_err(bad)?;
+        let h = e.header();
+        total += match h.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                h.size().map_err(bad)?
+            }
+            tar::EntryType::Symlink => e
+                .link_name_bytes()
+                .map_or(0, |l| l.len() as u64),
+            _ => 0,
+        };
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod content_size_tests {
+    use super::content_size_of_tar;
+
+    #[test]
+    fn counts_file_bytes_not_tar_bytes() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "app/", std::io::empty()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "app/hello", &b"hello\n"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "app/again", "app/hello").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "app/link", "hello").unwrap();
+        let bytes = b.into_inner().unwrap();
+        assert!(bytes.len() > 2048);
+        assert_eq!(content_size_of_tar(&mut &bytes[..]).unwrap(), 6 + 5);
+    }
+}

@@ -107,5 +107,6 @@ pub fn commit_image(
         layers: layers.to_vec(),
         created: config.created.clone().unwrap_or_default(),
     })?;
+    store.record_content_sizes(layers);
     Ok(id)
 }
