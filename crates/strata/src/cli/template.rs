@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use gtmpl::{Context, Template};
 use gtmpl_value::{FuncError, Number, Value};
 use serde_json::Value as Json;
@@ -62,6 +62,7 @@ impl Format {
         Ok(Format { tmpl, table })
     }
 
+    #[cfg(test)]
     pub fn is_table(&self) -> bool {
         self.table
     }
@@ -400,11 +401,6 @@ pub fn write_json_lines(out: &mut dyn Write, rows: &[Json]) -> anyhow::Result<()
         writeln!(out, "{}", go_json(r))?;
     }
     Ok(())
-}
-
-/// Refuses a template for commands that take only fixed formats.
-pub fn refuse(format: &str, allowed: &str) -> anyhow::Result<()> {
-    bail!("--format {format:?} is not supported: use {allowed}")
 }
 
 #[cfg(test)]
