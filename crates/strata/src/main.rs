@@ -5,8 +5,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // First, while the process is still single-threaded: an unprivileged
     // user gets a user namespace of its own (strata_runtime::rootless), so
@@ -43,7 +41,13 @@ fn main() -> ExitCode {
         return unshare(&argv[2..], entered);
     }
 
-    let args = cli::Cli::parse();
+    let args = match cli::help::command()
+        .try_get_matches()
+        .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     match cli::dispatch(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -10,6 +10,7 @@ pub mod build;
 pub mod changes;
 pub mod check;
 pub mod dryrun;
+pub mod help;
 pub mod images;
 pub mod output;
 pub mod registry;
@@ -99,6 +100,8 @@ pub enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(help::CompletionArgs),
 }
 
 /// Runs one command; the returned value is the process exit code.
@@ -122,5 +125,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Login(a) => registry::login(&g, a),
         Command::Logout(a) => registry::logout(&g, a),
         Command::System(c) => system::dispatch(&g, c),
+        Command::Completion(a) => help::completion(a),
     }
 }

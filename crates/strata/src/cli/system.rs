@@ -27,6 +27,9 @@ pub struct PruneArgs {
     /// Also remove untagged images and the build cache
     #[arg(short, long)]
     pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -77,9 +80,12 @@ fn df(g: &Global) -> anyhow::Result<u8> {
     let other: Vec<&Digest> = sizes.keys().filter(|d| !all_refs.contains(*d)).collect();
     let cache_size = sum(&mut other.into_iter());
     let snaps = store.snapshotter().list()?;
+    // One set of inodes for all of them: a hard link (within a layer or
+    // across layers) is one file on disk, as `du` counts it.
+    let mut seen = HashSet::new();
     let snap_size: u64 = snaps
         .iter()
-        .map(|s| dir_size(&store.snapshotter().path(s)))
+        .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
         .sum();
     let active = images.iter().filter(|i| !i.tags.is_empty()).count();
     let pct = |part: u64, whole: u64| match (part * 100).checked_div(whole) {
@@ -126,23 +132,55 @@ fn df(g: &Global) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Bytes of regular files under `dir` (symlinks not followed).
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes of the files under `dir` (symlinks not followed), each inode
+/// counted once across every call sharing `seen`: `du`'s accounting, in
+/// bytes (a regular file's size, a symlink's target length).
+pub fn dir_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
+    let mut total = 0;
+    for e in rd.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += dir_size(&e.path(), seen);
+        } else if (m.is_file() || m.file_type().is_symlink())
+            && seen.insert((m.dev(), m.ino()))
+        {
+            total += m.len();
+        }
+    }
+    total
+}
+
+/// Bytes of the whole unpacked-layer tree, each inode once.
+fn snapshots_size(store: &Store) -> u64 {
+    let mut seen = HashSet::new();
+    store
+        .snapshotter()
+        .list()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
         .sum()
 }
 
 fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<u8> {
+    let warning = if a.all {
+        "WARNING! This will remove:\n  - all images without at least one tag\n  - all build cache\n  - all unpacked layers no running container uses"
+    } else {
+        "WARNING! This will remove:\n  - all blobs no image or build cache refers to\n  - all unpacked layers no running container uses"
+    };
+    if !a.force && !super::output::confirm(warning)? {
+        return Ok(0);
+    }
     let store: Store = open_store(g)?;
-    let r = store.prune(a.all).context("prune the store")?;
+    let snaps_before = snapshots_size(&store);
+    let mut r = store.prune(a.all).context("prune the store")?;
+    // What `system df` counted as reclaimable: the blobs, and the unpacked
+    // layers' bytes (each inode once).
+    r.bytes_freed += snaps_before.saturating_sub(snapshots_size(&store));
     let mut out = std::io::stdout().lock();
     if !r.images_removed.is_empty() {
         writeln!(out, "Deleted Images:")?;
