@@ -7,7 +7,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Prints rows as Docker's tabwriter does (min width 10, padding 3, the
-/// last column unpadded).
+/// last column unpadded: an empty last cell leaves the padding of the one
+/// before, as `docker history` does).
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let cols = header.len();
     let mut width = vec![0usize; cols];
@@ -28,7 +29,7 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std:
                 line.push_str(&format!("{cell:<w$}", w = width[i]));
             }
         }
-        writeln!(out, "{}", line.trim_end())?;
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

@@ -47,10 +47,11 @@ pub fn dispatch(g: &Global, c: SystemCommand) -> anyhow::Result<u8> {
     }
 }
 
-/// Disk use by kind. Images: the blobs images refer to (each counted once),
-/// reclaimable = those only untagged images use. Build cache: the other
-/// blobs (cache layers and garbage), all reclaimable by `prune -a`.
-/// Unpacked layers: the snapshot directories (recreated on demand).
+/// Disk use by kind; RECLAIMABLE is what `system prune -a` frees. Images:
+/// the blobs images refer to (each counted once), reclaimable = those only
+/// untagged images use. Build cache: the other blobs (cache layers and
+/// garbage). Unpacked layers: the snapshot directories (recreated on
+/// demand), each inode once; reclaimable = those no tagged image uses.
 fn df(g: &Global) -> anyhow::Result<u8> {
     let store = open_store(g)?;
     let images = store.meta().images()?;
@@ -79,14 +80,31 @@ fn df(g: &Global) -> anyhow::Result<u8> {
     let image_reclaim = sum(&mut all_refs.difference(&tagged_refs));
     let other: Vec<&Digest> = sizes.keys().filter(|d| !all_refs.contains(*d)).collect();
     let cache_size = sum(&mut other.into_iter());
+    // Unpacked layers: those of the images `prune -a` keeps (the tagged
+    // ones) stay; the others go. One set of inodes for all of them: a hard
+    // link (within a layer or across layers) is one file on disk, as `du`
+    // counts it; an inode a kept layer shares is not reclaimable.
     let snaps = store.snapshotter().list()?;
-    // One set of inodes for all of them: a hard link (within a layer or
-    // across layers) is one file on disk, as `du` counts it.
+    let kept: HashSet<Digest> = images
+        .iter()
+        .filter(|i| !i.tags.is_empty())
+        .flat_map(|i| {
+            let diffs: Vec<Digest> = i.layers.iter().map(|l| l.diff_id.clone()).collect();
+            strata_store::chain_ids(&diffs)
+        })
+        .collect();
     let mut seen = HashSet::new();
-    let snap_size: u64 = snaps
+    let (in_use, unused): (Vec<&Digest>, Vec<&Digest>) =
+        snaps.iter().partition(|s| kept.contains(*s));
+    let snap_kept: u64 = in_use
         .iter()
         .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
         .sum();
+    let snap_reclaim: u64 = unused
+        .iter()
+        .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
+        .sum();
+    let snap_size = snap_kept + snap_reclaim;
     let active = images.iter().filter(|i| !i.tags.is_empty()).count();
     let pct = |part: u64, whole: u64| match (part * 100).checked_div(whole) {
         Some(p) => format!("{} ({p}%)", human_size(part)),
@@ -110,9 +128,9 @@ fn df(g: &Global) -> anyhow::Result<u8> {
         vec![
             "Unpacked layers".to_string(),
             snaps.len().to_string(),
-            "0".to_string(),
+            in_use.len().to_string(),
             human_size(snap_size),
-            human_size(snap_size),
+            pct(snap_reclaim, snap_size),
         ],
     ];
     let mut out = std::io::stdout().lock();
@@ -122,7 +140,7 @@ fn df(g: &Global) -> anyhow::Result<u8> {
         &rows,
     )?;
     let total = image_size + cache_size + snap_size;
-    let reclaim = image_reclaim + cache_size + snap_size;
+    let reclaim = image_reclaim + cache_size + snap_reclaim;
     writeln!(
         out,
         "\nTotal: {}, reclaimable: {}",

@@ -217,8 +217,11 @@ fn go_v(args: &[Value]) -> Result<Value, FuncError> {
     Ok(Value::String(go_format(&one(args, "__v")?)))
 }
 
+/// Docker's `json` template function: its encoder has HTML escaping off.
 fn json_fn(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(go_json(&to_json(&one(args, "json")?))))
+    Ok(Value::String(
+        serde_json::to_string(&to_json(&one(args, "json")?)).unwrap_or_default(),
+    ))
 }
 
 fn join_fn(args: &[Value]) -> Result<Value, FuncError> {
@@ -327,7 +330,8 @@ pub fn go_format(v: &Value) -> String {
     }
 }
 
-/// Go's `json.Marshal` text: HTML-sensitive characters escaped.
+/// Go's `json.Marshal` text (what `--format json` prints): HTML-sensitive
+/// characters escaped.
 pub fn go_json(v: &Json) -> String {
     let s = serde_json::to_string(v).unwrap_or_default();
     s.replace('<', "\\u003c")
@@ -421,7 +425,7 @@ mod tests {
         assert_eq!(render("{{.Config.Labels}}", v.clone()), "map[a:1 b:2]");
         assert_eq!(
             render("{{json .Config.Cmd}}", v.clone()),
-            r#"["sh","-c","echo a \u003e b"]"#
+            r#"["sh","-c","echo a > b"]"#
         );
         assert_eq!(render("{{json .Config.Entrypoint}}", v.clone()), "null");
         assert_eq!(
