@@ -152,3 +152,45 @@ extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+/// Ctrl-C outside a RUN (a long COPY): nothing stops it half-way, so the
+/// display is put in order and strata exits at once, with 130.
+#[test]
+fn sigint_outside_run_exits_cancelled() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY big /big\n")]);
+    // Sparse: cheap on disk, yet hashed and archived byte by byte.
+    let f = std::fs::File::create(ctx.path().join("big")).unwrap();
+    f.set_len(4 << 30).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "--progress", "plain", "-t", "big:1"])
+        .arg(ctx.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = collect(child.stderr.take().unwrap());
+    assert!(wait_for(&err, "COPY big", 60), "the COPY never started");
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc_kill(child.id() as i32, 2) };
+    let status = child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let err = String::from_utf8_lossy(&err.lock().unwrap()).into_owned();
+    if err.contains("built image") {
+        eprintln!("SKIPPED: the COPY finished before the signal; nothing to check");
+        return;
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5), "slow to stop: {err}");
+    assert_eq!(status.code(), Some(130), "{err}");
+    let total = err.lines().find(|l| l.starts_with("[+] Building ")).unwrap_or("");
+    assert!(total.ends_with(" CANCELLED"), "{err}");
+}
