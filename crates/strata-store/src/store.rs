@@ -189,9 +189,7 @@ pub fn content_size_of_tar(data: &mut dyn std::io::Read) -> Result<u64> {
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 h.size().map_err(bad)?
             }
-            tar::EntryType::Symlink => e
-                .link_name_bytes()
-                .map_or(0, |l| l.len() as u64),
+            tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
             _ => 0,
         };
     }

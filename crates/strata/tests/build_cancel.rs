@@ -13,7 +13,8 @@ use support::*;
 const BIN: &str = env!("CARGO_BIN_EXE_strata");
 
 /// A RUN that takes long and ends as a program does on Ctrl-C (130).
-const SLOW: &str = "FROM busybox:1.35\nRUN echo started; trap 'exit 130' INT TERM; sleep 30 & wait\n";
+const SLOW: &str =
+    "FROM busybox:1.35\nRUN echo started; trap 'exit 130' INT TERM; sleep 30 & wait\n";
 
 #[test]
 fn a_finished_build_ends_with_one_total_line() {
@@ -25,7 +26,10 @@ fn a_finished_build_ends_with_one_total_line() {
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nRUN true\nWORKDIR /w\n")]);
     let o = build_ok(&root, ctx.path(), "total:1", &["--progress", "plain"]);
     let err = stderr(&o);
-    let totals: Vec<&str> = err.lines().filter(|l| l.starts_with("[+] Building ")).collect();
+    let totals: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("[+] Building "))
+        .collect();
     assert_eq!(totals.len(), 1, "{err}");
     assert!(totals[0].ends_with(" FINISHED"), "{err}");
     assert!(totals[0].contains("(3/3)"), "{err}");
@@ -88,7 +92,10 @@ fn sigint_during_run_says_cancelled() {
     assert!(err.contains("CANCELLED"), "{err}");
     assert!(err.contains("build cancelled"), "{err}");
     assert!(!err.contains("exit code: 130"), "{err}");
-    let total = err.lines().find(|l| l.starts_with("[+] Building ")).unwrap_or("");
+    let total = err
+        .lines()
+        .find(|l| l.starts_with("[+] Building "))
+        .unwrap_or("");
     assert!(total.ends_with(" CANCELLED"), "{err}");
 }
 
@@ -135,8 +142,14 @@ fn ctrl_c_on_a_terminal_leaves_no_spinner() {
     std::thread::sleep(Duration::from_millis(100));
     let text = String::from_utf8_lossy(&out.lock().unwrap()).into_owned();
     assert_eq!(status.code(), Some(130), "{text}");
-    assert!(text.contains("1.0s") || text.contains("1.1s") || text.contains("1.2s"), "the timer ticked: {text:?}");
-    assert!(text.contains("CANCELLED [1/1] RUN") || text.contains("CANCELLED"), "{text:?}");
+    assert!(
+        text.contains("1.0s") || text.contains("1.1s") || text.contains("1.2s"),
+        "the timer ticked: {text:?}"
+    );
+    assert!(
+        text.contains("CANCELLED [1/1] RUN") || text.contains("CANCELLED"),
+        "{text:?}"
+    );
     assert!(!text.contains("exit code: 130"), "{text:?}");
     // After the total line only plain text: no spinner redraw.
     if std::env::var_os("STRATA_SHOW_TTY").is_some() {
@@ -145,7 +158,10 @@ fn ctrl_c_on_a_terminal_leaves_no_spinner() {
     let at = text.rfind("[+] Building ").expect("a total line");
     let after = &text[at..];
     assert!(after.contains("CANCELLED"), "{after:?}");
-    assert!(!after.contains("\x1b[") || !after.contains("RUN echo"), "redrawn after the end: {after:?}");
+    assert!(
+        !after.contains("\x1b[") || !after.contains("RUN echo"),
+        "redrawn after the end: {after:?}"
+    );
 }
 
 extern "C" {
@@ -191,6 +207,9 @@ fn sigint_outside_run_exits_cancelled() {
     }
     assert!(t0.elapsed() < Duration::from_secs(5), "slow to stop: {err}");
     assert_eq!(status.code(), Some(130), "{err}");
-    let total = err.lines().find(|l| l.starts_with("[+] Building ")).unwrap_or("");
+    let total = err
+        .lines()
+        .find(|l| l.starts_with("[+] Building "))
+        .unwrap_or("");
     assert!(total.ends_with(" CANCELLED"), "{err}");
 }

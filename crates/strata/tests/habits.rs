@@ -90,7 +90,12 @@ fn layers(salt: &[u8]) -> Vec<Vec<u8>> {
     link(&mut b, tar::EntryType::Link, "app/again", "app/hello");
     link(&mut b, tar::EntryType::Symlink, "app/link", "hello");
     for n in 1..=3 {
-        link(&mut b, tar::EntryType::Link, &format!("app/big{n}"), "app/big");
+        link(
+            &mut b,
+            tar::EntryType::Link,
+            &format!("app/big{n}"),
+            "app/big",
+        );
     }
     let l1 = b.into_inner().unwrap();
     let mut b = tar::Builder::new(Vec::new());
@@ -113,7 +118,10 @@ fn make_archive_salted(
     salt: &[u8],
 ) -> (PathBuf, String) {
     let layers = layers(salt);
-    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", sha(l))).collect();
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha(l)))
+        .collect();
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
@@ -180,7 +188,10 @@ fn docker_up() -> bool {
 }
 
 fn docker(args: &[&str]) -> String {
-    let o = Command::new("docker").args(args).output().expect("run docker");
+    let o = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
     assert!(
         o.status.success(),
         "docker {args:?}: {}",
@@ -233,7 +244,10 @@ fn side_by_side_with_docker() {
         assert_eq!(ours, theirs, "strata and docker differ on {args:?}");
     }
     // Sizes that tell the truth: layer 1's file bytes, the WORKDIR layer 0B.
-    let sizes = ok(&root, &["history", "-H=false", "--format", "{{.Size}}", &name]);
+    let sizes = ok(
+        &root,
+        &["history", "-H=false", "--format", "{{.Size}}", &name],
+    );
     assert_eq!(sizes, format!("0\n0\n{LAYER1}\n"));
 }
 
@@ -241,7 +255,11 @@ fn side_by_side_with_docker() {
 fn images_format_json_and_table() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    let (archive, id) = make_archive(tmp.path(), "habits/one:1.0", serde_json::json!({"tier": "web"}));
+    let (archive, id) = make_archive(
+        tmp.path(),
+        "habits/one:1.0",
+        serde_json::json!({"tier": "web"}),
+    );
     ok(&root, &["load", "-i", archive.to_str().unwrap()]);
     let line = ok(&root, &["images", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap();
@@ -249,8 +267,17 @@ fn images_format_json_and_table() {
     assert_eq!(
         keys,
         [
-            "Containers", "CreatedAt", "CreatedSince", "Digest", "ID", "Repository", "SharedSize",
-            "Size", "Tag", "UniqueSize", "VirtualSize"
+            "Containers",
+            "CreatedAt",
+            "CreatedSince",
+            "Digest",
+            "ID",
+            "Repository",
+            "SharedSize",
+            "Size",
+            "Tag",
+            "UniqueSize",
+            "VirtualSize"
         ]
     );
     assert_eq!(v["Size"], "200kB", "{line}");
@@ -262,9 +289,19 @@ fn images_format_json_and_table() {
     // Go's encoder escapes < and >: the line is what `docker` prints.
     assert!(line.contains(r#""Digest":"\u003cnone\u003e""#), "{line}");
 
-    let t = ok(&root, &["images", "--format", "table {{.Repository}}:{{.Tag}}\\t{{.Size}}"]);
+    let t = ok(
+        &root,
+        &[
+            "images",
+            "--format",
+            "table {{.Repository}}:{{.Tag}}\\t{{.Size}}",
+        ],
+    );
     assert_eq!(t, "REPOSITORY:TAG   SIZE\nhabits/one:1.0   200kB\n");
-    let t = ok(&root, &["images", "--format", "{{.Repository}} {{json .Tag}}"]);
+    let t = ok(
+        &root,
+        &["images", "--format", "{{.Repository}} {{json .Tag}}"],
+    );
     assert_eq!(t, "habits/one \"1.0\"\n");
     let t = ok(&root, &["images", "--no-trunc", "--format", "{{.ID}}"]);
     assert_eq!(t.trim(), id);
@@ -281,7 +318,11 @@ fn images_format_json_and_table() {
 fn images_filters_reference_and_digests() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    let (a, _) = make_archive(tmp.path(), "habits/web:1", serde_json::json!({"tier": "web"}));
+    let (a, _) = make_archive(
+        tmp.path(),
+        "habits/web:1",
+        serde_json::json!({"tier": "web"}),
+    );
     ok(&root, &["load", "-i", a.to_str().unwrap()]);
     ok(&root, &["tag", "habits/web:1", "habits/web:2"]);
     ok(&root, &["tag", "habits/web:1", "other/db:1"]);
@@ -294,7 +335,10 @@ fn images_filters_reference_and_digests() {
     };
     assert_eq!(f(&["habits/web"]), ["habits/web:1", "habits/web:2"]);
     assert_eq!(f(&["habits/web:2"]), ["habits/web:2"]);
-    assert_eq!(f(&["--filter", "reference=habits/*"]), ["habits/web:1", "habits/web:2"]);
+    assert_eq!(
+        f(&["--filter", "reference=habits/*"]),
+        ["habits/web:1", "habits/web:2"]
+    );
     assert_eq!(f(&["--filter", "reference=*/db:*"]), ["other/db:1"]);
     assert_eq!(f(&["--filter", "reference=habits/*:2"]), ["habits/web:2"]);
     // `*` stops at `/`, as Go's path.Match.
@@ -334,17 +378,26 @@ fn history_flags_and_inspect_format() {
     ok(&root, &["load", "-i", a.to_str().unwrap()]);
     let h = ok(&root, &["history", "-H=false", "habits/h:1"]);
     let lines: Vec<&str> = h.lines().collect();
-    assert!(lines[0].starts_with("IMAGE          CREATED AT             CREATED BY"), "{h}");
+    assert!(
+        lines[0].starts_with("IMAGE          CREATED AT             CREATED BY"),
+        "{h}"
+    );
     assert!(lines[1].contains("2020-01-01T00:00:00Z"), "{h}");
     assert!(lines[3].contains(&format!("   {LAYER1}   ")), "{h}");
-    assert!(lines[2].contains("WORKDIR /work") && lines[2].contains("   0   "), "{h}");
+    assert!(
+        lines[2].contains("WORKDIR /work") && lines[2].contains("   0   "),
+        "{h}"
+    );
     let h = ok(&root, &["history", "habits/h:1"]);
     assert!(h.contains("200kB"), "{h}");
     assert!(h.contains("0B"), "{h}");
     assert!(h.contains("…"), "{h}");
     let h = ok(&root, &["history", "--no-trunc", "habits/h:1"]);
     assert!(h.contains(&id), "{h}");
-    assert!(h.contains("dir:0123456789abcdef0123456789abcdef in /app"), "{h}");
+    assert!(
+        h.contains("dir:0123456789abcdef0123456789abcdef in /app"),
+        "{h}"
+    );
     assert_eq!(
         ok(&root, &["history", "-q", "habits/h:1"]),
         format!("{}\n<missing>\n<missing>\n", &id[7..19])
@@ -360,11 +413,22 @@ fn history_flags_and_inspect_format() {
         "[sh -c echo a > b]\n"
     );
     assert_eq!(
-        ok(&root, &["inspect", "--format", "{{json .Config.Cmd}}", "habits/h:1"]),
+        ok(
+            &root,
+            &["inspect", "--format", "{{json .Config.Cmd}}", "habits/h:1"]
+        ),
         "[\"sh\",\"-c\",\"echo a > b\"]\n"
     );
     assert_eq!(
-        ok(&root, &["inspect", "-f", "{{.Config.Entrypoint}} {{.Config.Labels}}", "habits/h:1"]),
+        ok(
+            &root,
+            &[
+                "inspect",
+                "-f",
+                "{{.Config.Entrypoint}} {{.Config.Labels}}",
+                "habits/h:1"
+            ]
+        ),
         "[] map[]\n"
     );
     let two = ok(&root, &["inspect", "-f", "{{.Id}}", "habits/h:1", &id]);
@@ -398,7 +462,10 @@ fn image_prune_removes_dangling_then_all() {
     let o = strata(&root, &["image", "prune"]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("WARNING! This will remove all dangling images."), "{err}");
+    assert!(
+        err.contains("WARNING! This will remove all dangling images."),
+        "{err}"
+    );
     assert!(err.contains("--force"), "{err}");
     let out = ok(&root, &["image", "prune", "-f"]);
     assert!(out.starts_with("Deleted Images:\n"), "{out}");
@@ -483,7 +550,10 @@ fn system_df_counts_hard_links_once_and_prune_frees_what_it_said() {
         &vec![1u8; 50_000],
     );
     std::fs::rename(&b, tmp.path().join("b.tar")).unwrap();
-    ok(&root, &["load", "-i", tmp.path().join("b.tar").to_str().unwrap()]);
+    ok(
+        &root,
+        &["load", "-i", tmp.path().join("b.tar").to_str().unwrap()],
+    );
     unpack(&root, &new);
     let mut seen = HashSet::new();
     let du = du_once(&root.join("snapshots"), &mut seen, &mut 0);

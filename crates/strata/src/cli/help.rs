@@ -17,24 +17,51 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("build", "strata build -t myapp:1.0 -f Dockerfile ."),
     ("check", "strata check -f Dockerfile ."),
     ("run", "strata run --rm busybox:1.35 echo hello"),
-    ("images", "strata images --format '{{.Repository}}:{{.Tag}} {{.Size}}'"),
+    (
+        "images",
+        "strata images --format '{{.Repository}}:{{.Tag}} {{.Size}}'",
+    ),
     ("image", "strata image ls --filter dangling=true"),
-    ("image ls", "strata image ls --filter reference='busy*' --digests"),
+    (
+        "image ls",
+        "strata image ls --filter reference='busy*' --digests",
+    ),
     ("image rm", "strata image rm busybox:1.35"),
-    ("image inspect", "strata image inspect -f '{{json .Config}}' busybox:1.35"),
-    ("image history", "strata image history --no-trunc busybox:1.35"),
-    ("image tag", "strata image tag busybox:1.35 registry.local/busybox:1.35"),
+    (
+        "image inspect",
+        "strata image inspect -f '{{json .Config}}' busybox:1.35",
+    ),
+    (
+        "image history",
+        "strata image history --no-trunc busybox:1.35",
+    ),
+    (
+        "image tag",
+        "strata image tag busybox:1.35 registry.local/busybox:1.35",
+    ),
     ("image load", "strata image load -i busybox.tar"),
-    ("image save", "strata image save -o busybox.tar busybox:1.35"),
-    ("image import", "strata image import rootfs.tar myroot:1 --change 'CMD [\"sh\"]'"),
+    (
+        "image save",
+        "strata image save -o busybox.tar busybox:1.35",
+    ),
+    (
+        "image import",
+        "strata image import rootfs.tar myroot:1 --change 'CMD [\"sh\"]'",
+    ),
     ("image prune", "strata image prune -a -f"),
     ("rmi", "strata rmi busybox:1.35"),
     ("tag", "strata tag busybox:1.35 mybusybox:latest"),
-    ("inspect", "strata inspect -f '{{.Config.Cmd}}' busybox:1.35"),
+    (
+        "inspect",
+        "strata inspect -f '{{.Config.Cmd}}' busybox:1.35",
+    ),
     ("history", "strata history -H=false busybox:1.35"),
     ("load", "strata load -i busybox.tar"),
     ("save", "strata save -o images.tar busybox:1.35 myapp:1.0"),
-    ("import", "strata import rootfs.tar myroot:1 --change 'ENV PATH=/bin'"),
+    (
+        "import",
+        "strata import rootfs.tar myroot:1 --change 'ENV PATH=/bin'",
+    ),
     ("pull", "strata pull busybox:1.35"),
     ("push", "strata push registry.local:5000/myapp:1.0"),
     ("login", "strata login -u me registry.local:5000"),
@@ -43,7 +70,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("system df", "strata system df"),
     ("system prune", "strata system prune -a -f"),
     ("system check", "strata system check --repair"),
-    ("completion", "strata completion bash > /etc/bash_completion.d/strata"),
+    (
+        "completion",
+        "strata completion bash > /etc/bash_completion.d/strata",
+    ),
 ];
 
 fn decorate(mut cmd: clap::Command, path: &str) -> clap::Command {
@@ -101,6 +131,9 @@ mod tests {
         }
         let mut missing = Vec::new();
         walk(&command(), "", &mut missing);
-        assert!(missing.is_empty(), "commands without an example: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "commands without an example: {missing:?}"
+        );
     }
 }

@@ -272,11 +272,7 @@ fn glob(pat: &str, s: &str) -> bool {
 pub fn image_size(store: &Store, img: &ImageInfo) -> u64 {
     img.layers
         .iter()
-        .map(|l| {
-            store
-                .layer_content_size(l)
-                .unwrap_or(l.uncompressed_size)
-        })
+        .map(|l| store.layer_content_size(l).unwrap_or(l.uncompressed_size))
         .sum()
 }
 
@@ -313,8 +309,10 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
             _ => {}
         }
     }
-    let mut labels_cache: std::collections::HashMap<usize, Option<std::collections::BTreeMap<String, String>>> =
-        Default::default();
+    let mut labels_cache: std::collections::HashMap<
+        usize,
+        Option<std::collections::BTreeMap<String, String>>,
+    > = Default::default();
     let mut kept = Vec::new();
     for (i, repo, tag) in rows {
         let img = &images[i];
@@ -336,12 +334,13 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
             keep &= match f {
                 Filter::Dangling(d) => img.tags.is_empty() == *d,
                 Filter::Reference(p) => {
-                    !img.tags.is_empty()
-                        && (glob(p, &repo) || glob(p, &format!("{repo}:{tag}")))
+                    !img.tags.is_empty() && (glob(p, &repo) || glob(p, &format!("{repo}:{tag}")))
                 }
                 Filter::Label(k, v) => {
                     let labels = labels_cache.entry(i).or_insert_with(|| {
-                        read_config(&store, img).ok().and_then(|(c, _)| c.config.and_then(|c| c.labels))
+                        read_config(&store, img)
+                            .ok()
+                            .and_then(|(c, _)| c.config.and_then(|c| c.labels))
                     });
                     match labels.as_ref().and_then(|l| l.get(k)) {
                         Some(have) => v.as_ref().is_none_or(|v| v == have),
@@ -426,7 +425,10 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
                 &["Repository", "Tag", "ID", "CreatedSince", "Size"]
             };
             let header = ls_header();
-            let head: Vec<&str> = cols.iter().map(|c| header[*c].as_str().unwrap_or("")).collect();
+            let head: Vec<&str> = cols
+                .iter()
+                .map(|c| header[*c].as_str().unwrap_or(""))
+                .collect();
             let cells: Vec<Vec<String>> = records
                 .iter()
                 .map(|r| {
@@ -634,9 +636,9 @@ pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
         let size = if h.empty_layer {
             0
         } else {
-            layers
-                .next()
-                .map_or(0, |l| store.layer_content_size(l).unwrap_or(l.uncompressed_size))
+            layers.next().map_or(0, |l| {
+                store.layer_content_size(l).unwrap_or(l.uncompressed_size)
+            })
         };
         let by = h.created_by.clone().unwrap_or_default().replace('\t', " ");
         let created = h.created.as_deref().unwrap_or("");
@@ -645,7 +647,10 @@ pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
                 t.to_offset(time::UtcOffset::UTC)
                     .replace_nanosecond(0)
                     .ok()
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
             })
             .unwrap_or_default();
         records.push(json!({
@@ -685,7 +690,10 @@ pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
         Kind::Default => {
             let when = if a.human { "CreatedSince" } else { "CreatedAt" };
             let cols = ["ID", when, "CreatedBy", "Size", "Comment"];
-            let head: Vec<&str> = cols.iter().map(|c| header[*c].as_str().unwrap_or("")).collect();
+            let head: Vec<&str> = cols
+                .iter()
+                .map(|c| header[*c].as_str().unwrap_or(""))
+                .collect();
             let cells: Vec<Vec<String>> = records
                 .iter()
                 .map(|r| {

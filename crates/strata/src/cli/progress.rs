@@ -129,7 +129,12 @@ impl Interrupt {
 
     fn restore(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        for (sig, old) in self.saved.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for (sig, old) in self
+            .saved
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             // SAFETY: restores the action saved by `install`.
             unsafe {
                 libc::sigaction(sig, &old, std::ptr::null_mut());
@@ -339,7 +344,9 @@ fn plain(st: &mut State, ev: &Event, cancelled: bool) {
         EventKind::StepDone { step, duration, .. } => {
             writeln!(err, "#{step} DONE {}", secs(*duration))
         }
-        EventKind::Error { step: Some(step), .. } if cancelled => {
+        EventKind::Error {
+            step: Some(step), ..
+        } if cancelled => {
             writeln!(err, "#{step} CANCELLED")
         }
         EventKind::Error {

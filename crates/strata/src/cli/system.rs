@@ -163,9 +163,7 @@ pub fn dir_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
         let Ok(m) = e.metadata() else { continue };
         if m.is_dir() {
             total += dir_size(&e.path(), seen);
-        } else if (m.is_file() || m.file_type().is_symlink())
-            && seen.insert((m.dev(), m.ino()))
-        {
+        } else if (m.is_file() || m.file_type().is_symlink()) && seen.insert((m.dev(), m.ino())) {
             total += m.len();
         }
     }

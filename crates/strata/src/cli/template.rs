@@ -76,7 +76,12 @@ impl Format {
 
     /// Renders every row (and, for `table`, the header made by rendering
     /// the template on `header`) to `out`, as Docker does.
-    pub fn write_all(&self, out: &mut dyn Write, header: &Value, rows: &[Value]) -> anyhow::Result<()> {
+    pub fn write_all(
+        &self,
+        out: &mut dyn Write,
+        header: &Value,
+        rows: &[Value],
+    ) -> anyhow::Result<()> {
         if !self.table {
             for r in rows {
                 writeln!(out, "{}", self.render(r)?)?;
@@ -91,7 +96,12 @@ impl Format {
                 cells.push(split(line.to_string()));
             }
         }
-        let cols = cells.iter().map(Vec::len).chain([head.len()]).max().unwrap_or(1);
+        let cols = cells
+            .iter()
+            .map(Vec::len)
+            .chain([head.len()])
+            .max()
+            .unwrap_or(1);
         let mut head: Vec<String> = head;
         head.resize(cols, String::new());
         for c in &mut cells {
@@ -148,7 +158,7 @@ fn route_prints(src: &str) -> String {
             out.push_str(ltrim);
             out.push_str(" __v (");
             out.push_str(body);
-            out.push_str(")");
+            out.push(')');
             out.push_str(if rtrim.is_empty() { "" } else { " -" });
         }
         out.push_str("}}");
@@ -227,10 +237,15 @@ fn json_fn(args: &[Value]) -> Result<Value, FuncError> {
 fn join_fn(args: &[Value]) -> Result<Value, FuncError> {
     match args {
         [Value::Array(a), sep] => Ok(Value::String(
-            a.iter().map(string_arg).collect::<Vec<_>>().join(&string_arg(sep)),
+            a.iter()
+                .map(string_arg)
+                .collect::<Vec<_>>()
+                .join(&string_arg(sep)),
         )),
         [Value::Nil | Value::NoValue, _] => Ok(Value::String(String::new())),
-        _ => Err(FuncError::Generic("join: expects a list and a separator".into())),
+        _ => Err(FuncError::Generic(
+            "join: expects a list and a separator".into(),
+        )),
     }
 }
 
@@ -247,11 +262,15 @@ fn split_fn(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn upper_fn(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(string_arg(&one(args, "upper")?).to_uppercase()))
+    Ok(Value::String(
+        string_arg(&one(args, "upper")?).to_uppercase(),
+    ))
 }
 
 fn lower_fn(args: &[Value]) -> Result<Value, FuncError> {
-    Ok(Value::String(string_arg(&one(args, "lower")?).to_lowercase()))
+    Ok(Value::String(
+        string_arg(&one(args, "lower")?).to_lowercase(),
+    ))
 }
 
 fn title_fn(args: &[Value]) -> Result<Value, FuncError> {
@@ -280,7 +299,9 @@ fn pad_fn(args: &[Value]) -> Result<Value, FuncError> {
     match args {
         [s, l, r] => {
             let (Some(l), Some(r)) = (int_arg(l), int_arg(r)) else {
-                return Err(FuncError::Generic("pad: expects a string and two numbers".into()));
+                return Err(FuncError::Generic(
+                    "pad: expects a string and two numbers".into(),
+                ));
             };
             Ok(Value::String(format!(
                 "{}{}{}",
@@ -313,7 +334,10 @@ pub fn go_format(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::String(s) => s.clone(),
         Value::Number(n) => n.to_string(),
-        Value::Array(a) => format!("[{}]", a.iter().map(go_format).collect::<Vec<_>>().join(" ")),
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(go_format).collect::<Vec<_>>().join(" ")
+        ),
         Value::Object(m) | Value::Map(m) => {
             let sorted: BTreeMap<&String, &Value> = m.iter().collect();
             let parts: Vec<String> = sorted
@@ -420,7 +444,10 @@ mod tests {
     fn fields_lists_and_maps_print_as_go() {
         let v = json!({"Repository": "busybox", "Tag": "1.35",
             "Config": {"Cmd": ["sh", "-c", "echo a > b"], "Labels": {"b": "2", "a": "1"}, "Entrypoint": null}});
-        assert_eq!(render("{{.Repository}}:{{.Tag}}", v.clone()), "busybox:1.35");
+        assert_eq!(
+            render("{{.Repository}}:{{.Tag}}", v.clone()),
+            "busybox:1.35"
+        );
         assert_eq!(render("{{.Config.Cmd}}", v.clone()), "[sh -c echo a > b]");
         assert_eq!(render("{{.Config.Labels}}", v.clone()), "map[a:1 b:2]");
         assert_eq!(
@@ -433,10 +460,16 @@ mod tests {
             "<sh><-c><echo a > b>"
         );
         assert_eq!(
-            render("{{range $i, $c := .Config.Cmd}}{{$i}}={{$c}} {{end}}", v.clone()),
+            render(
+                "{{range $i, $c := .Config.Cmd}}{{$i}}={{$c}} {{end}}",
+                v.clone()
+            ),
             "0=sh 1=-c 2=echo a > b "
         );
-        assert_eq!(render("{{join .Config.Cmd \",\"}}", v.clone()), "sh,-c,echo a > b");
+        assert_eq!(
+            render("{{join .Config.Cmd \",\"}}", v.clone()),
+            "sh,-c,echo a > b"
+        );
         assert_eq!(render("{{upper .Tag}}", v.clone()), "1.35");
         assert_eq!(render("{{if .Tag}}yes{{else}}no{{end}}", v.clone()), "yes");
         assert_eq!(render(" {{- .Tag -}} \\n", v.clone()), "1.35");
