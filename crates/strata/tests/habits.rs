@@ -604,3 +604,53 @@ fn version_completion_and_help_examples() {
         assert!(h.contains("Example:\n  strata "), "{cmd:?}: {h}");
     }
 }
+
+/// On a terminal (`script`'s pseudo-terminal) prune asks, as Docker does:
+/// `N` (or nothing) keeps everything, `y` goes ahead.
+#[test]
+fn prune_asks_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: needs `script` (util-linux) for a pseudo-terminal");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let (b, old) = make_archive(tmp.path(), "habits/p:1", serde_json::json!({"k": "2"}));
+    std::fs::rename(&b, tmp.path().join("b.tar")).unwrap();
+    let (a, _) = make_archive(tmp.path(), "habits/p:1", serde_json::json!({"k": "1"}));
+    ok(
+        &root,
+        &["load", "-i", tmp.path().join("b.tar").to_str().unwrap()],
+    );
+    ok(&root, &["load", "-i", a.to_str().unwrap()]);
+    let ask = |answer: &str| -> String {
+        let cmd = format!("{BIN} --root {} image prune", root.display());
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = ask("n\n");
+    assert!(
+        out.contains("WARNING! This will remove all dangling images.\r\nAre you sure you want to continue? [y/N] "),
+        "{out:?}"
+    );
+    assert!(!out.contains("deleted:"), "{out:?}");
+    assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 2);
+    let out = ask("y\n");
+    assert!(out.contains(&format!("deleted: {old}")), "{out:?}");
+    assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 1);
+}
