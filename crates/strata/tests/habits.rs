@@ -237,6 +237,14 @@ fn side_by_side_with_docker() {
             &name,
         ],
         vec!["inspect", "-f", "{{range .Config.Env}}{{.}};{{end}} {{.Os}}/{{.Architecture}}", &name],
+        vec!["inspect", "-f", "{{json .Config}}", &name],
+        // A field Docker's typed Config lacks: the raw JSON answers, and
+        // there a null prints `<no value>`.
+        vec!["inspect", "-f", "{{.Config.Hostname}}|{{.Config.Entrypoint}}|{{.Config.Labels}}", &name],
+        vec!["inspect", "-f", "{{.Config.User}}|{{.Config.OnBuild}}|{{.Config.Volumes}}|{{json .Config.Labels}}", &name],
+        vec!["inspect", "-f", "{{json .RootFS}} {{index .Config.Labels \"a\"}}", &name],
+        vec!["images", "--format", "json", repo],
+        vec!["history", "--format", "json", &name],
     ];
     for args in cases {
         let theirs = docker(&args);

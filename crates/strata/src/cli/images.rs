@@ -544,7 +544,7 @@ fn inspect_one(store: &Store, id: &Digest) -> anyhow::Result<Value> {
     let info = store.meta().image(id)?.context("image vanished")?;
     let (cfg, _) = read_config(store, &info)?;
     let runtime = serde_json::to_value(cfg.config.clone().unwrap_or_default())?;
-    Ok(json!({
+    let mut v = json!({
         "Id": info.id.to_string(),
         "RepoTags": info.tags.iter().map(|t| familiar(t)).collect::<Vec<_>>(),
         "RepoDigests": store
@@ -568,24 +568,67 @@ fn inspect_one(store: &Store, id: &Digest) -> anyhow::Result<Value> {
             "Layers": cfg.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         },
         "Metadata": { "LastTagTime": "0001-01-01T00:00:00Z" },
-    }))
-}
-
-/// Docker's typed empties for a template: a null list prints `[]`, a
-/// null map `map[]` (they are Go slices and maps there).
-fn typed_nulls(v: &mut Value) {
-    if let Some(c) = v.get_mut("Config").and_then(Value::as_object_mut) {
-        for k in ["Env", "Cmd", "Entrypoint", "OnBuild", "Shell"] {
-            if c.get(k).is_some_and(Value::is_null) {
-                c.insert(k.into(), json!([]));
-            }
-        }
-        for k in ["Volumes", "Labels", "ExposedPorts"] {
-            if c.get(k).is_some_and(Value::is_null) {
-                c.insert(k.into(), json!({}));
-            }
+    });
+    // `omitempty` in Docker's type.
+    if cfg.variant.is_none() {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("Variant");
         }
     }
+    Ok(v)
+}
+
+/// The Config a template sees, as Docker's CLI types it (an OCI image
+/// config with Docker's extras, every field `omitempty`): a null list is
+/// `[]` and a null map `map[]` to `%v`, and `{{json .Config}}` leaves the
+/// empty fields out.
+fn typed_config(raw: &Value) -> Value {
+    const LISTS: [&str; 5] = ["Env", "Entrypoint", "Cmd", "OnBuild", "Shell"];
+    const MAPS: [&str; 3] = ["ExposedPorts", "Volumes", "Labels"];
+    let mut out = serde_json::Map::new();
+    for k in [
+        "User",
+        "ExposedPorts",
+        "Env",
+        "Entrypoint",
+        "Cmd",
+        "Volumes",
+        "WorkingDir",
+        "Labels",
+        "StopSignal",
+        "ArgsEscaped",
+        "Healthcheck",
+        "OnBuild",
+        "Shell",
+    ] {
+        let v = raw.get(k).cloned().unwrap_or(Value::Null);
+        let v = match v {
+            Value::Null if LISTS.contains(&k) => json!([]),
+            Value::Null if MAPS.contains(&k) => json!({}),
+            Value::Null if k == "ArgsEscaped" => json!(false),
+            Value::Null if k != "Healthcheck" => json!(""),
+            v => v,
+        };
+        out.insert(k.to_string(), v);
+    }
+    Value::Object(out)
+}
+
+/// Renders `--format` for one inspected image as Docker's CLI does: on
+/// the typed object first; when that fails (a field the type lacks), on
+/// the raw JSON, where a null or missing field prints `<no value>`.
+fn render_inspect(f: &super::template::Format, raw: &Value) -> anyhow::Result<String> {
+    use super::template;
+    let mut typed = raw.clone();
+    typed["Config"] = typed_config(&raw["Config"]);
+    let mut typed = template::record(&typed);
+    if let gtmpl_value::Value::Object(m) = &mut typed {
+        if let Some(c) = m.get_mut("Config") {
+            template::omit_empty(c);
+        }
+    }
+    f.render(&typed)
+        .or_else(|e| f.render(&template::raw(raw)).map_err(|_| e))
 }
 
 pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
@@ -603,9 +646,8 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     match kind {
         Kind::Template(f) => {
-            for mut v in all {
-                typed_nulls(&mut v);
-                writeln!(out, "{}", f.render(&template::record(&v))?)?;
+            for v in all {
+                writeln!(out, "{}", render_inspect(&f, &v)?)?;
             }
         }
         Kind::Default | Kind::Json => {

@@ -338,19 +338,58 @@ pub fn go_format(v: &Value) -> String {
             "[{}]",
             a.iter().map(go_format).collect::<Vec<_>>().join(" ")
         ),
-        Value::Object(m) | Value::Map(m) => {
+        // A struct: its field values in order, `{layers [sha256:...]}`.
+        Value::Object(m) => {
+            let parts: Vec<String> = fields(m).into_iter().map(|(_, v)| go_format(v)).collect();
+            format!("{{{}}}", parts.join(" "))
+        }
+        Value::Map(m) => {
             let sorted: BTreeMap<&String, &Value> = m.iter().collect();
             let parts: Vec<String> = sorted
                 .into_iter()
                 .map(|(k, v)| format!("{k}:{}", go_format(v)))
                 .collect();
-            if matches!(v, Value::Object(_)) {
-                format!("{{{}}}", parts.join(" "))
-            } else {
-                format!("map[{}]", parts.join(" "))
-            }
+            format!("map[{}]", parts.join(" "))
         }
         Value::Function(_) => "<func>".into(),
+    }
+}
+
+/// Where a struct keeps its field order (gtmpl's objects are hash maps).
+/// Not an identifier: no template can name it as a field.
+const ORDER: &str = "#order";
+
+/// Docker's fields that are Go maps (printed `map[k:v]`, keys sorted in
+/// JSON); every other JSON object is a Go struct (fields in order).
+const GO_MAPS: &[&str] = &["Labels", "Volumes", "ExposedPorts", "Data"];
+
+/// A struct's fields in their order (the hidden order key left out).
+fn fields(m: &std::collections::HashMap<String, Value>) -> Vec<(&String, &Value)> {
+    fields_for(m, false)
+}
+
+/// Like [`fields`]; for JSON, the `omitempty` fields (marked `?` in the
+/// order) that are empty are left out.
+fn fields_for(m: &std::collections::HashMap<String, Value>, json: bool) -> Vec<(&String, &Value)> {
+    match m.get(ORDER) {
+        Some(Value::Array(order)) => order
+            .iter()
+            .filter_map(|k| match k {
+                Value::String(k) => {
+                    let (omit, k) = match k.strip_prefix('?') {
+                        Some(k) => (true, k),
+                        None => (false, k.as_str()),
+                    };
+                    m.get_key_value(k)
+                        .filter(|(_, v)| !(json && omit && is_empty(v)))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => {
+            let sorted: BTreeMap<&String, &Value> = m.iter().filter(|(k, _)| *k != ORDER).collect();
+            sorted.into_iter().collect()
+        }
     }
 }
 
@@ -365,7 +404,8 @@ pub fn go_json(v: &Json) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-/// A template value back to JSON (keys sorted, as Go sorts a map's).
+/// A template value back to JSON: a struct's fields in order, a map's
+/// keys sorted (as Go's encoder writes them).
 fn to_json(v: &Value) -> Json {
     match v {
         Value::NoValue | Value::Nil | Value::Function(_) => Json::Null,
@@ -381,22 +421,24 @@ fn to_json(v: &Value) -> Json {
             }
         }
         Value::Array(a) => Json::Array(a.iter().map(to_json).collect()),
-        Value::Object(m) | Value::Map(m) => {
-            let sorted: BTreeMap<&String, &Value> = m.iter().collect();
-            Json::Object(
-                sorted
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), to_json(v)))
-                    .collect(),
-            )
-        }
+        Value::Object(m) | Value::Map(m) => Json::Object(
+            fields_for(m, true)
+                .into_iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
     }
 }
 
-/// JSON as template data. Objects become maps (a missing key prints
-/// `<no value>`, as on a Go map); `structs` are top-level records whose
-/// missing fields are an error, as on a Go struct.
+/// JSON as template data, shaped as Docker's Go values: objects are
+/// structs (a missing field is an error; `%v` prints the values in order;
+/// `json` keeps the order) except under the [`GO_MAPS`] keys, which are
+/// maps (a missing key prints `<no value>`; keys sorted).
 pub fn from_json(v: &Json) -> Value {
+    convert(v, false)
+}
+
+fn convert(v: &Json, go_map: bool) -> Value {
     match v {
         Json::Null => Value::Nil,
         Json::Bool(b) => Value::Bool(*b),
@@ -410,17 +452,66 @@ pub fn from_json(v: &Json) -> Value {
                 Value::Number(Number::from(n.as_f64().unwrap_or(0.0)))
             }
         }
-        Json::Array(a) => Value::Array(a.iter().map(from_json).collect()),
-        Json::Object(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), from_json(v))).collect()),
+        Json::Array(a) => Value::Array(a.iter().map(|v| convert(v, false)).collect()),
+        Json::Object(m) if go_map => Value::Map(
+            m.iter()
+                .map(|(k, v)| (k.clone(), convert(v, false)))
+                .collect(),
+        ),
+        Json::Object(m) => {
+            let mut o: std::collections::HashMap<String, Value> = m
+                .iter()
+                .map(|(k, v)| (k.clone(), convert(v, GO_MAPS.contains(&k.as_str()))))
+                .collect();
+            let order = m.keys().map(|k| Value::String(k.clone())).collect();
+            o.insert(ORDER.into(), Value::Array(order));
+            Value::Object(o)
+        }
     }
 }
 
-/// A record: the top level is a struct (unknown fields are errors).
-pub fn record(v: &Json) -> Value {
-    match from_json(v) {
-        Value::Map(m) => Value::Object(m),
-        other => other,
+/// Go's "empty" for `omitempty`.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::NoValue | Value::Nil => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Array(a) => a.is_empty(),
+        Value::Map(m) => m.is_empty(),
+        Value::Object(_) | Value::Function(_) => false,
     }
+}
+
+/// Marks every field of the struct `v` `omitempty`.
+pub fn omit_empty(v: &mut Value) {
+    if let Value::Object(m) = v {
+        if let Some(Value::Array(order)) = m.get_mut(ORDER) {
+            for k in order.iter_mut() {
+                if let Value::String(s) = k {
+                    if !s.starts_with('?') {
+                        s.insert(0, '?');
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// JSON as Docker's CLI sees it when its typed object lacks a field: Go
+/// maps all the way down; null prints `<no value>`.
+pub fn raw(v: &Json) -> Value {
+    match v {
+        Json::Null => Value::NoValue,
+        Json::Array(a) => Value::Array(a.iter().map(raw).collect()),
+        Json::Object(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), raw(v))).collect()),
+        other => from_json(other),
+    }
+}
+
+/// A record (a row of a listing, an inspected object): a struct.
+pub fn record(v: &Json) -> Value {
+    from_json(v)
 }
 
 /// Docker's `--format json` for list commands: one `{{json .}}` per row.
@@ -473,7 +564,14 @@ mod tests {
         assert_eq!(render("{{upper .Tag}}", v.clone()), "1.35");
         assert_eq!(render("{{if .Tag}}yes{{else}}no{{end}}", v.clone()), "yes");
         assert_eq!(render(" {{- .Tag -}} \\n", v.clone()), "1.35");
-        assert!(Format::parse("{{json .Config}}").is_ok());
+        assert_eq!(
+            render("{{json .Config}}", v.clone()),
+            r#"{"Cmd":["sh","-c","echo a > b"],"Labels":{"a":"1","b":"2"},"Entrypoint":null}"#
+        );
+        assert_eq!(
+            render("{{.Config}}", v.clone()),
+            "{[sh -c echo a > b] map[a:1 b:2] <nil>}"
+        );
         assert!(Format::parse("{{.Tag").is_err());
         assert!(Format::parse("{{.Nope}}")
             .unwrap()
