@@ -184,9 +184,9 @@ fn snapshots_size(store: &Store) -> u64 {
 
 fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<u8> {
     let warning = if a.all {
-        "WARNING! This will remove:\n  - all images without at least one tag\n  - all build cache\n  - all unpacked layers no running container uses"
+        "WARNING! This will remove:\n  - all images without at least one tag\n  - all build cache\n  - all blobs and unpacked layers nothing else uses\n"
     } else {
-        "WARNING! This will remove:\n  - all blobs no image or build cache refers to\n  - all unpacked layers no running container uses"
+        "WARNING! This will remove:\n  - all blobs and unpacked layers no image or build cache uses\n"
     };
     if !a.force && !super::output::confirm(warning)? {
         return Ok(0);
