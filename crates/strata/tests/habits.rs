@@ -221,6 +221,8 @@ fn side_by_side_with_docker() {
     }
     let _cleanup = Cleanup(name.clone());
     let repo = name.split(':').next().unwrap();
+    // Only this run's image: others of an earlier run may still be there.
+    let reference = format!("reference={repo}:*");
     let cases: Vec<Vec<&str>> = vec![
         vec!["images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}", repo],
         vec!["images", "--format", "table {{.Repository}}\\t{{.Tag}}\\t{{.ID}}\\t{{.Size}}", repo],
@@ -229,6 +231,14 @@ fn side_by_side_with_docker() {
         vec!["history", "--no-trunc", "--format", "{{.ID}} {{.Size}} {{.CreatedBy}}", &name],
         vec!["history", "-H=false", "--format", "{{.Size}}\\t{{.CreatedAt}}", &name],
         vec!["history", "-q", &name],
+        vec!["history", "-H=false", &name],
+        vec!["history", "--no-trunc", &name],
+        vec!["history", "-q", "--no-trunc", &name],
+        vec!["images", "--digests", repo],
+        vec!["images", "--no-trunc", repo],
+        vec!["images", "-q", repo],
+        vec!["images", "--filter", "dangling=false", "--filter", &reference, "--format", "{{.Tag}}"],
+        vec!["images", "--filter", "label=a=1", "--format", "{{.Repository}}", repo],
         vec!["inspect", "-f", "{{.Config.Cmd}}", &name],
         vec![
             "inspect",
