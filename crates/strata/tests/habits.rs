@@ -17,6 +17,8 @@ use std::process::{Command, Output, Stdio};
 
 use sha2::{Digest as _, Sha256};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_strata");
 
 fn strata(root: &Path, args: &[&str]) -> Output {
@@ -671,4 +673,34 @@ fn prune_asks_on_a_terminal() {
     let out = ask("y\n");
     assert!(out.contains(&format!("deleted: {old}")), "{out:?}");
     assert_eq!(ok(&root, &["images", "-q"]).lines().count(), 1);
+}
+
+/// A built image's sizes are file bytes: a 6-byte COPY is 6B, a WORKDIR
+/// 0B, a RUN that hard-links a file and makes a symlink counts the copied
+/// file once plus the link's target, as Docker's `history` shows them.
+#[test]
+fn built_layers_count_file_bytes() {
+    if !support::can_run() {
+        return;
+    }
+    let (_t, root) = support::root_dir();
+    support::make_busybox(&root);
+    let ctx = support::context(&[
+        ("six", "hello\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\nCOPY six /six\nWORKDIR /w\nRUN ln /six /six2 && ln -s six /link\n",
+        ),
+    ]);
+    support::build_ok(&root, ctx.path(), "sizes:1", &["-q"]);
+    let sizes = ok(
+        &root,
+        &["history", "-H=false", "--format", "{{.Size}}", "sizes:1"],
+    );
+    let h = ok(&root, &["history", "--no-trunc", "sizes:1"]);
+    let sizes: Vec<&str> = sizes.lines().take(3).collect();
+    assert_eq!(sizes, ["9", "0", "6"], "{h}");
+    let h = ok(&root, &["history", "sizes:1"]);
+    assert!(h.lines().nth(3).unwrap().contains("   6B   "), "{h}");
+    assert!(h.lines().nth(2).unwrap().contains("   0B   "), "{h}");
 }

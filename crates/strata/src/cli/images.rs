@@ -672,7 +672,14 @@ pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
     let id = find(&store, &a.image)?;
     let info = store.meta().image(&id)?.context("image vanished")?;
     let (cfg, _) = read_config(&store, &info)?;
-    let mut layers = info.layers.iter();
+    // Newest history entries go with the newest layers: a base made
+    // without history (older layers than entries) leaves its layers
+    // unlisted rather than every size shifted by one.
+    let non_empty = cfg.history.iter().filter(|h| !h.empty_layer).count();
+    let mut layers = info
+        .layers
+        .iter()
+        .skip(info.layers.len().saturating_sub(non_empty));
     let mut records = Vec::new();
     for h in &cfg.history {
         let size = if h.empty_layer {
