@@ -10,7 +10,9 @@ if [ "$MODE" = demo ]; then
   PACKAGES=(runc busybox-static golang-go)
 else
   PACKAGES=(runc busybox-static golang-go docker.io skopeo docker-registry
-            apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2)
+            apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2
+            # the compat suite's Debian bases (tests/compat/debian)
+            mmdebstrap ca-certificates)
 fi
 
 missing=()

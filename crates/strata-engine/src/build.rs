@@ -44,6 +44,16 @@ pub struct BuildRequest {
     pub pull: crate::resolve::PullPolicy,
     /// How to reach registries (insecure hosts, credentials, platform).
     pub registry: strata_registry::PullOptions,
+    /// `--label K=V`: added to the image config's labels (they win over
+    /// the Dockerfile's LABELs, as Docker's).
+    pub labels: BTreeMap<String, String>,
+    /// `--annotation K=V`: the image manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// `--add-host`, `--shm-size`, `--ulimit`: applied to every RUN.
+    pub run_extra: strata_runtime::ContainerExtras,
+    /// `--cache-from NAME` where NAME is a local image: its layers are
+    /// reused for steps whose history and parent chain match.
+    pub cache_from_images: Vec<Digest>,
 }
 
 /// Where a secret's value comes from. The value is read when a RUN needs
@@ -70,6 +80,8 @@ pub enum NamedContext {
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
     pub image_id: Digest,
+    /// The digest of the image's manifest.
+    pub manifest_digest: Digest,
     /// Full references tagged.
     pub tags: Vec<String>,
     /// Steps executed / restored from the cache.
@@ -129,6 +141,8 @@ pub(crate) struct Builder<'a> {
     pub named: BTreeMap<String, crate::named::Named>,
     /// Image names to image IDs (pulling what is missing).
     pub images: &'a crate::resolve::ImageResolver<'a>,
+    /// `--cache-from` local images (see `image_cache`).
+    pub cache_from: Vec<crate::images::BaseImage>,
     /// Cache keys of each stage's steps, in order (for `--cache-to`).
     pub stage_keys: std::sync::Mutex<BTreeMap<usize, Vec<crate::cache::CacheKey>>>,
 }
@@ -147,24 +161,16 @@ impl Ignore for FrontendIgnore {
     }
 }
 
-/// Removes a directory tree on drop.
-pub(crate) struct TempDir(pub PathBuf);
+/// A directory in the store's `ROOT/tmp`, locked by this process while it
+/// lives (so GC and `check --repair` leave it alone however long the step
+/// runs) and removed on drop. `.0` is its path.
+pub struct TempDir(pub PathBuf, #[allow(dead_code)] strata_store::TempDir);
 
 impl TempDir {
-    /// A new empty directory under the store's tmp.
-    pub(crate) fn new(store: &Store, prefix: &str) -> std::io::Result<TempDir> {
-        let id = strata_runtime::new_container_id();
-        let p = store
-            .root()
-            .join("tmp")
-            .join(format!("{prefix}-{}", id.trim_start_matches("strata-")));
-        std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
-    }
-}
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    /// A new empty directory under the store's tmp; `prefix` has no `-`.
+    pub fn new(store: &Store, prefix: &str) -> std::io::Result<TempDir> {
+        let t = store.temp_dir(prefix).map_err(std::io::Error::other)?;
+        Ok(TempDir(t.path().to_path_buf(), t))
     }
 }
 
@@ -185,7 +191,7 @@ pub fn build(
         .unwrap_or_else(|| default_dockerfile(&req.context));
     let text = match &req.dockerfile_text {
         Some(t) => t.clone(),
-        None => std::fs::read_to_string(&dockerfile).map_err(|e| {
+        None => crate::context::read_dockerfile(&dockerfile).map_err(|e| {
             BuildError::Dockerfile(format!(
                 "cannot read the Dockerfile {}: {e}",
                 dockerfile.display()
@@ -222,10 +228,7 @@ pub fn build(
     let lease = store.lease("build").map_err(other)?;
     let images = crate::resolve::ImageResolver::new(store, &lease, req.pull, req.registry.clone());
     let named = crate::named::resolve_all(store, &req.build_contexts, &lease, &images, events)?;
-    let init = TempDir(store.root().join("tmp").join(format!(
-        "init-{}",
-        strata_runtime::new_container_id().trim_start_matches("strata-")
-    )));
+    let init = TempDir::new(store, "init").map_err(other)?;
     strata_runtime::write_init_layer(&init.0).map_err(other)?;
 
     let order = plan.build_order();
@@ -239,6 +242,12 @@ pub fn build(
         events(Event::now(EventKind::StageSkipped {
             stage: stage_label(s),
         }));
+    }
+    let mut cache_from = Vec::new();
+    for id in &req.cache_from_images {
+        let _ = lease.add_image(id);
+        let img = crate::images::load_image(store, &id.to_string()).map_err(other)?;
+        cache_from.push(img);
     }
     let builder = Builder {
         store,
@@ -255,6 +264,7 @@ pub fn build(
         req,
         named,
         images: &images,
+        cache_from,
         stage_keys: Default::default(),
     };
     let deps: BTreeMap<usize, Vec<usize>> = order
@@ -285,9 +295,24 @@ pub fn build(
     if let Some(t) = req.source_date_epoch {
         config.created = Some(crate::config::epoch_rfc3339(t));
     }
-    let image_id =
-        crate::images::commit_image(store, &config, &target.layers, Some(&lease)).map_err(other)?;
+    if !req.labels.is_empty() {
+        let pairs: Vec<(String, String)> = req
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        config.add_labels(&pairs);
+    }
+    let (image_id, manifest_digest) = crate::images::commit_image_annotated(
+        store,
+        &config,
+        &target.layers,
+        Some(&lease),
+        &req.annotations,
+    )
+    .map_err(other)?;
     let tags = crate::images::tag_image(store, &image_id, &req.tags).map_err(other)?;
+    crate::explain::record::save_for_build(&builder, &states, &image_id);
     events(Event::now(EventKind::BuildDone {
         image_id: image_id.to_string(),
         tags: tags.clone(),
@@ -306,6 +331,7 @@ pub fn build(
             .unwrap_or_default(),
         all_cache_keys: stage_keys.values().flat_map(keys_of).collect(),
         image_id,
+        manifest_digest,
         tags,
         executed: builder.stats.executed.load(Ordering::Relaxed),
         cached: builder.stats.cached.load(Ordering::Relaxed),

@@ -90,6 +90,18 @@ pub fn commit_image(
     layers: &[LayerRef],
     lease: Option<&Lease>,
 ) -> Result<Digest, ImageError> {
+    commit_image_annotated(store, config, layers, lease, &Default::default()).map(|(id, _)| id)
+}
+
+/// [`commit_image`] with manifest annotations (`build --annotation`);
+/// returns the image ID and the manifest digest.
+pub fn commit_image_annotated(
+    store: &Store,
+    config: &ImageConfigDoc,
+    layers: &[LayerRef],
+    lease: Option<&Lease>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Result<(Digest, Digest), ImageError> {
     let mut config = config.clone();
     config.rootfs.kind = "layers".into();
     config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
@@ -110,6 +122,10 @@ pub fn commit_image(
             .map(|l| Descriptor::new(docker_media_type(&l.media_type), l.digest.clone(), l.size))
             .collect(),
     );
+    let mut manifest = manifest;
+    if !annotations.is_empty() {
+        manifest.annotations = Some(annotations.clone());
+    }
     let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     let (manifest_digest, _) =
         store
@@ -122,7 +138,7 @@ pub fn commit_image(
     }
     let rec = ImageRecord {
         id: config_digest.clone(),
-        manifest_digest,
+        manifest_digest: manifest_digest.clone(),
         manifest_media_type: media_types::DOCKER_MANIFEST.to_string(),
         config_digest: config_digest.clone(),
         layers: records,
@@ -131,7 +147,7 @@ pub fn commit_image(
     store.meta().put_image(&rec)?;
     // What `image ls` and `history` show, recorded now so listing is cheap.
     store.record_content_sizes(&rec.layers);
-    Ok(config_digest)
+    Ok((config_digest, manifest_digest))
 }
 
 /// The Docker media type matching a layer's (OCI or Docker) media type.

@@ -33,6 +33,8 @@ pub struct RunParams<'a> {
     pub extra_env: Vec<String>,
     /// SOURCE_DATE_EPOCH.
     pub epoch: Option<i64>,
+    /// `build --add-host`, `--shm-size`, `--ulimit`.
+    pub extra: strata_runtime::ContainerExtras,
 }
 
 /// How a RUN failed.
@@ -98,6 +100,7 @@ pub fn run(
         mounts: p.mounts.clone(),
         hostname: None,
         readonly_rootfs: false,
+        extra: p.extra.clone(),
     };
     let (tx, rx) = mpsc::channel::<(Stream, Vec<u8>)>();
     let step = p.step;

@@ -324,6 +324,16 @@ impl Builder<'_> {
         if let Resolved::Run { .. } = &resolved {
             def["env"] = json!(st.config.config.env);
             def["build_args"] = json!(self.recorded_build_args(scope));
+            // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit
+            // (only when set, so that other keys stay as they were).
+            let x = &self.req.run_extra;
+            if *x != strata_runtime::ContainerExtras::default() {
+                def["run_extra"] = json!({
+                    "hosts": x.extra_hosts,
+                    "shm": x.shm_size,
+                    "ulimits": x.ulimits.iter().map(|u| (&u.name, u.soft, u.hard)).collect::<Vec<_>>(),
+                });
+            }
         }
         // What keyed the step, kept to explain a later miss (not hashed).
         let mut trace = Trace {
@@ -368,6 +378,15 @@ impl Builder<'_> {
                     key,
                     cmd_set: rec.cmd_set,
                 };
+                self.stats
+                    .cached
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok((true, None));
+            }
+            if let Some(next) = self.image_cache_hit(st, scope, &resolved, &key) {
+                self.cache_store(&key, &next);
+                self.note_step(why, &st.key, &key, &trace, &inputs, false);
+                *st = next;
                 self.stats
                     .cached
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -70,6 +70,17 @@ fn network_of(v: Option<&str>) -> Result<Network, String> {
     }
 }
 
+/// The history line BuildKit writes for a RUN: `RUN [|N K=V ...] ARGV # buildkit`.
+pub(crate) fn run_created_by(args: &[(String, String)], argv: &[String]) -> String {
+    let prefix = if args.is_empty() {
+        String::new()
+    } else {
+        let kv: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("|{} {} ", args.len(), kv.join(" "))
+    };
+    format!("RUN {prefix}{} # buildkit", argv.join(" "))
+}
+
 impl Builder<'_> {
     /// Runs one RUN on `st` and records its history in `c` (the next
     /// config). Returns the new layer.
@@ -116,6 +127,7 @@ impl Builder<'_> {
             extra_lowers: vec![rm.placeholders.0.clone()],
             extra_env: rm.env.clone(),
             epoch: self.req.source_date_epoch,
+            extra: self.req.run_extra.clone(),
         };
         let layer = crate::run_step::run(
             self.store,
@@ -134,13 +146,7 @@ impl Builder<'_> {
             self.step_error(s, e.to_string(), code)
         })?;
         drop(rm);
-        let prefix = if args.is_empty() {
-            String::new()
-        } else {
-            let kv: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            format!("|{} {} ", args.len(), kv.join(" "))
-        };
-        let by = format!("RUN {prefix}{} # buildkit", argv.join(" "));
+        let by = run_created_by(&args, &argv);
         c.push_history(created, by, Some(layer.diff_id.clone()));
         Ok(layer)
     }

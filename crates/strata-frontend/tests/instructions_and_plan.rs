@@ -665,3 +665,18 @@ fn buildkit_wording_and_suggestions_in_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn copy_from_a_typo_of_a_stage_suggests_the_stage() {
+    let e = err("FROM busybox AS builder\nFROM busybox\nCOPY --from=biulder /x /y\n");
+    assert!(
+        e.contains("--from=biulder: no stage named \"biulder\"; did you mean stage `builder`?"),
+        "{e}"
+    );
+    // Images far from any stage name, or written as full references, are images.
+    plan_of("FROM busybox AS builder\nFROM busybox\nCOPY --from=nginx /x /y\n").unwrap();
+    plan_of("FROM busybox AS builder\nFROM busybox\nCOPY --from=docker.io/library/biulder /x /y\n")
+        .unwrap();
+    let e = err("FROM busybox AS builder\nFROM busybox\nCOPY --from=Not_Valid! /x /y\n");
+    assert!(e.contains("no stage or image found"), "{e}");
+}

@@ -190,3 +190,46 @@ fn deeply_nested_json_forms_do_not_overflow() {
         });
     }
 }
+
+/// An ignore file that is a FIFO (or a directory) is refused with its
+/// kind, never skipped and never read (a FIFO nobody writes to would block
+/// the read forever); a regular one is read.
+#[test]
+fn ignore_file_that_is_not_a_regular_file_is_refused_not_read() {
+    let dir = std::env::temp_dir().join(format!("strata-ignore-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let df = dir.join("Dockerfile");
+    std::fs::write(&df, "FROM scratch\n").unwrap();
+    let ign = dir.join(".dockerignore");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&ign)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let (df, dir) = (df.clone(), dir.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(strata_frontend::ignore::load(&df, &dir).map_err(|e| e.to_string()));
+        });
+    }
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("reading a FIFO .dockerignore blocked");
+    let e = r.unwrap_err();
+    assert!(e.contains(".dockerignore") && e.contains("FIFO"), "{e}");
+    std::fs::remove_file(&ign).unwrap();
+    std::fs::create_dir(&ign).unwrap();
+    let e = strata_frontend::ignore::load(&df, &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("directory"), "{e}");
+    std::fs::remove_dir(&ign).unwrap();
+    std::fs::write(&ign, "*.log\n").unwrap();
+    assert_eq!(
+        strata_frontend::ignore::load(&df, &dir).unwrap(),
+        vec!["*.log"]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -12,9 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use strata_oci::media_types::{self, Compression};
-use strata_oci::{
-    Descriptor, Digest, DigestWriter, ImageConfig, ImageIndex, ImageManifest, Platform, Reference,
-};
+use strata_oci::{Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform, Reference};
+use strata_store::transfer::{scan_layer, LayerScan};
 use strata_store::{ImageRecord, LayerRecord, Lease, Store};
 
 use crate::client::{Client, ClientOptions};
@@ -108,6 +107,9 @@ pub fn pull_with(
 ) -> Result<PulledImage, Error> {
     let repo = reference.repository();
     let registry = reference.registry();
+    // What an earlier pull killed with SIGKILL left (SIGINT and SIGTERM
+    // clean up on their way out; see the CLI): best effort.
+    let _ = store.remove_dead_temp_blobs();
     let wanted = options
         .platform
         .clone()
@@ -390,7 +392,19 @@ fn fetch_layer(
     {
         Some(l) if l.digest == desc.digest => l.uncompressed_size,
         _ => {
-            let (actual, n) = uncompressed_digest(store, &desc.digest, compression)?;
+            let scan = scan_stored_layer(store, &desc.digest, compression)?;
+            let (actual, n) = (scan.diff_id.expect("hashed"), scan.size);
+            if let Some((entry, why)) = scan.bad_entry {
+                // As `load` and `import`: an image that can never be
+                // unpacked is refused when it comes in.
+                bar.abandon("Bad layer");
+                return Err(Error::Invalid(format!(
+                    "{}/{repo}: layer {} can never be unpacked: entry {entry:?}: {why}; \
+                     refusing to pull it",
+                    client.registry(),
+                    desc.digest
+                )));
+            }
             if &actual != diff_id {
                 bar.abandon("Bad layer");
                 return Err(Error::protocol(
@@ -419,30 +433,27 @@ fn fetch_layer(
     ))
 }
 
-/// Decompresses a stored layer blob: its diff ID and uncompressed size.
-pub(crate) fn uncompressed_digest(
+/// Decompresses a stored layer blob in one pass: its diff ID, its
+/// uncompressed size and its first entry no filesystem could unpack
+/// ([`strata_store::transfer::scan_layer`], shared with `load`).
+pub(crate) fn scan_stored_layer(
     store: &Store,
     digest: &Digest,
     c: Compression,
-) -> Result<(Digest, u64), Error> {
+) -> Result<LayerScan, Error> {
     let f = io::BufReader::with_capacity(256 * 1024, store.blobs().open(digest)?);
-    let mut w = DigestWriter::new(io::sink());
     let what = || format!("decompress layer {digest}");
-    match c {
+    let scan = match c {
         Compression::None => {
             let mut f = f;
-            io::copy(&mut f, &mut w).map_err(|e| Error::io(what(), e))?;
+            scan_layer(&mut f, true)
         }
-        Compression::Gzip => {
-            let mut d = flate2::read::MultiGzDecoder::new(f);
-            io::copy(&mut d, &mut w).map_err(|e| Error::io(what(), e))?;
-        }
+        Compression::Gzip => scan_layer(&mut flate2::read::MultiGzDecoder::new(f), true),
         Compression::Zstd => {
             let mut d = ruzstd::decoding::StreamingDecoder::new(f)
                 .map_err(|e| Error::io(what(), io::Error::other(e.to_string())))?;
-            io::copy(&mut d, &mut w).map_err(|e| Error::io(what(), e))?;
+            scan_layer(&mut d, true)
         }
-    }
-    let (_, d, n) = w.finish();
-    Ok((d, n))
+    };
+    scan.map_err(|e| Error::io(what(), e))
 }

@@ -17,6 +17,10 @@ pub enum Mode {
     /// Never cut; answer every PATCH (chunked upload) with 405 itself, as
     /// registries without chunked uploads do.
     RefusePatch,
+    /// Stop forwarding that connection's response (the client waits for
+    /// more, as from a stalled download) and hold it open; other
+    /// connections pass.
+    Stall,
 }
 
 pub struct Proxy {
@@ -93,7 +97,13 @@ pub fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
                     if dead.load(Ordering::SeqCst) {
                         break;
                     }
-                    let cut_now = mode != Mode::RefusePatch
+                    if mode == Mode::Stall && sent + n > cut_after {
+                        let _ = c_write.write_all(&buf[..cut_after - sent]);
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_secs(600));
+                        return;
+                    }
+                    let cut_now = !matches!(mode, Mode::RefusePatch | Mode::Stall)
                         && cuts.load(Ordering::SeqCst) == 0
                         && sent + n > cut_after;
                     if cut_now {

@@ -40,6 +40,7 @@ fn main() {
             mounts: vec![],
             hostname: None,
             readonly_rootfs: false,
+            extra: Default::default(),
         };
         Runc::locate()?.run(&spec, StdioConfig::Inherit)
     });

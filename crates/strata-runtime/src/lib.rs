@@ -50,6 +50,7 @@
 //!     mounts: vec![],
 //!     hostname: None,
 //!     readonly_rootfs: false,
+//!     extra: Default::default(),
 //! };
 //! let status = Runc::locate()?.run(&spec, StdioConfig::Inherit)?;
 //! std::process::exit(status.code);
@@ -70,8 +71,8 @@ pub use rootless::{enter_user_namespace, Userns};
 pub use runc::{is_rootless, Runc, OWNER_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
-    write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec,
-    DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
+    write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec, Network, ProcessSpec,
+    Ulimit, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
 };
 pub use stdio::{OutputSink, StdioConfig};
 pub use user::{resolve_user, UserSpec};

@@ -82,7 +82,7 @@ impl Runc {
         if !is_executable(&binary) {
             return Err(Error::RuncNotFound { path: binary });
         }
-        let run_dir = run_dir();
+        let run_dir = run_dir()?;
         let rootless = is_rootless();
         Ok(Runc {
             binary,
@@ -407,7 +407,8 @@ impl Executor for Runc {
             started: false,
         };
 
-        let files = InjectedFiles::write(&bundle, &spec.effective_hostname())?;
+        let files =
+            InjectedFiles::write(&bundle, &spec.effective_hostname(), &spec.extra.extra_hosts)?;
         let cgroups_path = self
             .cgroup_parent
             .as_ref()
@@ -542,19 +543,79 @@ pub fn is_rootless() -> bool {
 
 /// Where runc state and bundles live: `/run/strata` for real root;
 /// rootless, `$XDG_RUNTIME_DIR/strata`, else `/tmp/strata-run-<uid>` with
-/// `<uid>` the user's id outside any user namespace.
-fn run_dir() -> PathBuf {
+/// `<uid>` the user's id outside any user namespace. Rootless, the
+/// directory is created 0700 if missing and then checked
+/// ([`check_private_dir`]): a name in a shared directory like `/tmp` can be
+/// created first by someone else, who could then plant links or runc
+/// state in it.
+fn run_dir() -> Result<PathBuf, Error> {
     if !is_rootless() {
-        return PathBuf::from("/run/strata");
+        return Ok(PathBuf::from("/run/strata"));
     }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d).join("strata");
+    let dir = if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        PathBuf::from(d).join("strata")
+    } else {
+        let outer = std::fs::read_to_string("/proc/self/uid_map")
+            .ok()
+            .and_then(|m| m.split_whitespace().nth(1).map(String::from))
+            .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
+        std::env::temp_dir().join(format!("strata-run-{outer}"))
+    };
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // Recursive: an existing dir (or a symlink to one) is not an error
+        // here; the check below decides.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
-    let outer = std::fs::read_to_string("/proc/self/uid_map")
-        .ok()
-        .and_then(|m| m.split_whitespace().nth(1).map(String::from))
-        .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
-    std::env::temp_dir().join(format!("strata-run-{outer}"))
+    check_private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Refuses `dir` unless it is a real directory (not a symlink), owned by
+/// the current uid, with no group or other permission bits. It is never
+/// repaired: whoever else could enter it may already have put something
+/// there.
+pub(crate) fn check_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if md.file_type().is_symlink() {
+        Some("it is a symbolic link".to_string())
+    } else if !md.is_dir() {
+        Some("it is not a directory".to_string())
+    } else if md.uid() != me {
+        Some(format!(
+            "it belongs to someone else (uid {} as seen here, where you are uid {me})",
+            md.uid()
+        ))
+    } else if md.mode() & 0o077 != 0 {
+        Some(format!(
+            "its mode {:04o} lets other users in (strata needs 0700)",
+            md.mode() & 0o7777
+        ))
+    } else {
+        None
+    };
+    match why {
+        None => Ok(()),
+        Some(why) => Err(Error::io(
+            format!("strata's run directory {}", dir.display()),
+            std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{why}; it may have been created by another user to interfere with your \
+                     containers: remove it (strata recreates it, mode 0700), or set \
+                     XDG_RUNTIME_DIR to a private directory of yours"
+                ),
+            ),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -588,6 +649,34 @@ mod tests {
         assert_eq!(removed, vec!["build-old".to_string()]);
         assert!(!old.exists());
         assert!(young.exists(), "a bundle being created was removed");
+    }
+
+    #[test]
+    fn only_a_private_directory_of_ours_is_a_run_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let ok = t.path().join("ok");
+        std::fs::create_dir(&ok).unwrap();
+        std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o700)).unwrap();
+        check_private_dir(&ok).unwrap();
+        let wide = t.path().join("wide");
+        std::fs::create_dir(&wide).unwrap();
+        std::fs::set_permissions(&wide, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = check_private_dir(&wide).unwrap_err().to_string();
+        assert!(e.contains("mode 0777") && e.contains("remove it"), "{e}");
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink(&ok, &link).unwrap();
+        let e = check_private_dir(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        let file = t.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        assert!(check_private_dir(&file).is_err());
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            std::os::unix::fs::chown(&ok, Some(65534), None).unwrap();
+            let e = check_private_dir(&ok).unwrap_err().to_string();
+            assert!(e.contains("belongs to someone else (uid 65534"), "{e}");
+        }
     }
 
     #[test]

@@ -173,6 +173,62 @@ pub struct ContainerSpec {
     pub hostname: Option<String>,
     /// Mount the rootfs read-only.
     pub readonly_rootfs: bool,
+    /// Docker's `--add-host`, `--shm-size`, `--ulimit`.
+    pub extra: ContainerExtras,
+}
+
+/// Options most containers leave at Docker's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerExtras {
+    /// `--add-host HOST:IP`: lines appended to `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--shm-size`: the size of `/dev/shm` in bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
+    /// `--ulimit NAME=SOFT[:HARD]`: rlimits replacing the defaults of the
+    /// same name.
+    pub ulimits: Vec<Ulimit>,
+}
+
+/// One rlimit (`nofile`, `nproc`, `core`, ... as Docker's `--ulimit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+impl Ulimit {
+    /// Parses Docker's `NAME=SOFT[:HARD]` (`-1` = unlimited).
+    pub fn parse(s: &str) -> Result<Ulimit, String> {
+        let (name, v) = s
+            .split_once('=')
+            .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+        let name = name.trim().to_ascii_lowercase();
+        if rlimit_type(&name).is_none() {
+            return Err(format!("invalid ulimit type: {name}"));
+        }
+        let num = |t: &str| -> Result<u64, String> {
+            if t == "-1" {
+                return Ok(u64::MAX);
+            }
+            t.parse::<u64>()
+                .map_err(|_| format!("invalid ulimit argument: {s}"))
+        };
+        let (soft, hard) = match v.split_once(':') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(v)?, num(v)?),
+        };
+        if soft > hard {
+            return Err(format!(
+                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+            ));
+        }
+        Ok(Ulimit { name, soft, hard })
+    }
+}
+
+fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
+    format!("RLIMIT_{}", name.to_ascii_uppercase()).parse().ok()
 }
 
 impl ContainerSpec {
@@ -200,7 +256,11 @@ pub(crate) struct InjectedFiles {
 
 impl InjectedFiles {
     /// Writes the three files into `dir` (the bundle).
-    pub(crate) fn write(dir: &Path, hostname: &str) -> Result<InjectedFiles, Error> {
+    pub(crate) fn write(
+        dir: &Path,
+        hostname: &str,
+        extra_hosts: &[(String, String)],
+    ) -> Result<InjectedFiles, Error> {
         let files = InjectedFiles {
             resolv_conf: dir.join("resolv.conf"),
             hosts: dir.join("hosts"),
@@ -211,11 +271,14 @@ impl InjectedFiles {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(Error::io("reading the host's /etc/resolv.conf", e)),
         };
-        let hosts = format!(
+        let mut hosts = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
              fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
              ff02::2\tip6-allrouters\n127.0.1.1\t{hostname}\n"
         );
+        for (host, ip) in extra_hosts {
+            hosts.push_str(&format!("{ip}\t{host}\n"));
+        }
         for (path, data) in [
             (&files.resolv_conf, resolv),
             (&files.hosts, hosts.into_bytes()),
@@ -437,12 +500,25 @@ pub(crate) fn build_oci_spec(
         .additional_gids(p.user.additional_gids.clone())
         .build()
         .map_err(Error::spec)?;
-    let rlimit = PosixRlimitBuilder::default()
+    let mut rlimits = vec![PosixRlimitBuilder::default()
         .typ(PosixRlimitType::RlimitNofile)
         .hard(nofile)
         .soft(nofile)
         .build()
-        .map_err(Error::spec)?;
+        .map_err(Error::spec)?];
+    for u in &c.extra.ulimits {
+        let typ = rlimit_type(&u.name)
+            .ok_or_else(|| Error::InvalidSpec(format!("invalid ulimit type: {}", u.name)))?;
+        rlimits.retain(|r| r.typ() != typ);
+        rlimits.push(
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .hard(u.hard)
+                .soft(u.soft)
+                .build()
+                .map_err(Error::spec)?,
+        );
+    }
     let process = ProcessBuilder::default()
         .terminal(p.tty)
         .user(user)
@@ -450,13 +526,27 @@ pub(crate) fn build_oci_spec(
         .env(process_env(p, &hostname))
         .cwd(&p.cwd)
         .capabilities(capabilities)
-        .rlimits(vec![rlimit])
+        .rlimits(rlimits)
         .no_new_privileges(true)
         .build()
         .map_err(Error::spec)?;
 
     let rootless = crate::runc::is_rootless();
     let mut mounts = default_mounts()?;
+    if let Some(size) = c.extra.shm_size {
+        if let Some(m) = mounts
+            .iter_mut()
+            .find(|m| m.destination() == Path::new("/dev/shm"))
+        {
+            m.set_options(Some(
+                ["nosuid", "noexec", "nodev", "mode=1777"]
+                    .map(String::from)
+                    .into_iter()
+                    .chain([format!("size={size}")])
+                    .collect(),
+            ));
+        }
+    }
     if rootless {
         rootless_mounts(&mut mounts)?;
     }
@@ -594,7 +684,7 @@ mod tests {
     #[test]
     fn spec_has_docker_defaults() {
         let dir = tempfile::tempdir().unwrap();
-        let files = InjectedFiles::write(dir.path(), "h").unwrap();
+        let files = InjectedFiles::write(dir.path(), "h", &[]).unwrap();
         let c = ContainerSpec {
             id: "strata-0123456789abcdef".into(),
             rootfs: "/r".into(),
@@ -610,6 +700,7 @@ mod tests {
             }],
             hostname: None,
             readonly_rootfs: false,
+            extra: Default::default(),
         };
         assert_eq!(c.effective_hostname(), "0123456789ab");
         let spec = build_oci_spec(&c, Path::new("/r"), &files, Some("/strata/x"), 42).unwrap();
@@ -643,6 +734,59 @@ mod tests {
             };
             assert_eq!(c.effective_hostname(), "fedcba987654");
         }
+    }
+
+    #[test]
+    fn extras_set_hosts_shm_and_rlimits() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = [("db.local".to_string(), "10.1.2.3".to_string())];
+        let files = InjectedFiles::write(dir.path(), "h", &hosts).unwrap();
+        let text = std::fs::read_to_string(&files.hosts).unwrap();
+        assert!(text.ends_with("10.1.2.3\tdb.local\n"), "{text}");
+        let c = ContainerSpec {
+            id: "strata-0123456789abcdef".into(),
+            rootfs: "/r".into(),
+            process: ProcessSpec {
+                args: vec!["sh".into()],
+                ..Default::default()
+            },
+            network: Network::None,
+            mounts: vec![],
+            hostname: None,
+            readonly_rootfs: false,
+            extra: ContainerExtras {
+                extra_hosts: hosts.to_vec(),
+                shm_size: Some(128 << 20),
+                ulimits: vec![
+                    Ulimit::parse("nofile=100:200").unwrap(),
+                    Ulimit::parse("nproc=50").unwrap(),
+                ],
+            },
+        };
+        let spec = build_oci_spec(&c, Path::new("/r"), &files, None, 42).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        let rl = json["process"]["rlimits"].as_array().unwrap();
+        assert_eq!(rl.len(), 2, "{rl:?}");
+        assert!(rl
+            .iter()
+            .any(|r| r["type"] == "RLIMIT_NOFILE" && r["soft"] == 100 && r["hard"] == 200));
+        assert!(rl
+            .iter()
+            .any(|r| r["type"] == "RLIMIT_NPROC" && r["soft"] == 50));
+        let shm = json["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap();
+        assert!(shm["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o == &format!("size={}", 128u64 << 20)));
+        assert!(Ulimit::parse("bogus=1").is_err());
+        assert!(Ulimit::parse("nofile=2:1").is_err());
+        assert_eq!(Ulimit::parse("core=-1").unwrap().hard, u64::MAX);
     }
 
     #[test]

@@ -69,6 +69,7 @@ fn run(runc: &Runc, rootfs: &Path, args: &[&str], env: Vec<String>, cwd: &str) -
         mounts: vec![],
         hostname: None,
         readonly_rootfs: false,
+        extra: Default::default(),
     };
     let st = runc
         .run(

@@ -38,6 +38,7 @@ fn runner_child() {
         mounts: vec![],
         hostname: None,
         readonly_rootfs: false,
+        extra: Default::default(),
     };
     let st = runc_at(dir).run(&spec, StdioConfig::Inherit).unwrap();
     std::fs::write(dir.join("status"), st.code.to_string()).unwrap();

@@ -15,7 +15,7 @@ use strata_oci::Digest;
 
 use crate::error::Result;
 use crate::fsutil::{self, FileLock};
-use crate::gc::TMP_GRACE;
+use crate::gc::tmp_grace;
 use crate::store::Store;
 
 /// One thing wrong with the store.
@@ -261,9 +261,9 @@ impl Store {
             }
         }
         let leftovers = if repair {
-            self.clean_tmp(TMP_GRACE)?
+            self.clean_tmp(tmp_grace())?
         } else {
-            self.find_leftovers(TMP_GRACE)?
+            self.find_leftovers(tmp_grace())?
         };
         for p in leftovers {
             if repair {

@@ -176,6 +176,47 @@ impl FileLock {
     }
 }
 
+/// A directory under the store's `ROOT/tmp` owned by this process for its
+/// whole life: named `<prefix>-<pid>-<nanos>-<n>` (so a scan knows a young
+/// one's creator) and flocked from right after its creation until it is
+/// removed on drop. GC and `check --repair` remove a temp entry only when
+/// nobody holds its lock (and, within the grace period, only when its
+/// creator pid is gone), so work in progress is never pulled from under
+/// its owner, however long it runs.
+#[derive(Debug)]
+pub struct TempDir {
+    path: PathBuf,
+    lock: Option<File>,
+}
+
+impl TempDir {
+    /// Creates and locks a new directory in `tmp` (the store's `ROOT/tmp`).
+    pub(crate) fn create_in(tmp: &Path, prefix: &str) -> Result<TempDir> {
+        // The pid must be the second `-`-separated field (gc::creator_pid).
+        debug_assert!(!prefix.contains('-'), "temp prefix {prefix:?}");
+        let path = tmp.join(unique_name(prefix));
+        fs::create_dir(&path).ctx("create temp dir", &path)?;
+        let mut dir = TempDir { path, lock: None };
+        let f = File::open(&dir.path).ctx("open temp dir", &dir.path)?;
+        f.lock().ctx("lock temp dir", &dir.path)?;
+        dir.lock = Some(f);
+        Ok(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        // Removed while still locked, so a GC never sees it half-deleted
+        // and unowned.
+        let _ = remove_any(&self.path);
+        self.lock.take();
+    }
+}
+
 /// `try_lock` on an open file (or directory): Ok(true) when acquired.
 pub(crate) fn try_lock_file(file: &File, path: &Path) -> Result<bool> {
     match file.try_lock() {

@@ -29,6 +29,16 @@ use crate::store::Store;
 /// be locked by their writer), unless their process is gone.
 pub const TMP_GRACE: Duration = Duration::from_secs(60);
 
+/// The grace period GC and `check` apply to `ROOT/tmp`: [`TMP_GRACE`], or
+/// `STRATA_TMP_GRACE_SECS` seconds when set (for tests that need a temp
+/// entry to count as old without waiting a minute).
+pub fn tmp_grace() -> Duration {
+    std::env::var("STRATA_TMP_GRACE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(TMP_GRACE, Duration::from_secs)
+}
+
 /// What a GC / prune freed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
@@ -100,7 +110,7 @@ impl Store {
         for p in self.snapshotter().strays()? {
             fsutil::remove_any(&p)?;
         }
-        report.tmp_removed = self.clean_tmp(TMP_GRACE)?.len();
+        report.tmp_removed = self.clean_tmp(tmp_grace())?.len();
         Ok(report)
     }
 
@@ -313,7 +323,7 @@ impl Store {
             if !is_blob || creator_pid(&p).is_none() || creator_alive(&p) {
                 continue;
             }
-            let Ok(f) = fs::File::open(&p) else {
+            let Ok(f) = open_to_lock(&p) else {
                 continue;
             };
             if try_lock_file(&f, &p)? && fs::remove_file(&p).is_ok() {
@@ -343,8 +353,20 @@ pub(crate) fn is_leftover(path: &Path, grace: Duration) -> Result<bool> {
     if md.file_type().is_symlink() {
         return Ok(true);
     }
-    let Ok(f) = fs::File::open(path) else {
+    let Ok(f) = open_to_lock(path) else {
         return Ok(false);
     };
     try_lock_file(&f, path)
+}
+
+/// Opens a temp entry only to probe its flock: `O_NONBLOCK`, so an entry
+/// that is a FIFO (nothing strata makes, but ROOT/tmp is only as clean as
+/// whatever wrote there) cannot block GC waiting for a writer; never
+/// follows a symlink.
+fn open_to_lock(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path)
 }

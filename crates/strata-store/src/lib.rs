@@ -36,7 +36,7 @@ pub use diff::{
     LayerOptions, LayerWriter,
 };
 pub use error::{Result, StoreError};
-pub use fsutil::FileLock;
+pub use fsutil::{FileLock, TempDir};
 pub use gc::PruneReport;
 pub use meta::{
     CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta, StepInfo,

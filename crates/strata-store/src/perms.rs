@@ -91,25 +91,24 @@ pub(crate) fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
-/// Refuses a store the current user cannot write because someone else
-/// owns it, before anything touches the db (SQLite would say only
-/// "attempt to write a readonly database").
-pub(crate) fn check_owner(root: &Path) -> Result<()> {
+/// Refuses a store that belongs to someone other than the current user,
+/// before anything touches the db:
+///
+/// - a user on another's store (root's, usually) could not write it
+///   (SQLite would say only "attempt to write a readonly database");
+/// - root on a user's store could, but every file it wrote (blobs,
+///   snapshots, the db's WAL) would be root's, and the user could then
+///   neither remove nor rewrite them: root must run strata as that user.
+///
+/// "Current user" and "owner" are as this process sees them: in strata's
+/// user namespace a rootless user is uid 0 and owns its store as uid 0.
+/// Public so the CLI can run it before it enters that namespace, where an
+/// owner outside the user's mapping (root) shows as unmapped.
+pub fn check_owner(root: &Path) -> Result<()> {
     let md = fs::metadata(root).ctx("stat store root", root)?;
     let me = rustix::process::geteuid().as_raw();
     let owner = md.uid();
     if owner == me {
-        return Ok(());
-    }
-    // Root may use anyone's store, unless root is only "root" in a user
-    // namespace where that owner is not mapped (then it cannot write it).
-    if me == 0
-        && rustix::fs::access(
-            root,
-            rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
-        )
-        .is_ok()
-    {
         return Ok(());
     }
     let (outer_me, in_userns) = outer_uid(me);
@@ -117,6 +116,24 @@ pub(crate) fn check_owner(root: &Path) -> Result<()> {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .unwrap_or(65534);
+    if me == 0 && !(in_userns && owner == overflow) {
+        let name = user_name(owner);
+        let as_user = match &name {
+            Some(n) => format!("`runuser -u {n} -- strata ...` or `sudo -u {n} strata ...`"),
+            None => format!("`setpriv --reuid {owner} --regid {owner} --init-groups strata ...`"),
+        };
+        let whose = match &name {
+            Some(n) => format!("uid {owner} ({n})"),
+            None => format!("uid {owner}"),
+        };
+        return Err(StoreError::Invalid(format!(
+            "the store at {} belongs to {whose}, and strata is running as root: files root \
+             writes there would belong to root, and their owner could not remove them; run \
+             strata as that user ({as_user}), or use root's own store (--root DIR or \
+             STRATA_ROOT; by default /var/lib/strata)",
+            root.display()
+        )));
+    }
     let whose = if in_userns && owner == overflow {
         // Unmapped in strata's user namespace: its owner is not this user,
         // and the usual case is root's store.
@@ -134,6 +151,15 @@ pub(crate) fn check_owner(root: &Path) -> Result<()> {
          $XDG_DATA_HOME/strata) or run strata as the store's owner",
         root.display()
     )))
+}
+
+/// The name of `uid` in /etc/passwd, if it has one.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+    })
 }
 
 /// `me` as seen outside the user namespace (from `/proc/self/uid_map`),

@@ -270,6 +270,77 @@ pub fn clean_clamped(base: &RelPath, target: &[u8]) -> RelPath {
     RelPath(out)
 }
 
+/// What kind of file a `st_mode` names, for error messages.
+pub fn file_kind(mode: u32) -> &'static str {
+    match rfs::FileType::from_raw_mode(mode as _) {
+        rfs::FileType::RegularFile => "a regular file",
+        rfs::FileType::Directory => "a directory",
+        rfs::FileType::Symlink => "a symbolic link",
+        rfs::FileType::Fifo => "a FIFO (named pipe)",
+        rfs::FileType::Socket => "a socket",
+        rfs::FileType::CharacterDevice => "a character device",
+        rfs::FileType::BlockDevice => "a block device",
+        _ => "a special file",
+    }
+}
+
+/// Opens `path` for reading only if it is a regular file, and never
+/// blocks doing so: the open is `O_NONBLOCK` (opening a FIFO nobody
+/// writes to returns at once instead of waiting for a writer; a device's
+/// open has no side effect worth the name), then `fstat` on the open file
+/// decides. Anything but a regular file is refused with an
+/// `InvalidInput` error naming its kind, before a byte is read. With
+/// `follow` false a final symlink is refused too (`O_NOFOLLOW`), so a
+/// path checked with `lstat` cannot be swapped for a link or a FIFO in
+/// between. Every input strata reads whole from a user's files (context
+/// files, secrets, the Dockerfile) goes through this or
+/// [`open_regular_at`].
+pub fn open_regular(path: &Path, follow: bool) -> std::io::Result<std::fs::File> {
+    let mut flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let fd = rfs::open(path, flags, Mode::empty()).map_err(|e| {
+        if e == Errno::LOOP && !follow {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is a symbolic link (not followed here)",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    regular_or_refuse(fd)
+}
+
+/// [`open_regular`] of `name` in the directory `dir`, never following a
+/// final symlink.
+pub fn open_regular_at(
+    dir: impl AsFd,
+    name: impl rustix::path::Arg,
+) -> std::io::Result<std::fs::File> {
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = rfs::openat(dir, name, flags | OFlags::NOFOLLOW, Mode::empty())?;
+    regular_or_refuse(fd)
+}
+
+fn regular_or_refuse(fd: OwnedFd) -> std::io::Result<std::fs::File> {
+    let st = rfs::fstat(&fd)?;
+    if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::RegularFile {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "is {}, not a regular file (strata never reads from one)",
+                file_kind(st.st_mode as u32)
+            ),
+        ));
+    }
+    // Back to blocking reads (no effect on a regular file, but nothing
+    // downstream should see a non-blocking descriptor).
+    rfs::fcntl_setfl(&fd, rfs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
+    Ok(std::fs::File::from(fd))
+}
+
 /// `lstat` of `name` in `dir` (None when missing).
 pub fn lstat_at(dir: impl AsFd, name: &OsStr) -> rustix::io::Result<Option<rfs::Stat>> {
     match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
@@ -341,6 +412,47 @@ mod tests {
         assert!(clean_entry_path(b"a\0b").is_err());
         assert!(clean(&"x".repeat(300)).is_err());
         assert!(clean(&"d/".repeat(3000)).is_err());
+    }
+
+    #[test]
+    fn open_regular_refuses_fifos_devices_dirs_without_blocking() {
+        let t = tempfile::tempdir().unwrap();
+        let f = t.path().join("f");
+        std::fs::write(&f, b"data").unwrap();
+        let fifo = t.path().join("fifo");
+        rfs::mknodat(
+            rfs::CWD,
+            &fifo,
+            rfs::FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let link = t.path().join("link");
+        std::os::unix::fs::symlink("f", &link).unwrap();
+        let fifo_link = t.path().join("fifo-link");
+        std::os::unix::fs::symlink("fifo", &fifo_link).unwrap();
+
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut open_regular(&f, false).unwrap(), &mut s).unwrap();
+        assert_eq!(s, "data");
+        assert!(open_regular(&link, true).is_ok());
+        // A FIFO nobody writes to: refused at once (a plain open would
+        // wait for a writer forever), also through a symlink.
+        for (p, follow) in [(&fifo, false), (&fifo, true), (&fifo_link, true)] {
+            let e = open_regular(p, follow).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("FIFO"), "{e}");
+        }
+        let e = open_regular(&link, false).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        let e = open_regular(Path::new("/dev/zero"), true).unwrap_err();
+        assert!(e.to_string().contains("character device"), "{e}");
+        assert!(open_regular(t.path(), true).is_err());
+        let dir = rfs::open(t.path(), OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        assert!(open_regular_at(&dir, "fifo").is_err());
+        assert!(open_regular_at(&dir, "link").is_err());
+        assert!(open_regular_at(&dir, "f").is_ok());
     }
 
     #[test]

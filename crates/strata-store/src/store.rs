@@ -127,6 +127,14 @@ impl Store {
         self.meta.lease(label)
     }
 
+    /// A new directory in `ROOT/tmp`, locked by this process until the
+    /// returned guard is dropped (which removes it): GC and `check --repair`
+    /// never remove it while it is held. For every temp directory a caller
+    /// makes in the store (build steps, `run`'s init layer).
+    pub fn temp_dir(&self, prefix: &str) -> Result<crate::fsutil::TempDir> {
+        crate::fsutil::TempDir::create_in(&self.tmp_dir(), prefix)
+    }
+
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root.join("tmp")
     }

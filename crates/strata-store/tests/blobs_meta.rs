@@ -260,6 +260,37 @@ fn eight_threads_at_once() {
     assert_eq!(tmp_entries(&store), 0);
 }
 
+/// An image note (the build record) is kept beside the image, replaced on
+/// write, and removed with the image.
+#[test]
+fn image_notes_follow_their_image() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let rec = sample_image(&store, "noted");
+    store.meta().put_image(&rec).unwrap();
+    assert_eq!(store.meta().image_note(&rec.id, "build").unwrap(), None);
+    store
+        .meta()
+        .put_image_note(&rec.id, "build", "{\"a\":1}")
+        .unwrap();
+    store
+        .meta()
+        .put_image_note(&rec.id, "build", "{\"a\":2}")
+        .unwrap();
+    assert_eq!(
+        store
+            .meta()
+            .image_note(&rec.id, "build")
+            .unwrap()
+            .as_deref(),
+        Some("{\"a\":2}")
+    );
+    store.meta().put_image(&rec).unwrap();
+    assert!(store.meta().image_note(&rec.id, "build").unwrap().is_some());
+    store.meta().remove_image(&rec.id, true).unwrap();
+    assert_eq!(store.meta().image_note(&rec.id, "build").unwrap(), None);
+}
+
 /// Step rows (what keyed a build step) are kept beside the cache, found by
 /// parent and instruction, and go with their cache entry; the step history
 /// remembers the last key of a named step.

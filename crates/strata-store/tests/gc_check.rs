@@ -274,3 +274,76 @@ fn eight_processes() {
         assert!(store.blobs().exists(&img.layers[0].digest));
     }
 }
+
+/// A temp dir made with `Store::temp_dir` is locked while held: prune and
+/// `check --repair` leave it however old it is; an unlocked old entry of
+/// the same shape is removed; dropping the guard removes the dir.
+#[test]
+fn held_temp_dirs_survive_gc_and_repair_however_old() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let age = |p: &Path| {
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        fs::File::open(p).unwrap().set_modified(old).unwrap();
+    };
+    let held = store.temp_dir("mnt").unwrap();
+    fs::write(held.path().join("f"), b"x").unwrap();
+    age(held.path());
+    let name = held
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        name.starts_with(&format!("mnt-{}-", std::process::id())),
+        "{name}"
+    );
+    let orphan = store.root().join("tmp/mnt-0123abcd");
+    fs::create_dir(&orphan).unwrap();
+    age(&orphan);
+
+    store.prune(true).unwrap();
+    assert!(
+        held.path().join("f").exists(),
+        "prune removed a held temp dir"
+    );
+    assert!(!orphan.exists(), "prune kept an abandoned temp dir");
+    store.check(true).unwrap();
+    assert!(
+        held.path().join("f").exists(),
+        "repair removed a held temp dir"
+    );
+    assert!(store.check(false).unwrap().is_clean());
+
+    let p = held.path().to_path_buf();
+    drop(held);
+    assert!(!p.exists());
+}
+
+/// A FIFO in ROOT/tmp (strata makes none; anything may have put one
+/// there) is removed by GC and repair like any leftover, never opened for
+/// reading (that would wait for a writer forever).
+#[test]
+fn a_fifo_in_the_temp_dir_never_blocks_gc() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let fifo = store.root().join("tmp/blob-999999999-0-0");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let root = store.root().to_path_buf();
+    drop(store);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let store = Store::open(&root).unwrap();
+        let n = store.remove_dead_temp_blobs().unwrap();
+        let r = store.prune(false).unwrap();
+        let _ = tx.send((n, r.tmp_removed));
+    });
+    let (n, removed) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("GC blocked on a FIFO in ROOT/tmp");
+    assert_eq!(n + removed, 1);
+    assert!(fs::symlink_metadata(&fifo).is_err());
+}

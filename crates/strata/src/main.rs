@@ -12,6 +12,14 @@ fn main() -> ExitCode {
     // keep them (through the user's /etc/subuid range).
     // SAFETY: geteuid cannot fail. Taken before: inside, it is 0.
     let uid = unsafe { libc::geteuid() };
+    // A store that is not the user's, checked here while its owner can
+    // still be named: inside the namespace, root's files are unmapped.
+    if uid != 0 {
+        if let Err(e) = check_store_owner() {
+            eprintln!("strata: error: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let userns = match strata_runtime::enter_user_namespace() {
         Ok(u) => u,
         Err(e) => {
@@ -55,6 +63,23 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// [`strata_store::perms::check_owner`] on the store the command line
+/// names, when the command uses one and the store exists (bad arguments
+/// are left to the real parse, which reports them).
+fn check_store_owner() -> Result<(), strata_store::StoreError> {
+    let Ok(args) = <cli::Cli as clap::Parser>::try_parse() else {
+        return Ok(());
+    };
+    if !args.command.uses_store() {
+        return Ok(());
+    }
+    let root = args.global.store_root();
+    if std::fs::metadata(&root).is_err() {
+        return Ok(());
+    }
+    strata_store::perms::check_owner(&root)
 }
 
 fn unshare(cmd: &[std::ffi::OsString], entered: bool) -> ExitCode {

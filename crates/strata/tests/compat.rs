@@ -7,10 +7,17 @@
 //! Needs a running dockerd (`scripts/setup-host.sh` starts one) and runc; the
 //! base image comes from `scripts/make-base-rootfs.sh`, imported into Docker
 //! and into a fresh strata root so both builders start from the same layer.
+//! The Debian cases (`tests/compat/debian/`) start from Debian bookworm bases
+//! made by mmdebstrap (see `common/compat/debian.rs`), loaded into both
+//! builders as the same image ID; their RUN steps reach the Debian mirror,
+//! PyPI and npm. Without dockerd or mmdebstrap they skip loudly, unless
+//! `CI` or `STRATA_REQUIRE_DOCKER` is set: then they fail.
 //! `STRATA_COMPAT_FILTER=substring` runs only the matching cases;
 //! `STRATA_COMPAT_AGAINST=docker` compares Docker with itself (a no-cache
 //! rebuild) instead of strata: the check for a new case.
 
+#[path = "common/compat/debian.rs"]
+mod debian;
 #[path = "common/compat/diff.rs"]
 mod diff;
 #[path = "common/compat/image.rs"]
@@ -81,8 +88,8 @@ struct Case {
     exceptions: Exceptions,
 }
 
-fn load_cases(filter: Option<&str>) -> Vec<Case> {
-    let root = repo_root().join("tests/compat/cases");
+fn load_cases(subdir: &str, filter: Option<&str>) -> Vec<Case> {
+    let root = repo_root().join("tests/compat").join(subdir);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", root.display()))
         .map(|d| d.expect("read_dir entry").path())
@@ -101,7 +108,14 @@ fn load_case(dir: &Path) -> Result<Case, String> {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| format!("case.json: {e}"))?,
         Err(_) => Value::Object(Default::default()),
     };
-    let known = ["build_args", "target", "pre", "notes", "exceptions"];
+    let known = [
+        "build_args",
+        "target",
+        "pre",
+        "notes",
+        "exceptions",
+        "volatile",
+    ];
     if let Some(k) = meta
         .as_object()
         .into_iter()
@@ -132,6 +146,14 @@ fn load_case(dir: &Path) -> Result<Case, String> {
     {
         exceptions.buildkit_workdir_owner.push(str_of(p)?);
     }
+    // {"glob": "why it is volatile"}: the reason is required.
+    for (pattern, why) in meta["volatile"].as_object().into_iter().flatten() {
+        let why = str_of(why)?;
+        if why.trim().is_empty() {
+            return Err(format!("case.json: volatile {pattern:?} needs a reason"));
+        }
+        exceptions.volatile.push((pattern.clone(), why));
+    }
     Ok(Case {
         name,
         dir: dir.to_path_buf(),
@@ -150,6 +172,16 @@ struct Setup {
     strata_root: PathBuf,
     /// Why strata's copy of the base image is unusable, if it is.
     strata_base: Result<(), String>,
+    /// Extra `docker build` flags (the Debian cases: `--network host`,
+    /// since this dockerd runs with `--bridge=none`).
+    docker_flags: Vec<String>,
+    /// Remove Docker's images of the cases once saved (the Debian ones are
+    /// hundreds of MB each and, built without cache, new on every run).
+    untag_docker_images: bool,
+    /// First layers (diff IDs) of the bases loaded for these cases: an
+    /// untagged image made during the run on one of them is a builder
+    /// stage of a case (the classic builder keeps those), removed at the end.
+    base_layers: Vec<String>,
 }
 
 static SETUP: OnceLock<Result<Setup, String>> = OnceLock::new();
@@ -214,6 +246,9 @@ fn make_setup() -> Result<Setup, String> {
         work,
         strata_root,
         strata_base,
+        docker_flags: Vec::new(),
+        untag_docker_images: false,
+        base_layers: Vec::new(),
     })
 }
 
@@ -231,8 +266,25 @@ fn base_changes(script: &Path) -> Result<Vec<String>, String> {
 
 // ---------------------------------------------------------------- builds
 
-fn build_flags(case: &Case) -> Vec<String> {
+/// The proxy variables of this environment, as build args for both
+/// builders: Docker's predefined proxy ARGs, which are kept out of the
+/// image (and so must strata's be). Empty where no proxy is configured.
+fn proxy_build_args() -> Vec<String> {
+    let names = ["http_proxy", "https_proxy", "no_proxy", "all_proxy"];
     let mut flags = Vec::new();
+    for n in names
+        .iter()
+        .flat_map(|n| [n.to_string(), n.to_ascii_uppercase()])
+    {
+        if let Ok(v) = std::env::var(&n) {
+            flags.extend(["--build-arg".to_string(), format!("{n}={v}")]);
+        }
+    }
+    flags
+}
+
+fn build_flags(case: &Case) -> Vec<String> {
+    let mut flags = proxy_build_args();
     for (k, v) in &case.build_args {
         flags.extend(["--build-arg".to_string(), format!("{k}={v}")]);
     }
@@ -254,11 +306,12 @@ fn strata_tag(case: &Case) -> String {
 /// `again` rebuilds without cache under another tag: the suite's self-check
 /// mode (`STRATA_COMPAT_AGAINST=docker`), which compares Docker with itself
 /// to prove a case deterministic and the flattening independent of mtimes.
-fn docker_side(case: &Case, out: &Path, again: bool) -> Result<(), String> {
+fn docker_side(setup: &Setup, case: &Case, out: &Path, again: bool) -> Result<(), String> {
     let build = |dockerfile: &str, tag: &str, flags: &[String]| {
         let mut cmd = Command::new("docker");
         cmd.env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", tag]);
+            .args(["build", "-q", "-t", tag])
+            .args(&setup.docker_flags);
         if again {
             cmd.arg("--no-cache");
         }
@@ -269,7 +322,7 @@ fn docker_side(case: &Case, out: &Path, again: bool) -> Result<(), String> {
         run(&mut cmd).map(drop)
     };
     for (dockerfile, tag) in &case.pre {
-        build(dockerfile, tag, &[])?;
+        build(dockerfile, tag, &proxy_build_args())?;
     }
     let tag = docker_tag(case) + if again { "-again" } else { "" };
     build("Dockerfile", &tag, &build_flags(case))?;
@@ -298,7 +351,7 @@ fn strata_side(setup: &Setup, case: &Case, out: &Path) -> Result<(), String> {
             .map_err(|e| format!("strata build failed: {e}"))
     };
     for (dockerfile, tag) in &case.pre {
-        build(dockerfile, tag, &[])?;
+        build(dockerfile, tag, &proxy_build_args())?;
     }
     build("Dockerfile", &strata_tag(case), &build_flags(case))?;
     let mut save = strata();
@@ -310,6 +363,13 @@ fn strata_side(setup: &Setup, case: &Case, out: &Path) -> Result<(), String> {
     run(save.arg(strata_tag(case)))
         .map(drop)
         .map_err(|e| format!("strata save failed: {e}"))
+}
+
+/// IDs of Docker's untagged leaf images.
+fn dangling_images() -> Vec<String> {
+    run(Command::new("docker").args(["images", "-q", "--no-trunc", "-f", "dangling=true"]))
+        .map(|out| out.lines().map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 /// Runs `f` over `items` with `jobs` threads; results keep the items' order.
@@ -340,22 +400,10 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sy
 
 // ---------------------------------------------------------------- compare
 
-/// Flattens both archives and compares them; `scratch` receives the unpacked
-/// archives.
-fn compare_archives(
-    a: &Path,
-    b: &Path,
-    scratch: &Path,
-    exc: &Exceptions,
-) -> Result<Report, String> {
-    let unpack = |tar: &Path, name: &str| {
-        let dir = scratch.join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        image::read_archive(tar, &dir)
-    };
-    let ia = unpack(a, "docker-unpacked").map_err(|e| format!("reading docker's archive: {e}"))?;
-    let ib = unpack(b, "strata-unpacked").map_err(|e| format!("reading strata's archive: {e}"))?;
+/// Flattens both archives (read in place) and compares them.
+fn compare_archives(a: &Path, b: &Path, exc: &Exceptions) -> Result<Report, String> {
+    let ia = image::read_archive(a).map_err(|e| format!("reading docker's archive: {e}"))?;
+    let ib = image::read_archive(b).map_err(|e| format!("reading strata's archive: {e}"))?;
     let mut report = Report::default();
     diff::diff_fs(&ia.fs, &ib.fs, exc, &mut report);
     diff::diff_config(&ia.config, &ib.config, &mut report);
@@ -391,75 +439,285 @@ fn render(name: &str, outcome: &Result<Report, String>) -> (bool, String) {
 
 // ---------------------------------------------------------------- tests
 
+/// Held by each test that builds many images: the busybox and Debian suites
+/// run one after the other, not fighting over the 2 cores of CI.
+static HEAVY: Mutex<()> = Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn filter() -> Option<String> {
+    std::env::var("STRATA_COMPAT_FILTER")
+        .ok()
+        .filter(|f| !f.is_empty())
+}
+
 #[test]
 fn compat_cases_match_docker() {
     let setup = setup();
-    let filter = std::env::var("STRATA_COMPAT_FILTER")
-        .ok()
-        .filter(|f| !f.is_empty());
-    let cases = load_cases(filter.as_deref());
+    let _heavy = heavy();
+    let filter = filter();
+    let cases = load_cases("cases", filter.as_deref());
+    if cases.is_empty() {
+        assert_filter_matches_somewhere(filter.as_deref());
+        return;
+    }
+    check_cases(setup, &cases);
+}
+
+/// A filter matching none of the busybox cases may match Debian ones (and
+/// the other way round); one matching nothing at all is a typo.
+fn assert_filter_matches_somewhere(filter: Option<&str>) {
+    let all = load_cases("cases", filter).len() + load_cases("debian", filter).len();
     assert!(
-        !cases.is_empty(),
+        all > 0,
         "no compat case matches STRATA_COMPAT_FILTER={filter:?}"
     );
+    println!("compat: no case of this suite matches STRATA_COMPAT_FILTER={filter:?}");
+}
+
+/// True where a missing dockerd or mmdebstrap must fail the Debian cases
+/// instead of skipping them: CI, or STRATA_REQUIRE_DOCKER set.
+fn docker_required() -> bool {
+    ["CI", "STRATA_REQUIRE_DOCKER"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"))
+}
+
+/// The Debian cases: real-project Dockerfiles (apt-get, pip, npm, make)
+/// on Debian bookworm bases. Skipped loudly when dockerd or mmdebstrap is
+/// missing (a developer machine), failing instead under CI or
+/// STRATA_REQUIRE_DOCKER.
+#[test]
+fn compat_debian_cases_match_docker() {
+    let filter = filter();
+    let cases = load_cases("debian", filter.as_deref());
+    if cases.is_empty() {
+        assert_filter_matches_somewhere(filter.as_deref());
+        return;
+    }
+    let missing = [
+        run(Command::new("docker").arg("info"))
+            .err()
+            .map(|e| format!("dockerd is not reachable (scripts/setup-host.sh starts it): {e}")),
+        run(Command::new("mmdebstrap").arg("--version"))
+            .err()
+            .map(|e| format!("mmdebstrap is missing (scripts/setup-host.sh installs it): {e}")),
+        run(Command::new("runc").arg("--version"))
+            .err()
+            .map(|e| format!("runc is missing (scripts/setup-host.sh installs it): {e}")),
+    ];
+    if let Some(why) = missing.into_iter().flatten().next() {
+        if docker_required() {
+            panic!("compat Debian cases cannot run (CI or STRATA_REQUIRE_DOCKER is set): {why}");
+        }
+        eprintln!(
+            "\n!!! SKIPPED: {} compat Debian cases: {why}\n!!! (set CI=1 or STRATA_REQUIRE_DOCKER=1 to fail instead)\n",
+            cases.len()
+        );
+        return;
+    }
+    let _heavy = heavy();
+    let setup = debian_setup(&cases).unwrap_or_else(|e| panic!("compat Debian setup: {e}"));
+    check_cases(&setup, &cases);
+}
+
+/// Makes (or finds in the cache) the Debian bases the cases name and loads
+/// each into Docker and into a fresh strata root, checking that both see the
+/// same image ID.
+fn debian_setup(cases: &[Case]) -> Result<Setup, String> {
+    let work = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat-debian");
+    let _ = std::fs::remove_dir_all(&work);
+    let strata_root = work.join("strata-root");
+    std::fs::create_dir_all(&work).map_err(|e| format!("mkdir {}: {e}", work.display()))?;
+    let texts: Vec<String> = cases
+        .iter()
+        .flat_map(|c| {
+            let mut files = vec![c.dir.join("Dockerfile")];
+            files.extend(c.pre.iter().map(|(f, _)| c.dir.join(f)));
+            files
+        })
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect();
+    let mut strata_base = Ok(());
+    let mut base_layers = Vec::new();
+    for base in debian::BASES {
+        if !texts.iter().any(|t| t.contains(base.tag)) {
+            continue;
+        }
+        let t = Instant::now();
+        let made = debian::ensure(base)?;
+        let docker_id = |tag: &str| {
+            run(Command::new("docker").args(["image", "inspect", "-f", "{{.Id}}", tag]))
+                .map(|s| s.trim().to_string())
+        };
+        if docker_id(made.tag).as_deref() != Ok(made.id.as_str()) {
+            run(Command::new("docker")
+                .args(["load", "-q", "-i"])
+                .arg(&made.archive))
+            .map_err(|e| format!("docker load of {}: {e}", made.tag))?;
+        }
+        let id = docker_id(made.tag)?;
+        base_layers.push(
+            run(Command::new("docker").args([
+                "image",
+                "inspect",
+                "-f",
+                "{{index .RootFS.Layers 0}}",
+                made.tag,
+            ]))?
+            .trim()
+            .to_string(),
+        );
+        if id != made.id {
+            return Err(format!(
+                "docker loaded {} as {id}, not as {} (the config's digest)",
+                made.tag, made.id
+            ));
+        }
+        let loaded = run(strata()
+            .arg("--root")
+            .arg(&strata_root)
+            .args(["load", "-q", "-i"])
+            .arg(&made.archive))
+        .and_then(|_| {
+            run(strata()
+                .arg("--root")
+                .arg(&strata_root)
+                .args(["inspect", made.tag]))
+        })
+        .and_then(|out| {
+            let v: Value = serde_json::from_str(&out).map_err(|e| format!("inspect: {e}"))?;
+            let id = v[0]["Id"].as_str().unwrap_or_default().to_string();
+            if id == made.id {
+                Ok(())
+            } else {
+                Err(format!(
+                    "strata loaded {} as {id:?}, docker as {}",
+                    made.tag, made.id
+                ))
+            }
+        });
+        if let Err(e) = loaded {
+            strata_base = Err(format!("strata load of {}: {e}", made.tag));
+        }
+        println!(
+            "compat Debian base {} {} ready in {:.1}s",
+            made.tag,
+            &made.id[..19],
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Setup {
+        work,
+        strata_root,
+        strata_base,
+        // This dockerd runs with --bridge=none: a build container reaches the
+        // network only through the host's. No cache: the mirror, PyPI and npm
+        // move, and a stale layer would differ from strata's fresh one.
+        docker_flags: vec!["--network".into(), "host".into(), "--no-cache".into()],
+        untag_docker_images: true,
+        base_layers,
+    })
+}
+
+/// Builds every case with both builders, compares, prints a report and
+/// fails when any case differs.
+fn check_cases(setup: &Setup, cases: &[Case]) {
     let dir_of = |c: &Case| setup.work.join("cases").join(&c.name);
-    for c in &cases {
+    for c in cases {
         std::fs::create_dir_all(dir_of(c)).expect("mkdir case scratch");
     }
 
+    let dangling_before = dangling_images();
     // The docker half first, on its own: its time is the oracle's cost, and
     // it finds broken cases even while strata's side cannot build.
     let t = Instant::now();
-    let docker = parallel(&cases, DOCKER_JOBS, |c| {
-        docker_side(c, &dir_of(c).join("docker.tar"), false)
+    let timed = |f: &dyn Fn() -> Result<(), String>| {
+        let t = Instant::now();
+        (f(), t.elapsed().as_secs_f64())
+    };
+    let docker = parallel(cases, DOCKER_JOBS, |c| {
+        timed(&|| docker_side(setup, c, &dir_of(c).join("docker.tar"), false))
     });
     let docker_secs = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let against_docker = std::env::var("STRATA_COMPAT_AGAINST").is_ok_and(|v| v == "docker");
-    let strata = parallel(&cases, STRATA_JOBS, |c| {
+    let strata = parallel(cases, STRATA_JOBS, |c| {
         let out = dir_of(c).join("strata.tar");
-        if against_docker {
-            docker_side(c, &out, true)
-        } else {
-            strata_side(setup, c, &out)
-        }
+        timed(&|| {
+            if against_docker {
+                docker_side(setup, c, &out, true)
+            } else {
+                strata_side(setup, c, &out)
+            }
+        })
     });
     let strata_secs = t.elapsed().as_secs_f64();
 
+    let t = Instant::now();
     let outcomes = parallel(&(0..cases.len()).collect::<Vec<_>>(), 2, |&i| {
         let c = &cases[i];
         docker[i]
+            .0
             .clone()
             .map_err(|e| format!("docker build failed (a bug in the case): {e}"))?;
-        strata[i].clone()?;
+        strata[i].0.clone()?;
         let d = dir_of(c);
-        compare_archives(
-            &d.join("docker.tar"),
-            &d.join("strata.tar"),
-            &d,
-            &c.exceptions,
-        )
+        compare_archives(&d.join("docker.tar"), &d.join("strata.tar"), &c.exceptions)
     });
 
+    let compare_secs = t.elapsed().as_secs_f64();
+    if setup.untag_docker_images {
+        // `docker rmi` of the tag also drops its untagged parents (the
+        // classic builder's intermediate images); the archives stay.
+        for c in cases {
+            for tag in [docker_tag(c), docker_tag(c) + "-again"] {
+                let _ = Command::new("docker").args(["rmi", &tag]).output();
+            }
+        }
+        // The builder stages: untagged, new since the start, on our bases.
+        for id in dangling_images() {
+            if dangling_before.contains(&id) {
+                continue;
+            }
+            let first = run(Command::new("docker").args([
+                "image",
+                "inspect",
+                "-f",
+                "{{index .RootFS.Layers 0}}",
+                &id,
+            ]));
+            if first.is_ok_and(|l| setup.base_layers.contains(&l.trim().to_string())) {
+                let _ = Command::new("docker").args(["rmi", &id]).output();
+            }
+        }
+    }
     if let (Err(e), false) = (&setup.strata_base, against_docker) {
         println!("compat setup: {e}");
     }
     let mut failed = Vec::new();
-    for (c, outcome) in cases.iter().zip(&outcomes) {
+    for (i, (c, outcome)) in cases.iter().zip(&outcomes).enumerate() {
         let (ok, text) = render(&c.name, outcome);
-        println!("{text}");
+        // The builds' times at the end of the case's first line.
+        let times = format!(" [docker {:.1}s, strata {:.1}s]", docker[i].1, strata[i].1);
+        let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+        let sep = if rest.is_empty() { "" } else { "\n" };
+        println!("{first}{times}{sep}{rest}");
         if ok {
             let _ = std::fs::remove_dir_all(dir_of(c));
         } else {
             failed.push(c.name.clone());
         }
     }
-    let docker_ok = docker.iter().filter(|r| r.is_ok()).count();
+    let docker_ok = docker.iter().filter(|r| r.0.is_ok()).count();
     println!(
         "compat docker half: {docker_ok}/{} built in {docker_secs:.1}s",
         cases.len()
     );
     println!("compat strata half: {strata_secs:.1}s");
+    println!("compat comparison: {compare_secs:.1}s");
     println!(
         "compat {}/{} cases equal",
         cases.len() - failed.len(),
@@ -514,14 +772,14 @@ fn compat_harness_detects_differences() {
     let b = build("b", "600", "two", false);
     let none = Exceptions::default();
 
-    let same = compare_archives(&a, &a2, &dir, &none).expect("compare a with a rebuild of a");
+    let same = compare_archives(&a, &a2, &none).expect("compare a with a rebuild of a");
     assert!(
         same.diffs.is_empty(),
         "identical builds reported as different: {:#?}",
         same.diffs
     );
 
-    let report = compare_archives(&a, &b, &dir, &none).expect("compare a with b");
+    let report = compare_archives(&a, &b, &none).expect("compare a with b");
     assert_eq!(
         report.diffs.len(),
         2,

@@ -116,3 +116,75 @@ fn eight_builds_and_a_prune_loop_share_one_store() {
     let o = strata(&root, &["system", "check"]);
     assert!(stdout(&o).contains("no problems"), "{}", stdout(&o));
 }
+
+/// A RUN longer than GC's grace period for `ROOT/tmp` (shortened to 1 s
+/// here with `STRATA_TMP_GRACE_SECS`) while `system prune` and
+/// `system check --repair` run in a loop: the build's own temp dirs (the
+/// init layer, the copy behind a writable context bind mount, a heredoc
+/// script) are locked by the build, so neither removes them, and the
+/// build succeeds. `strata run` of a long container likewise keeps its
+/// init dir.
+#[test]
+fn a_long_run_step_keeps_its_temp_dirs_through_prune_and_repair() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\n\
+             RUN --mount=type=bind,target=/ctx,rw sleep 4 && cat /ctx/data > /one\n\
+             RUN <<EOT\n\
+             sleep 3\n\
+             cat /one > /two\n\
+             EOT\n\
+             RUN cat /two > /three\n",
+        ),
+        ("data", "context data\n"),
+    ]);
+    let done = Arc::new(AtomicBool::new(false));
+    let gc = {
+        let (root, done) = (root.clone(), done.clone());
+        thread::spawn(move || {
+            let mut n = 0;
+            while !done.load(Ordering::Relaxed) {
+                let args: &[&str] = if n % 2 == 0 {
+                    &["system", "prune"]
+                } else {
+                    &["system", "check", "--repair"]
+                };
+                let o = Command::new(env!("CARGO_BIN_EXE_strata"))
+                    .arg("--root")
+                    .arg(&root)
+                    .args(args)
+                    .env("STRATA_TMP_GRACE_SECS", "1")
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+                n += 1;
+                thread::sleep(std::time::Duration::from_millis(200));
+            }
+            n
+        })
+    };
+    let build = build_with(&root, ctx.path(), "long", &[]);
+    let run = strata(
+        &root,
+        &["run", "--rm", "long", "sh", "-c", "sleep 3; cat /three"],
+    );
+    done.store(true, Ordering::Relaxed);
+    let n = gc.join().unwrap();
+    assert!(n >= 10, "the GC loop did not overlap the build ({n} runs)");
+    assert!(build.status.success(), "build: {}", stderr(&build));
+    assert!(run.status.success(), "run: {}", stderr(&run));
+    assert_eq!(stdout(&run), "context data\n");
+    // Nothing of the build or the run is left in ROOT/tmp.
+    let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left in ROOT/tmp: {left:?}");
+}

@@ -801,3 +801,118 @@ fn local_output_keeps_the_destinations_files_through_an_opaque_root_layer() {
     );
     c.assert_untouched();
 }
+
+// ---------------------------------------------------------------------
+// FIFOs: strata never opens one for reading (a FIFO nobody writes to would
+// block it forever). In a context they are copied as FIFOs (BuildKit's
+// fsutil sends a FIFO as its metadata and the receiver mknods it).
+
+#[test]
+fn context_fifos_are_copied_as_fifos_and_never_read() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\n\
+             COPY . /ctx/\n\
+             COPY pipe /single\n\
+             ADD sub/p2 /added\n\
+             RUN test -p /ctx/pipe && test -p /single && test -p /ctx/sub/p2 \
+                 && test -p /added && cat /ctx/sub/a && echo fifos-ok\n",
+        ),
+        ("sub/a", "plain file\n"),
+    ]);
+    mkfifo(&ctx.path().join("pipe"));
+    mkfifo(&ctx.path().join("sub/p2"));
+    let dir = path_str(ctx.path());
+    let args = ["build", "--progress", "plain", "-t", "fifo", dir.as_str()];
+    let o = strata_timeout(&root, 120, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fifos-ok"), "{}", stderr(&o));
+    // Again, from the cache (the context is hashed a second time).
+    let o = strata_timeout(&root, 60, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_check_clean(&root);
+}
+
+#[test]
+fn a_fifo_dockerfile_is_read_when_written_and_refused_when_nothing_writes() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    let ctx = context(&[("a", "from the context\n")]);
+    let df = ctx.path().join("Dockerfile");
+    mkfifo(&df);
+    let dir = path_str(ctx.path());
+    let dfs = path_str(&df);
+    // Nobody writes: refused after a short wait, not a hang.
+    let start = std::time::Instant::now();
+    let o = strata_timeout(&root, 60, &["build", "-f", &dfs, "-t", "x", &dir]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert_ne!(o.status.code(), Some(124), "strata hung on the FIFO");
+    assert!(e.contains("FIFO") && e.contains("nothing wrote"), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    // Without -f too (the context's own Dockerfile is the FIFO).
+    let o = strata_timeout(&root, 60, &["build", "-t", "x", &dir]);
+    assert!(!o.status.success());
+    assert_ne!(o.status.code(), Some(124), "strata hung on the FIFO");
+    assert!(stderr(&o).contains("FIFO"), "{}", stderr(&o));
+    // With a writer (a named FIFO fed by another process, like -f <(...)):
+    // read.
+    let mut writer = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'FROM scratch\\nCOPY a /a\\n' > '{}'",
+            df.display()
+        ))
+        .spawn()
+        .unwrap();
+    let o = strata_timeout(&root, 60, &["build", "-f", &dfs, "-t", "piped", &dir]);
+    let _ = writer.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Something that is neither a file nor a pipe: refused at once.
+    let o = strata_timeout(&root, 60, &["build", "-f", "/dev/zero", "-t", "x", &dir]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("character device"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_fifo_dockerignore_or_secret_source_is_refused_not_read() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    // .dockerignore as a FIFO: refused (skipping it would send what it
+    // excludes; reading it would hang).
+    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY . /ctx/\n")]);
+    mkfifo(&ctx.path().join(".dockerignore"));
+    let dir = path_str(ctx.path());
+    let o = strata_timeout(&root, 60, &["build", "-t", "x", &dir]);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "a FIFO .dockerignore was ignored");
+    assert_ne!(o.status.code(), Some(124), "strata hung on the FIFO");
+    assert!(e.contains(".dockerignore") && e.contains("FIFO"), "{e}");
+
+    // --secret src=FIFO: refused when the step needs it, with its id.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox:1.35\nRUN --mount=type=secret,id=tok cat /run/secrets/tok\n",
+    )]);
+    let fifo = ctx.path().join("tok");
+    mkfifo(&fifo);
+    let dir = path_str(ctx.path());
+    let secret = format!("id=tok,src={}", fifo.display());
+    let o = strata_timeout(&root, 60, &["build", "--secret", &secret, "-t", "x", &dir]);
+    let e = stderr(&o);
+    assert!(!o.status.success());
+    assert_ne!(o.status.code(), Some(124), "strata hung on the FIFO");
+    assert!(e.contains("secret tok") && e.contains("FIFO"), "{e}");
+    assert_check_clean(&root);
+}

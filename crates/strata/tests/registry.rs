@@ -1,6 +1,8 @@
 //! `strata login/logout/pull/push` against a real `docker-registry` on
 //! 127.0.0.1 (started by the test; see strata-registry's test support).
 
+#[path = "../../strata-registry/tests/proxy.rs"]
+mod proxy;
 #[path = "../../strata-registry/tests/support/mod.rs"]
 mod support;
 
@@ -477,4 +479,133 @@ fn uncompressed_layers_are_gzipped_for_the_registry() {
     let o = strata(&root_b, &cfg_dir, &["push", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(blobs(&root_b), before, "the second push compressed again");
+}
+
+/// `pull` refuses a layer no filesystem could unpack (an entry whose path
+/// is over PATH_MAX or has a component over NAME_MAX), as `load` and
+/// `import` do, and registers nothing.
+#[test]
+fn pull_refuses_a_layer_that_can_never_be_unpacked() {
+    let reg = Registry::start(Auth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let root_a = tmp.path().join("a");
+    let long_name = format!("d/{}", "n".repeat(300));
+    let long_path = vec!["p".repeat(200); 25].join("/");
+    let cases = [
+        (long_name.as_str(), "longer than 255 bytes (NAME_MAX)"),
+        (long_path.as_str(), "longer than 4096 bytes (PATH_MAX)"),
+    ];
+    for (i, (entry, why)) in cases.iter().enumerate() {
+        let name = format!("{}/bad/names:{i}", reg.host());
+        {
+            let store = Store::open(&root_a).unwrap();
+            make_image(
+                &store,
+                &name,
+                &[vec![("ok", b"fine\n"), (entry, b"x")]],
+                false,
+            );
+        }
+        let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+        assert!(o.status.success(), "{}", text(&o));
+        let root_b = tmp.path().join(format!("b{i}"));
+        let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "pulled a layer that cannot be unpacked"
+        );
+        assert!(
+            err.contains("can never be unpacked") && err.contains(why),
+            "{}",
+            text(&o)
+        );
+        let o = strata(&root_b, &cfg_dir, &["images", "-q"], None);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "",
+            "an image was registered"
+        );
+    }
+}
+
+/// A pull stopped by SIGTERM or SIGINT mid-layer removes its temp blobs
+/// before it exits (128 + signal), as `load` does.
+#[test]
+fn a_pull_stopped_by_a_signal_leaves_no_temp_blobs() {
+    let reg = Registry::start(Auth::None);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg_dir = tmp.path().join("docker");
+    let root_a = tmp.path().join("a");
+    // 8 MiB that gzip cannot shrink: the download is still running when
+    // the proxy stalls it after 1 MiB.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let name = format!("{}/big/img:1", reg.host());
+    {
+        let store = Store::open(&root_a).unwrap();
+        make_image(&store, &name, &[vec![("big", &big)]], false);
+    }
+    let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let px = proxy::start(reg.port, 1 << 20, proxy::Mode::Stall);
+    let via_proxy = format!("127.0.0.1:{}/big/img:1", px.port);
+    let temp_blobs = |root: &Path| -> Vec<String> {
+        std::fs::read_dir(root.join("tmp"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("blob-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for (sig, num) in [("TERM", 15), ("INT", 2)] {
+        let root_b = tmp.path().join(format!("b-{sig}"));
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .arg("--root")
+            .arg(&root_b)
+            .args(["pull", &via_proxy])
+            .env("DOCKER_CONFIG", &cfg_dir)
+            .env_remove("STRATA_INSECURE_REGISTRIES")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while temp_blobs(&root_b).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no temp blob appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let st = Command::new("kill")
+            .args([format!("-{sig}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(128 + num), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("pull interrupted by signal"),
+            "{}",
+            text(&o)
+        );
+        assert_eq!(
+            temp_blobs(&root_b),
+            Vec::<String>::new(),
+            "SIG{sig} left temp blobs"
+        );
+    }
 }

@@ -362,3 +362,80 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
         "single-uid store has other owners"
     );
 }
+
+/// Rootless without XDG_RUNTIME_DIR, runc state and bundles go to
+/// `/tmp/strata-run-<uid>`. Someone who creates that name first (another
+/// user, or a wide-open or symlinked dir) is refused with a clear error
+/// instead of being trusted; without a squatter strata creates it 0700.
+#[test]
+fn a_squatted_rootless_run_dir_is_refused() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIPPED rootless test: {why}");
+        return;
+    }
+    let home = ensure_user(USER2, true);
+    let uid = sh(Command::new("id").args(["-u", USER2]));
+    let uid: u32 = String::from_utf8_lossy(&uid.stdout).trim().parse().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("strata-rundir-")
+        .tempdir()
+        .unwrap();
+    let w = work.path();
+    std::fs::copy(env!("CARGO_BIN_EXE_strata"), w.join("strata")).unwrap();
+    std::fs::create_dir(w.join("ctx")).unwrap();
+    std::fs::write(w.join("ctx/Dockerfile"), "FROM scratch\nCOPY a /a\n").unwrap();
+    std::fs::write(w.join("ctx/a"), "a\n").unwrap();
+    let o = sh(Command::new("chmod").args(["-R", "a+rwX"]).arg(w));
+    assert!(o.status.success());
+    let run_dir = PathBuf::from(format!("/tmp/strata-run-{uid}"));
+    let reset = || {
+        let _ = std::fs::remove_file(&run_dir);
+        let _ = std::fs::remove_dir_all(&run_dir);
+    };
+    let script = format!(
+        "export XDG_DATA_HOME={w}/data\n{w}/strata build -q -t x {w}/ctx >/dev/null\n",
+        w = w.display()
+    );
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    // Another user's dir (here root's, mode 0777: anyone could plant in it).
+    reset();
+    std::fs::create_dir(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = as_user(USER2, &home, &script);
+    let e = text(&o);
+    assert!(!o.status.success(), "a squatted run dir was used:\n{e}");
+    assert!(
+        e.contains(&run_dir.display().to_string()) && e.contains("belongs to someone else"),
+        "{e}"
+    );
+    assert!(
+        std::fs::read_dir(&run_dir).unwrap().next().is_none(),
+        "strata wrote into the squatted dir"
+    );
+    // The user's own, but open to others.
+    std::os::unix::fs::chown(&run_dir, Some(uid), None).unwrap();
+    let o = as_user(USER2, &home, &script);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("mode 0777 lets other users in"),
+        "{}",
+        text(&o)
+    );
+    // A symlink to a dir elsewhere.
+    reset();
+    std::os::unix::fs::symlink(w, &run_dir).unwrap();
+    let o = as_user(USER2, &home, &script);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("symbolic link"), "{}", text(&o));
+    // Nobody there first: created private and used.
+    reset();
+    let o = as_user(USER2, &home, &script);
+    assert!(o.status.success(), "{}", text(&o));
+    let md = std::fs::symlink_metadata(&run_dir).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(md.uid(), uid);
+    assert_eq!(md.mode() & 0o777, 0o700);
+    reset();
+    let _ = sh(Command::new("rm").arg("-rf").arg(w.join("data")));
+}

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -419,7 +419,8 @@ fn walk_host(
 /// True when the file is a tar archive, plain or compressed (gzip, zstd,
 /// bzip2, xz), judged by its first bytes as Docker does.
 pub fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
+    let open = || strata_store::safe_path::open_regular(path, false).map_err(io_err(path));
+    let mut f = open()?;
     let mut head = [0u8; 6];
     let n = read_full(&mut f, &mut head).map_err(io_err(path))?;
     let head = &head[..n];
@@ -427,7 +428,7 @@ pub fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
         || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
         || head.starts_with(b"BZh")
         || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]);
-    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut f = open()?;
     let mut block = [0u8; 512];
     let n = if compressed {
         let mut r = strata_store::diff::decompressed(&mut f)?;

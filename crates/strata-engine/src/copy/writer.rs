@@ -3,7 +3,7 @@
 //! step's ownership and `--chmod`, each path once.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -204,7 +204,8 @@ impl Writer<'_> {
             return Ok(());
         }
         self.dest_dir(Path::new(dest))?;
-        let mut f = File::open(archive).map_err(io_err(archive))?;
+        let mut f =
+            strata_store::safe_path::open_regular(archive, false).map_err(io_err(archive))?;
         let reader = strata_store::diff::decompressed(&mut f)?;
         let mut ar = tar::Archive::new(reader);
         let bad = |e: io::Error| CopyError::Invalid(format!("{}: {e}", archive.display()));

@@ -31,9 +31,20 @@ impl Drop for SecretDir {
 
 fn read_value(id: &str, src: &SecretSource) -> Result<Vec<u8>, String> {
     match src {
-        SecretSource::File(p) => {
-            std::fs::read(p).map_err(|e| format!("secret {id}: cannot read {}: {e}", p.display()))
-        }
+        // A regular file only (a symlink to one is fine): a FIFO or a
+        // device is refused before anything reads from it, so a secret
+        // can never hang the build waiting for a writer.
+        SecretSource::File(p) => strata_store::safe_path::open_regular(p, true)
+            .and_then(|mut f| {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut f, &mut v).map(|_| v)
+            })
+            .map_err(|e| {
+                format!(
+                    "secret {id}: cannot read {}: {e}; give src= a regular file (or use env=)",
+                    p.display()
+                )
+            }),
         SecretSource::Env(v) => std::env::var_os(v)
             .map(|s| s.into_encoded_bytes())
             .ok_or_else(|| format!("secret {id}: environment variable {v} is not set")),

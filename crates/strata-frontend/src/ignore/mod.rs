@@ -90,14 +90,45 @@ pub fn choose_ignore_file(
 
 /// Reads and parses the ignore file chosen by [`choose_ignore_file`];
 /// no file gives no patterns. The only function here that reads the disk.
+///
+/// The ignore file must be a regular file (or a symlink to one): anything
+/// else that exists under that name (a FIFO, a device, a directory) is
+/// refused, never skipped (skipping would send what it excludes) and never
+/// read (the open is `O_NONBLOCK` and the type is checked on the open
+/// file, so a FIFO nobody writes to cannot hang the build).
 pub fn load(dockerfile: &Path, context: &Path) -> Result<Vec<String>, Error> {
-    let Some(path) = choose_ignore_file(dockerfile, context, &|p| p.is_file()) else {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let Some(path) = choose_ignore_file(dockerfile, context, &|p| p.metadata().is_ok()) else {
         return Ok(Vec::new());
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| Error::Io {
+    let err = |message: String| Error::Io {
         path: path.display().to_string(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(&path)
+        .map_err(|e| err(e.to_string()))?;
+    let ft = f.metadata().map_err(|e| err(e.to_string()))?.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if ft.is_dir() {
+            "a directory"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else {
+            "a special file"
+        };
+        return Err(err(format!(
+            "is {kind}, not a regular file: strata reads ignore files only from regular files"
+        )));
+    }
+    let mut text = String::new();
+    f.read_to_string(&mut text)
+        .map_err(|e| err(e.to_string()))?;
     Ok(parse_dockerignore(&text))
 }
 

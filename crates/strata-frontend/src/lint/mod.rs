@@ -11,7 +11,8 @@
 //! WorkdirRelativePath), `vars` (UndefinedVar, SecretsUsedInArgOrEnv),
 //! `context` (CopyIgnoredFile: experimental in BuildKit, always on here),
 //! and InvalidBaseImagePlatform for base images whose platform the caller
-//! knows (its local store; no registry is asked).
+//! knows (its local store; no registry is asked). One rule is strata's own:
+//! `toolchain` (ToolchainInFinalImage).
 //!
 //! The `# check=skip=Rule1,Rule2;error=true` directive (also `skip=all`)
 //! is honoured: see [`CheckConfig`].
@@ -19,6 +20,7 @@
 mod context;
 mod stages;
 mod style;
+pub mod toolchain;
 mod vars;
 
 #[cfg(test)]
@@ -79,6 +81,8 @@ rules! {
         "The base image found is built for another operating system or CPU than this stage targets, so its programs may not run (or run only under emulation); use an image for the target platform or set FROM --platform.";
     FROM_PLATFORM_FLAG_CONST_DISALLOWED = "FromPlatformFlagConstDisallowed",
         "A constant --platform pins the stage to one platform even in a multi-platform build; use a variable such as $BUILDPLATFORM, or name the stage after the platform when pinning is intended.";
+    TOOLCHAIN_IN_FINAL_IMAGE = "ToolchainInFinalImage",
+        "The final image carries the compiler, build tools and caches that only building needed: hundreds of megabytes to pull, store and scan for vulnerabilities. Build in one stage and copy the program into a small runtime stage (strata's own rule, not BuildKit's).";
     COPY_IGNORED_FILE = "CopyIgnoredFile",
         "The source is excluded by .dockerignore, so it is not part of the build context and the copy fails or silently misses it; change .dockerignore or the source.";
 }
@@ -242,6 +246,7 @@ pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Re
     style::check(&walk, &mut sink);
     vars::check(&walk, opts, &mut sink);
     stages::base_platforms(&walk, opts, &mut sink);
+    toolchain::check(&walk, &mut sink);
     if let Some(m) = opts.ignore {
         context::check(&walk, m, &mut sink);
     }

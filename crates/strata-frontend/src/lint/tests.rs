@@ -112,6 +112,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "FROM busybox\nCOPY secret.txt /x\n",
         "FROM busybox AS b\nCOPY app.txt /x\nCOPY --from=b secret.txt /y\n",
     ),
+    (
+        "ToolchainInFinalImage",
+        "FROM golang:1.19\nWORKDIR /app\nRUN go build -o /app/x\nENTRYPOINT [\"/app/x\"]\n",
+        "FROM golang:1.19 AS build\nRUN go build -o /x\nFROM busybox\nCOPY --from=build /x /x\nENTRYPOINT [\"/x\"]\n",
+    ),
 ];
 
 #[test]

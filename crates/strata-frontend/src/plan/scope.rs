@@ -200,6 +200,18 @@ impl StageScope {
                 "move the stage before the one that copies from it",
             ));
         }
+        // A bare name a typo away from a stage is taken for that typo, not
+        // sent to a registry as an image (a real image of such a name can
+        // still be named by its full reference).
+        if !value.contains(['/', ':', '@', '.']) {
+            let names: Vec<&str> = self.stage_names.names().collect();
+            if let Some(near) = crate::suggest::nearest(&lower, &names) {
+                return Err(err(
+                    format!("--from={value}: no stage named {value:?}; did you mean stage `{near}`?"),
+                    &format!("stages are named with FROM ... AS <name>; for an image called {value}, write its full reference (docker.io/library/{value})"),
+                ));
+            }
+        }
         if is_valid_reference(value) {
             return Ok(FromRef::Image(value.to_string()));
         }

@@ -55,6 +55,7 @@ impl Env {
             mounts: vec![],
             hostname: None,
             readonly_rootfs: false,
+            extra: Default::default(),
         }
     }
 

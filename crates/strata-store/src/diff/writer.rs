@@ -12,7 +12,6 @@
 //! Tar building, compression (parallel, see [`super::pgzip`]) and writing
 //! overlap; a bounded number of blocks is in flight.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -214,9 +213,13 @@ impl LayerBuilder {
         self.put(path, Kind::Dir, meta, 0, None, None)
     }
 
-    /// Adds a regular file with the contents of `from` (its size at open).
+    /// Adds a regular file with the contents of `from` (its size at open);
+    /// `from` must be a regular file itself (not a symlink to one).
     pub fn add_file(&mut self, path: &Path, from: &Path, meta: &EntryMeta) -> Result<()> {
-        let mut f = File::open(from).ctx("open file for layer", from)?;
+        // Checked by the caller with lstat; opened without following and
+        // refused unless still a regular file (a FIFO swapped in would
+        // block the read forever).
+        let mut f = crate::safe_path::open_regular(from, false).ctx("open file for layer", from)?;
         let size = f.metadata().ctx("stat file for layer", from)?.len();
         self.put(path, Kind::File, meta, size, None, Some(&mut f))
             .map_err(|e| match e {

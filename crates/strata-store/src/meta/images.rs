@@ -444,3 +444,30 @@ fn load_image(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<Opti
         tags,
     }))
 }
+
+impl Meta {
+    /// Stores (replacing) a JSON note of `kind` about an image, such as the
+    /// record of the build that made it. The image must be registered.
+    pub fn put_image_note(&self, image: &Digest, kind: &str, value: &str) -> Result<()> {
+        self.write("write image note", |tx| {
+            tx.execute(
+                "INSERT INTO image_notes (image_id, kind, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(image_id, kind) DO UPDATE SET value = ?3",
+                params![image.to_string(), kind, value],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The note of `kind` about an image, if one was stored.
+    pub fn image_note(&self, image: &Digest, kind: &str) -> Result<Option<String>> {
+        self.read("read image note", |tx| {
+            tx.query_row(
+                "SELECT value FROM image_notes WHERE image_id = ?1 AND kind = ?2",
+                params![image.to_string(), kind],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+}

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const V1: &str = "
 CREATE TABLE images (
@@ -110,6 +110,18 @@ CREATE TABLE IF NOT EXISTS step_history (
 );
 ";
 
+/// v4: small JSON notes about an image, kept beside it (not in its config,
+/// so the image ID does not change), e.g. the build record `image explain`
+/// reads. Removed with the image.
+const V4: &str = "
+CREATE TABLE IF NOT EXISTS image_notes (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,                  -- e.g. 'build'
+    value TEXT NOT NULL,                 -- JSON
+    PRIMARY KEY (image_id, kind)
+);
+";
+
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let err = |what| {
         move |source| StoreError::Db {
@@ -141,6 +153,10 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
         if version < 3 {
             conn.execute_batch(V3)
                 .map_err(err("migrate schema to v3"))?;
+        }
+        if version < 4 {
+            conn.execute_batch(V4)
+                .map_err(err("migrate schema to v4"))?;
         }
         conn.execute_batch(super::content::CONTENT_SIZES)
             .map_err(err("create the layer content size table"))?;

@@ -25,7 +25,7 @@ use crate::store::Store;
 pub use import::import_layer;
 pub use load::{load_archive, load_layout_dir, register_images, LoadedImage};
 pub use save::{save_images, ArchiveFormat, ImageToExport, StoreBlobs};
-pub use sink::StagingSink;
+pub use sink::{scan_layer, LayerScan, StagingSink};
 
 /// Errors of archive transfer: the store's or the archive's.
 #[derive(Debug, thiserror::Error)]

@@ -84,6 +84,40 @@ pub(crate) fn unpackable_entry<R: Read>(e: &tar::Entry<'_, R>) -> Option<(String
     Some((shown, why))
 }
 
+/// What [`scan_layer`] learned from a layer's uncompressed tar stream.
+#[derive(Clone, Debug)]
+pub struct LayerScan {
+    /// The stream's sha256 (the layer's diff ID), when asked for.
+    pub diff_id: Option<Digest>,
+    /// Its length in bytes (the layer's uncompressed size).
+    pub size: u64,
+    /// The first entry no filesystem could unpack (a path over PATH_MAX,
+    /// a component over NAME_MAX, a link target too long): (the name cut
+    /// to a prefix, why).
+    pub bad_entry: Option<(String, &'static str)>,
+}
+
+/// Reads a layer's uncompressed tar stream `r` to its end, in one pass:
+/// its diff ID (with `hash`), its size, and its first unpackable entry.
+/// The check `load`, `import` and `pull` share, so an image whose layer
+/// can never be unpacked is refused when it comes in, not when it is
+/// first run. A stream that is not a tar has no bad entry (its diff ID
+/// check fails instead).
+pub fn scan_layer(r: &mut dyn Read, hash: bool) -> io::Result<LayerScan> {
+    let mut tee = Counted {
+        inner: r,
+        hash: hash.then(|| DigestWriter::new(io::sink())),
+        n: 0,
+    };
+    let bad_entry = first_unpackable_entry(&mut tee);
+    io::copy(&mut tee, &mut io::sink())?;
+    Ok(LayerScan {
+        diff_id: tee.hash.map(|h| h.finish().1),
+        size: tee.n,
+        bad_entry,
+    })
+}
+
 /// Counts (and with `hash`, hashes) what is read through it.
 struct Counted<'r> {
     inner: &'r mut dyn Read,
@@ -125,23 +159,13 @@ impl Unpacker {
         let (w, h) = pipe::spawn("layer-unpack", move |mut r| {
             let facts = (|| {
                 let mut d = decompressed(&mut r).map_err(|e| e.to_string())?;
-                let mut tee = Counted {
-                    inner: &mut d,
-                    hash: compressed.then(|| DigestWriter::new(io::sink())),
-                    n: 0,
-                };
-                let bad_entry = first_unpackable_entry(&mut tee);
-                io::copy(&mut tee, &mut io::sink()).map_err(|e| e.to_string())?;
-                let n = tee.n;
-                let diff_id = match tee.hash {
-                    Some(h) => h.finish().1,
-                    // Filled in by the caller (the blob's own digest).
-                    None => Digest::sha256_of(b""),
-                };
+                let scan = scan_layer(&mut d, compressed).map_err(|e| e.to_string())?;
                 Ok(Facts {
-                    diff_id,
-                    size: n,
-                    bad_entry,
+                    // Uncompressed: filled in by the caller (the blob's
+                    // own digest).
+                    diff_id: scan.diff_id.unwrap_or_else(|| Digest::sha256_of(b"")),
+                    size: scan.size,
+                    bad_entry: scan.bad_entry,
                 })
             })();
             r.drain();

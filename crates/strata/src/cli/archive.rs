@@ -10,48 +10,7 @@ use strata_oci::{ImageConfig, Raw, Reference};
 use strata_store::transfer::{self, ArchiveFormat, ImageToExport, LoadedImage};
 
 use super::images::{find, open_store, ImportArgs, LoadArgs, SaveArgs};
-use super::{changes, Global};
-
-/// On SIGINT, SIGTERM or SIGHUP: runs `cleanup`, then exits with 128 +
-/// the signal, as a shell reports it. The signals are blocked in the
-/// calling thread (and so in every thread it starts afterwards) and taken
-/// by a waiter thread, so the cleanup runs as ordinary code, not in a
-/// signal handler. Call it before starting other threads.
-fn cleanup_on_signal(what: &'static str, cleanup: impl FnOnce() + Send + 'static) {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset; the
-    // calls only change this thread's signal mask.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return;
-        }
-        set
-    };
-    let spawned = std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            let mut sig = 0;
-            // SAFETY: waits on the set built above.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                cleanup();
-                eprintln!(
-                    "strata: {what} interrupted by signal {sig}; its temp files were removed"
-                );
-                std::process::exit(128 + sig);
-            }
-        });
-    if spawned.is_err() {
-        // No waiter: let the signals kill the process as before.
-        // SAFETY: as above.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-        }
-    }
-}
+use super::{changes, cleanup_on_signal, Global};
 
 pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;

@@ -17,6 +17,9 @@ mod progress;
 mod build_cache;
 use build_cache::CacheSpec;
 
+#[path = "build_habits.rs"]
+mod habits;
+
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
     /// Name and optionally a tag (name:tag); may be repeated
@@ -67,17 +70,50 @@ pub struct BuildArgs {
     /// Export the build cache: type=registry,ref=REF | type=local,dest=DIR [,mode=min|max]
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
-    /// Import a build cache: type=registry,ref=REF | type=local,src=DIR
+    /// Import a build cache: type=registry,ref=REF | type=local,src=DIR | NAME of a local image (its layers reused for matching RUN steps)
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
     /// After the build, print why each step that ran missed the cache (one line per step)
     #[arg(long)]
     pub why_miss: bool,
-    /// Build context directory
+    /// Set metadata (a label) on the image: K=V; may be repeated
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Add an annotation to the image manifest: [manifest:]K=V; may be repeated
+    #[arg(long = "annotation")]
+    pub annotations: Vec<String>,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Write the build result metadata (buildx's JSON keys) to the file
+    #[arg(long = "metadata-file")]
+    pub metadata_file: Option<PathBuf>,
+    /// Add a custom host-to-IP mapping for RUN (HOST:IP)
+    #[arg(long = "add-host")]
+    pub add_hosts: Vec<String>,
+    /// Size of /dev/shm for RUN (e.g. 128m)
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Ulimit options for RUN (NAME=SOFT[:HARD])
+    #[arg(long = "ulimit")]
+    pub ulimits: Vec<String>,
+    /// Subrequest instead of a build: build (default), check, outline, targets
+    #[arg(long = "call")]
+    pub call: Option<String>,
+    /// Build context: a directory, `-` (a tar or a Dockerfile on stdin), a git URL or an http(s) tarball URL
     pub context: PathBuf,
 }
 
-pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
+pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
+    // Docker's habits: names checked and inputs prepared before anything runs.
+    habits::validate_tags(&a.tags)?;
+    let _inputs = habits::prepare_inputs(g, &mut a)?;
+    if let Some(code) = habits::call(g, &a)? {
+        return Ok(code);
+    }
+    let labels = habits::key_values("--label", &a.labels)?;
+    let annotations = habits::annotations(&a.annotations)?;
+    let run_extra = habits::run_extra(&a)?;
     if a.dry_run {
         return super::dryrun::run(g, &a);
     }
@@ -122,8 +158,8 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         .iter()
         .map(|s| CacheSpec::parse("--cache-to", s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let cache_from = a
-        .cache_from
+    let (cache_from_images, cache_from_specs) = habits::split_cache_from(g, &a.cache_from)?;
+    let cache_from = cache_from_specs
         .iter()
         .map(|s| CacheSpec::parse("--cache-from", s))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -155,6 +191,10 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
             client: client.clone(),
             ..Default::default()
         },
+        labels,
+        annotations,
+        run_extra,
+        cache_from_images,
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);
@@ -166,6 +206,7 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
     match result {
         Ok(out) => {
             build_cache::export(&store, &cache_to, &out, &client, quiet)?;
+            habits::write_result_files(&store, &a, &out)?;
             for o in &outputs {
                 strata_engine::output::export(&store, &out.image_id, &out.tags, o)
                     .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
@@ -179,6 +220,9 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
                         line.push_str(&format!(", tagged {}", out.tags.join(", ")));
                     }
                     eprintln!("{line}");
+                    if let Some(summary) = super::explain::build_summary(&store, &out.image_id) {
+                        eprintln!("{summary}");
+                    }
                 }
             }
             Ok(0)

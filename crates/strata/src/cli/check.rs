@@ -21,6 +21,18 @@ pub struct CheckArgs {
     /// Output format: text, or json (an array of warnings, for CI)
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
+    /// Print the Dockerfile rewritten with a small runtime stage when the
+    /// final stage carries a build toolchain (ToolchainInFinalImage)
+    #[arg(long)]
+    pub suggest_multistage: bool,
+    /// A built image of this Dockerfile, to find what its program needs
+    /// (with --suggest-multistage)
+    #[arg(long, value_name = "NAME", conflicts_with = "build")]
+    pub image: Option<String>,
+    /// Build the Dockerfile first (untagged) to find what its program
+    /// needs (with --suggest-multistage)
+    #[arg(long)]
+    pub build: bool,
     /// Build context directory
     #[arg(default_value = ".")]
     pub context: PathBuf,
@@ -95,7 +107,7 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
             }
         },
     };
-    let text = match std::fs::read_to_string(dockerfile) {
+    let text = match strata_engine::context::read_dockerfile(dockerfile) {
         Ok(t) => t,
         Err(e) => {
             out.problems.insert(0, format!("cannot read {name}: {e}"));
@@ -197,6 +209,14 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
         .file
         .clone()
         .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
+    if a.suggest_multistage {
+        let source = match (&a.image, a.build) {
+            (Some(img), _) => super::suggest::Source::Image(img),
+            (None, true) => super::suggest::Source::Build(&a.context),
+            (None, false) => super::suggest::Source::None,
+        };
+        return super::suggest::run(g, &dockerfile, source);
+    }
     let o = evaluate(g, &dockerfile, &a.context, &BuildOptions::default());
     render(&dockerfile, &o, a.format == "json")
 }

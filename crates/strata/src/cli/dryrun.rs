@@ -28,7 +28,7 @@ pub fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
         .file
         .clone()
         .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
-    let text = std::fs::read_to_string(&dockerfile)
+    let text = strata_engine::context::read_dockerfile(&dockerfile)
         .with_context(|| format!("cannot read {}", dockerfile.display()))?;
     let opts = BuildOptions {
         build_args: build_args(&a.build_args),
@@ -110,61 +110,267 @@ pub fn render(p: &Plan) -> Result<String, strata_frontend::Error> {
     Ok(out)
 }
 
+/// A JSON array, as Dockerfiles write exec forms.
+fn json_list(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// A word as a Dockerfile would write it: bare when it needs no quoting.
+fn word(w: &str) -> String {
+    if !w.is_empty()
+        && !w
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '$' | '#'))
+    {
+        w.to_string()
+    } else {
+        serde_json::to_string(w).unwrap_or_default()
+    }
+}
+
+fn pairs(v: &[(String, String)]) -> String {
+    v.iter()
+        .map(|(k, val)| format!("{}={}", word(k), word(val)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn cmd(c: &Command) -> String {
     match c {
-        Command::Shell(s) => format!("(shell) {s}"),
-        Command::Exec(v) => format!("(exec) {v:?}"),
+        Command::Shell(s) => s.clone(),
+        Command::Exec(v) => json_list(v),
     }
 }
 
 fn from_ref(p: &Plan, f: &FromRef) -> String {
     match f {
-        FromRef::Stage(i) => stage_label(p, *i),
-        FromRef::Image(r) => format!("image {r}"),
+        FromRef::Stage(i) => match &p.stages[*i].name {
+            Some(n) => n.clone(),
+            None => i.to_string(),
+        },
+        FromRef::Image(r) => r.clone(),
     }
 }
 
+fn mount_flag(p: &Plan, m: &strata_frontend::Mount) -> String {
+    use strata_frontend::MountKind;
+    let kind = match m.kind {
+        MountKind::Bind => "bind",
+        MountKind::Cache => "cache",
+        MountKind::Tmpfs => "tmpfs",
+        MountKind::Secret => "secret",
+        MountKind::Ssh => "ssh",
+    };
+    let mut f = vec![format!("type={kind}")];
+    if let Some(id) = &m.id {
+        f.push(format!("id={id}"));
+    }
+    if let Some(t) = &m.target {
+        f.push(format!("target={t}"));
+    }
+    if let Some(from) = &m.from {
+        f.push(format!("from={}", from_ref(p, from)));
+    }
+    if let Some(s) = &m.source {
+        f.push(format!("source={s}"));
+    }
+    f.extend(m.options.iter().map(|(k, v)| format!("{k}={v}")));
+    format!("--mount={}", f.join(","))
+}
+
+fn durations(h: &strata_frontend::HealthcheckSpec) -> String {
+    let mut f = String::new();
+    for (name, d) in [
+        ("interval", h.interval),
+        ("timeout", h.timeout),
+        ("start-period", h.start_period),
+        ("start-interval", h.start_interval),
+    ] {
+        if let Some(d) = d {
+            f.push_str(&format!("--{name}={}s ", d.as_secs_f64()));
+        }
+    }
+    if let Some(r) = h.retries {
+        f.push_str(&format!("--retries={r} "));
+    }
+    f
+}
+
+fn copy_flags(
+    chown: &Option<String>,
+    chmod: &Option<String>,
+    link: bool,
+    exclude: &[String],
+) -> String {
+    let mut f = String::new();
+    if let Some(c) = chown {
+        f.push_str(&format!("--chown={c} "));
+    }
+    if let Some(c) = chmod {
+        f.push_str(&format!("--chmod={c} "));
+    }
+    if link {
+        f.push_str("--link ");
+    }
+    for e in exclude {
+        f.push_str(&format!("--exclude={e} "));
+    }
+    f
+}
+
+/// A resolved step in Dockerfile words (every variable expanded).
 fn describe(p: &Plan, r: &Resolved) -> String {
     match r {
-        Resolved::Run {
-            command, mounts, ..
+        Resolved::From {
+            base,
+            name,
+            platform,
         } => {
-            let m: Vec<String> = mounts
-                .iter()
-                .map(|m| {
-                    format!(
-                        "{:?}:{}{}",
-                        m.kind,
-                        m.target.as_deref().unwrap_or(""),
-                        m.from
-                            .as_ref()
-                            .map(|f| format!(" from {}", from_ref(p, f)))
-                            .unwrap_or_default()
-                    )
-                })
-                .collect();
-            if m.is_empty() {
-                format!("RUN {}", cmd(command))
-            } else {
-                format!("RUN {} mounts {m:?}", cmd(command))
+            let b = match base {
+                Base::Scratch => "scratch".to_string(),
+                Base::Image(r) => r.clone(),
+                Base::Stage(k) => from_ref(p, &FromRef::Stage(*k)),
+            };
+            format!(
+                "FROM {}{b}{}",
+                platform
+                    .as_ref()
+                    .map(|pl| format!("--platform={pl} "))
+                    .unwrap_or_default(),
+                name.as_ref()
+                    .map(|n| format!(" AS {n}"))
+                    .unwrap_or_default()
+            )
+        }
+        Resolved::Run {
+            command,
+            mounts,
+            network,
+            security,
+            ..
+        } => {
+            let mut f: Vec<String> = mounts.iter().map(|m| mount_flag(p, m)).collect();
+            if let Some(n) = network {
+                f.push(format!("--network={n}"));
             }
+            if let Some(s) = security {
+                f.push(format!("--security={s}"));
+            }
+            f.push(cmd(command));
+            format!("RUN {}", f.join(" "))
         }
         Resolved::Copy {
-            srcs, dest, from, ..
-        } => format!(
-            "COPY {srcs:?} -> {dest:?}{}",
-            from.as_ref()
-                .map(|f| format!(" from {}", from_ref(p, f)))
-                .unwrap_or_default()
+            srcs,
+            dest,
+            from,
+            chown,
+            chmod,
+            link,
+            parents,
+            exclude,
+            ..
+        } => {
+            let mut f = from
+                .as_ref()
+                .map(|f| format!("--from={} ", from_ref(p, f)))
+                .unwrap_or_default();
+            if *parents {
+                f.push_str("--parents ");
+            }
+            f.push_str(&copy_flags(chown, chmod, *link, exclude));
+            format!(
+                "COPY {f}{} {}",
+                srcs.iter().map(|s| word(s)).collect::<Vec<_>>().join(" "),
+                word(dest)
+            )
+        }
+        Resolved::Add {
+            srcs,
+            dest,
+            chown,
+            chmod,
+            link,
+            exclude,
+            checksum,
+            keep_git_dir,
+            unpack,
+            ..
+        } => {
+            let mut f = copy_flags(chown, chmod, *link, exclude);
+            if let Some(c) = checksum {
+                f.push_str(&format!("--checksum={c} "));
+            }
+            if *keep_git_dir {
+                f.push_str("--keep-git-dir ");
+            }
+            if let Some(u) = unpack {
+                f.push_str(&format!("--unpack={u} "));
+            }
+            format!(
+                "ADD {f}{} {}",
+                srcs.iter().map(|s| word(s)).collect::<Vec<_>>().join(" "),
+                word(dest)
+            )
+        }
+        Resolved::Env(v) => format!("ENV {}", pairs(v)),
+        Resolved::Arg(v) => format!(
+            "ARG {}",
+            v.iter()
+                .map(|(k, val)| match val {
+                    Some(val) => format!("{}={}", word(k), word(val)),
+                    None => word(k),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
-        Resolved::Add { srcs, dest, .. } => format!("ADD {srcs:?} -> {dest:?}"),
-        Resolved::Env(v) => format!("ENV {v:?}"),
-        Resolved::Arg(v) => format!("ARG {v:?}"),
-        Resolved::Label(v) => format!("LABEL {v:?}"),
+        Resolved::Label(v) => format!("LABEL {}", pairs(v)),
+        Resolved::Expose(v) => format!("EXPOSE {}", v.join(" ")),
+        Resolved::Volume(v) => format!("VOLUME {}", json_list(v)),
+        Resolved::User(u) => format!("USER {u}"),
+        Resolved::Workdir(w) => format!("WORKDIR {}", word(w)),
         Resolved::Cmd(c) => format!("CMD {}", cmd(c)),
         Resolved::Entrypoint(c) => format!("ENTRYPOINT {}", cmd(c)),
-        Resolved::Workdir(w) => format!("WORKDIR {w:?}"),
-        Resolved::User(u) => format!("USER {u:?}"),
-        other => format!("{other:?}"),
+        Resolved::Shell(v) => format!("SHELL {}", json_list(v)),
+        Resolved::StopSignal(s) => format!("STOPSIGNAL {s}"),
+        Resolved::Healthcheck(None) => "HEALTHCHECK NONE".to_string(),
+        Resolved::Healthcheck(Some(h)) => {
+            let test = match h.test.first().map(String::as_str) {
+                Some("CMD-SHELL") => h.test[1..].join(" "),
+                Some("CMD") => json_list(&h.test[1..]),
+                _ => json_list(&h.test),
+            };
+            format!("HEALTHCHECK {}CMD {test}", durations(h))
+        }
+        Resolved::Onbuild(t) => format!("ONBUILD {}", t.lines().next().unwrap_or("")),
+        Resolved::Maintainer(m) => format!("MAINTAINER {m}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_speaks_dockerfile() {
+        let text = "FROM busybox AS build\nARG V=1\nENV A=\"b c\" D=e\nEXPOSE 8080 53/udp\nLABEL a=b\nRUN --mount=type=cache,target=/c echo $V\nCOPY a.txt /x/\nCMD [\"sh\", \"-c\", \"echo\"]\nFROM busybox\nCOPY --from=build --chown=1:1 /x /y\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\n";
+        let ast = parse(text, "Dockerfile").unwrap();
+        let p = plan(&ast, &BuildOptions::default()).unwrap();
+        let out = render(&p).unwrap();
+        for want in [
+            "=> ENV A=\"b c\" D=e",
+            "=> EXPOSE 8080 53/udp",
+            "=> LABEL a=b",
+            "=> ARG V=1",
+            "=> RUN --mount=type=cache,target=/c echo $V",
+            "=> COPY a.txt /x/",
+            "=> CMD [\"sh\",\"-c\",\"echo\"]",
+            "=> COPY --from=build --chown=1:1 /x /y",
+            "=> VOLUME [\"/data\"]",
+            "=> HEALTHCHECK --interval=5s CMD true",
+        ] {
+            assert!(out.contains(want), "{want}\n{out}");
+        }
+        assert!(!out.contains("(["), "{out}");
+        assert!(!out.contains("(\""), "{out}");
     }
 }

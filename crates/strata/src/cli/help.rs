@@ -49,6 +49,7 @@ const EXAMPLES: &[(&str, &str)] = &[
         "strata image import rootfs.tar myroot:1 --change 'CMD [\"sh\"]'",
     ),
     ("image prune", "strata image prune -a -f"),
+    ("image explain", "strata image explain myapp:1.0"),
     ("rmi", "strata rmi busybox:1.35"),
     ("tag", "strata tag busybox:1.35 mybusybox:latest"),
     (

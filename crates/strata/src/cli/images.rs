@@ -33,8 +33,9 @@ pub enum ImageCommand {
     /// Import a rootfs tarball
     Import(ImportArgs),
     /// Remove unused images
-    #[command(after_help = "Example:\n  strata image prune -a -f")]
     Prune(PruneArgs),
+    /// Explain an image's size: by layer and step, largest paths, wasted bytes, stages
+    Explain(super::explain::ExplainArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +59,7 @@ pub fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
         ImageCommand::Save(a) => save(g, a),
         ImageCommand::Import(a) => import(g, a),
         ImageCommand::Prune(a) => prune(g, a),
+        ImageCommand::Explain(a) => super::explain::run(g, a),
     }
 }
 

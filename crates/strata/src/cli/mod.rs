@@ -10,11 +10,13 @@ pub mod build;
 pub mod changes;
 pub mod check;
 pub mod dryrun;
+pub mod explain;
 pub mod help;
 pub mod images;
 pub mod output;
 pub mod registry;
 pub mod run;
+pub mod suggest;
 pub mod system;
 pub mod template;
 
@@ -62,6 +64,8 @@ impl Global {
     }
 }
 
+// Parsed once per process: the size of `build`'s flags does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Build an image from a Dockerfile
@@ -104,6 +108,18 @@ pub enum Command {
     Completion(help::CompletionArgs),
 }
 
+impl Command {
+    /// Whether the command opens the store (all but the Dockerfile check
+    /// and the registry logins; a dry-run build does not either).
+    pub fn uses_store(&self) -> bool {
+        match self {
+            Command::Check(_) | Command::Login(_) | Command::Logout(_) => false,
+            Command::Build(a) => !a.dry_run,
+            _ => true,
+        }
+    }
+}
+
 /// Runs one command; the returned value is the process exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
@@ -126,5 +142,46 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logout(a) => registry::logout(&g, a),
         Command::System(c) => system::dispatch(&g, c),
         Command::Completion(a) => help::completion(a),
+    }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: runs `cleanup`, then exits with 128 +
+/// the signal, as a shell reports it. The signals are blocked in the
+/// calling thread (and so in every thread it starts afterwards) and taken
+/// by a waiter thread, so the cleanup runs as ordinary code, not in a
+/// signal handler. Call it before starting other threads.
+pub(crate) fn cleanup_on_signal(what: &'static str, cleanup: impl FnOnce() + Send + 'static) {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset; the
+    // calls only change this thread's signal mask.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    let spawned = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the set built above.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                cleanup();
+                eprintln!(
+                    "strata: {what} interrupted by signal {sig}; its temp files were removed"
+                );
+                std::process::exit(128 + sig);
+            }
+        });
+    if spawned.is_err() {
+        // No waiter: let the signals kill the process as before.
+        // SAFETY: as above.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
     }
 }

@@ -81,6 +81,13 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
         .map(strata_registry::parse_platform)
         .transpose()?;
     let store = open_store(g)?;
+    // Stopped by a signal, a pull removes the temp blobs it is writing
+    // before it exits, as load and import do (after SIGKILL, the next
+    // pull, load or GC removes them).
+    let root = store.root().to_path_buf();
+    super::cleanup_on_signal("pull", move || {
+        strata_store::gc::remove_own_temp_blobs(&root);
+    });
     let opts = PullOptions {
         platform,
         client: client_options(&a.insecure_registry),

@@ -114,10 +114,9 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     }
 
     let lease = store.lease("run")?;
-    let init = store.root().join("tmp").join(format!(
-        "init-{}",
-        strata_runtime::new_container_id().trim_start_matches("strata-")
-    ));
+    // Locked while the container runs: GC leaves it alone.
+    let init_dir = store.temp_dir("init")?;
+    let init = init_dir.path().to_path_buf();
     write_init_layer(&init)?;
     let result = (|| -> anyhow::Result<u8> {
         let rootfs = MountedRootfs::mount_as(
@@ -149,6 +148,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
             mounts,
             hostname: None,
             readonly_rootfs: false,
+            extra: Default::default(),
         };
         let runc = Runc::locate()?;
         let status = match runc.run(&spec, StdioConfig::Inherit) {
@@ -161,7 +161,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         rootfs.release()?;
         Ok(status.code.clamp(0, 255) as u8)
     })();
-    let _ = std::fs::remove_dir_all(&init);
+    drop(init_dir);
     let _ = a.rm;
     result
 }

@@ -172,3 +172,23 @@ pub fn process_scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create the fixture dir");
     dir
 }
+
+/// strata under `timeout` (a hang fails the test instead of blocking it),
+/// stdin closed.
+pub fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run timeout strata")
+}
+
+/// `mkfifo path`.
+pub fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
+}
