@@ -151,7 +151,7 @@ fn a_long_run_step_keeps_its_temp_dirs_through_prune_and_repair() {
             let mut n = 0;
             while !done.load(Ordering::Relaxed) {
                 let args: &[&str] = if n % 2 == 0 {
-                    &["system", "prune"]
+                    &["system", "prune", "-f"]
                 } else {
                     &["system", "check", "--repair"]
                 };
