@@ -33,6 +33,21 @@ fn a_finished_build_ends_with_one_total_line() {
     assert_eq!(totals.len(), 1, "{err}");
     assert!(totals[0].ends_with(" FINISHED"), "{err}");
     assert!(totals[0].contains("(3/3)"), "{err}");
+
+    // A build that fails says so on the same line.
+    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nRUN false\n")]);
+    let o = build_with(&root, ctx.path(), "fails:1", &["--progress", "plain"]);
+    let err = stderr(&o);
+    let total = err
+        .lines()
+        .find(|l| l.starts_with("[+] Building "))
+        .unwrap_or("");
+    assert!(total.ends_with(" ERROR"), "{err}");
+    let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nNOPE x\n")]);
+    let o = build_with(&root, ctx.path(), "fails:1", &["--progress", "plain"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(!err.contains("FINISHED"), "{err}");
 }
 
 /// Waits until `out` (a pipe being read by a thread) shows `what`.

@@ -71,7 +71,8 @@ struct State {
     /// Steps started, and finished (done or cached).
     started: usize,
     finished: usize,
-    failed: bool,
+    /// The engine said the image is built.
+    done: bool,
     /// The total line was printed.
     ended: bool,
 }
@@ -165,7 +166,7 @@ impl Renderer {
             names: HashMap::new(),
             started: 0,
             finished: 0,
-            failed: false,
+            done: false,
             ended: false,
         }));
         let interrupt = Arc::new(Interrupt::install());
@@ -236,7 +237,7 @@ impl Renderer {
         match &ev.kind {
             EventKind::StepStarted { .. } => st.started += 1,
             EventKind::StepDone { .. } | EventKind::Cached { .. } => st.finished += 1,
-            EventKind::Error { .. } => st.failed = true,
+            EventKind::BuildDone { .. } => st.done = true,
             _ => {}
         }
         match self.mode {
@@ -285,12 +286,14 @@ fn end(st: &mut State, mode: Mode, cancelled: bool) {
             s.bar.abandon();
         }
     }
+    // An error before any step (a Dockerfile that cannot be read) sends
+    // no event: only the engine's "built" makes it FINISHED.
     let outcome = if cancelled {
         "CANCELLED"
-    } else if st.failed {
-        "ERROR"
-    } else {
+    } else if st.done {
         "FINISHED"
+    } else {
+        "ERROR"
     };
     let line = format!(
         "[+] Building {} ({}/{}) {outcome}",
