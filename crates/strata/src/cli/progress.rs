@@ -283,15 +283,17 @@ fn end(st: &mut State, mode: Mode, cancelled: bool) {
             s.bar
                 .finish_with_message(format!("CANCELLED {} {took}", s.name));
         } else {
-            s.bar.abandon();
+            s.bar
+                .abandon_with_message(format!("{} {took}{}", s.name, under(&s)));
         }
     }
     // An error before any step (a Dockerfile that cannot be read) sends
     // no event: only the engine's "built" makes it FINISHED.
-    let outcome = if cancelled {
-        "CANCELLED"
-    } else if st.done {
+    // A RUN that trapped Ctrl-C and went on: the image was built anyway.
+    let outcome = if st.done {
         "FINISHED"
+    } else if cancelled {
+        "CANCELLED"
     } else {
         "ERROR"
     };
@@ -375,12 +377,15 @@ fn plain(st: &mut State, ev: &Event, cancelled: bool) {
     };
 }
 
+/// What shows under a step's line: the cache-miss reason, then the last
+/// lines of its output.
+fn under(s: &TtyStep) -> String {
+    let tail: Vec<String> = s.tail.iter().map(|l| format!("\n    > {l}")).collect();
+    format!("{}{}", s.miss, tail.concat())
+}
+
 fn tty(st: &mut State, ev: &Event, cancelled: bool) {
     let Some(mp) = st.tty.clone() else { return };
-    let under = |s: &TtyStep| {
-        let tail: Vec<String> = s.tail.iter().map(|l| format!("\n    > {l}")).collect();
-        format!("{}{}", s.miss, tail.concat())
-    };
     match &ev.kind {
         EventKind::StepStarted { step, name, .. } => {
             let bar = mp.add(ProgressBar::new_spinner());
