@@ -405,6 +405,9 @@ fn fetch_layer(
                     desc.digest
                 )));
             }
+            if let Some(c) = scan.content_size.filter(|_| &actual == diff_id) {
+                strata_store::note_content_size(diff_id, c);
+            }
             if &actual != diff_id {
                 bar.abandon("Bad layer");
                 return Err(Error::protocol(

@@ -192,7 +192,10 @@ impl Store {
 static WRITTEN: std::sync::Mutex<Option<std::collections::HashMap<crate::Digest, u64>>> =
     std::sync::Mutex::new(None);
 
-pub(crate) fn note_content_size(diff_id: &crate::Digest, n: u64) {
+/// Notes a layer's content size learned while it streamed by (a build,
+/// a load, a pull), for [`Store::layer_content_size`] to record when the
+/// image is registered.
+pub fn note_content_size(diff_id: &crate::Digest, n: u64) {
     WRITTEN
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -205,23 +208,14 @@ pub(crate) fn note_content_size(diff_id: &crate::Digest, n: u64) {
 /// a hard link (the same inode again), a directory, a device or a whiteout
 /// nothing. `data` may be compressed.
 pub fn content_size_of_tar(data: &mut dyn std::io::Read) -> Result<u64> {
-    use crate::error::StoreError;
-    let bad = |e: std::io::Error| StoreError::BadLayer(format!("read layer entries: {e}"));
-    let r = crate::diff::decompressed(data)?;
-    let mut ar = tar::Archive::new(r);
-    let mut total = 0u64;
-    for e in ar.entries().map_err(bad)? {
-        let e = e.map_err(bad)?;
-        let h = e.header();
-        total += match h.entry_type() {
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                h.size().map_err(bad)?
-            }
-            tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
-            _ => 0,
-        };
-    }
-    Ok(total)
+    let mut r = crate::diff::decompressed(data)?;
+    crate::transfer::sink::walk_entries(&mut r)
+        .1
+        .ok_or_else(|| {
+            crate::error::StoreError::BadLayer(
+                "the layer is not a tar that reads to its end".into(),
+            )
+        })
 }
 
 #[cfg(test)]

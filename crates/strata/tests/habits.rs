@@ -326,6 +326,17 @@ fn images_format_json_and_table() {
     let t = ok(&root, &["images", "--no-trunc", "--format", "{{.ID}}"]);
     assert_eq!(t.trim(), id);
     assert_eq!(ok(&root, &["images", "-q", "--no-trunc"]).trim(), id);
+    // Recorded when loaded: listing reads no layer (even one gone).
+    let mut removed = 0;
+    for l in layers(b"") {
+        let blob = root.join("blobs/sha256").join(sha(&l));
+        if blob.exists() {
+            std::fs::remove_file(&blob).unwrap();
+            removed += 1;
+        }
+    }
+    assert_eq!(removed, 2, "the layers are stored as loaded");
+    assert_eq!(ok(&root, &["images", "--format", "{{.Size}}"]), "200kB\n");
     // A field that does not exist is an error, as on Docker's struct.
     let o = strata(&root, &["images", "--format", "{{.Nope}}"]);
     assert!(!o.status.success());

@@ -14,7 +14,7 @@ mod import;
 mod load;
 mod pipe;
 mod save;
-mod sink;
+pub(crate) mod sink;
 
 use strata_oci::{media_types, Descriptor, Digest, ImageConfig, ImageManifest, Raw, Reference};
 
