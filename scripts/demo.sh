@@ -52,12 +52,7 @@ want='DevOps is the 🐐'
 
 step "Images"
 "$STRATA" image ls
-size() { "$STRATA" image ls --format json | python3 -c "
-import json, sys
-for line in sys.stdin:
-    img = json.loads(line)
-    if img['Repository'] == '$1':
-        print(img['Size']); break
-"; }
+# Bytes (inspect's Size is a number; `image ls --format json` prints "6.03MB" as Docker does).
+size() { "$STRATA" inspect -f '{{.Size}}' "$1"; }
 s1=$(size first-try); s2=$(size second-try)
 python3 -c "print(f'first-try is {$s1/1e6:.1f} MB, second-try is {$s2/1e6:.1f} MB: the multi-stage image is {$s1/$s2:.0f}x smaller')"

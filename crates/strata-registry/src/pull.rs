@@ -58,12 +58,19 @@ pub struct PulledImage {
     pub previous: Option<Digest>,
     /// Layers downloaded (the others were already in the store).
     pub downloaded: usize,
+    /// The image was in the store before the pull.
+    pub existed: bool,
 }
 
 impl PulledImage {
     /// True when the pull changed nothing (Docker's "Image is up to date").
     pub fn up_to_date(&self) -> bool {
-        self.downloaded == 0 && self.previous.as_ref() == Some(&self.id)
+        // By digest there is no tag to move: the image being there is all.
+        self.downloaded == 0
+            && match &self.tagged {
+                Some(_) => self.previous.as_ref() == Some(&self.id),
+                None => self.existed,
+            }
     }
 }
 
@@ -202,9 +209,11 @@ pub fn pull_with(
         created: config.created.clone().unwrap_or_default(),
     };
     let meta = store.meta();
+    let existed = meta.image(&config_digest)?.is_some();
     // Leased first: untagged, it is garbage to a concurrent `prune -a`.
     lease.add_image(&config_digest)?;
     meta.put_image(&record)?;
+    store.record_content_sizes(&record.layers);
     meta.add_repo_digest(
         &format!("{}@{repo_digest}", reference.name()),
         &config_digest,
@@ -227,6 +236,7 @@ pub fn pull_with(
         tagged,
         previous,
         downloaded,
+        existed,
     })
 }
 
@@ -394,6 +404,9 @@ fn fetch_layer(
                     client.registry(),
                     desc.digest
                 )));
+            }
+            if let Some(c) = scan.content_size.filter(|_| &actual == diff_id) {
+                strata_store::note_content_size(diff_id, c);
             }
             if &actual != diff_id {
                 bar.abandon("Bad layer");

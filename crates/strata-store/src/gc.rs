@@ -114,6 +114,26 @@ impl Store {
         Ok(report)
     }
 
+    /// `image prune`: removes untagged images (with `all`, every image:
+    /// tags first), then collects what they alone used. Images a build
+    /// lease or the build cache holds stay, as in [`Store::prune`].
+    pub fn prune_images(&self, all: bool) -> Result<(Vec<String>, PruneReport)> {
+        let (untagged, removed) = {
+            let _gc = FileLock::exclusive(&self.gc_lock_path())?;
+            let mut untagged = Vec::new();
+            if all {
+                for img in self.meta().images()? {
+                    untagged.extend(img.tags);
+                }
+                self.meta().untag_all(&untagged)?;
+            }
+            (untagged, self.remove_untagged_images()?)
+        };
+        let mut report = self.prune(false)?;
+        report.images_removed = removed;
+        Ok((untagged, report))
+    }
+
     /// Drops leases whose owner is gone (their lock file is not held).
     fn expire_leases(&self) -> Result<usize> {
         let mut n = 0;

@@ -43,5 +43,5 @@ pub use meta::{
 };
 pub use mount::RootfsMount;
 pub use snapshot::{chain_ids, Snapshotter};
-pub use store::Store;
+pub use store::{content_size_of_tar, note_content_size, Store};
 pub use strata_oci::Digest;

@@ -158,6 +158,8 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch(V4)
                 .map_err(err("migrate schema to v4"))?;
         }
+        conn.execute_batch(super::content::CONTENT_SIZES)
+            .map_err(err("create the layer content size table"))?;
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("write schema version"))?;

@@ -14,7 +14,7 @@ mod import;
 mod load;
 mod pipe;
 mod save;
-mod sink;
+pub(crate) mod sink;
 
 use strata_oci::{media_types, Descriptor, Digest, ImageConfig, ImageManifest, Raw, Reference};
 
@@ -107,5 +107,6 @@ pub fn commit_image(
         layers: layers.to_vec(),
         created: config.created.clone().unwrap_or_default(),
     })?;
+    store.record_content_sizes(layers);
     Ok(id)
 }

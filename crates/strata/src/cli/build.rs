@@ -255,6 +255,11 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        // Ctrl-C: the RUN it stopped exits 130, which is no failure.
+        Err(_) if renderer.cancelled() => {
+            eprintln!("build cancelled");
+            Ok(130)
+        }
         Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
     }
 }

@@ -11,12 +11,14 @@ pub mod changes;
 pub mod check;
 pub mod dryrun;
 pub mod explain;
+pub mod help;
 pub mod images;
 pub mod output;
 pub mod registry;
 pub mod run;
 pub mod suggest;
 pub mod system;
+pub mod template;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -102,6 +104,8 @@ pub enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(help::CompletionArgs),
 }
 
 impl Command {
@@ -137,6 +141,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Login(a) => registry::login(&g, a),
         Command::Logout(a) => registry::logout(&g, a),
         Command::System(c) => system::dispatch(&g, c),
+        Command::Completion(a) => help::completion(a),
     }
 }
 
