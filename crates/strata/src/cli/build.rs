@@ -128,7 +128,8 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         return super::check::run_for_build(g, &a);
     }
     let mode = progress::Mode::parse(&a.progress, a.quiet)?;
-    super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
+    let dockerfile_text =
+        super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {
         match kv.split_once('=') {
@@ -197,7 +198,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     build_cache::import(&store, &cache_from, &client, quiet);
     let req = BuildRequest {
         dockerfile: a.file.clone(),
-        dockerfile_text: None,
+        dockerfile_text,
         context: a.context.clone(),
         build_args,
         target: a.target.clone(),
