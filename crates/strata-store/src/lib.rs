@@ -39,6 +39,6 @@ pub use fsutil::FileLock;
 pub use gc::PruneReport;
 pub use meta::{CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta};
 pub use mount::RootfsMount;
-pub use snapshot::{chain_ids, Snapshotter};
+pub use snapshot::{chain_ids, Snapshotter, UnpackProgress};
 pub use store::Store;
 pub use strata_oci::Digest;
