@@ -14,7 +14,7 @@ use crate::build::{BuildError, Builder};
 use crate::cache::{CacheKey, LayerRef, StepRecord};
 use crate::config::{go_quoted_list, CommandForm, Healthcheck, ImageConfigDoc};
 use crate::events::{Event, EventKind};
-use crate::stage_files::FileStep;
+use crate::stage_files::{FileStep, Prepared};
 
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
@@ -136,12 +136,15 @@ impl Builder<'_> {
                 }
             }
         };
+        let mut scope = StageScope::new(self.plan, idx, &st.config.env_pairs());
+        // The base's layers are unpacked here, on FROM, when a step of the
+        // stage will mount them (not when every such step is cached).
+        self.unpack_base(stage, &st, &scope, deps, first)
+            .map_err(|e| self.step_error(&from_ctx, e, None))?;
         (self.events)(Event::now(EventKind::StepDone {
             step: first,
             duration: started.elapsed(),
         }));
-
-        let mut scope = StageScope::new(self.plan, idx, &st.config.env_pairs());
 
         // ONBUILD triggers of the base run first, then are cleared.
         if let Some(triggers) = st.config.config.on_build.take() {
@@ -245,35 +248,8 @@ impl Builder<'_> {
             .resolve(step)
             .map_err(|e| self.step_error(s, e.to_string(), None))?;
         let err = |m: String| self.step_error(s, m, None);
-
-        // The definition that keys the step, plus its input digests.
-        let mut def = json!({
-            "instr": serde_json::to_value(&resolved).unwrap_or_default(),
-            "workdir": st.config.workdir(),
-            "user": st.config.config.user,
-            "shell": st.config.shell(),
-            "cmd_set": st.cmd_set,
-        });
-        if let Resolved::Run { .. } = &resolved {
-            def["env"] = json!(st.config.config.env);
-            def["build_args"] = json!(self.recorded_build_args(scope));
-        }
-        if let Resolved::Run { mounts, .. } = &resolved {
-            // What bind mounts show the command is an input as much as a
-            // COPY's sources: their content goes into the key.
-            let inputs = self.bind_mount_inputs(mounts, deps).map_err(err)?;
-            if !inputs.is_empty() {
-                def["mount_inputs"] = json!(inputs);
-            }
-        }
+        let (key, def, prepared) = self.step_key(st, scope, &resolved, deps).map_err(err)?;
         let file_step = FileStep::of(&resolved);
-        let mut prepared = None;
-        if let Some(f) = &file_step {
-            let p = self.prepare_files(f, deps).map_err(err)?;
-            def["input"] = json!(p.digest);
-            prepared = Some(p);
-        }
-        let key = CacheKey::derive(Some(&st.key), &def);
 
         if !self.no_cache {
             if let Some(rec) = self.cache_lookup(&key) {
@@ -423,6 +399,47 @@ impl Builder<'_> {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *st = next;
         Ok(link_cached)
+    }
+
+    /// The cache key of the resolved step `resolved` on the state `st`
+    /// (`scope` has resolved it): its definition plus its input digests,
+    /// chained to the state's key. Also returns the definition and, for a
+    /// file step, its fetched inputs.
+    pub(crate) fn step_key(
+        &self,
+        st: &StageState,
+        scope: &StageScope,
+        resolved: &Resolved,
+        deps: &BTreeMap<usize, StageState>,
+    ) -> Result<(CacheKey, serde_json::Value, Option<Prepared>), String> {
+        // The definition that keys the step, plus its input digests.
+        let mut def = json!({
+            "instr": serde_json::to_value(resolved).unwrap_or_default(),
+            "workdir": st.config.workdir(),
+            "user": st.config.config.user,
+            "shell": st.config.shell(),
+            "cmd_set": st.cmd_set,
+        });
+        if let Resolved::Run { .. } = resolved {
+            def["env"] = json!(st.config.config.env);
+            def["build_args"] = json!(self.recorded_build_args(scope));
+        }
+        if let Resolved::Run { mounts, .. } = resolved {
+            // What bind mounts show the command is an input as much as a
+            // COPY's sources: their content goes into the key.
+            let inputs = self.bind_mount_inputs(mounts, deps)?;
+            if !inputs.is_empty() {
+                def["mount_inputs"] = json!(inputs);
+            }
+        }
+        let mut prepared = None;
+        if let Some(f) = FileStep::of(resolved) {
+            let p = self.prepare_files(&f, deps)?;
+            def["input"] = json!(p.digest);
+            prepared = Some(p);
+        }
+        let key = CacheKey::derive(Some(&st.key), &def);
+        Ok((key, def, prepared))
     }
 
     /// The build args a RUN records (its cache key and its history's

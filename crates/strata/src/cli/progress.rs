@@ -3,7 +3,7 @@
 //! time and the last lines of RUN output), `rawjson` (one JSON event per
 //! line) and quiet (nothing).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -57,6 +57,8 @@ struct State {
     tty: Option<MultiProgress>,
     steps: HashMap<usize, TtyStep>,
     names: HashMap<usize, String>,
+    /// Steps whose unpack was announced (plain mode).
+    unpacking: HashSet<usize>,
 }
 
 /// Receives engine events (from any thread) and renders them.
@@ -76,6 +78,7 @@ impl Renderer {
                 tty,
                 steps: HashMap::new(),
                 names: HashMap::new(),
+                unpacking: HashSet::new(),
             }),
         }
     }
@@ -137,8 +140,58 @@ fn plain(st: &mut State, ev: &Event) {
         EventKind::StageSkipped { stage } => {
             writeln!(err, "#0 skipping stage {stage} (not needed by the target)")
         }
+        // One line when the unpack starts and one per layer done; the
+        // byte counts in between are for the tty bar.
+        EventKind::Unpack {
+            step,
+            layers_done,
+            layers_total,
+            bytes_total,
+            layer,
+            layer_size,
+            ..
+        } => {
+            if st.unpacking.insert(*step) {
+                let _ = writeln!(
+                    err,
+                    "#{step} {elapsed:.3} unpacking {layers_total} layers ({})",
+                    human_bytes(*bytes_total)
+                );
+            }
+            match (layer, layer_size) {
+                (Some(layer), Some(size)) => writeln!(
+                    err,
+                    "#{step} {elapsed:.3} unpacked layer {layers_done}/{layers_total} {} ({})",
+                    short_digest(layer),
+                    human_bytes(*size)
+                ),
+                _ => Ok(()),
+            }
+        }
         EventKind::BuildDone { .. } => Ok(()),
     };
+}
+
+/// `sha256:0123456789ab` (the first 12 hex digits).
+fn short_digest(d: &str) -> &str {
+    let end = d.find(':').map_or(0, |i| i + 1) + 12;
+    d.get(..end).unwrap_or(d)
+}
+
+/// Bytes as Docker shows sizes (decimal units, `12.3MB`).
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
 }
 
 fn tty(st: &mut State, ev: &Event) {
@@ -217,6 +270,30 @@ fn tty(st: &mut State, ev: &Event) {
             let _ = mp.println(format!(
                 "pulled {reference} ({downloaded} layers downloaded)"
             ));
+        }
+        EventKind::Unpack {
+            step,
+            layers_done,
+            layers_total,
+            bytes_done,
+            bytes_total,
+            ..
+        } => {
+            if let Some(s) = st.steps.get_mut(step) {
+                if s.bar.length().is_none() {
+                    s.bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {msg}\n    unpacking [{bar:30}] {bytes}/{total_bytes} {prefix}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    s.bar.set_length(*bytes_total);
+                }
+                s.bar.set_position(*bytes_done);
+                s.bar
+                    .set_prefix(format!("layer {layers_done}/{layers_total}"));
+            }
         }
         EventKind::StageSkipped { .. } | EventKind::BuildDone { .. } => {}
     }
