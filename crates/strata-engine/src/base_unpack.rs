@@ -150,7 +150,9 @@ impl Builder<'_> {
                 if !self.named.contains_key(&name.to_ascii_lowercase()))
         };
         match r {
-            Resolved::Run { mounts, .. } => !mounts.iter().any(|m| unresolved_image(m.from.as_ref())),
+            Resolved::Run { mounts, .. } => {
+                !mounts.iter().any(|m| unresolved_image(m.from.as_ref()))
+            }
             _ => match FileStep::of(r) {
                 Some(f) => {
                     !unresolved_image(f.from)

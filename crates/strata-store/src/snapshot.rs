@@ -273,11 +273,34 @@ impl Snapshotter {
         size: u64,
         tally: &Tally<'_>,
     ) -> Result<()> {
+        // One unpack of a layer at a time: a concurrent build preparing the
+        // same chain waits here and then finds the snapshot, instead of
+        // unpacking it a second time. Only an optimisation: the rename
+        // below is what keeps two unpacks of one layer correct.
+        let lock_path = self.tmp.join(format!("unpack-{}", chain_id.hex()));
+        let lock = FileLock::exclusive(&lock_path)?;
         if self.exists(chain_id) {
             // Committed by a concurrent build since it was claimed.
+            drop(lock);
             tally.layer_done(diff_id, size, 0);
             return Ok(());
         }
+        let result = self.unpack_locked(chain_id, diff_id, blob, size, tally);
+        // Removed while held: a waiter holds the old inode and then finds
+        // the snapshot; a newcomer creates a new file.
+        let _ = fs::remove_file(&lock_path);
+        drop(lock);
+        result
+    }
+
+    fn unpack_locked(
+        &self,
+        chain_id: &Digest,
+        diff_id: &Digest,
+        blob: &Digest,
+        size: u64,
+        tally: &Tally<'_>,
+    ) -> Result<()> {
         let tmp = self.tmp.join(fsutil::unique_name("snap"));
         fsutil::create_dir_all(&tmp.join("fs"))?;
         let guard = File::open(&tmp).ctx("open snapshot temp dir", &tmp)?;
@@ -483,7 +506,11 @@ mod tests {
                     fs::read_link(&p).unwrap().display().to_string()
                 } else if m.is_file() {
                     let first = inodes.entry(m.ino()).or_insert_with(|| rel.clone());
-                    format!("{} {}", hex::encode(Sha256::digest(fs::read(&p).unwrap())), first)
+                    format!(
+                        "{} {}",
+                        hex::encode(Sha256::digest(fs::read(&p).unwrap())),
+                        first
+                    )
                 } else {
                     String::new()
                 };
@@ -565,11 +592,69 @@ mod tests {
             reports.push(finished.len());
         }
         assert_eq!(trees[0], trees[1]);
+        let _ = reports;
         // The whiteouts and the opaque markers are there, per layer.
         let second = trees[0][1].join("\n");
-        assert!(second.contains("usr/lib/a.so 20000 0:0 0 rdev=0"), "{second}");
-        assert!(second.contains("var/cache 40755 0:0 0 rdev=0 [(\"opaque\""), "{second}");
-        assert!(trees[0][2].iter().any(|l| l.starts_with("opt ") && l.contains("opaque")));
+        assert!(
+            second.contains("usr/lib/a.so 20000 0:0 0 rdev=0"),
+            "{second}"
+        );
+        assert!(
+            second.contains("var/cache 40755 0:0 0 rdev=0 [(\"opaque\""),
+            "{second}"
+        );
+        assert!(trees[0][2]
+            .iter()
+            .any(|l| l.starts_with("opt ") && l.contains("opaque")));
         assert!(!trees[0][0].iter().any(|l| l.contains("opaque")));
+    }
+
+    #[test]
+    fn concurrent_prepares_of_one_chain_all_succeed_and_leave_nothing_behind() {
+        let t = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(&t.path().join("store")).unwrap();
+        let chain: Vec<(Digest, Digest)> = (0..4)
+            .map(|i| {
+                let name = format!("f{i}");
+                let body = format!("layer {i}\n");
+                layer(&store, &[(name.as_str(), body.as_str()), ("d", "dir")])
+            })
+            .collect();
+        let unpacked = AtomicUsize::new(0);
+        let count = |p: &UnpackProgress| {
+            if p.finished.is_some() {
+                unpacked.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        let results: Vec<Vec<PathBuf>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let lease = store.lease("test").unwrap();
+                        store
+                            .snapshotter()
+                            .prepare_inner(&chain, Some(&lease), Some(&count), 2)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().all(|r| r == &results[0]));
+        for (i, dir) in results[0].iter().enumerate() {
+            assert_eq!(
+                fs::read_to_string(dir.join(format!("f{i}"))).unwrap(),
+                format!("layer {i}\n").repeat(1000)
+            );
+        }
+        // Every prepare reports each missing layer done (waiters too).
+        assert!(unpacked.load(Ordering::SeqCst) >= 4);
+        assert_eq!(store.snapshotter().list().unwrap().len(), 4);
+        assert!(store.snapshotter().strays().unwrap().is_empty());
+        let left: Vec<_> = fs::read_dir(store.tmp_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "left in tmp: {left:?}");
     }
 }

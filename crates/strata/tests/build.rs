@@ -425,7 +425,10 @@ fn first_build_on_a_freshly_loaded_base_unpacks_under_from() {
     assert!(unpacks.iter().all(|e| e["step"] == 1), "{unpacks:?}");
     let done: Vec<_> = unpacks.iter().filter(|e| e["layer"].is_string()).collect();
     assert_eq!(done.len(), 4, "one event per layer: {unpacks:?}");
-    let last = done.iter().max_by_key(|e| e["layers_done"].as_u64()).unwrap();
+    let last = done
+        .iter()
+        .max_by_key(|e| e["layers_done"].as_u64())
+        .unwrap();
     assert_eq!(last["layers_done"], 4);
     assert_eq!(last["layers_total"], 4);
     assert_eq!(last["bytes_done"], last["bytes_total"]);
@@ -454,14 +457,25 @@ fn first_build_on_a_freshly_loaded_base_unpacks_under_from() {
     let third = build(&root);
     assert!(unpack_events(&third).is_empty(), "{third:?}");
     assert!(third.iter().any(|e| e["type"] == "cached"));
-    assert_eq!(snapshot_count(&root), 0, "a cached build unpacked something");
+    assert_eq!(
+        snapshot_count(&root),
+        0,
+        "a cached build unpacked something"
+    );
 
     // A stage that mounts nothing (metadata only) unpacks nothing.
     let (_r2, root2) = freshly_loaded_base(&archive);
     let meta = context(&[("Dockerfile", "FROM base\nENV A=1\nLABEL l=v\nCMD [\"x\"]\n")]);
     let o = strata(
         &root2,
-        &["build", "-t", "meta", "--progress", "rawjson", &path_str(meta.path())],
+        &[
+            "build",
+            "-t",
+            "meta",
+            "--progress",
+            "rawjson",
+            &path_str(meta.path()),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(unpack_events(&events(&stdout(&o))).is_empty());
@@ -481,7 +495,9 @@ fn first_build_on_a_freshly_loaded_base_unpacks_under_from() {
         .filter(|l| l.starts_with("#1 ") && l.contains(" unpacked layer "))
         .collect();
     assert_eq!(per_layer.len(), 4, "{err}");
-    assert!(per_layer.iter().any(|l| l.contains("unpacked layer 4/4 sha256:")));
+    assert!(per_layer
+        .iter()
+        .any(|l| l.contains("unpacked layer 4/4 sha256:")));
     assert!(at("#1 DONE").unwrap() > start, "{err}");
     assert!(lines
         .iter()
