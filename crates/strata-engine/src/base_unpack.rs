@@ -155,8 +155,8 @@ impl Builder<'_> {
             }
             _ => match FileStep::of(r) {
                 Some(f) => {
-                    !unresolved_image(f.from)
-                        && !(f.instruction == "ADD" && f.srcs.iter().any(|s| is_remote(s)))
+                    let fetches = f.instruction == "ADD" && f.srcs.iter().any(|s| is_remote(s));
+                    !fetches && !unresolved_image(f.from)
                 }
                 None => true,
             },

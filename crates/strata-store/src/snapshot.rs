@@ -471,7 +471,7 @@ mod tests {
                 body => {
                     let data = body.repeat(1000 + i * 37);
                     h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(0o640 | (i as u32 % 2) * 0o111);
+                    h.set_mode(0o640 | ((i as u32 % 2) * 0o111));
                     h.set_size(data.len() as u64);
                     b.append_data(&mut h, path, data.as_bytes()).unwrap();
                 }
