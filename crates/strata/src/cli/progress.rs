@@ -283,7 +283,7 @@ fn tty(st: &mut State, ev: &Event) {
                 if s.bar.length().is_none() {
                     s.bar.set_style(
                         ProgressStyle::with_template(
-                            "{spinner} {msg}\n    unpacking [{bar:30}] {bytes}/{total_bytes} {prefix}",
+                            "{spinner} {msg}\n    unpacking [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {prefix}",
                         )
                         .unwrap_or_else(|_| ProgressStyle::default_bar())
                         .progress_chars("=> "),
@@ -292,7 +292,7 @@ fn tty(st: &mut State, ev: &Event) {
                 }
                 s.bar.set_position(*bytes_done);
                 s.bar
-                    .set_prefix(format!("layer {layers_done}/{layers_total}"));
+                    .set_prefix(format!("({layers_done}/{layers_total} layers)"));
             }
         }
         EventKind::StageSkipped { .. } | EventKind::BuildDone { .. } => {}
