@@ -6,7 +6,11 @@
 //! verified: the rename is the commit, so a half-unpacked layer is never
 //! visible. Each snapshot holds only its own layer (whiteouts as overlay
 //! whiteouts), so the layers of one chain are independent and unpacked in
-//! parallel; the overlay mount stacks them.
+//! parallel (biggest blob first, each streamed from its blob, progress
+//! reported in blob bytes and layers); the overlay mount stacks them.
+//! `ROOT/tmp/unpack-<chain-hex>` is flocked while a layer unpacks, so a
+//! concurrent build needing the same layer waits for it instead of
+//! unpacking it again.
 
 use std::fs::{self, File};
 use std::io::Read;
