@@ -22,7 +22,7 @@ use sha2::{Digest as _, Sha256};
 use strata_oci::Digest;
 
 use crate::blobs::BlobStore;
-use crate::diff::{apply_layer, ApplyMode};
+use crate::diff::{apply_layer, apply_layer_known, ApplyMode};
 use crate::error::{IoCtx, Result, StoreError};
 use crate::fsutil::{self, FileLock};
 use crate::meta::Lease;
@@ -283,15 +283,15 @@ impl Snapshotter {
         // below is what keeps two unpacks of one layer correct.
         let lock_path = self.tmp.join(format!("unpack-{}", chain_id.hex()));
         let lock = FileLock::exclusive(&lock_path)?;
-        if self.exists(chain_id) {
+        let result = if self.exists(chain_id) {
             // Committed by a concurrent build since it was claimed.
-            drop(lock);
             tally.layer_done(diff_id, size, 0);
-            return Ok(());
-        }
-        let result = self.unpack_locked(chain_id, diff_id, blob, size, tally);
+            Ok(())
+        } else {
+            self.unpack_locked(chain_id, diff_id, blob, size, tally)
+        };
         // Removed while held: a waiter holds the old inode and then finds
-        // the snapshot; a newcomer creates a new file.
+        // the snapshot; a newcomer creates a new file (and removes it too).
         let _ = fs::remove_file(&lock_path);
         drop(lock);
         result
@@ -317,7 +317,15 @@ impl Snapshotter {
                 read: &mut read,
                 tally,
             };
-            let stats = apply_layer(&mut data, &tmp.join("fs"), ApplyMode::OverlayReady)?;
+            let dest = tmp.join("fs");
+            let stats = if blob == diff_id {
+                // An uncompressed layer (as `load` stores docker-archive
+                // layers): the blob store verified this digest when the
+                // blob was written, so it is not hashed a second time.
+                apply_layer_known(&mut data, &dest, ApplyMode::OverlayReady, diff_id)?
+            } else {
+                apply_layer(&mut data, &dest, ApplyMode::OverlayReady)?
+            };
             if &stats.diff_id != diff_id {
                 return Err(StoreError::DiffIdMismatch {
                     expected: diff_id.clone(),
@@ -447,6 +455,12 @@ mod tests {
     /// A gzipped layer tar of `entries` (path, kind), stored as a blob;
     /// returns (diff ID, blob digest).
     fn layer(store: &crate::Store, entries: &[(&str, &str)]) -> (Digest, Digest) {
+        layer_as(store, entries, true)
+    }
+
+    /// [`layer`], gzipped or not (then the blob digest is the diff ID, as
+    /// for the layers `load` takes from a docker-archive).
+    fn layer_as(store: &crate::Store, entries: &[(&str, &str)], gzip: bool) -> (Digest, Digest) {
         let mut b = tar::Builder::new(Vec::new());
         for (i, (path, kind)) in entries.iter().enumerate() {
             let mut h = tar::Header::new_gnu();
@@ -483,6 +497,11 @@ mod tests {
         }
         let tar = b.into_inner().unwrap();
         let diff_id = Digest::sha256_of(&tar);
+        if !gzip {
+            let (blob, _) = store.blobs().put(None, &tar).unwrap();
+            assert_eq!(blob, diff_id);
+            return (diff_id, blob);
+        }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tar).unwrap();
         let (blob, _) = store.blobs().put(None, &gz.finish().unwrap()).unwrap();
@@ -569,7 +588,12 @@ mod tests {
         for workers in [1, 3] {
             let root = t.path().join(format!("w{workers}"));
             let store = crate::Store::open(&root).unwrap();
-            let chain: Vec<(Digest, Digest)> = layers.iter().map(|l| layer(&store, l)).collect();
+            // Odd layers uncompressed (not hashed again on unpack).
+            let chain: Vec<(Digest, Digest)> = layers
+                .iter()
+                .enumerate()
+                .map(|(i, l)| layer_as(&store, l, i % 2 == 0))
+                .collect();
             let seen = Mutex::new(Vec::new());
             let report = |p: &UnpackProgress| seen.lock().unwrap().push(p.clone());
             let lease = store.lease("test").unwrap();
