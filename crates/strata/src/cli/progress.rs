@@ -298,3 +298,21 @@ fn tty(st: &mut State, ev: &Event) {
         EventKind::StageSkipped { .. } | EventKind::BuildDone { .. } => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpack_lines_show_short_digests_and_decimal_sizes() {
+        assert_eq!(
+            short_digest("sha256:c12edac5c75e67555d90858a932dd47d121640f1084e36c7ff523816979b92f5"),
+            "sha256:c12edac5c75e"
+        );
+        assert_eq!(short_digest("sha256:abc"), "sha256:abc");
+        assert_eq!(human_bytes(999), "999B");
+        assert_eq!(human_bytes(10_200), "10.2kB");
+        assert_eq!(human_bytes(994_600_000), "994.6MB");
+        assert_eq!(human_bytes(1_500_000_000), "1.5GB");
+    }
+}
