@@ -11,7 +11,7 @@
 //! half-way, so the live lines are replaced by CANCELLED ones, the total
 //! line is printed and strata exits with 130 (no stale spinner is left).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -75,6 +75,8 @@ struct State {
     done: bool,
     /// The total line was printed.
     ended: bool,
+    /// Steps whose unpack was announced (plain mode).
+    unpacking: HashSet<usize>,
 }
 
 /// Set by the SIGINT/SIGTERM handler the renderer installs.
@@ -168,6 +170,7 @@ impl Renderer {
             finished: 0,
             done: false,
             ended: false,
+            unpacking: HashSet::new(),
         }));
         let interrupt = Arc::new(Interrupt::install());
         // Outside a RUN nothing else notices the signal: this thread ends
@@ -373,6 +376,34 @@ fn plain(st: &mut State, ev: &Event, cancelled: bool) {
         EventKind::StageSkipped { stage } => {
             writeln!(err, "#0 skipping stage {stage} (not needed by the target)")
         }
+        // One line when the unpack starts and one per layer done; the
+        // byte counts in between are for the tty bar.
+        EventKind::Unpack {
+            step,
+            layers_done,
+            layers_total,
+            bytes_total,
+            layer,
+            layer_size,
+            ..
+        } => {
+            if st.unpacking.insert(*step) {
+                let _ = writeln!(
+                    err,
+                    "#{step} {elapsed:.3} unpacking {layers_total} layers ({})",
+                    human_bytes(*bytes_total)
+                );
+            }
+            match (layer, layer_size) {
+                (Some(layer), Some(size)) => writeln!(
+                    err,
+                    "#{step} {elapsed:.3} unpacked layer {layers_done}/{layers_total} {} ({})",
+                    short_digest(layer),
+                    human_bytes(*size)
+                ),
+                _ => Ok(()),
+            }
+        }
         EventKind::BuildDone { .. } => Ok(()),
     };
 }
@@ -382,6 +413,28 @@ fn plain(st: &mut State, ev: &Event, cancelled: bool) {
 fn under(s: &TtyStep) -> String {
     let tail: Vec<String> = s.tail.iter().map(|l| format!("\n    > {l}")).collect();
     format!("{}{}", s.miss, tail.concat())
+}
+
+/// `sha256:0123456789ab` (the first 12 hex digits).
+fn short_digest(d: &str) -> &str {
+    let end = d.find(':').map_or(0, |i| i + 1) + 12;
+    d.get(..end).unwrap_or(d)
+}
+
+/// Bytes as Docker shows sizes (decimal units, `12.3MB`).
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", units[u])
+    }
 }
 
 fn tty(st: &mut State, ev: &Event, cancelled: bool) {
@@ -467,6 +520,48 @@ fn tty(st: &mut State, ev: &Event, cancelled: bool) {
                 "pulled {reference} ({downloaded} layers downloaded)"
             ));
         }
+        EventKind::Unpack {
+            step,
+            layers_done,
+            layers_total,
+            bytes_done,
+            bytes_total,
+            ..
+        } => {
+            if let Some(s) = st.steps.get_mut(step) {
+                if s.bar.length().is_none() {
+                    s.bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {msg}\n    unpacking [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {prefix}",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    );
+                    s.bar.set_length(*bytes_total);
+                }
+                s.bar.set_position(*bytes_done);
+                s.bar
+                    .set_prefix(format!("({layers_done}/{layers_total} layers)"));
+            }
+        }
         EventKind::StageSkipped { .. } | EventKind::BuildDone { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unpack_lines_show_short_digests_and_decimal_sizes() {
+        assert_eq!(
+            short_digest("sha256:c12edac5c75e67555d90858a932dd47d121640f1084e36c7ff523816979b92f5"),
+            "sha256:c12edac5c75e"
+        );
+        assert_eq!(short_digest("sha256:abc"), "sha256:abc");
+        assert_eq!(human_bytes(999), "999B");
+        assert_eq!(human_bytes(10_200), "10.2kB");
+        assert_eq!(human_bytes(994_600_000), "994.6MB");
+        assert_eq!(human_bytes(1_500_000_000), "1.5GB");
     }
 }
