@@ -98,10 +98,13 @@ impl Builder<'_> {
             stage: label.clone(),
             name: from_ctx.name.clone(),
         }));
-        let platform = stage
-            .platform
-            .clone()
-            .unwrap_or_else(|| format!("linux/{}", crate::config::host_architecture()));
+        // The stage's platform: its `FROM --platform`, else the target's.
+        let stage_platform = match stage.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => strata_oci::Platform::parse(p)
+                .map_err(|e| self.step_error(&from_ctx, format!("FROM --platform: {e}"), None))?,
+            None => self.platform.clone(),
+        };
+        let platform = stage_platform.to_string();
         // What keyed the base (to explain a miss of the step below).
         let mut base_id = None;
         let mut st = match &stage.base {
@@ -124,7 +127,7 @@ impl Builder<'_> {
             Base::Image(name) => {
                 let img = self
                     .images
-                    .resolve(name, self.events)
+                    .resolve_for(name, &stage_platform, self.events)
                     .and_then(|id| {
                         crate::images::load_image(self.store, &id.to_string())
                             .map_err(|e| e.to_string())
@@ -148,6 +151,12 @@ impl Builder<'_> {
                 }
             }
         };
+        if !matches!(stage.base, Base::Stage(_)) {
+            // The image states the stage's platform (scratch and bases alike).
+            st.config.os = stage_platform.os.clone();
+            st.config.architecture = stage_platform.architecture.clone();
+            st.config.variant = stage_platform.variant.clone();
+        }
         (self.events)(Event::now(EventKind::StepDone {
             step: first,
             duration: started.elapsed(),
@@ -402,6 +411,10 @@ impl Builder<'_> {
                 mounts,
                 ..
             } => {
+                let os = &st.config.os;
+                let arch = &st.config.architecture;
+                let variant = st.config.variant.as_deref();
+                strata_runtime::binfmt::check_can_run(os, arch, variant).map_err(err)?;
                 let layer = self.run_instruction(
                     st, scope, s, command, heredocs, mounts, network, deps, c, &created,
                 )?;

@@ -202,7 +202,7 @@ impl Builder<'_> {
                     format!("image {name}"),
                 ),
                 None => {
-                    let id = self.images.resolve(name, self.events)?.to_string();
+                    let id = self.images.resolve_for(name, &self.platform, self.events)?.to_string();
                     (Origin::Image(id.clone()), id, format!("image {name}"))
                 }
             },

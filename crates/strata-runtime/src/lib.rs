@@ -56,6 +56,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub mod binfmt;
 pub mod rootless;
 mod runc;
 pub mod seccomp;

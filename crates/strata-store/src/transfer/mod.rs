@@ -10,6 +10,7 @@
 //! blobs published (under a lease) and the images registered. A truncated
 //! or corrupt archive leaves the store exactly as it was.
 
+mod index;
 mod import;
 mod load;
 mod pipe;
@@ -23,6 +24,7 @@ use crate::meta::{ImageRecord, LayerRecord, Lease};
 use crate::store::Store;
 
 pub use import::import_layer;
+pub use index::{image_platform, index_entries, resolve_image_for, tag_index, IndexEntry};
 pub use load::{load_archive, load_layout_dir, register_images, LoadedImage};
 pub use save::{save_images, ArchiveFormat, ImageToExport, StoreBlobs};
 pub use sink::{scan_layer, LayerScan, StagingSink};

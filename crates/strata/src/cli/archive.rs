@@ -169,10 +169,16 @@ fn import_config(
     changes: &[strata_frontend::Resolved],
     message: Option<&str>,
     diff_id: &strata_oci::Digest,
+    platform: Option<&strata_oci::Platform>,
 ) -> anyhow::Result<Raw<ImageConfig>> {
     let mut doc = ImageConfigDoc::scratch();
     doc.config.env = None;
     doc.architecture = host_architecture().to_string();
+    if let Some(p) = platform {
+        doc.os = p.os.clone();
+        doc.architecture = p.architecture.clone();
+        doc.variant = p.variant.clone();
+    }
     changes::apply(&mut doc, changes)?;
     let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
     doc.created = Some(now.clone());
@@ -188,6 +194,12 @@ fn import_config(
 
 pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     let changes = changes::parse(&a.changes)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(strata_oci::Platform::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
     let name = match &a.name {
         Some(n) => Some(Reference::parse(n).with_context(|| format!("invalid image name {n:?}"))?),
         None => None,
@@ -206,7 +218,7 @@ pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     };
     let layer = transfer::import_layer(&store, &mut input, &what, Some(&lease))
         .with_context(|| format!("import {what}"))?;
-    let config = import_config(&changes, a.message.as_deref(), &layer.diff_id)?;
+    let config = import_config(&changes, a.message.as_deref(), &layer.diff_id, platform.as_ref())?;
     let id = transfer::commit_image(&store, &config, &[layer.to_record()], Some(&lease))?;
     if let Some(n) = name {
         store.meta().tag(&n.to_string(), &id)?;

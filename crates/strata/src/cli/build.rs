@@ -73,6 +73,9 @@ pub struct BuildArgs {
     /// After the build, print why each step that ran missed the cache (one line per step)
     #[arg(long)]
     pub why_miss: bool,
+    /// Target platforms, comma-separated or repeated: linux/amd64,linux/arm64 (default: the host's)
+    #[arg(long = "platform", value_delimiter = ',')]
+    pub platforms: Vec<String>,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -155,6 +158,12 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
             client: client.clone(),
             ..Default::default()
         },
+        platforms: a
+            .platforms
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);
@@ -167,14 +176,37 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         Ok(out) => {
             build_cache::export(&store, &cache_to, &out, &client, quiet)?;
             for o in &outputs {
-                strata_engine::output::export(&store, &out.image_id, &out.tags, o)
-                    .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+                match (&out.index, o) {
+                    // Several platforms into a directory: one subdirectory each.
+                    (Some((_, images)), strata_engine::output::OutputSpec::Local(dir)) => {
+                        for (p, id) in images {
+                            let sub = dir.join(p.to_string().replace('/', "_"));
+                            strata_engine::output::export_local(&store, id, &sub)
+                                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+                        }
+                    }
+                    _ => strata_engine::output::export(&store, &out.image_id, &out.tags, o)
+                        .map_err(|e| anyhow::anyhow!("--output: {e}"))?,
+                }
             }
             match mode {
-                progress::Mode::Quiet => println!("{}", out.image_id),
+                progress::Mode::Quiet => match &out.index {
+                    Some((d, _)) => println!("{d}"),
+                    None => println!("{}", out.image_id),
+                },
                 progress::Mode::RawJson => {}
                 _ => {
-                    let mut line = format!("built image {}", out.image_id);
+                    let mut line = match &out.index {
+                        Some((d, images)) => format!(
+                            "built index {d} ({})",
+                            images
+                                .iter()
+                                .map(|(p, id)| format!("{p}: {id}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None => format!("built image {}", out.image_id),
+                    };
                     if !out.tags.is_empty() {
                         line.push_str(&format!(", tagged {}", out.tags.join(", ")));
                     }

@@ -127,6 +127,9 @@ pub struct ImportArgs {
     /// Commit message
     #[arg(short, long)]
     pub message: Option<String>,
+    /// The platform the root filesystem is for, os/arch[/variant] (default: the host's)
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 pub use super::archive::{import, load, save};
