@@ -141,7 +141,10 @@ pub fn check_can_run_in(
         Some(v) => format!("{os}/{arch}/{v}"),
         None => format!("{os}/{arch}"),
     };
-    if os != "linux" {
+    if arch.is_empty() {
+        return Ok(());
+    }
+    if os != "linux" && !os.is_empty() {
         return Err(format!(
             "cannot run programs for platform {platform}: only linux containers run here"
         ));

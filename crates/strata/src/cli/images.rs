@@ -176,8 +176,13 @@ fn ls_rows(store: &Store) -> anyhow::Result<(Vec<ImageInfo>, Vec<LsRow>)> {
             i.id.clone(),
         )
     });
+    // A multi-platform tag is shown once (its default platform's image).
+    let members = store.meta().index_member_images()?;
     let mut rows = Vec::new();
     for (i, img) in images.iter().enumerate() {
+        if img.tags.is_empty() && members.contains(&img.id) {
+            continue;
+        }
         if img.tags.is_empty() {
             rows.push((i, "<none>".into(), "<none>".into()));
         }
@@ -347,7 +352,18 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     let mut missing = Vec::new();
     for name in &a.images {
         match resolve_image(&store, name)? {
-            Some(id) => all.push(inspect_one(&store, &id)?),
+            Some(id) => {
+                let mut v = inspect_one(&store, &id)?;
+                // A multi-platform tag: its index and platforms.
+                if let Some((d, entries)) = strata_store::transfer::index_entries(&store, name)? {
+                    v["Index"] = json!(d.to_string());
+                    v["Platforms"] = json!(entries
+                        .iter()
+                        .map(|e| json!({"Platform": e.platform.to_string(), "Id": e.image.to_string()}))
+                        .collect::<Vec<_>>());
+                }
+                all.push(v)
+            }
             None => missing.push(name.clone()),
         }
     }
