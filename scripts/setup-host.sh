@@ -10,7 +10,8 @@ if [ "$MODE" = demo ]; then
   PACKAGES=(runc busybox-static golang-go)
 else
   PACKAGES=(runc busybox-static golang-go docker.io skopeo docker-registry
-            apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2)
+            apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2
+            qemu-user-static)
 fi
 
 missing=()
@@ -28,6 +29,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_opts=(-o DPkg::Lock::Timeout=600)
   apt-get "${apt_opts[@]}" update -qq
   DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The arm64 busybox the multi-platform tests use (tests/platforms.rs):
+# Debian's busybox-static:arm64, unpacked once; the foreign architecture is
+# removed again so apt stays single-arch. No binfmt-support: the tests (or
+# `strata binfmt install`) register qemu with the F flag themselves.
+ARM64_BUSYBOX=/var/cache/strata-ci/busybox-arm64
+if [ "$MODE" != demo ] && [ "$(id -u)" -eq 0 ] && [ ! -x "$ARM64_BUSYBOX/bin/busybox" ]; then
+  tmp=$(mktemp -d)
+  dpkg --add-architecture arm64
+  if apt-get -o DPkg::Lock::Timeout=600 update -qq && (cd "$tmp" && apt-get download -qq busybox-static:arm64); then
+    mkdir -p "$ARM64_BUSYBOX" && dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$ARM64_BUSYBOX"
+  else
+    echo "setup-host: could not download busybox-static:arm64 (multi-platform tests will skip)" >&2
+  fi
+  dpkg --remove-architecture arm64
+  apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+  rm -rf "$tmp"
 fi
 
 # dockerd for the compatibility suite (Docker's classic builder is the oracle).
