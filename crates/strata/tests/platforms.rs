@@ -227,6 +227,27 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(out.join("linux_arm64/arch.txt")).unwrap(), "aarch64\n");
     assert_eq!(std::fs::read_to_string(out.join("linux_amd64/arch.txt")).unwrap(), "x86_64\n");
+
+    // save --format oci keeps the index; a load into an empty store gets
+    // the same two-platform tag back.
+    let archive = tmp.path().join("multi.tar");
+    let o = strata(&root, &["save", "--format", "oci", "-o", &path_str(&archive), "multi:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root2 = tmp.path().join("loaded");
+    let o = strata(&root2, &["load", "-i", &path_str(&archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root2, &["run", "--rm", "--platform", "linux/arm64", "multi:1", "cat", "/arch.txt"]);
+    assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
+    // save --platform: that platform's image only (docker format).
+    let one = tmp.path().join("arm.tar");
+    let o = strata(&root, &["save", "--platform", "linux/arm64", "-o", &path_str(&one), "multi:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root3 = tmp.path().join("one");
+    let o = strata(&root3, &["load", "-i", &path_str(&one)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root3, &["inspect", "multi:1"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Architecture"], "arm64", "{v}");
 }
 
 #[test]

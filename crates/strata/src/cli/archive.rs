@@ -35,6 +35,34 @@ pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
             transfer::load_archive(&store, stdin.lock()).context("load from stdin")?
         }
     };
+    // A name several images of the archive carry (an OCI index of several
+    // platforms): one multi-platform tag.
+    let mut by_name: std::collections::BTreeMap<&str, Vec<&strata_oci::Digest>> =
+        Default::default();
+    for img in &loaded {
+        for n in &img.names {
+            let v = by_name.entry(n.as_str()).or_default();
+            if !v.contains(&&img.id) {
+                v.push(&img.id);
+            }
+        }
+    }
+    let mut loaded = loaded.clone();
+    for (name, ids) in by_name.iter().filter(|(_, ids)| ids.len() > 1) {
+        let entries = ids
+            .iter()
+            .map(|id| {
+                Ok(transfer::IndexEntry {
+                    platform: transfer::image_platform(&store, id)?,
+                    image: (*id).clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, transfer::TransferError>>()?;
+        transfer::tag_index(&store, name, &entries, None)?;
+        for img in loaded.iter_mut() {
+            img.moved.retain(|(n, prev)| n != name || !ids.contains(&prev));
+        }
+    }
     if !a.quiet {
         print_loaded(&loaded)?;
     }
@@ -92,11 +120,55 @@ pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
         f => bail!("--format {f:?}: use docker or oci"),
     };
     let store = open_store(g)?;
-    let images: Vec<ImageToExport> = a
-        .images
-        .iter()
-        .map(|n| export_of(&store, n))
-        .collect::<anyhow::Result<_>>()?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(strata_oci::Platform::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    let mut images: Vec<ImageToExport> = Vec::new();
+    let mut indexes: Vec<transfer::IndexToExport> = Vec::new();
+    for n in &a.images {
+        let entries = transfer::index_entries(&store, n)?;
+        match (&platform, entries) {
+            // An OCI archive keeps a multi-platform image whole.
+            (None, Some((index, entries))) if format == ArchiveFormat::Oci => {
+                indexes.push(transfer::IndexToExport {
+                    index,
+                    members: entries.into_iter().map(|e| e.image).collect(),
+                    names: Reference::parse(n).into_iter().collect(),
+                })
+            }
+            (Some(p), Some(_)) => {
+                let id = transfer::resolve_image_for(&store, n, p)?
+                    .with_context(|| format!("No such image: {n}"))?;
+                images.push(ImageToExport {
+                    id,
+                    names: Reference::parse(n).into_iter().collect(),
+                });
+            }
+            _ => images.push(export_of(&store, n)?),
+        }
+    }
+    if !indexes.is_empty() {
+        let path = a
+            .output
+            .as_ref()
+            .context("saving a multi-platform image needs -o FILE")?;
+        let tmp = path.with_extension("strata-partial");
+        let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+        let mut w = BufWriter::with_capacity(256 * 1024, f);
+        let r = transfer::save_oci_with_indexes(&store, &mut w, &images, &indexes)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| w.flush().map_err(anyhow::Error::from));
+        drop(w);
+        if let Err(e) = r {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))?;
+        return Ok(0);
+    }
     match &a.output {
         Some(path) => save_to_file(&store, path, &images, format)?,
         None => {

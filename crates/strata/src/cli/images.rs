@@ -111,6 +111,9 @@ pub struct SaveArgs {
     /// Archive format: docker or oci
     #[arg(long, default_value = "docker")]
     pub format: String,
+    /// For multi-platform images: save only this platform's image (default: the host's; with --format oci, the whole index)
+    #[arg(long)]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
