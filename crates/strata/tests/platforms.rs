@@ -326,3 +326,38 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
     assert_eq!(v[0]["Id"].as_str().unwrap(), arm_id);
     assert_eq!(v[0]["Architecture"], "arm64");
 }
+
+#[test]
+fn scratch_stages_state_the_target_platform_and_key_it() {
+    if !support::can_run() {
+        return;
+    }
+    let (_tmp, root) = root_dir();
+    let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY a.txt /\n"), ("a.txt", "a\n")]);
+    let config_of = |name: &str| {
+        let o = strata(&root, &["inspect", name]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (
+            v[0]["Architecture"].as_str().unwrap_or("").to_string(),
+            v[0]["Variant"].as_str().unwrap_or("").to_string(),
+            v[0]["Id"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let o = build_with(&root, ctx.path(), "s:arm64", &["--platform", "linux/aarch64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = build_with(&root, ctx.path(), "s:armv7", &["--platform", "linux/arm/v7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = build_with(&root, ctx.path(), "s:host", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (a, av, a_id) = config_of("s:arm64");
+    let (b, bv, b_id) = config_of("s:armv7");
+    let (c, _, c_id) = config_of("s:host");
+    assert_eq!((a.as_str(), av.as_str()), ("arm64", ""));
+    assert_eq!((b.as_str(), bv.as_str()), ("arm", "v7"));
+    assert_eq!(c, "amd64");
+    assert!(a_id != b_id && b_id != c_id && a_id != c_id);
+    // A bad --platform is refused with the expected form.
+    let o = build_with(&root, ctx.path(), "s:bad", &["--platform", "linux/"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("os/arch[/variant]"), "{}", stderr(&o));
+}

@@ -16,7 +16,7 @@ use super::Global;
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
     pub name: String,
-    /// Platform to pick from a manifest list (default linux/amd64)
+    /// Platform to pick from a manifest list (default: the host's)
     #[arg(long)]
     pub platform: Option<String>,
     #[arg(short, long)]
