@@ -55,11 +55,7 @@ impl<'a> ImageResolver<'a> {
     /// The image ID `name` stands for in this build, for the platform the
     /// pull options name (else the host's).
     pub(crate) fn resolve(&self, name: &str, events: EventSink<'_>) -> Result<Digest, String> {
-        let platform = self
-            .options
-            .platform
-            .clone()
-            .unwrap_or_else(Platform::host);
+        let platform = self.options.platform.clone().unwrap_or_else(Platform::host);
         self.resolve_for(name, &platform, events)
     }
 

@@ -114,8 +114,11 @@ impl Platform {
             }
             _ => return Err(bad()),
         };
-        if !(os.chars().chain(arch.chars()).chain(variant.unwrap_or("").chars()))
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        if !(os
+            .chars()
+            .chain(arch.chars())
+            .chain(variant.unwrap_or("").chars()))
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
         {
             return Err(bad());
         }
@@ -171,10 +174,7 @@ fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>)
             // amd64/v1 is the default and dropped.
             variant.filter(|v| v != "v1"),
         ),
-        "aarch64" | "arm64" => (
-            "arm64".into(),
-            variant.filter(|v| v != "8" && v != "v8"),
-        ),
+        "aarch64" | "arm64" => ("arm64".into(), variant.filter(|v| v != "8" && v != "v8")),
         "armhf" => ("arm".into(), Some("v7".into())),
         "armel" => ("arm".into(), Some("v6".into())),
         "arm" => {
@@ -228,7 +228,8 @@ mod tests {
         for bad in ["", "/", "linux/", "a/b/c/d", "linux/am d64", "linux/arm64/"] {
             assert!(Platform::parse(bad).is_err(), "{bad:?}");
         }
-        assert!(Platform::new("linux", "arm64", Some("v8")).matches(&Platform::parse("linux/aarch64").unwrap()));
+        assert!(Platform::new("linux", "arm64", Some("v8"))
+            .matches(&Platform::parse("linux/aarch64").unwrap()));
         assert!(!Platform::linux_amd64().matches(&Platform::parse("linux/arm64").unwrap()));
     }
 

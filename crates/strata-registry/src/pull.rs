@@ -95,10 +95,7 @@ pub fn pull_with(
     // What an earlier pull killed with SIGKILL left (SIGINT and SIGTERM
     // clean up on their way out; see the CLI): best effort.
     let _ = store.remove_dead_temp_blobs();
-    let wanted = options
-        .platform
-        .clone()
-        .unwrap_or_else(Platform::host);
+    let wanted = options.platform.clone().unwrap_or_else(Platform::host);
     let reporter = Reporter::new(options.progress);
     let top_ref = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),

@@ -265,7 +265,9 @@ pub fn install(dir: &Path, conf_dir: &Path) -> Result<Vec<Installed>, String> {
             let mut replaced = false;
             if existing.exists() {
                 let e = list_in(dir).into_iter().find(|e| e.name == name);
-                if e.as_ref().is_some_and(|e| e.enabled && e.flags.contains('F')) {
+                if e.as_ref()
+                    .is_some_and(|e| e.enabled && e.flags.contains('F'))
+                {
                     out.push(Installed::Present(name));
                     continue;
                 }
@@ -292,8 +294,8 @@ pub fn remove(dir: &Path, name: &str) -> Result<(), String> {
 
 fn mount_binfmt_misc(dir: &Path) -> Result<(), String> {
     use std::ffi::CString;
-    let target = CString::new(dir.as_os_str().to_string_lossy().as_bytes())
-        .map_err(|e| e.to_string())?;
+    let target =
+        CString::new(dir.as_os_str().to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
     let fstype = CString::new("binfmt_misc").expect("no nul");
     // SAFETY: valid NUL-terminated strings; no data argument.
     let rc = unsafe {
@@ -325,7 +327,8 @@ mod tests {
         let (n, r) = with_fix_binary(l).unwrap();
         assert_eq!(n, "qemu-aarch64");
         assert_eq!(r, l);
-        let (_, r) = with_fix_binary(":qemu-s390x:M::\\x7f:\\xff:/usr/bin/qemu-s390x-static:PO").unwrap();
+        let (_, r) =
+            with_fix_binary(":qemu-s390x:M::\\x7f:\\xff:/usr/bin/qemu-s390x-static:PO").unwrap();
         assert!(r.ends_with(":POF"), "{r}");
         assert!(with_fix_binary("# comment").is_none());
         assert!(with_fix_binary("").is_none());
@@ -336,7 +339,12 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         // Not mounted.
         let e = check_can_run_in(d.path(), "linux", "s390x", None).unwrap_err();
-        assert!(e.contains("linux/s390x") && e.contains("not mounted") && e.contains("strata binfmt install"), "{e}");
+        assert!(
+            e.contains("linux/s390x")
+                && e.contains("not mounted")
+                && e.contains("strata binfmt install"),
+            "{e}"
+        );
         fs::write(d.path().join("register"), "").unwrap();
         let e = check_can_run_in(d.path(), "linux", "s390x", None).unwrap_err();
         assert!(e.contains("no binfmt_misc entry for qemu-s390x"), "{e}");

@@ -350,8 +350,8 @@ fn a_fifo_in_the_temp_dir_never_blocks_gc() {
 
 #[test]
 fn a_multi_platform_tag_keeps_every_platform_and_its_index_until_retagged() {
-    use strata_store::transfer::{index_entries, resolve_image_for, tag_index, IndexEntry};
     use strata_oci::Platform;
+    use strata_store::transfer::{index_entries, resolve_image_for, tag_index, IndexEntry};
     let t = tempfile::tempdir().unwrap();
     let store = Store::open(t.path()).unwrap();
     let amd = image(&store, "amd", None);
@@ -371,13 +371,22 @@ fn a_multi_platform_tag_keeps_every_platform_and_its_index_until_retagged() {
     ];
     let index = tag_index(&store, name, &entries, None).unwrap();
     // The plain tag is the host's platform; each platform resolves to its own.
-    assert_eq!(store.meta().resolve_tag(name).unwrap(), Some(amd.id.clone()));
+    assert_eq!(
+        store.meta().resolve_tag(name).unwrap(),
+        Some(amd.id.clone())
+    );
     let arm64 = Platform::parse("linux/arm64/v8").unwrap();
-    assert_eq!(resolve_image_for(&store, "multi:1", &arm64).unwrap(), Some(arm.id.clone()));
+    assert_eq!(
+        resolve_image_for(&store, "multi:1", &arm64).unwrap(),
+        Some(arm.id.clone())
+    );
     let e = resolve_image_for(&store, "multi:1", &Platform::parse("linux/s390x").unwrap())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("linux/s390x") && e.contains("linux/arm64, linux/amd64"), "{e}");
+    assert!(
+        e.contains("linux/s390x") && e.contains("linux/arm64, linux/amd64"),
+        "{e}"
+    );
     let (d, got) = index_entries(&store, "multi:1").unwrap().unwrap();
     assert_eq!(d, index);
     assert_eq!(got.len(), 2);

@@ -10,7 +10,6 @@
 //! the kernel refuses the binfmt registration.
 
 #[path = "../../strata-registry/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod registry_support;
 mod support;
 
@@ -101,7 +100,13 @@ fn two_platform_base(root: &Path, scratch: &Path) -> (String, String) {
     let b = import(&arm, "linux/aarch64", "busybox-arm64");
     let o = strata(
         root,
-        &["manifest", "create", "busybox:1.35", "busybox-amd64", "busybox-arm64"],
+        &[
+            "manifest",
+            "create",
+            "busybox:1.35",
+            "busybox-amd64",
+            "busybox-arm64",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     (a, b)
@@ -176,7 +181,10 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     assert_eq!(run("linux/arm64", &["cat", "/arch.txt"]), "aarch64\n");
     assert_eq!(run("linux/amd64", &["cat", "/arch.txt"]), "x86_64\n");
     assert_eq!(run("linux/arm64", &["cat", "/target.txt"]), "linux/arm64\n");
-    assert_eq!(run("linux/arm64", &["cat", "/tools.txt"]), "built-on-x86_64\n");
+    assert_eq!(
+        run("linux/arm64", &["cat", "/tools.txt"]),
+        "built-on-x86_64\n"
+    );
     assert_eq!(run("linux/arm64", &["cat", "/which"]), "arm one\n");
     assert_eq!(run("linux/amd64", &["cat", "/which"]), "amd64\n");
     // Without --platform: the host's.
@@ -213,7 +221,12 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     let o = build_with(&root, ctx.path(), "multi:1", &plat);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = executed(&o);
-    assert_eq!(m, ["[final-arm64 2/2] COPY arm.txt /which"], "{}", stderr(&o));
+    assert_eq!(
+        m,
+        ["[final-arm64 2/2] COPY arm.txt /which"],
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(run("linux/arm64", &["cat", "/which"]), "arm two\n");
 
     // --output type=local with two platforms: one directory each.
@@ -222,25 +235,67 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
         &root,
         ctx.path(),
         "multi:1",
-        &["--platform", "linux/amd64,linux/arm64", "-o", &format!("type=local,dest={}", out.display())],
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(std::fs::read_to_string(out.join("linux_arm64/arch.txt")).unwrap(), "aarch64\n");
-    assert_eq!(std::fs::read_to_string(out.join("linux_amd64/arch.txt")).unwrap(), "x86_64\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("linux_arm64/arch.txt")).unwrap(),
+        "aarch64\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("linux_amd64/arch.txt")).unwrap(),
+        "x86_64\n"
+    );
 
     // save --format oci keeps the index; a load into an empty store gets
     // the same two-platform tag back.
     let archive = tmp.path().join("multi.tar");
-    let o = strata(&root, &["save", "--format", "oci", "-o", &path_str(&archive), "multi:1"]);
+    let o = strata(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            &path_str(&archive),
+            "multi:1",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let root2 = tmp.path().join("loaded");
     let o = strata(&root2, &["load", "-i", &path_str(&archive)]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = strata(&root2, &["run", "--rm", "--platform", "linux/arm64", "multi:1", "cat", "/arch.txt"]);
+    let o = strata(
+        &root2,
+        &[
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            "multi:1",
+            "cat",
+            "/arch.txt",
+        ],
+    );
     assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
     // save --platform: that platform's image only (docker format).
     let one = tmp.path().join("arm.tar");
-    let o = strata(&root, &["save", "--platform", "linux/arm64", "-o", &path_str(&one), "multi:1"]);
+    let o = strata(
+        &root,
+        &[
+            "save",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            &path_str(&one),
+            "multi:1",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let root3 = tmp.path().join("one");
     let o = strata(&root3, &["load", "-i", &path_str(&one)]);
@@ -260,7 +315,16 @@ fn a_run_for_a_platform_without_an_emulator_fails_naming_it_and_the_fix() {
     // The content does not matter: the check comes before runc.
     let tar = tmp.path().join("s390x.tar");
     busybox_tar(Path::new("/bin/busybox"), &tar);
-    let o = strata(&root, &["import", "--platform", "linux/s390x", &path_str(&tar), "base-s390x"]);
+    let o = strata(
+        &root,
+        &[
+            "import",
+            "--platform",
+            "linux/s390x",
+            &path_str(&tar),
+            "base-s390x",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let dir = Path::new(strata_runtime::binfmt::BINFMT_MISC);
     let had = dir.join("qemu-s390x").exists();
@@ -268,14 +332,24 @@ fn a_run_for_a_platform_without_an_emulator_fails_naming_it_and_the_fix() {
         strata_runtime::binfmt::remove(dir, "qemu-s390x").unwrap();
     }
     let ctx = context(&[("Dockerfile", "FROM base-s390x\nRUN true\n")]);
-    let o = build_with(&root, ctx.path(), "s390x-app", &["--platform", "linux/s390x"]);
+    let o = build_with(
+        &root,
+        ctx.path(),
+        "s390x-app",
+        &["--platform", "linux/s390x"],
+    );
     if had {
-        let _ = Command::new(env!("CARGO_BIN_EXE_strata")).args(["binfmt", "install"]).output();
+        let _ = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["binfmt", "install"])
+            .output();
     }
     assert!(!o.status.success());
     let e = stderr(&o);
     assert!(e.contains("linux/s390x"), "{e}");
-    assert!(e.contains("apt-get install qemu-user-static") && e.contains("strata binfmt install"), "{e}");
+    assert!(
+        e.contains("apt-get install qemu-user-static") && e.contains("strata binfmt install"),
+        "{e}"
+    );
     assert!(!e.contains("no such file or directory"), "{e}");
 }
 
@@ -294,7 +368,12 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
         "FROM busybox:1.35\nRUN uname -m > /arch.txt\n",
     )]);
     let name = format!("{host}/multi/app:1");
-    let o = build_with(&root, ctx.path(), &name, &["--platform", "linux/amd64,linux/arm64"]);
+    let o = build_with(
+        &root,
+        ctx.path(),
+        &name,
+        &["--platform", "linux/amd64,linux/arm64"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = strata(&root, &["inspect", &name]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -333,7 +412,10 @@ fn scratch_stages_state_the_target_platform_and_key_it() {
         return;
     }
     let (_tmp, root) = root_dir();
-    let ctx = context(&[("Dockerfile", "FROM scratch\nCOPY a.txt /\n"), ("a.txt", "a\n")]);
+    let ctx = context(&[
+        ("Dockerfile", "FROM scratch\nCOPY a.txt /\n"),
+        ("a.txt", "a\n"),
+    ]);
     let config_of = |name: &str| {
         let o = strata(&root, &["inspect", name]);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -343,9 +425,19 @@ fn scratch_stages_state_the_target_platform_and_key_it() {
             v[0]["Id"].as_str().unwrap_or("").to_string(),
         )
     };
-    let o = build_with(&root, ctx.path(), "s:arm64", &["--platform", "linux/aarch64"]);
+    let o = build_with(
+        &root,
+        ctx.path(),
+        "s:arm64",
+        &["--platform", "linux/aarch64"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = build_with(&root, ctx.path(), "s:armv7", &["--platform", "linux/arm/v7"]);
+    let o = build_with(
+        &root,
+        ctx.path(),
+        "s:armv7",
+        &["--platform", "linux/arm/v7"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let o = build_with(&root, ctx.path(), "s:host", &[]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -200,14 +200,21 @@ fn write_layout(
         if written.insert(ix.digest.clone()) {
             out.blob(&ix.digest, ix.bytes.len() as u64, &mut &ix.bytes[..])?;
         }
-        let desc = Descriptor::new(ix.media_type.clone(), ix.digest.clone(), ix.bytes.len() as u64);
+        let desc = Descriptor::new(
+            ix.media_type.clone(),
+            ix.digest.clone(),
+            ix.bytes.len() as u64,
+        );
         if ix.names.is_empty() {
             index_entries.push(desc.clone());
         }
         for name in &ix.names {
             let mut d = desc.clone();
             let mut ann = BTreeMap::new();
-            ann.insert(annotations::CONTAINERD_IMAGE_NAME.to_string(), name.to_string());
+            ann.insert(
+                annotations::CONTAINERD_IMAGE_NAME.to_string(),
+                name.to_string(),
+            );
             if let Some(tag) = name.tag() {
                 ann.insert(annotations::REF_NAME.to_string(), tag.to_string());
             }

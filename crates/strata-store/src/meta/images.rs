@@ -38,6 +38,10 @@ pub struct ImageRecord {
     pub created: String,
 }
 
+/// A multi-platform tag: the index blob's digest and its (platform,
+/// image) entries in order.
+pub type IndexTag = (Digest, Vec<(String, Digest)>);
+
 /// An image as stored, with its tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {
@@ -348,21 +352,21 @@ impl Meta {
 
     /// The index a tag stands for, when it is multi-platform: the index
     /// blob's digest and its (platform, image) entries in order.
-    pub fn index_tag(&self, name: &str) -> Result<Option<(Digest, Vec<(String, Digest)>)>> {
+    pub fn index_tag(&self, name: &str) -> Result<Option<IndexTag>> {
         self.with_conn("resolve index tag", |c| {
             let rows: Vec<(String, Digest, Digest)> = c
                 .prepare(
                     "SELECT platform, image_id, index_digest FROM index_tags
                      WHERE name = ?1 ORDER BY position",
                 )?
-                .query_map([name], |r| Ok((r.get(0)?, col_digest(r, 1)?, col_digest(r, 2)?)))?
+                .query_map([name], |r| {
+                    Ok((r.get(0)?, col_digest(r, 1)?, col_digest(r, 2)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
-            Ok(rows.first().map(|(_, _, d)| d.clone()).map(|d| {
-                (
-                    d,
-                    rows.into_iter().map(|(p, id, _)| (p, id)).collect(),
-                )
-            }))
+            Ok(rows
+                .first()
+                .map(|(_, _, d)| d.clone())
+                .map(|d| (d, rows.into_iter().map(|(p, id, _)| (p, id)).collect())))
         })
     }
 

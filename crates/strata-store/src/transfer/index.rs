@@ -26,9 +26,22 @@ pub fn image_platform(store: &Store, image: &Digest) -> Result<Platform> {
         .map_err(|e| TransferError::Invalid(format!("config of image {image}: {e}")))?;
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let (os, arch, variant) = (s("os"), s("architecture"), s("variant"));
-    let os = if os.is_empty() { "linux".to_string() } else { os };
-    let arch = if arch.is_empty() { "amd64".to_string() } else { arch };
-    Ok(Platform::new(&os, &arch, (!variant.is_empty()).then_some(variant.as_str())).normalized())
+    let os = if os.is_empty() {
+        "linux".to_string()
+    } else {
+        os
+    };
+    let arch = if arch.is_empty() {
+        "amd64".to_string()
+    } else {
+        arch
+    };
+    Ok(Platform::new(
+        &os,
+        &arch,
+        (!variant.is_empty()).then_some(variant.as_str()),
+    )
+    .normalized())
 }
 
 /// Writes the index over `entries` (one per platform; a later duplicate
@@ -53,7 +66,9 @@ pub fn tag_index(
         }
     }
     if uniq.is_empty() {
-        return Err(TransferError::Invalid(format!("{name}: an index needs at least one image")));
+        return Err(TransferError::Invalid(format!(
+            "{name}: an index needs at least one image"
+        )));
     }
     let mut descs = Vec::new();
     let mut all_docker = true;
@@ -63,7 +78,11 @@ pub fn tag_index(
         })?;
         all_docker &= info.manifest_media_type == media_types::DOCKER_MANIFEST;
         let size = store.blobs().size(&info.manifest_digest)?;
-        let mut d = Descriptor::new(&info.manifest_media_type, info.manifest_digest.clone(), size);
+        let mut d = Descriptor::new(
+            &info.manifest_media_type,
+            info.manifest_digest.clone(),
+            size,
+        );
         d.platform = Some(e.platform.clone());
         descs.push(d);
     }

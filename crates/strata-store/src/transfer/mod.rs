@@ -10,8 +10,8 @@
 //! blobs published (under a lease) and the images registered. A truncated
 //! or corrupt archive leaves the store exactly as it was.
 
-mod index;
 mod import;
+mod index;
 mod load;
 mod pipe;
 mod save;

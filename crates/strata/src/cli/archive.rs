@@ -60,7 +60,8 @@ pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
             .collect::<Result<Vec<_>, transfer::TransferError>>()?;
         transfer::tag_index(&store, name, &entries, None)?;
         for img in loaded.iter_mut() {
-            img.moved.retain(|(n, prev)| n != name || !ids.contains(&prev));
+            img.moved
+                .retain(|(n, prev)| n != name || !ids.contains(&prev));
         }
     }
     if !a.quiet {
@@ -290,7 +291,12 @@ pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     };
     let layer = transfer::import_layer(&store, &mut input, &what, Some(&lease))
         .with_context(|| format!("import {what}"))?;
-    let config = import_config(&changes, a.message.as_deref(), &layer.diff_id, platform.as_ref())?;
+    let config = import_config(
+        &changes,
+        a.message.as_deref(),
+        &layer.diff_id,
+        platform.as_ref(),
+    )?;
     let id = transfer::commit_image(&store, &config, &[layer.to_record()], Some(&lease))?;
     if let Some(n) = name {
         store.meta().tag(&n.to_string(), &id)?;

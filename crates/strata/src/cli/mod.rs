@@ -114,7 +114,9 @@ impl Command {
     /// and the registry logins; a dry-run build does not either).
     pub fn uses_store(&self) -> bool {
         match self {
-            Command::Check(_) | Command::Login(_) | Command::Logout(_) | Command::Binfmt(_) => false,
+            Command::Check(_) | Command::Login(_) | Command::Logout(_) | Command::Binfmt(_) => {
+                false
+            }
             Command::Build(a) => !a.dry_run,
             _ => true,
         }

@@ -55,7 +55,8 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     let image = match &a.platform {
         Some(p) => {
-            let p = strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+            let p =
+                strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
             let id = strata_store::transfer::resolve_image_for(&store, &a.image, &p)?
                 .with_context(|| format!("No such image: {}", a.image))?;
             images::load_image(&store, &id.to_string())?
