@@ -453,3 +453,97 @@ fn scratch_stages_state_the_target_platform_and_key_it() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("os/arch[/variant]"), "{}", stderr(&o));
 }
+
+/// The tutorial cross-compiled: the Go toolchain (linux/amd64 only) runs
+/// on the build platform, `GOARCH=$TARGETARCH` builds each target's binary;
+/// the arm64 image's program is an aarch64 ELF and runs under emulation.
+#[test]
+fn the_tutorial_cross_compiles_for_arm64_on_the_build_platform() {
+    let _g = BINFMT.lock().unwrap_or_else(|p| p.into_inner());
+    if !ready() {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = repo.join("scripts/make-base-rootfs.sh");
+    let (tmp, root) = root_dir();
+    let dir = tmp.path().join("bases");
+    let o = Command::new(&script).arg(&dir).output().unwrap();
+    assert!(o.status.success(), "make-base-rootfs: {}", stderr(&o));
+    let changes = |img: &str| -> Vec<String> {
+        let o = Command::new(&script)
+            .args(["--print-changes", img])
+            .output()
+            .unwrap();
+        stdout(&o).lines().map(str::to_string).collect()
+    };
+    let import = |tar: &Path, platform: &str, tag: &str, img: &str| {
+        let tar = path_str(tar);
+        let mut args = vec!["import", "--platform", platform, tar.as_str(), tag];
+        let ch = changes(img);
+        for c in &ch {
+            args.push("--change");
+            args.push(c);
+        }
+        let o = strata(&root, &args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    import(
+        &dir.join("golang.tar"),
+        "linux/amd64",
+        "golang:1.19",
+        "golang",
+    );
+    import(
+        &dir.join("busybox.tar"),
+        "linux/amd64",
+        "busybox-amd64",
+        "busybox",
+    );
+    let arm = tmp.path().join("arm64.tar");
+    busybox_tar(Path::new(ARM64_BUSYBOX), &arm);
+    import(&arm, "linux/arm64", "busybox-arm64", "busybox");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let o = strata(
+        &root,
+        &[
+            "manifest",
+            "create",
+            "busybox:1.35",
+            "busybox-amd64",
+            "busybox-arm64",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let ctx = repo.join("examples/tutorial/Multi_Platform");
+    let out = tmp.path().join("out");
+    let o = build_with(
+        &root,
+        &ctx,
+        "app:multi",
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=local,dest={}", out.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // e_machine (offset 18): 0xb7 aarch64, 0x3e x86-64.
+    let machine = |p: &str| {
+        let b = std::fs::read(out.join(p)).unwrap();
+        assert_eq!(&b[..4], b"\x7fELF");
+        u16::from_le_bytes([b[18], b[19]])
+    };
+    assert_eq!(machine("linux_arm64/root/app"), 0xb7);
+    assert_eq!(machine("linux_amd64/root/app"), 0x3e);
+    for p in ["linux/arm64", "linux/amd64"] {
+        let o = strata(&root, &["run", "--rm", "--platform", p, "app:multi"]);
+        assert_eq!(
+            stdout(&o),
+            "DevOps is the \u{1F410}\n",
+            "{p}: {}",
+            stderr(&o)
+        );
+    }
+}
