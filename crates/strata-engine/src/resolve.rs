@@ -102,7 +102,9 @@ impl<'a> ImageResolver<'a> {
             (PullPolicy::Always, None) => true,
         };
         if !wants_pull {
-            return local.ok_or_else(|| ImageError::NotFound(name.to_string()).to_string());
+            let id = local.ok_or_else(|| ImageError::NotFound(name.to_string()).to_string())?;
+            self.check_platform(name, &id, platform)?;
+            return Ok(id);
         }
         let reference =
             Reference::parse(name).map_err(|e| format!("invalid image reference {name:?}: {e}"))?;
@@ -131,6 +133,28 @@ impl<'a> ImageResolver<'a> {
                 ),
             }),
         }
+    }
+}
+
+impl ImageResolver<'_> {
+    /// A single-platform image for another OS or architecture than the
+    /// stage is refused (its programs would be labelled with the wrong
+    /// platform); an image named by its ID is taken as asked.
+    fn check_platform(&self, name: &str, id: &Digest, platform: &Platform) -> Result<(), String> {
+        if names_an_id(name, id) {
+            return Ok(());
+        }
+        let Ok(have) = strata_store::transfer::image_platform(self.store, id) else {
+            return Ok(());
+        };
+        if have.os == platform.os && have.architecture == platform.architecture {
+            return Ok(());
+        }
+        Err(format!(
+            "image {name} is for platform {have}, not {platform} (the platform of this stage): \
+             give it a {platform} variant (strata pull --platform {platform} NAME, or strata import --platform \
+             and strata manifest create/add), or set FROM --platform"
+        ))
     }
 }
 

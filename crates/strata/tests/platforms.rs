@@ -452,6 +452,20 @@ fn scratch_stages_state_the_target_platform_and_key_it() {
     let o = build_with(&root, ctx.path(), "s:bad", &["--platform", "linux/"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("os/arch[/variant]"), "{}", stderr(&o));
+
+    // A single-platform base of another architecture is refused, naming both.
+    let tar = _tmp.path().join("amd64.tar");
+    busybox_tar(Path::new("/bin/busybox"), &tar);
+    let o = strata(&root, &["import", &path_str(&tar), "only-amd64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ctx = context(&[("Dockerfile", "FROM only-amd64\nRUN true\n")]);
+    let o = build_with(&root, ctx.path(), "x", &["--platform", "linux/arm64"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("only-amd64 is for platform linux/amd64, not linux/arm64"),
+        "{e}"
+    );
 }
 
 /// The tutorial cross-compiled: the Go toolchain (linux/amd64 only) runs
