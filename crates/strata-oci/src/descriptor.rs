@@ -107,7 +107,8 @@ impl Platform {
             )
         };
         let (os, arch, variant) = match parts.as_slice() {
-            [arch] if !arch.is_empty() => ("linux", *arch, None),
+            // A bare architecture means linux (a bare OS is refused).
+            [arch] if KNOWN_ARCHES.contains(arch) => ("linux", *arch, None),
             [os, arch] if !os.is_empty() && !arch.is_empty() => (*os, *arch, None),
             [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
                 (*os, *arch, Some(*v))
@@ -163,6 +164,12 @@ impl Platform {
         a.os == b.os && a.architecture == b.architecture && a.variant == b.variant
     }
 }
+
+/// Architectures `Platform::parse` takes alone (as linux).
+const KNOWN_ARCHES: &[&str] = &[
+    "amd64", "x86_64", "x86-64", "arm64", "aarch64", "arm", "armhf", "armel", "386", "i386",
+    "i686", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64", "loong64",
+];
 
 /// containerd's architecture/variant normalization.
 fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
@@ -225,7 +232,15 @@ mod tests {
         assert_eq!(p("linux/arm/v6"), "linux/arm/v6");
         assert_eq!(p("linux/i386"), "linux/386");
         assert_eq!(p("linux/s390x"), "linux/s390x");
-        for bad in ["", "/", "linux/", "a/b/c/d", "linux/am d64", "linux/arm64/"] {
+        for bad in [
+            "",
+            "/",
+            "linux",
+            "linux/",
+            "a/b/c/d",
+            "linux/am d64",
+            "linux/arm64/",
+        ] {
             assert!(Platform::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Platform::new("linux", "arm64", Some("v8"))

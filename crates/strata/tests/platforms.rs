@@ -561,3 +561,66 @@ fn the_tutorial_cross_compiles_for_arm64_on_the_build_platform() {
         );
     }
 }
+
+#[test]
+fn manifest_create_add_and_inspect_combine_local_images() {
+    if !support::can_run() {
+        return;
+    }
+    let (tmp, root) = root_dir();
+    let tar = tmp.path().join("rootfs.tar");
+    busybox_tar(Path::new("/bin/busybox"), &tar);
+    let mut ids = Vec::new();
+    for (p, n) in [
+        ("linux/amd64", "x-amd64"),
+        ("linux/arm64/v8", "x-arm64"),
+        ("linux/armhf", "x-arm"),
+    ] {
+        let o = strata(&root, &["import", "--platform", p, &path_str(&tar), n]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        ids.push(stdout(&o).trim().to_string());
+    }
+    let o = strata(&root, &["manifest", "create", "x:multi", "x-amd64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["manifest", "add", "x:multi", "x-arm64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["manifest", "add", "x:multi", "x-arm"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["manifest", "inspect", "x:multi"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let plats: Vec<String> = v["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            let mut s = format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            );
+            if let Some(var) = p["variant"].as_str() {
+                s.push('/');
+                s.push_str(var);
+            }
+            s
+        })
+        .collect();
+    assert_eq!(plats, ["linux/amd64", "linux/arm64", "linux/arm/v7"], "{v}");
+    // Shown once, as the host's image.
+    let o = strata(&root, &["images"]);
+    let listing = stdout(&o);
+    let rows: Vec<&str> = listing.lines().filter(|l| l.starts_with("x ")).collect();
+    assert_eq!(rows.len(), 1, "{listing}");
+    assert!(
+        rows[0].contains(&ids[0]["sha256:".len().."sha256:".len() + 12]),
+        "{listing}"
+    );
+    // Re-adding a platform replaces its entry.
+    let o = strata(&root, &["manifest", "add", "x:multi", "x-amd64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["inspect", "x:multi"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Platforms"].as_array().unwrap().len(), 3, "{v}");
+}
