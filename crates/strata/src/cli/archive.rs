@@ -151,34 +151,19 @@ pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
             _ => images.push(export_of(&store, n)?),
         }
     }
-    if !indexes.is_empty() {
-        let path = a
-            .output
-            .as_ref()
-            .context("saving a multi-platform image needs -o FILE")?;
-        let tmp = path.with_extension("strata-partial");
-        let f = File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
-        let mut w = BufWriter::with_capacity(256 * 1024, f);
-        let r = transfer::save_oci_with_indexes(&store, &mut w, &images, &indexes)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| w.flush().map_err(anyhow::Error::from));
-        drop(w);
-        if let Err(e) = r {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))?;
-        return Ok(0);
-    }
     match &a.output {
-        Some(path) => save_to_file(&store, path, &images, format)?,
+        Some(path) => save_to_file(&store, path, &images, &indexes, format)?,
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
                 bail!("cowardly refusing to write an image archive to a terminal: use -o FILE or redirect stdout");
             }
             let mut w = BufWriter::with_capacity(256 * 1024, stdout.lock());
-            transfer::save_images(&store, &mut w, &images, format)?;
+            if indexes.is_empty() {
+                transfer::save_images(&store, &mut w, &images, format)?;
+            } else {
+                transfer::save_oci_with_indexes(&store, &mut w, &images, &indexes)?;
+            }
             w.flush().context("write the archive to stdout")?;
         }
     }
@@ -194,6 +179,7 @@ fn save_to_file(
     store: &strata_store::Store,
     path: &Path,
     images: &[ImageToExport],
+    indexes: &[transfer::IndexToExport],
     format: ArchiveFormat,
 ) -> anyhow::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
@@ -225,7 +211,11 @@ fn save_to_file(
         f.set_len(0)
             .with_context(|| format!("truncate {}", tmp.display()))?;
         let mut w = BufWriter::with_capacity(256 * 1024, f);
-        transfer::save_images(store, &mut w, images, format)?;
+        if indexes.is_empty() {
+            transfer::save_images(store, &mut w, images, format)?;
+        } else {
+            transfer::save_oci_with_indexes(store, &mut w, images, indexes)?;
+        }
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))
