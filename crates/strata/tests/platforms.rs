@@ -617,6 +617,12 @@ fn manifest_create_add_and_inspect_combine_local_images() {
         rows[0].contains(&ids[0]["sha256:".len().."sha256:".len() + 12]),
         "{listing}"
     );
+    // `tag` copies the whole multi-platform tag.
+    let o = strata(&root, &["tag", "x:multi", "y:copy"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["inspect", "y:copy"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Platforms"].as_array().unwrap().len(), 3, "{v}");
     // Re-adding a platform replaces its entry.
     let o = strata(&root, &["manifest", "add", "x:multi", "x-amd64"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -305,7 +305,15 @@ pub fn tag(g: &Global, a: TagArgs) -> anyhow::Result<u8> {
             a.target
         );
     }
-    store.meta().tag(&target.to_string(), &id)?;
+    // A multi-platform tag is tagged whole.
+    match strata_store::transfer::index_entries(&store, &a.source)? {
+        Some((_, entries)) => {
+            strata_store::transfer::tag_index(&store, &target.to_string(), &entries, None)?;
+        }
+        None => {
+            store.meta().tag(&target.to_string(), &id)?;
+        }
+    }
     Ok(0)
 }
 
