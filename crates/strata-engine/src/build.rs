@@ -260,22 +260,13 @@ pub fn build(
             })
             .collect();
         // The index blob, leased like the images until tagged.
-        let mut digest = None;
+        let (digest, _) =
+            strata_store::transfer::write_index(store, &entries, Some(&lease)).map_err(other)?;
         for t in &req.tags {
             let full = crate::images::normalize(t).map_err(other)?;
-            digest = Some(
-                strata_store::transfer::tag_index(store, &full, &entries, Some(&lease))
-                    .map_err(other)?,
-            );
+            strata_store::transfer::tag_index(store, &full, &entries, Some(&lease))
+                .map_err(other)?;
         }
-        let digest = match digest {
-            Some(d) => d,
-            None => {
-                let bytes = serde_json::to_vec(&strata_oci::ImageIndex::docker(Vec::new()))
-                    .expect("index serializes");
-                Digest::sha256_of(&bytes)
-            }
-        };
         Some((
             digest,
             outputs

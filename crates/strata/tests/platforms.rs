@@ -252,6 +252,47 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
         "x86_64\n"
     );
 
+    // type=oci: the index with both images; type=tar: a directory each.
+    let oci = tmp.path().join("out.oci.tar");
+    let tar = tmp.path().join("out.tar");
+    let o = build_with(
+        &root,
+        ctx.path(),
+        "multi:1",
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "-o",
+            &format!("type=tar,dest={}", tar.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Command::new("skopeo")
+        .arg("inspect")
+        .arg("--raw")
+        .arg(format!("oci-archive:{}", oci.display()))
+        .output()
+        .unwrap();
+    let index: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&o.stderr)));
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(2),
+        "{index}"
+    );
+    let o = Command::new("tar").arg("-tf").arg(&tar).output().unwrap();
+    let listing = stdout(&o);
+    assert!(
+        listing.lines().any(|l| l == "linux_arm64/arch.txt"),
+        "{listing}"
+    );
+    assert!(
+        listing.lines().any(|l| l == "linux_amd64/arch.txt"),
+        "{listing}"
+    );
+
     // save --format oci keeps the index; a load into an empty store gets
     // the same two-platform tag back.
     let archive = tmp.path().join("multi.tar");

@@ -44,16 +44,14 @@ pub fn image_platform(store: &Store, image: &Digest) -> Result<Platform> {
     .normalized())
 }
 
-/// Writes the index over `entries` (one per platform; a later duplicate
-/// platform replaces an earlier one) and tags `name` (a full reference)
-/// with it. The plain tag points at the host platform's image, else the
-/// first entry's. Returns the index digest.
-pub fn tag_index(
+/// Writes the index blob over `entries` (one per platform; a later
+/// duplicate platform replaces an earlier one). Returns its digest and the
+/// entries it lists, normalized.
+pub fn write_index(
     store: &Store,
-    name: &str,
     entries: &[IndexEntry],
     lease: Option<&Lease>,
-) -> Result<Digest> {
+) -> Result<(Digest, Vec<IndexEntry>)> {
     let mut uniq: Vec<IndexEntry> = Vec::new();
     for e in entries {
         let e = IndexEntry {
@@ -66,9 +64,9 @@ pub fn tag_index(
         }
     }
     if uniq.is_empty() {
-        return Err(TransferError::Invalid(format!(
-            "{name}: an index needs at least one image"
-        )));
+        return Err(TransferError::Invalid(
+            "an index needs at least one image".into(),
+        ));
     }
     let mut descs = Vec::new();
     let mut all_docker = true;
@@ -93,6 +91,20 @@ pub fn tag_index(
     };
     let bytes = serde_json::to_vec(&index).expect("index serializes");
     let (digest, _) = store.blobs().ingest_leased(None, &mut &bytes[..], lease)?;
+    Ok((digest, uniq))
+}
+
+/// Writes the index over `entries` ([`write_index`]) and tags `name` (a
+/// full reference) with it. The plain tag points at the host platform's
+/// image, else the first entry's. Returns the index digest.
+pub fn tag_index(
+    store: &Store,
+    name: &str,
+    entries: &[IndexEntry],
+    lease: Option<&Lease>,
+) -> Result<Digest> {
+    let (digest, uniq) = write_index(store, entries, lease)
+        .map_err(|e| TransferError::Invalid(format!("{name}: {e}")))?;
     let host = Platform::host();
     let default = uniq
         .iter()

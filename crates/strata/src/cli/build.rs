@@ -176,18 +176,14 @@ pub fn run(g: &Global, a: BuildArgs) -> anyhow::Result<u8> {
         Ok(out) => {
             build_cache::export(&store, &cache_to, &out, &client, quiet)?;
             for o in &outputs {
-                match (&out.index, o) {
-                    // Several platforms into a directory: one subdirectory each.
-                    (Some((_, images)), strata_engine::output::OutputSpec::Local(dir)) => {
-                        for (p, id) in images {
-                            let sub = dir.join(p.to_string().replace('/', "_"));
-                            strata_engine::output::export_local(&store, id, &sub)
-                                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
-                        }
+                match &out.index {
+                    // Several platforms: one directory each, or the index.
+                    Some((index, images)) => {
+                        strata_engine::output::export_index(&store, index, images, &out.tags, o)
                     }
-                    _ => strata_engine::output::export(&store, &out.image_id, &out.tags, o)
-                        .map_err(|e| anyhow::anyhow!("--output: {e}"))?,
+                    None => strata_engine::output::export(&store, &out.image_id, &out.tags, o),
                 }
+                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
             }
             match mode {
                 progress::Mode::Quiet => match &out.index {
