@@ -414,7 +414,7 @@ impl Builder<'_> {
                 let os = &st.config.os;
                 let arch = &st.config.architecture;
                 let variant = st.config.variant.as_deref();
-                strata_runtime::binfmt::check_can_run(os, arch, variant).map_err(err)?;
+                strata_runtime::binfmt::ensure_can_run(os, arch, variant).map_err(err)?;
                 let layer = self.run_instruction(
                     st, scope, s, command, heredocs, mounts, network, deps, c, &created,
                 )?;

@@ -182,6 +182,51 @@ pub fn check_can_run_in(
     ))
 }
 
+/// [`check_can_run`]; when this process runs rootless in a user namespace
+/// of its own and the platform cannot run, first registers the platform's
+/// qemu (Debian's `qemu-ARCH.conf`, with `F`) in a binfmt_misc instance of
+/// that namespace (kernel >= 6.7), which the host never sees.
+pub fn ensure_can_run(os: &str, arch: &str, variant: Option<&str>) -> Result<(), String> {
+    let first = check_can_run(os, arch, variant);
+    let Err(why) = first else {
+        return Ok(());
+    };
+    if !crate::is_rootless() || os != "linux" {
+        return Err(why);
+    }
+    let Some(q) = qemu_arch(arch) else {
+        return Err(why);
+    };
+    match register_in_own_userns(q) {
+        Ok(()) => check_can_run(os, arch, variant),
+        Err(e) => Err(format!(
+            "{why} (registering qemu-{q} in strata's own user namespace failed too: {e}; that needs kernel >= 6.7)"
+        )),
+    }
+}
+
+/// Mounts a binfmt_misc instance of this user namespace (once) and
+/// registers `qemu-Q` there with the `F` flag.
+fn register_in_own_userns(q: &str) -> Result<(), String> {
+    static MOUNTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    static REGISTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _g = REGISTER.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = Path::new(BINFMT_MISC);
+    MOUNTED.get_or_init(|| mount_binfmt_misc(dir)).clone()?;
+    let conf = Path::new(BINFMT_D).join(format!("qemu-{q}.conf"));
+    let text = fs::read_to_string(&conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    for line in text.lines() {
+        let Some((name, reg)) = with_fix_binary(line) else {
+            continue;
+        };
+        if dir.join(&name).exists() {
+            continue;
+        }
+        fs::write(dir.join("register"), &reg).map_err(|e| format!("registering {name}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// One registration line of a binfmt.d file (`:name:type:offset:magic:
 /// mask:interpreter:flags`) with `F` added to its flags; `None` for
 /// comments and blank lines.

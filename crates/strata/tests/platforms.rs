@@ -671,3 +671,107 @@ fn manifest_create_add_and_inspect_combine_local_images() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["Platforms"].as_array().unwrap().len(), 3, "{v}");
 }
+
+/// Rootless, with no host registration for arm64: strata registers qemu in
+/// a binfmt_misc instance of its own user namespace (kernel >= 6.7) and the
+/// RUN prints aarch64; the host's registrations stay as they were.
+#[test]
+fn rootless_registers_qemu_in_its_own_user_namespace_only() {
+    const USER: &str = "strata-rootless-test";
+    let _g = BINFMT.lock().unwrap_or_else(|p| p.into_inner());
+    if !ready() {
+        return;
+    }
+    let has = |c: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has("runuser") || !has("useradd") {
+        eprintln!("\n*** SKIPPED: runuser/useradd missing ***\n");
+        return;
+    }
+    if !Command::new("id")
+        .arg(USER)
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        let o = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", USER])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "useradd: {}", stderr(&o));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let amd = tmp.path().join("amd64.tar");
+    let arm = tmp.path().join("arm64.tar");
+    busybox_tar(Path::new("/bin/busybox"), &amd);
+    busybox_tar(Path::new(ARM64_BUSYBOX), &arm);
+    for f in [&amd, &arm] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let root = tmp.path().join("store");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:1.35\nRUN uname -m > /arch && cat /arch\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&ctx, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        ctx.join("Dockerfile"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let as_user = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", USER, "--", env!("CARGO_BIN_EXE_strata"), "--root"])
+            .arg(&root)
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    for (tar, p, n) in [
+        (&amd, "linux/amd64", "bb-amd64"),
+        (&arm, "linux/arm64", "bb-arm64"),
+    ] {
+        let o = as_user(&["import", "--platform", p, &path_str(tar), n]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = as_user(&["manifest", "create", "busybox:1.35", "bb-amd64", "bb-arm64"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let dir = Path::new(strata_runtime::binfmt::BINFMT_MISC);
+    strata_runtime::binfmt::remove(dir, "qemu-aarch64").unwrap();
+    let o = as_user(&[
+        "build",
+        "--progress",
+        "plain",
+        "--platform",
+        "linux/arm64",
+        "-t",
+        "rl",
+        &path_str(&ctx),
+    ]);
+    let host_after = dir.join("qemu-aarch64").exists();
+    let _ = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["binfmt", "install"])
+        .output();
+    let e = stderr(&o);
+    if !o.status.success() && e.contains("kernel >= 6.7") {
+        eprintln!(
+            "\n*** SKIPPED: the kernel refused a binfmt_misc of the user namespace: {e} ***\n"
+        );
+        return;
+    }
+    assert!(o.status.success(), "{e}");
+    assert!(e.contains("aarch64"), "{e}");
+    assert!(!host_after, "the host got a registration");
+}

@@ -63,7 +63,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         }
         None => images::load_image(&store, &a.image)?,
     };
-    strata_runtime::binfmt::check_can_run(
+    strata_runtime::binfmt::ensure_can_run(
         &image.config.os,
         &image.config.architecture,
         image.config.variant.as_deref(),
