@@ -670,6 +670,18 @@ fn manifest_create_add_and_inspect_combine_local_images() {
     let o = strata(&root, &["inspect", "x:multi"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["Platforms"].as_array().unwrap().len(), 3, "{v}");
+    // rmi of a multi-platform tag: its platforms' images go with it (those
+    // still tagged elsewhere stay).
+    let o = strata(&root, &["rmi", "x-arm64", "x-arm", "y:copy"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root, &["rmi", "x:multi"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.matches("Deleted:").count(), 2, "{out}");
+    let o = strata(&root, &["images"]);
+    let listing = stdout(&o);
+    assert!(!listing.contains("<none>"), "{listing}");
+    assert!(listing.contains("x-amd64"), "{listing}");
 }
 
 /// Rootless, with no host registration for arm64: strata registers qemu in

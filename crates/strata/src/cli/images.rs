@@ -258,6 +258,18 @@ fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow
         .map(|r| r.to_string())
         .filter(|full| store.meta().resolve_tag(full).ok().flatten().as_ref() == Some(&id));
     let tags = store.meta().tags_of(&id)?;
+    // A multi-platform tag: its other platforms' images go with it.
+    let members: Vec<Digest> = match &by_tag {
+        Some(full) => strata_store::transfer::index_entries(store, full)?
+            .map(|(_, e)| {
+                e.into_iter()
+                    .map(|e| e.image)
+                    .filter(|m| *m != id)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let untag: Vec<String> = match by_tag {
         Some(full) if !force => vec![full],
         _ if tags.len() > 1 && !force => bail!(
@@ -271,9 +283,17 @@ fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow
     for t in &untag {
         writeln!(out, "Untagged: {}", familiar(t))?;
     }
-    if store.meta().tags_of(&id)?.is_empty() {
+    // An image still listed by a multi-platform tag stays.
+    let in_other_index = store.meta().index_member_images()?;
+    if store.meta().tags_of(&id)?.is_empty() && !in_other_index.contains(&id) {
         store.meta().remove_image(&id, true)?;
         writeln!(out, "Deleted: {id}")?;
+    }
+    for m in members {
+        if store.meta().tags_of(&m)?.is_empty() && !in_other_index.contains(&m) {
+            store.meta().remove_image(&m, true)?;
+            writeln!(out, "Deleted: {m}")?;
+        }
     }
     Ok(())
 }
