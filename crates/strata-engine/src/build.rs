@@ -126,6 +126,8 @@ pub(crate) struct Builder<'a> {
     /// The platform this pass builds for (`TARGETPLATFORM`); a stage's
     /// `FROM --platform` overrides it for that stage.
     pub platform: Platform,
+    /// Several target platforms: progress and errors name each stage's.
+    pub multi_platform: bool,
     pub events: EventSink<'a>,
     pub no_cache: bool,
     pub lease: &'a Lease,
@@ -233,6 +235,7 @@ pub fn build(
         images: &images,
         named,
         init_layer: init.0.clone(),
+        multi_platform: platforms.len() > 1,
     };
     // One pass per platform, in order: stages that do not depend on the
     // target platform (e.g. `FROM --platform=$BUILDPLATFORM` without
@@ -319,6 +322,7 @@ struct Shared<'a> {
     images: &'a crate::resolve::ImageResolver<'a>,
     named: BTreeMap<String, crate::named::Named>,
     init_layer: PathBuf,
+    multi_platform: bool,
 }
 
 /// One platform's pass.
@@ -366,6 +370,7 @@ fn build_platform(
         plan: &plan,
         context: shared.context,
         platform: platform.clone(),
+        multi_platform: shared.multi_platform,
         events,
         no_cache: req.no_cache,
         lease: shared.lease,

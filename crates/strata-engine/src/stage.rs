@@ -82,7 +82,16 @@ impl Builder<'_> {
         deps: &BTreeMap<usize, StageState>,
     ) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[idx];
-        let label = stage_label(stage);
+        // The stage's platform: its `FROM --platform`, else the target's.
+        let parsed = match stage.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => strata_oci::Platform::parse(p),
+            None => Ok(self.platform.clone()),
+        };
+        // A multi-platform build names the platform with the stage.
+        let label = match (&parsed, self.multi_platform) {
+            (Ok(p), true) => format!("{p} {}", stage_label(stage)),
+            _ => stage_label(stage),
+        };
         let total = stage.steps.len() + 1;
         let first = self.step_numbers[&idx];
         let from_ctx = StepCtx {
@@ -98,12 +107,8 @@ impl Builder<'_> {
             stage: label.clone(),
             name: from_ctx.name.clone(),
         }));
-        // The stage's platform: its `FROM --platform`, else the target's.
-        let stage_platform = match stage.platform.as_deref().filter(|p| !p.is_empty()) {
-            Some(p) => strata_oci::Platform::parse(p)
-                .map_err(|e| self.step_error(&from_ctx, format!("FROM --platform: {e}"), None))?,
-            None => self.platform.clone(),
-        };
+        let stage_platform = parsed
+            .map_err(|e| self.step_error(&from_ctx, format!("FROM --platform: {e}"), None))?;
         let platform = stage_platform.to_string();
         // What keyed the base (to explain a miss of the step below).
         let mut base_id = None;

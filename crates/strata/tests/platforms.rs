@@ -166,7 +166,7 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     // The build-platform stage ran once (the arm64 pass reused it).
     let tools_runs = executed(&o)
         .iter()
-        .filter(|n| n.starts_with("[tools "))
+        .filter(|n| n.starts_with("[linux/amd64 tools "))
         .count();
     assert_eq!(tools_runs, 1, "{}", stderr(&o));
     assert_eq!(executed(&o).len(), 1 + 2 * 2 + 2, "{}", stderr(&o));
@@ -223,7 +223,7 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     let m = executed(&o);
     assert_eq!(
         m,
-        ["[final-arm64 2/2] COPY arm.txt /which"],
+        ["[linux/arm64 final-arm64 2/2] COPY arm.txt /which"],
         "{}",
         stderr(&o)
     );
