@@ -445,6 +445,31 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["Id"].as_str().unwrap(), arm_id);
     assert_eq!(v[0]["Architecture"], "arm64");
+
+    // Both platforms at once: one multi-platform tag again.
+    let root3: PathBuf = tmp.path().join("both");
+    let o = strata(
+        &root3,
+        &["pull", "--platform", "linux/amd64,linux/arm64", &name],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root3, &["inspect", &name]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Platforms"][1]["Id"].as_str().unwrap(), arm_id, "{v}");
+    assert_eq!(v[0]["Platforms"][1]["Platform"], "linux/arm64", "{v}");
+    let o = strata(
+        &root3,
+        &[
+            "run",
+            "--rm",
+            "--platform",
+            "linux/arm64",
+            &name,
+            "cat",
+            "/arch.txt",
+        ],
+    );
+    assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
 }
 
 #[test]
