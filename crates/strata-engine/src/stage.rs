@@ -93,7 +93,16 @@ impl Builder<'_> {
         deps: &BTreeMap<usize, StageState>,
     ) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[idx];
-        let label = stage_label(stage);
+        // The stage's platform: its `FROM --platform`, else the target's.
+        let parsed = match stage.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => strata_oci::Platform::parse(p),
+            None => Ok(self.platform.clone()),
+        };
+        // A multi-platform build names the platform with the stage.
+        let label = match (&parsed, self.multi_platform) {
+            (Ok(p), true) => format!("{p} {}", stage_label(stage)),
+            _ => stage_label(stage),
+        };
         let total = stage.steps.len() + 1;
         let first = self.step_numbers[&idx];
         let from_ctx = StepCtx {
@@ -109,10 +118,9 @@ impl Builder<'_> {
             stage: label.clone(),
             name: from_ctx.name.clone(),
         }));
-        let platform = stage
-            .platform
-            .clone()
-            .unwrap_or_else(|| format!("linux/{}", crate::config::host_architecture()));
+        let stage_platform = parsed
+            .map_err(|e| self.step_error(&from_ctx, format!("FROM --platform: {e}"), None))?;
+        let platform = stage_platform.to_string();
         // What keyed the base (to explain a miss of the step below).
         let mut base_id = None;
         let mut st = match &stage.base {
@@ -135,7 +143,7 @@ impl Builder<'_> {
             Base::Image(name) => {
                 let img = self
                     .images
-                    .resolve(name, self.events)
+                    .resolve_for(name, &stage_platform, self.events)
                     .and_then(|id| {
                         crate::images::load_image(self.store, &id.to_string())
                             .map_err(|e| e.to_string())
@@ -159,6 +167,12 @@ impl Builder<'_> {
                 }
             }
         };
+        if !matches!(stage.base, Base::Stage(_)) {
+            // The image states the stage's platform (scratch and bases alike).
+            st.config.os = stage_platform.os.clone();
+            st.config.architecture = stage_platform.architecture.clone();
+            st.config.variant = stage_platform.variant.clone();
+        }
         let mut scope = StageScope::new(self.plan, idx, &st.config.env_pairs());
         // The base's layers are unpacked here, on FROM, when a step of the
         // stage will mount them (not when every such step is cached).
@@ -387,6 +401,10 @@ impl Builder<'_> {
                 mounts,
                 ..
             } => {
+                let os = &st.config.os;
+                let arch = &st.config.architecture;
+                let variant = st.config.variant.as_deref();
+                strata_runtime::binfmt::ensure_can_run(os, arch, variant).map_err(err)?;
                 let layer = self.run_instruction(
                     st, scope, s, command, heredocs, mounts, network, deps, c, &created,
                 )?;

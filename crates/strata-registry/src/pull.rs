@@ -23,7 +23,7 @@ use crate::progress::{ProgressMode, Reporter};
 /// How to pull.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
-    /// The platform to pick from an index (default linux/amd64).
+    /// The platform to pick from an index (default: the host's).
     pub platform: Option<Platform>,
     pub client: ClientOptions,
     pub progress: ProgressMode,
@@ -74,18 +74,10 @@ impl PulledImage {
     }
 }
 
-/// Parses `os/arch[/variant]`.
+/// Parses `os/arch[/variant]`, normalized as containerd does
+/// ([`Platform::parse`]: `linux/aarch64` is `linux/arm64`).
 pub fn parse_platform(s: &str) -> Result<Platform, Error> {
-    let parts: Vec<&str> = s.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform::new(os, arch, None)),
-        [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-            Ok(Platform::new(os, arch, Some(v)))
-        }
-        _ => Err(Error::Invalid(format!(
-            "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7"
-        ))),
-    }
+    Platform::parse(s).map_err(Error::Invalid)
 }
 
 /// Pulls `reference` into `store`, registers and tags it.
@@ -110,10 +102,7 @@ pub fn pull_with(
     // What an earlier pull killed with SIGKILL left (SIGINT and SIGTERM
     // clean up on their way out; see the CLI): best effort.
     let _ = store.remove_dead_temp_blobs();
-    let wanted = options
-        .platform
-        .clone()
-        .unwrap_or_else(Platform::linux_amd64);
+    let wanted = options.platform.clone().unwrap_or_else(Platform::host);
     let reporter = Reporter::new(options.progress);
     let top_ref = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),

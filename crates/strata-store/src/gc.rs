@@ -177,6 +177,7 @@ impl Store {
             let ids: Vec<Digest> = tx
                 .prepare(
                     "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
+                       AND id NOT IN (SELECT image_id FROM index_tags)
                        AND id NOT IN (SELECT ref FROM lease_refs WHERE kind = 'image')
                        AND id NOT IN (SELECT ref FROM cache_refs WHERE kind = 'image')",
                 )?
@@ -199,6 +200,7 @@ impl Store {
             };
             for sql in [
                 "SELECT manifest_digest FROM images",
+                "SELECT DISTINCT index_digest FROM index_tags",
                 "SELECT config_digest FROM images",
                 "SELECT digest FROM image_layers",
                 "SELECT ref FROM cache_refs WHERE kind = 'blob'",

@@ -243,7 +243,14 @@ fn build_options(a: &super::build::BuildArgs) -> BuildOptions {
     BuildOptions {
         build_args,
         target: a.target.clone(),
-        ..BuildOptions::default()
+        // The first --platform (the checks and the plan show one).
+        target_platform: a
+            .platforms
+            .iter()
+            .find_map(|p| strata_oci::Platform::parse(p).ok())
+            .unwrap_or_else(strata_oci::Platform::host)
+            .to_string(),
+        build_platform: strata_oci::Platform::host().to_string(),
     }
 }
 

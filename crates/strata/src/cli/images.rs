@@ -148,6 +148,9 @@ pub struct SaveArgs {
     /// Archive format: docker or oci
     #[arg(long, default_value = "docker")]
     pub format: String,
+    /// For multi-platform images: save only this platform's image (default: the host's; with --format oci, the whole index)
+    #[arg(long)]
+    pub platform: Option<String>,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -164,6 +167,9 @@ pub struct ImportArgs {
     /// Commit message
     #[arg(short, long)]
     pub message: Option<String>,
+    /// The platform the root filesystem is for, os/arch[/variant] (default: the host's)
+    #[arg(long)]
+    pub platform: Option<String>,
 }
 
 pub use super::archive::{import, load, save};
@@ -210,8 +216,13 @@ fn ls_rows(store: &Store) -> anyhow::Result<(Vec<ImageInfo>, Vec<LsRow>)> {
             i.id.clone(),
         )
     });
+    // A multi-platform tag is shown once (its default platform's image).
+    let members = store.meta().index_member_images()?;
     let mut rows = Vec::new();
     for (i, img) in images.iter().enumerate() {
+        if img.tags.is_empty() && members.contains(&img.id) {
+            continue;
+        }
         if img.tags.is_empty() {
             rows.push((i, "<none>".into(), "<none>".into()));
         }
@@ -482,6 +493,18 @@ fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow
         .map(|r| r.to_string())
         .filter(|full| store.meta().resolve_tag(full).ok().flatten().as_ref() == Some(&id));
     let tags = store.meta().tags_of(&id)?;
+    // A multi-platform tag: its other platforms' images go with it.
+    let members: Vec<Digest> = match &by_tag {
+        Some(full) => strata_store::transfer::index_entries(store, full)?
+            .map(|(_, e)| {
+                e.into_iter()
+                    .map(|e| e.image)
+                    .filter(|m| *m != id)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let untag: Vec<String> = match by_tag {
         Some(full) if !force => vec![full],
         _ if tags.len() > 1 && !force => bail!(
@@ -495,9 +518,17 @@ fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow
     for t in &untag {
         writeln!(out, "Untagged: {}", familiar(t))?;
     }
-    if store.meta().tags_of(&id)?.is_empty() {
+    // An image still listed by a multi-platform tag stays.
+    let in_other_index = store.meta().index_member_images()?;
+    if store.meta().tags_of(&id)?.is_empty() && !in_other_index.contains(&id) {
         store.meta().remove_image(&id, true)?;
         writeln!(out, "Deleted: {id}")?;
+    }
+    for m in members {
+        if store.meta().tags_of(&m)?.is_empty() && !in_other_index.contains(&m) {
+            store.meta().remove_image(&m, true)?;
+            writeln!(out, "Deleted: {m}")?;
+        }
     }
     Ok(())
 }
@@ -529,7 +560,15 @@ pub fn tag(g: &Global, a: TagArgs) -> anyhow::Result<u8> {
             a.target
         );
     }
-    store.meta().tag(&target.to_string(), &id)?;
+    // A multi-platform tag is tagged whole.
+    match strata_store::transfer::index_entries(&store, &a.source)? {
+        Some((_, entries)) => {
+            strata_store::transfer::tag_index(&store, &target.to_string(), &entries, None)?;
+        }
+        None => {
+            store.meta().tag(&target.to_string(), &id)?;
+        }
+    }
     Ok(0)
 }
 
@@ -641,7 +680,18 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     let mut missing = Vec::new();
     for name in &a.images {
         match resolve_image(&store, name)? {
-            Some(id) => all.push(inspect_one(&store, &id)?),
+            Some(id) => {
+                let mut v = inspect_one(&store, &id)?;
+                // A multi-platform tag: its index and platforms.
+                if let Some((d, entries)) = strata_store::transfer::index_entries(&store, name)? {
+                    v["Index"] = json!(d.to_string());
+                    v["Platforms"] = json!(entries
+                        .iter()
+                        .map(|e| json!({"Platform": e.platform.to_string(), "Id": e.image.to_string()}))
+                        .collect::<Vec<_>>());
+                }
+                all.push(v)
+            }
             None => missing.push(name.clone()),
         }
     }

@@ -13,6 +13,9 @@ use super::Global;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
+    /// Platform to run, for a multi-platform image (default: the host's; others run under emulation)
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Remove the container's files when it exits
     #[arg(long)]
     pub rm: bool,
@@ -50,7 +53,22 @@ pub struct RunArgs {
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
-    let image = images::load_image(&store, &a.image)?;
+    let image = match &a.platform {
+        Some(p) => {
+            let p =
+                strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+            let id = strata_store::transfer::resolve_image_for(&store, &a.image, &p)?
+                .with_context(|| format!("No such image: {}", a.image))?;
+            images::load_image(&store, &id.to_string())?
+        }
+        None => images::load_image(&store, &a.image)?,
+    };
+    strata_runtime::binfmt::ensure_can_run(
+        &image.config.os,
+        &image.config.architecture,
+        image.config.variant.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", a.image))?;
     let cfg = &image.config.config;
 
     // Docker's rules: --entrypoint replaces ENTRYPOINT and clears CMD;
