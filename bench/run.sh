@@ -302,7 +302,7 @@ if want 4; then
   bench s4-touch buildah $RUNS_COLD 1 "$touchf" "$BUD -q -t bench-ctx $C4"
   docker_cleanup_builds
   $S rmi bench-ctx >/dev/null 2>&1 || true
-  $S system prune >/dev/null 2>&1 || true
+  $S system prune -f >/dev/null 2>&1 || true
   $BH rmi -f bench-ctx >/dev/null 2>&1 || true
   rm -rf "$C4"
 fi
@@ -321,7 +321,7 @@ if want 5; then
   docker_cleanup_builds
   $DOCKER rmi -f bench-big >/dev/null 2>&1 || true
   $S rmi bench-big >/dev/null 2>&1 || true
-  $S system prune >/dev/null 2>&1 || true
+  $S system prune -f >/dev/null 2>&1 || true
   $BH rmi -f bench-big >/dev/null 2>&1 || true
 fi
 
@@ -397,7 +397,7 @@ if want 8; then
     rm -rf "$WORK/oci-$sz"
     $DOCKER rmi -f "bench-save-$sz" >/dev/null 2>&1 || true
     $S rmi "bench-save-$sz" >/dev/null 2>&1 || true
-    $S system prune >/dev/null 2>&1 || true
+    $S system prune -f >/dev/null 2>&1 || true
     $BH rmi -f "bench-save-$sz" >/dev/null 2>&1 || true
   done
   docker_cleanup_builds

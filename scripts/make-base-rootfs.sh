@@ -219,5 +219,8 @@ make_golang "$WORK/golang"
 pack "$WORK/golang" "$OUTDIR/golang.tar"
 rm -rf "$WORK/golang"
 
-echo "make-base-rootfs: import them with:" >&2
-"$0" --print-import "$OUTDIR" >&2
+# The demo imports them itself and asks for no hints.
+if [ "${MAKE_BASE_QUIET:-}" != 1 ]; then
+  echo "make-base-rootfs: import them with:" >&2
+  "$0" --print-import "$OUTDIR" >&2
+fi

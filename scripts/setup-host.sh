@@ -13,7 +13,9 @@ else
   PACKAGES=(runc busybox-static golang-go passt docker.io skopeo docker-registry
             apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2
             # the compat suite's Debian bases (tests/compat/debian)
-            mmdebstrap ca-certificates)
+            mmdebstrap ca-certificates
+            # foreign platforms' RUN steps (tests/platforms.rs)
+            qemu-user-static)
 fi
 
 missing=()
@@ -31,6 +33,24 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_opts=(-o DPkg::Lock::Timeout=600)
   apt-get "${apt_opts[@]}" update -qq
   DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The arm64 busybox the multi-platform tests use (tests/platforms.rs):
+# Debian's busybox-static:arm64, unpacked once; the foreign architecture is
+# removed again so apt stays single-arch. No binfmt-support: the tests (or
+# `strata binfmt install`) register qemu with the F flag themselves.
+ARM64_BUSYBOX=/var/cache/strata-ci/busybox-arm64
+if [ "$MODE" != demo ] && [ "$(id -u)" -eq 0 ] && [ ! -x "$ARM64_BUSYBOX/bin/busybox" ]; then
+  tmp=$(mktemp -d)
+  dpkg --add-architecture arm64
+  if apt-get -o DPkg::Lock::Timeout=600 update -qq && (cd "$tmp" && apt-get download -qq busybox-static:arm64); then
+    mkdir -p "$ARM64_BUSYBOX" && dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$ARM64_BUSYBOX"
+  else
+    echo "setup-host: could not download busybox-static:arm64 (multi-platform tests will skip)" >&2
+  fi
+  dpkg --remove-architecture arm64
+  apt-get -o DPkg::Lock::Timeout=600 update -qq || true
+  rm -rf "$tmp"
 fi
 
 # dockerd for the compatibility suite (Docker's classic builder is the oracle).

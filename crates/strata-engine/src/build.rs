@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use strata_frontend::{BuildOptions, IgnoreMatcher, Plan};
-use strata_oci::Digest;
+use strata_oci::{Digest, Platform};
 use strata_runtime::Executor;
 use strata_store::{Lease, Store};
 
@@ -59,6 +59,9 @@ pub struct BuildRequest {
     pub network: crate::NetworkMode,
     /// `--allow network.host`: RUN steps may use the host's network.
     pub allow_network_host: bool,
+    /// `--platform`: the target platforms (empty = the host's). Several
+    /// give one image per platform, tagged together as an index.
+    pub platforms: Vec<Platform>,
 }
 
 /// Where a secret's value comes from. The value is read when a RUN needs
@@ -84,9 +87,13 @@ pub enum NamedContext {
 /// What a build produced.
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
+    /// The image (of the first platform, for a multi-platform build).
     pub image_id: Digest,
-    /// The digest of the image's manifest.
+    /// The digest of the image's manifest (of the index, for several
+    /// platforms).
     pub manifest_digest: Digest,
+    /// A multi-platform build: the index digest and each platform's image.
+    pub index: Option<(Digest, Vec<(Platform, Digest)>)>,
     /// Full references tagged.
     pub tags: Vec<String>,
     /// Steps executed / restored from the cache.
@@ -133,7 +140,12 @@ pub(crate) struct Builder<'a> {
     pub store: &'a Store,
     pub executor: &'a (dyn Executor + Sync),
     pub plan: &'a Plan,
-    pub context: BuildContext,
+    pub context: &'a BuildContext,
+    /// The platform this pass builds for (`TARGETPLATFORM`); a stage's
+    /// `FROM --platform` overrides it for that stage.
+    pub platform: Platform,
+    /// Several target platforms: progress and errors name each stage's.
+    pub multi_platform: bool,
     pub events: EventSink<'a>,
     pub no_cache: bool,
     pub lease: &'a Lease,
@@ -151,8 +163,9 @@ pub(crate) struct Builder<'a> {
     /// Cache keys of each stage's steps, in order (for `--cache-to`).
     pub stage_keys: std::sync::Mutex<BTreeMap<usize, Vec<crate::cache::CacheKey>>>,
     /// The RUN steps' private network, created by the first RUN that
-    /// executes; torn down when the builder drops (build end).
-    pub network: crate::network::BuildNetwork,
+    /// executes; torn down when the build ends (it is shared by every
+    /// platform's pass).
+    pub network: &'a crate::network::BuildNetwork,
 }
 
 struct FrontendIgnore(IgnoreMatcher);
@@ -212,21 +225,11 @@ pub fn build(
         .unwrap_or_else(|| "Dockerfile".into());
     let ast = strata_frontend::parse(&text, &file_name)
         .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
-    let platform = format!("linux/{}", crate::config::host_architecture());
-    let opts = BuildOptions {
-        build_args: req.build_args.clone(),
-        target: req.target.clone(),
-        target_platform: platform.clone(),
-        build_platform: platform,
-    };
-    let plan =
-        strata_frontend::plan(&ast, &opts).map_err(|e| BuildError::Dockerfile(e.to_string()))?;
     if req.network == crate::NetworkMode::Host && !req.allow_network_host {
         return Err(BuildError::Other(crate::network::host_network_denied(
             "--network host",
         )));
     }
-
     let patterns = strata_frontend::ignore::load(&dockerfile, &req.context)
         .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
     let matcher =
@@ -244,6 +247,150 @@ pub fn build(
     let init = TempDir::new(store, "init").map_err(other)?;
     strata_runtime::write_init_layer(&init.0).map_err(other)?;
 
+    let mut platforms: Vec<Platform> = Vec::new();
+    for p in &req.platforms {
+        let p = p.normalized();
+        if !platforms.iter().any(|q| q.matches(&p)) {
+            platforms.push(p);
+        }
+    }
+    if platforms.is_empty() {
+        platforms.push(Platform::host());
+    }
+    let shared = Shared {
+        ast: &ast,
+        context: &context,
+        lease: &lease,
+        images: &images,
+        named,
+        init_layer: init.0.clone(),
+        multi_platform: platforms.len() > 1,
+        network: Default::default(),
+    };
+    // One pass per platform, in order: stages that do not depend on the
+    // target platform (e.g. `FROM --platform=$BUILDPLATFORM` without
+    // TARGET* args) get the same cache keys, so later passes reuse them.
+    let mut outputs = Vec::new();
+    let mut result = Ok(());
+    for p in &platforms {
+        match build_platform(store, executor, req, events, &shared, p) {
+            Ok(o) => outputs.push(o),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    context.save();
+    result?;
+    let multi = platforms.len() > 1;
+    let index = if multi {
+        let entries: Vec<strata_store::transfer::IndexEntry> = outputs
+            .iter()
+            .map(|o| strata_store::transfer::IndexEntry {
+                platform: o.platform.clone(),
+                image: o.image_id.clone(),
+            })
+            .collect();
+        // The index blob, leased like the images until tagged.
+        let (digest, _) =
+            strata_store::transfer::write_index(store, &entries, Some(&lease)).map_err(other)?;
+        for t in &req.tags {
+            let full = crate::images::normalize(t).map_err(other)?;
+            strata_store::transfer::tag_index(store, &full, &entries, Some(&lease))
+                .map_err(other)?;
+        }
+        Some((
+            digest,
+            outputs
+                .iter()
+                .map(|o| (o.platform.clone(), o.image_id.clone()))
+                .collect(),
+        ))
+    } else {
+        None
+    };
+    let tags = if multi {
+        req.tags
+            .iter()
+            .map(|t| crate::images::normalize(t).map_err(other))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        crate::images::tag_image(store, &outputs[0].image_id, &req.tags).map_err(other)?
+    };
+    let first = &outputs[0];
+    events(Event::now(EventKind::BuildDone {
+        image_id: index
+            .as_ref()
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_else(|| first.image_id.to_string()),
+        tags: tags.clone(),
+        network_namespaces: shared.network.created(),
+    }));
+    Ok(BuildOutput {
+        target_cache_keys: outputs
+            .iter()
+            .flat_map(|o| o.target_cache_keys.clone())
+            .collect(),
+        all_cache_keys: outputs
+            .iter()
+            .flat_map(|o| o.all_cache_keys.clone())
+            .collect(),
+        image_id: first.image_id.clone(),
+        manifest_digest: index
+            .as_ref()
+            .map(|(d, _)| d.clone())
+            .unwrap_or_else(|| first.manifest_digest.clone()),
+        index,
+        tags,
+        executed: outputs.iter().map(|o| o.executed).sum(),
+        cached: outputs.iter().map(|o| o.cached).sum(),
+        files_hashed: context.files_hashed(),
+    })
+}
+
+/// What every platform's pass of one build shares.
+struct Shared<'a> {
+    ast: &'a strata_frontend::Ast,
+    context: &'a BuildContext,
+    lease: &'a Lease,
+    images: &'a crate::resolve::ImageResolver<'a>,
+    named: BTreeMap<String, crate::named::Named>,
+    init_layer: PathBuf,
+    multi_platform: bool,
+    /// The RUN steps' private network: one per build, whatever the number
+    /// of platforms (created by the first RUN that executes).
+    network: crate::network::BuildNetwork,
+}
+
+/// One platform's pass.
+struct PlatformOutput {
+    platform: Platform,
+    image_id: Digest,
+    manifest_digest: Digest,
+    target_cache_keys: Vec<String>,
+    all_cache_keys: Vec<String>,
+    executed: usize,
+    cached: usize,
+}
+
+fn build_platform(
+    store: &Store,
+    executor: &(dyn Executor + Sync),
+    req: &BuildRequest,
+    events: EventSink<'_>,
+    shared: &Shared<'_>,
+    platform: &Platform,
+) -> Result<PlatformOutput, BuildError> {
+    let opts = BuildOptions {
+        build_args: req.build_args.clone(),
+        target: req.target.clone(),
+        target_platform: platform.to_string(),
+        build_platform: Platform::host().to_string(),
+    };
+    let plan = strata_frontend::plan(shared.ast, &opts)
+        .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
+
     let order = plan.build_order();
     let mut step_numbers = BTreeMap::new();
     let mut n = 1;
@@ -258,7 +405,7 @@ pub fn build(
     }
     let mut cache_from = Vec::new();
     for id in &req.cache_from_images {
-        let _ = lease.add_image(id);
+        let _ = shared.lease.add_image(id);
         let img = crate::images::load_image(store, &id.to_string()).map_err(other)?;
         cache_from.push(img);
     }
@@ -266,20 +413,22 @@ pub fn build(
         store,
         executor,
         plan: &plan,
-        context,
+        context: shared.context,
+        platform: platform.clone(),
+        multi_platform: shared.multi_platform,
         events,
         no_cache: req.no_cache,
-        lease: &lease,
-        init_layer: init.0.clone(),
+        lease: shared.lease,
+        init_layer: shared.init_layer.clone(),
         step_numbers,
         cancel: Cancel::new(),
         stats: Stats::default(),
         req,
-        named,
-        images: &images,
+        named: shared.named.clone(),
+        images: shared.images,
         cache_from,
         stage_keys: Default::default(),
-        network: Default::default(),
+        network: &shared.network,
     };
     let deps: BTreeMap<usize, Vec<usize>> = order
         .iter()
@@ -289,7 +438,6 @@ pub fn build(
     let result = run_dag(&order, &deps, parallelism, &builder.cancel, |i, inputs| {
         builder.run_stage(i, inputs)
     });
-    builder.context.save();
     let states: BTreeMap<usize, StageState> = match result {
         Ok(s) => s,
         Err(e) => {
@@ -321,17 +469,11 @@ pub fn build(
         store,
         &config,
         &target.layers,
-        Some(&lease),
+        Some(shared.lease),
         &req.annotations,
     )
     .map_err(other)?;
-    let tags = crate::images::tag_image(store, &image_id, &req.tags).map_err(other)?;
     crate::explain::record::save_for_build(&builder, &states, &image_id);
-    events(Event::now(EventKind::BuildDone {
-        image_id: image_id.to_string(),
-        tags: tags.clone(),
-        network_namespaces: builder.network.created(),
-    }));
     let stage_keys = builder
         .stage_keys
         .into_inner()
@@ -339,7 +481,8 @@ pub fn build(
     let keys_of = |list: &Vec<crate::cache::CacheKey>| -> Vec<String> {
         list.iter().map(|k| k.as_str().to_string()).collect()
     };
-    Ok(BuildOutput {
+    Ok(PlatformOutput {
+        platform: platform.clone(),
         target_cache_keys: stage_keys
             .get(&plan.target)
             .map(keys_of)
@@ -347,10 +490,8 @@ pub fn build(
         all_cache_keys: stage_keys.values().flat_map(keys_of).collect(),
         image_id,
         manifest_digest,
-        tags,
         executed: builder.stats.executed.load(Ordering::Relaxed),
         cached: builder.stats.cached.load(Ordering::Relaxed),
-        files_hashed: builder.context.files_hashed(),
     })
 }
 

@@ -79,6 +79,22 @@ pub enum EventKind {
         /// Layers downloaded (the others were in the store).
         downloaded: usize,
     },
+    /// Layers being unpacked into snapshots for `step` (a FROM: its base,
+    /// when a later step of the stage needs the root filesystem). Sent as
+    /// blob bytes are read and once for each layer done (`layer` set: its
+    /// diff ID, and `layer_size` its blob size). Counts cover only the
+    /// layers that were not unpacked yet; bytes are compressed blob bytes.
+    Unpack {
+        step: usize,
+        layers_done: usize,
+        layers_total: usize,
+        bytes_done: u64,
+        bytes_total: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        layer: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        layer_size: Option<u64>,
+    },
     /// The build finished.
     BuildDone {
         image_id: String,

@@ -136,14 +136,17 @@ pub fn commit_image_annotated(
     if let Some(l) = lease {
         l.add_image(&config_digest)?;
     }
-    store.meta().put_image(&ImageRecord {
+    let rec = ImageRecord {
         id: config_digest.clone(),
         manifest_digest: manifest_digest.clone(),
         manifest_media_type: media_types::DOCKER_MANIFEST.to_string(),
         config_digest: config_digest.clone(),
         layers: records,
         created: config.created.clone().unwrap_or_default(),
-    })?;
+    };
+    store.meta().put_image(&rec)?;
+    // What `image ls` and `history` show, recorded now so listing is cheap.
+    store.record_content_sizes(&rec.layers);
     Ok((config_digest, manifest_digest))
 }
 

@@ -7,6 +7,7 @@
 //! strata-runtime. It never writes outside the store root and the temporary
 //! directories it creates there, and never leaves a mount behind.
 
+mod base_unpack;
 pub mod build;
 pub mod cache;
 pub mod config;

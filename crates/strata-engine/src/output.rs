@@ -259,6 +259,59 @@ pub fn export(
     }
 }
 
+/// Exports a multi-platform build: `local` and `tar` get one directory per
+/// platform (`linux_amd64/`, `linux_arm64/`), `oci` the index with every
+/// platform's image; `docker` (no index in that format) is refused.
+pub fn export_index(
+    store: &Store,
+    index: &Digest,
+    images: &[(strata_oci::Platform, Digest)],
+    names: &[String],
+    spec: &OutputSpec,
+) -> Result<(), String> {
+    let dir_of = |p: &strata_oci::Platform| p.to_string().replace('/', "_");
+    match spec {
+        OutputSpec::Local(dir) => {
+            for (p, id) in images {
+                export_local(store, id, &dir.join(dir_of(p)))?;
+            }
+            Ok(())
+        }
+        OutputSpec::Tar(file) => {
+            let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
+            for (p, id) in images {
+                flatten_into(store, id, &tmp.0.join(dir_of(p)))?;
+            }
+            write_dest(file, |out| {
+                let mut b = tar::Builder::new(out);
+                b.follow_symlinks(false);
+                b.mode(tar::HeaderMode::Complete);
+                b.append_dir_all(".", &tmp.0).map_err(io(file))?;
+                b.into_inner().and_then(|w| w.flush()).map_err(io(file))
+            })
+        }
+        OutputSpec::Oci(file) => {
+            let refs = names
+                .iter()
+                .filter_map(|n| strata_oci::Reference::parse(n).ok())
+                .collect();
+            let ix = strata_store::transfer::IndexToExport {
+                index: index.clone(),
+                members: images.iter().map(|(_, id)| id.clone()).collect(),
+                names: refs,
+            };
+            write_dest(file, |out| {
+                strata_store::transfer::save_oci_with_indexes(store, out, &[], &[ix])
+                    .map_err(|e| e.to_string())
+            })
+        }
+        OutputSpec::Docker(file) => Err(format!(
+            "{}: a docker archive holds one platform: use type=oci for a multi-platform build, or build one --platform",
+            file.display()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,12 +8,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use strata_oci::{Digest, Reference};
+use strata_oci::{Digest, Platform, Reference};
 use strata_registry::PullOptions;
 use strata_store::{Lease, Store};
 
 use crate::events::{Event, EventKind, EventSink};
-use crate::images::{find_image_id, ImageError};
+use crate::images::ImageError;
 
 /// When a build asks a registry for its base images.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -52,25 +52,47 @@ impl<'a> ImageResolver<'a> {
         }
     }
 
-    /// The image ID `name` stands for in this build (leased until the build
-    /// ends, so a concurrent prune cannot remove it).
+    /// The image ID `name` stands for in this build, for the platform the
+    /// pull options name (else the host's).
     pub(crate) fn resolve(&self, name: &str, events: EventSink<'_>) -> Result<Digest, String> {
+        let platform = self.options.platform.clone().unwrap_or_else(Platform::host);
+        self.resolve_for(name, &platform, events)
+    }
+
+    /// The image ID `name` stands for on `platform` in this build (leased
+    /// until the build ends, so a concurrent prune cannot remove it): a
+    /// multi-platform tag gives that platform's image, a pull picks that
+    /// platform's manifest.
+    pub(crate) fn resolve_for(
+        &self,
+        name: &str,
+        platform: &Platform,
+        events: EventSink<'_>,
+    ) -> Result<Digest, String> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            slots.entry(name.to_string()).or_default().clone()
+            slots
+                .entry(format!("{name}\n{platform}"))
+                .or_default()
+                .clone()
         };
         slot.get_or_init(|| {
-            let id = self.resolve_uncached(name, events)?;
+            let id = self.resolve_uncached(name, platform, events)?;
             self.lease.add_image(&id).map_err(|e| e.to_string())?;
             Ok(id)
         })
         .clone()
     }
 
-    fn resolve_uncached(&self, name: &str, events: EventSink<'_>) -> Result<Digest, String> {
-        let local = match find_image_id(self.store, name) {
-            Ok(id) => Some(id),
-            Err(ImageError::NotFound(_)) => None,
+    fn resolve_uncached(
+        &self,
+        name: &str,
+        platform: &Platform,
+        events: EventSink<'_>,
+    ) -> Result<Digest, String> {
+        let local = match strata_store::transfer::resolve_image_for(self.store, name, platform) {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => None,
             Err(e) => return Err(e.to_string()),
         };
         let wants_pull = match (self.policy, &local) {
@@ -80,11 +102,17 @@ impl<'a> ImageResolver<'a> {
             (PullPolicy::Always, None) => true,
         };
         if !wants_pull {
-            return local.ok_or_else(|| ImageError::NotFound(name.to_string()).to_string());
+            let id = local.ok_or_else(|| ImageError::NotFound(name.to_string()).to_string())?;
+            self.check_platform(name, &id, platform)?;
+            return Ok(id);
         }
         let reference =
             Reference::parse(name).map_err(|e| format!("invalid image reference {name:?}: {e}"))?;
-        match strata_registry::pull(self.store, &reference, &self.options) {
+        let options = PullOptions {
+            platform: Some(platform.clone()),
+            ..self.options.clone()
+        };
+        match strata_registry::pull(self.store, &reference, &options) {
             Ok(pulled) => {
                 events(Event::now(EventKind::ImagePulled {
                     reference: reference.to_string(),
@@ -105,6 +133,28 @@ impl<'a> ImageResolver<'a> {
                 ),
             }),
         }
+    }
+}
+
+impl ImageResolver<'_> {
+    /// A single-platform image for another OS or architecture than the
+    /// stage is refused (its programs would be labelled with the wrong
+    /// platform); an image named by its ID is taken as asked.
+    fn check_platform(&self, name: &str, id: &Digest, platform: &Platform) -> Result<(), String> {
+        if names_an_id(name, id) {
+            return Ok(());
+        }
+        let Ok(have) = strata_store::transfer::image_platform(self.store, id) else {
+            return Ok(());
+        };
+        if have.os == platform.os && have.architecture == platform.architecture {
+            return Ok(());
+        }
+        Err(format!(
+            "image {name} is for platform {have}, not {platform} (the platform of this stage): \
+             give it a {platform} variant (strata pull --platform {platform} NAME, or strata import --platform \
+             and strata manifest create/add), or set FROM --platform"
+        ))
     }
 }
 

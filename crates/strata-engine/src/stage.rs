@@ -15,8 +15,19 @@ use crate::cache::{CacheKey, LayerRef, StepRecord};
 use crate::config::{go_quoted_list, CommandForm, Healthcheck, ImageConfigDoc};
 use crate::events::{Event, EventKind};
 use crate::miss_record::StepWhy;
-use crate::stage_files::FileStep;
+use crate::stage_files::{FileStep, Prepared};
 use crate::whymiss::{one_line, Above, Inputs, Trace};
+
+/// What keys a step ([`Builder::step_key`]): its cache key, the
+/// definition hashed into it, a file step's fetched inputs, and what
+/// explains a later miss (kept, never hashed).
+pub(crate) struct StepKey {
+    pub key: CacheKey,
+    pub def: serde_json::Value,
+    pub prepared: Option<Prepared>,
+    pub trace: Trace,
+    pub inputs: Inputs,
+}
 
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
@@ -82,7 +93,16 @@ impl Builder<'_> {
         deps: &BTreeMap<usize, StageState>,
     ) -> Result<StageState, BuildError> {
         let stage = &self.plan.stages[idx];
-        let label = stage_label(stage);
+        // The stage's platform: its `FROM --platform`, else the target's.
+        let parsed = match stage.platform.as_deref().filter(|p| !p.is_empty()) {
+            Some(p) => strata_oci::Platform::parse(p),
+            None => Ok(self.platform.clone()),
+        };
+        // A multi-platform build names the platform with the stage.
+        let label = match (&parsed, self.multi_platform) {
+            (Ok(p), true) => format!("{p} {}", stage_label(stage)),
+            _ => stage_label(stage),
+        };
         let total = stage.steps.len() + 1;
         let first = self.step_numbers[&idx];
         let from_ctx = StepCtx {
@@ -98,10 +118,9 @@ impl Builder<'_> {
             stage: label.clone(),
             name: from_ctx.name.clone(),
         }));
-        let platform = stage
-            .platform
-            .clone()
-            .unwrap_or_else(|| format!("linux/{}", crate::config::host_architecture()));
+        let stage_platform = parsed
+            .map_err(|e| self.step_error(&from_ctx, format!("FROM --platform: {e}"), None))?;
+        let platform = stage_platform.to_string();
         // What keyed the base (to explain a miss of the step below).
         let mut base_id = None;
         let mut st = match &stage.base {
@@ -124,7 +143,7 @@ impl Builder<'_> {
             Base::Image(name) => {
                 let img = self
                     .images
-                    .resolve(name, self.events)
+                    .resolve_for(name, &stage_platform, self.events)
                     .and_then(|id| {
                         crate::images::load_image(self.store, &id.to_string())
                             .map_err(|e| e.to_string())
@@ -148,6 +167,17 @@ impl Builder<'_> {
                 }
             }
         };
+        if !matches!(stage.base, Base::Stage(_)) {
+            // The image states the stage's platform (scratch and bases alike).
+            st.config.os = stage_platform.os.clone();
+            st.config.architecture = stage_platform.architecture.clone();
+            st.config.variant = stage_platform.variant.clone();
+        }
+        let mut scope = StageScope::new(self.plan, idx, &st.config.env_pairs());
+        // The base's layers are unpacked here, on FROM, when a step of the
+        // stage will mount them (not when every such step is cached).
+        self.unpack_base(stage, &st, &scope, deps, first)
+            .map_err(|e| self.step_error(&from_ctx, e, None))?;
         (self.events)(Event::now(EventKind::StepDone {
             step: first,
             duration: started.elapsed(),
@@ -177,8 +207,6 @@ impl Builder<'_> {
             *n += 1;
             format!("{label}\n{text}\n{}", *n - 1)
         };
-
-        let mut scope = StageScope::new(self.plan, idx, &st.config.env_pairs());
 
         // ONBUILD triggers of the base run first, then are cleared.
         if let Some(triggers) = st.config.config.on_build.take() {
@@ -312,64 +340,14 @@ impl Builder<'_> {
             .resolve(step)
             .map_err(|e| self.step_error(s, e.to_string(), None))?;
         let err = |m: String| self.step_error(s, m, None);
-
-        // The definition that keys the step, plus its input digests.
-        let mut def = json!({
-            "instr": serde_json::to_value(&resolved).unwrap_or_default(),
-            "workdir": st.config.workdir(),
-            "user": st.config.config.user,
-            "shell": st.config.shell(),
-            "cmd_set": st.cmd_set,
-        });
-        if let Resolved::Run { network, .. } = &resolved {
-            // Refused before the cache: a cached step needs the entitlement too.
-            self.run_network_mode(network).map_err(err)?;
-            def["env"] = json!(st.config.config.env);
-            def["build_args"] = json!(self.recorded_build_args(scope));
-            // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit
-            // (only when set, so that other keys stay as they were).
-            let x = &self.req.run_extra;
-            if *x != strata_runtime::ContainerExtras::default() {
-                def["run_extra"] = json!({
-                    "hosts": x.extra_hosts,
-                    "shm": x.shm_size,
-                    "ulimits": x.ulimits.iter().map(|u| (&u.name, u.soft, u.hard)).collect::<Vec<_>>(),
-                });
-            }
-        }
-        // What keyed the step, kept to explain a later miss (not hashed).
-        let mut trace = Trace {
-            args: self.recorded_build_args(scope).into_iter().collect(),
-            ..Default::default()
-        };
-        let mut inputs = Inputs::new();
-        if let Resolved::Run { mounts, .. } = &resolved {
-            // What bind mounts show the command is an input as much as a
-            // COPY's sources: their content goes into the key.
-            let binds = self.bind_mount_inputs(mounts, deps).map_err(err)?;
-            if !binds.is_empty() {
-                def["mount_inputs"] = json!(binds.iter().map(|b| &b.digest).collect::<Vec<_>>());
-            }
-            for (i, b) in binds.into_iter().enumerate() {
-                trace.mounts.push(b.label);
-                if let Some(f) = b.files {
-                    inputs.insert(format!("mount:{i}"), f);
-                }
-            }
-        }
+        let StepKey {
+            key,
+            def,
+            prepared,
+            trace,
+            inputs,
+        } = self.step_key(st, scope, &resolved, deps).map_err(err)?;
         let file_step = FileStep::of(&resolved);
-        let mut prepared = None;
-        if let Some(f) = &file_step {
-            let mut p = self.prepare_files(f, deps).map_err(err)?;
-            def["input"] = json!(p.digest);
-            trace.input = Some(p.label.clone());
-            if let Some(files) = p.files.take() {
-                inputs.insert("input".into(), files);
-            }
-            prepared = Some(p);
-        }
-        let key = CacheKey::derive(Some(&st.key), &def);
-        trace.def = def.clone();
 
         if !self.no_cache {
             if let Some(rec) = self.cache_lookup(&key) {
@@ -423,6 +401,10 @@ impl Builder<'_> {
                 mounts,
                 ..
             } => {
+                let os = &st.config.os;
+                let arch = &st.config.architecture;
+                let variant = st.config.variant.as_deref();
+                strata_runtime::binfmt::ensure_can_run(os, arch, variant).map_err(err)?;
                 let layer = self.run_instruction(
                     st, scope, s, command, heredocs, mounts, network, deps, c, &created,
                 )?;
@@ -540,6 +522,82 @@ impl Builder<'_> {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         *st = next;
         Ok((link_cached, reason))
+    }
+
+    /// The cache key of the resolved step `resolved` on the state `st`
+    /// (`scope` has resolved it): its definition plus its input digests,
+    /// chained to the state's key; also what explains a later miss. Used
+    /// by execution and, ahead of it, by FROM's unpack decision: both must
+    /// key a step the same way.
+    pub(crate) fn step_key(
+        &self,
+        st: &StageState,
+        scope: &StageScope,
+        resolved: &Resolved,
+        deps: &BTreeMap<usize, StageState>,
+    ) -> Result<StepKey, String> {
+        let mut def = json!({
+            "instr": serde_json::to_value(resolved).unwrap_or_default(),
+            "workdir": st.config.workdir(),
+            "user": st.config.config.user,
+            "shell": st.config.shell(),
+            "cmd_set": st.cmd_set,
+        });
+        if let Resolved::Run { network, .. } = resolved {
+            // Refused before the cache: a cached step needs the entitlement too.
+            self.run_network_mode(network)?;
+            def["env"] = json!(st.config.config.env);
+            def["build_args"] = json!(self.recorded_build_args(scope));
+            // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit
+            // (only when set, so that other keys stay as they were).
+            let x = &self.req.run_extra;
+            if *x != strata_runtime::ContainerExtras::default() {
+                def["run_extra"] = json!({
+                    "hosts": x.extra_hosts,
+                    "shm": x.shm_size,
+                    "ulimits": x.ulimits.iter().map(|u| (&u.name, u.soft, u.hard)).collect::<Vec<_>>(),
+                });
+            }
+        }
+        // What keyed the step, kept to explain a later miss (not hashed).
+        let mut trace = Trace {
+            args: self.recorded_build_args(scope).into_iter().collect(),
+            ..Default::default()
+        };
+        let mut inputs = Inputs::new();
+        if let Resolved::Run { mounts, .. } = resolved {
+            // What bind mounts show the command is an input as much as a
+            // COPY's sources: their content goes into the key.
+            let binds = self.bind_mount_inputs(mounts, deps)?;
+            if !binds.is_empty() {
+                def["mount_inputs"] = json!(binds.iter().map(|b| &b.digest).collect::<Vec<_>>());
+            }
+            for (i, b) in binds.into_iter().enumerate() {
+                trace.mounts.push(b.label);
+                if let Some(f) = b.files {
+                    inputs.insert(format!("mount:{i}"), f);
+                }
+            }
+        }
+        let mut prepared = None;
+        if let Some(f) = FileStep::of(resolved) {
+            let mut p = self.prepare_files(&f, deps)?;
+            def["input"] = json!(p.digest);
+            trace.input = Some(p.label.clone());
+            if let Some(files) = p.files.take() {
+                inputs.insert("input".into(), files);
+            }
+            prepared = Some(p);
+        }
+        let key = CacheKey::derive(Some(&st.key), &def);
+        trace.def = def.clone();
+        Ok(StepKey {
+            key,
+            def,
+            prepared,
+            trace,
+            inputs,
+        })
     }
 
     /// The build args a RUN records (its cache key and its history's

@@ -177,7 +177,7 @@ impl Builder<'_> {
         let mut files = None;
         let (origin, digest, label) = match f.from {
             None => {
-                let (d, l) = self.context_digest_listed(&self.context, f.srcs)?;
+                let (d, l) = self.context_digest_listed(self.context, f.srcs)?;
                 files = Some(l);
                 (Origin::Context, d, "context".to_string())
             }
@@ -202,7 +202,10 @@ impl Builder<'_> {
                     format!("image {name}"),
                 ),
                 None => {
-                    let id = self.images.resolve(name, self.events)?.to_string();
+                    let id = self
+                        .images
+                        .resolve_for(name, &self.platform, self.events)?
+                        .to_string();
                     (Origin::Image(id.clone()), id, format!("image {name}"))
                 }
             },
@@ -359,7 +362,7 @@ impl Builder<'_> {
         };
         let source_mount;
         let source = match &p.origin {
-            Origin::Context => Source::Context(&self.context),
+            Origin::Context => Source::Context(self.context),
             Origin::NamedDir(ctx) => Source::Context(ctx),
             Origin::Fetched(t) => Source::Rootfs(&t.0),
             Origin::Stage(i) => {

@@ -92,6 +92,108 @@ impl Platform {
     pub fn linux_amd64() -> Platform {
         Platform::new("linux", "amd64", None)
     }
+
+    /// Parses `os/arch[/variant]` (or a bare `arch`, taken as linux) and
+    /// normalizes it as containerd's `platforms` package does: `aarch64` →
+    /// `arm64` (its `v8` variant dropped), `x86_64`/`x86-64` → `amd64`,
+    /// `armhf` → `arm/v7`, `armel` → `arm/v6`, `arm` → `arm/v7`,
+    /// `i386`/`i686` → `386`; lower-cased.
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split('/').collect();
+        let bad = || {
+            format!(
+                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7"
+            )
+        };
+        let (os, arch, variant) = match parts.as_slice() {
+            // A bare architecture means linux (a bare OS is refused).
+            [arch] if KNOWN_ARCHES.contains(arch) => ("linux", *arch, None),
+            [os, arch] if !os.is_empty() && !arch.is_empty() => (*os, *arch, None),
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
+                (*os, *arch, Some(*v))
+            }
+            _ => return Err(bad()),
+        };
+        if !(os
+            .chars()
+            .chain(arch.chars())
+            .chain(variant.unwrap_or("").chars()))
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        {
+            return Err(bad());
+        }
+        let os = if os == "macos" { "darwin" } else { os };
+        let (arch, variant) = normalize_arch(arch, variant);
+        Ok(Platform::new(os, &arch, variant.as_deref()))
+    }
+
+    /// This platform, normalized (see [`Platform::parse`]).
+    pub fn normalized(&self) -> Platform {
+        let (arch, variant) = normalize_arch(
+            &self.architecture.to_ascii_lowercase(),
+            self.variant.as_deref(),
+        );
+        Platform {
+            os: self.os.to_ascii_lowercase(),
+            architecture: arch,
+            variant,
+            ..self.clone()
+        }
+    }
+
+    /// The platform of this process: linux and the architecture it was
+    /// compiled for.
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        let variant = (arch == "arm").then_some("v7");
+        Platform::new("linux", arch, variant)
+    }
+
+    /// Whether `other` names the same platform (after normalizing both; a
+    /// missing variant matches the architecture's default one).
+    pub fn matches(&self, other: &Platform) -> bool {
+        let a = self.normalized();
+        let b = other.normalized();
+        a.os == b.os && a.architecture == b.architecture && a.variant == b.variant
+    }
+}
+
+/// Architectures `Platform::parse` takes alone (as linux).
+const KNOWN_ARCHES: &[&str] = &[
+    "amd64", "x86_64", "x86-64", "arm64", "aarch64", "arm", "armhf", "armel", "386", "i386",
+    "i686", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le", "mips64", "loong64",
+];
+
+/// containerd's architecture/variant normalization.
+fn normalize_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
+    let variant = variant.map(str::to_ascii_lowercase);
+    match arch {
+        "i386" | "i486" | "i586" | "i686" | "x86" => ("386".into(), None),
+        "x86_64" | "x86-64" | "amd64" => (
+            "amd64".into(),
+            // amd64/v1 is the default and dropped.
+            variant.filter(|v| v != "v1"),
+        ),
+        "aarch64" | "arm64" => ("arm64".into(), variant.filter(|v| v != "8" && v != "v8")),
+        "armhf" => ("arm".into(), Some("v7".into())),
+        "armel" => ("arm".into(), Some("v6".into())),
+        "arm" => {
+            let v = match variant.as_deref() {
+                None | Some("7") | Some("v7") => "v7".to_string(),
+                Some("5") | Some("6") | Some("8") => format!("v{}", variant.unwrap()),
+                Some(v) => v.to_string(),
+            };
+            ("arm".into(), Some(v))
+        }
+        other => (other.to_string(), variant),
+    }
 }
 
 impl std::fmt::Display for Platform {
@@ -116,6 +218,35 @@ pub mod annotations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_parse_and_normalize_like_containerd() {
+        let p = |s: &str| Platform::parse(s).unwrap().to_string();
+        assert_eq!(p("linux/amd64"), "linux/amd64");
+        assert_eq!(p("linux/x86_64"), "linux/amd64");
+        assert_eq!(p("Linux/AARCH64"), "linux/arm64");
+        assert_eq!(p("linux/arm64/v8"), "linux/arm64");
+        assert_eq!(p("arm64"), "linux/arm64");
+        assert_eq!(p("linux/arm"), "linux/arm/v7");
+        assert_eq!(p("linux/armhf"), "linux/arm/v7");
+        assert_eq!(p("linux/arm/v6"), "linux/arm/v6");
+        assert_eq!(p("linux/i386"), "linux/386");
+        assert_eq!(p("linux/s390x"), "linux/s390x");
+        for bad in [
+            "",
+            "/",
+            "linux",
+            "linux/",
+            "a/b/c/d",
+            "linux/am d64",
+            "linux/arm64/",
+        ] {
+            assert!(Platform::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Platform::new("linux", "arm64", Some("v8"))
+            .matches(&Platform::parse("linux/aarch64").unwrap()));
+        assert!(!Platform::linux_amd64().matches(&Platform::parse("linux/arm64").unwrap()));
+    }
 
     #[test]
     fn round_trips_unknown_fields() {

@@ -29,5 +29,6 @@ pub use reference::{Reference, ReferenceError};
 
 pub use archive::{
     read_archive, read_oci_layout_dir, write_docker_archive, write_oci_archive,
-    write_oci_layout_dir, ArchiveContents, ArchiveImage, BlobSink, BlobSource, ImageToSave,
+    write_oci_archive_with_indexes, write_oci_layout_dir, ArchiveContents, ArchiveImage, BlobSink,
+    BlobSource, ImageToSave, IndexToSave,
 };

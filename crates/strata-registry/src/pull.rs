@@ -23,7 +23,7 @@ use crate::progress::{ProgressMode, Reporter};
 /// How to pull.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
-    /// The platform to pick from an index (default linux/amd64).
+    /// The platform to pick from an index (default: the host's).
     pub platform: Option<Platform>,
     pub client: ClientOptions,
     pub progress: ProgressMode,
@@ -58,27 +58,26 @@ pub struct PulledImage {
     pub previous: Option<Digest>,
     /// Layers downloaded (the others were already in the store).
     pub downloaded: usize,
+    /// The image was in the store before the pull.
+    pub existed: bool,
 }
 
 impl PulledImage {
     /// True when the pull changed nothing (Docker's "Image is up to date").
     pub fn up_to_date(&self) -> bool {
-        self.downloaded == 0 && self.previous.as_ref() == Some(&self.id)
+        // By digest there is no tag to move: the image being there is all.
+        self.downloaded == 0
+            && match &self.tagged {
+                Some(_) => self.previous.as_ref() == Some(&self.id),
+                None => self.existed,
+            }
     }
 }
 
-/// Parses `os/arch[/variant]`.
+/// Parses `os/arch[/variant]`, normalized as containerd does
+/// ([`Platform::parse`]: `linux/aarch64` is `linux/arm64`).
 pub fn parse_platform(s: &str) -> Result<Platform, Error> {
-    let parts: Vec<&str> = s.split('/').collect();
-    match parts.as_slice() {
-        [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Platform::new(os, arch, None)),
-        [os, arch, v] if !os.is_empty() && !arch.is_empty() && !v.is_empty() => {
-            Ok(Platform::new(os, arch, Some(v)))
-        }
-        _ => Err(Error::Invalid(format!(
-            "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm/v7"
-        ))),
-    }
+    Platform::parse(s).map_err(Error::Invalid)
 }
 
 /// Pulls `reference` into `store`, registers and tags it.
@@ -103,10 +102,7 @@ pub fn pull_with(
     // What an earlier pull killed with SIGKILL left (SIGINT and SIGTERM
     // clean up on their way out; see the CLI): best effort.
     let _ = store.remove_dead_temp_blobs();
-    let wanted = options
-        .platform
-        .clone()
-        .unwrap_or_else(Platform::linux_amd64);
+    let wanted = options.platform.clone().unwrap_or_else(Platform::host);
     let reporter = Reporter::new(options.progress);
     let top_ref = match (reference.digest(), reference.tag()) {
         (Some(d), _) => d.to_string(),
@@ -202,9 +198,11 @@ pub fn pull_with(
         created: config.created.clone().unwrap_or_default(),
     };
     let meta = store.meta();
+    let existed = meta.image(&config_digest)?.is_some();
     // Leased first: untagged, it is garbage to a concurrent `prune -a`.
     lease.add_image(&config_digest)?;
     meta.put_image(&record)?;
+    store.record_content_sizes(&record.layers);
     meta.add_repo_digest(
         &format!("{}@{repo_digest}", reference.name()),
         &config_digest,
@@ -227,6 +225,7 @@ pub fn pull_with(
         tagged,
         previous,
         downloaded,
+        existed,
     })
 }
 
@@ -394,6 +393,9 @@ fn fetch_layer(
                     client.registry(),
                     desc.digest
                 )));
+            }
+            if let Some(c) = scan.content_size.filter(|_| &actual == diff_id) {
+                strata_store::note_content_size(diff_id, c);
             }
             if &actual != diff_id {
                 bar.abandon("Bad layer");

@@ -90,9 +90,71 @@ pub fn push_with(
             reference.familiar()
         ))
     })?;
+    // A multi-platform tag: every platform's manifest (by digest), then
+    // the index under the tag.
+    let entries = strata_store::transfer::index_entries(store, &local)
+        .map_err(|e| Error::Invalid(format!("{local}: {e}")))?;
+    if let Some((_, entries)) = entries {
+        let mut descs = Vec::new();
+        let (mut uploaded, mut mounted, mut existed) = (0, 0, 0);
+        let mut all_docker = true;
+        for e in &entries {
+            let info = meta.image(&e.image)?.ok_or_else(|| {
+                Error::Invalid(format!("image {} vanished from the store", e.image))
+            })?;
+            let p = push_one(client, store, reference, &info, None, options)?;
+            uploaded += p.uploaded;
+            mounted += p.mounted;
+            existed += p.existed;
+            all_docker &= info.manifest_media_type == strata_oci::media_types::DOCKER_MANIFEST;
+            let mut d = strata_oci::Descriptor::new(&info.manifest_media_type, p.digest, p.size);
+            d.platform = Some(e.platform.clone());
+            descs.push(d);
+        }
+        let index = if all_docker {
+            strata_oci::ImageIndex::docker(descs)
+        } else {
+            strata_oci::ImageIndex::oci(descs)
+        };
+        let bytes = serde_json::to_vec(&index).expect("index serializes");
+        let media_type = index.media_type.clone().unwrap_or_default();
+        let target = tag_of(reference);
+        let digest = client.put_manifest(reference.repository(), &target, &media_type, &bytes)?;
+        return Ok(PushedImage {
+            digest,
+            size: bytes.len() as u64,
+            reference: target,
+            uploaded,
+            mounted,
+            existed,
+        });
+    }
     let info = meta
         .image(&id)?
         .ok_or_else(|| Error::Invalid(format!("image {id} vanished from the store")))?;
+    let target = tag_of(reference);
+    push_one(client, store, reference, &info, Some(&target), options)
+}
+
+fn tag_of(reference: &Reference) -> String {
+    match (reference.tag(), reference.digest()) {
+        (Some(t), _) => t.to_string(),
+        (None, Some(d)) => d.to_string(),
+        (None, None) => "latest".to_string(),
+    }
+}
+
+/// Pushes one image's blobs and manifest, under `target` (a tag), else
+/// under its own digest.
+fn push_one(
+    client: &Client,
+    store: &Store,
+    reference: &Reference,
+    info: &strata_store::ImageInfo,
+    target: Option<&str>,
+    options: &PushOptions,
+) -> Result<PushedImage, Error> {
+    let local = reference.to_string();
     let manifest_bytes = store.blobs().read(&info.manifest_digest)?;
     let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes).map_err(|e| {
         Error::Invalid(format!(
@@ -102,7 +164,7 @@ pub fn push_with(
     })?;
     let lease = store.lease(&format!("push {local}"))?;
     let (manifest, manifest_bytes) =
-        crate::wire::wire_manifest(store, &info, manifest, manifest_bytes, options.jobs, &lease)?;
+        crate::wire::wire_manifest(store, info, manifest, manifest_bytes, options.jobs, &lease)?;
     let repo = reference.repository();
     let reporter = Reporter::new(options.progress);
     reporter.line(&format!(
@@ -169,10 +231,9 @@ pub fn push_with(
             Outcome::Uploaded => uploaded += 1,
         }
     }
-    let target = match (reference.tag(), reference.digest()) {
-        (Some(t), _) => t.to_string(),
-        (None, Some(d)) => d.to_string(),
-        (None, None) => "latest".to_string(),
+    let target = match target {
+        Some(t) => t.to_string(),
+        None => Digest::sha256_of(&manifest_bytes).to_string(),
     };
     let digest = client.put_manifest(repo, &target, &info.manifest_media_type, &manifest_bytes)?;
     store

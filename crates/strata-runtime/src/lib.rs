@@ -9,8 +9,11 @@
 //! `/etc/passwd` and `/etc/group` ([`resolve_user`]), running runc in the
 //! foreground with stdio inherited, piped to callbacks or discarded
 //! ([`StdioConfig`]), forwarding SIGINT/SIGTERM to the container
-//! ([`signals`]), reporting the exit status the way Docker does, and always
-//! cleaning up (runc state, cgroups, bundle dir). It must never write into
+//! ([`signals`]), reporting the exit status the way Docker does, always
+//! cleaning up (runc state, cgroups, bundle dir), and emulation of foreign
+//! CPU architectures ([`binfmt`]: whether a platform can run, registering
+//! qemu-user-static with binfmt_misc only when asked (`strata binfmt
+//! install`) or, rootless, in strata's own user namespace). It must never write into
 //! the rootfs itself (runc may create mount points there, see
 //! [`INJECTED_PATHS`] and [`write_init_layer`]), never read files of the
 //! rootfs by following links out of it, never touch Docker's runc state, and
@@ -67,6 +70,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+pub mod binfmt;
 pub mod netns;
 pub mod reaper;
 pub mod rootless;

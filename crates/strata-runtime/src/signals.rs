@@ -37,6 +37,14 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut li
     COUNT.fetch_add(1, Ordering::SeqCst);
 }
 
+/// How many forwarded signals this process received while a container
+/// ran. Two readings that differ tell a caller (the build's progress
+/// display) that the user interrupted a run: the container's own exit
+/// status (130 for Ctrl-C) is then a cancellation, not a failure.
+pub fn received_count() -> u64 {
+    COUNT.load(Ordering::SeqCst)
+}
+
 /// Keeps the handlers installed while alive.
 pub(crate) struct Guard(());
 

@@ -114,6 +114,26 @@ impl Store {
         Ok(report)
     }
 
+    /// `image prune`: removes untagged images (with `all`, every image:
+    /// tags first), then collects what they alone used. Images a build
+    /// lease or the build cache holds stay, as in [`Store::prune`].
+    pub fn prune_images(&self, all: bool) -> Result<(Vec<String>, PruneReport)> {
+        let (untagged, removed) = {
+            let _gc = FileLock::exclusive(&self.gc_lock_path())?;
+            let mut untagged = Vec::new();
+            if all {
+                for img in self.meta().images()? {
+                    untagged.extend(img.tags);
+                }
+                self.meta().untag_all(&untagged)?;
+            }
+            (untagged, self.remove_untagged_images()?)
+        };
+        let mut report = self.prune(false)?;
+        report.images_removed = removed;
+        Ok((untagged, report))
+    }
+
     /// Drops leases whose owner is gone (their lock file is not held).
     fn expire_leases(&self) -> Result<usize> {
         let mut n = 0;
@@ -157,6 +177,7 @@ impl Store {
             let ids: Vec<Digest> = tx
                 .prepare(
                     "SELECT id FROM images WHERE id NOT IN (SELECT image_id FROM tags)
+                       AND id NOT IN (SELECT image_id FROM index_tags)
                        AND id NOT IN (SELECT ref FROM lease_refs WHERE kind = 'image')
                        AND id NOT IN (SELECT ref FROM cache_refs WHERE kind = 'image')",
                 )?
@@ -179,6 +200,7 @@ impl Store {
             };
             for sql in [
                 "SELECT manifest_digest FROM images",
+                "SELECT DISTINCT index_digest FROM index_tags",
                 "SELECT config_digest FROM images",
                 "SELECT digest FROM image_layers",
                 "SELECT ref FROM cache_refs WHERE kind = 'blob'",

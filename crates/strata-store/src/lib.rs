@@ -42,6 +42,6 @@ pub use meta::{
     CacheRecord, ImageInfo, ImageRecord, LayerRecord, Lease, LeaseInfo, Meta, StepInfo,
 };
 pub use mount::RootfsMount;
-pub use snapshot::{chain_ids, Snapshotter};
-pub use store::Store;
+pub use snapshot::{chain_ids, Snapshotter, UnpackProgress};
+pub use store::{content_size_of_tar, note_content_size, Store};
 pub use strata_oci::Digest;

@@ -155,3 +155,132 @@ mod tests {
         assert_send_sync::<Store>();
     }
 }
+
+impl Store {
+    /// The layer's content size as Docker counts it (see
+    /// [`content_size_of_tar`]): recorded at first sight, then read from
+    /// the db.
+    pub fn layer_content_size(&self, layer: &crate::meta::LayerRecord) -> Result<u64> {
+        if let Some(n) = self.meta.content_size(&layer.diff_id)? {
+            return Ok(n);
+        }
+        let noted = WRITTEN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|m| m.get(&layer.diff_id).copied());
+        let n = match noted {
+            Some(n) => n,
+            None => content_size_of_tar(&mut self.blobs.open(&layer.digest)?)?,
+        };
+        self.meta.put_content_size(&layer.diff_id, n)?;
+        Ok(n)
+    }
+
+    /// Records the content sizes of `layers` (at creation or load time, so
+    /// listing stays cheap). Best effort: a failure leaves the size to be
+    /// computed when first shown.
+    pub fn record_content_sizes(&self, layers: &[crate::meta::LayerRecord]) {
+        for l in layers {
+            let _ = self.layer_content_size(l);
+        }
+    }
+}
+
+/// Content sizes of the layers this process wrote (by diff ID), so that
+/// registering a layer just built reads nothing back.
+static WRITTEN: std::sync::Mutex<Option<std::collections::HashMap<crate::Digest, u64>>> =
+    std::sync::Mutex::new(None);
+
+/// Notes a layer's content size learned while it streamed by (a build,
+/// a load, a pull), for [`Store::layer_content_size`] to record when the
+/// image is registered.
+pub fn note_content_size(diff_id: &crate::Digest, n: u64) {
+    WRITTEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert_with(Default::default)
+        .insert(diff_id.clone(), n);
+}
+
+/// The bytes of a layer's files, as Docker's `directory.Size` counts an
+/// unpacked layer: a regular file its size, a symlink its target's length,
+/// a hard link (the same inode again), a directory, a device or a whiteout
+/// nothing. `data` may be compressed.
+pub fn content_size_of_tar(data: &mut dyn std::io::Read) -> Result<u64> {
+    let mut r = crate::diff::decompressed(data)?;
+    crate::transfer::sink::walk_entries(&mut r)
+        .1
+        .ok_or_else(|| {
+            crate::error::StoreError::BadLayer(
+                "the layer is not a tar that reads to its end".into(),
+            )
+        })
+}
+
+#[cfg(test)]
+mod content_size_tests {
+    use super::content_size_of_tar;
+
+    /// What the layer builder notes while writing is what reading the
+    /// layer back counts.
+    #[test]
+    fn noted_at_build_time_matches_the_layer() {
+        use crate::{EntryMeta, LayerBuilder, LayerOptions, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("root")).unwrap();
+        let src = dir.path().join("f");
+        std::fs::write(&src, b"hello\n").unwrap();
+        let meta = EntryMeta {
+            mode: 0o644,
+            ..Default::default()
+        };
+        let mut b = LayerBuilder::new(store.blobs(), LayerOptions::default()).unwrap();
+        b.add_dir(std::path::Path::new("app"), &meta).unwrap();
+        b.add_file(std::path::Path::new("app/hello"), &src, &meta)
+            .unwrap();
+        b.add_hardlink(
+            std::path::Path::new("app/again"),
+            std::path::Path::new("app/hello"),
+            &meta,
+        )
+        .unwrap();
+        b.add_symlink(
+            std::path::Path::new("app/link"),
+            std::path::Path::new("hello"),
+            &meta,
+        )
+        .unwrap();
+        b.add_whiteout(std::path::Path::new("gone")).unwrap();
+        let info = b.finish().unwrap();
+        let rec = info.to_record();
+        let noted = store.layer_content_size(&rec).unwrap();
+        let read = content_size_of_tar(&mut store.blobs().open(&info.digest).unwrap()).unwrap();
+        assert_eq!((noted, read), (11, 11));
+    }
+
+    #[test]
+    fn counts_file_bytes_not_tar_bytes() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o755);
+        b.append_data(&mut h, "app/", std::io::empty()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "app/hello", &b"hello\n"[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_size(0);
+        b.append_link(&mut h, "app/again", "app/hello").unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "app/link", "hello").unwrap();
+        let bytes = b.into_inner().unwrap();
+        assert!(bytes.len() > 2048);
+        assert_eq!(content_size_of_tar(&mut &bytes[..]).unwrap(), 6 + 5);
+    }
+}

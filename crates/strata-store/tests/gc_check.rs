@@ -347,3 +347,64 @@ fn a_fifo_in_the_temp_dir_never_blocks_gc() {
     assert_eq!(n + removed, 1);
     assert!(fs::symlink_metadata(&fifo).is_err());
 }
+
+#[test]
+fn a_multi_platform_tag_keeps_every_platform_and_its_index_until_retagged() {
+    use strata_oci::Platform;
+    use strata_store::transfer::{index_entries, resolve_image_for, tag_index, IndexEntry};
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let amd = image(&store, "amd", None);
+    let arm = image(&store, "arm", None);
+    store.meta().put_image(&amd).unwrap();
+    store.meta().put_image(&arm).unwrap();
+    let name = "docker.io/library/multi:1";
+    let entries = [
+        IndexEntry {
+            platform: Platform::parse("linux/aarch64").unwrap(),
+            image: arm.id.clone(),
+        },
+        IndexEntry {
+            platform: Platform::parse("linux/amd64").unwrap(),
+            image: amd.id.clone(),
+        },
+    ];
+    let index = tag_index(&store, name, &entries, None).unwrap();
+    // The plain tag is the host's platform; each platform resolves to its own.
+    assert_eq!(
+        store.meta().resolve_tag(name).unwrap(),
+        Some(amd.id.clone())
+    );
+    let arm64 = Platform::parse("linux/arm64/v8").unwrap();
+    assert_eq!(
+        resolve_image_for(&store, "multi:1", &arm64).unwrap(),
+        Some(arm.id.clone())
+    );
+    let e = resolve_image_for(&store, "multi:1", &Platform::parse("linux/s390x").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("linux/s390x") && e.contains("linux/arm64, linux/amd64"),
+        "{e}"
+    );
+    let (d, got) = index_entries(&store, "multi:1").unwrap().unwrap();
+    assert_eq!(d, index);
+    assert_eq!(got.len(), 2);
+
+    // GC keeps both images and the index blob.
+    store.prune(true).unwrap();
+    for r in [&amd, &arm] {
+        for b in all_blobs(r) {
+            assert!(store.blobs().exists(&b), "{b}");
+        }
+    }
+    assert!(store.blobs().exists(&index));
+
+    // Tagging the name with one image drops the index: arm64 becomes garbage.
+    store.meta().tag(name, &amd.id).unwrap();
+    assert!(index_entries(&store, name).unwrap().is_none());
+    store.prune(true).unwrap();
+    assert!(!store.blobs().exists(&index));
+    assert!(store.meta().image(&arm.id).unwrap().is_none());
+    assert!(store.meta().image(&amd.id).unwrap().is_some());
+}

@@ -5,8 +5,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     // A container reaper started by a build (strata_runtime::reaper) does
     // its work and exits here; any other process returns at once.
@@ -60,7 +58,13 @@ fn main() -> ExitCode {
         return unshare(&argv[2..], entered);
     }
 
-    let args = cli::Cli::parse();
+    let args = match cli::help::command()
+        .try_get_matches()
+        .and_then(|m| <cli::Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
+        Ok(a) => a,
+        Err(e) => e.exit(),
+    };
     match cli::dispatch(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -74,7 +78,7 @@ fn main() -> ExitCode {
 /// names, when the command uses one and the store exists (bad arguments
 /// are left to the real parse, which reports them).
 fn check_store_owner() -> Result<(), strata_store::StoreError> {
-    let Ok(args) = cli::Cli::try_parse() else {
+    let Ok(args) = <cli::Cli as clap::Parser>::try_parse() else {
         return Ok(());
     };
     if !args.command.uses_store() {

@@ -366,3 +366,141 @@ fn built_images_drop_the_base_comment_and_keep_its_author() {
     let img = strata_engine::images::load_image(&store, "maint").unwrap();
     assert_eq!(img.config.author.as_deref(), Some("someone"));
 }
+
+/// The `unpack` events of a rawjson event list.
+fn unpack_events(evs: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    evs.iter().filter(|e| e["type"] == "unpack").collect()
+}
+
+/// A store holding only `base` (4 layers, one with a whiteout) as `strata
+/// load` leaves it: blobs and image, no snapshot.
+fn freshly_loaded_base(archive: &std::path::Path) -> (tempfile::TempDir, std::path::PathBuf) {
+    let (t, root) = root_dir();
+    let o = strata(&root, &["load", "-i", &path_str(archive)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (t, root)
+}
+
+fn snapshot_count(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root.join("snapshots"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn first_build_on_a_freshly_loaded_base_unpacks_under_from() {
+    if !can_run() {
+        return;
+    }
+    // The base: busybox + 3 layers, saved and loaded into fresh stores.
+    let (_t, src) = root_dir();
+    make_busybox(&src);
+    let base_ctx = context(&[
+        ("b.txt", "bee\n"),
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\nRUN mkdir /data && echo one > /data/a\nCOPY b.txt /data/\nRUN rm /data/a && echo two > /data/c\n",
+        ),
+    ]);
+    build_ok(&src, base_ctx.path(), "base", &[]);
+    let archive = _t.path().join("base.tar");
+    let o = strata(&src, &["save", "-o", &path_str(&archive), "base"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM base\nENV X=1\nRUN cat /data/b.txt /data/c && test ! -e /data/a\n",
+    )]);
+    let dir = path_str(ctx.path());
+    let (_r, root) = freshly_loaded_base(&archive);
+    assert_eq!(snapshot_count(&root), 0, "load unpacks nothing");
+    let build = |root: &std::path::Path| {
+        let o = strata(root, &["build", "-t", "app", "--progress", "rawjson", &dir]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        events(&stdout(&o))
+    };
+    let first = build(&root);
+    let unpacks = unpack_events(&first);
+    assert!(!unpacks.is_empty(), "no unpack events: {first:?}");
+    assert!(unpacks.iter().all(|e| e["step"] == 1), "{unpacks:?}");
+    let done: Vec<_> = unpacks.iter().filter(|e| e["layer"].is_string()).collect();
+    assert_eq!(done.len(), 4, "one event per layer: {unpacks:?}");
+    let last = done
+        .iter()
+        .max_by_key(|e| e["layers_done"].as_u64())
+        .unwrap();
+    assert_eq!(last["layers_done"], 4);
+    assert_eq!(last["layers_total"], 4);
+    assert_eq!(last["bytes_done"], last["bytes_total"]);
+    // All of it between FROM's start and FROM's end.
+    let pos = |pred: &dyn Fn(&serde_json::Value) -> bool| first.iter().position(pred).unwrap();
+    let from_start = pos(&|e| e["type"] == "step_started" && e["step"] == 1);
+    let from_done = pos(&|e| e["type"] == "step_done" && e["step"] == 1);
+    let unpack_positions: Vec<_> = first
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["type"] == "unpack")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(unpack_positions
+        .iter()
+        .all(|&i| i > from_start && i < from_done));
+    assert_eq!(snapshot_count(&root), 5, "4 base layers + the RUN's");
+
+    // A second build unpacks nothing, and neither does a fully cached one
+    // whose snapshots are gone: no step will mount anything.
+    let second = build(&root);
+    assert!(unpack_events(&second).is_empty(), "{second:?}");
+    for e in std::fs::read_dir(root.join("snapshots")).unwrap() {
+        std::fs::remove_dir_all(e.unwrap().path()).unwrap();
+    }
+    let third = build(&root);
+    assert!(unpack_events(&third).is_empty(), "{third:?}");
+    assert!(third.iter().any(|e| e["type"] == "cached"));
+    assert_eq!(
+        snapshot_count(&root),
+        0,
+        "a cached build unpacked something"
+    );
+
+    // A stage that mounts nothing (metadata only) unpacks nothing.
+    let (_r2, root2) = freshly_loaded_base(&archive);
+    let meta = context(&[("Dockerfile", "FROM base\nENV A=1\nLABEL l=v\nCMD [\"x\"]\n")]);
+    let o = strata(
+        &root2,
+        &[
+            "build",
+            "-t",
+            "meta",
+            "--progress",
+            "rawjson",
+            &path_str(meta.path()),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(unpack_events(&events(&stdout(&o))).is_empty());
+    assert_eq!(snapshot_count(&root2), 0);
+
+    // Plain progress: one line when the unpack starts, one per layer, all
+    // under FROM (#1) and before its DONE.
+    let (_r3, root3) = freshly_loaded_base(&archive);
+    let o = build_ok(&root3, ctx.path(), "app", &[]);
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    let at = |pat: &str| lines.iter().position(|l| l.contains(pat));
+    let start = at("unpacking 4 layers").unwrap_or_else(|| panic!("{err}"));
+    assert!(lines[start].starts_with("#1 "), "{err}");
+    let per_layer: Vec<_> = lines
+        .iter()
+        .filter(|l| l.starts_with("#1 ") && l.contains(" unpacked layer "))
+        .collect();
+    assert_eq!(per_layer.len(), 4, "{err}");
+    assert!(per_layer
+        .iter()
+        .any(|l| l.contains("unpacked layer 4/4 sha256:")));
+    assert!(at("#1 DONE").unwrap() > start, "{err}");
+    assert!(lines
+        .iter()
+        .skip(at("#1 DONE").unwrap())
+        .all(|l| !l.contains("unpack")));
+}

@@ -62,7 +62,7 @@ fn eight_builds_and_a_prune_loop_share_one_store() {
         thread::spawn(move || {
             let mut n = 0;
             while !done.load(Ordering::Relaxed) {
-                let mut args = vec!["system".to_string(), "prune".to_string()];
+                let mut args = vec!["system".into(), "prune".into(), "-f".to_string()];
                 if n % 2 == 1 {
                     args.push("-a".into());
                 }
@@ -105,7 +105,7 @@ fn eight_builds_and_a_prune_loop_share_one_store() {
     assert!(stdout(&o).contains("no problems"), "{}", stdout(&o));
 
     // One more prune after the fact, then every image still runs.
-    let o = strata(&root, &["system", "prune"]);
+    let o = strata(&root, &["system", "prune", "-f"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let twice = common.repeat(2);
     for i in 0..BUILDS {
@@ -151,7 +151,7 @@ fn a_long_run_step_keeps_its_temp_dirs_through_prune_and_repair() {
             let mut n = 0;
             while !done.load(Ordering::Relaxed) {
                 let args: &[&str] = if n % 2 == 0 {
-                    &["system", "prune"]
+                    &["system", "prune", "-f"]
                 } else {
                     &["system", "check", "--repair"]
                 };

@@ -293,7 +293,7 @@ fn load_and_prune_killed_at_random_moments() {
         let _ = cmd(&root, &["rmi", "app:1"]).output();
         // A prune takes a few ms: kill within its first 6 ms.
         let delay = Duration::from_micros(rng.next() % 6_000);
-        killed_prune += kill_after(&root, &["system", "prune", "-a"], delay) as usize;
+        killed_prune += kill_after(&root, &["system", "prune", "-a", "-f"], delay) as usize;
         check_no_corruption(&root, "prune", &mut leftovers);
     }
     eprintln!(
@@ -344,7 +344,7 @@ fn gc_killed_between_its_steps() {
         let mut leftovers = 0;
         check_no_corruption(&root, point, &mut leftovers);
         // The next prune finishes the job.
-        ok(&root, &["system", "prune", "-a"]);
+        ok(&root, &["system", "prune", "-a", "-f"]);
     }
     repair_and_assert_clean(&root);
     ok(&root, &["load", "-i", &path_str(&f.app_tar)]);
@@ -414,7 +414,7 @@ fn pull_killed_at_random_moments() {
     ok(&root, &["pull", &name]);
     let pull_time = start.elapsed();
     ok(&root, &["rmi", &name]);
-    ok(&root, &["system", "prune", "-a"]);
+    ok(&root, &["system", "prune", "-a", "-f"]);
     let mut rng = Rng::from_env(3);
     let (mut killed, mut killed_prune, mut leftovers) = (0, 0, 0);
     for _ in 0..iterations() {
@@ -424,7 +424,7 @@ fn pull_killed_at_random_moments() {
         let _ = cmd(&root, &["rmi", &name]).output();
         // A prune takes a few ms: kill within its first 6 ms.
         let delay = Duration::from_micros(rng.next() % 6_000);
-        killed_prune += kill_after(&root, &["system", "prune", "-a"], delay) as usize;
+        killed_prune += kill_after(&root, &["system", "prune", "-a", "-f"], delay) as usize;
         check_no_corruption(&root, "prune after pull", &mut leftovers);
     }
     eprintln!(

@@ -149,6 +149,22 @@ fn login_push_pull_logout_with_htpasswd() {
         "{}",
         text(&o)
     );
+    // By digest, already present: up to date too (there is no tag to move).
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Digest: "))
+        .expect("a Digest: line")
+        .to_string();
+    let repo = name.rsplit_once(':').map_or(name.as_str(), |(r, _)| r);
+    let by_digest = format!("{repo}@{digest}");
+    let o = strata(&root_b, &cfg_dir, &["pull", &by_digest], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains(&format!("Status: Image is up to date for {by_digest}")),
+        "{}",
+        text(&o)
+    );
 
     let o = strata(&root_a, &cfg_dir, &["logout", &host], None);
     assert!(o.status.success(), "{}", text(&o));

@@ -248,7 +248,7 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
          $S build -q -t own {w}/own >/dev/null\n\
          $S run --rm own stat -c 'built %u:%g %n' /x /x/mine\n\
          $S save -o {w}/imgs.tar opq own && $S rmi opq own >/dev/null\n\
-         $S system prune -a >/dev/null && $S load -q -i {w}/imgs.tar\n\
+         $S system prune -a -f >/dev/null && $S load -q -i {w}/imgs.tar\n\
          $S run --rm opq ls /d\n\
          $S run --rm own stat -c 'loaded %u:%g %n' /x /x/mine\n\
          $S run --rm -u 1000 own id -u\n\

@@ -283,7 +283,7 @@ fn root_on_a_users_store_is_refused_and_told_whose_it_is() {
     for args in [
         vec!["images"],
         vec!["tag", "a", "b"],
-        vec!["system", "prune"],
+        vec!["system", "prune", "-f"],
         vec!["system", "check", "--repair"],
     ] {
         let o = strata(&own, &args);

@@ -200,7 +200,11 @@ pub(crate) fn save_for_build(
         let id = match b.named.get(&name.to_ascii_lowercase()) {
             Some(crate::named::Named::Image(id)) => id.clone(),
             Some(crate::named::Named::Dir(_)) => return Some(1),
-            None => b.images.resolve(name, b.events).ok()?.to_string(),
+            None => b
+                .images
+                .resolve_for(name, &b.platform, b.events)
+                .ok()?
+                .to_string(),
         };
         crate::images::load_image(b.store, &id)
             .ok()

@@ -211,7 +211,7 @@ impl Builder<'_> {
             let digest = match m.from.as_ref() {
                 None => {
                     let (d, l) = self
-                        .context_digest_listed(&self.context, &[source.to_string()])
+                        .context_digest_listed(self.context, &[source.to_string()])
                         .map_err(what)?;
                     files = Some(l);
                     d

@@ -28,7 +28,10 @@ use crate::reference::Reference;
 pub use layout_dir::LayoutDir;
 pub use oci_layout::read_oci_layout_dir;
 pub use reader::read_archive;
-pub use writer::{write_docker_archive, write_oci_archive, write_oci_layout_dir};
+pub use writer::{
+    write_docker_archive, write_oci_archive, write_oci_archive_with_indexes, write_oci_layout_dir,
+    IndexToSave,
+};
 
 /// Where a reader puts blobs as they stream by.
 pub trait BlobSink {

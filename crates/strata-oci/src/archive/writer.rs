@@ -31,7 +31,7 @@ pub fn write_docker_archive(
     let mut t = TarOut {
         b: tar::Builder::new(out),
     };
-    write_layout(&mut t, images, source, true)?;
+    write_layout(&mut t, images, &[], source, true)?;
     t.finish()
 }
 
@@ -44,7 +44,34 @@ pub fn write_oci_archive(
     let mut t = TarOut {
         b: tar::Builder::new(out),
     };
-    write_layout(&mut t, images, source, false)?;
+    write_layout(&mut t, images, &[], source, false)?;
+    t.finish()
+}
+
+/// A multi-platform image to save into an OCI layout: its index (written
+/// as a blob and named in `index.json`) and the images it lists (written
+/// as blobs only).
+#[derive(Debug, Clone)]
+pub struct IndexToSave {
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub media_type: String,
+    pub names: Vec<crate::Reference>,
+    pub members: Vec<ImageToSave>,
+}
+
+/// [`write_oci_archive`] with multi-platform images: `index.json` names
+/// each index, whose manifests are written beside it.
+pub fn write_oci_archive_with_indexes(
+    out: impl Write,
+    images: &[ImageToSave],
+    indexes: &[IndexToSave],
+    source: &dyn BlobSource,
+) -> Result<(), Error> {
+    let mut t = TarOut {
+        b: tar::Builder::new(out),
+    };
+    write_layout(&mut t, images, indexes, source, false)?;
     t.finish()
 }
 
@@ -64,7 +91,7 @@ pub fn write_oci_layout_dir(
     let mut d = DirOut {
         root: dir.to_path_buf(),
     };
-    write_layout(&mut d, images, source, false)
+    write_layout(&mut d, images, &[], source, false)
 }
 
 trait LayoutOut {
@@ -76,6 +103,7 @@ trait LayoutOut {
 fn write_layout(
     out: &mut dyn LayoutOut,
     images: &[ImageToSave],
+    indexes: &[IndexToSave],
     source: &dyn BlobSource,
     docker_files: bool,
 ) -> Result<(), Error> {
@@ -86,7 +114,13 @@ fn write_layout(
     let mut manifest_json = Vec::new();
     let mut repos = Vec::new();
 
-    for img in images {
+    // Index members: their blobs, no entry of their own.
+    let members: Vec<(&ImageToSave, bool)> = indexes
+        .iter()
+        .flat_map(|i| i.members.iter().map(|m| (m, true)))
+        .chain(images.iter().map(|m| (m, false)))
+        .collect();
+    for (img, member) in members {
         check_bytes(&img.manifest_bytes, &img.manifest_digest, "manifest")?;
         check_bytes(&img.config_bytes, &img.config_digest, "config")?;
         let config: ImageConfig = serde_json::from_slice(&img.config_bytes)
@@ -128,6 +162,9 @@ fn write_layout(
             }
         }
 
+        if member {
+            continue;
+        }
         let desc = Descriptor::new(
             img.manifest_media_type.clone(),
             img.manifest_digest.clone(),
@@ -158,6 +195,33 @@ fn write_layout(
         repos.push((&img.names[..], img.layers.last().map(|l| &l.digest)));
     }
 
+    for ix in indexes {
+        check_bytes(&ix.bytes, &ix.digest, "index")?;
+        if written.insert(ix.digest.clone()) {
+            out.blob(&ix.digest, ix.bytes.len() as u64, &mut &ix.bytes[..])?;
+        }
+        let desc = Descriptor::new(
+            ix.media_type.clone(),
+            ix.digest.clone(),
+            ix.bytes.len() as u64,
+        );
+        if ix.names.is_empty() {
+            index_entries.push(desc.clone());
+        }
+        for name in &ix.names {
+            let mut d = desc.clone();
+            let mut ann = BTreeMap::new();
+            ann.insert(
+                annotations::CONTAINERD_IMAGE_NAME.to_string(),
+                name.to_string(),
+            );
+            if let Some(tag) = name.tag() {
+                ann.insert(annotations::REF_NAME.to_string(), tag.to_string());
+            }
+            d.annotations = Some(ann);
+            index_entries.push(d);
+        }
+    }
     let index = ImageIndex::oci(index_entries);
     out.file("index.json", &to_go_json(&index))?;
     if docker_files {

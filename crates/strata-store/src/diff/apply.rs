@@ -62,14 +62,17 @@ pub struct ApplyStats {
 
 struct HashingReader<R> {
     inner: R,
-    hasher: Sha256,
+    /// None: not hashed (see [`apply_layer_known`]).
+    hasher: Option<Sha256>,
     n: u64,
 }
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         self.n += n as u64;
         Ok(n)
     }
@@ -108,10 +111,32 @@ struct Applier<'r> {
 
 /// Applies one layer onto `dest` (which must exist). See the module docs.
 pub fn apply_layer(data: &mut dyn Read, dest: &Path, mode: ApplyMode) -> Result<ApplyStats> {
+    apply(data, dest, mode, None)
+}
+
+/// [`apply_layer`] of a tar stream whose sha256 is known to be `diff_id`
+/// already (an uncompressed layer blob, whose digest the blob store
+/// verified when it was written): the stream is not hashed again (a fifth
+/// of an unpack's CPU), and the stats report `diff_id`.
+pub fn apply_layer_known(
+    data: &mut dyn Read,
+    dest: &Path,
+    mode: ApplyMode,
+    diff_id: &Digest,
+) -> Result<ApplyStats> {
+    apply(data, dest, mode, Some(diff_id))
+}
+
+fn apply(
+    data: &mut dyn Read,
+    dest: &Path,
+    mode: ApplyMode,
+    known: Option<&Digest>,
+) -> Result<ApplyStats> {
     let root = RootDir::open(dest)?;
     let reader = HashingReader {
         inner: decompressed(data)?,
-        hasher: Sha256::new(),
+        hasher: known.is_none().then(Sha256::new),
         n: 0,
     };
     let mut archive = tar::Archive::new(reader);
@@ -133,8 +158,12 @@ pub fn apply_layer(data: &mut dyn Read, dest: &Path, mode: ApplyMode) -> Result<
     ap.finish_dirs()?;
     let mut reader = archive.into_inner();
     io::copy(&mut reader, &mut io::sink()).map_err(bad)?;
-    let diff_id = Digest::from_sha256_hex(&hex::encode(reader.hasher.finalize()))
-        .expect("sha256 hex is valid");
+    let diff_id = match reader.hasher {
+        Some(h) => {
+            Digest::from_sha256_hex(&hex::encode(h.finalize())).expect("sha256 hex is valid")
+        }
+        None => known.expect("known when not hashed").clone(),
+    };
     Ok(ApplyStats {
         diff_id,
         uncompressed_size: reader.n,

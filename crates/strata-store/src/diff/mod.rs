@@ -9,7 +9,7 @@ mod upper;
 pub mod whiteout;
 mod writer;
 
-pub use apply::{apply_layer, decompressed, ApplyMode, ApplyStats};
+pub use apply::{apply_layer, apply_layer_known, decompressed, ApplyMode, ApplyStats};
 pub use upper::LayerWriter;
 pub use writer::{
     gzip_blob, EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL,

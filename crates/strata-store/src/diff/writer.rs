@@ -115,6 +115,10 @@ pub struct LayerBuilder {
     tar: TarOut<DigestWriter<ParallelGz>>,
     compressor: Option<JoinHandle<io::Result<BlobWriter>>>,
     opts: LayerOptions,
+    /// File bytes as Docker counts them (see
+    /// [`crate::store::content_size_of_tar`]), noted at finish so that
+    /// registering the layer needs no second read of it.
+    content: u64,
 }
 
 /// Layer path bytes: no leading `/` or `./`.
@@ -150,6 +154,7 @@ impl LayerBuilder {
             tar: TarOut::new(DigestWriter::new(gz)),
             compressor: Some(compressor),
             opts,
+            content: 0,
         })
     }
 
@@ -170,6 +175,11 @@ impl LayerBuilder {
         data: Option<&mut dyn Read>,
     ) -> Result<()> {
         let p = layer_path(path)?;
+        self.content += match kind {
+            Kind::File => size,
+            Kind::Symlink => link.map_or(0, |l| l.len() as u64),
+            _ => 0,
+        };
         let head = Head {
             path: &p,
             kind,
@@ -341,6 +351,7 @@ impl LayerBuilder {
             .map_err(|_| StoreError::Invalid("layer compressor thread panicked".into()))?
             .what(|| "compress layer".to_string())?;
         let (digest, size) = blob.commit_leased(None, lease)?;
+        crate::store::note_content_size(&diff_id, self.content);
         Ok(LayerInfo {
             diff_id,
             digest,

@@ -38,6 +38,10 @@ pub struct ImageRecord {
     pub created: String,
 }
 
+/// A multi-platform tag: the index blob's digest and its (platform,
+/// image) entries in order.
+pub type IndexTag = (Digest, Vec<(String, Digest)>);
+
 /// An image as stored, with its tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {
@@ -300,6 +304,79 @@ impl Meta {
                 .optional()?;
             tx.execute("DELETE FROM tags WHERE name = ?1", [reference])?;
             Ok(prev)
+        })
+    }
+
+    /// Tags `name` with a multi-platform index: `tags` points at
+    /// `default_image`, and each `(platform, image)` entry (in index order)
+    /// is recorded with the index blob's digest. The images must exist.
+    pub fn put_index_tag(
+        &self,
+        name: &str,
+        index_digest: &Digest,
+        entries: &[(String, Digest)],
+        default_image: &Digest,
+    ) -> Result<()> {
+        if name.is_empty() {
+            return Err(StoreError::Invalid("empty tag".into()));
+        }
+        self.write("tag index", |tx| {
+            for (_, id) in entries.iter().chain([(String::new(), default_image.clone())].iter()) {
+                let exists = tx
+                    .query_row("SELECT 1 FROM images WHERE id = ?1", [id.to_string()], |_| {
+                        Ok(())
+                    })
+                    .optional()?
+                    .is_some();
+                if !exists {
+                    return Ok(Err(StoreError::ImageNotFound(id.to_string())));
+                }
+            }
+            // The plain tag first: its triggers clear the old index rows.
+            tx.execute(
+                "INSERT INTO tags (name, image_id) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET image_id = ?2",
+                params![name, default_image.to_string()],
+            )?;
+            tx.execute("DELETE FROM index_tags WHERE name = ?1", [name])?;
+            for (i, (platform, id)) in entries.iter().enumerate() {
+                tx.execute(
+                    "INSERT OR REPLACE INTO index_tags (name, platform, image_id, index_digest, position)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![name, platform, id.to_string(), index_digest.to_string(), i as i64],
+                )?;
+            }
+            Ok(Ok(()))
+        })?
+    }
+
+    /// The index a tag stands for, when it is multi-platform: the index
+    /// blob's digest and its (platform, image) entries in order.
+    pub fn index_tag(&self, name: &str) -> Result<Option<IndexTag>> {
+        self.with_conn("resolve index tag", |c| {
+            let rows: Vec<(String, Digest, Digest)> = c
+                .prepare(
+                    "SELECT platform, image_id, index_digest FROM index_tags
+                     WHERE name = ?1 ORDER BY position",
+                )?
+                .query_map([name], |r| {
+                    Ok((r.get(0)?, col_digest(r, 1)?, col_digest(r, 2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(rows
+                .first()
+                .map(|(_, _, d)| d.clone())
+                .map(|d| (d, rows.into_iter().map(|(p, id, _)| (p, id)).collect())))
+        })
+    }
+
+    /// Images that are entries of a multi-platform tag (not shown as
+    /// untagged images of their own).
+    pub fn index_member_images(&self) -> Result<Vec<Digest>> {
+        self.with_conn("list index images", |c| {
+            c.prepare("SELECT DISTINCT image_id FROM index_tags")?
+                .query_map([], |r| col_digest(r, 0))?
+                .collect()
         })
     }
 

@@ -7,6 +7,7 @@
 //! connections, one per concurrently busy thread.
 
 mod cache;
+mod content;
 mod images;
 mod leases;
 mod schema;

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE images (
@@ -122,6 +122,32 @@ CREATE TABLE IF NOT EXISTS image_notes (
 );
 ";
 
+/// v5: multi-platform tags. A tag whose target is an OCI index keeps the
+/// index blob and one row per platform here; `tags` points the same name
+/// at the default platform's image (the host's when present), so every
+/// single-image reader keeps working. Writing or removing the plain tag
+/// drops the index rows (triggers), so a later single-platform tag wins.
+const V5: &str = "
+CREATE TABLE IF NOT EXISTS index_tags (
+    name TEXT NOT NULL,                  -- full reference
+    platform TEXT NOT NULL,              -- os/arch[/variant], normalized
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    index_digest TEXT NOT NULL,          -- the index blob
+    position INTEGER NOT NULL,           -- order in the index
+    PRIMARY KEY (name, platform)
+);
+CREATE INDEX IF NOT EXISTS index_tags_image ON index_tags(image_id);
+CREATE TRIGGER IF NOT EXISTS index_tags_follow_insert AFTER INSERT ON tags BEGIN
+    DELETE FROM index_tags WHERE name = new.name;
+END;
+CREATE TRIGGER IF NOT EXISTS index_tags_follow_update AFTER UPDATE ON tags BEGIN
+    DELETE FROM index_tags WHERE name = old.name;
+END;
+CREATE TRIGGER IF NOT EXISTS index_tags_follow_delete AFTER DELETE ON tags BEGIN
+    DELETE FROM index_tags WHERE name = old.name;
+END;
+";
+
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let err = |what| {
         move |source| StoreError::Db {
@@ -158,6 +184,12 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
             conn.execute_batch(V4)
                 .map_err(err("migrate schema to v4"))?;
         }
+        if version < 5 {
+            conn.execute_batch(V5)
+                .map_err(err("migrate schema to v5"))?;
+        }
+        conn.execute_batch(super::content::CONTENT_SIZES)
+            .map_err(err("create the layer content size table"))?;
         if version < SCHEMA_VERSION {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .map_err(err("write schema version"))?;

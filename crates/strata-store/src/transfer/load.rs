@@ -74,6 +74,7 @@ pub fn register_images(
         // Leased first: untagged, it is garbage to a concurrent `prune -a`.
         lease.add_image(&rec.id)?;
         store.meta().put_image(rec)?;
+        store.record_content_sizes(&rec.layers);
         let mut loaded = LoadedImage {
             id: rec.id.clone(),
             names: Vec::new(),

@@ -11,10 +11,11 @@
 //! or corrupt archive leaves the store exactly as it was.
 
 mod import;
+mod index;
 mod load;
 mod pipe;
 mod save;
-mod sink;
+pub(crate) mod sink;
 
 use strata_oci::{media_types, Descriptor, Digest, ImageConfig, ImageManifest, Raw, Reference};
 
@@ -23,8 +24,13 @@ use crate::meta::{ImageRecord, LayerRecord, Lease};
 use crate::store::Store;
 
 pub use import::import_layer;
+pub use index::{
+    image_platform, index_entries, resolve_image_for, tag_index, write_index, IndexEntry,
+};
 pub use load::{load_archive, load_layout_dir, register_images, LoadedImage};
-pub use save::{save_images, ArchiveFormat, ImageToExport, StoreBlobs};
+pub use save::{
+    save_images, save_oci_with_indexes, ArchiveFormat, ImageToExport, IndexToExport, StoreBlobs,
+};
 pub use sink::{scan_layer, LayerScan, StagingSink};
 
 /// Errors of archive transfer: the store's or the archive's.
@@ -107,5 +113,6 @@ pub fn commit_image(
         layers: layers.to_vec(),
         created: config.created.clone().unwrap_or_default(),
     })?;
+    store.record_content_sizes(layers);
     Ok(id)
 }

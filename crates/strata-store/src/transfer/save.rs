@@ -68,6 +68,59 @@ pub fn save_images(
     Ok(())
 }
 
+/// A multi-platform tag to export: its index blob, its images, its names.
+#[derive(Debug, Clone)]
+pub struct IndexToExport {
+    pub index: Digest,
+    pub members: Vec<Digest>,
+    pub names: Vec<Reference>,
+}
+
+/// Writes `images` and multi-platform `indexes` to `out` as an OCI archive
+/// (each index named in `index.json`, its manifests beside it).
+pub fn save_oci_with_indexes(
+    store: &Store,
+    out: impl Write,
+    images: &[ImageToExport],
+    indexes: &[IndexToExport],
+) -> Result<()> {
+    let lease = store.lease("save")?;
+    let mut to_save = Vec::with_capacity(images.len());
+    for img in images {
+        lease.add_image(&img.id)?;
+        to_save.push(image_to_save(store, img)?);
+    }
+    let mut ix_save = Vec::new();
+    for ix in indexes {
+        let mut members = Vec::new();
+        for m in &ix.members {
+            lease.add_image(m)?;
+            members.push(image_to_save(
+                store,
+                &ImageToExport {
+                    id: m.clone(),
+                    names: Vec::new(),
+                },
+            )?);
+        }
+        let bytes = store.blobs().read(&ix.index)?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+            .unwrap_or_else(|| strata_oci::media_types::OCI_INDEX.to_string());
+        ix_save.push(strata_oci::IndexToSave {
+            bytes,
+            digest: ix.index.clone(),
+            media_type,
+            names: ix.names.clone(),
+            members,
+        });
+    }
+    let source = StoreBlobs(store.blobs());
+    strata_oci::write_oci_archive_with_indexes(out, &to_save, &ix_save, &source)?;
+    Ok(())
+}
+
 fn image_to_save(store: &Store, img: &ImageToExport) -> Result<ImageToSave> {
     let info = store
         .meta()

@@ -41,23 +41,43 @@ pub(crate) struct Facts {
     pub size: u64,
     /// (entry name, why), the name cut to a prefix.
     pub bad_entry: Option<(String, &'static str)>,
+    /// File bytes as Docker counts them, when the tar was read to its end.
+    pub content_size: Option<u64>,
 }
 
 /// Longest prefix of an entry name shown in an error.
 const SHOWN_PREFIX: usize = 120;
 
-/// The first entry of the tar stream `r` whose name (or hard link target)
-/// no filesystem could hold. Reading stops there; a stream that is not a
-/// tar (a config blob) has none.
-fn first_unpackable_entry(r: &mut dyn Read) -> Option<(String, &'static str)> {
+/// Reads the tar stream `r` entry by entry: the first entry whose name
+/// (or hard link target) no filesystem could hold, and the layer's content
+/// size as Docker counts it (a regular file's size, a symlink target's
+/// length, nothing for a hard link or a directory; see
+/// [`crate::store::content_size_of_tar`]), known only when the archive was
+/// read to its end. A stream that is not a tar has neither.
+pub(crate) fn walk_entries(r: &mut dyn Read) -> (Option<(String, &'static str)>, Option<u64>) {
     let mut ar = tar::Archive::new(r);
-    let entries = ar.entries().ok()?;
+    let Ok(entries) = ar.entries() else {
+        return (None, None);
+    };
+    let mut bad = None;
+    let mut content = 0u64;
     for e in entries {
-        if let Some(p) = unpackable_entry(&e.ok()?) {
-            return Some(p);
+        let Ok(e) = e else {
+            return (bad, None);
+        };
+        if bad.is_none() {
+            bad = unpackable_entry(&e);
         }
+        let h = e.header();
+        content += match h.entry_type() {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                h.size().unwrap_or(0)
+            }
+            tar::EntryType::Symlink => e.link_name_bytes().map_or(0, |l| l.len() as u64),
+            _ => 0,
+        };
     }
-    None
+    (bad, Some(content))
 }
 
 /// Whether no filesystem could hold this entry's name (or hard link /
@@ -95,6 +115,8 @@ pub struct LayerScan {
     /// a component over NAME_MAX, a link target too long): (the name cut
     /// to a prefix, why).
     pub bad_entry: Option<(String, &'static str)>,
+    /// File bytes as Docker counts them, when the tar was read to its end.
+    pub content_size: Option<u64>,
 }
 
 /// Reads a layer's uncompressed tar stream `r` to its end, in one pass:
@@ -109,12 +131,13 @@ pub fn scan_layer(r: &mut dyn Read, hash: bool) -> io::Result<LayerScan> {
         hash: hash.then(|| DigestWriter::new(io::sink())),
         n: 0,
     };
-    let bad_entry = first_unpackable_entry(&mut tee);
+    let (bad_entry, content_size) = walk_entries(&mut tee);
     io::copy(&mut tee, &mut io::sink())?;
     Ok(LayerScan {
         diff_id: tee.hash.map(|h| h.finish().1),
         size: tee.n,
         bad_entry,
+        content_size,
     })
 }
 
@@ -166,6 +189,7 @@ impl Unpacker {
                     diff_id: scan.diff_id.unwrap_or_else(|| Digest::sha256_of(b"")),
                     size: scan.size,
                     bad_entry: scan.bad_entry,
+                    content_size: scan.content_size,
                 })
             })();
             r.drain();
@@ -288,22 +312,40 @@ impl<'a> StagingSink<'a> {
             }
         }
         let (_, digest, size) = hash.finish();
-        let plain = |bad_entry| Facts {
+        let plain = |bad_entry, content_size| Facts {
             diff_id: digest.clone(),
             size,
             bad_entry,
+            content_size,
         };
         let facts = match (known, unpacker) {
             (Some((diff_id, size)), _) => Ok(Facts {
                 diff_id,
                 size,
                 bad_entry: None,
+                content_size: None,
             }),
             (None, Some(u)) if is_compressed => u.finish(),
             // Uncompressed: the blob is the tar itself.
-            (None, Some(u)) => Ok(plain(u.finish().ok().and_then(|f| f.bad_entry))),
-            (None, None) => Ok(plain(None)),
+            (None, Some(u)) => {
+                let f = u.finish().ok();
+                Ok(plain(
+                    f.as_ref().and_then(|f| f.bad_entry.clone()),
+                    f.and_then(|f| f.content_size),
+                ))
+            }
+            (None, None) => Ok(plain(None, None)),
         };
+        // Learned while the blob streamed in: registering the image
+        // reads nothing back for its size.
+        if let Ok(Facts {
+            diff_id,
+            content_size: Some(n),
+            ..
+        }) = &facts
+        {
+            crate::store::note_content_size(diff_id, *n);
+        }
         self.facts.insert(digest.clone(), facts);
         Ok(digest)
     }

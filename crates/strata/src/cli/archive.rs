@@ -35,6 +35,35 @@ pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
             transfer::load_archive(&store, stdin.lock()).context("load from stdin")?
         }
     };
+    // A name several images of the archive carry (an OCI index of several
+    // platforms): one multi-platform tag.
+    let mut by_name: std::collections::BTreeMap<&str, Vec<&strata_oci::Digest>> =
+        Default::default();
+    for img in &loaded {
+        for n in &img.names {
+            let v = by_name.entry(n.as_str()).or_default();
+            if !v.contains(&&img.id) {
+                v.push(&img.id);
+            }
+        }
+    }
+    let mut loaded = loaded.clone();
+    for (name, ids) in by_name.iter().filter(|(_, ids)| ids.len() > 1) {
+        let entries = ids
+            .iter()
+            .map(|id| {
+                Ok(transfer::IndexEntry {
+                    platform: transfer::image_platform(&store, id)?,
+                    image: (*id).clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, transfer::TransferError>>()?;
+        transfer::tag_index(&store, name, &entries, None)?;
+        for img in loaded.iter_mut() {
+            img.moved
+                .retain(|(n, prev)| n != name || !ids.contains(&prev));
+        }
+    }
     if !a.quiet {
         print_loaded(&loaded)?;
     }
@@ -92,20 +121,49 @@ pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
         f => bail!("--format {f:?}: use docker or oci"),
     };
     let store = open_store(g)?;
-    let images: Vec<ImageToExport> = a
-        .images
-        .iter()
-        .map(|n| export_of(&store, n))
-        .collect::<anyhow::Result<_>>()?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(strata_oci::Platform::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    let mut images: Vec<ImageToExport> = Vec::new();
+    let mut indexes: Vec<transfer::IndexToExport> = Vec::new();
+    for n in &a.images {
+        let entries = transfer::index_entries(&store, n)?;
+        match (&platform, entries) {
+            // An OCI archive keeps a multi-platform image whole.
+            (None, Some((index, entries))) if format == ArchiveFormat::Oci => {
+                indexes.push(transfer::IndexToExport {
+                    index,
+                    members: entries.into_iter().map(|e| e.image).collect(),
+                    names: Reference::parse(n).into_iter().collect(),
+                })
+            }
+            (Some(p), Some(_)) => {
+                let id = transfer::resolve_image_for(&store, n, p)?
+                    .with_context(|| format!("No such image: {n}"))?;
+                images.push(ImageToExport {
+                    id,
+                    names: Reference::parse(n).into_iter().collect(),
+                });
+            }
+            _ => images.push(export_of(&store, n)?),
+        }
+    }
     match &a.output {
-        Some(path) => save_to_file(&store, path, &images, format)?,
+        Some(path) => save_to_file(&store, path, &images, &indexes, format)?,
         None => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
                 bail!("cowardly refusing to write an image archive to a terminal: use -o FILE or redirect stdout");
             }
             let mut w = BufWriter::with_capacity(256 * 1024, stdout.lock());
-            transfer::save_images(&store, &mut w, &images, format)?;
+            if indexes.is_empty() {
+                transfer::save_images(&store, &mut w, &images, format)?;
+            } else {
+                transfer::save_oci_with_indexes(&store, &mut w, &images, &indexes)?;
+            }
             w.flush().context("write the archive to stdout")?;
         }
     }
@@ -121,6 +179,7 @@ fn save_to_file(
     store: &strata_store::Store,
     path: &Path,
     images: &[ImageToExport],
+    indexes: &[transfer::IndexToExport],
     format: ArchiveFormat,
 ) -> anyhow::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
@@ -152,7 +211,11 @@ fn save_to_file(
         f.set_len(0)
             .with_context(|| format!("truncate {}", tmp.display()))?;
         let mut w = BufWriter::with_capacity(256 * 1024, f);
-        transfer::save_images(store, &mut w, images, format)?;
+        if indexes.is_empty() {
+            transfer::save_images(store, &mut w, images, format)?;
+        } else {
+            transfer::save_oci_with_indexes(store, &mut w, images, indexes)?;
+        }
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path).with_context(|| format!("rename into {}", path.display()))
@@ -169,10 +232,16 @@ fn import_config(
     changes: &[strata_frontend::Resolved],
     message: Option<&str>,
     diff_id: &strata_oci::Digest,
+    platform: Option<&strata_oci::Platform>,
 ) -> anyhow::Result<Raw<ImageConfig>> {
     let mut doc = ImageConfigDoc::scratch();
     doc.config.env = None;
     doc.architecture = host_architecture().to_string();
+    if let Some(p) = platform {
+        doc.os = p.os.clone();
+        doc.architecture = p.architecture.clone();
+        doc.variant = p.variant.clone();
+    }
     changes::apply(&mut doc, changes)?;
     let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
     doc.created = Some(now.clone());
@@ -188,6 +257,12 @@ fn import_config(
 
 pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     let changes = changes::parse(&a.changes)?;
+    let platform = a
+        .platform
+        .as_deref()
+        .map(strata_oci::Platform::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
     let name = match &a.name {
         Some(n) => Some(Reference::parse(n).with_context(|| format!("invalid image name {n:?}"))?),
         None => None,
@@ -206,7 +281,12 @@ pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     };
     let layer = transfer::import_layer(&store, &mut input, &what, Some(&lease))
         .with_context(|| format!("import {what}"))?;
-    let config = import_config(&changes, a.message.as_deref(), &layer.diff_id)?;
+    let config = import_config(
+        &changes,
+        a.message.as_deref(),
+        &layer.diff_id,
+        platform.as_ref(),
+    )?;
     let id = transfer::commit_image(&store, &config, &[layer.to_record()], Some(&lease))?;
     if let Some(n) = name {
         store.meta().tag(&n.to_string(), &id)?;

@@ -107,6 +107,9 @@ pub struct BuildArgs {
     /// Extra privileges: network.host (RUN --network=host and --network host)
     #[arg(long = "allow", value_name = "ENTITLEMENT")]
     pub allow: Vec<String>,
+    /// Target platforms, comma-separated or repeated: linux/amd64,linux/arm64 (default: the host's)
+    #[arg(long = "platform", value_delimiter = ',')]
+    pub platforms: Vec<String>,
     /// Build context: a directory, `-` (a tar or a Dockerfile on stdin), a git URL or an http(s) tarball URL
     pub context: PathBuf,
 }
@@ -128,7 +131,8 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         return super::check::run_for_build(g, &a);
     }
     let mode = progress::Mode::parse(&a.progress, a.quiet)?;
-    super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
+    let dockerfile_text =
+        super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
     let mut build_args = BTreeMap::new();
     for kv in &a.build_args {
         match kv.split_once('=') {
@@ -197,7 +201,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     build_cache::import(&store, &cache_from, &client, quiet);
     let req = BuildRequest {
         dockerfile: a.file.clone(),
-        dockerfile_text: None,
+        dockerfile_text,
         context: a.context.clone(),
         build_args,
         target: a.target.clone(),
@@ -223,6 +227,12 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         cache_from_images,
         network,
         allow_network_host,
+        platforms: a
+            .platforms
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?,
     };
     let renderer = progress::Renderer::new(mode);
     let sink = |ev: strata_engine::Event| renderer.handle(ev);
@@ -236,14 +246,33 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             build_cache::export(&store, &cache_to, &out, &client, quiet)?;
             habits::write_result_files(&store, &a, &out)?;
             for o in &outputs {
-                strata_engine::output::export(&store, &out.image_id, &out.tags, o)
-                    .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+                match &out.index {
+                    // Several platforms: one directory each, or the index.
+                    Some((index, images)) => {
+                        strata_engine::output::export_index(&store, index, images, &out.tags, o)
+                    }
+                    None => strata_engine::output::export(&store, &out.image_id, &out.tags, o),
+                }
+                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
             }
             match mode {
-                progress::Mode::Quiet => println!("{}", out.image_id),
+                progress::Mode::Quiet => match &out.index {
+                    Some((d, _)) => println!("{d}"),
+                    None => println!("{}", out.image_id),
+                },
                 progress::Mode::RawJson => {}
                 _ => {
-                    let mut line = format!("built image {}", out.image_id);
+                    let mut line = match &out.index {
+                        Some((d, images)) => format!(
+                            "built index {d} ({})",
+                            images
+                                .iter()
+                                .map(|(p, id)| format!("{p}: {id}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None => format!("built image {}", out.image_id),
+                    };
                     if !out.tags.is_empty() {
                         line.push_str(&format!(", tagged {}", out.tags.join(", ")));
                     }
@@ -254,6 +283,11 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
                 }
             }
             Ok(0)
+        }
+        // Ctrl-C: the RUN it stopped exits 130, which is no failure.
+        Err(_) if renderer.cancelled() => {
+            eprintln!("build cancelled");
+            Ok(130)
         }
         Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
     }

@@ -47,6 +47,9 @@ pub struct Outcome {
     pub report: Report,
     /// `--build-arg` names no ARG declares (Docker warns about these).
     pub unused_build_args: Vec<String>,
+    /// The Dockerfile's text as read (a build reuses it: a Dockerfile
+    /// given as a pipe can be read only once).
+    pub text: Option<String>,
 }
 
 impl Outcome {
@@ -114,6 +117,7 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
             return out;
         }
     };
+    out.text = Some(text.clone());
     let ast = match parse(&text, &name) {
         Ok(a) => a,
         Err(e) => {
@@ -239,7 +243,14 @@ fn build_options(a: &super::build::BuildArgs) -> BuildOptions {
     BuildOptions {
         build_args,
         target: a.target.clone(),
-        ..BuildOptions::default()
+        // The first --platform (the checks and the plan show one).
+        target_platform: a
+            .platforms
+            .iter()
+            .find_map(|p| strata_oci::Platform::parse(p).ok())
+            .unwrap_or_else(strata_oci::Platform::host)
+            .to_string(),
+        build_platform: strata_oci::Platform::host().to_string(),
     }
 }
 
@@ -259,11 +270,14 @@ pub fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<
 /// Before a build: the warnings in human form on stderr, unless `quiet`
 /// (errors are left to the build itself, which reports them). Under
 /// `# check=error=true` any warning stops the build, as in BuildKit.
+/// Prints the build checks' warnings before a build; fails under
+/// `# check=error=true`. Returns the Dockerfile's text, for the build to
+/// use as read.
 pub fn warn_before_build(
     g: &Global,
     a: &super::build::BuildArgs,
     quiet: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<String>> {
     let dockerfile = build_dockerfile(a);
     let o = evaluate(g, &dockerfile, &a.context, &build_options(a));
     if !quiet {
@@ -281,5 +295,5 @@ pub fn warn_before_build(
             o.report.warnings.len()
         );
     }
-    Ok(())
+    Ok(o.text)
 }

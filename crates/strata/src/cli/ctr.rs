@@ -283,7 +283,7 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let store =
         Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
     super::run::pull_if_needed(g, &store, a)?;
-    let image = images::load_image(&store, a.image())?;
+    let image = super::run::load_for_platform(&store, a)?;
     let cfg = &image.config.config;
     let (entrypoint, default_cmd) = match &a.entrypoint {
         Some(ep) if ep.is_empty() => (Vec::new(), Vec::new()),

@@ -33,7 +33,14 @@ pub fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
     let opts = BuildOptions {
         build_args: build_args(&a.build_args),
         target: a.target.clone(),
-        ..BuildOptions::default()
+        // The first --platform (the checks and the plan show one).
+        target_platform: a
+            .platforms
+            .iter()
+            .find_map(|p| strata_oci::Platform::parse(p).ok())
+            .unwrap_or_else(strata_oci::Platform::host)
+            .to_string(),
+        build_platform: strata_oci::Platform::host().to_string(),
     };
     let result = parse(&text, &dockerfile.display().to_string()).and_then(|ast| plan(&ast, &opts));
     let p = match result {

@@ -12,13 +12,16 @@ pub mod check;
 pub mod ctr;
 pub mod dryrun;
 pub mod explain;
+pub mod help;
 pub mod images;
 pub mod init;
 pub mod output;
+pub mod platform;
 pub mod registry;
 pub mod run;
 pub mod suggest;
 pub mod system;
+pub mod template;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -120,6 +123,12 @@ pub enum Command {
     Pull(registry::PullArgs),
     /// Push an image to a registry
     Push(registry::PushArgs),
+    /// Multi-platform tags: create, add to, inspect an index
+    #[command(subcommand)]
+    Manifest(platform::ManifestCommand),
+    /// Emulation of foreign platforms (qemu-user-static through binfmt_misc)
+    #[command(subcommand)]
+    Binfmt(platform::BinfmtCommand),
     /// Log in to a registry
     Login(registry::LoginArgs),
     /// Log out from a registry
@@ -127,6 +136,8 @@ pub enum Command {
     /// Manage the store
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(help::CompletionArgs),
 }
 
 impl Command {
@@ -134,7 +145,9 @@ impl Command {
     /// and the registry logins; a dry-run build does not either).
     pub fn uses_store(&self) -> bool {
         match self {
-            Command::Check(_) | Command::Login(_) | Command::Logout(_) => false,
+            Command::Check(_) | Command::Login(_) | Command::Logout(_) | Command::Binfmt(_) => {
+                false
+            }
             Command::Build(a) => !a.dry_run,
             _ => true,
         }
@@ -188,9 +201,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(a) => images::import(&g, a),
         Command::Pull(a) => registry::pull(&g, a),
         Command::Push(a) => registry::push(&g, a),
+        Command::Manifest(c) => platform::manifest(&g, c),
+        Command::Binfmt(c) => platform::binfmt_cmd(c),
         Command::Login(a) => registry::login(&g, a),
         Command::Logout(a) => registry::logout(&g, a),
         Command::System(c) => system::dispatch(&g, c),
+        Command::Completion(a) => help::completion(a),
     }
 }
 

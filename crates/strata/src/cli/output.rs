@@ -7,7 +7,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Prints rows as Docker's tabwriter does (min width 10, padding 3, the
-/// last column unpadded).
+/// last column unpadded: an empty last cell leaves the padding of the one
+/// before, as `docker history` does).
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
     let cols = header.len();
     let mut width = vec![0usize; cols];
@@ -28,7 +29,7 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std:
                 line.push_str(&format!("{cell:<w$}", w = width[i]));
             }
         }
-        writeln!(out, "{}", line.trim_end())?;
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
@@ -46,16 +47,34 @@ pub fn human_size(n: u64) -> String {
     format!("{}{}", go_g3(v), UNITS[i])
 }
 
+/// Docker's `units.HumanSizeWithPrecision(n, prec)` (`VirtualSize` in
+/// `image ls --format json` uses 4: `1.983MB`).
+pub fn human_size_prec(n: u64, prec: usize) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(v, prec), UNITS[i])
+}
+
 /// Go's `%.3g` for 0 <= v < 1000.
 fn go_g3(v: f64) -> String {
+    go_g(v, 3)
+}
+
+/// Go's `%.{prec}g` for 0 <= v < 1000.
+fn go_g(v: f64, prec: usize) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let digits = v.log10().floor() as i32;
-    let decimals = (2 - digits).max(0) as usize;
+    let decimals = (prec as i32 - 1 - digits).max(0) as usize;
     let s = format!("{v:.decimals$}");
-    // Rounding can carry into a fourth digit (999.7 -> "1000"): Go prints 1e+03.
-    if s.parse::<f64>().is_ok_and(|r| r >= 1000.0) {
+    // Rounding can carry into one more digit (999.7 -> "1000"): Go prints 1e+03.
+    if s.parse::<f64>().is_ok_and(|r| r >= 10f64.powi(prec as i32)) && prec == 3 {
         return "1e+03".into();
     }
     if s.contains('.') {
@@ -130,6 +149,27 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
+/// Docker's confirmation prompt: `WARNING! ...` then `Are you sure you
+/// want to continue? [y/N]` on a terminal. Without a terminal on stdin
+/// nobody can answer: refused, as Docker refuses, pointing at `-f`.
+pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!(
+            "{warning}\nrefusing to continue without confirmation: stdin is not a terminal (use -f/--force to skip the prompt)"
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +184,7 @@ mod tests {
         assert_eq!(human_size(12_300_000), "12.3MB");
         assert_eq!(human_size(460_000_000), "460MB");
         assert_eq!(human_size(999_700), "1e+03kB");
+        assert_eq!(human_size_prec(1_983_147, 4), "1.983MB");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::Global;
 #[derive(clap::Args, Debug)]
 pub struct PullArgs {
     pub name: String,
-    /// Platform to pick from a manifest list (default linux/amd64)
+    /// Platform to pick from a manifest list (default: the host's); several, comma-separated, make one multi-platform tag
     #[arg(long)]
     pub platform: Option<String>,
     #[arg(short, long)]
@@ -75,11 +75,19 @@ fn open_store(g: &Global) -> anyhow::Result<Store> {
 
 pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
     let reference = parse_ref(&a.name)?;
-    let platform = a
+    // Several platforms (comma-separated): each pulled, then one
+    // multi-platform tag over them.
+    let platforms = a
         .platform
         .as_deref()
-        .map(strata_registry::parse_platform)
-        .transpose()?;
+        .map(|p| {
+            p.split(',')
+                .map(|p| strata_registry::parse_platform(p.trim()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let platform = platforms.first().cloned();
     let store = open_store(g)?;
     // Stopped by a signal, a pull removes the temp blobs it is writing
     // before it exits, as load and import do (after SIGKILL, the next
@@ -89,7 +97,7 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
         strata_store::gc::remove_own_temp_blobs(&root);
     });
     let opts = PullOptions {
-        platform,
+        platform: platform.clone(),
         client: client_options(&a.insecure_registry),
         progress: ProgressMode::auto(a.quiet),
         jobs: 3,
@@ -99,8 +107,33 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
     if !a.quiet && untagged {
         println!("Using default tag: latest");
     }
+    let mut entries = Vec::new();
+    for extra in platforms.iter().skip(1) {
+        let opts = PullOptions {
+            platform: Some(extra.clone()),
+            ..opts.clone()
+        };
+        let p = strata_registry::pull(&store, &reference, &opts)
+            .with_context(|| format!("pull {} for {extra}", reference.familiar()))?;
+        entries.push(strata_store::transfer::IndexEntry {
+            platform: extra.clone(),
+            image: p.id,
+        });
+    }
     let p = strata_registry::pull(&store, &reference, &opts)
         .with_context(|| format!("pull {}", reference.familiar()))?;
+    if let (Some(first), Some(tag)) = (&platform, &p.tagged) {
+        if !entries.is_empty() {
+            entries.insert(
+                0,
+                strata_store::transfer::IndexEntry {
+                    platform: first.clone(),
+                    image: p.id.clone(),
+                },
+            );
+            strata_store::transfer::tag_index(&store, tag, &entries, None)?;
+        }
+    }
     if a.quiet {
         println!("{reference}");
         return Ok(0);

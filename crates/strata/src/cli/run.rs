@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Assign a name to the container
     #[arg(long)]
     pub name: Option<String>,
+    /// Platform to run, for a multi-platform image (default: the host's; others run under emulation)
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Remove the container's files when it exits
     #[arg(long)]
     pub rm: bool,
@@ -125,6 +128,28 @@ impl RunArgs {
     pub fn args(&self) -> &[String] {
         &self.image_and_args[1..]
     }
+}
+
+/// The image of `run`/`create`, for `--platform` when given; refused
+/// when this host cannot run its platform.
+pub fn load_for_platform(store: &Store, a: &RunArgs) -> anyhow::Result<images::BaseImage> {
+    let image = match &a.platform {
+        Some(p) => {
+            let p =
+                strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+            let id = strata_store::transfer::resolve_image_for(store, a.image(), &p)?
+                .with_context(|| format!("No such image: {}", a.image()))?;
+            images::load_image(store, &id.to_string())?
+        }
+        None => images::load_image(store, a.image())?,
+    };
+    strata_runtime::binfmt::ensure_can_run(
+        &image.config.os,
+        &image.config.architecture,
+        image.config.variant.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", a.image()))?;
+    Ok(image)
 }
 
 /// `--pull`: pulls the image when asked to (or when missing).
@@ -450,7 +475,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     pull_if_needed(g, &store, &a)?;
-    let image = images::load_image(&store, a.image())?;
+    let image = load_for_platform(&store, &a)?;
     let cfg = &image.config.config;
 
     // Docker's rules: --entrypoint replaces ENTRYPOINT and clears CMD;

@@ -27,6 +27,9 @@ pub struct PruneArgs {
     /// Also remove untagged images and the build cache
     #[arg(short, long)]
     pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -44,10 +47,11 @@ pub fn dispatch(g: &Global, c: SystemCommand) -> anyhow::Result<u8> {
     }
 }
 
-/// Disk use by kind. Images: the blobs images refer to (each counted once),
-/// reclaimable = those only untagged images use. Build cache: the other
-/// blobs (cache layers and garbage), all reclaimable by `prune -a`.
-/// Unpacked layers: the snapshot directories (recreated on demand).
+/// Disk use by kind; RECLAIMABLE is what `system prune -a` frees. Images:
+/// the blobs images refer to (each counted once), reclaimable = those only
+/// untagged images use. Build cache: the other blobs (cache layers and
+/// garbage). Unpacked layers: the snapshot directories (recreated on
+/// demand), each inode once; reclaimable = those no tagged image uses.
 fn df(g: &Global) -> anyhow::Result<u8> {
     let store = open_store(g)?;
     let images = store.meta().images()?;
@@ -76,11 +80,31 @@ fn df(g: &Global) -> anyhow::Result<u8> {
     let image_reclaim = sum(&mut all_refs.difference(&tagged_refs));
     let other: Vec<&Digest> = sizes.keys().filter(|d| !all_refs.contains(*d)).collect();
     let cache_size = sum(&mut other.into_iter());
+    // Unpacked layers: those of the images `prune -a` keeps (the tagged
+    // ones) stay; the others go. One set of inodes for all of them: a hard
+    // link (within a layer or across layers) is one file on disk, as `du`
+    // counts it; an inode a kept layer shares is not reclaimable.
     let snaps = store.snapshotter().list()?;
-    let snap_size: u64 = snaps
+    let kept: HashSet<Digest> = images
         .iter()
-        .map(|s| dir_size(&store.snapshotter().path(s)))
+        .filter(|i| !i.tags.is_empty())
+        .flat_map(|i| {
+            let diffs: Vec<Digest> = i.layers.iter().map(|l| l.diff_id.clone()).collect();
+            strata_store::chain_ids(&diffs)
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    let (in_use, unused): (Vec<&Digest>, Vec<&Digest>) =
+        snaps.iter().partition(|s| kept.contains(*s));
+    let snap_kept: u64 = in_use
+        .iter()
+        .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
         .sum();
+    let snap_reclaim: u64 = unused
+        .iter()
+        .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
+        .sum();
+    let snap_size = snap_kept + snap_reclaim;
     let active = images.iter().filter(|i| !i.tags.is_empty()).count();
     let pct = |part: u64, whole: u64| match (part * 100).checked_div(whole) {
         Some(p) => format!("{} ({p}%)", human_size(part)),
@@ -104,9 +128,9 @@ fn df(g: &Global) -> anyhow::Result<u8> {
         vec![
             "Unpacked layers".to_string(),
             snaps.len().to_string(),
-            "0".to_string(),
+            in_use.len().to_string(),
             human_size(snap_size),
-            human_size(snap_size),
+            pct(snap_reclaim, snap_size),
         ],
     ];
     let mut out = std::io::stdout().lock();
@@ -116,7 +140,7 @@ fn df(g: &Global) -> anyhow::Result<u8> {
         &rows,
     )?;
     let total = image_size + cache_size + snap_size;
-    let reclaim = image_reclaim + cache_size + snap_size;
+    let reclaim = image_reclaim + cache_size + snap_reclaim;
     writeln!(
         out,
         "\nTotal: {}, reclaimable: {}",
@@ -126,23 +150,53 @@ fn df(g: &Global) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Bytes of regular files under `dir` (symlinks not followed).
-fn dir_size(dir: &Path) -> u64 {
+/// Bytes of the files under `dir` (symlinks not followed), each inode
+/// counted once across every call sharing `seen`: `du`'s accounting, in
+/// bytes (a regular file's size, a symlink's target length).
+pub fn dir_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
     };
-    rd.flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_size(&e.path()),
-            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
-            _ => 0,
-        })
+    let mut total = 0;
+    for e in rd.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if m.is_dir() {
+            total += dir_size(&e.path(), seen);
+        } else if (m.is_file() || m.file_type().is_symlink()) && seen.insert((m.dev(), m.ino())) {
+            total += m.len();
+        }
+    }
+    total
+}
+
+/// Bytes of the whole unpacked-layer tree, each inode once.
+fn snapshots_size(store: &Store) -> u64 {
+    let mut seen = HashSet::new();
+    store
+        .snapshotter()
+        .list()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| dir_size(&store.snapshotter().path(s), &mut seen))
         .sum()
 }
 
 fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<u8> {
+    let warning = if a.all {
+        "WARNING! This will remove:\n  - all images without at least one tag\n  - all build cache\n  - all blobs and unpacked layers nothing else uses\n"
+    } else {
+        "WARNING! This will remove:\n  - all blobs and unpacked layers no image or build cache uses\n"
+    };
+    if !a.force && !super::output::confirm(warning)? {
+        return Ok(0);
+    }
     let store: Store = open_store(g)?;
-    let r = store.prune(a.all).context("prune the store")?;
+    let snaps_before = snapshots_size(&store);
+    let mut r = store.prune(a.all).context("prune the store")?;
+    // What `system df` counted as reclaimable: the blobs, and the unpacked
+    // layers' bytes (each inode once).
+    r.bytes_freed += snaps_before.saturating_sub(snapshots_size(&store));
     let mut out = std::io::stdout().lock();
     if !r.images_removed.is_empty() {
         writeln!(out, "Deleted Images:")?;
