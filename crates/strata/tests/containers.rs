@@ -736,7 +736,7 @@ fn create_start_attach_follow_and_failed_starts() {
     let v = inspect(&root, "bad");
     assert_eq!(v["State"]["Status"], "exited");
     assert_eq!(v["State"]["ExitCode"], 127);
-    assert!(processes_with(&format!("{}", v["Id"].as_str().unwrap())).is_empty());
+    assert!(processes_with(v["Id"].as_str().unwrap()).is_empty());
     ok(&root, &["rm", "bad", "c1"]);
     let o = strata(&root, &["rm", "c1"]);
     assert!(
