@@ -745,3 +745,64 @@ fn create_start_attach_follow_and_failed_starts() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "orphan",
+            "busybox:1.35",
+            "sleep",
+            "300",
+        ],
+    );
+    let id = id.trim().to_string();
+    let pid = inspect(&root, "orphan")["State"]["Pid"].as_u64().unwrap();
+    let monitor = ppid(pid);
+    let pasta = format!("/netns/{monitor}-");
+    assert_eq!(processes_with(&pasta).len(), 1);
+    unsafe {
+        kill(monitor as i32, 9);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // pasta died with its monitor (death signal).
+    assert!(
+        processes_with(&pasta).is_empty(),
+        "pasta outlived its monitor"
+    );
+    let v = inspect(&root, "orphan");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert!(
+        v["State"]["Error"].as_str().unwrap().contains("monitor"),
+        "{v}"
+    );
+    // Looking at it killed what was left of the container.
+    let gone = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat[stat.rfind(')').unwrap() + 2..].starts_with('Z')
+    };
+    for _ in 0..50 {
+        if gone() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(gone(), "the container still runs");
+    assert!(processes_with(&id).is_empty());
+    ok(&root, &["rm", "orphan"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&path_str(&root)),
+        "a mount is left:\n{mounts}"
+    );
+}

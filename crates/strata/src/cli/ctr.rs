@@ -194,6 +194,12 @@ impl State {
                 self = s;
             }
             if self.status == "running" {
+                // Its container may still run (runc run --detach): kill
+                // it and delete runc's state, cgroup and bundle.
+                if let Ok(runc) = Runc::find() {
+                    runc.remove(&self.id);
+                }
+                unmount(&ctr_dir(root, &self.id).join("merged"));
                 self.status = "exited".into();
                 self.exit_code = 137;
                 self.finished_at = Some(now());
