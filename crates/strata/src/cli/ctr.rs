@@ -855,6 +855,7 @@ struct LogWriter {
     path: PathBuf,
     file: std::fs::File,
     size: u64,
+    limit: u64,
 }
 
 impl LogWriter {
@@ -866,11 +867,16 @@ impl LogWriter {
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        Ok(LogWriter { path, file, size })
+        Ok(LogWriter {
+            path,
+            file,
+            size,
+            limit: LOG_LIMIT,
+        })
     }
 
     fn line(&mut self, stream: &str, text: &[u8]) {
-        if self.size > LOG_LIMIT {
+        if self.size > self.limit {
             let _ = std::fs::rename(&self.path, self.path.with_extension("log.1"));
             if let Ok(f) = std::fs::OpenOptions::new()
                 .create(true)
@@ -1770,6 +1776,30 @@ mod tests {
         assert!(Port::parse("x:80").is_err());
         assert!(Port::parse("1.2.3:80:80").is_err());
         assert!(Port::parse("80/sctp").is_err());
+    }
+
+    #[test]
+    fn the_log_is_bounded_and_partial_lines_stay_exact() {
+        let t = tempfile::tempdir().unwrap();
+        let mut w = LogWriter::open(t.path()).unwrap();
+        w.limit = 1000;
+        for i in 0..100 {
+            w.line("stdout", format!("line {i}\n").as_bytes());
+        }
+        w.line("stderr", b"no newline");
+        let cur = std::fs::metadata(t.path().join("ctr.log")).unwrap().len();
+        let old = std::fs::metadata(t.path().join("ctr.log.1")).unwrap().len();
+        assert!(cur <= 1100 && old <= 1100, "{cur} {old}");
+        let mut r = LogReader {
+            path: t.path().join("ctr.log"),
+            offset: 0,
+            timestamps: false,
+        };
+        let recs = r.records().unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        r.print(&recs, &mut out, &mut err).unwrap();
+        assert!(String::from_utf8_lossy(&out).ends_with("line 99\n"));
+        assert_eq!(err, b"no newline");
     }
 
     #[test]
