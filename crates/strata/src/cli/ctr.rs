@@ -991,6 +991,52 @@ fn sig_name(s: &str) -> String {
     s.trim_start_matches("SIG").to_uppercase()
 }
 
+/// A signal name (`TERM`, `SIGTERM`) or number.
+fn signal_number(sig: &str) -> Option<i32> {
+    if let Ok(n) = sig.parse::<i32>() {
+        return Some(n);
+    }
+    Some(match sig_name(sig).as_str() {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "CONT" => libc::SIGCONT,
+        "STOP" => libc::SIGSTOP,
+        "WINCH" => libc::SIGWINCH,
+        "ALRM" => libc::SIGALRM,
+        "PIPE" => libc::SIGPIPE,
+        _ => return None,
+    })
+}
+
+/// `runc kill`; when runc cannot (rootless: this strata's user namespace
+/// is not the monitor's), the signal goes straight to the container's
+/// init, which the same user owns (SIGKILL to a PID namespace's init ends
+/// all of it).
+fn signal_container(runc: &Runc, s: &State, sig: &str, all: bool) -> anyhow::Result<()> {
+    match runc.signal(&s.id, sig, all) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let Some(n) = signal_number(sig).filter(|_| s.pid > 0) else {
+                return Err(e.into());
+            };
+            // SAFETY: plain syscall.
+            if unsafe { libc::kill(s.pid as i32, n) } != 0 {
+                bail!(
+                    "{e} (and kill({}, {n}): {})",
+                    s.pid,
+                    std::io::Error::last_os_error()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 fn wait_stopped(root: &Path, id: &str, timeout: Duration) -> bool {
     let until = Instant::now() + timeout;
     loop {
@@ -1010,9 +1056,9 @@ fn stop_one(root: &Path, s: &State, time: u64, signal: Option<&str>) -> anyhow::
     }
     let runc = Runc::find()?;
     let sig = sig_name(signal.unwrap_or(&s.config.stop_signal));
-    let _ = runc.signal(&s.id, &sig, false);
+    let _ = signal_container(&runc, s, &sig, false);
     if !wait_stopped(root, &s.id, Duration::from_secs(time)) {
-        let _ = runc.signal(&s.id, "KILL", true);
+        let _ = signal_container(&runc, s, "KILL", true);
         if !wait_stopped(root, &s.id, Duration::from_secs(10)) {
             bail!("container {} did not stop after SIGKILL", s.name);
         }
@@ -1074,7 +1120,7 @@ pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
                     s.id
                 );
             }
-            Runc::find()?.signal(&s.id, &sig_name(&a.signal), false)?;
+            signal_container(&Runc::find()?, &s, &sig_name(&a.signal), false)?;
             Ok(())
         });
         match r {
@@ -1124,7 +1170,7 @@ pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
                         s.name
                     );
                 }
-                let _ = Runc::find()?.signal(&s.id, "KILL", true);
+                let _ = signal_container(&Runc::find()?, &s, "KILL", true);
                 if !wait_stopped(&root, &s.id, Duration::from_secs(10)) {
                     bail!("container {} did not stop after SIGKILL", s.name);
                 }
