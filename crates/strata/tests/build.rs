@@ -35,14 +35,6 @@ fn multi_stage_build_runs_and_prints() {
     assert_eq!(stdout(&o), "hello from strata\n", "{}", stderr(&o));
 }
 
-/// Parses rawjson output into JSON values.
-fn events(out: &str) -> Vec<serde_json::Value> {
-    out.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// No container dir and no mount left under the store root.
 fn assert_store_clean(root: &std::path::Path) {
     let containers: Vec<_> = std::fs::read_dir(root.join("containers"))

@@ -192,3 +192,127 @@ pub fn mkfifo(path: &Path) {
     let st = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(st.success(), "mkfifo {}", path.display());
 }
+
+/// Runs strata and insists on success; returns stdout.
+pub fn ok(root: &Path, args: &[&str]) -> String {
+    let o = strata(root, args);
+    assert!(
+        o.status.success(),
+        "strata {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `strata --root ROOT ARGS` with `input` on stdin.
+pub fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let input = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    o
+}
+
+/// A temp store root holding `busybox:1.35`, or None (skipped) when the
+/// host cannot run these tests ([`can_run`]).
+pub fn setup_busybox() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !can_run() {
+        return None;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    Some((t, root))
+}
+
+/// The JSON lines (`--progress rawjson` events) of `out`; every line that
+/// starts with `{` must parse.
+pub fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Hex SHA-256 of `b`.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// An HTTP server on 127.0.0.1 answering `requests` requests (one at a
+/// time, any path) with 200 and `body`; `headers` (each ending `\r\n`) go
+/// after Content-Length. Returns the port.
+pub fn serve_http(body: Vec<u8>, requests: usize, headers: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(requests) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+/// The `sha256:` diff IDs of uncompressed `layers`.
+pub fn diff_ids(layers: &[Vec<u8>]) -> Vec<String> {
+    layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect()
+}
+
+/// A legacy `docker save` archive of one image: `config` (its JSON bytes,
+/// naming the layers' [`diff_ids`]), tagged `tags`, with these layers.
+pub fn docker_archive_of(config: &[u8], tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
+    let config_name = format!("{}.json", sha256_hex(config));
+    let layer_names: Vec<String> = (0..layers.len())
+        .map(|i| format!("l{i}/layer.tar"))
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name, "RepoTags": tags, "Layers": layer_names,
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(&config_name, config);
+    for (n, l) in layer_names.iter().zip(layers) {
+        add(n, l);
+    }
+    add("manifest.json", &manifest);
+    b.into_inner().unwrap()
+}
