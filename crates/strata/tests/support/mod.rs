@@ -316,3 +316,24 @@ pub fn docker_archive_of(config: &[u8], tags: &[String], layers: &[Vec<u8>]) -> 
     add("manifest.json", &manifest);
     b.into_inner().unwrap()
 }
+
+/// `git -C DIR ARGS` (author and committer `t <t@t>`), asserting success;
+/// returns stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
