@@ -18,11 +18,9 @@ const SLOW: &str =
 
 #[test]
 fn a_finished_build_ends_with_one_total_line() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nRUN true\nWORKDIR /w\n")]);
     let o = build_ok(&root, ctx.path(), "total:1", &["--progress", "plain"]);
     let err = stderr(&o);
@@ -93,11 +91,9 @@ fn collect(mut r: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex
 
 #[test]
 fn sigint_during_run_says_cancelled() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[("Dockerfile", SLOW)]);
     let mut child = spawn_build(&root, "slow:1", ctx.path());
     let err = collect(child.stderr.take().unwrap());
@@ -193,11 +189,9 @@ extern "C" {
 /// display is put in order and strata exits at once, with 130.
 #[test]
 fn sigint_outside_run_exits_cancelled() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY big /big\n")]);
     // Sparse: cheap on disk, yet hashed and archived byte by byte.
     let f = std::fs::File::create(ctx.path().join("big")).unwrap();

@@ -443,27 +443,7 @@ fn git_url_context_with_ref_and_subdir() {
         .status()
         .unwrap();
     assert!(st.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let exec_path = git(repos.path(), &["--exec-path"]);
-    let mut daemon = Command::new(Path::new(&exec_path).join("git-daemon"))
-        .arg("--export-all")
-        .arg("--reuseaddr")
-        .arg(format!("--base-path={}", repos.path().display()))
-        .arg(format!("--port={port}"))
-        .arg("--listen=127.0.0.1")
-        .arg(repos.path())
-        .spawn()
-        .expect("git daemon");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut daemon, port) = git_daemon(repos.path());
     let url = format!("git://127.0.0.1:{port}/repo.git");
     let a = strata(
         &root,

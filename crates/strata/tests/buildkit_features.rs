@@ -617,30 +617,7 @@ fn add_git_repository() {
         .status()
         .unwrap();
     assert!(o.success());
-    // git daemon on a free loopback port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // git-daemon itself (not the `git daemon` wrapper), so that kill()
-    // stops the server.
-    let exec_path = git(repos.path(), &["--exec-path"]);
-    let mut daemon = std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
-        .arg("--export-all")
-        .arg("--reuseaddr")
-        .arg(format!("--base-path={}", repos.path().display()))
-        .arg(format!("--port={port}"))
-        .arg("--listen=127.0.0.1")
-        .arg(repos.path())
-        .spawn()
-        .expect("git daemon (Debian package git-daemon-run or git)");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut daemon, port) = git_daemon(repos.path());
     let url = format!("git://127.0.0.1:{port}/repo.git");
     let df = format!(
         "FROM busybox:1.35\nADD {url} /src/main/\nADD {url}#v1 /src/tag/\nADD {url}#{c1}:docs /src/docs/\n\

@@ -665,11 +665,9 @@ fn prune_asks_on_a_terminal() {
 /// file once plus the link's target, as Docker's `history` shows them.
 #[test]
 fn built_layers_count_file_bytes() {
-    if !support::can_run() {
+    let Some((_t, root)) = support::setup_busybox() else {
         return;
-    }
-    let (_t, root) = support::root_dir();
-    support::make_busybox(&root);
+    };
     let ctx = support::context(&[
         ("six", "hello\n"),
         (

@@ -780,11 +780,9 @@ fn local_output_keeps_the_destinations_files_through_an_opaque_root_layer() {
 
 #[test]
 fn context_fifos_are_copied_as_fifos_and_never_read() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         (
             "Dockerfile",
@@ -855,11 +853,9 @@ fn a_fifo_dockerfile_is_read_when_written_and_refused_when_nothing_writes() {
 
 #[test]
 fn a_fifo_dockerignore_or_secret_source_is_refused_not_read() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     // .dockerignore as a FIFO: refused (skipping it would send what it
     // excludes; reading it would hang).
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY . /ctx/\n")]);

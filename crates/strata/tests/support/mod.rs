@@ -337,3 +337,32 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+/// A git daemon serving the repositories under `base` (export-all) on a
+/// free loopback port, up (or given five seconds) when this returns. It
+/// is git-daemon itself (not the `git daemon` wrapper), so that kill()
+/// stops the server. Returns it and the port.
+pub fn git_daemon(base: &Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exec_path = git(base, &["--exec-path"]);
+    let daemon = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .arg("--export-all")
+        .arg("--reuseaddr")
+        .arg(format!("--base-path={}", base.display()))
+        .arg(format!("--port={port}"))
+        .arg("--listen=127.0.0.1")
+        .arg(base)
+        .spawn()
+        .expect("git daemon (Debian package git-daemon-run or git)");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (daemon, port)
+}
