@@ -155,14 +155,7 @@ fn base_layer() -> Vec<u8> {
     dir(&mut b, "tmp", 0o1777);
     b.append_path_with_name("/bin/busybox", "bin/busybox")
         .unwrap();
-    let list = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet == "busybox" {
-            continue;
-        }
+    for applet in busybox_applets() {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);

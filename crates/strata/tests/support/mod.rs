@@ -58,11 +58,8 @@ pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
-        }
+    for applet in busybox_applets() {
+        let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
     }
     std::fs::write(
         r.join("etc/passwd"),
@@ -96,6 +93,16 @@ pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     };
     let id = strata_engine::images::commit_image(&store, &cfg, &[layer], None).unwrap();
     strata_engine::images::tag_image(&store, &id, &["busybox:1.35".into()]).unwrap();
+}
+
+/// The applets of /bin/busybox (`busybox --list`), but busybox itself.
+pub fn busybox_applets() -> Vec<String> {
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+        .map(String::from)
+        .collect()
 }
 
 /// A temp dir with the given files (path, contents).
