@@ -414,19 +414,9 @@ pub fn epoch_rfc3339(t: i64) -> String {
     }
 }
 
-/// Go's `path.Clean` for absolute slash paths.
+/// Go's `path.Clean` for absolute slash paths (`p` taken as rooted).
 pub fn clean_path(p: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for seg in p.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
-        }
-    }
-    format!("/{}", out.join("/"))
+    strata_frontend::ignore::clean_path(&format!("/{p}"))
 }
 
 /// The host's architecture in OCI/Go spelling.

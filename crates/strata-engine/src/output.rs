@@ -63,6 +63,18 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
     move |e| format!("{}: {e}", what.display())
 }
 
+/// Writes the tree `dir` as a tar (entries below `.`, symlinks as links,
+/// full headers) to `file` (`-`: standard output).
+fn write_tree_tar(file: &Path, dir: &Path) -> Result<(), String> {
+    write_dest(file, |out| {
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        b.mode(tar::HeaderMode::Complete);
+        b.append_dir_all(".", dir).map_err(io(file))?;
+        b.into_inner().and_then(|w| w.flush()).map_err(io(file))
+    })
+}
+
 /// A name beside `p` for writing before the final rename.
 fn temp_beside(p: &Path, what: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
@@ -226,13 +238,7 @@ pub fn export(
         OutputSpec::Tar(file) => {
             let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
             flatten_into(store, image, &tmp.0)?;
-            write_dest(file, |out| {
-                let mut b = tar::Builder::new(out);
-                b.follow_symlinks(false);
-                b.mode(tar::HeaderMode::Complete);
-                b.append_dir_all(".", &tmp.0).map_err(io(file))?;
-                b.into_inner().and_then(|w| w.flush()).map_err(io(file))
-            })
+            write_tree_tar(file, &tmp.0)
         }
         OutputSpec::Oci(file) | OutputSpec::Docker(file) => {
             let format = match spec {
@@ -282,13 +288,7 @@ pub fn export_index(
             for (p, id) in images {
                 flatten_into(store, id, &tmp.0.join(dir_of(p)))?;
             }
-            write_dest(file, |out| {
-                let mut b = tar::Builder::new(out);
-                b.follow_symlinks(false);
-                b.mode(tar::HeaderMode::Complete);
-                b.append_dir_all(".", &tmp.0).map_err(io(file))?;
-                b.into_inner().and_then(|w| w.flush()).map_err(io(file))
-            })
+            write_tree_tar(file, &tmp.0)
         }
         OutputSpec::Oci(file) => {
             let refs = names

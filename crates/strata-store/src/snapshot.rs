@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use sha2::{Digest as _, Sha256};
 use strata_oci::Digest;
 
 use crate::blobs::BlobStore;
@@ -27,22 +26,9 @@ use crate::error::{IoCtx, Result, StoreError};
 use crate::fsutil::{self, FileLock};
 use crate::meta::Lease;
 
-/// Chain IDs of a list of diff IDs (base first), as the OCI image spec
-/// defines them: `chain[0] = diff[0]`, `chain[n] = sha256(chain[n-1] + " " + diff[n])`.
-pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
-    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
-    for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => {
-                let h = Sha256::digest(format!("{prev} {d}").as_bytes());
-                Digest::from_sha256_hex(&hex::encode(h)).expect("valid hex")
-            }
-        };
-        out.push(next);
-    }
-    out
-}
+/// Chain IDs of a list of diff IDs (base first): the image's own
+/// ([`strata_oci::chain_ids`]), one computation for the whole workspace.
+pub use strata_oci::chain_ids;
 
 /// Most layers unpacked at once: each worker is one decompressing reader
 /// and one writer of many small files; more than this only adds seeks.
@@ -441,6 +427,7 @@ impl Snapshotter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest as _, Sha256};
 
     #[test]
     fn chain_ids_follow_the_spec() {

@@ -11,14 +11,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-
 mod support;
-use support::{path_str, stderr, stdout, strata};
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
+use support::{
+    diff_ids, docker_archive_of, path_str, sha256_hex, stderr, stdout, strata, strata_timeout,
+};
 
 /// A tar of `entries` (path, contents); paths of any length (GNU long names).
 fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
@@ -36,39 +32,15 @@ fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A legacy `docker save` archive of one image with these tags and layers.
 fn docker_archive(tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", sha256_hex(l)))
-        .collect();
     let config = serde_json::to_vec(&serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
         "config": {"Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids(layers)},
     }))
     .unwrap();
-    let config_name = format!("{}.json", sha256_hex(&config));
-    let layer_names: Vec<String> = (0..layers.len())
-        .map(|i| format!("l{i}/layer.tar"))
-        .collect();
-    let manifest = serde_json::to_vec(&serde_json::json!([{
-        "Config": config_name, "RepoTags": tags, "Layers": layer_names,
-    }]))
-    .unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    add(&config_name, &config);
-    for (n, l) in layer_names.iter().zip(layers) {
-        add(n, l);
-    }
-    add("manifest.json", &manifest);
-    b.into_inner().unwrap()
+    docker_archive_of(&config, tags, layers)
 }
 
 /// strata with its address space limited to `mb` MiB (prlimit).
@@ -152,19 +124,6 @@ fn twenty_thousand_tags_list_in_bounded_memory() {
     );
     let o = strata(&root, &["images", "-q"]);
     assert_eq!(stdout(&o), "");
-}
-
-/// strata under `timeout` (a hang fails the test instead of blocking it).
-fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg(secs.to_string())
-        .arg(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run timeout strata")
 }
 
 /// An OCI layout directory of image `layout:1` (one small layer), saved

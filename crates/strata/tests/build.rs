@@ -6,11 +6,9 @@ use support::*;
 
 #[test]
 fn multi_stage_build_runs_and_prints() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("hello.txt", "hello from strata\n"),
         (
@@ -35,14 +33,6 @@ fn multi_stage_build_runs_and_prints() {
     assert_eq!(stdout(&o), "hello from strata\n", "{}", stderr(&o));
 }
 
-/// Parses rawjson output into JSON values.
-fn events(out: &str) -> Vec<serde_json::Value> {
-    out.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// No container dir and no mount left under the store root.
 fn assert_store_clean(root: &std::path::Path) {
     let containers: Vec<_> = std::fs::read_dir(root.join("containers"))
@@ -60,11 +50,9 @@ fn assert_store_clean(root: &std::path::Path) {
 
 #[test]
 fn noop_rebuild_executes_nothing_and_changed_content_misses() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("a.txt", "version-1\n"),
         (
@@ -141,11 +129,9 @@ fn noop_rebuild_executes_nothing_and_changed_content_misses() {
 
 #[test]
 fn independent_stages_overlap_and_unneeded_stages_are_skipped() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[(
         "Dockerfile",
         "FROM busybox:1.35 AS a\nRUN sleep 2 && echo a > /a\n\nFROM busybox:1.35 AS b\nRUN sleep 2 && echo b > /b\n\nFROM busybox:1.35 AS broken\nRUN exit 1\n\nFROM busybox:1.35\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCMD cat /a /b\n",
@@ -278,11 +264,9 @@ fn copy_outside_the_context_is_refused() {
 
 #[test]
 fn copy_follows_top_level_links_inside_the_context_and_creates_dest_0755() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("inside.txt", "inside\n"),
         ("d/sub/f", "f\n"),
@@ -330,11 +314,9 @@ fn copy_follows_top_level_links_inside_the_context_and_creates_dest_0755() {
 /// the author (BuildKit's OCI config has the field) and drops the comment.
 #[test]
 fn built_images_drop_the_base_comment_and_keep_its_author() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     {
         let store = strata_store::Store::open(&root).unwrap();
         let base = strata_engine::images::load_image(&store, "busybox:1.35").unwrap();

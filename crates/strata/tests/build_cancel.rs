@@ -18,11 +18,9 @@ const SLOW: &str =
 
 #[test]
 fn a_finished_build_ends_with_one_total_line() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nRUN true\nWORKDIR /w\n")]);
     let o = build_ok(&root, ctx.path(), "total:1", &["--progress", "plain"]);
     let err = stderr(&o);
@@ -48,6 +46,20 @@ fn a_finished_build_ends_with_one_total_line() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(!err.contains("FINISHED"), "{err}");
+}
+
+/// `strata build --progress plain -t TAG CTX` started, its stderr piped.
+fn spawn_build(root: &std::path::Path, tag: &str, ctx: &std::path::Path) -> std::process::Child {
+    Command::new(BIN)
+        .arg("--root")
+        .arg(root)
+        .args(["build", "--progress", "plain", "-t", tag])
+        .arg(ctx)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Waits until `out` (a pipe being read by a thread) shows `what`.
@@ -79,22 +91,11 @@ fn collect(mut r: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex
 
 #[test]
 fn sigint_during_run_says_cancelled() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[("Dockerfile", SLOW)]);
-    let mut child = Command::new(BIN)
-        .arg("--root")
-        .arg(&root)
-        .args(["build", "--progress", "plain", "-t", "slow:1"])
-        .arg(ctx.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_build(&root, "slow:1", ctx.path());
     let err = collect(child.stderr.take().unwrap());
     assert!(wait_for(&err, "started", 60), "the RUN never started");
     std::thread::sleep(Duration::from_millis(300));
@@ -188,25 +189,14 @@ extern "C" {
 /// display is put in order and strata exits at once, with 130.
 #[test]
 fn sigint_outside_run_exits_cancelled() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY big /big\n")]);
     // Sparse: cheap on disk, yet hashed and archived byte by byte.
     let f = std::fs::File::create(ctx.path().join("big")).unwrap();
     f.set_len(4 << 30).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--root")
-        .arg(&root)
-        .args(["build", "--progress", "plain", "-t", "big:1"])
-        .arg(ctx.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_build(&root, "big:1", ctx.path());
     let err = collect(child.stderr.take().unwrap());
     assert!(wait_for(&err, "COPY big", 60), "the COPY never started");
     std::thread::sleep(Duration::from_millis(300));

@@ -4,41 +4,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use support::*;
-
-fn setup() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
-    if !can_run() {
-        return None;
-    }
-    let (t, root) = root_dir();
-    make_busybox(&root);
-    Some((t, root))
-}
-
-/// `strata --root ROOT ARGS` with `input` on stdin.
-fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = c.stdin.take().unwrap();
-    let input = input.to_vec();
-    let w = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let o = c.wait_with_output().unwrap();
-    w.join().unwrap();
-    o
-}
 
 fn run_in(root: &Path, image: &str, args: &[&str]) -> String {
     let mut a = vec!["run", "--rm", image];
@@ -60,7 +30,9 @@ fn inspect(root: &Path, image: &str) -> serde_json::Value {
 
 #[test]
 fn label_annotation_iidfile_and_metadata_file() {
-    let Some((t, root)) = setup() else { return };
+    let Some((t, root)) = setup_busybox() else {
+        return;
+    };
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nLABEL from.file=1\n")]);
     let iid = t.path().join("iid");
     let meta = t.path().join("meta.json");
@@ -126,7 +98,9 @@ fn label_annotation_iidfile_and_metadata_file() {
 
 #[test]
 fn run_steps_see_add_host_shm_size_and_ulimit() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let ctx = context(&[(
         "Dockerfile",
         "FROM busybox:1.35\nRUN grep db.internal /etc/hosts > /hosts.txt; df -k /dev/shm | tail -1 | awk '{print $2}' > /shm.txt; ulimit -n > /nofile.txt; ulimit -Hn >> /nofile.txt\n",
@@ -201,7 +175,9 @@ FROM base AS unnamed-doc
 
 #[test]
 fn call_targets_outline_and_check() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let ctx = context(&[("Dockerfile", CALL_DOCKERFILE)]);
     let dir = path_str(ctx.path());
     let o = strata(&root, &["build", "--call", "targets", &dir]);
@@ -254,7 +230,9 @@ fn call_targets_outline_and_check() {
 
 #[test]
 fn names_and_context_are_checked_before_any_step() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let ctx = context(&[(
         "Dockerfile",
         "FROM busybox:1.35 AS builder\nRUN echo should-not-run\nFROM busybox:1.35\nCOPY --from=biulder /x /y\n",
@@ -309,7 +287,9 @@ fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
 
 #[test]
 fn dockerfile_and_context_from_stdin() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     // -f -: the Dockerfile on stdin, the context a directory.
     let ctx = context(&[("hello.txt", "from the dir\n")]);
     let o = strata_stdin(
@@ -401,48 +381,24 @@ fn dockerfile_and_context_from_stdin() {
     assert!(!Path::new("/tmp/strata-escape-test").exists());
 }
 
-/// A one-shot HTTP server on 127.0.0.1 serving `body`. Returns the port.
-fn serve_http(body: Vec<u8>, requests: usize) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(requests) {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
-        }
-    });
-    port
-}
-
 #[test]
 fn http_tarball_context() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let tar = tar_of(&[
         ("Dockerfile", "FROM busybox:1.35\nCOPY f.txt /f.txt\n"),
         ("f.txt", "over http\n"),
     ]);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
-    let port = serve_http(gz.finish().unwrap(), 1);
+    let port = serve_http(gz.finish().unwrap(), 1, "");
     let url = format!("http://127.0.0.1:{port}/ctx.tar.gz");
     let o = strata(&root, &["build", "-t", "httpctx", &url]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(run_in(&root, "httpctx", &["cat", "/f.txt"]), "over http\n");
     // A plain file at the URL is the Dockerfile.
-    let port = serve_http(b"FROM busybox:1.35\nRUN echo df > /d\n".to_vec(), 1);
+    let port = serve_http(b"FROM busybox:1.35\nRUN echo df > /d\n".to_vec(), 1, "");
     let url = format!("http://127.0.0.1:{port}/Dockerfile");
     let o = strata(&root, &["build", "-t", "httpdf", &url]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -451,7 +407,9 @@ fn http_tarball_context() {
 
 #[test]
 fn git_url_context_with_ref_and_subdir() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     if Command::new("git").arg("--version").output().is_err() {
         eprintln!("SKIPPED: needs git");
         return;
@@ -459,24 +417,6 @@ fn git_url_context_with_ref_and_subdir() {
     let repos = tempfile::tempdir().unwrap();
     let work = repos.path().join("work");
     let repo = repos.path().join("repo.git");
-    let git = |dir: &Path, args: &[&str]| {
-        let o = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .expect("git");
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     std::fs::create_dir_all(work.join("app")).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
     std::fs::write(
@@ -503,27 +443,7 @@ fn git_url_context_with_ref_and_subdir() {
         .status()
         .unwrap();
     assert!(st.success());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let exec_path = git(repos.path(), &["--exec-path"]);
-    let mut daemon = Command::new(Path::new(&exec_path).join("git-daemon"))
-        .arg("--export-all")
-        .arg("--reuseaddr")
-        .arg(format!("--base-path={}", repos.path().display()))
-        .arg(format!("--port={port}"))
-        .arg("--listen=127.0.0.1")
-        .arg(repos.path())
-        .spawn()
-        .expect("git daemon");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut daemon, port) = git_daemon(repos.path());
     let url = format!("git://127.0.0.1:{port}/repo.git");
     let a = strata(
         &root,
@@ -559,13 +479,6 @@ fn git_url_context_with_ref_and_subdir() {
     assert_eq!(run_in(&root, "git-v1", &["cat", "/v.txt"]), "v1\n");
     assert!(d.status.success(), "{}", stderr(&d));
     assert_eq!(run_in(&root, "git-alt", &["cat", "/alt.txt"]), "v2\n");
-}
-
-fn events(out: &str) -> Vec<serde_json::Value> {
-    out.lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// (step name, cached) for every step but FROM.

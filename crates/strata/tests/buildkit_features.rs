@@ -3,11 +3,15 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use support::*;
 
+/// The header the test server sends for `ADD URL`'s mtime.
+const LAST_MODIFIED: &str = "Last-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\n";
+
+/// The JSON lines of `out` that parse (others skipped).
 fn events(out: &str) -> Vec<serde_json::Value> {
     out.lines()
         .filter(|l| l.starts_with('{'))
@@ -15,18 +19,11 @@ fn events(out: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn setup() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
-    if !can_run() {
-        return None;
-    }
-    let (t, root) = root_dir();
-    make_busybox(&root);
-    Some((t, root))
-}
-
 #[test]
 fn heredocs_in_copy_and_run() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nARG WHO=world\nENV GREETING=hello\n\
 COPY <<EOF /greet.txt\n$GREETING $WHO\nEOF\n\
 COPY <<'RAW' <<TWO /docs/\nraw $WHO\nRAW\ntwo $WHO\nTWO\n\
@@ -63,43 +60,13 @@ RUN <<EOF\n#!/bin/awk -f\nBEGIN { print \"awk ran\" > \"/awk.txt\" }\nEOF\n";
     );
 }
 
-/// A one-request-at-a-time HTTP server on 127.0.0.1 serving `body` for
-/// any path, with a Last-Modified header. Returns the port.
-fn serve_http(body: Vec<u8>, requests: usize) -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(requests) {
-            let Ok(mut s) = s else { continue };
-            let mut buf = [0u8; 4096];
-            let mut req = Vec::new();
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(&body);
-        }
-    });
-    port
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(b))
-}
-
 #[test]
 fn add_url_with_checksum() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let body = b"downloaded content\n".to_vec();
-    let port = serve_http(body.clone(), 10);
+    let port = serve_http(body.clone(), 10, LAST_MODIFIED);
     let sum = sha256_hex(&body);
     let df = format!(
         "FROM busybox:1.35\nADD http://127.0.0.1:{port}/files/tool.txt /dl/\n\
@@ -136,7 +103,9 @@ ADD --checksum=sha256:{sum} http://127.0.0.1:{port}/x/y.bin /named.bin\n"
 
 #[test]
 fn add_extracts_bzip2_and_xz() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let ctx = context(&[
         ("src/data/hello.txt", "from the archive\n"),
         (
@@ -166,7 +135,9 @@ fn add_extracts_bzip2_and_xz() {
 
 #[test]
 fn workdir_through_a_symlink() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nRUN mkdir /real && ln -s /real /link\nWORKDIR /link/sub\nRUN pwd -P > /where\n\
 WORKDIR /link\nCOPY f.txt .\n";
     let ctx = context(&[("Dockerfile", df), ("f.txt", "x\n")]);
@@ -181,7 +152,9 @@ WORKDIR /link\nCOPY f.txt .\n";
 
 #[test]
 fn cache_mount_persists_across_no_cache_builds() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nRUN --mount=type=cache,target=/var/cache/app,id=appcache \
 echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n";
     let ctx = context(&[("Dockerfile", df)]);
@@ -207,7 +180,9 @@ echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n";
 
 #[test]
 fn bind_tmpfs_network_and_ssh_mounts() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35 AS src\nRUN mkdir /data && echo from-stage > /data/f\n\
 FROM busybox:1.35\n\
 RUN --mount=type=bind,from=src,source=/data,target=/mnt cat /mnt/f > /copied\n\
@@ -289,7 +264,9 @@ fn find_in_tree(dir: &Path, needle: &[u8]) -> Vec<String> {
 
 #[test]
 fn secrets_never_reach_the_store() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let secret = "s3cr3t-Value-7f9d2c";
     let sdir = tempfile::tempdir().unwrap();
     let sfile = sdir.path().join("token");
@@ -332,7 +309,9 @@ RUN --mount=type=secret,id=missing true\n";
 
 #[test]
 fn copy_chmod_exclude_parents() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\n\
 COPY --chmod=u+x,g-w script.sh /bin/script.sh\n\
 COPY --chmod=640 script.sh /octal.sh\n\
@@ -381,7 +360,9 @@ COPY --parents ./src/./a/one.txt /pivot/\n";
 
 #[test]
 fn link_layer_reused_after_parent_change() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nARG V\nRUN echo $V > /v\nCOPY --link f.txt /opt/f.txt\n";
     let ctx = context(&[("Dockerfile", df), ("f.txt", "linked\n")]);
     let build = |v: &str| {
@@ -464,7 +445,9 @@ COPY f.txt /f.txt\nWORKDIR /app/sub\n";
 
 #[test]
 fn outputs_local_tar_oci_docker() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nRUN echo out > /result.txt && rm /bin/vi\n";
     let ctx = context(&[("Dockerfile", df)]);
     let out = tempfile::tempdir().unwrap();
@@ -515,7 +498,9 @@ fn outputs_local_tar_oci_docker() {
 
 #[test]
 fn named_build_contexts() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let extra = context(&[("conf/app.conf", "named dir\n")]);
     // An image under another name: docker-image://
     let o = strata(&root, &["tag", "busybox:1.35", "mybase:v1"]);
@@ -547,7 +532,9 @@ FROM base\nCOPY --from=0 /app.conf /a\nCOPY --from=files /conf/app.conf /b\n";
 /// `COPY --from` source by a store that never had the image.
 #[test]
 fn oci_layout_build_context() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nRUN echo from layout > /marker\n";
     build_ok(
         &root,
@@ -606,28 +593,12 @@ FROM busybox:1.35\nCOPY --from=src /marker /copied\nCOPY --from=first /seen /see
 
 #[test]
 fn add_git_repository() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let repos = tempfile::tempdir().unwrap();
     let repo = repos.path().join("repo.git");
     let work = repos.path().join("work");
-    let git = |dir: &Path, args: &[&str]| {
-        let o = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@t")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@t")
-            .output()
-            .expect("git");
-        assert!(
-            o.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
     std::fs::write(work.join("README"), "v1\n").unwrap();
@@ -646,30 +617,7 @@ fn add_git_repository() {
         .status()
         .unwrap();
     assert!(o.success());
-    // git daemon on a free loopback port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    // git-daemon itself (not the `git daemon` wrapper), so that kill()
-    // stops the server.
-    let exec_path = git(repos.path(), &["--exec-path"]);
-    let mut daemon = std::process::Command::new(Path::new(&exec_path).join("git-daemon"))
-        .arg("--export-all")
-        .arg("--reuseaddr")
-        .arg(format!("--base-path={}", repos.path().display()))
-        .arg(format!("--port={port}"))
-        .arg("--listen=127.0.0.1")
-        .arg(repos.path())
-        .spawn()
-        .expect("git daemon (Debian package git-daemon-run or git)");
-    for _ in 0..50 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (mut daemon, port) = git_daemon(repos.path());
     let url = format!("git://127.0.0.1:{port}/repo.git");
     let df = format!(
         "FROM busybox:1.35\nADD {url} /src/main/\nADD {url}#v1 /src/tag/\nADD {url}#{c1}:docs /src/docs/\n\
@@ -690,7 +638,9 @@ ADD --keep-git-dir=true {url}#main /src/withgit/\n"
 
 #[test]
 fn run_upper_dir_becomes_the_snapshot() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nRUN echo adopted > /f && rm /bin/vi\n";
     let ctx = context(&[("Dockerfile", df)]);
     build_ok(&root, ctx.path(), "adopt", &[]);
@@ -719,7 +669,9 @@ fn run_upper_dir_becomes_the_snapshot() {
 
 #[test]
 fn bind_mounted_sources_are_part_of_the_run_key() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35 AS gen\nCOPY b.txt /data/b.txt\n\
 FROM busybox:1.35\n\
 RUN --mount=source=.,target=/src cat /src/a.txt > /whole.txt\n\
@@ -759,7 +711,9 @@ RUN --mount=type=bind,from=gen,source=/data,target=/gen cat /gen/b.txt > /stage.
 
 #[test]
 fn later_copy_sources_overwrite_earlier_ones() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nRUN mkdir -p /app/src && echo lower > /app/src/x\n\
 COPY src/a/f src/b/f /out/\n\
 COPY src/* /app/src/\n\
@@ -782,7 +736,9 @@ COPY --link src/a/f src/b/f /linked/\n";
 
 #[test]
 fn copy_to_an_empty_destination_copies_into_workdir() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nWORKDIR /var/www\n\
 COPY --link index.html $EMPTY\nCOPY app.js $EMPTY\n\
 RUN mkdir /var/www/sub && ls /var/www > /listing\n";
@@ -804,7 +760,9 @@ RUN mkdir /var/www/sub && ls /var/www > /listing\n";
 
 #[test]
 fn a_mount_over_the_root_filesystem_is_refused_by_name() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     for (i, m) in [
         "type=cache,target=/",
         "type=bind,source=.,target=/",
@@ -828,7 +786,9 @@ fn a_mount_over_the_root_filesystem_is_refused_by_name() {
 
 #[test]
 fn proxy_build_args_reach_run_but_not_the_key_or_history() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\n\
 RUN echo \"$http_proxy|$HTTP_PROXY|$all_proxy|$ALL_PROXY|$no_proxy\" > /p\n\
 ARG HTTPS_PROXY\nRUN echo \"$HTTPS_PROXY\" > /declared\n";
@@ -889,7 +849,9 @@ ARG HTTPS_PROXY\nRUN echo \"$HTTPS_PROXY\" > /declared\n";
 
 #[test]
 fn empty_wildcards_and_sockets_in_copy() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nCOPY foo nomatch* /w/\n\
 COPY --from=busybox:1.35 /etc/passwd /nomatch* /w2/\nCOPY ctx/ /ctx/\n";
     let ctx = context(&[("Dockerfile", df), ("foo", "foo\n"), ("ctx/f", "f\n")]);
@@ -928,7 +890,9 @@ COPY --from=busybox:1.35 /etc/passwd /nomatch* /w2/\nCOPY ctx/ /ctx/\n";
 
 #[test]
 fn directories_a_copy_creates_take_chmod_and_chown() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\n\
 COPY --chmod=777 foo /parent/sub/foo\n\
 COPY --chmod=u+x foo /sym/foo\n\
@@ -962,7 +926,9 @@ COPY --chmod=750 d /newdir\n";
 
 #[test]
 fn copy_follows_symlinked_directories_inside_the_context() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\nCOPY link/foo /viadir\nCOPY d/up/d/ /dd/\n\
 COPY out/sub/foo /escaped\nCOPY link/*.txt /globbed/\n";
     let ctx = context(&[
@@ -1002,7 +968,9 @@ COPY out/sub/foo /escaped\nCOPY link/*.txt /globbed/\n";
 
 #[test]
 fn context_names_that_are_not_utf8_are_copied_exactly() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     use std::os::unix::ffi::OsStrExt;
     let ctx = context(&[(
         "Dockerfile",
@@ -1050,7 +1018,9 @@ fn context_names_that_are_not_utf8_are_copied_exactly() {
 
 #[test]
 fn context_bind_mounts_hide_what_dockerignore_excludes() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let df = "FROM busybox:1.35\n\
 RUN --mount=source=.,target=/src ls -a /src > /seen && cat /src/sub/kept >> /seen\n\
 RUN --mount=type=bind,source=sub,target=/sub,rw rm /sub/kept && ls /sub > /seen-rw\n";
@@ -1083,7 +1053,9 @@ RUN --mount=type=bind,source=sub,target=/sub,rw rm /sub/kept && ls /sub > /seen-
 
 #[test]
 fn bind_mount_from_a_retagged_image_runs_again() {
-    let Some((_t, root)) = setup() else { return };
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
     let gen = context(&[
         ("Dockerfile", "FROM busybox:1.35\nCOPY v.txt /v.txt\n"),
         ("v.txt", "v1\n"),

@@ -45,11 +45,9 @@ fn dockerfile(i: usize) -> String {
 
 #[test]
 fn eight_builds_and_a_prune_loop_share_one_store() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let common = "shared line\n".repeat(10_000);
     let ctxs: Vec<_> = (0..BUILDS)
         .map(|i| context(&[("Dockerfile", &dockerfile(i)), ("common.txt", &common)]))
@@ -126,11 +124,9 @@ fn eight_builds_and_a_prune_loop_share_one_store() {
 /// init dir.
 #[test]
 fn a_long_run_step_keeps_its_temp_dirs_through_prune_and_repair() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         (
             "Dockerfile",

@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{can_run, make_busybox, root_dir, stderr, stdout, strata};
+use support::{can_run, root_dir, setup_busybox, stderr, stdout, strata};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -238,11 +238,9 @@ fn tutorial_toolchain_rule_suggestion_and_explain() {
 
 #[test]
 fn explain_names_bytes_a_later_rm_wastes() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = support::context(&[(
         "Dockerfile",
         "FROM busybox:1.35\nRUN dd if=/dev/zero of=/big bs=1024 count=3000\nRUN echo small > /small\nRUN rm /big\n",

@@ -1,19 +1,16 @@
 //! `strata check` and `strata build --dry-run`, run as the real binary.
 
 use std::path::Path;
-use std::process::Command;
 
+mod support;
+
+/// strata with the store `ROOT/store`: (exit code, stdout, stderr).
 fn strata(args: &[&str], root: &Path) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root.join("store"))
-        .args(args)
-        .output()
-        .expect("run strata");
+    let out = support::strata(&root.join("store"), args);
     (
         out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        support::stdout(&out),
+        support::stderr(&out),
     )
 }
 

@@ -13,38 +13,12 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use sha2::{Digest as _, Sha256};
+use std::process::{Command, Stdio};
 
 mod support;
+use support::{ok, sha256_hex, strata};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata");
-
-fn strata(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run strata")
-}
-
-fn ok(root: &Path, args: &[&str]) -> String {
-    let o = strata(root, args);
-    assert!(
-        o.status.success(),
-        "strata {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn sha(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
 
 /// The big file's size: hard-linked four times in the first layer.
 const BIG: usize = 200_000;
@@ -122,7 +96,7 @@ fn make_archive_salted(
     let layers = layers(salt);
     let diff_ids: Vec<String> = layers
         .iter()
-        .map(|l| format!("sha256:{}", sha(l)))
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
         .collect();
     let config = serde_json::json!({
         "architecture": "amd64",
@@ -142,7 +116,7 @@ fn make_archive_salted(
         ],
     });
     let config_bytes = serde_json::to_vec(&config).unwrap();
-    let config_hex = sha(&config_bytes);
+    let config_hex = sha256_hex(&config_bytes);
     let path = dir.join(format!("{}.tar", name.replace([':', '/'], "_")));
     let mut ar = tar::Builder::new(std::fs::File::create(&path).unwrap());
     let mut add = |name: &str, data: &[u8]| {
@@ -154,7 +128,7 @@ fn make_archive_salted(
     add(&format!("{config_hex}.json"), &config_bytes);
     let mut names = Vec::new();
     for l in &layers {
-        let n = format!("{}/layer.tar", sha(l));
+        let n = format!("{}/layer.tar", sha256_hex(l));
         add(&n, l);
         names.push(n);
     }
@@ -329,7 +303,7 @@ fn images_format_json_and_table() {
     // Recorded when loaded: listing reads no layer (even one gone).
     let mut removed = 0;
     for l in layers(b"") {
-        let blob = root.join("blobs/sha256").join(sha(&l));
+        let blob = root.join("blobs/sha256").join(sha256_hex(&l));
         if blob.exists() {
             std::fs::remove_file(&blob).unwrap();
             removed += 1;
@@ -691,11 +665,9 @@ fn prune_asks_on_a_terminal() {
 /// file once plus the link's target, as Docker's `history` shows them.
 #[test]
 fn built_layers_count_file_bytes() {
-    if !support::can_run() {
+    let Some((_t, root)) = support::setup_busybox() else {
         return;
-    }
-    let (_t, root) = support::root_dir();
-    support::make_busybox(&root);
+    };
     let ctx = support::context(&[
         ("six", "hello\n"),
         (

@@ -13,7 +13,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use sha2::{Digest as _, Sha256};
 use support::*;
 
 // ---------------------------------------------------------------------
@@ -156,14 +155,7 @@ fn base_layer() -> Vec<u8> {
     dir(&mut b, "tmp", 0o1777);
     b.append_path_with_name("/bin/busybox", "bin/busybox")
         .unwrap();
-    let list = std::process::Command::new("/bin/busybox")
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet == "busybox" {
-            continue;
-        }
+    for applet in busybox_applets() {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
@@ -185,45 +177,17 @@ fn base_layer() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
-}
-
 /// A legacy `docker save` archive of one image `tag` with these layers.
 fn docker_archive(tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
-    let diff_ids: Vec<String> = layers
-        .iter()
-        .map(|l| format!("sha256:{}", sha256_hex(l)))
-        .collect();
     let config = serde_json::json!({
         "architecture": "amd64",
         "os": "linux",
         "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids(layers)},
         "history": layers.iter().map(|_| serde_json::json!({"created_by": "hostile"})).collect::<Vec<_>>(),
     });
     let config = serde_json::to_vec(&config).unwrap();
-    let config_name = format!("{}.json", sha256_hex(&config));
-    let layer_names: Vec<String> = (0..layers.len())
-        .map(|i| format!("l{i}/layer.tar"))
-        .collect();
-    let manifest = serde_json::to_vec(&serde_json::json!([{
-        "Config": config_name, "RepoTags": [tag], "Layers": layer_names,
-    }]))
-    .unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    let mut add = |name: &str, data: &[u8]| {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, name, data).unwrap();
-    };
-    add(&config_name, &config);
-    for (n, l) in layer_names.iter().zip(layers) {
-        add(n, l);
-    }
-    add("manifest.json", &manifest);
-    b.into_inner().unwrap()
+    docker_archive_of(&config, &[tag.to_string()], layers)
 }
 
 /// Loads an image `hostile:1` made of the busybox base plus `entries`.
@@ -809,11 +773,9 @@ fn local_output_keeps_the_destinations_files_through_an_opaque_root_layer() {
 
 #[test]
 fn context_fifos_are_copied_as_fifos_and_never_read() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         (
             "Dockerfile",
@@ -884,11 +846,9 @@ fn a_fifo_dockerfile_is_read_when_written_and_refused_when_nothing_writes() {
 
 #[test]
 fn a_fifo_dockerignore_or_secret_source_is_refused_not_read() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     // .dockerignore as a FIFO: refused (skipping it would send what it
     // excludes; reading it would hang).
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY . /ctx/\n")]);

@@ -8,36 +8,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
 mod support;
+use support::{ok, strata};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata");
-
-fn strata(root: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run strata")
-}
-
-/// Runs strata and insists on success; returns stdout.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let o = strata(root, args);
-    assert!(
-        o.status.success(),
-        "strata {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&o.stderr),
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
 
 fn run(cmd: &mut Command) -> String {
     let o = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));

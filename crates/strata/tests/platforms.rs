@@ -32,11 +32,8 @@ fn busybox_tar(busybox: &Path, out: &Path) {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }
     std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
-        }
+    for applet in support::busybox_applets() {
+        let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
     }
     std::fs::write(
         dir.join("etc/passwd"),

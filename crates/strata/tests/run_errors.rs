@@ -8,11 +8,9 @@ use support::*;
 
 #[test]
 fn a_failed_long_heredoc_run_does_not_echo_its_script_in_the_error() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let mut df = String::from("FROM busybox:1.35\nRUN <<EOF\n");
     for i in 0..80 {
         df.push_str(&format!("echo script line {i} of a long heredoc\n"));

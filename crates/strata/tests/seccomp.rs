@@ -12,11 +12,9 @@ use support::*;
 
 #[test]
 fn busybox_unshare_is_refused_in_run_and_containers() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     // `unshare -r` creates a user namespace: no capability needed, so only
     // the filter refuses it.
     let ctx = context(&[(

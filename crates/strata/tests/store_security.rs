@@ -212,10 +212,19 @@ fn a_wide_store_is_fixed_on_open_and_reported_by_check() {
     assert_eq!(mode(&root), 0o710);
 }
 
+/// Root with useradd and runuser (to act as a fresh user); says SKIPPED
+/// otherwise.
+fn can_add_users() -> bool {
+    let ok = unsafe { libc_geteuid() } == 0 && have("useradd") && have("runuser");
+    if !ok {
+        eprintln!("SKIPPED: needs root, useradd and runuser");
+    }
+    ok
+}
+
 #[test]
 fn a_user_on_roots_store_is_told_whose_it_is_and_an_own_store_is_private() {
-    if unsafe { libc_geteuid() } != 0 || !have("useradd") || !have("runuser") {
-        eprintln!("SKIPPED: needs root, useradd and runuser");
+    if !can_add_users() {
         return;
     }
     let user = TestUser::new("strata-store-sec2");
@@ -261,8 +270,7 @@ fn a_user_on_roots_store_is_told_whose_it_is_and_an_own_store_is_private() {
 /// is written.
 #[test]
 fn root_on_a_users_store_is_refused_and_told_whose_it_is() {
-    if unsafe { libc_geteuid() } != 0 || !have("useradd") || !have("runuser") {
-        eprintln!("SKIPPED: needs root, useradd and runuser");
+    if !can_add_users() {
         return;
     }
     let user = TestUser::new("strata-store-sec3");

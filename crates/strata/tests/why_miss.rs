@@ -56,11 +56,9 @@ fn assert_only_cause(r: &[(usize, String)], step: usize, cause: &str, err: &str)
 
 #[test]
 fn each_changed_input_is_named_alone() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("a.txt", "one\n"),
         ("run.sh", "echo hi\n"),
@@ -152,11 +150,9 @@ fn each_changed_input_is_named_alone() {
 
 #[test]
 fn a_retagged_base_image_is_named() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("a.txt", "one\n"),
         ("run.sh", "echo hi\n"),
@@ -179,11 +175,9 @@ fn a_retagged_base_image_is_named() {
 
 #[test]
 fn rawjson_carries_the_reason_in_the_step_events() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("a.txt", "one\n"),
         ("run.sh", "echo hi\n"),
@@ -216,11 +210,9 @@ fn rawjson_carries_the_reason_in_the_step_events() {
 
 #[test]
 fn stages_and_bind_mounts_are_named() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[
         ("src/x", "1\n"),
         ("y", "y1\n"),

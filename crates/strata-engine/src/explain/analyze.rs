@@ -312,7 +312,7 @@ struct Walker {
 }
 
 /// A tar entry's path, relative, without `./` or a trailing `/`.
-fn clean(raw: &[u8]) -> String {
+pub(super) fn clean(raw: &[u8]) -> String {
     let s = String::from_utf8_lossy(raw);
     let s = s.trim_start_matches("./").trim_start_matches('/');
     s.trim_end_matches('/').to_string()

@@ -12,6 +12,7 @@ use serde::Serialize;
 use strata_oci::Digest;
 use strata_store::Store;
 
+use super::analyze::clean;
 use crate::images::{load_image, BaseImage};
 
 /// One visible entry of an image's merged filesystem.
@@ -34,12 +35,6 @@ pub struct ImageFs<'s> {
     store: &'s Store,
     img: BaseImage,
     nodes: BTreeMap<String, Node>,
-}
-
-fn clean(raw: &[u8]) -> String {
-    let s = String::from_utf8_lossy(raw);
-    let s = s.trim_start_matches("./").trim_start_matches('/');
-    s.trim_end_matches('/').to_string()
 }
 
 /// A layer blob as a tar stream (decompressed as it is read).

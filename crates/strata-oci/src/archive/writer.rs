@@ -170,22 +170,7 @@ fn write_layout(
             img.manifest_digest.clone(),
             img.manifest_bytes.len() as u64,
         );
-        if img.names.is_empty() {
-            index_entries.push(desc.clone());
-        }
-        for name in &img.names {
-            let mut d = desc.clone();
-            let mut ann = BTreeMap::new();
-            ann.insert(
-                annotations::CONTAINERD_IMAGE_NAME.to_string(),
-                name.to_string(),
-            );
-            if let Some(tag) = name.tag() {
-                ann.insert(annotations::REF_NAME.to_string(), tag.to_string());
-            }
-            d.annotations = Some(ann);
-            index_entries.push(d);
-        }
+        push_index_entries(&mut index_entries, desc, &img.names);
         manifest_json.push(docker::manifest_entry(
             &img.config_digest,
             &img.layers,
@@ -205,22 +190,7 @@ fn write_layout(
             ix.digest.clone(),
             ix.bytes.len() as u64,
         );
-        if ix.names.is_empty() {
-            index_entries.push(desc.clone());
-        }
-        for name in &ix.names {
-            let mut d = desc.clone();
-            let mut ann = BTreeMap::new();
-            ann.insert(
-                annotations::CONTAINERD_IMAGE_NAME.to_string(),
-                name.to_string(),
-            );
-            if let Some(tag) = name.tag() {
-                ann.insert(annotations::REF_NAME.to_string(), tag.to_string());
-            }
-            d.annotations = Some(ann);
-            index_entries.push(d);
-        }
+        push_index_entries(&mut index_entries, desc, &ix.names);
     }
     let index = ImageIndex::oci(index_entries);
     out.file("index.json", &to_go_json(&index))?;
@@ -232,6 +202,27 @@ fn write_layout(
         out.file("repositories", &docker::repositories(&repos))?;
     }
     Ok(())
+}
+
+/// Adds `desc` to `index.json`'s entries: once unnamed when `names` is empty,
+/// else once per name, annotated with the containerd image name and the tag.
+fn push_index_entries(entries: &mut Vec<Descriptor>, desc: Descriptor, names: &[crate::Reference]) {
+    if names.is_empty() {
+        entries.push(desc.clone());
+    }
+    for name in names {
+        let mut d = desc.clone();
+        let mut ann = BTreeMap::new();
+        ann.insert(
+            annotations::CONTAINERD_IMAGE_NAME.to_string(),
+            name.to_string(),
+        );
+        if let Some(tag) = name.tag() {
+            ann.insert(annotations::REF_NAME.to_string(), tag.to_string());
+        }
+        d.annotations = Some(ann);
+        entries.push(d);
+    }
 }
 
 fn check_bytes(bytes: &[u8], digest: &Digest, what: &str) -> Result<(), Error> {

@@ -11,7 +11,4 @@ mod writer;
 
 pub use apply::{apply_layer, apply_layer_known, decompressed, ApplyMode, ApplyStats};
 pub use upper::LayerWriter;
-pub use writer::{
-    gzip_blob, EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL,
-    MEDIA_TYPE_LAYER_GZIP,
-};
+pub use writer::{gzip_blob, EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL};

@@ -28,8 +28,6 @@ use crate::blobs::{BlobStore, BlobWriter};
 use crate::error::{IoCtx, Result, StoreError};
 use crate::meta::Lease;
 
-/// OCI media type of a gzip-compressed layer.
-pub const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// gzip level: 1 is much faster than 6 and only a little larger on
 /// typical layers (binaries, text); layers are built far more often than
 /// they are pushed.
@@ -77,7 +75,7 @@ impl Default for LayerOptions {
         LayerOptions {
             gzip_level: DEFAULT_GZIP_LEVEL,
             mtime_clamp: None,
-            media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
+            media_type: strata_oci::media_types::OCI_LAYER_TAR_GZIP.to_string(),
         }
     }
 }

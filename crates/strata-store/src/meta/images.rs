@@ -182,15 +182,7 @@ impl Meta {
             return Err(StoreError::Invalid("empty tag".into()));
         }
         self.write("tag image", |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM images WHERE id = ?1",
-                    [image.to_string()],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !exists {
+            if !image_exists(tx, image)? {
                 return Ok(Err(StoreError::ImageNotFound(image.to_string())));
             }
             let prev = tx
@@ -218,15 +210,7 @@ impl Meta {
             return Err(StoreError::Invalid("empty tag".into()));
         }
         self.write("tag image", |tx| {
-            let exists: bool = tx
-                .query_row(
-                    "SELECT 1 FROM images WHERE id = ?1",
-                    [image.to_string()],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if !exists {
+            if !image_exists(tx, image)? {
                 return Ok(Err(StoreError::ImageNotFound(image.to_string())));
             }
             let mut prev_of = tx.prepare("SELECT image_id FROM tags WHERE name = ?1")?;
@@ -322,13 +306,7 @@ impl Meta {
         }
         self.write("tag index", |tx| {
             for (_, id) in entries.iter().chain([(String::new(), default_image.clone())].iter()) {
-                let exists = tx
-                    .query_row("SELECT 1 FROM images WHERE id = ?1", [id.to_string()], |_| {
-                        Ok(())
-                    })
-                    .optional()?
-                    .is_some();
-                if !exists {
+                if !image_exists(tx, id)? {
                     return Ok(Err(StoreError::ImageNotFound(id.to_string())));
                 }
             }
@@ -547,4 +525,16 @@ impl Meta {
             .optional()
         })
     }
+}
+
+/// Whether the images table holds `id`.
+fn image_exists(tx: &rusqlite::Connection, id: &Digest) -> rusqlite::Result<bool> {
+    Ok(tx
+        .query_row(
+            "SELECT 1 FROM images WHERE id = ?1",
+            [id.to_string()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }

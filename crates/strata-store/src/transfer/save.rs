@@ -55,11 +55,7 @@ pub fn save_images(
     format: ArchiveFormat,
 ) -> Result<()> {
     let lease = store.lease("save")?;
-    let mut to_save = Vec::with_capacity(images.len());
-    for img in images {
-        lease.add_image(&img.id)?;
-        to_save.push(image_to_save(store, img)?);
-    }
+    let to_save = leased_images_to_save(store, &lease, images)?;
     let source = StoreBlobs(store.blobs());
     match format {
         ArchiveFormat::Docker => strata_oci::write_docker_archive(out, &to_save, &source)?,
@@ -85,11 +81,7 @@ pub fn save_oci_with_indexes(
     indexes: &[IndexToExport],
 ) -> Result<()> {
     let lease = store.lease("save")?;
-    let mut to_save = Vec::with_capacity(images.len());
-    for img in images {
-        lease.add_image(&img.id)?;
-        to_save.push(image_to_save(store, img)?);
-    }
+    let to_save = leased_images_to_save(store, &lease, images)?;
     let mut ix_save = Vec::new();
     for ix in indexes {
         let mut members = Vec::new();
@@ -119,6 +111,21 @@ pub fn save_oci_with_indexes(
     let source = StoreBlobs(store.blobs());
     strata_oci::write_oci_archive_with_indexes(out, &to_save, &ix_save, &source)?;
     Ok(())
+}
+
+/// Each of `images` held by `lease` (so that no GC removes its blobs while
+/// they are written), then read for the archive writer.
+fn leased_images_to_save(
+    store: &Store,
+    lease: &crate::Lease,
+    images: &[ImageToExport],
+) -> Result<Vec<ImageToSave>> {
+    let mut to_save = Vec::with_capacity(images.len());
+    for img in images {
+        lease.add_image(&img.id)?;
+        to_save.push(image_to_save(store, img)?);
+    }
+    Ok(to_save)
 }
 
 fn image_to_save(store: &Store, img: &ImageToExport) -> Result<ImageToSave> {

@@ -114,6 +114,13 @@ fn export_of(store: &strata_store::Store, name: &str) -> anyhow::Result<ImageToE
     })
 }
 
+/// `--platform OS/ARCH[/VARIANT]`, when given.
+fn platform_flag(p: Option<&str>) -> anyhow::Result<Option<strata_oci::Platform>> {
+    p.map(strata_oci::Platform::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--platform: {e}"))
+}
+
 pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
     let format = match a.format.as_str() {
         "docker" | "docker-archive" => ArchiveFormat::Docker,
@@ -121,12 +128,7 @@ pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
         f => bail!("--format {f:?}: use docker or oci"),
     };
     let store = open_store(g)?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(strata_oci::Platform::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    let platform = platform_flag(a.platform.as_deref())?;
     let mut images: Vec<ImageToExport> = Vec::new();
     let mut indexes: Vec<transfer::IndexToExport> = Vec::new();
     for n in &a.images {
@@ -257,12 +259,7 @@ fn import_config(
 
 pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     let changes = changes::parse(&a.changes)?;
-    let platform = a
-        .platform
-        .as_deref()
-        .map(strata_oci::Platform::parse)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+    let platform = platform_flag(a.platform.as_deref())?;
     let name = match &a.name {
         Some(n) => Some(Reference::parse(n).with_context(|| format!("invalid image name {n:?}"))?),
         None => None,

@@ -133,20 +133,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     let mode = progress::Mode::parse(&a.progress, a.quiet)?;
     let dockerfile_text =
         super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
-    let mut build_args = BTreeMap::new();
-    for kv in &a.build_args {
-        match kv.split_once('=') {
-            Some((k, v)) => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            // `--build-arg K` takes K from the environment (skipped when unset).
-            None => {
-                if let Ok(v) = std::env::var(kv) {
-                    build_args.insert(kv.clone(), v);
-                }
-            }
-        }
-    }
+    let build_args = parse_build_args(&a.build_args);
     // SOURCE_DATE_EPOCH: a build arg wins over the environment, as BuildKit.
     let epoch_text = build_args
         .get("SOURCE_DATE_EPOCH")
@@ -310,6 +297,43 @@ fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
             .as_deref()
             .unwrap_or("not built before (no earlier record of this step)");
         eprintln!("#{step} {name}: {reason}");
+    }
+}
+
+/// `--build-arg K=V`, or `K` alone to take the value from the environment
+/// (skipped when unset); a later K wins.
+pub fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
+    raw.iter()
+        .filter_map(|a| match a.split_once('=') {
+            Some((k, v)) => Some((k.to_string(), v.to_string())),
+            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
+        })
+        .collect()
+}
+
+impl BuildArgs {
+    /// `-f FILE`, or CONTEXT/Dockerfile.
+    pub fn dockerfile(&self) -> PathBuf {
+        self.file
+            .clone()
+            .unwrap_or_else(|| strata_engine::build::default_dockerfile(&self.context))
+    }
+
+    /// The build's options as far as planning needs them (the dry run and
+    /// the checks): build args, target, and the first --platform (the checks
+    /// and the plan show one).
+    pub fn plan_options(&self) -> strata_frontend::BuildOptions {
+        strata_frontend::BuildOptions {
+            build_args: parse_build_args(&self.build_args),
+            target: self.target.clone(),
+            target_platform: self
+                .platforms
+                .iter()
+                .find_map(|p| strata_oci::Platform::parse(p).ok())
+                .unwrap_or_else(strata_oci::Platform::host)
+                .to_string(),
+            build_platform: strata_oci::Platform::host().to_string(),
+        }
     }
 }
 

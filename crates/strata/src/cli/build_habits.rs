@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use strata_engine::build::TempDir;
-use strata_frontend::{parse, plan, BuildOptions, MountKind, Resolved, StageScope};
+use strata_frontend::{parse_and_plan, BuildOptions, MountKind, Resolved, StageScope};
 use strata_runtime::{ContainerExtras, Ulimit};
 use strata_store::Store;
 
@@ -365,10 +365,7 @@ pub fn call(g: &Global, a: &BuildArgs) -> anyhow::Result<Option<u8>> {
         "build" | "" => Ok(None),
         "check" => super::super::check::run_for_build(g, a).map(Some),
         "targets" | "outline" => {
-            let dockerfile = a
-                .file
-                .clone()
-                .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
+            let dockerfile = a.dockerfile();
             let text = std::fs::read_to_string(&dockerfile)
                 .with_context(|| format!("cannot read {}", dockerfile.display()))?;
             let out = if kind == "targets" {
@@ -430,8 +427,12 @@ fn table(rows: &[Vec<String>]) -> String {
 /// `--call targets`: the named stages with their descriptions; the default
 /// target (the last stage) is marked.
 fn targets(text: &str, dockerfile: &Path) -> anyhow::Result<String> {
-    let ast = parse(text, &dockerfile.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let p = plan(&ast, &BuildOptions::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = parse_and_plan(
+        text,
+        &dockerfile.display().to_string(),
+        &BuildOptions::default(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let lines: Vec<&str> = text.lines().collect();
     let mut rows = vec![vec!["TARGET".to_string(), "DESCRIPTION".to_string()]];
     let last = p.stages.len().saturating_sub(1);
@@ -452,13 +453,13 @@ fn targets(text: &str, dockerfile: &Path) -> anyhow::Result<String> {
 /// `--call outline`: the target, its build args (defaults and the doc
 /// comments above each ARG), and the secrets and SSH sockets it uses.
 fn outline(text: &str, dockerfile: &Path, a: &BuildArgs) -> anyhow::Result<String> {
-    let ast = parse(text, &dockerfile.display().to_string()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let opts = BuildOptions {
-        build_args: super::super::dryrun::build_args(&a.build_args),
+        build_args: super::parse_build_args(&a.build_args),
         target: a.target.clone(),
         ..BuildOptions::default()
     };
-    let p = plan(&ast, &opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = parse_and_plan(text, &dockerfile.display().to_string(), &opts)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let lines: Vec<&str> = text.lines().collect();
     let target = &p.stages[p.target];
     let mut out = String::new();

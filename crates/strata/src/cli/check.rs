@@ -2,7 +2,6 @@
 //! (parse, plan, resolve every step, load and validate `.dockerignore`)
 //! and BuildKit's build checks (`strata_frontend::lint`).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use strata_frontend::lint::CHECK_BUILD_ARG;
@@ -225,45 +224,10 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     render(&dockerfile, &o, a.format == "json")
 }
 
-/// The build's options as far as checks need them.
-fn build_options(a: &super::build::BuildArgs) -> BuildOptions {
-    let mut build_args = BTreeMap::new();
-    for kv in &a.build_args {
-        match kv.split_once('=') {
-            Some((k, v)) => {
-                build_args.insert(k.to_string(), v.to_string());
-            }
-            None => {
-                if let Ok(v) = std::env::var(kv) {
-                    build_args.insert(kv.clone(), v);
-                }
-            }
-        }
-    }
-    BuildOptions {
-        build_args,
-        target: a.target.clone(),
-        // The first --platform (the checks and the plan show one).
-        target_platform: a
-            .platforms
-            .iter()
-            .find_map(|p| strata_oci::Platform::parse(p).ok())
-            .unwrap_or_else(strata_oci::Platform::host)
-            .to_string(),
-        build_platform: strata_oci::Platform::host().to_string(),
-    }
-}
-
-fn build_dockerfile(a: &super::build::BuildArgs) -> PathBuf {
-    a.file
-        .clone()
-        .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context))
-}
-
 /// `strata build --check`: the checks only, no build; exit as `check`.
 pub fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<u8> {
-    let dockerfile = build_dockerfile(a);
-    let o = evaluate(g, &dockerfile, &a.context, &build_options(a));
+    let dockerfile = a.dockerfile();
+    let o = evaluate(g, &dockerfile, &a.context, &a.plan_options());
     render(&dockerfile, &o, false)
 }
 
@@ -278,8 +242,8 @@ pub fn warn_before_build(
     a: &super::build::BuildArgs,
     quiet: bool,
 ) -> anyhow::Result<Option<String>> {
-    let dockerfile = build_dockerfile(a);
-    let o = evaluate(g, &dockerfile, &a.context, &build_options(a));
+    let dockerfile = a.dockerfile();
+    let o = evaluate(g, &dockerfile, &a.context, &a.plan_options());
     if !quiet {
         for w in &o.report.warnings {
             eprintln!("warning: {w}");

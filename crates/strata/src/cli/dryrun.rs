@@ -2,47 +2,19 @@
 //! stages, each step with its words expanded as far as is known with an
 //! empty base image environment) and stop.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use strata_frontend::{
-    parse, plan, Base, BuildOptions, Command, FromRef, Plan, Resolved, StageScope,
-};
+use strata_frontend::{parse_and_plan, Base, Command, FromRef, Plan, Resolved, StageScope};
 
 use super::build::BuildArgs;
 use super::Global;
 
-/// `--build-arg K=V`, or `K` alone to take the value from the environment.
-pub fn build_args(raw: &[String]) -> BTreeMap<String, String> {
-    raw.iter()
-        .filter_map(|a| match a.split_once('=') {
-            Some((k, v)) => Some((k.to_string(), v.to_string())),
-            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
-        })
-        .collect()
-}
-
 pub fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
-    let dockerfile = a
-        .file
-        .clone()
-        .unwrap_or_else(|| strata_engine::build::default_dockerfile(&a.context));
+    let dockerfile = a.dockerfile();
     let text = strata_engine::context::read_dockerfile(&dockerfile)
         .with_context(|| format!("cannot read {}", dockerfile.display()))?;
-    let opts = BuildOptions {
-        build_args: build_args(&a.build_args),
-        target: a.target.clone(),
-        // The first --platform (the checks and the plan show one).
-        target_platform: a
-            .platforms
-            .iter()
-            .find_map(|p| strata_oci::Platform::parse(p).ok())
-            .unwrap_or_else(strata_oci::Platform::host)
-            .to_string(),
-        build_platform: strata_oci::Platform::host().to_string(),
-    };
-    let result = parse(&text, &dockerfile.display().to_string()).and_then(|ast| plan(&ast, &opts));
+    let result = parse_and_plan(&text, &dockerfile.display().to_string(), &a.plan_options());
     let p = match result {
         Ok(p) => p,
         Err(e) => {
@@ -360,8 +332,12 @@ mod tests {
     #[test]
     fn dry_run_speaks_dockerfile() {
         let text = "FROM busybox AS build\nARG V=1\nENV A=\"b c\" D=e\nEXPOSE 8080 53/udp\nLABEL a=b\nRUN --mount=type=cache,target=/c echo $V\nCOPY a.txt /x/\nCMD [\"sh\", \"-c\", \"echo\"]\nFROM busybox\nCOPY --from=build --chown=1:1 /x /y\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\n";
-        let ast = parse(text, "Dockerfile").unwrap();
-        let p = plan(&ast, &BuildOptions::default()).unwrap();
+        let p = parse_and_plan(
+            text,
+            "Dockerfile",
+            &strata_frontend::BuildOptions::default(),
+        )
+        .unwrap();
         let out = render(&p).unwrap();
         for want in [
             "=> ENV A=\"b c\" D=e",

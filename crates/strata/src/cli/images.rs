@@ -9,7 +9,7 @@ use strata_oci::{Digest, ImageConfig, Reference};
 use strata_store::transfer::resolve_image;
 use strata_store::{ImageInfo, Store};
 
-use super::output::{ellipsis, go_time, human_size, since, table};
+use super::output::{ellipsis, go_time, human_size, record_table, since};
 use super::Global;
 
 #[derive(clap::Subcommand, Debug)]
@@ -437,20 +437,7 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
             } else {
                 &["Repository", "Tag", "ID", "CreatedSince", "Size"]
             };
-            let header = ls_header();
-            let head: Vec<&str> = cols
-                .iter()
-                .map(|c| header[*c].as_str().unwrap_or(""))
-                .collect();
-            let cells: Vec<Vec<String>> = records
-                .iter()
-                .map(|r| {
-                    cols.iter()
-                        .map(|c| r[*c].as_str().unwrap_or("").to_string())
-                        .collect()
-                })
-                .collect();
-            table(&mut out, &head, &cells)?;
+            record_table(&mut out, &ls_header(), &records, cols)?;
         }
     }
     out.flush()?;
@@ -791,19 +778,7 @@ pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
         Kind::Default => {
             let when = if a.human { "CreatedSince" } else { "CreatedAt" };
             let cols = ["ID", when, "CreatedBy", "Size", "Comment"];
-            let head: Vec<&str> = cols
-                .iter()
-                .map(|c| header[*c].as_str().unwrap_or(""))
-                .collect();
-            let cells: Vec<Vec<String>> = records
-                .iter()
-                .map(|r| {
-                    cols.iter()
-                        .map(|c| r[*c].as_str().unwrap_or("").to_string())
-                        .collect()
-                })
-                .collect();
-            table(&mut out, &head, &cells)?;
+            record_table(&mut out, &header, &records, &cols)?;
         }
     }
     Ok(0)

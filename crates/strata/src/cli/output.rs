@@ -34,17 +34,34 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std:
     Ok(())
 }
 
+/// [`table`] of JSON records: the columns `cols` (keys of each record and
+/// of `header`, which holds the column titles); a missing or non-string
+/// value prints empty.
+pub fn record_table(
+    out: &mut dyn Write,
+    header: &serde_json::Value,
+    records: &[serde_json::Value],
+    cols: &[&str],
+) -> std::io::Result<()> {
+    let head: Vec<&str> = cols
+        .iter()
+        .map(|c| header[*c].as_str().unwrap_or(""))
+        .collect();
+    let cells: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            cols.iter()
+                .map(|c| r[*c].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .collect();
+    table(out, &head, &cells)
+}
+
 /// Docker's `units.HumanSizeWithPrecision(n, 3)`: decimal units, three
 /// significant digits (`4.26MB`, `999B`, `1.23kB`).
 pub fn human_size(n: u64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < UNITS.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", go_g3(v), UNITS[i])
+    human_size_prec(n, 3)
 }
 
 /// Docker's `units.HumanSizeWithPrecision(n, prec)` (`VirtualSize` in
@@ -58,11 +75,6 @@ pub fn human_size_prec(n: u64, prec: usize) -> String {
         i += 1;
     }
     format!("{}{}", go_g(v, prec), UNITS[i])
-}
-
-/// Go's `%.3g` for 0 <= v < 1000.
-fn go_g3(v: f64) -> String {
-    go_g(v, 3)
 }
 
 /// Go's `%.{prec}g` for 0 <= v < 1000.

@@ -58,11 +58,8 @@ pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(r.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     std::fs::copy("/bin/busybox", r.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
-        }
+    for applet in busybox_applets() {
+        let _ = std::os::unix::fs::symlink("busybox", r.join("bin").join(applet));
     }
     std::fs::write(
         r.join("etc/passwd"),
@@ -96,6 +93,16 @@ pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     };
     let id = strata_engine::images::commit_image(&store, &cfg, &[layer], None).unwrap();
     strata_engine::images::tag_image(&store, &id, &["busybox:1.35".into()]).unwrap();
+}
+
+/// The applets of /bin/busybox (`busybox --list`), but busybox itself.
+pub fn busybox_applets() -> Vec<String> {
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| *a != "busybox")
+        .map(String::from)
+        .collect()
 }
 
 /// A temp dir with the given files (path, contents).
@@ -191,4 +198,178 @@ pub fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
 pub fn mkfifo(path: &Path) {
     let st = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(st.success(), "mkfifo {}", path.display());
+}
+
+/// Runs strata and insists on success; returns stdout.
+pub fn ok(root: &Path, args: &[&str]) -> String {
+    let o = strata(root, args);
+    assert!(
+        o.status.success(),
+        "strata {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `strata --root ROOT ARGS` with `input` on stdin.
+pub fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let input = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    o
+}
+
+/// A temp store root holding `busybox:1.35`, or None (skipped) when the
+/// host cannot run these tests ([`can_run`]).
+pub fn setup_busybox() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !can_run() {
+        return None;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    Some((t, root))
+}
+
+/// The JSON lines (`--progress rawjson` events) of `out`; every line that
+/// starts with `{` must parse.
+pub fn events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Hex SHA-256 of `b`.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// An HTTP server on 127.0.0.1 answering `requests` requests (one at a
+/// time, any path) with 200 and `body`; `headers` (each ending `\r\n`) go
+/// after Content-Length. Returns the port.
+pub fn serve_http(body: Vec<u8>, requests: usize, headers: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(requests) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+/// The `sha256:` diff IDs of uncompressed `layers`.
+pub fn diff_ids(layers: &[Vec<u8>]) -> Vec<String> {
+    layers
+        .iter()
+        .map(|l| format!("sha256:{}", sha256_hex(l)))
+        .collect()
+}
+
+/// A legacy `docker save` archive of one image: `config` (its JSON bytes,
+/// naming the layers' [`diff_ids`]), tagged `tags`, with these layers.
+pub fn docker_archive_of(config: &[u8], tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
+    let config_name = format!("{}.json", sha256_hex(config));
+    let layer_names: Vec<String> = (0..layers.len())
+        .map(|i| format!("l{i}/layer.tar"))
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!([{
+        "Config": config_name, "RepoTags": tags, "Layers": layer_names,
+    }]))
+    .unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    };
+    add(&config_name, config);
+    for (n, l) in layer_names.iter().zip(layers) {
+        add(n, l);
+    }
+    add("manifest.json", &manifest);
+    b.into_inner().unwrap()
+}
+
+/// `git -C DIR ARGS` (author and committer `t <t@t>`), asserting success;
+/// returns stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A git daemon serving the repositories under `base` (export-all) on a
+/// free loopback port, up (or given five seconds) when this returns. It
+/// is git-daemon itself (not the `git daemon` wrapper), so that kill()
+/// stops the server. Returns it and the port.
+pub fn git_daemon(base: &Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exec_path = git(base, &["--exec-path"]);
+    let daemon = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .arg("--export-all")
+        .arg("--reuseaddr")
+        .arg(format!("--base-path={}", base.display()))
+        .arg(format!("--port={port}"))
+        .arg("--listen=127.0.0.1")
+        .arg(base)
+        .spawn()
+        .expect("git daemon (Debian package git-daemon-run or git)");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (daemon, port)
 }
