@@ -267,7 +267,14 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
     );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "DevOps is the \u{1F410}", "{out}");
-    assert!(!err.contains("warning"), "range mapping warned:\n{err}");
+    // The range mapping must not warn. (Where /dev/net/tun is 0600, as on
+    // these VMs, containers fall back to the host's network with a warning
+    // of their own: that one is expected here.)
+    let other_warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("warning") && !l.contains("no private network"))
+        .collect();
+    assert!(other_warnings.is_empty(), "range mapping warned:\n{err}");
     for stage in ["built", "loaded"] {
         for line in [
             format!("{stage} 1000:1000 /x"),
