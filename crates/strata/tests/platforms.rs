@@ -394,6 +394,45 @@ fn a_run_for_a_platform_without_an_emulator_fails_naming_it_and_the_fix() {
     assert!(!e.contains("no such file or directory"), "{e}");
 }
 
+/// `docker pull` of a pushed two-platform name on this amd64 host gets the
+/// amd64 image: Docker's image ID (the config digest) is strata's amd64 ID.
+/// dockerd treats 127.0.0.0/8 registries as insecure by default, so the
+/// plain-HTTP test registry needs no daemon configuration. Skips LOUDLY
+/// when dockerd is not reachable or the host is not amd64.
+fn docker_pulls_the_host_platform(name: &str, amd_id: &str) {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIPPED docker pull check: the host is not amd64");
+        return;
+    }
+    let info = Command::new("docker").arg("info").output();
+    if !matches!(&info, Ok(o) if o.status.success()) {
+        eprintln!("SKIPPED docker pull check: dockerd is not reachable ({info:?})");
+        return;
+    }
+    let o = Command::new("docker")
+        .args(["pull", name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "docker pull {name}: {}", stderr(&o));
+    let o = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Architecture}}",
+            name,
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", "-f", name]).output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = stdout(&o);
+    let strip = |s: &str| s.trim().trim_start_matches("sha256:").to_string();
+    let (id, arch) = got.trim().split_once(' ').unwrap();
+    assert_eq!(strip(id), strip(amd_id), "docker image inspect: {got}");
+    assert_eq!(arch, "amd64", "{got}");
+}
+
 #[test]
 fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
     let _g = BINFMT.lock().unwrap_or_else(|p| p.into_inner());
@@ -419,6 +458,8 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
     let o = strata(&root, &["inspect", &name]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let arm_id = v[0]["Platforms"][1]["Id"].as_str().unwrap().to_string();
+    let amd_id = v[0]["Platforms"][0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(v[0]["Platforms"][0]["Platform"], "linux/amd64", "{v}");
     assert_ne!(arm_id, arm_base);
 
     let o = strata(&root, &["push", &name]);
@@ -437,6 +478,7 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
         .map(|m| m["platform"]["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    docker_pulls_the_host_platform(&name, &amd_id);
 
     let root2: PathBuf = tmp.path().join("empty");
     let o = strata(&root2, &["pull", "--platform", "linux/arm64", &name]);
