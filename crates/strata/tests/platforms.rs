@@ -512,6 +512,29 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
         ],
     );
     assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
+
+    // --all-platforms, as Docker's: every platform of the index, tagged
+    // as one multi-platform tag; not with --platform.
+    let root4: PathBuf = tmp.path().join("all");
+    let o = strata(&root4, &["pull", "--all-platforms", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root4, &["inspect", &name]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Platforms"][0]["Platform"], "linux/amd64", "{v}");
+    assert_eq!(v[0]["Platforms"][0]["Id"].as_str().unwrap(), amd_id, "{v}");
+    assert_eq!(v[0]["Platforms"][1]["Platform"], "linux/arm64", "{v}");
+    assert_eq!(v[0]["Platforms"][1]["Id"].as_str().unwrap(), arm_id, "{v}");
+    let o = strata(
+        &root4,
+        &[
+            "pull",
+            "--all-platforms",
+            "--platform",
+            "linux/arm64",
+            &name,
+        ],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
 }
 
 #[test]
