@@ -877,3 +877,90 @@ fn rootless_registers_qemu_in_its_own_user_namespace_only() {
     assert!(e.contains("aarch64"), "{e}");
     assert!(!host_after, "the host got a registration");
 }
+
+#[test]
+fn a_two_platform_cache_exported_and_imported_keeps_the_platforms_apart() {
+    let _g = BINFMT.lock().unwrap_or_else(|p| p.into_inner());
+    if !ready() {
+        return;
+    }
+    let (tmp, root) = root_dir();
+    two_platform_base(&root, tmp.path());
+    let files = [("Dockerfile", DOCKERFILE), ("arm.txt", "arm one\n")];
+    let ctx = context(&files);
+    let cache = path_str(&tmp.path().join("cache"));
+    let plat = ["--platform", "linux/amd64,linux/arm64"];
+    // mode=max: every stage's keys (min carries the final stage only), of
+    // both platforms; imported, each platform finds its own steps.
+    let to = format!("type=local,dest={cache},mode=max");
+    let mut args = plat.to_vec();
+    args.extend_from_slice(&["--cache-to", &to]);
+    let o = build_with(&root, ctx.path(), "multi:1", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!executed(&o).is_empty(), "{}", stderr(&o));
+
+    // An empty store with the same two-platform base (an OCI archive of
+    // it, index and all), then the cache.
+    let base = tmp.path().join("base.tar");
+    let o = strata(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            &path_str(&base),
+            "busybox:1.35",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root2: PathBuf = tmp.path().join("second");
+    let o = strata(&root2, &["load", "-i", &path_str(&base)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from = format!("type=local,src={cache}");
+    let ctx2 = context(&files);
+    let mut args = plat.to_vec();
+    args.extend_from_slice(&["--cache-from", &from]);
+    let o = build_with(&root2, ctx2.path(), "multi:1", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(executed(&o), Vec::<String>::new(), "{}", stderr(&o));
+
+    let ids = |root: &Path| {
+        let o = strata(root, &["inspect", "multi:1"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p = v[0]["Platforms"].as_array().cloned().unwrap_or_default();
+        p.iter()
+            .map(|p| {
+                (
+                    p["Platform"].as_str().unwrap().to_string(),
+                    p["Id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (first, second) = (ids(&root), ids(&root2));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first, second);
+    for (platform, arch, uname) in [
+        ("linux/amd64", "amd64", "x86_64\n"),
+        ("linux/arm64", "arm64", "aarch64\n"),
+    ] {
+        let id = &second.iter().find(|(p, _)| p == platform).unwrap().1;
+        let o = strata(&root2, &["inspect", id]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v[0]["Architecture"], arch, "{v}");
+        let o = strata(
+            &root2,
+            &[
+                "run",
+                "--rm",
+                "--platform",
+                platform,
+                "multi:1",
+                "cat",
+                "/arch.txt",
+            ],
+        );
+        assert_eq!(stdout(&o), uname, "{}", stderr(&o));
+    }
+}
