@@ -169,6 +169,8 @@ w(f"| 6 | fan-out: 4 CPU stages + final COPY --from each; wall / sum of stages a
   f"{fs(fa)} / {fs(fsum)} = {fr(fa, fsum)} | {fs(sd[0])} / {fs(sd[1])} = {fr(sd[0], sd[1])} | "
   f"{fs(bd[0])} / {fs(bd[1])} = {fr(bd[0], bd[1])} | {fr(fa, sd[0])} | {fr(fa, bd[0])} | "
   f"strata wall ≤ 0.6× sum of its stages | {verdict(None if fratio is None else fratio <= 0.6)} |")
+row("mp", "Multi_Platform tutorial, `--platform linux/amd64,linux/arm64`, cold (Buildah: `--manifest`)", "mp-cold",
+    "-", "none" if med("mp-cold", "strata") is not None else None)
 rd = r("s7-run", "docker")
 row(7, "`run --rm IMAGE true` (Buildah: from + run + rm)", "s7-run", "≤ 0.2× `docker run`", None if rd is None else rd <= 0.2)
 for op in ("load", "save"):

@@ -7,7 +7,7 @@
 #
 #   --quick           fewer runs and smaller data (checks that everything works;
 #                     the numbers are not the ones to publish)
-#   --only LIST       comma-separated scenarios to run: 1,2,3,4,5,6,7,8,reg
+#   --only LIST       comma-separated scenarios to run: 1,2,3,4,5,6,7,8,mp,reg
 #                     (1-3 share a setup; default: all)
 #   --strata BIN      use this strata binary (default: cargo build --release -p
 #                     strata with CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-bench})
@@ -401,6 +401,52 @@ if want 8; then
     $BH rmi -f "bench-save-$sz" >/dev/null 2>&1 || true
   done
   docker_cleanup_builds
+fi
+
+# --- mp: the cross-compiled tutorial for two platforms -------------------------------
+# examples/tutorial/Multi_Platform for linux/amd64,linux/arm64: Go runs on
+# the build platform and cross-compiles; the final stage (no RUN, so no
+# emulator needed) is per platform, FROM a two-platform busybox: the
+# amd64 bench-busybox:1.35 and an arm64 one (Debian's busybox-static:arm64,
+# unpacked by scripts/setup-host.sh), combined in each store (strata
+# `manifest create`, buildah `manifest create/add`).
+mp_setup() {
+  local bb=/var/cache/strata-ci/busybox-arm64/bin/busybox
+  [ -x "$bb" ] || { echo "no arm64 busybox at $bb (scripts/setup-host.sh)"; return 1; }
+  local r=$WORK/mp-arm64
+  rm -rf "$r" && mkdir -p "$r/bin" && cp "$bb" "$r/bin/busybox" || return 1
+  for a in sh ls cat echo true; do ln -sf busybox "$r/bin/$a"; done
+  tar -C "$r" -cf "$WORK/mp-arm64.tar" . && rm -rf "$r" || return 1
+  local changes=()
+  while IFS= read -r c; do changes+=(--change "$c"); done < <("$REPO/scripts/make-base-rootfs.sh" --print-changes busybox)
+  $S import --platform linux/arm64 "${changes[@]}" "$WORK/mp-arm64.tar" bench-busybox-arm64 >/dev/null || return 1
+  $S manifest create bench-mbusybox:1.35 bench-busybox:1.35 bench-busybox-arm64 >/dev/null || return 1
+  $S save -o "$WORK/mp-arm64-image.tar" bench-busybox-arm64 || return 1
+  $BH pull -q --signature-policy "$WORK/policy.json" "docker-archive:$WORK/mp-arm64-image.tar" >/dev/null || return 1
+  $BH manifest create bench-mbusybox:1.35 >/dev/null || return 1
+  $BH manifest add bench-mbusybox:1.35 containers-storage:bench-busybox:1.35 >/dev/null || return 1
+  $BH manifest add bench-mbusybox:1.35 containers-storage:bench-busybox-arm64:latest >/dev/null || return 1
+  rm -f "$WORK/mp-arm64.tar" "$WORK/mp-arm64-image.tar"
+  rm -rf "$WORK/mp" && cp -r "$REPO/examples/tutorial/Multi_Platform" "$WORK/mp" || return 1
+  sed -i 's/^FROM --platform=\$BUILDPLATFORM golang:1.19/FROM --platform=$BUILDPLATFORM bench-golang:1.19/; s/^FROM busybox:1.35/FROM bench-mbusybox:1.35/' "$WORK/mp/Dockerfile"
+}
+if want mp; then
+  scenload mp
+  log "mp. Multi_Platform tutorial for linux/amd64,linux/arm64 (cross-compiled), cold"
+  if ! why=$(mp_setup 2>&1); then
+    echo "run.sh: mp not measured: $why" >&2
+    meta mp_status "not measured: $(echo "$why" | tail -1)"
+  else
+    MP=$WORK/mp
+    bench mp-cold strata $RUNS_COLD 0 "" "$S build --no-cache -q --platform linux/amd64,linux/arm64 -t bench-mp $MP"
+    bench mp-cold buildah $RUNS_COLD 0 "$BH manifest rm bench-mp >/dev/null 2>&1; true" "$BUD --no-cache -q --platform linux/amd64,linux/arm64 --manifest bench-mp $MP"
+    # The images are real: each platform's config names its architecture.
+    for arch in amd64 arm64; do
+      a=$($S inspect bench-mp | python3 -c "import json,sys; d=json.load(sys.stdin)[0]; print(*[p['Platform'] for p in d['Platforms']])")
+      [[ " $a " == *" linux/$arch "* ]] || die "strata's bench-mp has no linux/$arch: $a"
+    done
+    meta mp_status measured
+  fi
 fi
 
 # --- reg: pull and push against a local registry -------------------------------------------

@@ -30,6 +30,8 @@ pub use client::{Client, ClientOptions};
 pub use credentials::{config_key, Credential, CredentialStore};
 pub use error::Error;
 pub use progress::ProgressMode;
-pub use pull::{parse_platform, pick_platform, pull, pull_with, PullOptions, PulledImage};
+pub use pull::{
+    index_platforms, parse_platform, pick_platform, pull, pull_with, PullOptions, PulledImage,
+};
 pub use push::{push, push_with, PushOptions, PushedImage};
 pub use transport::{is_loopback, PlainHttp, INSECURE_ENV};

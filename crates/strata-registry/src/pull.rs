@@ -229,6 +229,44 @@ pub fn pull_with(
     })
 }
 
+/// The platforms of the images `reference` names, in the index's order
+/// (Docker's `pull --all-platforms`): empty when it names one image, not
+/// an index. Entries that are not images (attestations, `unknown/unknown`)
+/// and repeated platforms are left out.
+pub fn index_platforms(
+    reference: &Reference,
+    options: &ClientOptions,
+) -> Result<Vec<Platform>, Error> {
+    let client = Client::new(reference.registry(), options)?;
+    let top_ref = match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let (bytes, media_type, _) = client.get_manifest(reference.repository(), &top_ref)?;
+    if !media_types::is_index(&media_type) {
+        return Ok(Vec::new());
+    }
+    let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::protocol(
+            reference.registry(),
+            format!("index {reference}"),
+            format!("bad JSON: {e}"),
+        )
+    })?;
+    let mut out: Vec<Platform> = Vec::new();
+    for d in &index.manifests {
+        let Some(p) = d.platform.as_ref() else {
+            continue;
+        };
+        if !media_types::is_manifest(&d.media_type) || p.os == "unknown" || out.contains(p) {
+            continue;
+        }
+        out.push(p.clone());
+    }
+    Ok(out)
+}
+
 /// Picks the manifest for `wanted` from an index: same os and architecture,
 /// and the same variant when one is asked for (arm64's `v8` is its default).
 pub fn pick_platform<'a>(index: &'a ImageIndex, wanted: &Platform) -> Option<&'a Descriptor> {

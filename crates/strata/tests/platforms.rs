@@ -391,6 +391,45 @@ fn a_run_for_a_platform_without_an_emulator_fails_naming_it_and_the_fix() {
     assert!(!e.contains("no such file or directory"), "{e}");
 }
 
+/// `docker pull` of a pushed two-platform name on this amd64 host gets the
+/// amd64 image: Docker's image ID (the config digest) is strata's amd64 ID.
+/// dockerd treats 127.0.0.0/8 registries as insecure by default, so the
+/// plain-HTTP test registry needs no daemon configuration. Skips LOUDLY
+/// when dockerd is not reachable or the host is not amd64.
+fn docker_pulls_the_host_platform(name: &str, amd_id: &str) {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("SKIPPED docker pull check: the host is not amd64");
+        return;
+    }
+    let info = Command::new("docker").arg("info").output();
+    if !matches!(&info, Ok(o) if o.status.success()) {
+        eprintln!("SKIPPED docker pull check: dockerd is not reachable ({info:?})");
+        return;
+    }
+    let o = Command::new("docker")
+        .args(["pull", name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "docker pull {name}: {}", stderr(&o));
+    let o = Command::new("docker")
+        .args([
+            "image",
+            "inspect",
+            "--format",
+            "{{.Id}} {{.Architecture}}",
+            name,
+        ])
+        .output()
+        .unwrap();
+    let _ = Command::new("docker").args(["rmi", "-f", name]).output();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = stdout(&o);
+    let strip = |s: &str| s.trim().trim_start_matches("sha256:").to_string();
+    let (id, arch) = got.trim().split_once(' ').unwrap();
+    assert_eq!(strip(id), strip(amd_id), "docker image inspect: {got}");
+    assert_eq!(arch, "amd64", "{got}");
+}
+
 #[test]
 fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
     let _g = BINFMT.lock().unwrap_or_else(|p| p.into_inner());
@@ -416,6 +455,8 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
     let o = strata(&root, &["inspect", &name]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let arm_id = v[0]["Platforms"][1]["Id"].as_str().unwrap().to_string();
+    let amd_id = v[0]["Platforms"][0]["Id"].as_str().unwrap().to_string();
+    assert_eq!(v[0]["Platforms"][0]["Platform"], "linux/amd64", "{v}");
     assert_ne!(arm_id, arm_base);
 
     let o = strata(&root, &["push", &name]);
@@ -434,6 +475,7 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
         .map(|m| m["platform"]["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(archs, ["amd64", "arm64"], "{index}");
+    docker_pulls_the_host_platform(&name, &amd_id);
 
     let root2: PathBuf = tmp.path().join("empty");
     let o = strata(&root2, &["pull", "--platform", "linux/arm64", &name]);
@@ -467,6 +509,29 @@ fn a_two_platform_image_pushes_as_an_index_and_pulls_one_platform() {
         ],
     );
     assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
+
+    // --all-platforms, as Docker's: every platform of the index, tagged
+    // as one multi-platform tag; not with --platform.
+    let root4: PathBuf = tmp.path().join("all");
+    let o = strata(&root4, &["pull", "--all-platforms", &name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(&root4, &["inspect", &name]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Platforms"][0]["Platform"], "linux/amd64", "{v}");
+    assert_eq!(v[0]["Platforms"][0]["Id"].as_str().unwrap(), amd_id, "{v}");
+    assert_eq!(v[0]["Platforms"][1]["Platform"], "linux/arm64", "{v}");
+    assert_eq!(v[0]["Platforms"][1]["Id"].as_str().unwrap(), arm_id, "{v}");
+    let o = strata(
+        &root4,
+        &[
+            "pull",
+            "--all-platforms",
+            "--platform",
+            "linux/arm64",
+            &name,
+        ],
+    );
+    assert!(!o.status.success(), "{}", stdout(&o));
 }
 
 #[test]
@@ -808,4 +873,91 @@ fn rootless_registers_qemu_in_its_own_user_namespace_only() {
     assert!(o.status.success(), "{e}");
     assert!(e.contains("aarch64"), "{e}");
     assert!(!host_after, "the host got a registration");
+}
+
+#[test]
+fn a_two_platform_cache_exported_and_imported_keeps_the_platforms_apart() {
+    let _g = BINFMT.lock().unwrap_or_else(|p| p.into_inner());
+    if !ready() {
+        return;
+    }
+    let (tmp, root) = root_dir();
+    two_platform_base(&root, tmp.path());
+    let files = [("Dockerfile", DOCKERFILE), ("arm.txt", "arm one\n")];
+    let ctx = context(&files);
+    let cache = path_str(&tmp.path().join("cache"));
+    let plat = ["--platform", "linux/amd64,linux/arm64"];
+    // mode=max: every stage's keys (min carries the final stage only), of
+    // both platforms; imported, each platform finds its own steps.
+    let to = format!("type=local,dest={cache},mode=max");
+    let mut args = plat.to_vec();
+    args.extend_from_slice(&["--cache-to", &to]);
+    let o = build_with(&root, ctx.path(), "multi:1", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!executed(&o).is_empty(), "{}", stderr(&o));
+
+    // An empty store with the same two-platform base (an OCI archive of
+    // it, index and all), then the cache.
+    let base = tmp.path().join("base.tar");
+    let o = strata(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci",
+            "-o",
+            &path_str(&base),
+            "busybox:1.35",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let root2: PathBuf = tmp.path().join("second");
+    let o = strata(&root2, &["load", "-i", &path_str(&base)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from = format!("type=local,src={cache}");
+    let ctx2 = context(&files);
+    let mut args = plat.to_vec();
+    args.extend_from_slice(&["--cache-from", &from]);
+    let o = build_with(&root2, ctx2.path(), "multi:1", &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(executed(&o), Vec::<String>::new(), "{}", stderr(&o));
+
+    let ids = |root: &Path| {
+        let o = strata(root, &["inspect", "multi:1"]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let p = v[0]["Platforms"].as_array().cloned().unwrap_or_default();
+        p.iter()
+            .map(|p| {
+                (
+                    p["Platform"].as_str().unwrap().to_string(),
+                    p["Id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (first, second) = (ids(&root), ids(&root2));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert_eq!(first, second);
+    for (platform, arch, uname) in [
+        ("linux/amd64", "amd64", "x86_64\n"),
+        ("linux/arm64", "arm64", "aarch64\n"),
+    ] {
+        let id = &second.iter().find(|(p, _)| p == platform).unwrap().1;
+        let o = strata(&root2, &["inspect", id]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v[0]["Architecture"], arch, "{v}");
+        let o = strata(
+            &root2,
+            &[
+                "run",
+                "--rm",
+                "--platform",
+                platform,
+                "multi:1",
+                "cat",
+                "/arch.txt",
+            ],
+        );
+        assert_eq!(stdout(&o), uname, "{}", stderr(&o));
+    }
 }

@@ -19,6 +19,9 @@ pub struct PullArgs {
     /// Platform to pick from a manifest list (default: the host's); several, comma-separated, make one multi-platform tag
     #[arg(long)]
     pub platform: Option<String>,
+    /// Pull every platform of a multi-platform image and tag them as one multi-platform tag
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
     #[arg(short, long)]
     pub quiet: bool,
     /// Use plain http for this registry (host:port); repeatable.
@@ -87,6 +90,14 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
         })
         .transpose()?
         .unwrap_or_default();
+    // --all-platforms: every platform the index names (none for a
+    // single-platform image: the host's, as without the flag).
+    let platforms = if a.all_platforms {
+        strata_registry::index_platforms(&reference, &client_options(&a.insecure_registry))
+            .with_context(|| format!("list the platforms of {}", reference.familiar()))?
+    } else {
+        platforms
+    };
     let platform = platforms.first().cloned();
     let store = open_store(g)?;
     // Stopped by a signal, a pull removes the temp blobs it is writing

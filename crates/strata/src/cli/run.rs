@@ -179,6 +179,7 @@ pub fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<
                 name: a.image().to_string(),
                 platform: None,
                 quiet: false,
+                all_platforms: false,
                 insecure_registry: Vec::new(),
             },
         )?;
