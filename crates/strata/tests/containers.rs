@@ -806,3 +806,97 @@ fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
         "a mount is left:\n{mounts}"
     );
 }
+
+#[test]
+fn cp_both_ways_on_stopped_and_running_containers_stays_inside() {
+    if !can_run() {
+        return;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    let host = t.path().join("host");
+    std::fs::create_dir_all(host.join("tree/sub")).unwrap();
+    std::fs::write(host.join("in.txt"), "hello in\n").unwrap();
+    std::fs::write(host.join("tree/sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("/", host.join("esc")).unwrap();
+    let h = |p: &str| path_str(&host.join(p));
+    // Into a created (never started) container, then read by its command.
+    ok(
+        &root,
+        &[
+            "create",
+            "--name",
+            "c",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "cat /tmp/in.txt /tmp/tree/sub/deep /etc/planted-by-cp; readlink /tmp/esc",
+        ],
+    );
+    ok(&root, &["cp", &h("in.txt"), "c:/tmp/in.txt"]);
+    ok(&root, &["cp", &h("tree"), "c:/tmp/"]);
+    // A host symlink is copied as a link; writing through it stays in the
+    // container's root.
+    ok(&root, &["cp", &h("esc"), "c:/tmp/esc"]);
+    ok(&root, &["cp", &h("in.txt"), "c:/tmp/esc/etc/planted-by-cp"]);
+    assert!(!std::path::Path::new("/etc/planted-by-cp").exists());
+    let o = strata(&root, &["start", "-a", "c"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello in\ndeep\nhello in\n/\n");
+    // Out of the stopped container: a file, a directory, a link as a link,
+    // and reading through the link stays in the container's root.
+    let out = t.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o_ = |p: &str| path_str(&out.join(p));
+    ok(&root, &["cp", "c:/tmp/in.txt", &o_("a.txt")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("a.txt")).unwrap(),
+        "hello in\n"
+    );
+    ok(&root, &["cp", "c:/tmp/tree", &o_("")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("tree/sub/deep")).unwrap(),
+        "deep\n"
+    );
+    ok(&root, &["cp", "c:/tmp/esc", &o_("esc")]);
+    assert_eq!(
+        std::fs::read_link(out.join("esc")).unwrap(),
+        std::path::Path::new("/")
+    );
+    ok(&root, &["cp", "c:/tmp/esc/etc/planted-by-cp", &o_("p")]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("p")).unwrap(),
+        "hello in\n"
+    );
+    let o = strata(&root, &["cp", "c:/no/such", &o_("x")]);
+    assert!(!o.status.success());
+    // A running container: both ways, seen by exec.
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "r",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "echo made > /made; sleep 300",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ok(&root, &["cp", &h("in.txt"), "r:/"]);
+    assert_eq!(ok(&root, &["exec", "r", "cat", "/in.txt"]), "hello in\n");
+    ok(&root, &["cp", "r:/made", &o_("made")]);
+    assert_eq!(std::fs::read_to_string(out.join("made")).unwrap(), "made\n");
+    ok(&root, &["rm", "-f", "r", "c"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&path_str(&root)),
+        "a mount is left:\n{mounts}"
+    );
+}

@@ -157,7 +157,7 @@ fn ctrs_dir(root: &Path) -> PathBuf {
     root.join("ctrs")
 }
 
-fn ctr_dir(root: &Path, id: &str) -> PathBuf {
+pub(crate) fn ctr_dir(root: &Path, id: &str) -> PathBuf {
     ctrs_dir(root).join(id)
 }
 
@@ -263,6 +263,11 @@ fn find(root: &Path, key: &str) -> anyhow::Result<State> {
         [] | [_] => bail!("No such container: {key}"),
         _ => bail!("multiple containers match the prefix {key:?}: give more of the id"),
     }
+}
+
+/// A container by name, id or id prefix, its state refreshed.
+pub(crate) fn find_container(root: &Path, key: &str) -> anyhow::Result<State> {
+    Ok(find(root, key)?.refreshed(root))
 }
 
 /// Ids of the containers (any state) created from image `image_id`.

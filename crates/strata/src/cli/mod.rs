@@ -9,6 +9,7 @@ pub mod archive;
 pub mod build;
 pub mod changes;
 pub mod check;
+pub mod cp;
 pub mod ctr;
 pub mod dryrun;
 pub mod explain;
@@ -97,6 +98,8 @@ pub enum Command {
     Logs(ctr::LogsArgs),
     /// Run a command in a running container
     Exec(ctr::ExecArgs),
+    /// Copy files between a container and the host
+    Cp(cp::CpArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ctr::ContainerCommand),
@@ -171,6 +174,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Ps(a) => ctr::ps(&g, a),
         Command::Logs(a) => ctr::logs(&g, a),
         Command::Exec(a) => ctr::exec(&g, a),
+        Command::Cp(a) => cp::cp(&g, a),
         Command::Container(c) => ctr::dispatch(&g, c),
         Command::Images(a) => images::ls(&g, a),
         Command::Image(images::ImageCommand::Rm(mut a)) => {
