@@ -900,3 +900,57 @@ fn cp_both_ways_on_stopped_and_running_containers_stays_inside() {
         "a mount is left:\n{mounts}"
     );
 }
+
+#[test]
+fn top_lists_the_container_processes_in_ps_ef_columns() {
+    if !can_run() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "t",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "sleep 301 & sleep 302",
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = inspect(&root, "t")["State"]["Pid"].as_u64().unwrap();
+    let out = ok(&root, &["top", "t"]);
+    let lines: Vec<&str> = out.lines().collect();
+    let head: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        head,
+        ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"]
+    );
+    assert!(lines.iter().any(|l| l.ends_with("sleep 301")), "{out}");
+    assert!(lines.iter().any(|l| l.ends_with("sleep 302")), "{out}");
+    assert!(
+        lines[1..]
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some(&pid.to_string())),
+        "{out}"
+    );
+    // Only the container's: no host process (this test's own pid).
+    let me = std::process::id().to_string();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some(&me)),
+        "{out}"
+    );
+    ok(&root, &["stop", "-t", "0", "t"]);
+    let o = strata(&root, &["top", "t"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
+    ok(&root, &["rm", "t"]);
+}

@@ -23,6 +23,7 @@ pub mod run;
 pub mod suggest;
 pub mod system;
 pub mod template;
+pub mod top;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,6 +101,8 @@ pub enum Command {
     Exec(ctr::ExecArgs),
     /// Copy files between a container and the host
     Cp(cp::CpArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ctr::ContainerCommand),
@@ -175,6 +178,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs(a) => ctr::logs(&g, a),
         Command::Exec(a) => ctr::exec(&g, a),
         Command::Cp(a) => cp::cp(&g, a),
+        Command::Top(a) => top::top(&g, a),
         Command::Container(c) => ctr::dispatch(&g, c),
         Command::Images(a) => images::ls(&g, a),
         Command::Image(images::ImageCommand::Rm(mut a)) => {
