@@ -954,3 +954,74 @@ fn top_lists_the_container_processes_in_ps_ef_columns() {
     assert!(stderr(&o).contains("is not running"), "{}", stderr(&o));
     ok(&root, &["rm", "t"]);
 }
+
+#[test]
+fn commit_adds_the_writable_layer_and_export_flattens() {
+    if !can_run() {
+        return;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    ok(
+        &root,
+        &[
+            "run",
+            "--name",
+            "c",
+            "--network",
+            "none",
+            "-e",
+            "MARK=1",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            "echo hi > /committed; rm /etc/group",
+        ],
+    );
+    let id = ok(&root, &["commit", "-m", "my change", "c", "mine:v1"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "mine:v1",
+            "sh",
+            "-c",
+            "cat /committed; test -e /etc/group || echo gone; echo $MARK",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\ngone\n1\n");
+    let h = ok(&root, &["history", "--no-trunc", "mine:v1"]);
+    assert!(h.contains("my change"), "{h}");
+    // The image's command is the container's (its `rm` now fails).
+    let o = strata(&root, &["run", "--rm", "--network", "none", "mine:v1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("/etc/group"), "{}", stderr(&o));
+    // export: the flattened filesystem.
+    let file = t.path().join("c.tar");
+    ok(&root, &["export", "c", "-o", &path_str(&file)]);
+    let mut ar = tar::Archive::new(std::fs::File::open(&file).unwrap());
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().to_string();
+            p.trim_start_matches("./").to_string()
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "committed"), "{names:?}");
+    assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
+    assert!(names.iter().any(|n| n == "etc/passwd"), "{names:?}");
+    assert!(!names.iter().any(|n| n == "etc/group"), "{names:?}");
+    ok(&root, &["rm", "c"]);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&path_str(&root)),
+        "a mount is left:\n{mounts}"
+    );
+}

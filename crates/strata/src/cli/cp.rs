@@ -45,8 +45,8 @@ fn split(arg: &str) -> Option<(&str, &str)> {
 
 /// The container's rootfs, mounted for as long as this lives when the
 /// container is not running.
-struct Rootfs {
-    path: PathBuf,
+pub(crate) struct Rootfs {
+    pub(crate) path: PathBuf,
     _mount: Option<RootfsMount>,
     _lease: Option<strata_store::Lease>,
 }
@@ -60,7 +60,7 @@ fn is_mountpoint(p: &Path) -> bool {
         .any(|l| l.split(' ').nth(4).is_some_and(|m| m == want))
 }
 
-fn open_rootfs(root: &Path, s: &State) -> anyhow::Result<Rootfs> {
+pub(crate) fn open_rootfs(root: &Path, s: &State) -> anyhow::Result<Rootfs> {
     let dir = ctr::ctr_dir(root, &s.id);
     let merged = dir.join("merged");
     if s.status == "running" && is_mountpoint(&merged) {

@@ -9,6 +9,7 @@ pub mod archive;
 pub mod build;
 pub mod changes;
 pub mod check;
+pub mod commit;
 pub mod cp;
 pub mod ctr;
 pub mod dryrun;
@@ -103,6 +104,10 @@ pub enum Command {
     Cp(cp::CpArgs),
     /// Display the running processes of a container
     Top(top::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commit::ExportArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ctr::ContainerCommand),
@@ -179,6 +184,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Exec(a) => ctr::exec(&g, a),
         Command::Cp(a) => cp::cp(&g, a),
         Command::Top(a) => top::top(&g, a),
+        Command::Commit(a) => commit::commit(&g, a),
+        Command::Export(a) => commit::export(&g, a),
         Command::Container(c) => ctr::dispatch(&g, c),
         Command::Images(a) => images::ls(&g, a),
         Command::Image(images::ImageCommand::Rm(mut a)) => {
