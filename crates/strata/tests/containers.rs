@@ -1025,3 +1025,146 @@ fn commit_adds_the_writable_layer_and_export_flattens() {
         "a mount is left:\n{mounts}"
     );
 }
+
+/// What a container sees, normalised where Docker and strata may only
+/// agree on the shape: the hostname (12 hex digits), `HOSTNAME` in env.
+fn container_view(out: &str, what: &str) -> String {
+    match what {
+        "hostname" => {
+            let h = out.trim();
+            format!(
+                "len {} hex {}",
+                h.len(),
+                h.chars().all(|c| c.is_ascii_hexdigit())
+            )
+        }
+        "env" => {
+            let mut v: Vec<String> = out
+                .lines()
+                .map(|l| {
+                    if let Some(h) = l.strip_prefix("HOSTNAME=") {
+                        format!("HOSTNAME={}", container_view(h, "hostname"))
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            v.sort();
+            v.join("\n")
+        }
+        "mounts" => {
+            let mut v: Vec<String> = out
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(' ').collect();
+                    let (path, fstype) = (f.get(1)?, f.get(2)?);
+                    [
+                        "/proc",
+                        "/dev",
+                        "/sys",
+                        "/dev/pts",
+                        "/dev/shm",
+                        "/dev/mqueue",
+                    ]
+                    .contains(path)
+                    .then(|| format!("{path} {fstype}"))
+                })
+                .collect();
+            v.sort();
+            v.join("\n")
+        }
+        _ => out.to_string(),
+    }
+}
+
+/// The container's view (`id`, `env`, `pwd`, capabilities, hostname
+/// shape, the /proc, /dev, /sys mounts) is Docker's for the same image.
+/// Skipped loudly without dockerd unless CI or STRATA_REQUIRE_DOCKER is
+/// set (as in compat.rs).
+#[test]
+fn the_container_view_matches_docker_run() {
+    if !can_run() {
+        return;
+    }
+    let docker_ok = std::process::Command::new("docker")
+        .arg("info")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !docker_ok {
+        let required = ["CI", "STRATA_REQUIRE_DOCKER"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|v| !v.is_empty() && v != "0" && v != "false"));
+        assert!(
+            !required,
+            "dockerd is not reachable (CI or STRATA_REQUIRE_DOCKER is set)"
+        );
+        eprintln!("\n!!! SKIPPED: the docker run comparison: dockerd is not reachable\n");
+        return;
+    }
+    let (t, root) = root_dir();
+    make_busybox(&root);
+    // A tag of its own: dockerd is shared (compat.rs loads busybox:1.35).
+    let tag = format!("strata-ctr-view-{}:1", std::process::id());
+    ok(&root, &["tag", "busybox:1.35", &tag]);
+    let archive = t.path().join("base.tar");
+    ok(&root, &["save", "-o", &path_str(&archive), &tag]);
+    let load = std::process::Command::new("docker")
+        .args(["load", "-q", "-i"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(load.status.success(), "{}", stderr(&load));
+    struct Rmi(String);
+    impl Drop for Rmi {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("docker")
+                .args(["rmi", "-f", &self.0])
+                .output();
+        }
+    }
+    let _rmi = Rmi(tag.clone());
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&[], "id", "id"),
+        (&["-u", "1000:1000"], "id", "id"),
+        (&["-e", "FOO=bar"], "env", "env"),
+        (&[], "pwd", "pwd"),
+        (&["-w", "/tmp"], "pwd", "pwd"),
+        (&[], "grep ^Cap /proc/self/status", "caps"),
+        (&["-u", "1000"], "grep ^Cap /proc/self/status", "caps"),
+        (&[], "hostname", "hostname"),
+        (&[], "cat /proc/mounts", "mounts"),
+    ];
+    let mut diffs = Vec::new();
+    for (flags, cmd, what) in cases {
+        let mut d = vec!["run", "--rm", "--network", "none"];
+        d.extend_from_slice(flags);
+        d.extend([tag.as_str(), "sh", "-c", cmd]);
+        let docker = std::process::Command::new("docker")
+            .args(&d)
+            .output()
+            .unwrap();
+        assert!(docker.status.success(), "docker {d:?}: {}", stderr(&docker));
+        let s = strata(&root, &d);
+        assert!(s.status.success(), "strata {d:?}: {}", stderr(&s));
+        let (dv, sv) = (
+            container_view(&stdout(&docker), what),
+            container_view(&stdout(&s), what),
+        );
+        // Nothing vacuous: each view has its substance.
+        let expect = match *what {
+            "mounts" => "/proc proc",
+            "caps" => "CapEff:",
+            "id" => "uid=",
+            "env" => "PATH=",
+            "hostname" => "len 12 hex true",
+            _ => "/",
+        };
+        assert!(dv.contains(expect), "docker {d:?}: {dv}");
+        if dv != sv {
+            diffs.push(format!(
+                "{flags:?} {cmd}:\n docker: {dv:?}\n strata: {sv:?}"
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
