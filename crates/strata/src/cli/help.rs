@@ -30,6 +30,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("ps", "strata ps -a --format '{{.Names}} {{.Status}}'"),
     ("logs", "strata logs -f --tail 10 web"),
     ("exec", "strata exec -it web sh"),
+    ("cp", "strata cp web:/etc/hostname ./hostname"),
+    ("top", "strata top web"),
+    ("commit", "strata commit -m 'add config' web myapp:patched"),
+    ("export", "strata export web -o web.tar"),
     ("container", "strata container ls -a"),
     ("container ls", "strata container ls -aq"),
     (
