@@ -975,7 +975,7 @@ fn commit_adds_the_writable_layer_and_export_flattens() {
             "busybox:1.35",
             "sh",
             "-c",
-            "echo hi > /committed; rm /etc/group",
+            "echo hi > /committed; ln /committed /hard; rm /etc/group",
         ],
     );
     let id = ok(&root, &["commit", "-m", "my change", "c", "mine:v1"]);
@@ -1005,15 +1005,25 @@ fn commit_adds_the_writable_layer_and_export_flattens() {
     let file = t.path().join("c.tar");
     ok(&root, &["export", "c", "-o", &path_str(&file)]);
     let mut ar = tar::Archive::new(std::fs::File::open(&file).unwrap());
+    let mut hard = None;
     let names: Vec<String> = ar
         .entries()
         .unwrap()
         .map(|e| {
             let e = e.unwrap();
             let p = e.path().unwrap().to_string_lossy().to_string();
-            p.trim_start_matches("./").to_string()
+            if e.header().entry_type() == tar::EntryType::Link {
+                hard = Some((p.clone(), e.link_name().unwrap().unwrap().into_owned()));
+            }
+            p
         })
         .collect();
+    // A hard link is stored once, then as a link (as Docker does).
+    assert_eq!(
+        hard,
+        Some(("hard".to_string(), std::path::PathBuf::from("committed"))),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n == "committed"), "{names:?}");
     assert!(names.iter().any(|n| n == "bin/busybox"), "{names:?}");
     assert!(names.iter().any(|n| n == "etc/passwd"), "{names:?}");

@@ -3,6 +3,7 @@
 //! flattened filesystem as a tar).
 
 use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use strata_engine::config::History;
@@ -97,10 +98,58 @@ pub fn export(g: &Global, a: ExportArgs) -> anyhow::Result<u8> {
     };
     let fs = super::cp::open_rootfs(&root, &s)?;
     let mut tar = tar::Builder::new(out);
-    tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Complete);
-    tar.append_dir_all(".", &fs.path)
+    let mut seen = std::collections::HashMap::new();
+    append_tree(&mut tar, &fs.path, Path::new(""), &mut seen)
         .with_context(|| format!("exporting {}", s.name))?;
     tar.into_inner()?.flush()?;
     Ok(0)
+}
+
+/// Appends what is under `base/rel`, sorted by name, never following a
+/// link; hard links after the first are stored as links, as Docker does.
+fn append_tree<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    base: &Path,
+    rel: &Path,
+    seen: &mut std::collections::HashMap<(u64, u64), PathBuf>,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let mut names: Vec<_> = std::fs::read_dir(base.join(rel))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    for n in names {
+        let name = rel.join(&n);
+        let p = base.join(&name);
+        let m = p.symlink_metadata()?;
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
+        let ft = m.file_type();
+        if ft.is_file() && m.nlink() > 1 {
+            if let Some(first) = seen.get(&(m.dev(), m.ino())) {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                tar.append_link(&mut h, &name, first)?;
+                continue;
+            }
+            seen.insert((m.dev(), m.ino()), name.clone());
+        }
+        if ft.is_dir() {
+            tar.append_data(&mut h, &name, std::io::empty())?;
+            append_tree(tar, base, &name, seen)?;
+        } else if ft.is_file() {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)?;
+            tar.append_data(&mut h, &name, f)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(&p)?;
+            tar.append_link(&mut h, &name, target)?;
+        } else {
+            h.set_size(0);
+            tar.append_data(&mut h, &name, std::io::empty())?;
+        }
+    }
+    Ok(())
 }
