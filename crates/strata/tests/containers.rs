@@ -926,6 +926,9 @@ fn top_lists_the_container_processes_in_ps_ef_columns() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = inspect(&root, "t")["State"]["Pid"].as_u64().unwrap();
     let out = ok(&root, &["top", "t"]);
+    // `container top` is the same command.
+    let again = ok(&root, &["container", "top", "t"]);
+    assert_eq!(again.lines().count(), out.lines().count(), "{again}");
     let lines: Vec<&str> = out.lines().collect();
     let head: Vec<&str> = lines[0].split_whitespace().collect();
     assert_eq!(

@@ -1735,6 +1735,14 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Copy files between a container and the host
+    Cp(super::cp::CpArgs),
+    /// Display the running processes of a container
+    Top(super::top::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(super::commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(super::commit::ExportArgs),
 }
 
 pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
@@ -1752,6 +1760,10 @@ pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Exec(a) => exec(g, a),
         ContainerCommand::Inspect(a) => inspect(g, a),
         ContainerCommand::Prune(a) => prune(g, a),
+        ContainerCommand::Cp(a) => super::cp::cp(g, a),
+        ContainerCommand::Top(a) => super::top::top(g, a),
+        ContainerCommand::Commit(a) => super::commit::commit(g, a),
+        ContainerCommand::Export(a) => super::commit::export(g, a),
     }
 }
 
