@@ -157,7 +157,7 @@ fn ctrs_dir(root: &Path) -> PathBuf {
     root.join("ctrs")
 }
 
-fn ctr_dir(root: &Path, id: &str) -> PathBuf {
+pub(crate) fn ctr_dir(root: &Path, id: &str) -> PathBuf {
     ctrs_dir(root).join(id)
 }
 
@@ -263,6 +263,11 @@ fn find(root: &Path, key: &str) -> anyhow::Result<State> {
         [] | [_] => bail!("No such container: {key}"),
         _ => bail!("multiple containers match the prefix {key:?}: give more of the id"),
     }
+}
+
+/// A container by name, id or id prefix, its state refreshed.
+pub(crate) fn find_container(root: &Path, key: &str) -> anyhow::Result<State> {
+    Ok(find(root, key)?.refreshed(root))
 }
 
 /// Ids of the containers (any state) created from image `image_id`.
@@ -1730,6 +1735,14 @@ pub enum ContainerCommand {
     Inspect(InspectArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+    /// Copy files between a container and the host
+    Cp(super::cp::CpArgs),
+    /// Display the running processes of a container
+    Top(super::top::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(super::commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(super::commit::ExportArgs),
 }
 
 pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
@@ -1747,6 +1760,10 @@ pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
         ContainerCommand::Exec(a) => exec(g, a),
         ContainerCommand::Inspect(a) => inspect(g, a),
         ContainerCommand::Prune(a) => prune(g, a),
+        ContainerCommand::Cp(a) => super::cp::cp(g, a),
+        ContainerCommand::Top(a) => super::top::top(g, a),
+        ContainerCommand::Commit(a) => super::commit::commit(g, a),
+        ContainerCommand::Export(a) => super::commit::export(g, a),
     }
 }
 

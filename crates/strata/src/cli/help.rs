@@ -30,6 +30,10 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("ps", "strata ps -a --format '{{.Names}} {{.Status}}'"),
     ("logs", "strata logs -f --tail 10 web"),
     ("exec", "strata exec -it web sh"),
+    ("cp", "strata cp web:/etc/hostname ./hostname"),
+    ("top", "strata top web"),
+    ("commit", "strata commit -m 'add config' web myapp:patched"),
+    ("export", "strata export web -o web.tar"),
     ("container", "strata container ls -a"),
     ("container ls", "strata container ls -aq"),
     (
@@ -50,6 +54,16 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("container exec", "strata container exec -e X=1 web env"),
     ("container inspect", "strata container inspect web"),
     ("container prune", "strata container prune -f"),
+    (
+        "container cp",
+        "strata container cp ./app.conf web:/etc/app.conf",
+    ),
+    ("container top", "strata container top web"),
+    (
+        "container commit",
+        "strata container commit web myapp:patched",
+    ),
+    ("container export", "strata container export -o web.tar web"),
     ("manifest", "strata manifest inspect myapp:1.0"),
     (
         "manifest create",

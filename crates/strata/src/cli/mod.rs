@@ -9,6 +9,8 @@ pub mod archive;
 pub mod build;
 pub mod changes;
 pub mod check;
+pub mod commit;
+pub mod cp;
 pub mod ctr;
 pub mod dryrun;
 pub mod explain;
@@ -22,6 +24,7 @@ pub mod run;
 pub mod suggest;
 pub mod system;
 pub mod template;
+pub mod top;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -97,6 +100,14 @@ pub enum Command {
     Logs(ctr::LogsArgs),
     /// Run a command in a running container
     Exec(ctr::ExecArgs),
+    /// Copy files between a container and the host
+    Cp(cp::CpArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commit::ExportArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ctr::ContainerCommand),
@@ -171,6 +182,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Ps(a) => ctr::ps(&g, a),
         Command::Logs(a) => ctr::logs(&g, a),
         Command::Exec(a) => ctr::exec(&g, a),
+        Command::Cp(a) => cp::cp(&g, a),
+        Command::Top(a) => top::top(&g, a),
+        Command::Commit(a) => commit::commit(&g, a),
+        Command::Export(a) => commit::export(&g, a),
         Command::Container(c) => ctr::dispatch(&g, c),
         Command::Images(a) => images::ls(&g, a),
         Command::Image(images::ImageCommand::Rm(mut a)) => {
