@@ -296,19 +296,7 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     super::run::pull_if_needed(g, &store, a)?;
     let image = super::run::load_for_platform(&store, a)?;
     let cfg = &image.config.config;
-    let (entrypoint, default_cmd) = match &a.entrypoint {
-        Some(ep) if ep.is_empty() => (Vec::new(), Vec::new()),
-        Some(ep) => (vec![ep.clone()], Vec::new()),
-        None => (
-            cfg.entrypoint.clone().unwrap_or_default(),
-            cfg.cmd.clone().unwrap_or_default(),
-        ),
-    };
-    let cmd = if a.args().is_empty() {
-        default_cmd
-    } else {
-        a.args().to_vec()
-    };
+    let (entrypoint, cmd) = super::run::entrypoint_and_cmd(cfg, a);
     if entrypoint.is_empty() && cmd.is_empty() {
         bail!(
             "no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name",
@@ -1071,11 +1059,17 @@ fn stop_one(root: &Path, s: &State, time: u64, signal: Option<&str>) -> anyhow::
     Ok(())
 }
 
-pub fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
-    let root = g.store_root();
+/// Runs `f` on each named container, printing its name when `f` succeeds
+/// and the error otherwise (Docker's way for stop/kill/rm); exit code 1
+/// when any failed.
+fn each_container(
+    root: &Path,
+    keys: &[String],
+    mut f: impl FnMut(&str, State) -> anyhow::Result<()>,
+) -> u8 {
     let mut failed = false;
-    for key in &a.containers {
-        match find(&root, key).and_then(|s| stop_one(&root, &s, a.time, a.signal.as_deref())) {
+    for key in keys {
+        match find(root, key).and_then(|s| f(key, s)) {
             Ok(()) => println!("{key}"),
             Err(e) => {
                 eprintln!("strata: error: {e:#}");
@@ -1083,26 +1077,22 @@ pub fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    Ok(u8::from(failed))
+    u8::from(failed)
+}
+
+pub fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
+    let root = g.store_root();
+    Ok(each_container(&root, &a.containers, |_, s| {
+        stop_one(&root, &s, a.time, a.signal.as_deref())
+    }))
 }
 
 pub fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
-    let mut failed = false;
-    for key in &a.containers {
-        let r = find(&root, key).and_then(|s| {
-            stop_one(&root, &s, a.time, a.signal.as_deref())?;
-            start_monitor(&root, &s.id)
-        });
-        match r {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("strata: error: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    Ok(u8::from(failed))
+    Ok(each_container(&root, &a.containers, |_, s| {
+        stop_one(&root, &s, a.time, a.signal.as_deref())?;
+        start_monitor(&root, &s.id)
+    }))
 }
 
 #[derive(clap::Args, Debug)]
@@ -1116,27 +1106,15 @@ pub struct KillArgs {
 
 pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
-    let mut failed = false;
-    for key in &a.containers {
-        let r = find(&root, key).and_then(|s| {
-            if !s.running() {
-                bail!(
-                    "cannot kill container {key}: container {} is not running",
-                    s.id
-                );
-            }
-            signal_container(&Runc::find()?, &s, &sig_name(&a.signal), false)?;
-            Ok(())
-        });
-        match r {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("strata: error: {e:#}");
-                failed = true;
-            }
+    Ok(each_container(&root, &a.containers, |key, s| {
+        if !s.running() {
+            bail!(
+                "cannot kill container {key}: container {} is not running",
+                s.id
+            );
         }
-    }
-    Ok(u8::from(failed))
+        signal_container(&Runc::find()?, &s, &sig_name(&a.signal), false)
+    }))
 }
 
 #[derive(clap::Args, Debug)]
@@ -1165,36 +1143,25 @@ fn remove_dir(root: &Path, id: &str) -> anyhow::Result<()> {
 
 pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
-    let mut failed = false;
-    for key in &a.containers {
-        let r = find(&root, key).and_then(|s| {
-            if s.running() {
-                if !a.force {
-                    bail!(
-                        "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                        s.name
-                    );
-                }
-                let _ = signal_container(&Runc::find()?, &s, "KILL", true);
-                if !wait_stopped(&root, &s.id, Duration::from_secs(10)) {
-                    bail!("container {} did not stop after SIGKILL", s.name);
-                }
+    Ok(each_container(&root, &a.containers, |_, s| {
+        if s.running() {
+            if !a.force {
+                bail!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    s.name
+                );
             }
-            // An --rm container's monitor removes it itself.
-            if ctr_dir(&root, &s.id).exists() {
-                remove_dir(&root, &s.id)?;
-            }
-            Ok(())
-        });
-        match r {
-            Ok(()) => println!("{key}"),
-            Err(e) => {
-                eprintln!("strata: error: {e:#}");
-                failed = true;
+            let _ = signal_container(&Runc::find()?, &s, "KILL", true);
+            if !wait_stopped(&root, &s.id, Duration::from_secs(10)) {
+                bail!("container {} did not stop after SIGKILL", s.name);
             }
         }
-    }
-    Ok(u8::from(failed))
+        // An --rm container's monitor removes it itself.
+        if ctr_dir(&root, &s.id).exists() {
+            remove_dir(&root, &s.id)?;
+        }
+        Ok(())
+    }))
 }
 
 #[derive(clap::Args, Debug)]

@@ -152,6 +152,28 @@ pub fn load_for_platform(store: &Store, a: &RunArgs) -> anyhow::Result<images::B
     Ok(image)
 }
 
+/// Docker's rules for the container's command: `--entrypoint` replaces
+/// ENTRYPOINT and clears CMD; arguments after the image replace CMD.
+pub fn entrypoint_and_cmd(
+    cfg: &strata_engine::config::RuntimeConfig,
+    a: &RunArgs,
+) -> (Vec<String>, Vec<String>) {
+    let (entrypoint, default_cmd) = match &a.entrypoint {
+        Some(ep) if ep.is_empty() => (Vec::new(), Vec::new()),
+        Some(ep) => (vec![ep.clone()], Vec::new()),
+        None => (
+            cfg.entrypoint.clone().unwrap_or_default(),
+            cfg.cmd.clone().unwrap_or_default(),
+        ),
+    };
+    let cmd = if a.args().is_empty() {
+        default_cmd
+    } else {
+        a.args().to_vec()
+    };
+    (entrypoint, cmd)
+}
+
 /// `--pull`: pulls the image when asked to (or when missing).
 pub fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<()> {
     let present = images::find_image_id(store, a.image()).is_ok();
@@ -479,21 +501,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let image = load_for_platform(&store, &a)?;
     let cfg = &image.config.config;
 
-    // Docker's rules: --entrypoint replaces ENTRYPOINT and clears CMD;
-    // arguments replace CMD.
-    let (entrypoint, default_cmd) = match &a.entrypoint {
-        Some(ep) if ep.is_empty() => (Vec::new(), Vec::new()),
-        Some(ep) => (vec![ep.clone()], Vec::new()),
-        None => (
-            cfg.entrypoint.clone().unwrap_or_default(),
-            cfg.cmd.clone().unwrap_or_default(),
-        ),
-    };
-    let cmd = if a.args().is_empty() {
-        default_cmd
-    } else {
-        a.args().to_vec()
-    };
+    let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &a);
     let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
         bail!("no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name", a.image());
