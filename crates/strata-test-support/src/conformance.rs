@@ -1,5 +1,7 @@
-//! Shared helpers for the conformance tests.
-#![allow(dead_code)]
+//! The conformance corpus (`../shared/conformance` beside the repository, or
+//! `STRATA_CONFORMANCE_DIR`): where it is, the loud skip when it is absent
+//! (a failure with `STRATA_REQUIRE_CONFORMANCE=1`, as `.ci/run` sets), and
+//! reading and reporting its cases.
 
 use std::path::PathBuf;
 
@@ -63,11 +65,13 @@ pub fn conformance_dir() -> PathBuf {
     dir
 }
 
+/// The text of the corpus file `rel` (panics when unreadable).
 pub fn read(rel: &str) -> String {
     let p = conformance_dir().join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
+/// The corpus file `rel`, parsed as JSON.
 pub fn json(rel: &str) -> serde_json::Value {
     serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("bad JSON in {rel}: {e}"))
 }

@@ -1,6 +1,5 @@
 //! A TCP proxy in front of the registry that cuts connections, to test
 //! broken downloads.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -23,12 +22,18 @@ pub enum Mode {
     Stall,
 }
 
+/// A running proxy (its threads end with the test process).
 pub struct Proxy {
+    /// Its port on 127.0.0.1.
     pub port: u16,
+    /// The request lines it forwarded.
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// How many connections it has cut.
     pub cuts: Arc<AtomicUsize>,
 }
 
+/// Starts a proxy to `127.0.0.1:upstream` that acts as `mode` says once a
+/// connection has sent `cut_after` response bytes.
 pub fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -2,7 +2,6 @@
 //! 127.0.0.1 with its own storage dir and config, optionally with htpasswd
 //! or token auth; a token server issuing RS256 JWTs signed with a key made
 //! by `openssl` at test time; and an image made through the store API.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +14,7 @@ use std::time::{Duration, Instant};
 use strata_oci::{media_types, Descriptor, Digest, ImageManifest};
 use strata_store::{ImageRecord, LayerRecord, Store};
 
+/// A free TCP port on 127.0.0.1 (free when this returns).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -23,27 +23,45 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// How the registry authenticates clients.
 pub enum Auth {
+    /// Anonymous access.
     None,
-    Htpasswd { user: String, password: String },
+    /// Basic auth against one htpasswd user.
+    Htpasswd {
+        /// The user name.
+        user: String,
+        /// Its password.
+        password: String,
+    },
+    /// Bearer tokens from a [`TokenServer`].
     Token(TokenConfig),
 }
 
+/// Where the registry sends clients for tokens, and how it checks them.
 pub struct TokenConfig {
+    /// The token endpoint URL.
     pub realm: String,
+    /// The `service` the tokens are for.
     pub service: String,
+    /// The `iss` the tokens carry.
     pub issuer: String,
+    /// The certificate whose key signs the tokens.
     pub cert: PathBuf,
 }
 
 /// A running registry; killed on drop.
 pub struct Registry {
+    /// The `docker-registry` process.
     pub child: Child,
+    /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Its config and storage (removed on drop).
     pub dir: tempfile::TempDir,
 }
 
 impl Registry {
+    /// Starts a registry with its own storage; waits until it answers.
     pub fn start(auth: Auth) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
@@ -102,10 +120,12 @@ impl Registry {
         panic!("could not start docker-registry: {last_err}");
     }
 
+    /// `127.0.0.1:PORT`, for references.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Its storage root directory.
     pub fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
     }
@@ -119,6 +139,7 @@ impl Registry {
         ))
     }
 
+    /// Stops it (as if it crashed); also done on drop.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -149,16 +170,20 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
 /// RS256-signed with a fresh key whose self-signed certificate the
 /// registry trusts. Checks basic credentials when given.
 pub struct TokenServer {
+    /// Its port on 127.0.0.1.
     pub port: u16,
+    /// The request lines it got, in order.
     pub requests: Arc<Mutex<Vec<String>>>,
     /// `expires_in` of the tokens issued from now on (seconds).
     pub expires_in: Arc<std::sync::atomic::AtomicU64>,
+    /// The registry side of it (see [`TokenServer::registry_auth`]).
     pub config: TokenConfig,
     stop: Arc<AtomicBool>,
     _dir: tempfile::TempDir,
 }
 
 impl TokenServer {
+    /// Starts it; with `credentials`, a token needs those basic credentials.
     pub fn start(credentials: Option<(&str, &str)>) -> TokenServer {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.pem");
@@ -292,6 +317,7 @@ impl TokenServer {
         }
     }
 
+    /// The [`Auth`] for a [`Registry`] that trusts this server.
     pub fn registry_auth(&self) -> Auth {
         Auth::Token(TokenConfig {
             realm: self.config.realm.clone(),
@@ -301,6 +327,7 @@ impl TokenServer {
         })
     }
 
+    /// How many token requests it has answered.
     pub fn request_count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
@@ -345,6 +372,7 @@ fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Base64 of `data`; with `url`, the unpadded URL-safe alphabet (JWT).
 pub fn b64(data: &[u8], url: bool) -> String {
     let s = strata_registry::credentials::base64_encode(data);
     if url {

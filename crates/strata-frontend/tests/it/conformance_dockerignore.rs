@@ -1,7 +1,7 @@
 //! moby/patternmatcher conformance: matches.tsv, matches_multi.tsv,
 //! pattern_list_cases.json, ignorefile_readall, compile.tsv (match kinds).
 
-mod common;
+use strata_test_support::conformance as common;
 
 use common::{json, read, report};
 use strata_frontend::{parse_dockerignore, IgnoreMatcher};

@@ -2,7 +2,7 @@
 //! build args NOTES.md gives), and the stage-resolution expectations a
 //! frontend can check hold.
 
-mod common;
+use strata_test_support::conformance as common;
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! BuildKit parser conformance: `result` dumps, negative cases, line
 //! numbers, heredocs, JSON arrays and directives.
 
-mod common;
+use strata_test_support::conformance as common;
 
 use common::{conformance_dir, json, read, report};
 use strata_frontend::parser::{detect_directive, heredocs_from_line, parse_heredoc};

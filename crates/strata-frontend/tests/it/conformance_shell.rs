@@ -1,6 +1,6 @@
 //! BuildKit shell-lexer conformance: envVarTest, wordsTest, expansion_cases.json.
 
-mod common;
+use strata_test_support::conformance as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

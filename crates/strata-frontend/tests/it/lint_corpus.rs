@@ -2,7 +2,7 @@
 //! hostile inputs: no panic, every warning names a known rule and a real
 //! line of its file.
 
-mod common;
+use strata_test_support::conformance as common;
 
 use std::path::Path;
 

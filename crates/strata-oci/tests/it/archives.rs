@@ -1,7 +1,7 @@
 //! Archive round trips, legacy `docker save` archives, and cross-checks
 //! with skopeo.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::process::Command;

@@ -1,6 +1,6 @@
 //! Hostile and broken archives: clear errors, no panics.
 
-mod common;
+use crate::common;
 
 use std::io::{Cursor, Read};
 

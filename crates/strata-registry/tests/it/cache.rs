@@ -1,6 +1,6 @@
 //! Build-cache export/import through a real registry and a local directory.
 
-mod support;
+use strata_test_support::registry as support;
 
 use strata_oci::Reference;
 use strata_registry::cache;

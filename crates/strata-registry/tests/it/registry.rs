@@ -1,7 +1,6 @@
 //! The registry client against a real `docker-registry` on 127.0.0.1.
 
-mod proxy;
-mod support;
+use strata_test_support::{proxy, registry as support};
 
 use std::process::Command;
 

@@ -4,7 +4,7 @@
 //! busybox-static; skipped loudly otherwise. Set STRATA_BASE_DIR to a
 //! directory already holding busybox.tar and golang.tar to skip regenerating.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

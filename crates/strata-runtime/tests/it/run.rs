@@ -1,7 +1,7 @@
 //! Containers run through runc with a busybox rootfs. Needs root; skipped
 //! loudly otherwise.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

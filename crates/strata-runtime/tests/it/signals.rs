@@ -2,7 +2,7 @@
 //! process running it. The runner is this test binary re-executed with
 //! `STRATA_RUNNER_DIR` set (see `runner_child`). Needs root.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -67,7 +67,12 @@ fn wait_running(runc: &Runc, state: &Path) -> (String, i32) {
 
 fn spawn_runner(dir: &Path, script: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "runner_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "signals::runner_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("STRATA_RUNNER_DIR", dir)
         .env("STRATA_RUNNER_SCRIPT", script)
         .spawn()

@@ -1,7 +1,7 @@
 //! The differ: directory -> layer -> directory round trips, whiteouts,
 //! determinism, and flat memory on a big file.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -247,7 +247,12 @@ fn eight_processes() {
     let children: Vec<_> = (0..8)
         .map(|n| {
             Command::new(&exe)
-                .args(["--exact", "child_worker", "--nocapture", "--test-threads=1"])
+                .args([
+                    "--exact",
+                    "gc_check::child_worker",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
                 .env("STRATA_STORE_CHILD", &root)
                 .env("STRATA_STORE_CHILD_N", n.to_string())
                 .stdout(Stdio::null())

@@ -1,88 +1,11 @@
 //! Hostile layer tars: nothing outside the destination is ever touched.
 //! Each case either errors or is neutralised (written inside the root).
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use strata_store::{apply_layer, ApplyMode};
-
-enum E<'a> {
-    File(&'a [u8], &'a [u8]),
-    Dir(&'a [u8]),
-    Symlink(&'a [u8], &'a [u8]),
-    Hardlink(&'a [u8], &'a [u8]),
-    Char(&'a [u8], u32, u32),
-    /// A file whose header declares `size` bytes but whose data is short.
-    Liar(&'a [u8], u64),
-    /// A long name through a PAX `path` record (can carry anything).
-    PaxPath(&'a [u8], &'a [u8]),
-}
-
-/// Builds a tar with raw headers (no path validation).
-fn raw_tar(entries: &[E<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in entries {
-        let mut h = tar::Header::new_old();
-        let (name, typ, link, data, size): (&[u8], tar::EntryType, &[u8], &[u8], u64) = match e {
-            E::File(n, d) => (n, tar::EntryType::Regular, b"", d, d.len() as u64),
-            E::Dir(n) => (n, tar::EntryType::Directory, b"", b"", 0),
-            E::Symlink(n, t) => (n, tar::EntryType::Symlink, t, b"", 0),
-            E::Hardlink(n, t) => (n, tar::EntryType::Link, t, b"", 0),
-            E::Char(n, _, _) => (n, tar::EntryType::Char, b"", b"", 0),
-            E::Liar(n, s) => (n, tar::EntryType::Regular, b"", b"short", *s),
-            E::PaxPath(n, d) => {
-                let mut rec = Vec::new();
-                let body = [b"path=".as_slice(), n, b"\n"].concat();
-                let mut len = body.len() + 2;
-                while len != body.len() + 1 + len.to_string().len() {
-                    len = body.len() + 1 + len.to_string().len();
-                }
-                rec.extend_from_slice(format!("{len} ").as_bytes());
-                rec.extend_from_slice(&body);
-                assert_eq!(rec.len(), len);
-                let mut x = tar::Header::new_ustar();
-                x.set_path("pax").unwrap();
-                x.set_entry_type(tar::EntryType::XHeader);
-                x.set_size(rec.len() as u64);
-                x.set_cksum();
-                out.extend_from_slice(x.as_bytes());
-                out.extend_from_slice(&rec);
-                out.resize(out.len().div_ceil(512) * 512, 0);
-                (
-                    b"placeholder",
-                    tar::EntryType::Regular,
-                    b"",
-                    d,
-                    d.len() as u64,
-                )
-            }
-        };
-        let old = h.as_old_mut();
-        old.name[..name.len()].copy_from_slice(name);
-        old.linkname[..link.len()].copy_from_slice(link);
-        h.set_entry_type(typ);
-        h.set_mode(0o644);
-        h.set_size(size);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        if let E::Char(_, ma, mi) = e {
-            let mut u = tar::Header::new_ustar();
-            u.as_mut_bytes()[..257].copy_from_slice(&h.as_bytes()[..257]);
-            u.set_device_major(*ma).unwrap();
-            u.set_device_minor(*mi).unwrap();
-            h = u;
-        }
-        h.set_cksum();
-        out.extend_from_slice(h.as_bytes());
-        out.extend_from_slice(data);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.extend_from_slice(&[0u8; 1024]);
-    out
-}
+use strata_test_support::hostile_tar::{raw_tar, Entry as E};
 
 struct Arena {
     _t: tempfile::TempDir,

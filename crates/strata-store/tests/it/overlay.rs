@@ -1,6 +1,6 @@
 //! Snapshots and overlay mounts (root only: skipped with a message otherwise).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;

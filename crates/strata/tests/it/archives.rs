@@ -11,50 +11,19 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-mod support;
+use strata_test_support as support;
 use support::{
-    diff_ids, docker_archive_of, path_str, sha256_hex, stderr, stdout, strata, strata_timeout,
+    docker_archive, docker_archive_named, image_config, layer_tar, path_str, sha256_hex, stderr,
+    stdout, strata, strata_timeout, Strata,
 };
-
-/// A tar of `entries` (path, contents); paths of any length (GNU long names).
-fn layer(entries: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (p, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        // Over 100 bytes: append_data writes a GNU long-name entry.
-        b.append_data(&mut h, p, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-/// A legacy `docker save` archive of one image with these tags and layers.
-fn docker_archive(tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "created": "2024-01-01T00:00:00Z",
-        "config": {"Cmd": ["sh"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids(layers)},
-    }))
-    .unwrap();
-    docker_archive_of(&config, tags, layers)
-}
 
 /// strata with its address space limited to `mb` MiB (prlimit).
 fn strata_limited(root: &Path, mb: u64, args: &[&str]) -> Output {
-    Command::new("prlimit")
-        .arg(format!("--as={}", mb << 20))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
+    let limit = format!("--as={}", mb << 20);
+    Strata::wrapped(&["prlimit", &limit, "--"])
+        .root(root)
         .args(args)
-        .stdin(Stdio::null())
         .output()
-        .expect("run prlimit strata")
 }
 
 #[test]
@@ -66,7 +35,7 @@ fn twenty_thousand_tags_list_in_bounded_memory() {
     let archive = t.path().join("many.tar");
     fs::write(
         &archive,
-        docker_archive(&tags, &[layer(&[("etc/hello", b"hi\n")])]),
+        docker_archive(&tags, &[layer_tar(&[("etc/hello", b"hi\n")])]),
     )
     .unwrap();
     // 512 MiB of address space: plenty for a linear listing of 20,000 rows
@@ -130,7 +99,7 @@ fn twenty_thousand_tags_list_in_bounded_memory() {
 /// by strata and unpacked; returns the layer blob's path inside it.
 fn oci_layout_dir(root: &Path, t: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let archive = t.join("in.tar");
-    let l = layer(&[("etc/hello", b"hello from the layout\n")]);
+    let l = layer_tar(&[("etc/hello", b"hello from the layout\n")]);
     let layer_hex = sha256_hex(&l);
     fs::write(&archive, docker_archive(&["layout:1".into()], &[l])).unwrap();
     let o = strata(root, &["load", "-i", &path_str(&archive)]);
@@ -243,30 +212,30 @@ fn layers_no_filesystem_can_unpack_are_refused_at_load_naming_image_and_path() {
     let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
         (
             "deep:1",
-            layer(&[("ok", b"x"), (&long_path, b"deep")]),
+            layer_tar(&[("ok", b"x"), (&long_path, b"deep")]),
             "d/d/d/d/",
             "longer than 4096 bytes",
         ),
         (
             "wide:1",
-            layer(&[(&long_name, b"wide")]),
+            layer_tar(&[(&long_name, b"wide")]),
             "etc/nnnn",
             "longer than 255 bytes",
         ),
         (
             "deepgz:1",
-            gzip(&layer(&[(&long_path, b"deep")])),
+            gzip(&layer_tar(&[(&long_path, b"deep")])),
             "d/d/d/d/",
             "longer than 4096 bytes",
         ),
     ];
     for (tag, l, prefix, why) in cases {
         let archive = t.path().join("bad.tar");
-        let base = layer(&[("etc/base", b"base\n")]);
+        let base = layer_tar(&[("etc/base", b"base\n")]);
         // The diff ID of a gzip layer is its uncompressed tar's digest.
         let mut a = docker_archive(&[tag.to_string()], &[base, l.clone()]);
         if l.starts_with(&[0x1f, 0x8b]) {
-            a = docker_archive_gz(tag, &layer(&[("etc/base", b"base\n")]), &l);
+            a = docker_archive_gz(tag, &layer_tar(&[("etc/base", b"base\n")]), &l);
         }
         fs::write(&archive, a).unwrap();
         let o = strata(&root, &["load", "-i", &path_str(&archive)]);
@@ -294,14 +263,14 @@ fn layers_no_filesystem_can_unpack_are_refused_at_load_naming_image_and_path() {
     let archive = t.path().join("ok.tar");
     fs::write(
         &archive,
-        docker_archive(&["fine:1".into()], &[layer(&[(&ok_path, b"ok")])]),
+        docker_archive(&["fine:1".into()], &[layer_tar(&[(&ok_path, b"ok")])]),
     )
     .unwrap();
     let o = strata(&root, &["load", "-i", &path_str(&archive)]);
     assert!(o.status.success(), "{}", stderr(&o));
     // `import` makes a layer too: the same rule.
     let rootfs = t.path().join("rootfs.tar");
-    fs::write(&rootfs, layer(&[(&long_name, b"wide")])).unwrap();
+    fs::write(&rootfs, layer_tar(&[(&long_name, b"wide")])).unwrap();
     let o = strata(&root, &["import", &path_str(&rootfs), "imp:1"]);
     assert!(!o.status.success(), "an unpackable rootfs was imported");
     let err = stderr(&o);
@@ -321,30 +290,12 @@ fn docker_archive_gz(tag: &str, base: &[u8], gz: &[u8]) -> Vec<u8> {
     flate2::read::GzDecoder::new(gz)
         .read_to_end(&mut tar)
         .unwrap();
-    let config = serde_json::to_vec(&serde_json::json!({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [
-            format!("sha256:{}", sha256_hex(base)), format!("sha256:{}", sha256_hex(&tar))]},
-    }))
-    .unwrap();
-    let config_name = format!("{}.json", sha256_hex(&config));
-    let manifest = serde_json::to_vec(&serde_json::json!([{
-        "Config": config_name, "RepoTags": [tag], "Layers": ["l0/layer.tar", "l1/layer.tar.gz"],
-    }]))
-    .unwrap();
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in [
-        (config_name.as_str(), &config[..]),
-        ("l0/layer.tar", base),
-        ("l1/layer.tar.gz", gz),
-        ("manifest.json", &manifest[..]),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        b.append_data(&mut h, name, data).unwrap();
-    }
-    b.into_inner().unwrap()
+    let config = image_config(&[base.to_vec(), tar]);
+    docker_archive_named(
+        &config,
+        &[tag.to_string()],
+        &[("l0/layer.tar", base), ("l1/layer.tar.gz", gz)],
+    )
 }
 
 /// Entries of ROOT/tmp.
@@ -395,7 +346,7 @@ fn a_load_stopped_by_a_signal_or_killed_leaves_no_temp_blobs() {
     let big: Vec<u8> = (0..8u32 << 20)
         .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
         .collect();
-    let archive = docker_archive(&["big:1".into()], &[layer(&[("big", &big)])]);
+    let archive = docker_archive(&["big:1".into()], &[layer_tar(&[("big", &big)])]);
     for sig in ["TERM", "INT"] {
         let (mut child, stdin) = stalled_load(&root, &archive, 4 << 20);
         let st = Command::new("kill")
@@ -424,7 +375,7 @@ fn a_load_stopped_by_a_signal_or_killed_leaves_no_temp_blobs() {
     let small = t.path().join("small.tar");
     fs::write(
         &small,
-        docker_archive(&["small:1".into()], &[layer(&[("s", b"s")])]),
+        docker_archive(&["small:1".into()], &[layer_tar(&[("s", b"s")])]),
     )
     .unwrap();
     let o = strata(&root, &["load", "-i", &path_str(&small)]);
@@ -445,7 +396,7 @@ fn a_killed_saves_partial_file_is_replaced_by_the_next_save_and_a_live_one_is_no
     let archive = t.path().join("in.tar");
     fs::write(
         &archive,
-        docker_archive(&["img:1".into()], &[layer(&[("a", b"a")])]),
+        docker_archive(&["img:1".into()], &[layer_tar(&[("a", b"a")])]),
     )
     .unwrap();
     let o = strata(&root, &["load", "-i", &path_str(&archive)]);
@@ -486,7 +437,7 @@ fn a_killed_saves_partial_file_is_replaced_by_the_next_save_and_a_live_one_is_no
         .collect();
     fs::write(
         &archive,
-        docker_archive(&["big:1".into()], &[layer(&[("big", &big)])]),
+        docker_archive(&["big:1".into()], &[layer_tar(&[("big", &big)])]),
     )
     .unwrap();
     let o = strata(&root, &["load", "-i", &path_str(&archive)]);

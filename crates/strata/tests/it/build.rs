@@ -1,6 +1,6 @@
 //! `strata build` end to end against a temp store with a busybox base.
 
-mod support;
+use strata_test_support as support;
 
 use support::*;
 

@@ -2,7 +2,7 @@
 //! timer on the running step (tty), and Ctrl-C shown as "cancelled", never
 //! as the RUN's "exit code: 130", with no spinner line left behind.
 
-mod support;
+use strata_test_support as support;
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};

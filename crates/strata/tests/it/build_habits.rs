@@ -2,7 +2,7 @@
 //! inputs besides a directory (stdin, git and http contexts), names checked
 //! before any step runs, `--cache-from` a local image.
 
-mod support;
+use strata_test_support as support;
 
 use std::io::Write;
 use std::path::Path;

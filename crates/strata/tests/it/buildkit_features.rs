@@ -1,7 +1,7 @@
 //! BuildKit-era Dockerfile features (issue 5) and the issue-4 leftovers,
 //! each checked by running the built image or reading the --output.
 
-mod support;
+use strata_test_support as support;
 
 use std::io::Read;
 use std::path::Path;

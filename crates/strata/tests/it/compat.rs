@@ -16,11 +16,8 @@
 //! `STRATA_COMPAT_AGAINST=docker` compares Docker with itself (a no-cache
 //! rebuild) instead of strata: the check for a new case.
 
-#[path = "common/compat/debian.rs"]
 mod debian;
-#[path = "common/compat/diff.rs"]
 mod diff;
-#[path = "common/compat/image.rs"]
 mod image;
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! src/meta/leases.rs) are what keeps a build's blobs alive across a
 //! prune; this is their end-to-end test.
 
-mod support;
+use strata_test_support as support;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

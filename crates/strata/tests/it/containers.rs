@@ -2,7 +2,7 @@
 //! and named containers, their life cycle, networks and limits. Real runc
 //! (and pasta for the private network).
 
-mod support;
+use strata_test_support as support;
 
 use support::*;
 

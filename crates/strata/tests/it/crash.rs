@@ -7,10 +7,8 @@
 //! succeeds and gives exactly the image a fresh store gives (builds use
 //! SOURCE_DATE_EPOCH, so the image ID is reproducible across stores).
 
-mod support;
-
-#[path = "../../strata-registry/tests/support/mod.rs"]
-mod regsupport;
+use strata_test_support as support;
+use strata_test_support::registry as regsupport;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -181,7 +179,8 @@ CMD cat /out/t /sizes\n";
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = support::process_scratch_dir("crash-fixture");
+        let dir =
+            support::process_scratch_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "crash-fixture");
         let d = dir.as_path();
         let seed_store = d.join("seed");
         make_busybox(&seed_store);

@@ -4,7 +4,7 @@
 //! consistent store: `system check` clean, the space given back, and the
 //! next (small) build working.
 
-mod support;
+use strata_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

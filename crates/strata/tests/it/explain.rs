@@ -4,7 +4,7 @@
 //! scripts/make-base-rootfs.sh through `strata import`, as the rootless
 //! test makes them. Needs root, runc and busybox-static (skips loudly).
 
-mod support;
+use strata_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,7 +28,7 @@ fn ok(root: &Path, args: &[&str]) -> String {
 
 /// Imports busybox:1.35 and golang:1.19 made by make-base-rootfs.sh.
 fn import_tutorial_bases(root: &Path) {
-    let dir = support::process_scratch_dir("explain-bases");
+    let dir = support::process_scratch_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "explain-bases");
     let script = repo().join("scripts/make-base-rootfs.sh");
     let o = Command::new(&script).arg(&dir).output().unwrap();
     assert!(o.status.success(), "make-base-rootfs: {}", stderr(&o));

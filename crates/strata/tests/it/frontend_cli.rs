@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-mod support;
+use strata_test_support as support;
 
 /// strata with the store `ROOT/store`: (exit code, stdout, stderr).
 fn strata(args: &[&str], root: &Path) -> (i32, String, String) {

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-mod support;
+use strata_test_support as support;
 use support::{ok, sha256_hex, strata};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata");

@@ -5,7 +5,7 @@
 //! result, leave `system check` clean, and never touch the canary file
 //! that sits outside the store (content and mtime are compared).
 
-mod support;
+use strata_test_support as support;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -13,6 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use strata_test_support::hostile_tar::{raw_tar, Entry as E};
 use support::*;
 
 // ---------------------------------------------------------------------
@@ -75,66 +76,7 @@ impl Canary {
 }
 
 // ---------------------------------------------------------------------
-// Raw tar entries (no validation by the tar crate) and docker archives.
-
-enum E<'a> {
-    File(&'a [u8], &'a [u8]),
-    Dir(&'a [u8]),
-    Symlink(&'a [u8], &'a [u8]),
-    Hardlink(&'a [u8], &'a [u8]),
-    /// A regular file that declares `size` bytes but carries five.
-    Liar(&'a [u8], u64),
-    /// A GNU long name (for names over 100 bytes).
-    LongFile(Vec<u8>, &'a [u8]),
-}
-
-fn push_header(out: &mut Vec<u8>, h: &mut tar::Header, data: &[u8]) {
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_cksum();
-    out.extend_from_slice(h.as_bytes());
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-}
-
-fn raw_tar(entries: &[E<'_>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for e in entries {
-        let (name, typ, link, data, size): (&[u8], tar::EntryType, &[u8], &[u8], u64) = match e {
-            E::File(n, d) => (n, tar::EntryType::Regular, b"", d, d.len() as u64),
-            E::Dir(n) => (n, tar::EntryType::Directory, b"", b"", 0),
-            E::Symlink(n, t) => (n, tar::EntryType::Symlink, t, b"", 0),
-            E::Hardlink(n, t) => (n, tar::EntryType::Link, t, b"", 0),
-            E::Liar(n, s) => (n, tar::EntryType::Regular, b"", b"short", *s),
-            E::LongFile(n, d) => {
-                let mut l = tar::Header::new_gnu();
-                l.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
-                l.set_entry_type(tar::EntryType::GNULongName);
-                let mut name = n.clone();
-                name.push(0);
-                l.set_size(name.len() as u64);
-                l.set_mode(0o644);
-                push_header(&mut out, &mut l, &name);
-                (b"long", tar::EntryType::Regular, b"", d, d.len() as u64)
-            }
-        };
-        let mut h = tar::Header::new_gnu();
-        let g = h.as_gnu_mut().unwrap();
-        g.name[..name.len()].copy_from_slice(name);
-        g.linkname[..link.len()].copy_from_slice(link);
-        h.set_entry_type(typ);
-        h.set_mode(if typ == tar::EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_size(size);
-        h.set_mtime(0);
-        push_header(&mut out, &mut h, data);
-    }
-    out.extend_from_slice(&[0u8; 1024]);
-    out
-}
+// A busybox base layer for the hostile ones (strata_test_support::hostile_tar).
 
 /// A busybox base layer: the static binary, its applets, passwd, /tmp.
 fn base_layer() -> Vec<u8> {
@@ -177,19 +119,6 @@ fn base_layer() -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-/// A legacy `docker save` archive of one image `tag` with these layers.
-fn docker_archive(tag: &str, layers: &[Vec<u8>]) -> Vec<u8> {
-    let config = serde_json::json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": diff_ids(layers)},
-        "history": layers.iter().map(|_| serde_json::json!({"created_by": "hostile"})).collect::<Vec<_>>(),
-    });
-    let config = serde_json::to_vec(&config).unwrap();
-    docker_archive_of(&config, &[tag.to_string()], layers)
-}
-
 /// Loads an image `hostile:1` made of the busybox base plus `entries`.
 /// Returns the load's output (a load only verifies digests: layers are
 /// applied when a container or a build needs them).
@@ -198,7 +127,7 @@ fn load_hostile(root: &Path, entries: &[E<'_>]) -> Output {
     let archive = t.path().join("hostile.tar");
     fs::write(
         &archive,
-        docker_archive("hostile:1", &[base_layer(), raw_tar(entries)]),
+        docker_archive(&["hostile:1".into()], &[base_layer(), raw_tar(entries)]),
     )
     .unwrap();
     strata(root, &["load", "-i", &path_str(&archive)])
@@ -432,7 +361,7 @@ fn archive_with_escaping_member_names_is_refused() {
         b"pwned",
     )]);
     tar.truncate(tar.len() - 1024);
-    tar.extend_from_slice(&docker_archive("ok:1", &[base_layer()]));
+    tar.extend_from_slice(&docker_archive(&["ok:1".into()], &[base_layer()]));
     let t = tempfile::tempdir().unwrap();
     let p = t.path().join("a.tar");
     fs::write(&p, tar).unwrap();
@@ -457,7 +386,7 @@ fn archive_layer_not_matching_its_diff_id_is_refused() {
     // Claim diff_ids of the base for a different layer: digests are checked
     // before anything is used.
     let base = base_layer();
-    let mut a = docker_archive("liar:1", std::slice::from_ref(&base));
+    let mut a = docker_archive(&["liar:1".into()], std::slice::from_ref(&base));
     let wrong = raw_tar(&[E::File(b"evil", b"x")]);
     // Swap the layer body for another of the same length in place.
     let pos = a

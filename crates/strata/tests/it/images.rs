@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
-mod support;
+use strata_test_support as support;
 use support::{ok, strata};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strata");
@@ -46,7 +46,8 @@ fn require_docker() {
 fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = support::process_scratch_dir("images-base");
+        let dir =
+            support::process_scratch_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), "images-base");
         let tar = dir.join("busybox.tar");
         if !tar.exists() {
             let script =

@@ -9,9 +9,8 @@
 //! Skips LOUDLY when not root, when the arm64 busybox is missing, or when
 //! the kernel refuses the binfmt registration.
 
-#[path = "../../strata-registry/tests/support/mod.rs"]
-mod registry_support;
-mod support;
+use strata_test_support as support;
+use strata_test_support::registry as registry_support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,10 +1,7 @@
 //! `strata login/logout/pull/push` against a real `docker-registry` on
 //! 127.0.0.1 (started by the test; see strata-registry's test support).
 
-#[path = "../../strata-registry/tests/proxy.rs"]
-mod proxy;
-#[path = "../../strata-registry/tests/support/mod.rs"]
-mod support;
+use strata_test_support::{proxy, registry as support};
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

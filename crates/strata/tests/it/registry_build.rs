@@ -3,9 +3,8 @@
 //! and `--cache-to` / `--cache-from` carry the build cache from one store
 //! (one machine) to another, empty one.
 
-#[path = "../../strata-registry/tests/support/mod.rs"]
-mod registry_support;
-mod support;
+use strata_test_support as support;
+use strata_test_support::registry as registry_support;
 
 use std::path::Path;
 use std::process::Output;

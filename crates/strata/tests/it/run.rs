@@ -1,6 +1,6 @@
 //! `strata run`: Docker's ENTRYPOINT/CMD rules, env, workdir, user, exit codes.
 
-mod support;
+use strata_test_support as support;
 
 use support::*;
 

@@ -2,7 +2,7 @@
 //! cut (a long heredoc script is not echoed whole, let alone twice), and no
 //! cause is printed twice.
 
-mod support;
+use strata_test_support as support;
 
 use support::*;
 

@@ -4,7 +4,7 @@
 //! needs `--allow network.host` and never comes with CAP_NET_RAW. A build
 //! killed with SIGKILL leaves nothing running after `system check --repair`.
 
-mod support;
+use strata_test_support as support;
 
 use std::io::Write;
 use std::os::unix::net::UnixListener;

@@ -3,7 +3,7 @@
 //! the syscalls it blocks fail with EPERM (clone3 with ENOSYS) although the
 //! kernel would allow them, and ordinary process creation still works.
 
-mod support;
+use strata_test_support as support;
 
 use std::path::Path;
 use std::process::Command;

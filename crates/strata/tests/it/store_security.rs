@@ -10,7 +10,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod support;
+use strata_test_support as support;
 use support::*;
 
 /// A system user without a home, removed when dropped.

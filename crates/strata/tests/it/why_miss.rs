@@ -3,7 +3,7 @@
 //! events, and in the `--why-miss` summary); the steps below only say that
 //! the step above changed. A fully cached rebuild gives no reason.
 
-mod support;
+use strata_test_support as support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

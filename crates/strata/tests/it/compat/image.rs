@@ -446,7 +446,7 @@ pub fn hardlink_groups(fs: &Fs) -> BTreeMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{diff_fs, Exceptions, Report};
+    use crate::compat::diff::{diff_fs, Exceptions, Report};
 
     /// (path, kind, mode, payload): kind 'f' file (payload = content),
     /// 'd' dir, 'l' symlink and 'h' hard link (payload = target), 'w' a

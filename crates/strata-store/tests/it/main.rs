@@ -1,0 +1,10 @@
+//! strata-store's integration tests: one binary, a module per area
+//! (`cargo test -p strata-store --test it overlay::`). Some need root
+//! (overlay mounts, whiteout devices) and skip without it.
+
+mod blobs_meta;
+mod common;
+mod differ;
+mod gc_check;
+mod hostile;
+mod overlay;
