@@ -40,10 +40,10 @@ dangling=$("$STRATA" images -q --filter dangling=true)
 # 3. Without ../shared the conformance suites skip, loudly, and pass;
 #    with STRATA_REQUIRE_CONFORMANCE=1 they fail.
 out=$(env -u STRATA_REQUIRE_CONFORMANCE -u STRATA_CONFORMANCE_DIR \
-  cargo test -q -p strata-frontend --test conformance_parser 2>&1) || { echo "$out" | tail -20; say "conformance suite failed without ../shared"; exit 1; }
+  cargo test -q -p strata-frontend --test it conformance_parser:: 2>&1) || { echo "$out" | tail -20; say "conformance suite failed without ../shared"; exit 1; }
 echo "$out" | grep -q "SKIPPED" || { say "no SKIPPED message from the conformance suite without ../shared"; exit 1; }
 if env -u STRATA_CONFORMANCE_DIR STRATA_REQUIRE_CONFORMANCE=1 \
-  cargo test -q -p strata-frontend --test conformance_parser >/dev/null 2>&1; then
+  cargo test -q -p strata-frontend --test it conformance_parser:: >/dev/null 2>&1; then
   say "STRATA_REQUIRE_CONFORMANCE=1 did not turn the skip into a failure"; exit 1
 fi
 say "ok: clone, demo twice (same IDs, nothing dangling), conformance skip and require"

@@ -14,7 +14,7 @@ else
             apache2-utils hyperfine time xz-utils zstd bzip2 git uidmap iproute2
             # the compat suite's Debian bases (tests/compat/debian)
             mmdebstrap ca-certificates
-            # foreign platforms' RUN steps (tests/platforms.rs)
+            # foreign platforms' RUN steps (tests/it/platforms.rs)
             qemu-user-static)
 fi
 
@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The arm64 busybox the multi-platform tests use (tests/platforms.rs):
+# The arm64 busybox the multi-platform tests use (tests/it/platforms.rs):
 # Debian's busybox-static:arm64, unpacked once; the foreign architecture is
 # removed again so apt stays single-arch. No binfmt-support: the tests (or
 # `strata binfmt install`) register qemu with the F flag themselves.

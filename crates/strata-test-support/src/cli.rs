@@ -245,6 +245,16 @@ pub fn run_in(root: &Path, image: &str, cmd: &[&str]) -> String {
     stdout(&o)
 }
 
+/// `strata run --rm --network none FLAGS busybox:1.35 CMD...`: a
+/// throw-away container of the base image with no network (not asserted).
+pub fn run_offline(root: &Path, flags: &[&str], cmd: &[&str]) -> Output {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(flags);
+    args.push("busybox:1.35");
+    args.extend_from_slice(cmd);
+    strata(root, &args)
+}
+
 /// Builds the context at `ctx` tagged `tag` with extra arguments; returns
 /// the output (not asserted).
 pub fn build_with(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {

@@ -8,11 +8,9 @@ use support::*;
 
 #[test]
 fn words_after_the_image_belong_to_the_container() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     // `--help` after the image reaches the container (busybox echo prints it).
     let o = strata(&root, &["run", "--rm", "busybox:1.35", "echo", "--help"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -62,15 +60,14 @@ fn have_pasta() -> bool {
     ok
 }
 
-fn ok(root: &std::path::Path, args: &[&str]) -> String {
-    let o = strata(root, args);
-    assert!(
-        o.status.success(),
-        "strata {args:?}: {}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
+/// `strata run -d --name NAME --network none FLAGS busybox:1.35 CMD...`,
+/// asserting success; returns its stdout (the container ID).
+fn detach_offline(root: &std::path::Path, name: &str, flags: &[&str], cmd: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name, "--network", "none"];
+    args.extend_from_slice(flags);
+    args.push("busybox:1.35");
+    args.extend_from_slice(cmd);
+    ok(root, &args)
 }
 
 fn inspect(root: &std::path::Path, name: &str) -> serde_json::Value {
@@ -278,11 +275,9 @@ fn a_detached_web_server_serves_logs_execs_stops_and_goes() {
 
 #[test]
 fn a_detached_container_outlives_a_strata_killed_with_sigkill() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     use std::io::BufRead;
     use std::os::unix::process::CommandExt;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -327,23 +322,14 @@ extern "C" {
 
 #[test]
 fn memory_limit_kills_with_137_and_oomkilled() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
-    ok(
+    };
+    detach_offline(
         &root,
+        "hog",
+        &["--memory", "32m"],
         &[
-            "run",
-            "-d",
-            "--name",
-            "hog",
-            "--network",
-            "none",
-            "--memory",
-            "32m",
-            "busybox:1.35",
             "sh",
             "-c",
             "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
@@ -355,16 +341,10 @@ fn memory_limit_kills_with_137_and_oomkilled() {
     assert_eq!(v["State"]["ExitCode"], 137);
     assert_eq!(v["HostConfig"]["Memory"], 32 << 20);
     // The foreground run reports 137 too.
-    let o = strata(
+    let o = run_offline(
         &root,
+        &["-m", "32m"],
         &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "-m",
-            "32m",
-            "busybox:1.35",
             "sh",
             "-c",
             "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived",
@@ -377,164 +357,55 @@ fn memory_limit_kills_with_137_and_oomkilled() {
 
 #[test]
 fn pids_limit_read_only_tmpfs_caps_and_init() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--pids-limit",
-            "20",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "for i in $(seq 1 40); do sleep 5 & done; echo all-forked",
-        ],
-    );
+    };
+    let forks = "for i in $(seq 1 40); do sleep 5 & done; echo all-forked";
+    let o = run_offline(&root, &["--pids-limit", "20"], &["sh", "-c", forks]);
     assert!(!stdout(&o).contains("all-forked"), "{}", stdout(&o));
     assert!(stderr(&o).contains("can't fork"), "{}", stderr(&o));
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--read-only",
-            "busybox:1.35",
-            "touch",
-            "/x",
-        ],
-    );
+    let o = run_offline(&root, &["--read-only"], &["touch", "/x"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(
         stderr(&o).contains("Read-only file system"),
         "{}",
         stderr(&o)
     );
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--read-only",
-            "--tmpfs",
-            "/scratch",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "touch /scratch/x && echo tmpfs-ok",
-        ],
-    );
-    assert_eq!(stdout(&o), "tmpfs-ok\n", "{}", stderr(&o));
     // Capabilities: chown needs CAP_CHOWN.
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--cap-drop",
-            "chown",
-            "busybox:1.35",
-            "chown",
-            "nobody",
-            "/tmp",
-        ],
-    );
+    let chown = ["chown", "nobody", "/tmp"];
+    let o = run_offline(&root, &["--cap-drop", "chown"], &chown);
     assert_ne!(o.status.code(), Some(0), "chown without CAP_CHOWN worked");
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--cap-drop",
-            "ALL",
-            "--cap-add",
-            "CHOWN",
-            "busybox:1.35",
-            "chown",
-            "nobody",
-            "/tmp",
-        ],
-    );
+    let o = run_offline(&root, &["--cap-drop", "ALL", "--cap-add", "CHOWN"], &chown);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=123:456",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "ulimit -n",
-        ],
-    );
-    assert_eq!(stdout(&o), "123\n", "{}", stderr(&o));
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--shm-size",
-            "16m",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "df -k /dev/shm | tail -1",
-        ],
-    );
-    assert!(stdout(&o).contains("16384"), "{}", stdout(&o));
+    // Flags whose effect a shell line prints: (flags, script, its stdout).
+    let t = tempfile::tempdir().unwrap();
+    let envf = t.path().join("env");
+    std::fs::write(&envf, "# comment\nFROM_FILE=yes\n").unwrap();
+    let envf = path_str(&envf);
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["--read-only", "--tmpfs", "/scratch"],
+            "touch /scratch/x && echo tmpfs-ok",
+            "tmpfs-ok\n",
+        ),
+        (&["--ulimit", "nofile=123:456"], "ulimit -n", "123\n"),
+        (&["--env-file", &envf], "echo $FROM_FILE", "yes\n"),
+        (
+            &["--shm-size", "16m"],
+            "df -k /dev/shm | tail -1 | grep -c 16384",
+            "1\n",
+        ),
+    ];
+    for (flags, script, want) in cases {
+        let o = run_offline(&root, flags, &["sh", "-c", script]);
+        assert_eq!(stdout(&o), want, "{flags:?}: {}", stderr(&o));
+    }
     // --init: the command is not PID 1, its exit code comes through, and
     // a forwarded SIGTERM stops `sleep` at once.
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--init",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "echo $$; exit 3",
-        ],
-    );
+    let o = run_offline(&root, &["--init"], &["sh", "-c", "echo $$; exit 3"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert_ne!(stdout(&o).trim(), "1");
-    ok(
-        &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "i",
-            "--network",
-            "none",
-            "--init",
-            "busybox:1.35",
-            "sleep",
-            "300",
-        ],
-    );
+    detach_offline(&root, "i", &["--init"], &["sleep", "300"]);
     let t0 = std::time::Instant::now();
     ok(&root, &["stop", "i"]);
     assert!(
@@ -544,40 +415,8 @@ fn pids_limit_read_only_tmpfs_caps_and_init() {
     );
     assert_eq!(inspect(&root, "i")["State"]["ExitCode"], 143);
     ok(&root, &["rm", "i"]);
-    // --env-file, --rm of a detached container.
-    let t = tempfile::tempdir().unwrap();
-    let envf = t.path().join("env");
-    std::fs::write(&envf, "# comment\nFROM_FILE=yes\n").unwrap();
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--env-file",
-            &path_str(&envf),
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "echo $FROM_FILE",
-        ],
-    );
-    assert_eq!(stdout(&o), "yes\n", "{}", stderr(&o));
-    ok(
-        &root,
-        &[
-            "run",
-            "-d",
-            "--rm",
-            "--name",
-            "gone",
-            "--network",
-            "none",
-            "busybox:1.35",
-            "true",
-        ],
-    );
+    // --rm of a detached container.
+    detach_offline(&root, "gone", &["--rm"], &["true"]);
     for _ in 0..100 {
         if ok(&root, &["ps", "-aq"]).is_empty() {
             break;
@@ -656,19 +495,7 @@ fn private_network_reaches_the_host_loopback_and_hides_host_interfaces() {
         "{}",
         stderr(&o)
     );
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "ip -o link | awk '{print $2}'",
-        ],
-    );
+    let o = run_offline(&root, &[], &["sh", "-c", "ip -o link | awk '{print $2}'"]);
     assert_eq!(stdout(&o), "lo:\n", "{}", stderr(&o));
     let o = strata(
         &root,
@@ -873,20 +700,11 @@ fn cp_both_ways_on_stopped_and_running_containers_stays_inside() {
     let o = strata(&root, &["cp", "c:/no/such", &o_("x")]);
     assert!(!o.status.success());
     // A running container: both ways, seen by exec.
-    ok(
+    detach_offline(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "r",
-            "--network",
-            "none",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "echo made > /made; sleep 300",
-        ],
+        "r",
+        &[],
+        &["sh", "-c", "echo made > /made; sleep 300"],
     );
     std::thread::sleep(std::time::Duration::from_millis(300));
     ok(&root, &["cp", &h("in.txt"), "r:/"]);
@@ -903,26 +721,10 @@ fn cp_both_ways_on_stopped_and_running_containers_stays_inside() {
 
 #[test]
 fn top_lists_the_container_processes_in_ps_ef_columns() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
-    ok(
-        &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "t",
-            "--network",
-            "none",
-            "busybox:1.35",
-            "sh",
-            "-c",
-            "sleep 301 & sleep 302",
-        ],
-    );
+    };
+    detach_offline(&root, "t", &[], &["sh", "-c", "sleep 301 & sleep 302"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     let pid = inspect(&root, "t")["State"]["Pid"].as_u64().unwrap();
     let out = ok(&root, &["top", "t"]);

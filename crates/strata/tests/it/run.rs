@@ -13,11 +13,9 @@ fn build(root: &std::path::Path, tag: &str, dockerfile: &str) {
 
 #[test]
 fn entrypoint_and_cmd_rules() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     build(
         &root,
         "ep",
@@ -69,11 +67,9 @@ fn entrypoint_and_cmd_rules() {
 
 #[test]
 fn exit_codes_are_propagated() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let o = strata(&root, &["run", "busybox:1.35", "sh", "-c", "exit 3"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let o = strata(&root, &["run", "--rm", "busybox:1.35", "true"]);
@@ -86,24 +82,12 @@ fn exit_codes_are_propagated() {
 
 #[test]
 fn own_network_gets_the_short_container_id_as_hostname() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     // Docker: a container with its own UTS and network namespaces is named
     // after the first 12 hex digits of its id; no "run-"/"build-" prefix.
-    let o = strata(
-        &root,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "busybox:1.35",
-            "hostname",
-        ],
-    );
+    let o = run_offline(&root, &[], &["hostname"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let name = stdout(&o);
     let name = name.trim_end();
@@ -117,11 +101,9 @@ fn own_network_gets_the_short_container_id_as_hostname() {
 /// BuildKit's testOnBuildHeredoc: the trigger keeps its heredoc body.
 #[test]
 fn onbuild_heredoc_trigger_runs_its_body_in_the_child() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     build(
         &root,
         "obheredoc",
@@ -145,11 +127,9 @@ fn onbuild_heredoc_trigger_runs_its_body_in_the_child() {
 
 #[test]
 fn onbuild_triggers_run_in_the_child_and_dockerignore_applies() {
-    if !can_run() {
+    let Some((_t, root)) = setup_busybox() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     build(
         &root,
         "obbase",
