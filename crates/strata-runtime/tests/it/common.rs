@@ -25,6 +25,21 @@ pub fn can_run() -> bool {
     true
 }
 
+/// A container with a fresh ID running `process` in `rootfs`: no network,
+/// no mounts, a writable rootfs, nothing else set.
+pub fn spec(rootfs: &Path, process: ProcessSpec) -> ContainerSpec {
+    ContainerSpec {
+        id: new_container_id(),
+        rootfs: rootfs.to_path_buf(),
+        process,
+        network: Network::None,
+        mounts: vec![],
+        hostname: None,
+        readonly_rootfs: false,
+        extra: Default::default(),
+    }
+}
+
 /// A temp dir holding `rootfs/`, `state/` and `bundles/`.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -42,21 +57,16 @@ impl Env {
         self.dir.path().join("bundles")
     }
 
+    /// A container of `args` as root in this rootfs ([`spec`]).
     pub fn spec(&self, args: &[&str]) -> ContainerSpec {
-        ContainerSpec {
-            id: new_container_id(),
-            rootfs: self.rootfs(),
-            process: ProcessSpec {
+        spec(
+            &self.rootfs(),
+            ProcessSpec {
                 args: args.iter().map(|s| s.to_string()).collect(),
                 user: resolve_user(&self.rootfs(), "").unwrap(),
                 ..Default::default()
             },
-            network: Network::None,
-            mounts: vec![],
-            hostname: None,
-            readonly_rootfs: false,
-            extra: Default::default(),
-        }
+        )
     }
 
     /// Runs `spec`, returning (status, stdout, stderr).

@@ -55,22 +55,16 @@ fn extract(tar: &Path, dest: &Path) {
 fn run(runc: &Runc, rootfs: &Path, args: &[&str], env: Vec<String>, cwd: &str) -> (i32, String) {
     let out = Arc::new(Mutex::new(Vec::new()));
     let (o, e) = (out.clone(), out.clone());
-    let spec = ContainerSpec {
-        id: new_container_id(),
-        rootfs: rootfs.to_path_buf(),
-        process: ProcessSpec {
+    let spec = common::spec(
+        rootfs,
+        ProcessSpec {
             args: args.iter().map(|s| s.to_string()).collect(),
             env,
             cwd: cwd.into(),
             user: resolve_user(rootfs, "").unwrap(),
             ..Default::default()
         },
-        network: Network::None,
-        mounts: vec![],
-        hostname: None,
-        readonly_rootfs: false,
-        extra: Default::default(),
-    };
+    );
     let st = runc
         .run(
             &spec,

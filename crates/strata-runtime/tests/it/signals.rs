@@ -27,19 +27,13 @@ fn runner_child() {
     };
     let dir = Path::new(&dir);
     let script = std::env::var("STRATA_RUNNER_SCRIPT").unwrap();
-    let spec = ContainerSpec {
-        id: new_container_id(),
-        rootfs: dir.join("rootfs"),
-        process: ProcessSpec {
+    let spec = common::spec(
+        &dir.join("rootfs"),
+        ProcessSpec {
             args: vec!["sh".into(), "-c".into(), script],
             ..Default::default()
         },
-        network: Network::None,
-        mounts: vec![],
-        hostname: None,
-        readonly_rootfs: false,
-        extra: Default::default(),
-    };
+    );
     let st = runc_at(dir).run(&spec, StdioConfig::Inherit).unwrap();
     std::fs::write(dir.join("status"), st.code.to_string()).unwrap();
 }
@@ -119,26 +113,35 @@ fn sigkill_to_container_process_gives_137() {
     e.assert_clean(&spec.id);
 }
 
+/// Starts a runner of `script`, waits for its container and `settle` more,
+/// then sends the runner SIGTERM. The runner must exit 0 and leave nothing
+/// behind; returns the container's exit status (as the runner wrote it)
+/// and how long the runner took to stop after the signal.
+fn sigterm_a_runner(script: &str, settle: Duration) -> (String, Duration) {
+    let dir = runner_dir();
+    let runc = runc_at(dir.path());
+    let mut child = spawn_runner(dir.path(), script);
+    let (id, _) = wait_running(&runc, &dir.path().join("state"));
+    std::thread::sleep(settle);
+    let t = Instant::now();
+    kill(child.id() as i32, 15);
+    let st = child.wait().unwrap();
+    let took = t.elapsed();
+    assert!(st.success(), "runner failed: {st:?}");
+    let status = std::fs::read_to_string(dir.path().join("status")).unwrap();
+    assert_clean(dir.path(), &runc, &id);
+    (status, took)
+}
+
 #[test]
 fn sigterm_to_runner_stops_container_and_cleans_up() {
     if !can_run() {
         return;
     }
-    let dir = runner_dir();
-    let runc = runc_at(dir.path());
     // `sleep` as PID 1 ignores SIGTERM: killed after the 2 s stop timeout.
-    let mut child = spawn_runner(dir.path(), "sleep 30");
-    let (id, _) = wait_running(&runc, &dir.path().join("state"));
-    let t = Instant::now();
-    kill(child.id() as i32, 15);
-    let st = child.wait().unwrap();
-    assert!(st.success(), "runner failed: {st:?}");
-    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("status")).unwrap(),
-        "137"
-    );
-    assert_clean(dir.path(), &runc, &id);
+    let (status, took) = sigterm_a_runner("sleep 30", Duration::ZERO);
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(status, "137");
 }
 
 #[test]
@@ -146,21 +149,11 @@ fn sigterm_is_forwarded_to_a_trapping_container() {
     if !can_run() {
         return;
     }
-    let dir = runner_dir();
-    let runc = runc_at(dir.path());
-    let mut child = spawn_runner(
-        dir.path(),
+    let (status, _) = sigterm_a_runner(
         "trap 'echo got TERM; exit 42' TERM; while true; do sleep 1; done",
+        Duration::from_millis(300),
     );
-    let (id, _) = wait_running(&runc, &dir.path().join("state"));
-    std::thread::sleep(Duration::from_millis(300));
-    kill(child.id() as i32, 15);
-    assert!(child.wait().unwrap().success());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("status")).unwrap(),
-        "42"
-    );
-    assert_clean(dir.path(), &runc, &id);
+    assert_eq!(status, "42");
 }
 
 #[test]

@@ -33,6 +33,26 @@ fn rebuild(root: &Path, ctx: &Path, extra: &[&str]) -> (Vec<(usize, String)>, St
     (reasons(&err), err)
 }
 
+/// The build context of [`DOCKERFILE`]: `a.txt`, and `run.sh` with the
+/// mode the umask gives it.
+fn wm_context() -> tempfile::TempDir {
+    context(&[
+        ("a.txt", "one\n"),
+        ("run.sh", "echo hi\n"),
+        ("Dockerfile", DOCKERFILE),
+    ])
+}
+
+/// Writes `dockerfile` into `ctx` and rebuilds it with `V=2`.
+fn rebuild_with_dockerfile(
+    root: &Path,
+    ctx: &Path,
+    dockerfile: &str,
+) -> (Vec<(usize, String)>, String) {
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    rebuild(root, ctx, &["--build-arg", "V=2"])
+}
+
 /// Every reason but the first names the step above (derived misses).
 fn assert_only_cause(r: &[(usize, String)], step: usize, cause: &str, err: &str) {
     assert!(!r.is_empty(), "no reason given:\n{err}");
@@ -59,11 +79,7 @@ fn each_changed_input_is_named_alone() {
     let Some((_t, root)) = setup_busybox() else {
         return;
     };
-    let ctx = context(&[
-        ("a.txt", "one\n"),
-        ("run.sh", "echo hi\n"),
-        ("Dockerfile", DOCKERFILE),
-    ]);
+    let ctx = wm_context();
     let dir = ctx.path();
     std::fs::set_permissions(dir.join("run.sh"), std::fs::Permissions::from_mode(0o644)).unwrap();
 
@@ -101,26 +117,21 @@ fn each_changed_input_is_named_alone() {
     assert!(r.is_empty(), "{err}");
 
     // A step above: the edited step says what it was; the steps below name it.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        DOCKERFILE.replace("echo top", "echo TOP"),
-    )
-    .unwrap();
-    let (r, err) = rebuild(&root, dir, &["--build-arg", "V=2"]);
+    let edited = DOCKERFILE.replace("echo top", "echo TOP");
+    let (r, err) = rebuild_with_dockerfile(&root, dir, &edited);
     assert_eq!(
-        r[0],
-        (
-            2,
-            "the instruction changed (was: RUN echo top > /top)".to_string()
-        ),
-        "{err}"
-    );
-    assert_eq!(
-        r[1],
-        (
-            3,
-            "the step above changed: RUN echo TOP > /top (was: RUN echo top > /top)".to_string()
-        ),
+        r[..2],
+        [
+            (
+                2,
+                "the instruction changed (was: RUN echo top > /top)".to_string()
+            ),
+            (
+                3,
+                "the step above changed: RUN echo TOP > /top (was: RUN echo top > /top)"
+                    .to_string()
+            ),
+        ],
         "{err}"
     );
     assert!(
@@ -131,18 +142,14 @@ fn each_changed_input_is_named_alone() {
     );
 
     // A step removed: the step now below FROM says what was above it.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        DOCKERFILE.replace("RUN echo top > /top\n", ""),
-    )
-    .unwrap();
-    let (r, err) = rebuild(&root, dir, &["--build-arg", "V=2"]);
+    let removed = DOCKERFILE.replace("RUN echo top > /top\n", "");
+    let (r, err) = rebuild_with_dockerfile(&root, dir, &removed);
     assert_eq!(
-        r[0],
-        (
+        r.first().map(|(n, x)| (*n, x.as_str())),
+        Some((
             2,
-            "the step above changed: FROM busybox:1.35 (was: RUN echo TOP > /top)".to_string()
-        ),
+            "the step above changed: FROM busybox:1.35 (was: RUN echo TOP > /top)"
+        )),
         "{err}"
     );
     assert_eq!(r.len(), 3, "{err}");
@@ -153,11 +160,7 @@ fn a_retagged_base_image_is_named() {
     let Some((_t, root)) = setup_busybox() else {
         return;
     };
-    let ctx = context(&[
-        ("a.txt", "one\n"),
-        ("run.sh", "echo hi\n"),
-        ("Dockerfile", DOCKERFILE),
-    ]);
+    let ctx = wm_context();
     build_ok(&root, ctx.path(), "wm", &[]);
     // Another image under the same name.
     let other = context(&[("Dockerfile", "FROM busybox:1.35\nRUN touch /other\n")]);
@@ -178,19 +181,11 @@ fn rawjson_carries_the_reason_in_the_step_events() {
     let Some((_t, root)) = setup_busybox() else {
         return;
     };
-    let ctx = context(&[
-        ("a.txt", "one\n"),
-        ("run.sh", "echo hi\n"),
-        ("Dockerfile", DOCKERFILE),
-    ]);
+    let ctx = wm_context();
     build_ok(&root, ctx.path(), "wm", &[]);
     std::fs::write(ctx.path().join("a.txt"), "two\n").unwrap();
     let o = build_ok(&root, ctx.path(), "wm", &["--progress", "rawjson"]);
-    let events: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let events = events(&stdout(&o));
     let miss = events
         .iter()
         .find(|e| e["type"] == "cache_miss" && e["step"] == 3)
