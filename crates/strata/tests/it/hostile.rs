@@ -144,6 +144,19 @@ fn assert_check_clean(root: &Path) {
     );
 }
 
+/// The canary, or None (the test is skipped) when the host cannot run
+/// these tests.
+fn setup() -> Option<Canary> {
+    can_run().then(canary)
+}
+
+/// [`load_and_run`] that must succeed; returns the run's stdout.
+fn run_ok(c: &Canary, entries: &[E<'_>], script: &str) -> String {
+    let (_t, o) = load_and_run(c, entries, script);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
 /// Loads the hostile image, then runs `script` in it. Returns the run.
 fn load_and_run(c: &Canary, entries: &[E<'_>], script: &str) -> (tempfile::TempDir, Output) {
     let (t, root) = root_dir();
@@ -171,10 +184,9 @@ fn assert_refused(o: &Output, what: &str) {
 
 #[test]
 fn layer_dot_dot_to_the_canary_is_refused() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let name = format!("../../../../../../../../{}", c.rel());
     let (_t, o) = load_and_run(
         &c,
@@ -186,10 +198,9 @@ fn layer_dot_dot_to_the_canary_is_refused() {
 
 #[test]
 fn layer_absolute_path_lands_inside_the_rootfs() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let name = c.file.as_os_str().as_bytes().to_vec();
     let (_t, o) = load_and_run(
         &c,
@@ -202,14 +213,13 @@ fn layer_absolute_path_lands_inside_the_rootfs() {
 
 #[test]
 fn layer_symlink_then_write_through_it_stays_inside() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     // `d` points at the canary's directory on the host (absolute), and `up`
     // climbs out with `..`; both writes must land inside the rootfs.
     let dir = c.dir.as_os_str().as_bytes().to_vec();
-    let (_t, o) = load_and_run(
+    let out = run_ok(
         &c,
         &[
             E::Symlink(b"d", &dir),
@@ -219,34 +229,30 @@ fn layer_symlink_then_write_through_it_stays_inside() {
         ],
         &format!("cat {}", c.file.display()),
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "via-up\n");
+    assert_eq!(out, "via-up\n");
 }
 
 #[test]
 fn layer_symlink_over_existing_file_then_overwrite_by_name() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     // The second entry replaces the symlink itself; it never writes the
     // host file the link points at.
     let target = c.file.as_os_str().as_bytes().to_vec();
-    let (_t, o) = load_and_run(
+    let out = run_ok(
         &c,
         &[E::Symlink(b"c", &target), E::File(b"c", b"replaced\n")],
         "cat /c; test -L /c && echo still-a-link; true",
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "replaced\n");
+    assert_eq!(out, "replaced\n");
 }
 
 #[test]
 fn layer_hardlink_to_a_file_outside_is_refused() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let target = c.file.as_os_str().as_bytes().to_vec();
     let (_t, o) = load_and_run(&c, &[E::Hardlink(b"h", &target)], "cat /h");
     assert_refused(&o, "hard link");
@@ -257,10 +263,9 @@ fn layer_hardlink_to_a_file_outside_is_refused() {
 
 #[test]
 fn layer_huge_declared_size_errors_cleanly() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     // 1 TiB declared, five bytes present: a truncated layer, not an
     // allocation or a 1 TiB file.
     let (_t, o) = load_and_run(&c, &[E::Liar(b"big", 1 << 40)], "ls -l /big");
@@ -271,10 +276,9 @@ fn layer_huge_declared_size_errors_cleanly() {
 
 #[test]
 fn layer_deep_nesting_5000_levels_errors_cleanly() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let deep = "d/".repeat(5000);
     let name = format!("{deep}f").into_bytes();
     // A 10,001-byte path no filesystem can hold: refused by `load`
@@ -292,10 +296,9 @@ fn layer_deep_nesting_5000_levels_errors_cleanly() {
 
 #[test]
 fn layer_names_with_newlines_and_invalid_utf8_work() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (t, o) = load_and_run(
         &c,
         &[
@@ -325,11 +328,10 @@ fn layer_names_with_newlines_and_invalid_utf8_work() {
 
 #[test]
 fn layer_duplicate_entries_last_one_wins() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
-    let (_t, o) = load_and_run(
+    };
+    let out = run_ok(
         &c,
         &[
             E::File(b"x", b"first\n"),
@@ -343,16 +345,14 @@ fn layer_duplicate_entries_last_one_wins() {
         ],
         "cat /x /d/f",
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "last\n2\n");
+    assert_eq!(out, "last\n2\n");
 }
 
 #[test]
 fn archive_with_escaping_member_names_is_refused() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (_t, root) = root_dir();
     // The archive itself (not a layer) names a member outside: the reader
     // must never create files from archive member names.
@@ -424,10 +424,9 @@ fn build_in(root: &Path, ctx: &Path, tag: &str) -> Output {
 
 #[test]
 fn context_copy_dot_dot_is_refused_or_stays_inside() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (_t, root) = root_dir();
     make_busybox(&root);
     // The canary sits beside the context dir: `../canary` would reach it.
@@ -450,10 +449,9 @@ fn context_copy_dot_dot_is_refused_or_stays_inside() {
 
 #[test]
 fn context_symlink_to_a_host_file_never_copies_the_host_file() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (_t, root) = root_dir();
     make_busybox(&root);
     let ctx = context(&[("Dockerfile", "FROM busybox:1.35\nCOPY x y /dst/\n")]);
@@ -487,10 +485,9 @@ fn context_symlink_to_a_host_file_never_copies_the_host_file() {
 
 #[test]
 fn copy_from_a_stage_path_that_is_a_symlink_to_root_resolves_in_the_stage() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (_t, root) = root_dir();
     make_busybox(&root);
     let df = format!(
@@ -570,10 +567,9 @@ fn assert_all_denied(out: &str) {
 
 #[test]
 fn run_step_cannot_reach_the_host() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (_t, root) = root_dir();
     make_busybox(&root);
     let ctx = context(&[
@@ -604,10 +600,9 @@ fn run_step_cannot_reach_the_host() {
 /// outside the destination.
 #[test]
 fn local_output_keeps_the_destinations_files_through_an_opaque_root_layer() {
-    if !can_run() {
+    let Some(c) = setup() else {
         return;
-    }
-    let c = canary();
+    };
     let (_t, root) = root_dir();
     let canary_dir = c.dir.to_string_lossy().into_owned();
     let layer = [
