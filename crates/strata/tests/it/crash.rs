@@ -51,10 +51,10 @@ fn iterations() -> usize {
         .unwrap_or(20)
 }
 
-fn cmd(root: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-    c.arg("--root")
-        .arg(root)
+/// strata on `root` with a fixed SOURCE_DATE_EPOCH, no credentials and no
+/// insecure registries, stdin closed.
+fn cmd(root: &Path, args: &[&str]) -> support::Strata {
+    support::Strata::new(root)
         .args(args)
         .env("SOURCE_DATE_EPOCH", SDE)
         .env(
@@ -62,25 +62,17 @@ fn cmd(root: &Path, args: &[&str]) -> Command {
             std::env::temp_dir().join("strata-crash-no-creds"),
         )
         .env_remove("STRATA_INSECURE_REGISTRIES")
-        .stdin(Stdio::null());
-    c
 }
 
 fn ok(root: &Path, args: &[&str]) -> String {
-    let o = cmd(root, args).output().unwrap();
-    assert!(
-        o.status.success(),
-        "strata {args:?} failed:\n{}{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    stdout(&o)
+    cmd(root, args).ok()
 }
 
 /// Runs strata and SIGKILLs it after `delay` (if it is still running).
 /// Returns true when it was killed, false when it finished first.
 fn kill_after(root: &Path, args: &[&str], delay: Duration) -> bool {
     let mut child = cmd(root, args)
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -101,7 +93,7 @@ fn kill_after(root: &Path, args: &[&str], delay: Duration) -> bool {
 /// `system check` after a crash: no corruption (exit 0). Leftovers of the
 /// killed process may be listed; they are counted, not failed.
 fn check_no_corruption(root: &Path, what: &str, leftovers: &mut usize) {
-    let o = cmd(root, &["system", "check"]).output().unwrap();
+    let o = cmd(root, &["system", "check"]).output();
     assert!(
         o.status.success(),
         "corruption after a killed {what}:\n{}{}",
@@ -154,6 +146,16 @@ impl Drop for Unmount {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
     }
+}
+
+/// A fresh store holding the fixture's base image, and the guard that
+/// unmounts what a killed run leaves in it.
+fn store_with_base(f: &Fixture) -> (tempfile::TempDir, PathBuf, Unmount) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("store");
+    let u = Unmount(root.clone());
+    ok(&root, &["load", "-i", &path_str(&f.base_tar)]);
+    (t, root, u)
 }
 
 /// Shared across the tests of this file: the busybox base as an archive
@@ -242,10 +244,7 @@ fn build_killed_at_random_moments() {
         return;
     }
     let f = fixture();
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("store");
-    let _u = Unmount(root.clone());
-    ok(&root, &["load", "-i", &path_str(&f.base_tar)]);
+    let (_t, root, _u) = store_with_base(f);
     let mut rng = Rng::from_env(1);
     let (mut killed, mut leftovers) = (0, 0);
     let ctx = path_str(&f.ctx);
@@ -277,10 +276,7 @@ fn load_and_prune_killed_at_random_moments() {
         return;
     }
     let f = fixture();
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("store");
-    let _u = Unmount(root.clone());
-    ok(&root, &["load", "-i", &path_str(&f.base_tar)]);
+    let (_t, root, _u) = store_with_base(f);
     let mut rng = Rng::from_env(2);
     let (mut killed_load, mut killed_prune, mut leftovers) = (0, 0, 0);
     let tar = path_str(&f.app_tar);
@@ -320,18 +316,14 @@ fn gc_killed_between_its_steps() {
         return;
     }
     let f = fixture();
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("store");
-    let _u = Unmount(root.clone());
-    ok(&root, &["load", "-i", &path_str(&f.base_tar)]);
+    let (_t, root, _u) = store_with_base(f);
     for point in ["prune:blobs-removed", "snapshot-remove:renamed"] {
         ok(&root, &["load", "-i", &path_str(&f.app_tar)]);
         assert_runs(&root); // unpacks the app's snapshots
                             // `rmi` runs GC: the removed image's blobs and snapshots go.
         let o = cmd(&root, &["rmi", "app:1"])
             .env("STRATA_CRASH_AT", point)
-            .output()
-            .unwrap();
+            .output();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(
             o.status.signal(),
@@ -359,15 +351,11 @@ fn container_removal_killed_midway() {
         return;
     }
     let f = fixture();
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("store");
-    let _u = Unmount(root.clone());
-    ok(&root, &["load", "-i", &path_str(&f.base_tar)]);
+    let (_t, root, _u) = store_with_base(f);
     ok(&root, &["load", "-i", &path_str(&f.app_tar)]);
     let o = cmd(&root, &["run", "--rm", "app:1"])
         .env("STRATA_CRASH_AT", "container-remove:renamed")
-        .output()
-        .unwrap();
+        .output();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
         o.status.signal(),
