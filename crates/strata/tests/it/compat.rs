@@ -42,8 +42,9 @@ fn repo_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
-fn strata() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
+/// The strata binary, no arguments yet.
+fn strata_command() -> Command {
+    strata_test_support::Strata::bare().command()
 }
 
 /// Runs a command; on failure the error names it and carries stderr's tail.
@@ -227,7 +228,7 @@ fn make_setup() -> Result<Setup, String> {
     }
     run(docker.arg(&tar).arg(BASE_TAG))
         .map_err(|e| format!("docker import of the base failed: {e}"))?;
-    let mut st = strata();
+    let mut st = strata_command();
     st.arg("--root")
         .arg(&strata_root)
         .arg("import")
@@ -337,7 +338,7 @@ fn strata_side(setup: &Setup, case: &Case, out: &Path) -> Result<(), String> {
         return Err("strata side not run: the base image could not be imported (see above)".into());
     }
     let build = |dockerfile: &str, tag: &str, flags: &[String]| {
-        let mut cmd = strata();
+        let mut cmd = strata_command();
         cmd.arg("--root").arg(&setup.strata_root);
         cmd.args(["build", "-q", "-t", tag, "-f"]);
         cmd.arg(case.dir.join(dockerfile))
@@ -351,7 +352,7 @@ fn strata_side(setup: &Setup, case: &Case, out: &Path) -> Result<(), String> {
         build(dockerfile, tag, &proxy_build_args())?;
     }
     build("Dockerfile", &strata_tag(case), &build_flags(case))?;
-    let mut save = strata();
+    let mut save = strata_command();
     save.arg("--root")
         .arg(&setup.strata_root)
         .arg("save")
@@ -573,13 +574,13 @@ fn debian_setup(cases: &[Case]) -> Result<Setup, String> {
                 made.tag, made.id
             ));
         }
-        let loaded = run(strata()
+        let loaded = run(strata_command()
             .arg("--root")
             .arg(&strata_root)
             .args(["load", "-q", "-i"])
             .arg(&made.archive))
         .and_then(|_| {
-            run(strata()
+            run(strata_command()
                 .arg("--root")
                 .arg(&strata_root)
                 .args(["inspect", made.tag]))

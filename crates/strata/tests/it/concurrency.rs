@@ -19,13 +19,7 @@ use support::*;
 const BUILDS: usize = 8;
 
 fn spawn_strata(root: &Path, args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    Strata::new(root).args(args).output()
 }
 
 /// Dockerfile `i`: shared steps first (one of them a RUN, so the cache is

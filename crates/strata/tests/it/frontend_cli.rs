@@ -5,7 +5,7 @@ use std::path::Path;
 use strata_test_support as support;
 
 /// strata with the store `ROOT/store`: (exit code, stdout, stderr).
-fn strata(args: &[&str], root: &Path) -> (i32, String, String) {
+fn cli(args: &[&str], root: &Path) -> (i32, String, String) {
     let out = support::strata(&root.join("store"), args);
     (
         out.status.code().unwrap_or(-1),
@@ -47,7 +47,7 @@ fn check_accepts_a_valid_dockerfile() {
     let dir =
         context("FROM busybox AS build\nRUN echo hi > /x\nFROM scratch\nCOPY --from=build /x /x\n");
     std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n!keep.tmp\n").unwrap();
-    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, err) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
     assert!(out.contains("no problems"), "{out}");
 }
@@ -55,7 +55,7 @@ fn check_accepts_a_valid_dockerfile() {
 #[test]
 fn check_reports_unknown_instruction_with_location_and_suggestion() {
     let dir = context("FROM busybox\nRUNN echo hi\n");
-    let (code, _, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, _, err) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 1, "{err}");
     assert!(
         err.contains("Dockerfile:2:1: unknown instruction: RUNN"),
@@ -75,7 +75,7 @@ fn check_reports_bad_dockerignore_and_uses_f() {
     .unwrap();
     std::fs::write(dir.path().join("other.Dockerfile.dockerignore"), "[\n").unwrap();
     let f = dir.path().join("other.Dockerfile");
-    let (code, _, err) = strata(
+    let (code, _, err) = cli(
         &[
             "check",
             "-f",
@@ -96,7 +96,7 @@ fn dry_run_prints_plan_with_skipped_stages_and_expanded_words() {
          FROM busybox AS unused\nRUN true\n\
          FROM base AS final\nARG V\nCOPY --from=base /src/$V /out\n",
     );
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &[
             "build",
             "--dry-run",
@@ -121,7 +121,7 @@ fn dry_run_prints_plan_with_skipped_stages_and_expanded_words() {
 #[test]
 fn dry_run_unknown_target_lists_stages() {
     let dir = context("FROM a AS one\nFROM b AS two\n");
-    let (code, _, err) = strata(
+    let (code, _, err) = cli(
         &[
             "build",
             "--dry-run",
@@ -143,10 +143,10 @@ fn a_lowercase_dockerfile_is_found_when_dockerfile_is_absent() {
     let dir = context("FROM busybox\n");
     std::fs::remove_file(dir.path().join("Dockerfile")).unwrap();
     std::fs::write(dir.path().join("dockerfile"), "FROM busybox\nRUN true\n").unwrap();
-    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, err) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
     assert!(out.contains("/dockerfile: no problems"), "{out}");
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &["build", "--dry-run", dir.path().to_str().unwrap()],
         dir.path(),
     );
@@ -159,7 +159,7 @@ fn check_expands_mounts_with_env_from_the_parent_stage() {
     let dir = context(
         "FROM busybox AS base\nENV T=cache ID=c DIR=/c\nFROM base\nRUN --mount=type=$T,id=$ID,target=$DIR true\n",
     );
-    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, err) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
 }
 
@@ -170,7 +170,7 @@ const NEEDS_CHECKS: &str =
 fn check_prints_build_check_warnings_with_location_snippet_and_explanation() {
     let dir = context(NEEDS_CHECKS);
     std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n").unwrap();
-    let (code, out, err) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, err) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "warnings alone do not fail: {out}\n{err}");
     assert!(
         out.contains("Dockerfile:1:17: StageNameCasing: Stage name 'Build' should be lowercase\n  FROM busybox as Build\n  (Stage names"),
@@ -197,14 +197,14 @@ fn check_honours_the_skip_directive() {
         "# check=skip=StageNameCasing,FromAsCasing,CopyIgnoredFile\n{NEEDS_CHECKS}"
     ));
     std::fs::write(dir.path().join(".dockerignore"), "*.tmp\n").unwrap();
-    let (code, out, _) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, _) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0);
     for skipped in ["StageNameCasing", "FromAsCasing", "CopyIgnoredFile"] {
         assert!(!out.contains(skipped), "{skipped} in {out}");
     }
     assert!(out.contains(": MaintainerDeprecated: "), "{out}");
     let dir = context(&format!("# check=skip=all;error=true\n{NEEDS_CHECKS}"));
-    let (code, out, _) = strata(&["check", dir.path().to_str().unwrap()], dir.path());
+    let (code, out, _) = cli(&["check", dir.path().to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("no problems"), "{out}");
 }
@@ -212,7 +212,7 @@ fn check_honours_the_skip_directive() {
 #[test]
 fn check_format_json_is_an_array_of_warnings() {
     let dir = context(NEEDS_CHECKS);
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &["check", "--format", "json", dir.path().to_str().unwrap()],
         dir.path(),
     );
@@ -235,14 +235,14 @@ fn check_format_json_is_an_array_of_warnings() {
 fn check_and_build_check_fail_with_error_true() {
     let dir = context(&format!("# check=error=true\n{NEEDS_CHECKS}"));
     let ctx = dir.path().to_str().unwrap();
-    let (code, out, _) = strata(&["check", ctx], dir.path());
+    let (code, out, _) = cli(&["check", ctx], dir.path());
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("check=error=true"), "{out}");
-    let (code, out, err) = strata(&["build", "--check", ctx], dir.path());
+    let (code, out, err) = cli(&["build", "--check", ctx], dir.path());
     assert_eq!(code, 1, "{out}\n{err}");
     assert!(out.contains(": MaintainerDeprecated: "), "{out}");
     // The BUILDKIT_DOCKERFILE_CHECK build arg overrides the directive.
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &[
             "build",
             "--check",
@@ -256,7 +256,7 @@ fn check_and_build_check_fail_with_error_true() {
     assert!(!out.contains("MaintainerDeprecated"), "{out}");
     assert!(!err.contains("not consumed"), "{err}");
     // A plain build stops before any step, as BuildKit does.
-    let (code, _, err) = strata(&["build", "-q", "-t", "x", ctx], dir.path());
+    let (code, _, err) = cli(&["build", "-q", "-t", "x", ctx], dir.path());
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("build checks failed"), "{err}");
     assert!(
@@ -269,7 +269,7 @@ fn check_and_build_check_fail_with_error_true() {
 fn build_check_runs_no_build_and_names_unconsumed_build_args() {
     let dir = context(NEEDS_CHECKS);
     let ctx = dir.path().to_str().unwrap();
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &[
             "build",
             "--check",
@@ -291,7 +291,7 @@ fn build_check_runs_no_build_and_names_unconsumed_build_args() {
     // A Dockerfile that does not plan is an error (exit 1), with the checks
     // that still apply.
     let dir = context("FROM busybox:$TAG\n");
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &["build", "--check", dir.path().to_str().unwrap()],
         dir.path(),
     );
@@ -307,7 +307,7 @@ fn build_check_runs_no_build_and_names_unconsumed_build_args() {
 fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_store() {
     let dir = context("FROM scratch\nMAINTAINER me\nENV FROM_IMAGE=1\n");
     let ctx = dir.path().to_str().unwrap();
-    let (code, out, err) = strata(
+    let (code, out, err) = cli(
         &["build", "--progress", "plain", "-t", "lint-base", ctx],
         dir.path(),
     );
@@ -322,7 +322,7 @@ fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_stor
         "FROM lint-base\nWORKDIR /$FROM_IMAGE/$NOPE\n",
     )
     .unwrap();
-    let (code, out, _) = strata(&["check", ctx], dir.path());
+    let (code, out, _) = cli(&["check", ctx], dir.path());
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("UndefinedVar: Usage of undefined variable '$NOPE'"),
@@ -335,7 +335,7 @@ fn build_prints_warnings_before_the_steps_and_check_reads_base_env_from_the_stor
         "FROM --platform=linux/arm64 lint-base AS on-arm64\n",
     )
     .unwrap();
-    let (code, out, _) = strata(&["check", ctx], dir.path());
+    let (code, out, _) = cli(&["check", ctx], dir.path());
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains("Dockerfile:1:29: InvalidBaseImagePlatform: Base image lint-base was pulled with platform \"linux/amd64\", expected \"linux/arm64\""),

@@ -1,9 +1,8 @@
 //! `strata login/logout/pull/push` against a real `docker-registry` on
 //! 127.0.0.1 (started by the test; see strata-registry's test support).
 
-use strata_test_support::{proxy, registry as support};
+use strata_test_support::{proxy, registry as support, Strata};
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -11,35 +10,28 @@ use std::process::{Command, Output, Stdio};
 use strata_store::Store;
 use support::{make_image, make_image_with, Auth, Registry, TokenServer};
 
-fn strata(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    strata_env(root, docker_config, args, stdin, &[])
+/// strata on `root` with `docker_config` as DOCKER_CONFIG (where logins go)
+/// and `stdin` as its input.
+fn cli(root: &Path, docker_config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    cli_env(root, docker_config, args, stdin, &[])
 }
 
-fn strata_env(
+fn cli_env(
     root: &Path,
     docker_config: &Path,
     args: &[&str],
     stdin: Option<&str>,
     env: &[(&str, String)],
 ) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .arg("--root")
-        .arg(root)
+    let mut s = Strata::new(root)
         .args(args)
         .env("DOCKER_CONFIG", docker_config)
-        .env_remove("STRATA_INSECURE_REGISTRIES")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
+        .env_remove("STRATA_INSECURE_REGISTRIES");
+    for (k, v) in env {
+        s = s.env(k, v);
     }
-    drop(input);
-    child.wait_with_output().unwrap()
+    // A closed stdin when there is no input (not a terminal, not empty).
+    s.stdin(stdin.unwrap_or_default().as_bytes()).output()
 }
 
 fn text(o: &Output) -> String {
@@ -74,7 +66,7 @@ fn login_push_pull_logout_with_htpasswd() {
     };
 
     // Pushing before login: unauthorized, naming the registry.
-    let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+    let o = cli(&root_a, &cfg_dir, &["push", &name], None);
     assert!(!o.status.success(), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -84,7 +76,7 @@ fn login_push_pull_logout_with_htpasswd() {
     );
 
     // Wrong password.
-    let o = strata(
+    let o = cli(
         &root_a,
         &cfg_dir,
         &["login", "-u", "alice", "--password-stdin", &host],
@@ -102,7 +94,7 @@ fn login_push_pull_logout_with_htpasswd() {
         .contains(&host));
 
     // Right password: config.json keeps other entries, mode 0600.
-    let o = strata(
+    let o = cli(
         &root_a,
         &cfg_dir,
         &["login", "-u", "alice", "--password-stdin", &host],
@@ -121,13 +113,13 @@ fn login_push_pull_logout_with_htpasswd() {
     assert_eq!(v["auths"]["other.example:5000"]["auth"], "YTpi");
     assert_eq!(v["detachKeys"], "ctrl-x");
 
-    let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+    let o = cli(&root_a, &cfg_dir, &["push", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("1: digest: sha256:"), "{out}");
 
     let root_b = tmp.path().join("b");
-    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["pull", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(out.contains("Digest: sha256:"), "{out}");
@@ -137,10 +129,10 @@ fn login_push_pull_logout_with_htpasswd() {
     );
     let store_b = Store::open(&root_b).unwrap();
     assert_eq!(store_b.meta().resolve_tag(&name).unwrap(), Some(id.clone()));
-    let o = strata(&root_b, &cfg_dir, &["pull", "-q", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["pull", "-q", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), name);
-    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["pull", &name], None);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("Status: Image is up to date"),
         "{}",
@@ -154,7 +146,7 @@ fn login_push_pull_logout_with_htpasswd() {
         .to_string();
     let repo = name.rsplit_once(':').map_or(name.as_str(), |(r, _)| r);
     let by_digest = format!("{repo}@{digest}");
-    let o = strata(&root_b, &cfg_dir, &["pull", &by_digest], None);
+    let o = cli(&root_b, &cfg_dir, &["pull", &by_digest], None);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout)
@@ -163,13 +155,13 @@ fn login_push_pull_logout_with_htpasswd() {
         text(&o)
     );
 
-    let o = strata(&root_a, &cfg_dir, &["logout", &host], None);
+    let o = cli(&root_a, &cfg_dir, &["logout", &host], None);
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value =
         serde_json::from_slice(&std::fs::read(cfg_dir.join("config.json")).unwrap()).unwrap();
     assert!(v["auths"].get(&host).is_none());
     assert_eq!(v["auths"]["other.example:5000"]["auth"], "YTpi");
-    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["pull", &name], None);
     assert!(!o.status.success(), "{}", text(&o));
 }
 
@@ -188,7 +180,7 @@ fn token_auth_through_the_cli() {
         &[vec![("a", b"1")], vec![("b", b"2")]],
         true,
     );
-    let o = strata(
+    let o = cli(
         &root_a,
         &cfg_dir,
         &["login", "-u", "bob", "-p", "nope", &host],
@@ -199,17 +191,17 @@ fn token_auth_through_the_cli() {
         "{}",
         text(&o)
     );
-    let o = strata(
+    let o = cli(
         &root_a,
         &cfg_dir,
         &["login", "-u", "bob", "--password-stdin", &host],
         Some("pw"),
     );
     assert!(o.status.success(), "{}", text(&o));
-    let o = strata(&root_a, &cfg_dir, &["push", "-q", &name], None);
+    let o = cli(&root_a, &cfg_dir, &["push", "-q", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let root_b = tmp.path().join("b");
-    let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["pull", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         Store::open(&root_b)
@@ -227,44 +219,25 @@ fn bad_platform_and_missing_image_are_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg_dir = tmp.path().join("docker");
     let root = tmp.path().join("r");
-    let o = strata(
-        &root,
-        &cfg_dir,
-        &[
-            "pull",
-            "--platform",
-            "linux",
-            &format!("{}/x:1", reg.host()),
-        ],
-        None,
+    let host = reg.host();
+    let (x, nothing, notlocal) = (
+        format!("{host}/x:1"),
+        format!("{host}/nothing/here:1"),
+        format!("{host}/notlocal:1"),
     );
-    assert!(
-        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("os/arch"),
-        "{}",
-        text(&o)
-    );
-    let o = strata(
-        &root,
-        &cfg_dir,
-        &["pull", &format!("{}/nothing/here:1", reg.host())],
-        None,
-    );
-    assert!(
-        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not found"),
-        "{}",
-        text(&o)
-    );
-    let o = strata(
-        &root,
-        &cfg_dir,
-        &["push", &format!("{}/notlocal:1", reg.host())],
-        None,
-    );
-    assert!(
-        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("not in the store"),
-        "{}",
-        text(&o)
-    );
+    let cases: [(&[&str], &str); 3] = [
+        (&["pull", "--platform", "linux", &x], "os/arch"),
+        (&["pull", &nothing], "not found"),
+        (&["push", &notlocal], "not in the store"),
+    ];
+    for (args, says) in cases {
+        let o = cli(&root, &cfg_dir, args, None);
+        assert!(
+            !o.status.success() && String::from_utf8_lossy(&o.stderr).contains(says),
+            "{}",
+            text(&o)
+        );
+    }
 }
 
 /// `docker pull` of what strata pushes (only when a Docker daemon answers).
@@ -291,7 +264,7 @@ fn docker_pulls_what_strata_pushes() {
         &[vec![("etc/marker", b"strata\n")]],
         false,
     );
-    let o = strata(&root, &cfg_dir, &["push", &name], None);
+    let o = cli(&root, &cfg_dir, &["push", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let o = Command::new("docker")
         .args(["pull", &name])
@@ -320,7 +293,7 @@ fn docker_pulls_what_strata_pushes() {
         .output()
         .unwrap();
     let docker_digests: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let o = strata(&root, &cfg_dir, &["inspect", &name], None);
+    let o = cli(&root, &cfg_dir, &["inspect", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let ours: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(ours[0]["RepoDigests"], docker_digests);
@@ -369,7 +342,7 @@ fn credentials_go_through_the_configured_helper() {
         false,
     );
 
-    let o = strata_env(
+    let o = cli_env(
         &root_a,
         &cfg_dir,
         &["login", "-u", "carol", "--password-stdin", &host],
@@ -388,9 +361,9 @@ fn credentials_go_through_the_configured_helper() {
         "{cfg}"
     );
 
-    let o = strata_env(&root_a, &cfg_dir, &["push", &name], None, &env);
+    let o = cli_env(&root_a, &cfg_dir, &["push", &name], None, &env);
     assert!(o.status.success(), "{}", text(&o));
-    let o = strata_env(
+    let o = cli_env(
         &tmp.path().join("b"),
         &cfg_dir,
         &["pull", &name],
@@ -399,7 +372,7 @@ fn credentials_go_through_the_configured_helper() {
     );
     assert!(o.status.success(), "{}", text(&o));
 
-    let o = strata_env(&root_a, &cfg_dir, &["logout", &host], None, &env);
+    let o = cli_env(&root_a, &cfg_dir, &["logout", &host], None, &env);
     assert!(o.status.success(), "{}", text(&o));
     assert!(!stored.exists());
 }
@@ -438,7 +411,7 @@ fn uncompressed_layers_are_gzipped_for_the_registry() {
         "the loaded layers should be stored uncompressed: {stored:?}"
     );
 
-    let o = strata(&root_b, &cfg_dir, &["push", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["push", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let raw = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false"])
@@ -458,7 +431,7 @@ fn uncompressed_layers_are_gzipped_for_the_registry() {
         vec![strata_oci::media_types::DOCKER_LAYER_TAR_GZIP; 2],
         "{manifest}"
     );
-    let o = strata(&root_c, &cfg_dir, &["pull", &name], None);
+    let o = cli(&root_c, &cfg_dir, &["pull", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let pulled = Store::open(&root_c)
         .unwrap()
@@ -473,7 +446,7 @@ fn uncompressed_layers_are_gzipped_for_the_registry() {
             .count()
     };
     let before = blobs(&root_b);
-    let o = strata(&root_b, &cfg_dir, &["push", &name], None);
+    let o = cli(&root_b, &cfg_dir, &["push", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(blobs(&root_b), before, "the second push compressed again");
 }
@@ -504,10 +477,10 @@ fn pull_refuses_a_layer_that_can_never_be_unpacked() {
                 false,
             );
         }
-        let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+        let o = cli(&root_a, &cfg_dir, &["push", &name], None);
         assert!(o.status.success(), "{}", text(&o));
         let root_b = tmp.path().join(format!("b{i}"));
-        let o = strata(&root_b, &cfg_dir, &["pull", &name], None);
+        let o = cli(&root_b, &cfg_dir, &["pull", &name], None);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(
             !o.status.success(),
@@ -518,7 +491,7 @@ fn pull_refuses_a_layer_that_can_never_be_unpacked() {
             "{}",
             text(&o)
         );
-        let o = strata(&root_b, &cfg_dir, &["images", "-q"], None);
+        let o = cli(&root_b, &cfg_dir, &["images", "-q"], None);
         assert_eq!(
             String::from_utf8_lossy(&o.stdout),
             "",
@@ -551,7 +524,7 @@ fn a_pull_stopped_by_a_signal_leaves_no_temp_blobs() {
         let store = Store::open(&root_a).unwrap();
         make_image(&store, &name, &[vec![("big", &big)]], false);
     }
-    let o = strata(&root_a, &cfg_dir, &["push", &name], None);
+    let o = cli(&root_a, &cfg_dir, &["push", &name], None);
     assert!(o.status.success(), "{}", text(&o));
     let px = proxy::start(reg.port, 1 << 20, proxy::Mode::Stall);
     let via_proxy = format!("127.0.0.1:{}/big/img:1", px.port);
