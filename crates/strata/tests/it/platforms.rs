@@ -291,22 +291,12 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
 
     // save --format oci keeps the index; a load into an empty store gets
     // the same two-platform tag back.
-    let archive = tmp.path().join("multi.tar");
-    let o = strata(
+    let root2 = save_and_load(
         &root,
-        &[
-            "save",
-            "--format",
-            "oci",
-            "-o",
-            &path_str(&archive),
-            "multi:1",
-        ],
+        &["--format", "oci"],
+        "multi:1",
+        &tmp.path().join("loaded"),
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let root2 = tmp.path().join("loaded");
-    let o = strata(&root2, &["load", "-i", &path_str(&archive)]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let o = strata(
         &root2,
         &[
@@ -321,25 +311,30 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     );
     assert_eq!(stdout(&o), "aarch64\n", "{}", stderr(&o));
     // save --platform: that platform's image only (docker format).
-    let one = tmp.path().join("arm.tar");
-    let o = strata(
+    let root3 = save_and_load(
         &root,
-        &[
-            "save",
-            "--platform",
-            "linux/arm64",
-            "-o",
-            &path_str(&one),
-            "multi:1",
-        ],
+        &["--platform", "linux/arm64"],
+        "multi:1",
+        &tmp.path().join("one"),
     );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let root3 = tmp.path().join("one");
-    let o = strata(&root3, &["load", "-i", &path_str(&one)]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let o = strata(&root3, &["inspect", "multi:1"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v[0]["Architecture"], "arm64", "{v}");
+}
+
+/// `strata save FLAGS IMAGE` from `root` into a file beside `into`, then
+/// `strata load` of it into the new store `into`; returns `into`.
+fn save_and_load(root: &Path, flags: &[&str], image: &str, into: &Path) -> PathBuf {
+    let archive = into.with_extension("tar");
+    let archive = path_str(&archive);
+    let mut args = vec!["save"];
+    args.extend_from_slice(flags);
+    args.extend(["-o", &archive, image]);
+    let o = strata(root, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = strata(into, &["load", "-i", &archive]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    into.to_path_buf()
 }
 
 #[test]
