@@ -37,6 +37,24 @@ fn anon() -> ClientOptions {
     }
 }
 
+/// Pushes the image `name` from `store` without credentials.
+fn push_anon(store: &Store, name: &str) -> strata_registry::PushedImage {
+    let opts = PushOptions {
+        client: anon(),
+        ..Default::default()
+    };
+    push(store, &r(name), &opts).unwrap()
+}
+
+/// Pulls `name` into `store` without credentials.
+fn pull_anon(store: &Store, name: &str) -> Result<strata_registry::PulledImage, Error> {
+    let opts = PullOptions {
+        client: anon(),
+        ..Default::default()
+    };
+    pull(store, &r(name), &opts)
+}
+
 #[test]
 fn anonymous_push_pull_round_trip_and_mount() {
     let reg = Registry::start(Auth::None);
@@ -64,15 +82,7 @@ fn anonymous_push_pull_round_trip_and_mount() {
     assert_eq!(again.digest, pushed.digest);
 
     let (_b, b) = store();
-    let pulled = pull(
-        &b,
-        &r(&name),
-        &PullOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let pulled = pull_anon(&b, &name).unwrap();
     assert_eq!(pulled.id, id);
     assert_eq!(pulled.repo_digest, pushed.digest);
     assert_eq!(pulled.downloaded, 2);
@@ -85,15 +95,7 @@ fn anonymous_push_pull_round_trip_and_mount() {
     );
     assert!(b.check(false).unwrap().is_clean());
     // Pulling again is a no-op.
-    let again = pull(
-        &b,
-        &r(&name),
-        &PullOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let again = pull_anon(&b, &name).unwrap();
     assert!(again.up_to_date());
     // By digest: no tag.
     let (_c, c) = store();
@@ -138,15 +140,7 @@ fn oci_media_types_are_kept() {
     let (_a, a) = store();
     let name = format!("{}/oci/img:latest", reg.host());
     let id = make_image(&a, &name, &[vec![("a", b"a")]], true);
-    let pushed = push(
-        &a,
-        &r(&name),
-        &PushOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let pushed = push_anon(&a, &name);
     let client = strata_registry::Client::new(&reg.host(), &anon()).unwrap();
     let (_, mt, d) = client.get_manifest("oci/img", "latest").unwrap();
     assert_eq!(mt, strata_oci::media_types::OCI_MANIFEST);
@@ -354,15 +348,7 @@ fn pulls_what_skopeo_pushes_with_a_manifest_list() {
     );
 
     let (_b, b) = store();
-    let p = pull(
-        &b,
-        &r(&dest),
-        &PullOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let p = pull_anon(&b, &dest).unwrap();
     assert_eq!(p.repo_digest, id_, "Digest: is the index digest");
     let info = b.meta().image(&p.id).unwrap().unwrap();
     let cfg: serde_json::Value =
@@ -398,15 +384,7 @@ fn tampered_blob_is_rejected_and_nothing_is_stored() {
     let (_a, a) = store();
     let name = format!("{}/bad/img:1", reg.host());
     let id = make_image(&a, &name, &[vec![("good", b"good content here")]], false);
-    push(
-        &a,
-        &r(&name),
-        &PushOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    push_anon(&a, &name);
     let layer = a.meta().image(&id).unwrap().unwrap().layers[0]
         .digest
         .clone();
@@ -418,15 +396,7 @@ fn tampered_blob_is_rejected_and_nothing_is_stored() {
 
     let (_b, b) = store();
     let before = b.blobs().list().unwrap().len();
-    let err = pull(
-        &b,
-        &r(&name),
-        &PullOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap_err();
+    let err = pull_anon(&b, &name).unwrap_err();
     assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
     assert!(err.to_string().contains(&layer.to_string()), "{err}");
     assert!(!b.blobs().exists(&layer));
@@ -459,27 +429,11 @@ fn broken_connection_is_resumed_with_range() {
     let big = noise(3 << 20, 7);
     let name = format!("{}/big/img:1", reg.host());
     let id = make_image(&a, &name, &[vec![("big.bin", &big)]], false);
-    push(
-        &a,
-        &r(&name),
-        &PushOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    push_anon(&a, &name);
     let px = proxy::start(reg.port, 1 << 20, proxy::Mode::CutOnce);
     let via = format!("127.0.0.1:{}/big/img:1", px.port);
     let (_b, b) = store();
-    let p = pull(
-        &b,
-        &r(&via),
-        &PullOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let p = pull_anon(&b, &via).unwrap();
     assert_eq!(p.id, id);
     assert_eq!(px.cuts.load(std::sync::atomic::Ordering::SeqCst), 1);
     let reqs = px.requests.lock().unwrap().clone();
@@ -522,15 +476,7 @@ fn refused_chunked_upload_falls_back_to_one_put() {
     // What landed in the registry is whole: pull it straight from it.
     let (_b, b) = store();
     let direct = format!("{}/mono/img:1", reg.host());
-    let p = pull(
-        &b,
-        &r(&direct),
-        &PullOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let p = pull_anon(&b, &direct).unwrap();
     assert_eq!(p.id, id);
 }
 
@@ -546,15 +492,7 @@ fn registry_dying_mid_pull_is_a_clear_error_and_the_store_stays_consistent() {
         &[vec![("small", b"s")], vec![("big.bin", &big)]],
         false,
     );
-    push(
-        &a,
-        &r(&name),
-        &PushOptions {
-            client: anon(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    push_anon(&a, &name);
     let px = proxy::start(reg.port, 1 << 20, proxy::Mode::CutThenDie);
     let via = format!("127.0.0.1:{}/dies/img:1", px.port);
     let (_b, b) = store();
