@@ -13,6 +13,7 @@
 //! - [`archive`]: layer tars and `docker save` archives made in memory.
 //! - [`hostile_tar`]: tar streams with hand-made headers (`..`, absolute
 //!   paths, links out, lying sizes, devices, long names).
+//! - [`oci`]: a blob sink that only hashes (feature `oci`).
 //! - [`registry`] and [`proxy`]: a real local registry (htpasswd or token
 //!   auth), images made in a store (feature `registry`), and a TCP proxy
 //!   that cuts or stalls connections.
@@ -30,6 +31,8 @@ pub mod conformance;
 pub mod files;
 pub mod hostile_tar;
 pub mod net;
+#[cfg(feature = "oci")]
+pub mod oci;
 pub mod proxy;
 #[cfg(feature = "registry")]
 pub mod registry;

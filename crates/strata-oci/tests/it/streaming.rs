@@ -6,9 +6,10 @@ use std::io::{self, Read, Seek, SeekFrom};
 
 use strata_oci::media_types;
 use strata_oci::{
-    read_archive, write_docker_archive, write_oci_archive, BlobSink, BlobSource, Descriptor,
-    Digest, DigestWriter, Error, ImageConfig, ImageManifest, ImageToSave, Raw, Reference,
+    read_archive, write_docker_archive, write_oci_archive, BlobSource, Descriptor, Digest,
+    DigestWriter, Error, ImageConfig, ImageManifest, ImageToSave, Raw, Reference,
 };
+use strata_test_support::oci::DropSink;
 
 const LAYER_SIZE: u64 = 300 << 20;
 
@@ -65,27 +66,6 @@ impl BlobSource for Source {
             .find(|(d, _)| d == digest)
             .ok_or_else(|| Error::external("source", "no such blob"))?;
         Ok((Box::new(&b[..]), b.len() as u64))
-    }
-}
-
-/// Hashes and drops what it is given.
-#[derive(Default)]
-struct DropSink {
-    seen: Vec<(Digest, u64)>,
-}
-
-impl BlobSink for DropSink {
-    fn put_blob(
-        &mut self,
-        _expected: Option<&Digest>,
-        _size: Option<u64>,
-        data: &mut dyn Read,
-    ) -> Result<Digest, Error> {
-        let mut w = DigestWriter::new(io::sink());
-        io::copy(data, &mut w).map_err(|e| Error::external("sink", e))?;
-        let (_, d, n) = w.finish();
-        self.seen.push((d.clone(), n));
-        Ok(d)
     }
 }
 
