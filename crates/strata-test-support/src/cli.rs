@@ -169,6 +169,27 @@ pub fn can_run() -> bool {
     ok
 }
 
+/// True when pasta (the private network's user-mode stack) is installed;
+/// otherwise says so on stderr.
+pub fn have_pasta() -> bool {
+    let ok = ["/usr/bin/pasta", "/usr/sbin/pasta", "/usr/local/bin/pasta"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if !ok {
+        eprintln!("SKIPPED: needs pasta (apt-get install passt)");
+    }
+    ok
+}
+
+/// [`setup_busybox`] where pasta is installed too ([`have_pasta`]).
+#[cfg(feature = "image")]
+pub fn setup_with_pasta() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !can_run() || !have_pasta() {
+        return None;
+    }
+    setup_busybox()
+}
+
 /// Creates `busybox:1.35` (one layer: busybox, its applets, passwd with
 /// root, nobody and app(1000), /tmp 1777) in the store at `root`.
 #[cfg(feature = "image")]

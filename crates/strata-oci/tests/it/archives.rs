@@ -275,15 +275,9 @@ fn skopeo_reads_what_we_write() {
 
     // skopeo copies our archive into a layout directory; we read that.
     let layout = dir.path().join("layout");
-    let o = Command::new("skopeo")
-        .args(["copy", "--quiet", &format!("oci-archive:{}", oci.display())])
-        .arg(format!("oci:{}:busybox:1.35", layout.display()))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&o.stderr)
+    skopeo_copy(
+        &format!("oci-archive:{}", oci.display()),
+        &format!("oci:{}:busybox:1.35", layout.display()),
     );
     let mut dst = MemStore::default();
     let got = read_oci_layout_dir(&layout, &mut dst).unwrap();
@@ -294,19 +288,9 @@ fn skopeo_reads_what_we_write() {
 
     // And a docker-archive skopeo writes reads back too.
     let theirs = dir.path().join("theirs.tar");
-    let o = Command::new("skopeo")
-        .args([
-            "copy",
-            "--quiet",
-            &format!("oci:{}:busybox:1.35", layout.display()),
-        ])
-        .arg(format!("docker-archive:{}:busybox:1.35", theirs.display()))
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&o.stderr)
+    skopeo_copy(
+        &format!("oci:{}:busybox:1.35", layout.display()),
+        &format!("docker-archive:{}:busybox:1.35", theirs.display()),
     );
     let mut dst = MemStore::default();
     let got = read_archive(std::fs::File::open(&theirs).unwrap(), &mut dst).unwrap();
@@ -315,4 +299,17 @@ fn skopeo_reads_what_we_write() {
     assert_eq!(got.images[0].config.diff_ids(), ours.diff_ids());
     assert_eq!(got.images[0].layers.len(), 2);
     assert_eq!(got.images[0].names, ["docker.io/library/busybox:1.35"]);
+}
+
+/// `skopeo copy --quiet FROM TO`, asserting success.
+fn skopeo_copy(from: &str, to: &str) {
+    let o = Command::new("skopeo")
+        .args(["copy", "--quiet", from, to])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "skopeo copy {from} {to}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -50,16 +50,6 @@ fn words_after_the_image_belong_to_the_container() {
     assert!(stdout(&o).contains("Run a command in a new container"));
 }
 
-fn have_pasta() -> bool {
-    let ok = ["/usr/bin/pasta", "/usr/sbin/pasta", "/usr/local/bin/pasta"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
-    if !ok {
-        eprintln!("SKIPPED: needs pasta (apt-get install passt)");
-    }
-    ok
-}
-
 /// `strata run -d --name NAME --network none FLAGS busybox:1.35 CMD...`,
 /// asserting success; returns its stdout (the container ID).
 fn detach_offline(root: &std::path::Path, name: &str, flags: &[&str], cmd: &[&str]) -> String {
@@ -434,11 +424,9 @@ fn pids_limit_read_only_tmpfs_caps_and_init() {
 
 #[test]
 fn private_network_reaches_the_host_loopback_and_hides_host_interfaces() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -520,11 +508,9 @@ fn private_network_reaches_the_host_loopback_and_hides_host_interfaces() {
 
 #[test]
 fn create_start_attach_follow_and_failed_starts() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let id = ok(
         &root,
         &[
@@ -575,11 +561,9 @@ fn create_start_attach_follow_and_failed_starts() {
 
 #[test]
 fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let id = ok(
         &root,
         &[

@@ -13,17 +13,7 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// True when pasta is installed (scripts/setup-host.sh installs passt).
-fn have_pasta() -> bool {
-    let ok = ["/usr/bin/pasta", "/usr/sbin/pasta", "/usr/local/bin/pasta"]
-        .iter()
-        .any(|p| Path::new(p).exists());
-    if !ok {
-        eprintln!("SKIPPED: pasta missing (apt-get install passt)");
-    }
-    ok
-}
-
+/// The JSON events on stdout and stderr (lines that do not parse are skipped).
 fn events(o: &std::process::Output) -> Vec<serde_json::Value> {
     stdout(o)
         .lines()
@@ -96,11 +86,9 @@ fn host_netns() -> String {
 
 #[test]
 fn run_steps_get_a_private_network_without_the_hosts_interfaces_or_sockets() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let (_listener, name) = abstract_listener();
     let ctx = context(&[(
         "Dockerfile",
@@ -134,11 +122,9 @@ fn run_steps_get_a_private_network_without_the_hosts_interfaces_or_sockets() {
 
 #[test]
 fn private_network_has_outbound_access_to_the_hosts_loopback_through_the_gateway() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let port = loopback_server("hello-from-the-host\n");
     let ctx = context(&[(
         "Dockerfile",
@@ -178,11 +164,9 @@ fn names_resolve_inside_the_private_network_when_they_do_on_the_host() {
 
 #[test]
 fn host_network_needs_allow_network_host_and_never_gets_net_raw() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let port = loopback_server("hello-over-host-loopback\n");
     let (_listener, name) = abstract_listener();
     let df = format!(
@@ -292,11 +276,9 @@ fn build_child_env(
 
 #[test]
 fn a_fully_cached_rebuild_creates_no_namespace_and_nothing_is_left() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let ctx = context(&[(
         "Dockerfile",
         "FROM busybox:1.35\nRUN echo one > /one\nRUN echo two > /two\n",
@@ -417,11 +399,9 @@ fn assert_container_gone(secs: &str, pid: u32, bundle: &Path, within: Duration) 
 
 #[test]
 fn a_build_killed_with_sigkill_has_its_run_killed_by_the_reaper() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     let (secs, pid, bundle) = kill_a_build_mid_run(&root, &[]);
     // No strata command runs: the reaper alone cleans up.
     assert_container_gone(&secs, pid, &bundle, Duration::from_secs(10));
@@ -429,11 +409,9 @@ fn a_build_killed_with_sigkill_has_its_run_killed_by_the_reaper() {
 
 #[test]
 fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
-    if !can_run() || !have_pasta() {
+    let Some((_t, root)) = setup_with_pasta() else {
         return;
-    }
-    let (_t, root) = root_dir();
-    make_busybox(&root);
+    };
     // Without the reaper, so that the repair is what cleans up.
     let (secs, pid, bundle) = kill_a_build_mid_run(&root, &[("STRATA_REAPER", "0")]);
     let id = bundle.file_name().unwrap().to_string_lossy().into_owned();
