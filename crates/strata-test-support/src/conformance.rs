@@ -47,7 +47,10 @@ pub fn corpus_available(test: &str, dir: &std::path::Path, required: bool) -> bo
     use std::io::Write;
     let _ = writeln!(
         std::io::stderr(),
-        "\n*** SKIPPED {test}: conformance data missing at {} (set STRATA_CONFORMANCE_DIR) ***\n",
+        "\n*** SKIPPED {test}: the conformance corpus is not at {} (it is kept outside \
+         the repository, in ../shared/conformance). To run this test, set \
+         STRATA_CONFORMANCE_DIR to the corpus folder; STRATA_REQUIRE_CONFORMANCE=1 (set by \
+         .ci/run) turns this skip into a failure. ***\n",
         dir.display()
     );
     false
