@@ -270,19 +270,10 @@ fn names_and_context_are_checked_before_any_step() {
     );
 }
 
+/// A tar of text files (path, contents): [`layer_tar`] of their bytes.
 fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (p, c) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(c.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_cksum();
-        b.append_data(&mut h, p, c.as_bytes()).unwrap();
-    }
-    b.into_inner().unwrap()
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, c.as_bytes())).collect();
+    layer_tar(&files)
 }
 
 #[test]

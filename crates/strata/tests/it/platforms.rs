@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use support::{build_with, context, path_str, root_dir, stderr, stdout, strata};
+use support::{build_ok, build_with, context, path_str, root_dir, stderr, stdout, strata};
 
 const ARM64_BUSYBOX: &str = "/var/cache/strata-ci/busybox-arm64/bin/busybox";
 
@@ -227,18 +227,14 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
 
     // --output type=local with two platforms: one directory each.
     let out = tmp.path().join("out");
-    let o = build_with(
-        &root,
-        ctx.path(),
-        "multi:1",
-        &[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            &format!("type=local,dest={}", out.display()),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let both = |outputs: &[&str]| {
+        let mut args = vec!["--platform", "linux/amd64,linux/arm64"];
+        for o in outputs {
+            args.extend(["-o", o]);
+        }
+        build_ok(&root, ctx.path(), "multi:1", &args);
+    };
+    both(&[&format!("type=local,dest={}", out.display())]);
     assert_eq!(
         std::fs::read_to_string(out.join("linux_arm64/arch.txt")).unwrap(),
         "aarch64\n"
@@ -251,20 +247,10 @@ fn a_two_platform_build_runs_each_platform_natively_or_emulated_and_caches_apart
     // type=oci: the index with both images; type=tar: a directory each.
     let oci = tmp.path().join("out.oci.tar");
     let tar = tmp.path().join("out.tar");
-    let o = build_with(
-        &root,
-        ctx.path(),
-        "multi:1",
-        &[
-            "--platform",
-            "linux/amd64,linux/arm64",
-            "-o",
-            &format!("type=oci,dest={}", oci.display()),
-            "-o",
-            &format!("type=tar,dest={}", tar.display()),
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    both(&[
+        &format!("type=oci,dest={}", oci.display()),
+        &format!("type=tar,dest={}", tar.display()),
+    ]);
     let o = Command::new("skopeo")
         .arg("inspect")
         .arg("--raw")
