@@ -1,151 +1,27 @@
-//! Running the `strata` binary against a temp store root, and the busybox
-//! base image (`busybox:1.35`) those runs build on, created directly through
-//! the store API (no registry or import needed).
+//! Helpers for the CLI tests: a temp store root, a busybox base image
+//! created directly through the store API (no registry or import needed,
+//! feature `image`), runs of the `strata` binary (built on
+//! [`crate::runner::Strata`]), build contexts, and the local HTTP and git
+//! servers some builds read from.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-use crate::files::path_str;
-#[cfg(feature = "image")]
-use crate::files::root_dir;
+use std::process::{Command, Output};
 
 #[cfg(feature = "image")]
 use strata_engine::config::ImageConfigDoc;
 #[cfg(feature = "image")]
 use strata_store::{LayerOptions, LayerWriter, Store};
 
-/// The `strata` binary cargo built for this test run. An integration test
-/// runs from `target/<profile>/deps/`, and cargo puts the package's
-/// binaries one level up (the path `CARGO_BIN_EXE_strata` names; that
-/// variable is only set when compiling the package's own tests).
-pub fn strata_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join("strata");
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo builds it only for the strata package's tests",
-        bin.display()
-    );
-    bin
-}
-
-/// One run of `strata`: the binary, its arguments, environment and stdin.
-/// Every helper below is one of these; a test that needs something more
-/// (a wrapper command, an environment) builds its own.
-pub struct Strata {
-    cmd: Command,
-    stdin: Option<Vec<u8>>,
-}
-
-impl Strata {
-    /// `strata --root ROOT`.
-    pub fn new(root: &Path) -> Self {
-        let mut s = Self::bare();
-        s.cmd.arg("--root").arg(root);
-        s
-    }
-
-    /// `strata` with no `--root` (the default store, or one the arguments
-    /// name).
-    pub fn bare() -> Self {
-        Self::wrapped(&[])
-    }
-
-    /// `WRAPPER... strata`, e.g. `timeout 60` or `prlimit --as=N --`.
-    pub fn wrapped(wrapper: &[&str]) -> Self {
-        let mut cmd = match wrapper.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(strata_bin());
-                c
-            }
-            None => Command::new(strata_bin()),
-        };
-        cmd.stdin(Stdio::null());
-        Self { cmd, stdin: None }
-    }
-
-    /// `--root ROOT` (after [`Strata::wrapped`]).
-    pub fn root(mut self, root: &Path) -> Self {
-        self.cmd.arg("--root").arg(root);
-        self
-    }
-
-    /// More arguments.
-    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.cmd.args(args);
-        self
-    }
-
-    /// One environment variable.
-    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.cmd.env(key, value);
-        self
-    }
-
-    /// Without this environment variable.
-    pub fn env_remove(mut self, key: &str) -> Self {
-        self.cmd.env_remove(key);
-        self
-    }
-
-    /// `input` on stdin (closed after it); by default stdin is closed.
-    pub fn stdin(mut self, input: &[u8]) -> Self {
-        self.stdin = Some(input.to_vec());
-        self
-    }
-
-    /// The command, to spawn and watch (stdin closed unless set with
-    /// [`Strata::stdin`], which this cannot carry).
-    pub fn command(self) -> Command {
-        self.cmd
-    }
-
-    /// Runs to the end; stdout and stderr captured.
-    pub fn output(mut self) -> Output {
-        let Some(input) = self.stdin else {
-            return self.cmd.output().expect("run strata");
-        };
-        let mut c = self
-            .cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run strata");
-        let mut stdin = c.stdin.take().expect("a piped stdin");
-        // Written from a thread: a large input must not block while the
-        // child fills its output pipes.
-        let w = std::thread::spawn(move || {
-            use std::io::Write;
-            let _ = stdin.write_all(&input);
-        });
-        let o = c.wait_with_output().expect("wait for strata");
-        w.join().expect("the stdin writer");
-        o
-    }
-
-    /// Runs to the end and insists on success; returns stdout.
-    pub fn ok(self) -> String {
-        let shown = format!("{:?}", self.cmd);
-        let o = self.output();
-        assert!(
-            o.status.success(),
-            "{shown} failed: {}\n{}",
-            stderr(&o),
-            stdout(&o)
-        );
-        stdout(&o)
-    }
-}
+use crate::runner::strata_bin;
 
 /// `strata --root ROOT ARGS`, stdin closed.
 pub fn strata(root: &Path, args: &[&str]) -> Output {
-    Strata::new(root).args(args).output()
+    Command::new(strata_bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run strata")
 }
 
 /// Stdout, lossily decoded.
@@ -179,15 +55,6 @@ pub fn have_pasta() -> bool {
         eprintln!("SKIPPED: needs pasta (apt-get install passt)");
     }
     ok
-}
-
-/// [`setup_busybox`] where pasta is installed too ([`have_pasta`]).
-#[cfg(feature = "image")]
-pub fn setup_with_pasta() -> Option<(tempfile::TempDir, PathBuf)> {
-    if !can_run() || !have_pasta() {
-        return None;
-    }
-    setup_busybox()
 }
 
 /// Creates `busybox:1.35` (one layer: busybox, its applets, passwd with
@@ -256,6 +123,30 @@ pub fn busybox_applets() -> Vec<String> {
         .collect()
 }
 
+/// A temp dir with the given files (path, contents).
+pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let path = d.path().join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, c).unwrap();
+    }
+    d
+}
+
+/// The path as a string (lossily), for argument lists.
+pub fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A temp dir and the store root `store` inside it (not created: strata
+/// creates it on first use).
+pub fn root_dir() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("store");
+    (d, p)
+}
+
 /// Runs `cmd` in `image` (`strata run --rm`) and returns its stdout,
 /// asserting success.
 pub fn run_in(root: &Path, image: &str, cmd: &[&str]) -> String {
@@ -296,24 +187,83 @@ pub fn build_ok(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
     o
 }
 
+/// A directory for this test process's shared fixtures (those kept in a
+/// `static`), under `base`, cargo's temp dir for integration tests (pass
+/// `env!("CARGO_TARGET_TMPDIR")`). A `TempDir` in a static is never
+/// dropped, so it leaked at every run (hundreds of MB each); instead, dirs
+/// that earlier, finished runs left are deleted here.
+pub fn process_scratch_dir(base: &Path, name: &str) -> PathBuf {
+    let prefix = format!("{name}-");
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let file_name = e.file_name().to_string_lossy().into_owned();
+            let pid = file_name
+                .strip_prefix(&prefix)
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the fixture dir");
+    dir
+}
+
 /// strata under `timeout` (a hang fails the test instead of blocking it),
 /// stdin closed.
 pub fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
-    let secs = secs.to_string();
-    Strata::wrapped(&["timeout", &secs])
-        .root(root)
+    Command::new("timeout")
+        .arg(secs.to_string())
+        .arg(strata_bin())
+        .arg("--root")
+        .arg(root)
         .args(args)
+        .stdin(std::process::Stdio::null())
         .output()
+        .expect("run timeout strata")
+}
+
+/// `mkfifo path`.
+pub fn mkfifo(path: &Path) {
+    let st = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(st.success(), "mkfifo {}", path.display());
 }
 
 /// Runs strata and insists on success; returns stdout.
 pub fn ok(root: &Path, args: &[&str]) -> String {
-    Strata::new(root).args(args).ok()
+    let o = strata(root, args);
+    assert!(
+        o.status.success(),
+        "strata {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stdout).unwrap()
 }
 
 /// `strata --root ROOT ARGS` with `input` on stdin.
 pub fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
-    Strata::new(root).args(args).stdin(input).output()
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = Command::new(strata_bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    let input = input.to_vec();
+    let w = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = c.wait_with_output().unwrap();
+    w.join().unwrap();
+    o
 }
 
 /// A temp store root holding `busybox:1.35`, or None (skipped) when the
@@ -328,6 +278,15 @@ pub fn setup_busybox() -> Option<(tempfile::TempDir, PathBuf)> {
     Some((t, root))
 }
 
+/// [`setup_busybox`] where pasta is installed too ([`have_pasta`]).
+#[cfg(feature = "image")]
+pub fn setup_with_pasta() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !can_run() || !have_pasta() {
+        return None;
+    }
+    setup_busybox()
+}
+
 /// The JSON lines (`--progress rawjson` events) of `out`; every line that
 /// starts with `{` must parse.
 pub fn events(out: &str) -> Vec<serde_json::Value> {
@@ -335,4 +294,83 @@ pub fn events(out: &str) -> Vec<serde_json::Value> {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// An HTTP server on 127.0.0.1 answering `requests` requests (one at a
+/// time, any path) with 200 and `body`; `headers` (each ending `\r\n`) go
+/// after Content-Length. Returns the port.
+pub fn serve_http(body: Vec<u8>, requests: usize, headers: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(requests) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let mut req = Vec::new();
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{headers}Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        }
+    });
+    port
+}
+
+/// `git -C DIR ARGS` (author and committer `t <t@t>`), asserting success;
+/// returns stdout, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("git");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A git daemon serving the repositories under `base` (export-all) on a
+/// free loopback port, up (or given five seconds) when this returns. It
+/// is git-daemon itself (not the `git daemon` wrapper), so that kill()
+/// stops the server. Returns it and the port.
+pub fn git_daemon(base: &Path) -> (std::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let exec_path = git(base, &["--exec-path"]);
+    let daemon = Command::new(Path::new(&exec_path).join("git-daemon"))
+        .arg("--export-all")
+        .arg("--reuseaddr")
+        .arg(format!("--base-path={}", base.display()))
+        .arg(format!("--port={port}"))
+        .arg("--listen=127.0.0.1")
+        .arg(base)
+        .spawn()
+        .expect("git daemon (Debian package git-daemon-run or git)");
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    (daemon, port)
 }
