@@ -62,6 +62,12 @@ pub enum Userns {
         /// The error.
         why: String,
     },
+    /// Joined the user and mount namespaces of an existing strata process
+    /// (a detached container's monitor, see [`join_namespaces_of`]).
+    Joined {
+        /// The process whose namespaces were joined.
+        pid: u32,
+    },
 }
 
 impl Userns {
@@ -348,6 +354,72 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         }
     }
     Ok(outcome)
+}
+
+/// Joins the user and mount namespaces of process `pid` (started at
+/// `start`, `/proc/PID/stat` field 22, when known) instead of making new
+/// ones, and becomes root there, as `nsenter --preserve-credentials -U -m`
+/// would. For commands that act on a running rootless container (`exec`):
+/// its processes live in the user namespace of the strata process that
+/// started it, and runc can join the container's namespaces only from
+/// that user namespace. Another strata process, in a user namespace of its
+/// own, is a stranger there (its root has no capability over them), so
+/// `runc exec` failed with "failed to open /proc/PID/ns/ipc: Permission
+/// denied". The unprivileged user may join: it owns that namespace.
+///
+/// Must be called before any thread is started, from outside any user
+/// namespace. The working directory is kept (setns of a mount namespace
+/// moves it to the namespace's root).
+pub fn join_namespaces_of(pid: u32, start: Option<u64>) -> Result<Userns, crate::Error> {
+    use std::os::fd::AsRawFd;
+    let fail = |what: &str, e: std::io::Error| {
+        crate::Error::io(format!("{what} of strata process {pid}"), e)
+    };
+    if threads() > 1 {
+        return Err(fail(
+            "joining the namespaces",
+            std::io::Error::other("strata already runs threads"),
+        ));
+    }
+    let open = |ns: &str| {
+        std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+            .map_err(|e| fail(&format!("opening the {ns} namespace"), e))
+    };
+    let (user, mnt) = (open("user")?, open("mnt")?);
+    // Opened first, checked after: a pid reused in between is caught.
+    if start.is_some() && crate::netns::process_start_time(pid) != start {
+        return Err(fail(
+            "joining the namespaces",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the process has exited"),
+        ));
+    }
+    let cwd = std::env::current_dir().ok();
+    // SAFETY: plain syscalls on descriptors we own; single-threaded.
+    unsafe {
+        if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
+            return Err(fail(
+                "joining the user namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
+            return Err(fail(
+                "joining the mount namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+            return Err(fail(
+                "becoming root in the user namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    if let Some(cwd) = cwd {
+        // Best effort: the directory may not exist in that namespace.
+        let _ = std::env::set_current_dir(cwd);
+    }
+    Ok(Userns::Joined { pid })
 }
 
 /// True when overlay can be expected to mount in a user namespace: Linux

@@ -796,10 +796,18 @@ pub(crate) fn run_dir() -> Result<PathBuf, Error> {
     let dir = if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         PathBuf::from(d).join("strata")
     } else {
-        let outer = std::fs::read_to_string("/proc/self/uid_map")
-            .ok()
-            .and_then(|m| m.split_whitespace().nth(1).map(String::from))
-            .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        // Outside a user namespace (euid not 0) our uid is the outer one;
+        // inside, root's line of uid_map names it.
+        let outer = if euid != 0 {
+            euid.to_string()
+        } else {
+            std::fs::read_to_string("/proc/self/uid_map")
+                .ok()
+                .and_then(|m| m.split_whitespace().nth(1).map(String::from))
+                .unwrap_or_else(|| euid.to_string())
+        };
         std::env::temp_dir().join(format!("strata-run-{outer}"))
     };
     {

@@ -25,7 +25,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let userns = match strata_runtime::enter_user_namespace() {
+    // `exec`, `cp`, `top` of a running rootless container: into the
+    // namespaces of its monitor, not new ones (cli::ctr_userns).
+    let join = (uid != 0).then(cli::ctr_userns::monitor_to_join).flatten();
+    let userns = match join {
+        Some((pid, start)) => {
+            strata_runtime::rootless::join_namespaces_of(pid, start).map_err(|e| e.to_string())
+        }
+        None => strata_runtime::enter_user_namespace(),
+    };
+    let userns = match userns {
         Ok(u) => u,
         Err(e) => {
             eprintln!("strata: error: {e}");

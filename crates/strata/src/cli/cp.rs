@@ -32,7 +32,7 @@ pub struct CpArgs {
 }
 
 /// `CONTAINER:PATH` (a path starting with `/` or `.` is the host's).
-fn split(arg: &str) -> Option<(&str, &str)> {
+pub(crate) fn split(arg: &str) -> Option<(&str, &str)> {
     if arg.starts_with('/') || arg.starts_with('.') {
         return None;
     }

@@ -147,6 +147,15 @@ pub struct State {
     pub finished_at: Option<String>,
     pub error: String,
     pub config: CtrConfig,
+    /// The monitor's pid while it runs (0 otherwise): rootless, commands
+    /// that act on the running container join its namespaces
+    /// ([`super::ctr_userns`]).
+    #[serde(default)]
+    pub monitor_pid: u32,
+    /// The monitor's start time (`/proc/PID/stat` field 22), so a reused
+    /// pid is not taken for it.
+    #[serde(default)]
+    pub monitor_start: Option<u64>,
 }
 
 fn now() -> String {
@@ -239,12 +248,19 @@ fn monitor_alive(root: &Path, id: &str) -> bool {
 
 /// All containers, oldest first.
 fn all(root: &Path) -> Vec<State> {
+    all_as_saved(root)
+        .into_iter()
+        .map(|s| s.refreshed(root))
+        .collect()
+}
+
+/// All containers as their `state.json` says, oldest first.
+fn all_as_saved(root: &Path) -> Vec<State> {
     let mut out: Vec<State> = std::fs::read_dir(ctrs_dir(root))
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| State::load(root, e.file_name().to_str()?).ok())
-        .map(|s| s.refreshed(root))
         .collect();
     out.sort_by(|a, b| a.created.cmp(&b.created));
     out
@@ -252,8 +268,17 @@ fn all(root: &Path) -> Vec<State> {
 
 /// Finds a container by name, full id or unique id prefix.
 fn find(root: &Path, key: &str) -> anyhow::Result<State> {
+    pick(all(root), key)
+}
+
+/// [`find`] without correcting the state of containers whose monitor
+/// died (which may run runc): for a look before strata has its namespaces.
+pub(crate) fn find_as_saved(root: &Path, key: &str) -> anyhow::Result<State> {
+    pick(all_as_saved(root), key)
+}
+
+fn pick(all: Vec<State>, key: &str) -> anyhow::Result<State> {
     let key = key.trim_start_matches('/');
-    let all = all(root);
     if let Some(s) = all.iter().find(|s| s.name == key || s.id == key) {
         return Ok(s.clone());
     }
@@ -373,6 +398,8 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         finished_at: None,
         error: String::new(),
         config,
+        monitor_pid: 0,
+        monitor_start: None,
     };
     std::fs::create_dir_all(ctrs_dir(&root))?;
     // Names are unique: the name is claimed with an exclusive lock on
@@ -615,6 +642,8 @@ fn monitor(root: &Path, id: &str) -> i32 {
     }
     state.status = "exited".into();
     state.pid = 0;
+    state.monitor_pid = 0;
+    state.monitor_start = None;
     state.exit_code = code;
     state.finished_at = Some(now());
     if state.config.auto_remove {
@@ -747,6 +776,8 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
         state.error.clear();
         state.started_at = Some(now());
         state.finished_at = None;
+        state.monitor_pid = std::process::id();
+        state.monitor_start = strata_runtime::netns::process_start_time(state.monitor_pid);
         state.save(root)?;
         report("ok");
         *reported = true;
@@ -1515,6 +1546,16 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let s = find(&root, &a.words[0])?;
     if !s.running() {
         bail!("container {} is not running", s.id);
+    }
+    // Rootless, runc can enter the container only from its monitor's user
+    // namespace, which main joined when it could (cli::ctr_userns).
+    if strata_runtime::is_rootless() && !super::ctr_userns::in_our_user_namespace(s.pid) {
+        bail!(
+            "cannot exec in container {}: it runs in the user namespace of the strata process \
+             that started it, and this strata is in another one (run `strata exec` directly \
+             as the user who started the container, not under `unshare` or `strata unshare`)",
+            s.name
+        );
     }
     let rootfs = ctr_dir(&root, &s.id).join("merged");
     let user = resolve_user(&rootfs, a.user.as_deref().unwrap_or(&s.config.user))?;

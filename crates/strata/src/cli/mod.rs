@@ -12,6 +12,7 @@ pub mod check;
 pub mod commit;
 pub mod cp;
 pub mod ctr;
+pub mod ctr_userns;
 pub mod dryrun;
 pub mod explain;
 pub mod help;
