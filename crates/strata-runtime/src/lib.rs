@@ -71,6 +71,7 @@
 //! ```
 
 pub mod binfmt;
+pub mod cgroups;
 pub mod netns;
 pub mod reaper;
 pub mod rootless;
@@ -209,6 +210,15 @@ pub enum Error {
         id: String,
         /// runc's error messages.
         message: String,
+    },
+    /// Resource limits asked of a rootless container that no delegated
+    /// cgroup can apply ([`cgroups`]).
+    #[error("cannot apply {} to a container of an unprivileged user: {why}", flags.join(", "))]
+    RootlessLimits {
+        /// The limits' flags (`--memory`, ...).
+        flags: Vec<String>,
+        /// Why, and how to fix it.
+        why: String,
     },
     /// The private network of RUN steps could not be set up.
     #[error("{0}")]

@@ -424,6 +424,28 @@ fn runc_errors(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Rootless: no cgroup unless the spec asks for limits; then one under
+/// the delegated cgroup, or an error naming each limit that cannot be
+/// applied and why (never a limit silently dropped).
+fn rootless_cgroup_path(spec: &ContainerSpec) -> Result<Option<String>, Error> {
+    let limits = crate::cgroups::requested_limits(&spec.extra);
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let controllers: Vec<&str> = limits.iter().map(|(_, c)| *c).collect();
+    match crate::cgroups::rootless_delegation(&controllers) {
+        crate::cgroups::Delegation::Delegated { parent } => Ok(Some(format!(
+            "{}/strata-{}",
+            parent.trim_end_matches('/'),
+            spec.id.trim_start_matches("strata-")
+        ))),
+        crate::cgroups::Delegation::Missing { why } => Err(Error::RootlessLimits {
+            flags: limits.iter().map(|(f, _)| f.to_string()).collect(),
+            why,
+        }),
+    }
+}
+
 fn mkdir_private(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -467,10 +489,11 @@ impl Runc {
             &spec.extra.extra_hosts,
         )
         .map_err(fail)?;
-        let cgroups_path = self
-            .cgroup_parent
-            .as_ref()
-            .map(|p| format!("{}/{}", p.trim_end_matches('/'), spec.id));
+        let cgroups_path = match self.cgroup_path(&spec.id) {
+            Some(p) => Some(p),
+            None if is_rootless() => rootless_cgroup_path(spec).map_err(fail)?,
+            None => None,
+        };
         let mut oci = build_oci_spec(
             spec,
             &rootfs,
@@ -508,11 +531,17 @@ impl Runc {
     }
 
     /// The cgroup path a container `id` gets (relative to each hierarchy's
-    /// root), when strata sets one.
+    /// root), when strata sets one: under the cgroup parent, or rootless,
+    /// the delegated cgroup its bundle names (see [`crate::cgroups`]).
     pub fn cgroup_path(&self, id: &str) -> Option<String> {
-        self.cgroup_parent
-            .as_ref()
-            .map(|p| format!("{}/{}", p.trim_end_matches('/'), id))
+        match &self.cgroup_parent {
+            Some(p) => Some(format!("{}/{}", p.trim_end_matches('/'), id)),
+            None => {
+                let config = std::fs::read(self.bundle_root.join(id).join("config.json")).ok()?;
+                let v: serde_json::Value = serde_json::from_slice(&config).ok()?;
+                v["linux"]["cgroupsPath"].as_str().map(String::from)
+            }
+        }
     }
 
     /// Starts `spec` detached (`runc run --detach`): the container's

@@ -718,12 +718,16 @@ pub(crate) fn build_oci_spec(
     }
     // Deny all devices; runc appends its allow-list for the default devices
     // (null, zero, full, random, urandom, tty, ptmx, pts) and creates them.
-    let mut resources =
-        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+    let mut resources = LinuxResourcesBuilder::default();
+    // Rootless: no device cgroup (runc cannot set one); devices are bind
+    // mounts of the host's /dev/null etc., and mknod is impossible anyway.
+    if !rootless {
+        resources = resources.devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(false)
             .access("rwm")
             .build()
             .map_err(Error::spec)?]);
+    }
     if let Some(m) = c.extra.memory {
         resources = resources.memory(
             oci_spec::runtime::LinuxMemoryBuilder::default()
@@ -753,9 +757,9 @@ pub(crate) fn build_oci_spec(
     }
     let resources = resources.build().map_err(Error::spec)?;
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
-    // Rootless: no device cgroup (runc cannot set one); devices are bind
-    // mounts of the host's /dev/null etc., and mknod is impossible anyway.
-    if !rootless {
+    // Rootless, a cgroup path means a delegated cgroup for the limits
+    // (crate::cgroups; without one, limits are refused before this).
+    if !rootless || cgroups_path.is_some() {
         linux = linux.resources(resources);
     }
     // The same syscall filter in every mode: seccomp needs no privilege
