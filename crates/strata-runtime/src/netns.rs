@@ -96,6 +96,45 @@ pub fn unavailable_reason() -> Option<String> {
     }
 }
 
+/// Why a private network cannot be made here, with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// What failed, as [`unavailable_reason`] says it.
+    pub why: String,
+    /// The commands (as root) or package that fix it.
+    pub fix: String,
+}
+
+/// [`unavailable_reason`] with the fix for that cause: the tun device's
+/// mode (0600 on minimal hosts, so an unprivileged pasta cannot open it),
+/// a missing device or module, or a missing pasta.
+pub fn unavailable() -> Option<Unavailable> {
+    let why = unavailable_reason()?;
+    let mknod = "`modprobe tun; mkdir -p /dev/net && mknod -m 0666 /dev/net/tun c 10 200`";
+    let fix = if find_pasta().is_none() {
+        "install pasta: `apt-get install passt`".to_string()
+    } else {
+        let err = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .err();
+        match err.map(|e| e.kind()) {
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                "let users open the tun device, as root: `chmod 0666 /dev/net/tun` (a udev                  rule `KERNEL==\"tun\", MODE=\"0666\"` keeps that across reboots)"
+                    .to_string()
+            }
+            Some(std::io::ErrorKind::NotFound) => {
+                format!("load the tun module and create the device, as root: {mknod}")
+            }
+            _ => format!(
+                "/dev/net/tun must be the tun character device (10, 200); as root: {mknod}"
+            ),
+        }
+    };
+    Some(Unavailable { why, fix })
+}
+
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`, clock
 /// ticks since boot): with the pid, it names one process for good.
 pub fn process_start_time(pid: u32) -> Option<u64> {

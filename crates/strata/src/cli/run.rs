@@ -249,11 +249,12 @@ pub fn merged_env(mut env: Vec<String>, a: &RunArgs) -> anyhow::Result<Vec<Strin
 pub fn network_name(n: Option<&str>) -> anyhow::Result<String> {
     let Some(n) = n else {
         if strata_runtime::is_rootless() {
-            if let Some(why) = strata_runtime::netns::unavailable_reason() {
+            if let Some(u) = strata_runtime::netns::unavailable() {
                 eprintln!(
                     "strata: warning: the container uses the host's network: no private network \
-                     for an unprivileged user here ({why}); give --network host or none to \
-                     silence this"
+                     for an unprivileged user here ({}); to fix it, {}; or give --network host \
+                     or none to silence this",
+                    u.why, u.fix
                 );
                 return Ok("host".into());
             }
@@ -450,12 +451,12 @@ pub fn apply_limits(
 
 /// A private network for one container, publishing `ports`.
 pub fn private_network(ports: &[Port]) -> anyhow::Result<PrivateNetwork> {
-    if let Some(why) = strata_runtime::netns::unavailable_reason() {
+    if let Some(u) = strata_runtime::netns::unavailable() {
         bail!(
-            "--network private cannot be set up: {why}. To fix it: install pasta \
-             (`apt-get install passt`) and make /dev/net/tun usable (as root: `mkdir -p /dev/net && \
-             mknod -m 0666 /dev/net/tun c 10 200`, or `chmod 0666 /dev/net/tun`), or run with \
-             --network host or --network none"
+            "--network private cannot be set up: {}. To fix it, {}; or run with --network host \
+             or --network none",
+            u.why,
+            u.fix
         );
     }
     let spec = |p: &Port| {
