@@ -32,6 +32,10 @@ fn container_key(cmd: &Command) -> Option<&str> {
 /// not exist yet); `None` for other commands, bad arguments (the real
 /// parse reports them) and containers that do not run.
 pub fn monitor_to_join() -> Option<(u32, Option<u64>)> {
+    // Opted out of user namespaces: the monitor made none either.
+    if std::env::var_os("STRATA_USERNS").is_some_and(|v| v == "0") {
+        return None;
+    }
     let args = <Cli as clap::Parser>::try_parse().ok()?;
     let key = container_key(&args.command)?;
     let s = find_as_saved(&args.global.store_root(), key).ok()?;
