@@ -13,6 +13,7 @@ crate::tests!(
     build_arg,
     base_image,
     parent_step,
+    source_stage_of_copy_from,
     no_cache_runs_everything,
 );
 
@@ -26,7 +27,7 @@ RUN echo after > /after
 /// reason.
 fn first_build(fx: &Fixture, dockerfile: &str) -> Built {
     let b = fx.build(dockerfile);
-    let out = b.out.as_ref().unwrap();
+    let out = b.out();
     assert_eq!(out.cached, 0);
     assert!(out.executed > 0);
     b
@@ -42,7 +43,7 @@ fn noop_rebuild_executes_nothing() {
     assert!(again.runs.is_empty(), "{:?}", again.scripts());
     assert!(again.cached("COPY a.txt /a.txt"));
     assert!(again.cached("RUN echo after > /after"));
-    let out = again.out.as_ref().unwrap();
+    let out = again.out();
     assert_eq!((out.executed, out.cached), (0, 2));
     assert_eq!(again.image(), first.image());
 }
@@ -102,7 +103,6 @@ fn build_arg() {
         fx.build_with(ARG_RUN, |r| {
             r.build_args.insert("V".into(), v.into());
         })
-        .unwrap_or_else(|(e, _)| panic!("{e}"))
     };
     let first = with("1");
     assert_eq!(first.runs[0].env_var("V"), Some("1"));
@@ -128,14 +128,20 @@ RUN echo on-base > /x
 /// step of the stage.
 fn base_image() {
     let fx = Fixture::new();
-    fx.import_base("base", &[("etc/version", "1")], &[]);
+    let old = fx.import_base("base", &[("etc/version", "1")], &[]);
     first_build(&fx, ON_BASE);
     assert!(fx.build(ON_BASE).runs.is_empty(), "same base: cached");
-    fx.import_base("base", &[("etc/version", "2")], &[]);
+    let new = fx.import_base("base", &[("etc/version", "2")], &[]);
     let b = fx.build(ON_BASE);
     assert!(!b.cached("RUN echo on-base > /x"));
     let why = b.miss_reason("RUN echo on-base > /x");
-    assert!(why.contains("base"), "{why}");
+    // Names the base and both images (short IDs).
+    let short = |d: &strata_oci::Digest| d.to_string()[..19].to_string();
+    assert!(why.contains("base image base changed"), "{why}");
+    assert!(
+        why.contains(&short(&old)) && why.contains(&short(&new)),
+        "{why}"
+    );
     assert_eq!(b.runs.len(), 1);
     let files = fx.files(b.image());
     assert_eq!(files.text("etc/version"), "2");
@@ -158,8 +164,15 @@ fn parent_step() {
         ["echo uno > /1", "echo two > /2", "echo three > /3"]
     );
     let why = b.miss_reason("RUN echo uno > /1");
-    assert!(why.contains("instruction changed") && why.contains("echo one"), "{why}");
-    for below in ["RUN echo two > /2", "RUN echo three > /3", "COPY a.txt /a.txt"] {
+    assert!(
+        why.contains("instruction changed") && why.contains("echo one"),
+        "{why}"
+    );
+    for below in [
+        "RUN echo two > /2",
+        "RUN echo three > /3",
+        "COPY a.txt /a.txt",
+    ] {
         let why = b.miss_reason(below);
         assert!(why.contains("step above"), "{below}: {why}");
     }
@@ -169,13 +182,31 @@ fn parent_step() {
     assert_eq!(b.scripts(), ["echo dos > /2", "echo three > /3"]);
 }
 
+/// `COPY --from=STAGE` is keyed on what the stage produced: a change in
+/// the stage makes it miss; a rebuild of the same stage does not.
+fn source_stage_of_copy_from() {
+    let fx = Fixture::new();
+    let df = |word: &str| {
+        format!(
+            "FROM scratch AS dep\nRUN echo {word} > /out\n\
+             FROM scratch\nRUN echo own > /own\nCOPY --from=dep /out /copied\n"
+        )
+    };
+    first_build(&fx, &df("v1"));
+    let b = fx.build(&df("v2"));
+    assert!(b.cached("RUN echo own > /own"));
+    assert!(!b.cached("COPY --from=dep /out /copied"));
+    let why = b.miss_reason("COPY --from=dep /out /copied");
+    assert!(why.contains("dep"), "{why}");
+    assert_eq!(b.scripts(), ["echo v2 > /out"]);
+    assert_eq!(fx.files(b.image()).text("copied"), "v2\n");
+}
+
 fn no_cache_runs_everything() {
     let fx = Fixture::new();
     let df = three_runs("one");
     first_build(&fx, &df);
-    let b = fx
-        .build_with(&df, |r| r.no_cache = true)
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let b = fx.build_with(&df, |r| r.no_cache = true);
     assert_eq!(b.runs.len(), 3);
-    assert_eq!(b.out.as_ref().unwrap().cached, 0);
+    assert_eq!(b.out().cached, 0);
 }

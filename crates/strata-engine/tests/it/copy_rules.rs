@@ -109,8 +109,9 @@ fn dockerignore_excludes() {
 
 fn missing_source_fails() {
     let fx = Fixture::new();
-    match fx.build_with("FROM scratch\nCOPY nothing.txt /x\n", |_| {}) {
-        Ok(_) => panic!("COPY of a missing file succeeded"),
-        Err((e, _)) => assert!(e.to_string().contains("nothing.txt"), "{e}"),
-    }
+    let e = fx
+        .attempt("FROM scratch\nCOPY nothing.txt /x\n", |_| {})
+        .error()
+        .to_string();
+    assert!(e.contains("nothing.txt"), "{e}");
 }

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use strata_runtime::{ContainerSpec, Error, ExitStatus, Executor, StdioConfig};
+use strata_runtime::{ContainerSpec, Error, Executor, ExitStatus, StdioConfig};
 
 /// One RUN as the executor received it.
 #[derive(Debug, Clone)]

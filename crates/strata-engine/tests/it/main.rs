@@ -18,6 +18,7 @@ mod cache_keys;
 mod copy_rules;
 mod fake;
 mod onbuild;
+mod run_steps;
 mod scheduling;
 mod support;
 
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         cache_keys::TESTS,
         onbuild::TESTS,
         copy_rules::TESTS,
+        run_steps::TESTS,
     ];
     let selected: Vec<(&str, fn())> = all
         .iter()
@@ -111,8 +113,13 @@ fn enter_user_namespace() -> Option<String> {
     use strata_runtime::Userns;
     match strata_runtime::enter_user_namespace() {
         Ok(Userns::NotNeeded) => None,
-        Ok(Userns::Range { .. } | Userns::Single { .. }) => {
+        Ok(u @ (Userns::Range { .. } | Userns::Single { .. })) => {
             if strata_runtime::rootless::kernel_has_userns_overlay() {
+                let ids = match u {
+                    Userns::Range { .. } => "with the user's subordinate id range",
+                    _ => "with only the user's own uid and gid mapped",
+                };
+                eprintln!("not root: the engine tests run in strata's user namespace ({ids})");
                 None
             } else {
                 Some("this kernel cannot mount overlay in a user namespace".into())

@@ -6,6 +6,7 @@ use crate::support::Fixture;
 crate::tests!(
     triggers_run_in_the_child_in_order_once,
     triggers_are_not_inherited_by_grandchildren,
+    triggers_do_not_run_again_in_a_stage_from_the_child,
     copy_trigger_reads_the_childs_context,
 );
 
@@ -35,6 +36,26 @@ fn triggers_run_in_the_child_in_order_once() {
         onbuild.is_null() || onbuild.as_array().is_some_and(|a| a.is_empty()),
         "{onbuild}"
     );
+    // A rebuild takes the triggers' steps from the cache as any other.
+    let again = fx.build("FROM base\nRUN echo child > /c\n");
+    assert!(again.runs.is_empty(), "{:?}", again.scripts());
+}
+
+/// Within one Dockerfile: a stage FROM the stage that ran the triggers
+/// does not run them again.
+fn triggers_do_not_run_again_in_a_stage_from_the_child() {
+    let fx = Fixture::new();
+    base_with_two_triggers(&fx);
+    let b = fx.build("FROM base AS s1\nRUN echo s1 > /s1\nFROM s1\nRUN echo s2 > /s2\n");
+    assert_eq!(
+        b.scripts(),
+        [
+            "echo first > /t1",
+            "echo second > /t2",
+            "echo s1 > /s1",
+            "echo s2 > /s2"
+        ]
+    );
 }
 
 /// A child built FROM the base has no triggers of the base; its own
@@ -42,12 +63,10 @@ fn triggers_run_in_the_child_in_order_once() {
 fn triggers_are_not_inherited_by_grandchildren() {
     let fx = Fixture::new();
     base_with_two_triggers(&fx);
-    let child = fx
-        .build_with(
-            "FROM base\nONBUILD RUN echo from-child > /fc\nRUN echo child > /c\n",
-            |r| r.tags = vec!["child".into()],
-        )
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let child = fx.build_with(
+        "FROM base\nONBUILD RUN echo from-child > /fc\nRUN echo child > /c\n",
+        |r| r.tags = vec!["child".into()],
+    );
     // The child's own ONBUILD does not run in the child itself.
     assert!(!child.scripts().iter().any(|s| s.contains("from-child")));
     assert_eq!(

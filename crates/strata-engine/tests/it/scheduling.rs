@@ -14,7 +14,11 @@ crate::tests!(
 );
 
 const THREE_STAGES: &str = "\
+FROM scratch AS only-for-unused
+RUN echo feeds-unused > /fu
+
 FROM scratch AS unused
+COPY --from=only-for-unused /fu /fu
 RUN echo unused > /u
 
 FROM scratch AS dep
@@ -31,7 +35,8 @@ fn unused_stages_are_not_run() {
     let scripts = b.scripts();
     assert!(!scripts.iter().any(|s| s.contains("unused")), "{scripts:?}");
     assert_eq!(scripts.len(), 2, "{scripts:?}");
-    assert_eq!(b.skipped(), ["unused"]);
+    // A stage only an unused stage needs is unused too.
+    assert_eq!(b.skipped(), ["only-for-unused", "unused"]);
     let files = fx.files(b.image());
     assert_eq!(files.text("dep"), "dep\n");
     assert_eq!(files.text("f"), "final\n");
@@ -40,24 +45,20 @@ fn unused_stages_are_not_run() {
 
 fn target_selects_a_stage_and_its_dependencies() {
     let fx = Fixture::new();
-    let b = fx
-        .build_with(THREE_STAGES, |r| r.target = Some("dep".into()))
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let b = fx.build_with(THREE_STAGES, |r| r.target = Some("dep".into()));
     assert_eq!(b.scripts(), ["mkdir -p /out && echo dep > /out/dep"]);
     let mut skipped = b.skipped();
     skipped.sort();
-    assert_eq!(skipped, ["final", "unused"]);
+    assert_eq!(skipped, ["final", "only-for-unused", "unused"]);
     let files = fx.files(b.image());
     assert_eq!(files.text("out/dep"), "dep\n");
     assert!(!files.has("f"));
 
     // Targeting the final stage pulls in `dep` but still not `unused`.
     let fx = Fixture::new();
-    let b = fx
-        .build_with(THREE_STAGES, |r| r.target = Some("final".into()))
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    let b = fx.build_with(THREE_STAGES, |r| r.target = Some("final".into()));
     assert_eq!(b.runs.len(), 2, "{:?}", b.scripts());
-    assert_eq!(b.skipped(), ["unused"]);
+    assert_eq!(b.skipped(), ["only-for-unused", "unused"]);
 }
 
 /// `COPY --from` and `FROM <stage>` make a stage wait for the one it
@@ -111,7 +112,8 @@ COPY --from=right /right /right
 /// barrier: a scheduler that ran one stage after the other would time out
 /// (see the next test) instead of hanging.
 fn independent_stages_run_in_parallel() {
-    let fx = Fixture::with_executor(FakeExecutor::new().with_barrier_timeout(Duration::from_secs(60)));
+    let fx =
+        Fixture::with_executor(FakeExecutor::new().with_barrier_timeout(Duration::from_secs(60)));
     let b = fx.build(TWO_INDEPENDENT);
     assert_eq!(b.runs.len(), 2);
     let files = fx.files(b.image());
@@ -122,11 +124,10 @@ fn independent_stages_run_in_parallel() {
 /// The control of the test above: with one stage at a time, the barrier
 /// times out and the build fails, so that test can fail.
 fn serial_scheduling_fails_the_parallel_test() {
-    let fx = Fixture::with_executor(FakeExecutor::new().with_barrier_timeout(Duration::from_secs(1)));
-    let (err, b) = match fx.build_with(TWO_INDEPENDENT, |r| r.parallelism = Some(1)) {
-        Ok(_) => panic!("a serial build passed the barrier"),
-        Err(e) => e,
-    };
-    assert!(err.to_string().contains("124"), "{err}");
+    let fx =
+        Fixture::with_executor(FakeExecutor::new().with_barrier_timeout(Duration::from_secs(1)));
+    let b = fx.attempt(TWO_INDEPENDENT, |r| r.parallelism = Some(1));
+    let err = b.error().to_string();
+    assert!(err.contains("exit code: 124"), "{err}");
     assert_eq!(b.runs.len(), 1, "{:?}", b.scripts());
 }

@@ -57,16 +57,20 @@ impl Fixture {
     /// Builds `dockerfile` (the text) with the context; panics on failure.
     pub fn build(&self, dockerfile: &str) -> Built {
         self.build_with(dockerfile, |_| {})
-            .unwrap_or_else(|(e, b)| panic!("build failed: {e}\nevents: {:#?}", b.events))
     }
 
-    /// Builds with a request the caller adjusts (args, target, tags...).
-    /// The error comes with what was recorded until it happened.
-    pub fn build_with(
-        &self,
-        dockerfile: &str,
-        edit: impl FnOnce(&mut BuildRequest),
-    ) -> Result<Built, (BuildError, Built)> {
+    /// [`Fixture::build`] with a request the caller adjusts (args,
+    /// target, tags...).
+    pub fn build_with(&self, dockerfile: &str, edit: impl FnOnce(&mut BuildRequest)) -> Built {
+        let b = self.attempt(dockerfile, edit);
+        if let Err(e) = &b.result {
+            panic!("build failed: {e}\nevents: {:#?}", b.events);
+        }
+        b
+    }
+
+    /// A build that may fail: the result with what was recorded until then.
+    pub fn attempt(&self, dockerfile: &str, edit: impl FnOnce(&mut BuildRequest)) -> Built {
         let mut req = BuildRequest {
             dockerfile_text: Some(dockerfile.to_string()),
             context: self.context.clone(),
@@ -82,17 +86,10 @@ impl Fixture {
         let sink = |e: Event| events.lock().unwrap().push(e.kind);
         let before = self.exec.calls().len();
         let result = strata_engine::build(&self.store, &self.exec, &req, &sink);
-        let mut built = Built {
-            out: None,
+        Built {
+            result,
             events: events.into_inner().unwrap(),
             runs: self.exec.calls().split_off(before),
-        };
-        match result {
-            Ok(out) => {
-                built.out = Some(out);
-                Ok(built)
-            }
-            Err(e) => Err((e, built)),
         }
     }
 
@@ -113,9 +110,13 @@ impl Fixture {
         }
         let bytes = tar.into_inner().unwrap();
         let lease = self.store.lease("test-import").unwrap();
-        let layer =
-            strata_store::transfer::import_layer(&self.store, &mut &bytes[..], "base", Some(&lease))
-                .expect("import layer");
+        let layer = strata_store::transfer::import_layer(
+            &self.store,
+            &mut &bytes[..],
+            "base",
+            Some(&lease),
+        )
+        .expect("import layer");
         let host = Platform::host();
         let config: ImageConfig = serde_json::from_value(serde_json::json!({
             "architecture": host.architecture,
@@ -176,7 +177,10 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, tar_bytes: &[u8]) {
     for e in archive.entries().unwrap() {
         let e = e.unwrap();
         let path = e.path().unwrap().to_string_lossy().into_owned();
-        let path = path.trim_start_matches("./").trim_end_matches('/').to_string();
+        let path = path
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
         if name == ".wh..wh..opq" {
             files.retain(|p, _| !p.starts_with(&format!("{dir}/")));
@@ -250,15 +254,27 @@ impl ImageFiles {
 
 /// What one build did.
 pub struct Built {
-    pub out: Option<BuildOutput>,
+    pub result: Result<BuildOutput, BuildError>,
     pub events: Vec<EventKind>,
     /// The RUNs the fake executor received during this build.
     pub runs: Vec<Call>,
 }
 
 impl Built {
+    pub fn out(&self) -> &BuildOutput {
+        self.result.as_ref().expect("the build succeeded")
+    }
+
     pub fn image(&self) -> &Digest {
-        &self.out.as_ref().expect("the build succeeded").image_id
+        &self.out().image_id
+    }
+
+    /// The error of a build that had to fail.
+    pub fn error(&self) -> &BuildError {
+        match &self.result {
+            Ok(_) => panic!("the build succeeded; events: {:#?}", self.events),
+            Err(e) => e,
+        }
     }
 
     /// The scripts of this build's RUNs, in the order they started.
