@@ -18,6 +18,7 @@ mod cache_keys;
 mod copy_rules;
 mod fake;
 mod onbuild;
+mod rootless;
 mod run_steps;
 mod scheduling;
 mod support;
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         onbuild::TESTS,
         copy_rules::TESTS,
         run_steps::TESTS,
+        rootless::TESTS,
     ];
     let selected: Vec<(&str, fn())> = all
         .iter()

@@ -11,6 +11,8 @@ crate::tests!(
     dependencies_run_before_their_users,
     independent_stages_run_in_parallel,
     serial_scheduling_fails_the_parallel_test,
+    shared_dependency_runs_once,
+    failure_stops_stages_not_started,
 );
 
 const THREE_STAGES: &str = "\
@@ -130,4 +132,54 @@ fn serial_scheduling_fails_the_parallel_test() {
     let err = b.error().to_string();
     assert!(err.contains("exit code: 124"), "{err}");
     assert_eq!(b.runs.len(), 1, "{:?}", b.scripts());
+}
+
+/// A stage two others copy from is built once (BuildKit's "the same
+/// vertex in two edges executes once").
+fn shared_dependency_runs_once() {
+    let fx = Fixture::new();
+    let b = fx.build(
+        "\
+FROM scratch AS common
+RUN echo common > /common
+
+FROM scratch AS a
+COPY --from=common /common /a-common
+
+FROM scratch AS b
+COPY --from=common /common /b-common
+
+FROM scratch
+COPY --from=a /a-common /a
+COPY --from=b /b-common /b
+",
+    );
+    assert_eq!(b.scripts(), ["echo common > /common"]);
+    let files = fx.files(b.image());
+    assert_eq!(files.text("a"), "common\n");
+    assert_eq!(files.text("b"), "common\n");
+}
+
+/// After a stage fails, no other stage starts: neither its dependents nor
+/// independent stages still waiting for a thread.
+fn failure_stops_stages_not_started() {
+    let fx = Fixture::new();
+    let b = fx.attempt(
+        "\
+FROM scratch AS bad
+RUN exit 5
+
+FROM scratch AS other
+RUN echo other > /other
+
+FROM scratch
+COPY --from=bad / /bad
+COPY --from=other /other /other
+RUN echo final > /final
+",
+        |r| r.parallelism = Some(1),
+    );
+    let err = b.error().to_string();
+    assert!(err.contains("exit code: 5"), "{err}");
+    assert_eq!(b.scripts(), ["exit 5"]);
 }
