@@ -12,7 +12,8 @@
 //! all, every test is skipped with a message saying why.
 //!
 //! Arguments, as libtest's: `FILTER...` (substrings of test names),
-//! `--exact`, `--list`, `--test-threads N`; other flags are ignored.
+//! `--exact`, `--skip FILTER`, `--list`, `--test-threads N`, `--ignored`
+//! (none is); other flags are ignored.
 
 mod cache_keys;
 mod copy_rules;
@@ -39,6 +40,9 @@ macro_rules! tests {
 
 struct Args {
     filters: Vec<String>,
+    skip: Vec<String>,
+    /// `--ignored`: only ignored tests, of which there are none.
+    ignored_only: bool,
     exact: bool,
     list: bool,
     threads: usize,
@@ -47,6 +51,8 @@ struct Args {
 fn parse_args() -> Args {
     let mut a = Args {
         filters: Vec::new(),
+        skip: Vec::new(),
+        ignored_only: false,
         exact: false,
         list: false,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -56,9 +62,15 @@ fn parse_args() -> Args {
         match arg.as_str() {
             "--exact" => a.exact = true,
             "--list" => a.list = true,
+            "--ignored" => a.ignored_only = true,
+            "--skip" => a.skip.extend(it.next()),
             "--test-threads" => a.threads = it.next().and_then(|n| n.parse().ok()).unwrap_or(1),
             s if s.starts_with("--test-threads=") => {
                 a.threads = s["--test-threads=".len()..].parse().unwrap_or(1)
+            }
+            // libtest's other options that take a value: the value is no filter.
+            "--color" | "--format" | "--logfile" | "--report-time" | "--shuffle-seed" | "-Z" => {
+                it.next();
             }
             s if s.starts_with('-') => {}
             s => a.filters.push(s.to_string()),
@@ -81,6 +93,9 @@ fn main() -> ExitCode {
         .iter()
         .flat_map(|t| t.iter())
         .map(|&(name, f)| (name.trim_start_matches("it::"), f))
+        .filter(|(name, _)| {
+            !args.ignored_only && !args.skip.iter().any(|s| name.contains(s.as_str()))
+        })
         .filter(|(name, _)| {
             args.filters.is_empty()
                 || args.filters.iter().any(|f| {
