@@ -37,21 +37,21 @@ use strata_runtime::{ContainerSpec, Error, Executor, ExitStatus, StdioConfig};
 
 /// One RUN as the executor received it.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     /// The full argv (`/bin/sh -c SCRIPT` for the shell form).
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// What was interpreted: the script of the shell form, else the argv
     /// joined by spaces. Tests find their RUNs by it.
-    pub script: String,
-    pub env: Vec<String>,
-    pub cwd: String,
-    pub uid: u32,
-    pub gid: u32,
+    pub(crate) script: String,
+    pub(crate) env: Vec<String>,
+    pub(crate) cwd: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 impl Call {
     /// The value of `name` in the RUN's environment.
-    pub fn env_var(&self, name: &str) -> Option<&str> {
+    pub(crate) fn env_var(&self, name: &str) -> Option<&str> {
         self.env
             .iter()
             .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
@@ -59,7 +59,7 @@ impl Call {
 }
 
 /// See the module comment.
-pub struct FakeExecutor {
+pub(crate) struct FakeExecutor {
     calls: Mutex<Vec<Call>>,
     barriers: Mutex<HashMap<String, usize>>,
     arrived: Condvar,
@@ -67,7 +67,7 @@ pub struct FakeExecutor {
 }
 
 impl FakeExecutor {
-    pub fn new() -> FakeExecutor {
+    pub(crate) fn new() -> FakeExecutor {
         FakeExecutor {
             calls: Mutex::new(Vec::new()),
             barriers: Mutex::new(HashMap::new()),
@@ -77,13 +77,13 @@ impl FakeExecutor {
     }
 
     /// How long `wait` blocks before it fails the RUN.
-    pub fn with_barrier_timeout(mut self, t: Duration) -> FakeExecutor {
+    pub(crate) fn with_barrier_timeout(mut self, t: Duration) -> FakeExecutor {
         self.barrier_timeout = t;
         self
     }
 
     /// Every RUN received so far, in the order they started.
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 

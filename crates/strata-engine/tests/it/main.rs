@@ -32,7 +32,7 @@ use std::sync::Mutex;
 #[macro_export]
 macro_rules! tests {
     ($($f:ident),* $(,)?) => {
-        pub const TESTS: &[(&str, fn())] = &[$(
+        pub(crate) const TESTS: &[(&str, fn())] = &[$(
             (concat!(module_path!(), "::", stringify!($f)), $f as fn()),
         )*];
     };

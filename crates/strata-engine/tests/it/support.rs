@@ -17,19 +17,19 @@ use crate::fake::{Call, FakeExecutor};
 
 /// One test's world: a store and a build context in a temporary directory,
 /// and the fake executor every build of the test uses.
-pub struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    pub store: Store,
-    pub exec: FakeExecutor,
-    pub context: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) exec: FakeExecutor,
+    pub(crate) context: PathBuf,
 }
 
 impl Fixture {
-    pub fn new() -> Fixture {
+    pub(crate) fn new() -> Fixture {
         Fixture::with_executor(FakeExecutor::new())
     }
 
-    pub fn with_executor(exec: FakeExecutor) -> Fixture {
+    pub(crate) fn with_executor(exec: FakeExecutor) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(&dir.path().join("store")).expect("open store");
         let context = dir.path().join("context");
@@ -43,25 +43,29 @@ impl Fixture {
     }
 
     /// Writes a context file (parents created), mode 0644.
-    pub fn write(&self, rel: &str, content: &str) {
+    pub(crate) fn write(&self, rel: &str, content: &str) {
         let p = self.context.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, content).unwrap();
         self.chmod(rel, 0o644);
     }
 
-    pub fn chmod(&self, rel: &str, mode: u32) {
+    pub(crate) fn chmod(&self, rel: &str, mode: u32) {
         fs::set_permissions(self.context.join(rel), fs::Permissions::from_mode(mode)).unwrap();
     }
 
     /// Builds `dockerfile` (the text) with the context; panics on failure.
-    pub fn build(&self, dockerfile: &str) -> Built {
+    pub(crate) fn build(&self, dockerfile: &str) -> Built {
         self.build_with(dockerfile, |_| {})
     }
 
     /// [`Fixture::build`] with a request the caller adjusts (args,
     /// target, tags...).
-    pub fn build_with(&self, dockerfile: &str, edit: impl FnOnce(&mut BuildRequest)) -> Built {
+    pub(crate) fn build_with(
+        &self,
+        dockerfile: &str,
+        edit: impl FnOnce(&mut BuildRequest),
+    ) -> Built {
         let b = self.attempt(dockerfile, edit);
         if let Err(e) = &b.result {
             panic!("build failed: {e}\nevents: {:#?}", b.events);
@@ -70,7 +74,7 @@ impl Fixture {
     }
 
     /// A build that may fail: the result with what was recorded until then.
-    pub fn attempt(&self, dockerfile: &str, edit: impl FnOnce(&mut BuildRequest)) -> Built {
+    pub(crate) fn attempt(&self, dockerfile: &str, edit: impl FnOnce(&mut BuildRequest)) -> Built {
         let mut req = BuildRequest {
             dockerfile_text: Some(dockerfile.to_string()),
             context: self.context.clone(),
@@ -96,7 +100,12 @@ impl Fixture {
     /// Imports a one-layer image of `files` (path, content; parents made)
     /// the way `strata import` does, with ONBUILD `triggers` in its
     /// config, and tags it `tag`. Returns its image ID.
-    pub fn import_base(&self, tag: &str, files: &[(&str, &str)], triggers: &[&str]) -> Digest {
+    pub(crate) fn import_base(
+        &self,
+        tag: &str,
+        files: &[(&str, &str)],
+        triggers: &[&str],
+    ) -> Digest {
         let mut tar = tar::Builder::new(Vec::new());
         for (path, content) in files {
             let mut h = tar::Header::new_gnu();
@@ -145,7 +154,7 @@ impl Fixture {
 
     /// The files of an image: its layers applied in order (whiteouts
     /// remove what is below them).
-    pub fn files(&self, image: &Digest) -> ImageFiles {
+    pub(crate) fn files(&self, image: &Digest) -> ImageFiles {
         let info = self.store.meta().image(image).unwrap().expect("image");
         let mut files = BTreeMap::new();
         for layer in &info.layers {
@@ -164,7 +173,7 @@ impl Fixture {
     }
 
     /// The image's config (`config` object of the config blob).
-    pub fn config(&self, image: &Digest) -> serde_json::Value {
+    pub(crate) fn config(&self, image: &Digest) -> serde_json::Value {
         let info = self.store.meta().image(image).unwrap().expect("image");
         let blob = self.store.blobs().read(&info.config_digest).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&blob).unwrap();
@@ -201,13 +210,13 @@ fn apply_layer(files: &mut BTreeMap<String, Entry>, tar_bytes: &[u8]) {
 
 /// One file of an image, as its last layer has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub kind: tar::EntryType,
+pub(crate) struct Entry {
+    pub(crate) kind: tar::EntryType,
     /// Permission bits (`& 0o7777`).
-    pub mode: u32,
-    pub uid: u64,
-    pub gid: u64,
-    pub content: Vec<u8>,
+    pub(crate) mode: u32,
+    pub(crate) uid: u64,
+    pub(crate) gid: u64,
+    pub(crate) content: Vec<u8>,
 }
 
 impl Entry {
@@ -227,50 +236,50 @@ impl Entry {
 
 /// Paths (relative, no leading `/`) to entries.
 #[derive(Debug)]
-pub struct ImageFiles(pub BTreeMap<String, Entry>);
+pub(crate) struct ImageFiles(pub BTreeMap<String, Entry>);
 
 impl ImageFiles {
-    pub fn get(&self, path: &str) -> &Entry {
+    pub(crate) fn get(&self, path: &str) -> &Entry {
         self.0
             .get(path)
             .unwrap_or_else(|| panic!("{path} not in the image: {:?}", self.paths()))
     }
 
     /// The content of a regular file, as text.
-    pub fn text(&self, path: &str) -> String {
+    pub(crate) fn text(&self, path: &str) -> String {
         let e = self.get(path);
         assert!(e.kind.is_file(), "{path} is a {:?}", e.kind);
         String::from_utf8(e.content.clone()).unwrap()
     }
 
-    pub fn has(&self, path: &str) -> bool {
+    pub(crate) fn has(&self, path: &str) -> bool {
         self.0.contains_key(path)
     }
 
-    pub fn paths(&self) -> Vec<&str> {
+    pub(crate) fn paths(&self) -> Vec<&str> {
         self.0.keys().map(String::as_str).collect()
     }
 }
 
 /// What one build did.
-pub struct Built {
-    pub result: Result<BuildOutput, BuildError>,
-    pub events: Vec<EventKind>,
+pub(crate) struct Built {
+    pub(crate) result: Result<BuildOutput, BuildError>,
+    pub(crate) events: Vec<EventKind>,
     /// The RUNs the fake executor received during this build.
-    pub runs: Vec<Call>,
+    pub(crate) runs: Vec<Call>,
 }
 
 impl Built {
-    pub fn out(&self) -> &BuildOutput {
+    pub(crate) fn out(&self) -> &BuildOutput {
         self.result.as_ref().expect("the build succeeded")
     }
 
-    pub fn image(&self) -> &Digest {
+    pub(crate) fn image(&self) -> &Digest {
         &self.out().image_id
     }
 
     /// The error of a build that had to fail.
-    pub fn error(&self) -> &BuildError {
+    pub(crate) fn error(&self) -> &BuildError {
         match &self.result {
             Ok(_) => panic!("the build succeeded; events: {:#?}", self.events),
             Err(e) => e,
@@ -278,13 +287,13 @@ impl Built {
     }
 
     /// The scripts of this build's RUNs, in the order they started.
-    pub fn scripts(&self) -> Vec<&str> {
+    pub(crate) fn scripts(&self) -> Vec<&str> {
         self.runs.iter().map(|c| c.script.as_str()).collect()
     }
 
     /// The step number of the one step whose name ends with `instruction`
     /// (`RUN echo a > /a`), from its StepStarted event.
-    pub fn step(&self, instruction: &str) -> usize {
+    pub(crate) fn step(&self, instruction: &str) -> usize {
         let found: Vec<usize> = self
             .events
             .iter()
@@ -306,7 +315,7 @@ impl Built {
     }
 
     /// Whether the step came from the cache (a Cached event).
-    pub fn cached(&self, instruction: &str) -> bool {
+    pub(crate) fn cached(&self, instruction: &str) -> bool {
         let n = self.step(instruction);
         let cached = self
             .events
@@ -318,7 +327,7 @@ impl Built {
     }
 
     /// The CacheMiss event of the step: `Some(reason)` when it missed.
-    pub fn miss(&self, instruction: &str) -> Option<Option<String>> {
+    pub(crate) fn miss(&self, instruction: &str) -> Option<Option<String>> {
         let n = self.step(instruction);
         self.events.iter().find_map(|e| match e {
             EventKind::CacheMiss { step, reason } if *step == n => Some(reason.clone()),
@@ -327,7 +336,7 @@ impl Built {
     }
 
     /// The reason of a step's miss; panics when it hit or had no reason.
-    pub fn miss_reason(&self, instruction: &str) -> String {
+    pub(crate) fn miss_reason(&self, instruction: &str) -> String {
         match self.miss(instruction) {
             Some(Some(r)) => r,
             other => panic!("{instruction}: expected a miss with a reason, got {other:?}"),
@@ -335,7 +344,7 @@ impl Built {
     }
 
     /// The stages reported skipped.
-    pub fn skipped(&self) -> Vec<&str> {
+    pub(crate) fn skipped(&self) -> Vec<&str> {
         self.events
             .iter()
             .filter_map(|e| match e {
