@@ -12,8 +12,8 @@
 //! all, every test is skipped with a message saying why.
 //!
 //! Arguments, as libtest's: `FILTER...` (substrings of test names),
-//! `--exact`, `--skip FILTER`, `--list`, `--test-threads N`, `--ignored`
-//! (none is); other flags are ignored.
+//! `--exact`, `--skip FILTER`, `--list`, `--test-threads N` (or
+//! `RUST_TEST_THREADS`), `--ignored` (none is); other flags are ignored.
 
 mod cache_keys;
 mod copy_rules;
@@ -55,7 +55,10 @@ fn parse_args() -> Args {
         ignored_only: false,
         exact: false,
         list: false,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: std::env::var("RUST_TEST_THREADS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -69,7 +72,7 @@ fn parse_args() -> Args {
                 a.threads = s["--test-threads=".len()..].parse().unwrap_or(1)
             }
             // libtest's other options that take a value: the value is no filter.
-            "--color" | "--format" | "--logfile" | "--report-time" | "--shuffle-seed" | "-Z" => {
+            "--color" | "--format" | "--logfile" | "--shuffle-seed" | "-Z" => {
                 it.next();
             }
             s if s.starts_with('-') => {}
@@ -112,6 +115,9 @@ fn main() -> ExitCode {
             println!("{name}: test");
         }
         return ExitCode::SUCCESS;
+    }
+    if selected.is_empty() {
+        return run(&selected, 1);
     }
     if let Some(why) = enter_user_namespace() {
         eprintln!(

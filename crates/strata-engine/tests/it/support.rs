@@ -18,10 +18,11 @@ use crate::fake::{Call, FakeExecutor};
 /// One test's world: a store and a build context in a temporary directory,
 /// and the fake executor every build of the test uses.
 pub(crate) struct Fixture {
-    _dir: tempfile::TempDir,
     pub(crate) store: Store,
     pub(crate) exec: FakeExecutor,
     pub(crate) context: PathBuf,
+    /// Last: removed after the store is closed.
+    _dir: tempfile::TempDir,
 }
 
 impl Fixture {
@@ -35,10 +36,10 @@ impl Fixture {
         let context = dir.path().join("context");
         fs::create_dir(&context).unwrap();
         Fixture {
-            _dir: dir,
             store,
             exec,
             context,
+            _dir: dir,
         }
     }
 
@@ -97,9 +98,10 @@ impl Fixture {
         }
     }
 
-    /// Imports a one-layer image of `files` (path, content; parents made)
-    /// the way `strata import` does, with ONBUILD `triggers` in its
-    /// config, and tags it `tag`. Returns its image ID.
+    /// Imports a one-layer image of `files` (path, content; the layer
+    /// applier makes their parent directories) the way `strata import`
+    /// does, with ONBUILD `triggers` in its config, and tags it `tag`.
+    /// Returns its image ID.
     pub(crate) fn import_base(
         &self,
         tag: &str,
