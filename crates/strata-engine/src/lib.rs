@@ -12,6 +12,7 @@ pub mod build;
 pub mod cache;
 pub mod cache_io;
 pub mod config;
+pub mod container;
 pub mod context;
 pub mod copy;
 pub mod epoch;

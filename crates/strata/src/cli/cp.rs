@@ -78,16 +78,7 @@ pub(crate) fn open_rootfs(root: &Path, s: &State) -> anyhow::Result<Rootfs> {
         )
     })?;
     let lease = store.lease("container-cp")?;
-    let chain = strata_engine::mounts::chain_of(&image.layers)?;
-    let mut lowers = store.snapshotter().prepare_leased(&chain, Some(&lease))?;
-    let init = dir.join("init");
-    if !init.join("etc").exists() {
-        std::fs::create_dir_all(&init)?;
-        strata_runtime::write_init_layer(&init)?;
-    }
-    lowers.push(init);
-    let _ = std::fs::remove_dir_all(dir.join("work"));
-    let mount = RootfsMount::mount(&lowers, &dir)?;
+    let mount = strata_engine::container::mount_container_rootfs(&store, &image, &dir, &lease)?;
     Ok(Rootfs {
         path: mount.target().to_path_buf(),
         _mount: Some(mount),

@@ -24,75 +24,18 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use strata_engine::images;
-use strata_runtime::{
-    resolve_user, write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec, Runc,
-};
+use strata_runtime::{resolve_user, BindMount, ContainerSpec, MountSpec, ProcessSpec, Runc};
 use strata_store::Store;
 
 use super::run::RunArgs;
 use super::Global;
+pub use strata_engine::container::{Limits, Port};
 
 /// Set, a strata process is a container monitor: `ROOT\nID`.
 pub const MONITOR_ENV: &str = "STRATA_INTERNAL_MONITOR";
 
 /// A container's log is rotated (one old file kept) past this size.
 const LOG_LIMIT: u64 = 8 << 20;
-
-/// A published port.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Port {
-    pub host_ip: String,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub proto: String,
-}
-
-impl Port {
-    /// `[IP:]HOST:CONTAINER[/udp|tcp]` (or `CONTAINER`: the same port on
-    /// the host).
-    pub fn parse(s: &str) -> anyhow::Result<Port> {
-        let (spec, proto) = match s.rsplit_once('/') {
-            Some((a, p @ ("tcp" | "udp"))) => (a, p),
-            Some(_) => bail!("invalid port {s:?}: the protocol must be tcp or udp"),
-            None => (s, "tcp"),
-        };
-        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-        let num = |p: &str| -> anyhow::Result<u16> {
-            p.parse::<u16>().ok().filter(|&n| n != 0).with_context(|| {
-                format!("invalid port {p:?} in {s:?} (use [IP:]HOST:CONTAINER[/udp])")
-            })
-        };
-        let (ip, host, ctr) = match parts.as_slice() {
-            [c] => ("", num(c)?, num(c)?),
-            [c, h] => ("", num(h)?, num(c)?),
-            [c, h, ip] => (*ip, if h.is_empty() { num(c)? } else { num(h)? }, num(c)?),
-            _ => bail!("invalid port {s:?}"),
-        };
-        let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
-            bail!("invalid port {s:?}: {ip:?} is not an IP address");
-        }
-        Ok(Port {
-            host_ip: ip.to_string(),
-            host_port: host,
-            container_port: ctr,
-            proto: proto.to_string(),
-        })
-    }
-
-    /// Docker's `ps` PORTS form: `127.0.0.1:8080->80/tcp`.
-    pub fn display(&self) -> String {
-        let ip = if self.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host_ip
-        };
-        format!(
-            "{ip}:{}->{}/{}",
-            self.host_port, self.container_port, self.proto
-        )
-    }
-}
 
 /// What the container runs, fixed at `create`.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
@@ -113,23 +56,6 @@ pub struct CtrConfig {
     pub stop_signal: String,
     pub auto_remove: bool,
     pub limits: Limits,
-}
-
-/// Resource limits and security options (`run --memory`, ...).
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-pub struct Limits {
-    pub memory: Option<i64>,
-    pub cpus: Option<f64>,
-    pub pids_limit: Option<i64>,
-    pub ulimits: Vec<String>,
-    pub shm_size: Option<u64>,
-    pub read_only: bool,
-    pub tmpfs: Vec<String>,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub no_new_privileges: bool,
-    pub seccomp_unconfined: bool,
-    pub init: bool,
 }
 
 /// `state.json`.
@@ -293,29 +219,11 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let root = g.store_root();
     let store =
         Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
-    super::run::pull_if_needed(g, &store, a)?;
-    let image = super::run::load_for_platform(&store, a)?;
-    let cfg = &image.config.config;
-    let (entrypoint, cmd) = super::run::entrypoint_and_cmd(cfg, a);
-    if entrypoint.is_empty() && cmd.is_empty() {
-        bail!(
-            "no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name",
-            a.image()
-        );
-    }
-    let env = super::run::merged_env(cfg.env.clone().unwrap_or_default(), a)?;
-    let network = super::run::network_name(a.network.as_deref())?;
-    let mut ports = Vec::new();
-    for p in &a.publish {
-        ports.push(Port::parse(p)?);
-    }
-    if !ports.is_empty() && network != "private" {
-        bail!(
-            "-p publishes ports of a private network; --network {network} has none to publish (use --network private)"
-        );
-    }
+    let plan = super::run::plan(g, &store, a)?;
+    let network = a.network()?;
+    let ports = a.ports(&network)?;
     let mut volumes = Vec::new();
-    for m in super::run::volume_mounts(&a.volumes)? {
+    for m in strata_engine::container::network::volume_mounts(&a.volumes)? {
         if let MountSpec::Bind(b) = m {
             volumes.push((b.source.display().to_string(), b.destination, b.readonly));
         }
@@ -334,30 +242,22 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         }
         None => format!("strata_{}", &id[..8]),
     };
-    let limits = super::run::limits(a)?;
+    let limits = a.limits()?;
     let config = CtrConfig {
         image: a.image().to_string(),
-        image_id: image.id.to_string(),
-        entrypoint,
-        cmd,
-        env,
-        working_dir: a
-            .workdir
-            .clone()
-            .or_else(|| (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()))
-            .unwrap_or_else(|| "/".into()),
-        user: a.user.clone().unwrap_or_else(|| cfg.user.clone()),
+        image_id: plan.image_id().to_string(),
+        entrypoint: plan.entrypoint,
+        cmd: plan.cmd,
+        env: plan.env,
+        working_dir: plan.working_dir,
+        user: plan.user,
         hostname: a.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
-        network,
+        network: network.name,
         ports,
         volumes,
-        add_hosts: super::run::add_hosts(&a.add_host)?,
+        add_hosts: strata_engine::container::network::add_hosts(&a.add_host)?,
         dns: a.dns.clone(),
-        stop_signal: if cfg.stop_signal.is_empty() {
-            "SIGTERM".into()
-        } else {
-            cfg.stop_signal.clone()
-        },
+        stop_signal: plan.stop_signal,
         auto_remove: a.rm,
         limits,
     };
@@ -642,31 +542,22 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
         )
     })?;
     let lease = store.lease("container")?;
-    let chain = strata_engine::mounts::chain_of(&image.layers)?;
-    let mut lowers = store.snapshotter().prepare_leased(&chain, Some(&lease))?;
-    let init = dir.join("init");
-    if !init.join("etc").exists() {
-        std::fs::create_dir_all(&init)?;
-        write_init_layer(&init)?;
-    }
-    lowers.push(init);
     // A previous life that was not unmounted cleanly.
     unmount(&dir.join("merged"));
-    let _ = std::fs::remove_dir_all(dir.join("work"));
-    let mount = strata_store::RootfsMount::mount(&lowers, &dir)?;
+    let mount = strata_engine::container::mount_container_rootfs(&store, &image, &dir, &lease)?;
     let result = (|| -> anyhow::Result<i32> {
         let c = &state.config;
         let user = resolve_user(mount.target(), &c.user)?;
         let args: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
         let network_guard = match c.network.as_str() {
-            "private" => Some(PastaGuard(Some(super::run::private_network(&c.ports)?))),
+            "private" => Some(PastaGuard(Some(
+                strata_engine::container::network::private_network(&c.ports)?,
+            ))),
             _ => None,
         };
-        let network = match (&network_guard, c.network.as_str()) {
-            (Some(PastaGuard(Some(n))), _) => Network::Join(n.netns().clone()),
-            (None, "none") => Network::None,
-            _ => Network::Host,
-        };
+        let private = network_guard.as_ref().and_then(|g| g.0.as_ref());
+        let network =
+            strata_engine::container::network::runtime_network(private, &c.network, &c.dns);
         let mut mounts: Vec<MountSpec> = c
             .volumes
             .iter()
@@ -682,18 +573,12 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
             extra_hosts: c.add_hosts.clone(),
             ..Default::default()
         };
-        super::run::apply_limits(&c.limits, &mut extra, &mut mounts)?;
+        c.limits.apply(&mut extra, &mut mounts)?;
         let args = if c.limits.init {
             super::init::wrap(args, &mut mounts)?
         } else {
             args
         };
-        let mut network = network;
-        if let Network::Join(n) = &mut network {
-            if !c.dns.is_empty() {
-                n.resolv_conf = Some(super::run::resolv_with(&c.dns));
-            }
-        }
         let spec = ContainerSpec {
             id: id.clone(),
             rootfs: mount.target().to_path_buf(),
