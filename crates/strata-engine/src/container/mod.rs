@@ -10,7 +10,8 @@
 //! - [`ContainerPlan::process`] resolves the user in the mounted rootfs and
 //!   gives the runtime's [`ProcessSpec`];
 //! - [`mount_container_rootfs`] mounts a kept container's rootfs (its
-//!   image's layers, its init layer, its own upper dir);
+//!   image's layers, its init layer, its own upper dir), and
+//!   [`commit_layer`] writes its upper dir as a new layer;
 //! - [`limits`] and [`network`] turn the resource, security and network
 //!   options into the runtime's extras, mounts and network.
 
@@ -274,6 +275,18 @@ pub fn mount_container_rootfs(
     lowers.push(init);
     let _ = std::fs::remove_dir_all(dir.join("work"));
     Ok(RootfsMount::mount(&lowers, dir)?)
+}
+
+/// Writes a container's upper dir `upper` as a layer (gzip, times kept)
+/// held by `lease`, for `commit`.
+pub fn commit_layer(
+    store: &Store,
+    upper: &Path,
+    lease: &Lease,
+) -> Result<crate::cache::LayerRef, ContainerError> {
+    let info = strata_store::LayerWriter::new(store.blobs(), crate::run_step::layer_options(None))
+        .write_dir(upper, Some(lease))?;
+    Ok(crate::run_step::layer_ref(&info))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use strata_engine::config::History;
 use strata_engine::images;
-use strata_store::{LayerWriter, Store};
+use strata_store::Store;
 
 use super::ctr;
 use super::Global;
@@ -40,10 +40,10 @@ pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
     let upper = ctr::ctr_dir(&root, &s.id).join("upper");
     std::fs::create_dir_all(&upper)?;
     let lease = store.lease("commit")?;
-    let info = LayerWriter::new(store.blobs(), strata_engine::run_step::layer_options(None))
-        .write_dir(&upper, Some(&lease))?;
     let mut layers = image.layers.clone();
-    layers.push(strata_engine::run_step::layer_ref(&info));
+    layers.push(strata_engine::container::commit_layer(
+        &store, &upper, &lease,
+    )?);
     let mut config = image.config.clone();
     let c = &s.config;
     let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
