@@ -109,16 +109,16 @@ pub enum CacheIoError {
     Connect {
         /// The registry host.
         registry: String,
-        /// The client's error.
+        /// The client's error (boxed: it is large).
         #[source]
-        source: strata_registry::error::Error,
+        source: Box<strata_registry::error::Error>,
     },
     /// Reading a cache into the store failed.
     #[error("import the build cache {0}")]
-    Import(String, #[source] strata_registry::error::Error),
+    Import(String, #[source] Box<strata_registry::error::Error>),
     /// Writing a cache failed.
     #[error("--cache-to: export the build cache to {0}")]
-    Export(String, #[source] strata_registry::error::Error),
+    Export(String, #[source] Box<strata_registry::error::Error>),
 }
 
 impl CacheSpec {
@@ -190,7 +190,7 @@ fn parse_ref(flag: &str, r: &str) -> Result<Reference, CacheIoError> {
 fn client(reference: &Reference, opts: &ClientOptions) -> Result<Client, CacheIoError> {
     Client::new(reference.registry(), opts).map_err(|source| CacheIoError::Connect {
         registry: reference.registry().to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -206,10 +206,10 @@ pub fn import(
         CacheLocation::Registry(r) => {
             let c = client(r, opts)?;
             strata_registry::cache::import_from_registry(&c, store, r)
-                .map_err(|e| CacheIoError::Import(r.to_string(), e))
+                .map_err(|e| CacheIoError::Import(r.to_string(), Box::new(e)))
         }
         CacheLocation::Local(d) => strata_registry::cache::import_from_dir(store, d)
-            .map_err(|e| CacheIoError::Import(format!("from {}", d.display()), e)),
+            .map_err(|e| CacheIoError::Import(format!("from {}", d.display()), Box::new(e))),
     }
 }
 
@@ -230,10 +230,10 @@ pub fn export(
         CacheLocation::Registry(r) => {
             let c = client(r, opts)?;
             strata_registry::cache::export_to_registry(&c, store, r, keys)
-                .map_err(|e| CacheIoError::Export(r.to_string(), e))?
+                .map_err(|e| CacheIoError::Export(r.to_string(), Box::new(e)))?
         }
         CacheLocation::Local(d) => strata_registry::cache::export_to_dir(store, d, keys)
-            .map_err(|e| CacheIoError::Export(d.display().to_string(), e))?,
+            .map_err(|e| CacheIoError::Export(d.display().to_string(), Box::new(e)))?,
     };
     Ok((keys.len(), digest))
 }
