@@ -18,7 +18,7 @@ mod progress;
 mod habits;
 
 #[derive(clap::Args, Debug)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// Name and optionally a tag (name:tag); may be repeated
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
@@ -111,7 +111,7 @@ pub struct BuildArgs {
     pub context: PathBuf,
 }
 
-pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     // Docker's habits: names checked and inputs prepared before anything runs.
     habits::validate_tags(&a.tags)?;
     let _inputs = habits::prepare_inputs(g, &mut a)?;
@@ -325,7 +325,7 @@ fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
 
 /// `--build-arg K=V`, or `K` alone to take the value from the environment
 /// (skipped when unset); a later K wins.
-pub fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
+pub(crate) fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
     raw.iter()
         .filter_map(|a| match a.split_once('=') {
             Some((k, v)) => Some((k.to_string(), v.to_string())),
@@ -336,7 +336,7 @@ pub fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
 
 impl BuildArgs {
     /// `-f FILE`, or CONTEXT/Dockerfile.
-    pub fn dockerfile(&self) -> PathBuf {
+    pub(crate) fn dockerfile(&self) -> PathBuf {
         self.file
             .clone()
             .unwrap_or_else(|| strata_engine::build::default_dockerfile(&self.context))
@@ -345,7 +345,7 @@ impl BuildArgs {
     /// The build's options as far as planning needs them (the dry run and
     /// the checks): build args, target, and the first --platform (the checks
     /// and the plan show one).
-    pub fn plan_options(&self) -> strata_frontend::BuildOptions {
+    pub(crate) fn plan_options(&self) -> strata_frontend::BuildOptions {
         strata_frontend::BuildOptions {
             build_args: parse_build_args(&self.build_args),
             target: self.target.clone(),

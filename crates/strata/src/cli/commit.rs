@@ -14,7 +14,7 @@ use super::ctr;
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct CommitArgs {
+pub(crate) struct CommitArgs {
     /// The container
     pub container: String,
     /// REPOSITORY[:TAG] for the new image
@@ -27,7 +27,7 @@ pub struct CommitArgs {
     pub author: Option<String>,
 }
 
-pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
+pub(crate) fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = ctr::find_container(&root, &a.container)?;
     let store = Store::open(&root)?;
@@ -73,7 +73,7 @@ pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The container
     pub container: String,
     /// Write to this file (required: strata does not write a tar to a terminal)
@@ -81,7 +81,7 @@ pub struct ExportArgs {
     pub output: Option<std::path::PathBuf>,
 }
 
-pub fn export(g: &Global, a: ExportArgs) -> anyhow::Result<u8> {
+pub(crate) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = ctr::find_container(&root, &a.container)?;
     let out: Box<dyn std::io::Write> = match &a.output {

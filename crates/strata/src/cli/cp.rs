@@ -24,7 +24,7 @@ use super::ctr::{self, State};
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct CpArgs {
+pub(crate) struct CpArgs {
     /// CONTAINER:SRC_PATH, or a host path
     pub src: String,
     /// A host path, or CONTAINER:DEST_PATH
@@ -94,7 +94,7 @@ fn container_path(p: &str) -> anyhow::Result<(RelPath, bool)> {
     Ok((rel, contents))
 }
 
-pub fn cp(g: &Global, a: CpArgs) -> anyhow::Result<u8> {
+pub(crate) fn cp(g: &Global, a: CpArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     match (split(&a.src), split(&a.dest)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),

@@ -29,17 +29,17 @@ use strata_store::Store;
 
 use super::run::RunArgs;
 use super::Global;
-pub use strata_engine::container::{Limits, Port};
+pub(crate) use strata_engine::container::{Limits, Port};
 
 /// Set, a strata process is a container monitor: `ROOT\nID`.
-pub const MONITOR_ENV: &str = "STRATA_INTERNAL_MONITOR";
+pub(crate) const MONITOR_ENV: &str = "STRATA_INTERNAL_MONITOR";
 
 /// A container's log is rotated (one old file kept) past this size.
 const LOG_LIMIT: u64 = 8 << 20;
 
 /// What the container runs, fixed at `create`.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
-pub struct CtrConfig {
+pub(crate) struct CtrConfig {
     pub image: String,
     pub image_id: String,
     pub entrypoint: Vec<String>,
@@ -60,7 +60,7 @@ pub struct CtrConfig {
 
 /// `state.json`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct State {
+pub(crate) struct State {
     pub id: String,
     pub name: String,
     pub created: String,
@@ -197,7 +197,7 @@ pub(crate) fn find_container(root: &Path, key: &str) -> anyhow::Result<State> {
 }
 
 /// Ids of the containers (any state) created from image `image_id`.
-pub fn users_of_image(root: &Path, image_id: &str) -> Vec<String> {
+pub(crate) fn users_of_image(root: &Path, image_id: &str) -> Vec<String> {
     all(root)
         .into_iter()
         .filter(|s| s.config.image_id == image_id)
@@ -215,7 +215,7 @@ fn parse_env_line(e: &str) -> Option<String> {
 }
 
 /// Builds the container's state from `run`'s flags.
-pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
+pub(crate) fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let root = g.store_root();
     let store =
         Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
@@ -293,14 +293,14 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
 }
 
 /// `strata create`.
-pub fn create(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn create(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let s = create_state(g, &a)?;
     println!("{}", s.id);
     Ok(0)
 }
 
 /// `strata run -d`: create, start, print the id.
-pub fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.tty || a.interactive {
         // Accepted as Docker does; there is nothing to attach to.
     }
@@ -324,7 +324,7 @@ pub fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
 /// a container that stays, started by its monitor; its output is
 /// followed until it exits and SIGINT/SIGTERM/SIGHUP are passed to it
 /// (Docker's `--sig-proxy`). With `--rm` it is removed here afterwards.
-pub fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let remove = a.rm;
     let mut s = create_state(g, &a)?;
     let root = g.store_root();
@@ -358,6 +358,7 @@ pub fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
 
 /// Passes SIGINT, SIGTERM and SIGHUP to container `id` from a waiter
 /// thread (the signals are blocked in this thread and those it starts).
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn proxy_signals(id: &str) {
     // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls
     // only change this thread's mask.
@@ -424,7 +425,7 @@ fn start_monitor(root: &Path, id: &str) -> anyhow::Result<()> {
 /// A container that could not start, with `docker run`'s exit code for
 /// it (125, or 126/127 when its command cannot be run).
 #[derive(Debug)]
-pub struct StartFailed {
+pub(crate) struct StartFailed {
     pub code: i32,
     pub message: String,
 }
@@ -440,7 +441,8 @@ impl std::error::Error for StartFailed {}
 /// When this process was started as a container monitor, becomes it
 /// (forks, setsid), runs the container to its end and exits; otherwise
 /// returns at once. Call it first thing in `main`, while single-threaded.
-pub fn run_if_monitor() {
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
+pub(crate) fn run_if_monitor() {
     let Some(spec) = std::env::var_os(MONITOR_ENV) else {
         return;
     };
@@ -470,6 +472,7 @@ pub fn run_if_monitor() {
 }
 
 /// Tells the starter how it went and lets go of its pipe.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn report(msg: &str) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{msg}");
@@ -675,6 +678,7 @@ impl Drop for PastaGuard {
 
 /// Waits for `pid` (our child once runc exited: we are a subreaper),
 /// reaping other orphans on the way; its exit code as Docker reports it.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn wait_for(pid: u32) -> i32 {
     loop {
         let mut status = 0;
@@ -802,7 +806,7 @@ fn pump(r: std::io::PipeReader, stream: &'static str, log: &std::sync::Mutex<Log
 // ---------------------------------------------------------------- commands
 
 #[derive(clap::Args, Debug)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// Attach: follow the output and return the exit code
     #[arg(short, long)]
     pub attach: bool,
@@ -810,7 +814,7 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-pub fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
+pub(crate) fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut failed = false;
     for key in &a.containers {
@@ -854,7 +858,7 @@ fn follow_until_exit(root: &Path, id: &str, mut reader: LogReader) -> anyhow::Re
 }
 
 #[derive(clap::Args, Debug)]
-pub struct StopArgs {
+pub(crate) struct StopArgs {
     /// Seconds to wait before killing the container
     #[arg(short = 't', long = "time", default_value_t = 10)]
     pub time: u64,
@@ -895,6 +899,7 @@ fn signal_number(sig: &str) -> Option<i32> {
 /// is not the monitor's), the signal goes straight to the container's
 /// init, which the same user owns (SIGKILL to a PID namespace's init ends
 /// all of it).
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn signal_container(runc: &Runc, s: &State, sig: &str, all: bool) -> anyhow::Result<()> {
     match runc.signal(&s.id, sig, all) {
         Ok(()) => Ok(()),
@@ -965,14 +970,14 @@ fn each_container(
     u8::from(failed)
 }
 
-pub fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
+pub(crate) fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |_, s| {
         stop_one(&root, &s, a.time, a.signal.as_deref())
     }))
 }
 
-pub fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
+pub(crate) fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |_, s| {
         stop_one(&root, &s, a.time, a.signal.as_deref())?;
@@ -981,7 +986,7 @@ pub fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct KillArgs {
+pub(crate) struct KillArgs {
     /// Signal to send
     #[arg(short = 's', long = "signal", default_value = "KILL")]
     pub signal: String,
@@ -989,7 +994,7 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
+pub(crate) fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |key, s| {
         if !s.running() {
@@ -1003,7 +1008,7 @@ pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// Kill a running container first
     #[arg(short, long)]
     pub force: bool,
@@ -1012,6 +1017,7 @@ pub struct RmArgs {
 }
 
 /// Detaches a mount at `p`, if any.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn unmount(p: &Path) {
     use std::os::unix::ffi::OsStrExt;
     if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
@@ -1026,7 +1032,7 @@ fn remove_dir(root: &Path, id: &str) -> anyhow::Result<()> {
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
 }
 
-pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
+pub(crate) fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |_, s| {
         if s.running() {
@@ -1050,12 +1056,12 @@ pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
-pub fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
+pub(crate) fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut failed = false;
     for key in &a.containers {
@@ -1079,7 +1085,7 @@ pub fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PsArgs {
+pub(crate) struct PsArgs {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     pub all: bool,
@@ -1143,7 +1149,7 @@ fn ps_fields(s: &State, trunc: bool) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
+pub(crate) fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let list: Vec<State> = all(&root)
         .into_iter()
@@ -1236,7 +1242,7 @@ pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Follow log output
     #[arg(short, long)]
     pub follow: bool,
@@ -1328,7 +1334,7 @@ fn parse_records(bytes: &[u8]) -> Vec<(String, String, Vec<u8>)> {
         .collect()
 }
 
-pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<u8> {
+pub(crate) fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = find(&root, &a.container)?;
     let dir = ctr_dir(&root, &s.id);
@@ -1365,7 +1371,7 @@ pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Keep stdin open
     #[arg(short, long)]
     pub interactive: bool,
@@ -1395,7 +1401,7 @@ pub struct ExecArgs {
     pub words: Vec<String>,
 }
 
-pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
+pub(crate) fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = find(&root, &a.words[0])?;
     if !s.running() {
@@ -1433,7 +1439,7 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
 }
 
 /// Docker's `inspect` shape of a container.
-pub fn inspect_json(root: &Path, s: &State) -> serde_json::Value {
+pub(crate) fn inspect_json(root: &Path, s: &State) -> serde_json::Value {
     let c = &s.config;
     let ports: serde_json::Map<String, serde_json::Value> = c
         .ports
@@ -1511,17 +1517,17 @@ pub fn inspect_json(root: &Path, s: &State) -> serde_json::Value {
 }
 
 /// The container named `key`, if there is one (for `inspect`).
-pub fn try_find(root: &Path, key: &str) -> Option<State> {
+pub(crate) fn try_find(root: &Path, key: &str) -> Option<State> {
     find(root, key).ok()
 }
 
 #[derive(clap::Args, Debug)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
-pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
+pub(crate) fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut out = Vec::new();
     let mut failed = false;
@@ -1539,13 +1545,13 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Do not prompt for confirmation (strata never prompts)
     #[arg(short, long)]
     pub force: bool,
 }
 
-pub fn prune(g: &Global, _a: PruneArgs) -> anyhow::Result<u8> {
+pub(crate) fn prune(g: &Global, _a: PruneArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     println!("Deleted Containers:");
     for s in all(&root) {
@@ -1559,7 +1565,7 @@ pub fn prune(g: &Global, _a: PruneArgs) -> anyhow::Result<u8> {
 
 /// `strata container ...`.
 #[derive(clap::Subcommand, Debug)]
-pub enum ContainerCommand {
+pub(crate) enum ContainerCommand {
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
@@ -1597,7 +1603,7 @@ pub enum ContainerCommand {
     Export(super::commit::ExportArgs),
 }
 
-pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
+pub(crate) fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
     match c {
         ContainerCommand::Ls(a) => ps(g, a),
         ContainerCommand::Create(a) => create(g, a),
@@ -1621,7 +1627,7 @@ pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
 
 /// `rmi`/`image rm`: drops (with Docker's conflict message) the names
 /// whose image a container uses, unless `force`. True when one was refused.
-pub fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> bool {
+pub(crate) fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> bool {
     if force {
         return false;
     }
@@ -1655,7 +1661,7 @@ pub fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> b
 
 /// `inspect NAME...`: when every name is a container, prints them and
 /// returns the exit code; otherwise `None` (they are images).
-pub fn inspect_if_containers(g: &Global, names: &[String]) -> Option<anyhow::Result<u8>> {
+pub(crate) fn inspect_if_containers(g: &Global, names: &[String]) -> Option<anyhow::Result<u8>> {
     let root = g.store_root();
     if !ctrs_dir(&root).exists() {
         return None;

@@ -16,7 +16,7 @@ use super::Global;
 
 #[derive(clap::Args, Debug)]
 #[command(disable_help_flag = true)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -121,19 +121,19 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The image named.
-    pub fn image(&self) -> &str {
+    pub(crate) fn image(&self) -> &str {
         &self.image_and_args[0]
     }
 
     /// The words after the image.
-    pub fn args(&self) -> &[String] {
+    pub(crate) fn args(&self) -> &[String] {
         &self.image_and_args[1..]
     }
 
     /// What the flags ask of the container's process, for
     /// [`ContainerPlan::from_image`]: `--env-file` lines then `-e`, a bare
     /// `K` taking the value from strata's environment (skipped when unset).
-    pub fn run_options(&self) -> anyhow::Result<RunOptions> {
+    pub(crate) fn run_options(&self) -> anyhow::Result<RunOptions> {
         let mut given = Vec::new();
         for f in &self.env_file {
             let text = std::fs::read_to_string(f)
@@ -165,7 +165,7 @@ impl RunArgs {
     }
 
     /// The limits and security options of the flags, checked.
-    pub fn limits(&self) -> anyhow::Result<Limits> {
+    pub(crate) fn limits(&self) -> anyhow::Result<Limits> {
         Ok(Limits::parse(&LimitOptions {
             memory: self.memory.clone(),
             cpus: self.cpus,
@@ -182,7 +182,7 @@ impl RunArgs {
     }
 
     /// `--network`, with its warning (if any) shown.
-    pub fn network(&self) -> anyhow::Result<NetworkChoice> {
+    pub(crate) fn network(&self) -> anyhow::Result<NetworkChoice> {
         let n = NetworkChoice::parse(self.network.as_deref())?;
         if let Some(w) = &n.warning {
             eprintln!("strata: warning: {w}");
@@ -191,7 +191,7 @@ impl RunArgs {
     }
 
     /// `-p`, checked against the network.
-    pub fn ports(&self, network: &NetworkChoice) -> anyhow::Result<Vec<Port>> {
+    pub(crate) fn ports(&self, network: &NetworkChoice) -> anyhow::Result<Vec<Port>> {
         let ports = self
             .publish
             .iter()
@@ -204,14 +204,14 @@ impl RunArgs {
 
 /// The pulled (if needed) image and the container's process as the
 /// flags and the image decide them.
-pub fn plan(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<ContainerPlan> {
+pub(crate) fn plan(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<ContainerPlan> {
     pull_if_needed(g, store, a)?;
     let opts = a.run_options()?;
     Ok(ContainerPlan::from_image(store, a.image(), &opts)?)
 }
 
 /// `--pull`: pulls the image when asked to (or when missing).
-pub fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<()> {
+pub(crate) fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<()> {
     let present = images::find_image_id(store, a.image()).is_ok();
     let pull = match a.pull.as_str() {
         "missing" => !present,
@@ -248,7 +248,7 @@ pub fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<
     Ok(())
 }
 
-pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.detach {
         return super::ctr::run_detached(g, a);
     }
