@@ -9,6 +9,8 @@
 //!   override WORKDIR/USER;
 //! - [`ContainerPlan::process`] resolves the user in the mounted rootfs and
 //!   gives the runtime's [`ProcessSpec`];
+//! - [`RunRootfs`] mounts the rootfs of a container that lives for one
+//!   command (`run --rm -it`);
 //! - [`mount_container_rootfs`] mounts a kept container's rootfs (its
 //!   image's layers, its init layer, its own upper dir), and
 //!   [`commit_layer`] writes its upper dir as a new layer;
@@ -249,6 +251,54 @@ pub fn merge_env(mut env: Vec<String>, given: &[String]) -> Vec<String> {
         env.push(kv.clone());
     }
     env
+}
+
+/// The rootfs of a container that lives as long as one command: the
+/// image's layers under a fresh init layer and upper dir, all in the
+/// store's tmp (locked while it lives, so GC leaves it alone), removed
+/// on [`release`](Self::release) or drop.
+pub struct RunRootfs {
+    // Declared first: unmounted before the init layer below is removed.
+    rootfs: crate::mounts::MountedRootfs,
+    _init: strata_store::TempDir,
+}
+
+impl RunRootfs {
+    /// Writes an init layer and mounts `image` under it, held by `lease`.
+    pub fn mount(
+        store: &Store,
+        image: &BaseImage,
+        lease: &Lease,
+    ) -> Result<RunRootfs, ContainerError> {
+        let init = store.temp_dir("init")?;
+        strata_runtime::write_init_layer(init.path())?;
+        let rootfs = crate::mounts::MountedRootfs::mount_as(
+            "run",
+            store,
+            &image.layers,
+            &[init.path().to_path_buf()],
+            Some(lease),
+        )?;
+        Ok(RunRootfs {
+            rootfs,
+            _init: init,
+        })
+    }
+
+    /// The container's ID (its directory's).
+    pub fn id(&self) -> String {
+        self.rootfs.id()
+    }
+
+    /// The mounted root.
+    pub fn root(&self) -> &Path {
+        self.rootfs.root()
+    }
+
+    /// Unmounts and removes it, reporting a failure to unmount.
+    pub fn release(self) -> Result<(), ContainerError> {
+        Ok(self.rootfs.release()?)
+    }
 }
 
 /// Mounts the rootfs of a container kept in `dir` (`upper/`, `work/`,

@@ -3,13 +3,10 @@
 
 use anyhow::{bail, Context as _};
 use strata_engine::container::{
-    network, ContainerPlan, LimitOptions, Limits, NetworkChoice, Port, RunOptions,
+    network, ContainerPlan, LimitOptions, Limits, NetworkChoice, Port, RunOptions, RunRootfs,
 };
 use strata_engine::images;
-use strata_engine::mounts::MountedRootfs;
-use strata_runtime::{
-    write_init_layer, ContainerExtras, ContainerSpec, Executor, Runc, StdioConfig,
-};
+use strata_runtime::{ContainerExtras, ContainerSpec, Executor, Runc, StdioConfig};
 use strata_store::Store;
 
 use super::Global;
@@ -279,45 +276,31 @@ pub(crate) fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     }
 
     let lease = store.lease("run")?;
-    // Locked while the container runs: GC leaves it alone.
-    let init_dir = store.temp_dir("init")?;
-    let init = init_dir.path().to_path_buf();
-    write_init_layer(&init)?;
-    let result = (|| -> anyhow::Result<u8> {
-        let private = match net.name.as_str() {
-            "private" => Some(network::private_network(&ports)?),
-            _ => None,
-        };
-        let network = network::runtime_network(private.as_ref(), &net.name, &a.dns);
-        let rootfs = MountedRootfs::mount_as(
-            "run",
-            &store,
-            &plan.image.layers,
-            std::slice::from_ref(&init),
-            Some(&lease),
-        )?;
-        let spec = ContainerSpec {
-            id: rootfs.id(),
-            rootfs: rootfs.root().to_path_buf(),
-            process: plan.process(rootfs.root(), argv, a.tty, a.interactive)?,
-            network,
-            mounts,
-            hostname: a.hostname.clone(),
-            readonly_rootfs: lim.read_only,
-            extra,
-        };
-        let runc = Runc::locate()?;
-        let status = match runc.run(&spec, StdioConfig::Inherit) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("strata: error: {e}");
-                return Ok(e.docker_exit_code() as u8);
-            }
-        };
-        rootfs.release()?;
-        drop(private);
-        Ok(status.code.clamp(0, 255) as u8)
-    })();
-    drop(init_dir);
-    result
+    let rootfs = RunRootfs::mount(&store, &plan.image, &lease)?;
+    let private = match net.name.as_str() {
+        "private" => Some(network::private_network(&ports)?),
+        _ => None,
+    };
+    let network = network::runtime_network(private.as_ref(), &net.name, &a.dns);
+    let spec = ContainerSpec {
+        id: rootfs.id(),
+        rootfs: rootfs.root().to_path_buf(),
+        process: plan.process(rootfs.root(), argv, a.tty, a.interactive)?,
+        network,
+        mounts,
+        hostname: a.hostname.clone(),
+        readonly_rootfs: lim.read_only,
+        extra,
+    };
+    let runc = Runc::locate()?;
+    let status = match runc.run(&spec, StdioConfig::Inherit) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("strata: error: {e}");
+            return Ok(e.docker_exit_code() as u8);
+        }
+    };
+    rootfs.release()?;
+    drop(private);
+    Ok(status.code.clamp(0, 255) as u8)
 }
