@@ -277,6 +277,7 @@ fn a_detached_web_server_serves_logs_execs_stops_and_goes() {
 }
 
 #[test]
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn a_detached_container_outlives_a_strata_killed_with_sigkill() {
     if !can_run() {
         return;
@@ -308,6 +309,7 @@ fn a_detached_container_outlives_a_strata_killed_with_sigkill() {
         .read_line(&mut line)
         .unwrap();
     // strata and its whole process group, as a closed terminal would.
+    // SAFETY: kill on our own child's process group.
     unsafe {
         kill(-(child.id() as i32), 9);
     }
@@ -747,6 +749,7 @@ fn create_start_attach_follow_and_failed_starts() {
 }
 
 #[test]
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
     if !can_run() || !have_pasta() {
         return;
@@ -770,6 +773,7 @@ fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
     let monitor = ppid(pid);
     let pasta = format!("/netns/{monitor}-");
     assert_eq!(processes_with(&pasta).len(), 1);
+    // SAFETY: kill on the monitor's pid, found above.
     unsafe {
         kill(monitor as i32, 9);
     }

@@ -30,8 +30,7 @@ fn sh(cmd: &mut Command) -> Output {
 
 /// Why this host cannot run the test, if it cannot.
 fn unsupported() -> Option<String> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc_geteuid() } != 0 {
+    if rustix::process::geteuid().as_raw() != 0 {
         return Some("needs root to create the test user".into());
     }
     for tool in [
@@ -58,11 +57,6 @@ fn unsupported() -> Option<String> {
         }
     }
     None
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// Creates `user` when missing (`system`: with `-r`, so no subid range).

@@ -136,7 +136,7 @@ fn enter_user_namespace() -> Option<String> {
     use strata_runtime::Userns;
     match strata_runtime::enter_user_namespace() {
         Ok(Userns::NotNeeded) => None,
-        Ok(u @ (Userns::Range { .. } | Userns::Single { .. })) => {
+        Ok(u @ (Userns::Range { .. } | Userns::Single { .. } | Userns::Joined { .. })) => {
             if strata_runtime::rootless::kernel_has_userns_overlay() {
                 let ids = match u {
                     Userns::Range { .. } => "with the user's subordinate id range",

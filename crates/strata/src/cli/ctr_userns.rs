@@ -31,7 +31,7 @@ fn container_key(cmd: &Command) -> Option<&str> {
 /// container. Parses the command line by itself (strata's namespaces do
 /// not exist yet); `None` for other commands, bad arguments (the real
 /// parse reports them) and containers that do not run.
-pub fn monitor_to_join() -> Option<(u32, Option<u64>)> {
+pub(crate) fn monitor_to_join() -> Option<(u32, Option<u64>)> {
     // Opted out of user namespaces: the monitor made none either.
     if std::env::var_os("STRATA_USERNS").is_some_and(|v| v == "0") {
         return None;
@@ -49,7 +49,7 @@ pub fn monitor_to_join() -> Option<(u32, Option<u64>)> {
 
 /// Whether process `pid` is in this process's user namespace (false when
 /// it cannot be told: another user namespace may not look).
-pub fn in_our_user_namespace(pid: u32) -> bool {
+pub(crate) fn in_our_user_namespace(pid: u32) -> bool {
     let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/user")).ok();
     let theirs = ns(&pid.to_string());
     theirs.is_some() && theirs == ns("self")

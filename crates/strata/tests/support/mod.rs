@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use strata_engine::config::ImageConfigDoc;
 use strata_store::{LayerOptions, LayerWriter, Store};
 
-pub fn strata(root: &Path, args: &[&str]) -> Output {
+pub(crate) fn strata(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
         .arg("--root")
         .arg(root)
@@ -18,17 +18,17 @@ pub fn strata(root: &Path, args: &[&str]) -> Output {
         .expect("run strata")
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// True when the host can run these tests (root, runc, a static busybox).
-pub fn can_run() -> bool {
-    let root = unsafe { libc_geteuid() } == 0;
+pub(crate) fn can_run() -> bool {
+    let root = rustix::process::geteuid().as_raw() == 0;
     let ok = root && Path::new("/bin/busybox").exists();
     if !ok {
         eprintln!("SKIPPED: needs root and /bin/busybox (busybox-static)");
@@ -36,20 +36,15 @@ pub fn can_run() -> bool {
     ok
 }
 
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
-}
-
 /// Creates `busybox:1.35` (one layer: busybox, its applets, passwd with
 /// root, nobody and app(1000), /tmp 1777) in the store at `root`.
-pub fn make_busybox(root: &Path) {
+pub(crate) fn make_busybox(root: &Path) {
     make_busybox_with(root, None)
 }
 
 /// Like [`make_busybox`]; with `clamp`, every file time in the layer is
 /// set to that instant, so two stores get the same base image ID.
-pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
+pub(crate) fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path();
     for d in ["bin", "etc", "root", "tmp", "usr/bin"] {
@@ -96,7 +91,7 @@ pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
 }
 
 /// The applets of /bin/busybox (`busybox --list`), but busybox itself.
-pub fn busybox_applets() -> Vec<String> {
+pub(crate) fn busybox_applets() -> Vec<String> {
     let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
     String::from_utf8_lossy(&list.stdout)
         .lines()
@@ -106,7 +101,7 @@ pub fn busybox_applets() -> Vec<String> {
 }
 
 /// A temp dir with the given files (path, contents).
-pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for (p, c) in files {
         let path = d.path().join(p);
@@ -116,11 +111,11 @@ pub fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
     d
 }
 
-pub fn path_str(p: &Path) -> String {
+pub(crate) fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
-pub fn root_dir() -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn root_dir() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("store");
     (d, p)
@@ -128,7 +123,7 @@ pub fn root_dir() -> (tempfile::TempDir, PathBuf) {
 
 /// Runs `cmd` in `image` (`strata run --rm`) and returns its stdout,
 /// asserting success.
-pub fn run_in(root: &Path, image: &str, cmd: &[&str]) -> String {
+pub(crate) fn run_in(root: &Path, image: &str, cmd: &[&str]) -> String {
     let mut args = vec!["run", "--rm", image];
     args.extend_from_slice(cmd);
     let o = strata(root, &args);
@@ -138,7 +133,7 @@ pub fn run_in(root: &Path, image: &str, cmd: &[&str]) -> String {
 
 /// Builds the context at `ctx` tagged `tag` with extra arguments; returns
 /// the output (not asserted).
-pub fn build_with(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
+pub(crate) fn build_with(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
     let ctx = path_str(ctx);
     let mut args = vec!["build", "-t", tag];
     if !extra.contains(&"--progress") && !extra.contains(&"-q") {
@@ -150,7 +145,7 @@ pub fn build_with(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output 
 }
 
 /// Builds and asserts success.
-pub fn build_ok(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
+pub(crate) fn build_ok(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
     let o = build_with(root, ctx, tag, extra);
     assert!(o.status.success(), "build {tag}: {}", stderr(&o));
     o
@@ -160,7 +155,7 @@ pub fn build_ok(root: &Path, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
 /// `static`), under cargo's temp dir for integration tests. A `TempDir` in
 /// a static is never dropped, so it leaked at every run (hundreds of MB
 /// each); instead, dirs that earlier, finished runs left are deleted here.
-pub fn process_scratch_dir(name: &str) -> PathBuf {
+pub(crate) fn process_scratch_dir(name: &str) -> PathBuf {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let prefix = format!("{name}-");
     if let Ok(entries) = std::fs::read_dir(&base) {
@@ -182,7 +177,7 @@ pub fn process_scratch_dir(name: &str) -> PathBuf {
 
 /// strata under `timeout` (a hang fails the test instead of blocking it),
 /// stdin closed.
-pub fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
+pub(crate) fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
     Command::new("timeout")
         .arg(secs.to_string())
         .arg(env!("CARGO_BIN_EXE_strata"))
@@ -195,13 +190,13 @@ pub fn strata_timeout(root: &Path, secs: u32, args: &[&str]) -> Output {
 }
 
 /// `mkfifo path`.
-pub fn mkfifo(path: &Path) {
+pub(crate) fn mkfifo(path: &Path) {
     let st = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(st.success(), "mkfifo {}", path.display());
 }
 
 /// Runs strata and insists on success; returns stdout.
-pub fn ok(root: &Path, args: &[&str]) -> String {
+pub(crate) fn ok(root: &Path, args: &[&str]) -> String {
     let o = strata(root, args);
     assert!(
         o.status.success(),
@@ -213,7 +208,7 @@ pub fn ok(root: &Path, args: &[&str]) -> String {
 }
 
 /// `strata --root ROOT ARGS` with `input` on stdin.
-pub fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
+pub(crate) fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
     use std::io::Write;
     use std::process::Stdio;
     let mut c = Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -237,7 +232,7 @@ pub fn strata_stdin(root: &Path, args: &[&str], input: &[u8]) -> Output {
 
 /// A temp store root holding `busybox:1.35`, or None (skipped) when the
 /// host cannot run these tests ([`can_run`]).
-pub fn setup_busybox() -> Option<(tempfile::TempDir, PathBuf)> {
+pub(crate) fn setup_busybox() -> Option<(tempfile::TempDir, PathBuf)> {
     if !can_run() {
         return None;
     }
@@ -248,7 +243,7 @@ pub fn setup_busybox() -> Option<(tempfile::TempDir, PathBuf)> {
 
 /// The JSON lines (`--progress rawjson` events) of `out`; every line that
 /// starts with `{` must parse.
-pub fn events(out: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events(out: &str) -> Vec<serde_json::Value> {
     out.lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
@@ -256,7 +251,7 @@ pub fn events(out: &str) -> Vec<serde_json::Value> {
 }
 
 /// Hex SHA-256 of `b`.
-pub fn sha256_hex(b: &[u8]) -> String {
+pub(crate) fn sha256_hex(b: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(b))
 }
@@ -264,7 +259,7 @@ pub fn sha256_hex(b: &[u8]) -> String {
 /// An HTTP server on 127.0.0.1 answering `requests` requests (one at a
 /// time, any path) with 200 and `body`; `headers` (each ending `\r\n`) go
 /// after Content-Length. Returns the port.
-pub fn serve_http(body: Vec<u8>, requests: usize, headers: &'static str) -> u16 {
+pub(crate) fn serve_http(body: Vec<u8>, requests: usize, headers: &'static str) -> u16 {
     use std::io::{Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -291,7 +286,7 @@ pub fn serve_http(body: Vec<u8>, requests: usize, headers: &'static str) -> u16 
 }
 
 /// The `sha256:` diff IDs of uncompressed `layers`.
-pub fn diff_ids(layers: &[Vec<u8>]) -> Vec<String> {
+pub(crate) fn diff_ids(layers: &[Vec<u8>]) -> Vec<String> {
     layers
         .iter()
         .map(|l| format!("sha256:{}", sha256_hex(l)))
@@ -300,7 +295,7 @@ pub fn diff_ids(layers: &[Vec<u8>]) -> Vec<String> {
 
 /// A legacy `docker save` archive of one image: `config` (its JSON bytes,
 /// naming the layers' [`diff_ids`]), tagged `tags`, with these layers.
-pub fn docker_archive_of(config: &[u8], tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn docker_archive_of(config: &[u8], tags: &[String], layers: &[Vec<u8>]) -> Vec<u8> {
     let config_name = format!("{}.json", sha256_hex(config));
     let layer_names: Vec<String> = (0..layers.len())
         .map(|i| format!("l{i}/layer.tar"))
@@ -326,7 +321,7 @@ pub fn docker_archive_of(config: &[u8], tags: &[String], layers: &[Vec<u8>]) -> 
 
 /// `git -C DIR ARGS` (author and committer `t <t@t>`), asserting success;
 /// returns stdout, trimmed.
-pub fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let o = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -349,7 +344,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// free loopback port, up (or given five seconds) when this returns. It
 /// is git-daemon itself (not the `git daemon` wrapper), so that kill()
 /// stops the server. Returns it and the port.
-pub fn git_daemon(base: &Path) -> (std::process::Child, u16) {
+pub(crate) fn git_daemon(base: &Path) -> (std::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
