@@ -233,14 +233,14 @@ impl Auth {
                     registry: self.registry.clone(),
                     method: "GET",
                     url,
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 })
             }
             Err(crate::transport::FollowError::Redirect(why)) => {
                 return Err(Error::protocol(
                     &self.registry,
                     format!("token auth ({realm})"),
-                    why,
+                    why.to_string(),
                 ))
             }
         };

@@ -225,7 +225,7 @@ impl Client {
                     Err(transport::FollowError::Redirect(why)) => Err(Error::protocol(
                         &self.inner.registry,
                         format!("{method} {url}"),
-                        why,
+                        why.to_string(),
                     )),
                 };
             }
@@ -255,7 +255,7 @@ impl Client {
             registry: self.inner.registry.clone(),
             method,
             url: url.to_string(),
-            source: Box::new(e),
+            cause: Box::new(e),
         }
     }
 
@@ -451,7 +451,7 @@ impl Client {
                             return Err(Error::Read {
                                 registry: self.inner.registry.clone(),
                                 what: what.clone(),
-                                source: e,
+                                cause: e,
                             })
                         }
                     };

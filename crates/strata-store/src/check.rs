@@ -293,13 +293,13 @@ impl Store {
         for ent in std::fs::read_dir(&dir).map_err(|e| crate::error::StoreError::Io {
             op: "list temp dir",
             path: dir.clone(),
-            source: e,
+            cause: e,
         })? {
             let p = ent
                 .map_err(|e| crate::error::StoreError::Io {
                     op: "list temp dir",
                     path: dir.clone(),
-                    source: e,
+                    cause: e,
                 })?
                 .path();
             if crate::gc::is_leftover(&p, grace)? {

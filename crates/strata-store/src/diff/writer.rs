@@ -221,10 +221,10 @@ impl LayerBuilder {
         let size = f.metadata().ctx("stat file for layer", from)?.len();
         self.put(path, Kind::File, meta, size, None, Some(&mut f))
             .map_err(|e| match e {
-                StoreError::IoOther { source, .. } => StoreError::Io {
+                StoreError::IoOther { cause, .. } => StoreError::Io {
                     op: "add file to layer",
                     path: from.to_path_buf(),
-                    source,
+                    cause,
                 },
                 e => e,
             })

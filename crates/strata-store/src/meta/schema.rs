@@ -150,10 +150,10 @@ END;
 
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let err = |what| {
-        move |source| StoreError::Db {
+        move |cause| StoreError::Db {
             path: path.to_path_buf(),
             what,
-            source,
+            cause,
         }
     };
     conn.execute_batch("BEGIN IMMEDIATE")

@@ -284,7 +284,7 @@ impl<'a> StagingSink<'a> {
                 Err(e) => {
                     return Err(strata_oci::Error::Io {
                         context: "reading a blob from the archive".into(),
-                        source: e,
+                        cause: e,
                     })
                 }
             };
