@@ -277,10 +277,7 @@ mod tests {
             "gopher://h",
         ] {
             let e = redirect_target(b, loc).unwrap_err();
-            assert!(
-                matches!(&e, RedirectError::UnsupportedScheme { .. }),
-                "{e}"
-            );
+            assert!(matches!(&e, RedirectError::UnsupportedScheme { .. }), "{e}");
             let e = e.to_string();
             assert!(e.contains("redirect to unsupported scheme"), "{e}");
             assert!(e.contains("refused"), "{e}");

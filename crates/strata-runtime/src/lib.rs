@@ -84,15 +84,15 @@ mod user;
 use std::path::PathBuf;
 
 pub use netns::{NetnsRef, PastaOptions, PrivateNetwork};
-pub use rootless::{enter_user_namespace, Userns};
+pub use rootless::{enter_user_namespace, Userns, UsernsError};
 pub use runc::{is_rootless, Runc, OWNER_ANNOTATION, OWNER_START_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
     effective_capabilities, write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec,
-    Network, ProcessSpec, Ulimit, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
+    Network, ProcessSpec, Ulimit, UlimitError, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
 };
 pub use stdio::{OutputSink, StdioConfig};
-pub use user::{resolve_user, UserSpec};
+pub use user::{resolve_user, NameNotFound, UserSpec};
 
 /// Runs containers. [`Runc`] is the implementation; an embedded runtime can
 /// come later behind the same trait.
@@ -167,19 +167,13 @@ pub enum Error {
         /// The path looked at (`runc` when searched in PATH).
         path: PathBuf,
     },
-    /// A user name missing from the rootfs' passwd file.
-    #[error("unable to find user {user}: no matching entries in passwd file (rootfs {})", rootfs.display())]
-    UserNotFound {
-        /// The name.
-        user: String,
-        /// The rootfs searched.
-        rootfs: PathBuf,
-    },
-    /// A group name missing from the rootfs' group file.
-    #[error("unable to find group {group}: no matching entries in group file (rootfs {})", rootfs.display())]
-    GroupNotFound {
-        /// The name.
-        group: String,
+    /// A user or group name missing from the rootfs' passwd or group
+    /// file. `missing` alone is the message without the host path (what
+    /// a build step reports about its image).
+    #[error("{missing} (rootfs {})", rootfs.display())]
+    NameNotFound {
+        /// Which name is missing.
+        missing: NameNotFound,
         /// The rootfs searched.
         rootfs: PathBuf,
     },
@@ -213,6 +207,15 @@ pub enum Error {
     /// The private network of RUN steps could not be set up.
     #[error("{0}")]
     Network(String),
+    /// binfmt_misc cannot run a platform's programs.
+    #[error(transparent)]
+    Binfmt(#[from] binfmt::BinfmtError),
+    /// A `--ulimit` value that does not parse.
+    #[error(transparent)]
+    Ulimit(#[from] spec::UlimitError),
+    /// Entering strata's user namespace failed.
+    #[error(transparent)]
+    Userns(#[from] rootless::UsernsError),
     /// A file system or process operation failed. The cause is part of
     /// the message and not also a `source()` (callers print `{:#}` and
     /// would see it twice).

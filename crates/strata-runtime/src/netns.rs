@@ -255,7 +255,7 @@ impl PrivateNetwork {
         create_netns(&path)?;
         let log = path.with_extension("log");
 
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, Error>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let ns_path = path.clone();
         let log_path = log.clone();
@@ -285,7 +285,7 @@ impl PrivateNetwork {
         };
         let result = ready_rx
             .recv()
-            .unwrap_or_else(|_| Err("the pasta thread ended".to_string()));
+            .unwrap_or_else(|_| Err(Error::Network("the pasta thread ended".to_string())));
         let _ = std::fs::remove_file(&log);
         match result {
             Ok(pid) => Ok(PrivateNetwork {
@@ -298,11 +298,11 @@ impl PrivateNetwork {
                 pasta_pid: pid,
                 setup: started.elapsed(),
             }),
-            Err(msg) => {
+            Err(e) => {
                 drop(stop_tx);
                 let _ = keeper.join();
                 remove_netns_file(&path);
-                Err(Error::Network(msg))
+                Err(e)
             }
         }
     }
@@ -346,14 +346,14 @@ fn keep_pasta(
     log: &Path,
     ports: &[String],
     hint: &str,
-    ready: mpsc::Sender<Result<u32, String>>,
+    ready: mpsc::Sender<Result<u32, Error>>,
     stop: mpsc::Receiver<()>,
 ) {
     use std::os::unix::process::CommandExt;
     let log_file = match std::fs::File::create(log) {
         Ok(f) => f,
         Err(e) => {
-            let _ = ready.send(Err(format!("creating {}: {e}", log.display())));
+            let _ = ready.send(Err(Error::io(format!("creating {}", log.display()), e)));
             return;
         }
     };
@@ -378,7 +378,7 @@ fn keep_pasta(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let _ = ready.send(Err(format!("starting {}: {e}", pasta.display())));
+            let _ = ready.send(Err(Error::io(format!("starting {}", pasta.display()), e)));
             return;
         }
     };
@@ -396,7 +396,9 @@ fn keep_pasta(
         } else {
             format!("{why}: {}", text.join("; "))
         };
-        format!("giving the container a private network with pasta failed ({msg}); {hint}")
+        Error::Network(format!(
+            "giving the container a private network with pasta failed ({msg}); {hint}"
+        ))
     };
     // Watch the namespace from this thread (it only waits from now on).
     let joined = std::fs::File::open(netns).and_then(|f| {

@@ -188,15 +188,48 @@ fn helper(
     unsafe { libc::_exit(0) }
 }
 
-fn write_proc(file: &str, text: &str) -> Result<(), String> {
+fn write_proc(file: &str, text: &str) -> Result<(), UsernsError> {
     std::fs::write(format!("/proc/self/{file}"), text)
-        .map_err(|e| format!("writing /proc/self/{file}: {e}"))
+        .map_err(|e| UsernsError::os(format!("writing /proc/self/{file}"), e))
+}
+
+/// Why strata could not enter its user namespace and cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    /// Threads already run: `unshare(CLONE_NEWUSER)` would fail.
+    #[error("cannot enter a user namespace: strata already runs threads")]
+    Threads,
+    /// The uid map was written and the gid map not, or the reverse.
+    #[error(
+        "mapping ids in strata's user namespace failed half-way ({helper}); check /etc/subgid"
+    )]
+    HalfMapped {
+        /// What the mapping helper reported.
+        helper: String,
+    },
+    /// A system call failed.
+    #[error("{what}: {cause}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+}
+
+impl UsernsError {
+    fn os(what: impl Into<String>, cause: std::io::Error) -> UsernsError {
+        UsernsError::Os {
+            what: what.into(),
+            cause,
+        }
+    }
 }
 
 /// Enters a new user and mount namespace when not root (see the module
 /// doc). Must be called before any thread is started. `Err` only when the
 /// process is left half-mapped and cannot go on.
-pub fn enter_user_namespace() -> Result<Userns, String> {
+pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
     // SAFETY: these cannot fail.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     if uid == 0 {
@@ -206,7 +239,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         return Ok(Userns::Disabled);
     }
     if threads() > 1 {
-        return Err("cannot enter a user namespace: strata already runs threads".into());
+        return Err(UsernsError::Threads);
     }
     let user = user_name(uid);
     // Plan the mapping before forking, so the helper only runs commands.
@@ -239,15 +272,15 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         (_, (_, None)) => why_single = format!("no range for {user} in /etc/subgid"),
     }
 
-    let (go_r, mut go_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    let (rep_r, rep_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
+    let (go_r, mut go_w) = pipe().map_err(|e| UsernsError::os("pipe", e.into()))?;
+    let (rep_r, rep_w) = pipe().map_err(|e| UsernsError::os("pipe", e.into()))?;
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     // SAFETY: single-threaded (checked above), so the child may allocate
     // and spawn; it never returns into main (helper ends in _exit).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        return Err(UsernsError::os("fork", std::io::Error::last_os_error()));
     }
     if pid == 0 {
         drop(go_w);
@@ -300,12 +333,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
                     msg
                 }
             }
-            _ => {
-                return Err(format!(
-                    "mapping ids in strata's user namespace failed half-way ({msg}); \
-                     check /etc/subgid"
-                ))
-            }
+            _ => return Err(UsernsError::HalfMapped { helper: msg }),
         }
     } else {
         drop(go_w);
@@ -327,9 +355,9 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
     // SAFETY: plain syscalls.
     unsafe {
         if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-            return Err(format!(
-                "becoming root in the user namespace: {}",
-                std::io::Error::last_os_error()
+            return Err(UsernsError::os(
+                "becoming root in the user namespace",
+                std::io::Error::last_os_error(),
             ));
         }
         let root = c"/";
@@ -341,9 +369,9 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
             std::ptr::null(),
         ) != 0
         {
-            return Err(format!(
-                "making mounts private in strata's mount namespace: {}",
-                std::io::Error::last_os_error()
+            return Err(UsernsError::os(
+                "making mounts private in strata's mount namespace",
+                std::io::Error::last_os_error(),
             ));
         }
     }
@@ -394,7 +422,7 @@ mod tests {
     fn root_needs_nothing() {
         // SAFETY: geteuid cannot fail.
         if unsafe { libc::geteuid() } == 0 {
-            assert_eq!(enter_user_namespace(), Ok(Userns::NotNeeded));
+            assert_eq!(enter_user_namespace().unwrap(), Userns::NotNeeded);
         }
     }
 }
