@@ -76,6 +76,14 @@ pub struct Platform {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A platform string that is not `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform {input:?}: expected os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7")]
+pub struct PlatformError {
+    /// The text given.
+    pub input: String,
+}
+
 impl Platform {
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
         Platform {
@@ -98,13 +106,11 @@ impl Platform {
     /// `arm64` (its `v8` variant dropped), `x86_64`/`x86-64` → `amd64`,
     /// `armhf` → `arm/v7`, `armel` → `arm/v6`, `arm` → `arm/v7`,
     /// `i386`/`i686` → `386`; lower-cased.
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, PlatformError> {
         let lower = s.trim().to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('/').collect();
-        let bad = || {
-            format!(
-                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7"
-            )
+        let bad = || PlatformError {
+            input: s.to_string(),
         };
         let (os, arch, variant) = match parts.as_slice() {
             // A bare architecture means linux (a bare OS is refused).

@@ -22,6 +22,10 @@ pub enum Error {
     #[error(transparent)]
     Reference(#[from] ReferenceError),
 
+    /// A malformed platform.
+    #[error(transparent)]
+    Platform(#[from] crate::descriptor::PlatformError),
+
     /// A JSON document that does not parse as what it should be.
     #[error("invalid JSON in {what}: {cause}")]
     Json {

@@ -77,7 +77,7 @@ impl PulledImage {
 /// Parses `os/arch[/variant]`, normalized as containerd does
 /// ([`Platform::parse`]: `linux/aarch64` is `linux/arm64`).
 pub fn parse_platform(s: &str) -> Result<Platform, Error> {
-    Platform::parse(s).map_err(Error::Invalid)
+    Platform::parse(s).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Pulls `reference` into `store`, registers and tags it.

@@ -134,7 +134,7 @@ pub fn index_entries(store: &Store, name: &str) -> Result<Option<(Digest, Vec<In
     };
     let mut out = Vec::new();
     for (p, image) in rows {
-        let platform = Platform::parse(&p).map_err(TransferError::Invalid)?;
+        let platform = Platform::parse(&p).map_err(strata_oci::Error::from)?;
         out.push(IndexEntry { platform, image });
     }
     Ok(Some((digest, out)))
