@@ -83,7 +83,12 @@ pub enum Error {
     Expansion { message: String },
     /// A `.dockerignore` pattern that is not valid.
     #[error("invalid .dockerignore pattern {pattern:?}: {reason}")]
-    IgnorePattern { pattern: String, reason: String },
+    IgnorePattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: crate::ignore::PatternError,
+    },
     /// `--target` names no stage (BuildKit: "target stage ... could not be found").
     #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}{}", did_you_mean(.suggestion))]
     UnknownTarget {

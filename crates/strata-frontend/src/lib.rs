@@ -77,7 +77,7 @@ mod suggest;
 
 pub use error::{Diagnostic, Error};
 pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
-pub use lint::{lint, CheckConfig, LintOptions, Report, Warning};
+pub use lint::{lint, CheckConfig, CheckOptionError, LintOptions, Report, Warning};
 pub use parser::{parse, Ast, Heredoc, Node};
 pub use plan::{
     parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount,

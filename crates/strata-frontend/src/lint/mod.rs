@@ -125,15 +125,29 @@ pub struct CheckConfig {
     pub error: bool,
 }
 
+/// A `# check=` value (or `BUILDKIT_DOCKERFILE_CHECK`) that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckOptionError {
+    /// A part without `=`.
+    #[error(
+        "invalid check option {0:?}: expected skip=RULE[,RULE...], skip=all or error=true|false"
+    )]
+    NotKeyValue(String),
+    /// `error=` with a value that is no boolean.
+    #[error("invalid check option error={0:?}: expected true or false")]
+    ErrorValue(String),
+    /// A key other than skip, error and experimental.
+    #[error("unknown check option {0:?}: the options are skip, error and experimental")]
+    UnknownKey(String),
+}
+
 impl CheckConfig {
     /// Parses the directive value (`skip=A,B;error=true`).
-    pub fn parse(value: &str) -> Result<CheckConfig, String> {
+    pub fn parse(value: &str) -> Result<CheckConfig, CheckOptionError> {
         let mut cfg = CheckConfig::default();
         for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
-                return Err(format!(
-                    "invalid check option {part:?}: expected skip=RULE[,RULE...], skip=all or error=true|false"
-                ));
+                return Err(CheckOptionError::NotKeyValue(part.to_string()));
             };
             match k.trim().to_ascii_lowercase().as_str() {
                 "skip" => {
@@ -149,19 +163,11 @@ impl CheckConfig {
                     cfg.error = match v.trim().to_ascii_lowercase().as_str() {
                         "true" | "1" | "t" => true,
                         "false" | "0" | "f" => false,
-                        other => {
-                            return Err(format!(
-                                "invalid check option error={other:?}: expected true or false"
-                            ))
-                        }
+                        other => return Err(CheckOptionError::ErrorValue(other.to_string())),
                     }
                 }
                 "experimental" => {}
-                other => {
-                    return Err(format!(
-                    "unknown check option {other:?}: the options are skip, error and experimental"
-                ))
-                }
+                other => return Err(CheckOptionError::UnknownKey(other.to_string())),
             }
         }
         Ok(cfg)
@@ -229,7 +235,7 @@ pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Re
                 column: 1,
                 end_line: d.line,
             };
-            let mut diag = Diagnostic::new(loc, m);
+            let mut diag = Diagnostic::new(loc, m.to_string());
             if let Some(t) = ast.line_text(d.line) {
                 diag = diag.with_line(t);
             }

@@ -16,8 +16,8 @@ pub use instruction::{
     from_node, ArgDecl, Command, CopySpec, HealthcheckRaw, Instruction, INSTRUCTIONS,
 };
 pub use resolved::{
-    mount_fields, mount_from, parse_duration, parse_mount, parse_mount_fields, FromRef,
-    HealthcheckSpec, Mount, MountKind, Resolved, MOUNT_FROM_VARIABLE,
+    mount_fields, mount_from, parse_duration, parse_mount, parse_mount_fields, DurationError,
+    FromRef, HealthcheckSpec, Mount, MountKind, MountSpecError, Resolved, MOUNT_FROM_VARIABLE,
 };
 pub use scope::{StageScope, MAX_ARG_BYTES, MAX_ENV_BYTES, MAX_LABEL_BYTES};
 pub use stages::{parse_trigger, plan};

@@ -123,9 +123,39 @@ pub enum Resolved {
     Maintainer(String),
 }
 
+/// A duration that is not a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?} (use e.g. 30s, 1m30s, 500ms)")]
+pub struct DurationError {
+    /// The text given.
+    pub input: String,
+}
+
+/// A `--mount` spec that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountSpecError {
+    /// `from=` holds a variable (BuildKit's wording, [`MOUNT_FROM_VARIABLE`]).
+    #[error("{}", MOUNT_FROM_VARIABLE)]
+    FromVariable,
+    /// An option that needs `=value` given bare.
+    #[error("mount option {0} needs a value ({0}=...)")]
+    MissingValue(String),
+    /// A `type=` that is not bind, cache, tmpfs, secret or ssh.
+    #[error("unsupported mount type {0:?} (bind, cache, tmpfs, secret, ssh)")]
+    UnsupportedType(String),
+    /// A `sharing=` that is not shared, private or locked.
+    #[error("invalid sharing {0:?} (shared, private, locked)")]
+    Sharing(String),
+    /// No `target=` for a mount that needs one.
+    #[error("mount needs a target (target=<path>)")]
+    NoTarget,
+}
+
 /// Parses a Go duration (`30s`, `1m30s`, `1.5h`, `250ms`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?} (use e.g. 30s, 1m30s, 500ms)");
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError {
+        input: s.to_string(),
+    };
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -184,27 +214,27 @@ pub fn mount_fields(spec: &str) -> Vec<(String, Option<String>)> {
 /// The raw `from=` of a `--mount` spec. BuildKit refuses a variable there
 /// (a `$` that is not the last character): the stage graph must be known
 /// before any scope exists.
-pub fn mount_from(spec: &str) -> Result<Option<String>, String> {
+pub fn mount_from(spec: &str) -> Result<Option<String>, MountSpecError> {
     let Some((_, v)) = mount_fields(spec).into_iter().find(|(k, _)| k == "from") else {
         return Ok(None);
     };
     let v = v.unwrap_or_default();
     if v.find('$').is_some_and(|i| i + 1 != v.len()) {
-        return Err(MOUNT_FROM_VARIABLE.to_string());
+        return Err(MountSpecError::FromVariable);
     }
     Ok(Some(v))
 }
 
 /// Parses one `--mount` spec (CSV of `key=value` and bare keys). The
 /// `from=` value is returned raw for the caller to resolve against stages.
-pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
+pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), MountSpecError> {
     parse_mount_fields(mount_fields(spec))
 }
 
 /// [`parse_mount`] on fields already split (and their values expanded).
 pub fn parse_mount_fields(
     fields: Vec<(String, Option<String>)>,
-) -> Result<(Mount, Option<String>), String> {
+) -> Result<(Mount, Option<String>), MountSpecError> {
     let mut m = Mount {
         kind: MountKind::Bind,
         target: None,
@@ -224,7 +254,7 @@ pub fn parse_mount_fields(
     for (k, v) in fields {
         let val = || {
             v.clone()
-                .ok_or_else(|| format!("mount option {k} needs a value ({k}=...)"))
+                .ok_or_else(|| MountSpecError::MissingValue(k.clone()))
         };
         match k.as_str() {
             "type" => {
@@ -234,11 +264,7 @@ pub fn parse_mount_fields(
                     "tmpfs" => MountKind::Tmpfs,
                     "secret" => MountKind::Secret,
                     "ssh" => MountKind::Ssh,
-                    other => {
-                        return Err(format!(
-                            "unsupported mount type {other:?} (bind, cache, tmpfs, secret, ssh)"
-                        ))
-                    }
+                    other => return Err(MountSpecError::UnsupportedType(other.to_string())),
                 }
             }
             "target" | "dst" | "destination" => m.target = Some(val()?),
@@ -250,7 +276,7 @@ pub fn parse_mount_fields(
             "sharing" => {
                 let s = val()?;
                 if !matches!(s.as_str(), "shared" | "private" | "locked") {
-                    return Err(format!("invalid sharing {s:?} (shared, private, locked)"));
+                    return Err(MountSpecError::Sharing(s));
                 }
                 m.sharing = Some(s)
             }
@@ -263,7 +289,7 @@ pub fn parse_mount_fields(
     }
     m.readonly = ro.unwrap_or(m.kind == MountKind::Bind);
     if m.target.is_none() && !matches!(m.kind, MountKind::Secret | MountKind::Ssh) {
-        return Err("mount needs a target (target=<path>)".into());
+        return Err(MountSpecError::NoTarget);
     }
     Ok((m, from))
 }
