@@ -136,3 +136,28 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_reason_is_printed_once() {
+        let e = crate::IgnoreMatcher::new(&["a/[".to_string()]).unwrap_err();
+        assert!(matches!(e, Error::IgnorePattern { .. }), "{e:?}");
+        let shown = chain(&e);
+        assert_eq!(
+            shown.matches("syntax error in pattern").count(),
+            1,
+            "{shown}"
+        );
+    }
+}

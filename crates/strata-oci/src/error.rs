@@ -198,3 +198,33 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        // EACCES: "Permission denied (os error 13)".
+        let denied = || std::io::Error::from_raw_os_error(13);
+        let text = denied().to_string();
+        let io = Error::io("open blobs/sha256/ab", denied());
+        let external = Error::external("writing a blob", Error::io("open x", denied()));
+        for e in [io, external] {
+            let shown = chain(&e);
+            assert_eq!(shown.matches(&text).count(), 1, "{shown}");
+        }
+        let json = serde_json::from_str::<u8>("{").unwrap_err();
+        let json_text = json.to_string();
+        let e = Error::json("manifest.json", json);
+        assert_eq!(chain(&e).matches(&json_text).count(), 1, "{}", chain(&e));
+    }
+}

@@ -170,3 +170,36 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let denied = || std::io::Error::from_raw_os_error(13);
+        let text = denied().to_string();
+        let read = Error::Read {
+            registry: "r.example".into(),
+            what: "blob sha256:ab".into(),
+            cause: denied(),
+        };
+        let store = Error::from(strata_store::StoreError::IoOther {
+            what: "write blob".into(),
+            cause: denied(),
+        });
+        let io = Error::io("write /x", denied());
+        for e in [read, store, io] {
+            let shown = chain(&e);
+            assert_eq!(shown.matches(&text).count(), 1, "{shown}");
+        }
+    }
+}

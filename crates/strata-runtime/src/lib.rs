@@ -265,3 +265,54 @@ pub(crate) fn proc_self_status(field: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().to_string())
 }
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let denied = || std::io::Error::from_raw_os_error(13);
+        let text = denied().to_string();
+        let io = Error::io("creating /run/strata/x", denied());
+        let binfmt = Error::from(binfmt::BinfmtError::Mount {
+            dir: "/proc/sys/fs/binfmt_misc".into(),
+            cause: denied(),
+        });
+        let userns = Error::from(rootless::UsernsError::Os {
+            what: "writing /proc/self/uid_map".into(),
+            cause: denied(),
+        });
+        for e in [io, binfmt, userns] {
+            let shown = chain(&e);
+            assert_eq!(shown.matches(&text).count(), 1, "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_missing_user_is_a_variant_with_and_without_the_rootfs() {
+        let e = Error::NameNotFound {
+            missing: NameNotFound::User("app".into()),
+            rootfs: "/store/m/1".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "unable to find user app: no matching entries in passwd file (rootfs /store/m/1)"
+        );
+        let Error::NameNotFound { missing, .. } = e else {
+            unreachable!()
+        };
+        assert_eq!(
+            missing.to_string(),
+            "unable to find user app: no matching entries in passwd file"
+        );
+    }
+}

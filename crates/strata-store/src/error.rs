@@ -168,3 +168,53 @@ impl StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::TransferError;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let denied = || io::Error::from(rustix::io::Errno::ACCESS);
+        let text = denied().to_string();
+        let io = Err::<(), _>(denied())
+            .ctx("open", Path::new("/store/blobs"))
+            .unwrap_err();
+        let other = Err::<(), _>(denied())
+            .what(|| "read layer".into())
+            .unwrap_err();
+        let wrapped = TransferError::from(
+            Err::<(), _>(denied())
+                .ctx("open", Path::new("/x"))
+                .unwrap_err(),
+        );
+        let archive = TransferError::from(strata_oci::Error::external(
+            "staging a blob",
+            Err::<(), _>(denied())
+                .ctx("create", Path::new("/tmp/x"))
+                .unwrap_err(),
+        ));
+        let shown: Vec<String> = [
+            &io as &(dyn std::error::Error + 'static),
+            &other,
+            &wrapped,
+            &archive,
+        ]
+        .into_iter()
+        .map(chain)
+        .collect();
+        for s in shown {
+            assert_eq!(s.matches(&text).count(), 1, "{s}");
+        }
+        assert!(!io.is_not_found() && chain(&io).starts_with("open /store/blobs: "));
+    }
+}
