@@ -230,8 +230,10 @@ impl UsernsError {
 /// doc). Must be called before any thread is started. `Err` only when the
 /// process is left half-mapped and cannot go on.
 pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
-    // SAFETY: these cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     if uid == 0 {
         return Ok(Userns::NotNeeded);
     }
@@ -274,8 +276,7 @@ pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
 
     let (go_r, mut go_w) = pipe().map_err(|e| UsernsError::os("pipe", e.into()))?;
     let (rep_r, rep_w) = pipe().map_err(|e| UsernsError::os("pipe", e.into()))?;
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+    let me = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: single-threaded (checked above), so the child may allocate
     // and spawn; it never returns into main (helper ends in _exit).
     let pid = unsafe { libc::fork() };
@@ -420,8 +421,7 @@ mod tests {
 
     #[test]
     fn root_needs_nothing() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().as_raw() == 0 {
             assert_eq!(enter_user_namespace().unwrap(), Userns::NotNeeded);
         }
     }

@@ -772,8 +772,7 @@ pub fn is_rootless() -> bool {
     // namespace once running, so read /proc once.
     static ROOTLESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ROOTLESS.get_or_init(|| {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if rustix::process::geteuid().as_raw() != 0 {
             return true;
         }
         std::fs::read_to_string("/proc/self/uid_map")
@@ -799,7 +798,7 @@ pub(crate) fn run_dir() -> Result<PathBuf, Error> {
         let outer = std::fs::read_to_string("/proc/self/uid_map")
             .ok()
             .and_then(|m| m.split_whitespace().nth(1).map(String::from))
-            .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
+            .unwrap_or_else(|| rustix::process::geteuid().as_raw().to_string());
         std::env::temp_dir().join(format!("strata-run-{outer}"))
     };
     {
@@ -824,8 +823,7 @@ pub(crate) fn check_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let why = if md.file_type().is_symlink() {
         Some("it is a symbolic link".to_string())
     } else if !md.is_dir() {
@@ -912,8 +910,7 @@ mod tests {
         let file = t.path().join("file");
         std::fs::write(&file, b"").unwrap();
         assert!(check_private_dir(&file).is_err());
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().as_raw() == 0 {
             std::os::unix::fs::chown(&ok, Some(65534), None).unwrap();
             let e = check_private_dir(&ok).unwrap_err().to_string();
             assert!(e.contains("belongs to someone else (uid 65534"), "{e}");

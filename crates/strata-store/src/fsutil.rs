@@ -235,7 +235,9 @@ pub(crate) fn crash_point(name: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("STRATA_CRASH_AT").ok());
     if at.as_deref() == Some(name) {
-        // SAFETY: kill(2) on our own pid with a constant signal.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        let _ = rustix::process::kill_process(
+            rustix::process::getpid(),
+            rustix::process::Signal::KILL,
+        );
     }
 }

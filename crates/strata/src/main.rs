@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     // user gets a user namespace of its own (strata_runtime::rootless), so
     // that build and run work without `unshare` and files of other owners
     // keep them (through the user's /etc/subuid range).
-    // SAFETY: geteuid cannot fail. Taken before: inside, it is 0.
-    let uid = unsafe { libc::geteuid() };
+    // Taken before: inside, it is 0.
+    let uid = rustix::process::geteuid().as_raw();
     // A store that is not the user's, checked here while its owner can
     // still be named: inside the namespace, root's files are unmapped.
     if uid != 0 {
