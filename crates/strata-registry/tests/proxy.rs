@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 /// What the proxy does once a connection has sent `cut_after` response bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Cut that connection once; later connections pass.
     CutOnce,
     /// Cut it, and refuse every later connection (the registry "died").
@@ -23,13 +23,13 @@ pub enum Mode {
     Stall,
 }
 
-pub struct Proxy {
+pub(crate) struct Proxy {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<String>>>,
     pub cuts: Arc<AtomicUsize>,
 }
 
-pub fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
+pub(crate) fn start(upstream: u16, cut_after: usize, mode: Mode) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let requests = Arc::new(Mutex::new(Vec::new()));

@@ -274,8 +274,8 @@ pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
         (_, (_, None)) => why_single = format!("no range for {user} in /etc/subgid"),
     }
 
-    let (go_r, mut go_w) = pipe().map_err(|e| UsernsError::os("pipe", e.into()))?;
-    let (rep_r, rep_w) = pipe().map_err(|e| UsernsError::os("pipe", e.into()))?;
+    let (go_r, mut go_w) = pipe().map_err(|e| UsernsError::os("pipe", e))?;
+    let (rep_r, rep_w) = pipe().map_err(|e| UsernsError::os("pipe", e))?;
     let me = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: single-threaded (checked above), so the child may allocate
     // and spawn; it never returns into main (helper ends in _exit).

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use strata_oci::{media_types, Descriptor, Digest, ImageManifest};
 use strata_store::{ImageRecord, LayerRecord, Store};
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,13 +23,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub enum Auth {
+pub(crate) enum Auth {
     None,
     Htpasswd { user: String, password: String },
     Token(TokenConfig),
 }
 
-pub struct TokenConfig {
+pub(crate) struct TokenConfig {
     pub realm: String,
     pub service: String,
     pub issuer: String,
@@ -37,14 +37,14 @@ pub struct TokenConfig {
 }
 
 /// A running registry; killed on drop.
-pub struct Registry {
+pub(crate) struct Registry {
     pub child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
 
 impl Registry {
-    pub fn start(auth: Auth) -> Registry {
+    pub(crate) fn start(auth: Auth) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).unwrap();
@@ -102,16 +102,16 @@ impl Registry {
         panic!("could not start docker-registry: {last_err}");
     }
 
-    pub fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn storage(&self) -> PathBuf {
+    pub(crate) fn storage(&self) -> PathBuf {
         self.dir.path().join("storage")
     }
 
     /// The registry's data file for a blob.
-    pub fn blob_data(&self, d: &Digest) -> PathBuf {
+    pub(crate) fn blob_data(&self, d: &Digest) -> PathBuf {
         self.storage().join(format!(
             "docker/registry/v2/blobs/sha256/{}/{}/data",
             &d.hex()[..2],
@@ -119,7 +119,7 @@ impl Registry {
         ))
     }
 
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -132,7 +132,7 @@ impl Drop for Registry {
 }
 
 /// The status of a plain GET, None when nothing answers.
-pub fn http_status(port: u16, path: &str) -> Option<u16> {
+pub(crate) fn http_status(port: u16, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
@@ -148,7 +148,7 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
 /// A token server: GET /token?service=&scope=... → `{"token": JWT}`,
 /// RS256-signed with a fresh key whose self-signed certificate the
 /// registry trusts. Checks basic credentials when given.
-pub struct TokenServer {
+pub(crate) struct TokenServer {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<String>>>,
     /// `expires_in` of the tokens issued from now on (seconds).
@@ -159,7 +159,7 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    pub fn start(credentials: Option<(&str, &str)>) -> TokenServer {
+    pub(crate) fn start(credentials: Option<(&str, &str)>) -> TokenServer {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key.pem");
         let cert = dir.path().join("cert.pem");
@@ -292,7 +292,7 @@ impl TokenServer {
         }
     }
 
-    pub fn registry_auth(&self) -> Auth {
+    pub(crate) fn registry_auth(&self) -> Auth {
         Auth::Token(TokenConfig {
             realm: self.config.realm.clone(),
             service: self.config.service.clone(),
@@ -301,7 +301,7 @@ impl TokenServer {
         })
     }
 
-    pub fn request_count(&self) -> usize {
+    pub(crate) fn request_count(&self) -> usize {
         self.requests.lock().unwrap().len()
     }
 }
@@ -345,7 +345,7 @@ fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-pub fn b64(data: &[u8], url: bool) -> String {
+pub(crate) fn b64(data: &[u8], url: bool) -> String {
     let s = strata_registry::credentials::base64_encode(data);
     if url {
         s.trim_end_matches('=').replace('+', "-").replace('/', "_")
@@ -355,7 +355,7 @@ pub fn b64(data: &[u8], url: bool) -> String {
 }
 
 /// A gzip'd layer tar with the given files.
-pub fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
+pub(crate) fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
     let mut tar = tar::Builder::new(Vec::new());
     for (name, data) in files {
         let mut h = tar::Header::new_gnu();
@@ -374,12 +374,17 @@ pub fn layer(files: &[(&str, &[u8])]) -> (Vec<u8>, Digest) {
 
 /// Makes an image (layers of the given files, Docker or OCI media types)
 /// in `store`, tags it `name`, returns its ID.
-pub fn make_image(store: &Store, name: &str, layers: &[Vec<(&str, &[u8])>], oci: bool) -> Digest {
+pub(crate) fn make_image(
+    store: &Store,
+    name: &str,
+    layers: &[Vec<(&str, &[u8])>],
+    oci: bool,
+) -> Digest {
     make_image_with(store, name, layers, oci, true)
 }
 
 /// [`make_image`] with the layers stored gzip'd or as plain tars.
-pub fn make_image_with(
+pub(crate) fn make_image_with(
     store: &Store,
     name: &str,
     layers: &[Vec<(&str, &[u8])>],

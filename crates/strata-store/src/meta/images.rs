@@ -40,7 +40,7 @@ pub struct ImageRecord {
 
 /// A multi-platform tag: the index blob's digest and its (platform,
 /// image) entries in order.
-pub type IndexTag = (Digest, Vec<(String, Digest)>);
+pub(super) type IndexTag = (Digest, Vec<(String, Digest)>);
 
 /// An image as stored, with its tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
