@@ -111,9 +111,13 @@ pub fn owner_alive(pid: u32, start: Option<u64>) -> bool {
     match (process_start_time(pid), start) {
         (None, _) => {
             // No /proc entry readable: fall back to kill(0).
-            // SAFETY: signal 0 only checks existence.
-            let r = unsafe { libc::kill(pid as i32, 0) };
-            r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+            let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+                return false;
+            };
+            match rustix::process::test_kill_process(pid) {
+                Ok(()) => true,
+                Err(e) => e == rustix::io::Errno::PERM,
+            }
         }
         (Some(_), None) => true,
         (Some(now), Some(recorded)) => now == recorded,
@@ -133,14 +137,12 @@ fn c_path(p: &Path) -> Result<std::ffi::CString, Error> {
 
 /// Unmounts (lazily) and removes a namespace file, best effort.
 fn remove_netns_file(path: &Path) {
-    if let Ok(c) = c_path(path) {
-        // SAFETY: plain syscall on a valid C string.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
+    let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
     let _ = std::fs::remove_file(path);
 }
 
 /// Creates the namespace file `path` with a new network namespace on it.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn create_netns(path: &Path) -> Result<(), Error> {
     std::fs::File::options()
         .write(true)
@@ -329,9 +331,11 @@ impl Drop for PrivateNetwork {
         // reaps it in the background when the channel closes. Waiting here
         // cost 30-90 ms per build: pasta's exit removes its tap device,
         // which waits for RCU grace periods in the kernel.
-        // SAFETY: pasta is our child and not reaped until the keeper's
-        // wait below, so the pid cannot have been reused.
-        unsafe { libc::kill(self.pasta_pid as i32, libc::SIGKILL) };
+        // pasta is our child and not reaped until the keeper's wait
+        // below, so the pid cannot have been reused.
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pasta_pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
         drop(self.stop.take());
         drop(self.keeper.take());
         remove_netns_file(&self.netns.path);
@@ -340,6 +344,7 @@ impl Drop for PrivateNetwork {
 
 /// The keeper thread: starts pasta (its death signal is tied to this
 /// thread), reports readiness, then waits for the stop and kills pasta.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn keep_pasta(
     pasta: &Path,
     netns: &Path,

@@ -108,6 +108,7 @@ fn parse_subid(text: &str, user: &str, uid: u32) -> Option<SubidRange> {
 }
 
 /// The name of user `uid` from the passwd database (empty when unknown).
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 pub fn user_name(uid: u32) -> String {
     let mut buf = vec![0u8; 16 * 1024];
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
@@ -138,6 +139,7 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -155,6 +157,7 @@ fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
 
 /// Runs in the forked helper: waits until the parent has unshared, maps
 /// its ids with the setuid tools and exits without returning.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn helper(
     mut go: std::fs::File,
     mut report: std::fs::File,
@@ -229,6 +232,7 @@ impl UsernsError {
 /// Enters a new user and mount namespace when not root (see the module
 /// doc). Must be called before any thread is started. `Err` only when the
 /// process is left half-mapped and cannot go on.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
     let (uid, gid) = (
         rustix::process::geteuid().as_raw(),

@@ -643,6 +643,7 @@ impl Runc {
 }
 
 impl Executor for Runc {
+    #[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
     fn run(&self, spec: &ContainerSpec, io: StdioConfig) -> Result<ExitStatus, Error> {
         if !valid_id(&spec.id) {
             return Err(Error::InvalidSpec(format!(
