@@ -96,8 +96,12 @@ pub fn parse_and_plan(text: &str, file_name: &str, opts: &BuildOptions) -> Resul
 /// (continuations and heredoc bodies included).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct Location {
+    /// The Dockerfile's name.
     pub file: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
+    /// 1-based last line.
     pub end_line: usize,
 }

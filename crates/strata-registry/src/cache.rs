@@ -23,19 +23,26 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::progress::{ProgressMode, Reporter};
 
+/// The media type of the build cache's config blob (the cache document).
 pub const CACHE_CONFIG_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.v1+json";
 
 /// The cache config document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheDocument {
+    /// The document format version.
     pub version: u32,
+    /// The exported cache entries.
     pub entries: Vec<CacheDocEntry>,
 }
 
+/// One exported build cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheDocEntry {
+    /// The cache key.
     pub key: String,
+    /// The cached value, as the store records it.
     pub value: String,
+    /// Blobs the entry needs (pushed with the cache).
     pub blobs: Vec<Digest>,
 }
 

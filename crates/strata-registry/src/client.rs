@@ -90,6 +90,7 @@ impl Client {
         })
     }
 
+    /// The registry host the client speaks to.
     pub fn registry(&self) -> &str {
         &self.inner.registry
     }

@@ -25,7 +25,9 @@ use crate::progress::{ProgressMode, Reporter};
 pub struct PullOptions {
     /// The platform to pick from an index (default: the host's).
     pub platform: Option<Platform>,
+    /// How to reach the registry.
     pub client: ClientOptions,
+    /// How to show progress.
     pub progress: ProgressMode,
     /// Layers downloaded at once (default 3).
     pub jobs: usize,

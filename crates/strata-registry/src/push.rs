@@ -24,7 +24,9 @@ use crate::transport;
 /// How to push.
 #[derive(Debug, Clone)]
 pub struct PushOptions {
+    /// How to reach the registry.
     pub client: ClientOptions,
+    /// How to show progress.
     pub progress: ProgressMode,
     /// Blobs uploaded at once (default 3).
     pub jobs: usize,
@@ -52,8 +54,11 @@ pub struct PushedImage {
     pub size: u64,
     /// The tag (or digest) the manifest was put under.
     pub reference: String,
+    /// Blobs uploaded.
     pub uploaded: usize,
+    /// Blobs mounted from another repository.
     pub mounted: usize,
+    /// Blobs the registry already had.
     pub existed: usize,
 }
 

@@ -16,7 +16,9 @@ pub const INSECURE_ENV: &str = "STRATA_INSECURE_REGISTRIES";
 /// Why a registry is spoken to over plain http (None: https).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlainHttp {
+    /// A loopback address (`localhost`, `127.0.0.1`, `::1`).
     Loopback,
+    /// Listed in the insecure registries.
     Insecure,
 }
 
@@ -31,6 +33,7 @@ pub fn host_of(registry: &str) -> &str {
     }
 }
 
+/// True when `registry` names a loopback host.
 pub fn is_loopback(registry: &str) -> bool {
     let host = host_of(registry);
     if host.eq_ignore_ascii_case("localhost") {

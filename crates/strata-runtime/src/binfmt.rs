@@ -17,9 +17,13 @@ pub const BINFMT_D: &str = "/usr/lib/binfmt.d";
 /// One binfmt_misc registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The entry's name (`qemu-aarch64`).
     pub name: String,
+    /// Whether the entry is enabled.
     pub enabled: bool,
+    /// The interpreter's path.
     pub interpreter: String,
+    /// The flags (`F`: the interpreter is opened at registration).
     pub flags: String,
 }
 

@@ -290,8 +290,11 @@ pub fn effective_capabilities(add: &[String], drop: &[String]) -> Result<Vec<Str
 /// One rlimit (`nofile`, `nproc`, `core`, ... as Docker's `--ulimit`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ulimit {
+    /// The rlimit's name, lower-case (`nofile`).
     pub name: String,
+    /// The soft limit (`u64::MAX` = unlimited).
     pub soft: u64,
+    /// The hard limit (`u64::MAX` = unlimited).
     pub hard: u64,
 }
 

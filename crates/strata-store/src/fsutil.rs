@@ -166,6 +166,7 @@ impl FileLock {
         })
     }
 
+    /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -203,6 +204,7 @@ impl TempDir {
         Ok(dir)
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

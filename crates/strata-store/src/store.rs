@@ -104,6 +104,7 @@ impl Store {
         &self.root
     }
 
+    /// Content-addressed blobs.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }
@@ -113,6 +114,7 @@ impl Store {
         &self.meta
     }
 
+    /// Unpacked layers.
     pub fn snapshotter(&self) -> &Snapshotter {
         &self.snapshots
     }

@@ -36,13 +36,15 @@ use crate::{Error, IgnoreMatcher, Location};
 /// One rule: its BuildKit name and a short explanation in plain words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
+    /// BuildKit's name of the rule (`FromAsCasing`).
     pub name: &'static str,
+    /// What the rule is about, in plain words.
     pub explanation: &'static str,
 }
 
 macro_rules! rules {
     ($($id:ident = $name:literal, $text:literal;)*) => {
-        $(pub const $id: Rule = Rule { name: $name, explanation: $text };)*
+        $(#[doc = $text] pub const $id: Rule = Rule { name: $name, explanation: $text };)*
         /// Every rule this module checks.
         pub const RULES: &[Rule] = &[$($id),*];
     };
@@ -90,13 +92,19 @@ rules! {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
+    /// The rule's name.
     pub rule: &'static str,
+    /// What was found.
     pub message: String,
+    /// The Dockerfile's name.
     pub file: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
     /// The source line (at most 200 characters).
     pub snippet: String,
+    /// What the rule is about, in plain words.
     pub explanation: &'static str,
 }
 
@@ -119,7 +127,9 @@ impl std::fmt::Display for Warning {
 /// `error=true|false`, `experimental=...` (accepted; every rule here is on).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckConfig {
+    /// Rules skipped, lower-cased.
     pub skip: BTreeSet<String>,
+    /// `skip=all`: no rule runs.
     pub skip_all: bool,
     /// Warnings make the check fail.
     pub error: bool,
@@ -205,7 +215,9 @@ pub const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
 /// The result of [`lint`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// The findings, in file order.
     pub warnings: Vec<Warning>,
+    /// The check settings that applied.
     pub config: CheckConfig,
 }
 

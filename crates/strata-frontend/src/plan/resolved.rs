@@ -19,16 +19,22 @@ pub enum FromRef {
 /// `RUN --mount` type.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum MountKind {
+    /// A bind mount of a context, stage or image path.
     Bind,
+    /// A persistent cache directory.
     Cache,
+    /// A fresh tmpfs.
     Tmpfs,
+    /// A secret file.
     Secret,
+    /// An SSH agent socket.
     Ssh,
 }
 
 /// One parsed `RUN --mount=...` spec.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mount {
+    /// `type=` (bind when absent).
     pub kind: MountKind,
     /// `target`/`dst`/`destination`.
     pub target: Option<String>,
@@ -42,9 +48,13 @@ pub struct Mount {
     pub id: Option<String>,
     /// `sharing=shared|private|locked` (cache).
     pub sharing: Option<String>,
+    /// `mode=`: file mode of a secret, ssh socket or cache directory, as written.
     pub mode: Option<String>,
+    /// `uid=` of a secret, ssh socket or cache directory, as written.
     pub uid: Option<String>,
+    /// `gid=` of a secret, ssh socket or cache directory, as written.
     pub gid: Option<String>,
+    /// `required`: a missing secret or ssh agent fails the step.
     pub required: bool,
     /// Any other `key=value` options, in order.
     pub options: Vec<(String, String)>,
@@ -54,72 +64,116 @@ pub struct Mount {
 /// `["CMD-SHELL", cmd]` or `["CMD", arg...]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HealthcheckSpec {
+    /// Docker's test form: `["CMD-SHELL", cmd]`, `["CMD", arg...]` or `["NONE"]`.
     pub test: Vec<String>,
+    /// `--interval`.
     pub interval: Option<Duration>,
+    /// `--timeout`.
     pub timeout: Option<Duration>,
+    /// `--start-period`.
     pub start_period: Option<Duration>,
+    /// `--start-interval`.
     pub start_interval: Option<Duration>,
+    /// `--retries`.
     pub retries: Option<u32>,
 }
 
 /// An instruction ready to execute: every word expanded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Resolved {
+    /// `FROM`.
     From {
+        /// The base: scratch, a stage or an image.
         base: Base,
+        /// `AS name`.
         name: Option<String>,
+        /// `--platform`, expanded.
         platform: Option<String>,
     },
+    /// `RUN`.
     Run {
         /// Shell form is NOT expanded (the shell does it); exec form neither.
         command: Command,
+        /// `--mount` specs, parsed.
         mounts: Vec<Mount>,
+        /// `--network`.
         network: Option<String>,
+        /// `--security`.
         security: Option<String>,
         /// Bodies chomped (`<<-`) but not expanded (the shell expands them).
         heredocs: Vec<Heredoc>,
     },
+    /// `COPY`.
     Copy {
+        /// Sources, expanded.
         srcs: Vec<String>,
+        /// Destination, expanded.
         dest: String,
+        /// `--from`, resolved to a stage or an image.
         from: Option<FromRef>,
+        /// `--chown`.
         chown: Option<String>,
+        /// `--chmod`.
         chmod: Option<String>,
+        /// `--link`.
         link: bool,
+        /// `--parents`.
         parents: bool,
+        /// `--exclude` patterns.
         exclude: Vec<String>,
         /// Bodies chomped and, when `expand`, expanded with the scope.
         heredocs: Vec<Heredoc>,
     },
+    /// `ADD`.
     Add {
+        /// Sources (paths, URLs, git repositories), expanded.
         srcs: Vec<String>,
+        /// Destination, expanded.
         dest: String,
+        /// `--chown`.
         chown: Option<String>,
+        /// `--chmod`.
         chmod: Option<String>,
+        /// `--link`.
         link: bool,
+        /// `--exclude` patterns.
         exclude: Vec<String>,
+        /// `--checksum`.
         checksum: Option<String>,
+        /// `--keep-git-dir`.
         keep_git_dir: bool,
         /// `--unpack`: `None` = the default (unpack local archives).
         unpack: Option<bool>,
+        /// Bodies chomped and, when `expand`, expanded with the scope.
         heredocs: Vec<Heredoc>,
     },
+    /// `ENV` pairs.
     Env(Vec<(String, String)>),
     /// Declared names with their values in this scope (`None` = no value).
     Arg(Vec<(String, Option<String>)>),
+    /// `LABEL` pairs.
     Label(Vec<(String, String)>),
+    /// `EXPOSE` ports.
     Expose(Vec<String>),
+    /// `VOLUME` paths.
     Volume(Vec<String>),
+    /// `USER`.
     User(String),
+    /// `WORKDIR`.
     Workdir(String),
+    /// `CMD`.
     Cmd(Command),
+    /// `ENTRYPOINT`.
     Entrypoint(Command),
+    /// `SHELL`.
     Shell(Vec<String>),
+    /// `STOPSIGNAL`.
     StopSignal(String),
     /// `None` = `HEALTHCHECK NONE`.
     Healthcheck(Option<HealthcheckSpec>),
     /// The raw trigger text, stored in the image config for child builds.
     Onbuild(String),
+    /// `MAINTAINER`.
     Maintainer(String),
 }
 

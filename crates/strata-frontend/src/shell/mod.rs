@@ -54,6 +54,7 @@ pub struct Lexer {
 }
 
 impl Lexer {
+    /// A lexer with `escape` as the escape character and the default limits.
     pub fn new(escape: char) -> Self {
         Lexer {
             escape,

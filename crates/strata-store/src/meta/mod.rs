@@ -66,6 +66,7 @@ impl Meta {
         Ok(meta)
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }

@@ -11,7 +11,9 @@ use crate::{Lease, Store};
 /// One platform's image in a multi-platform tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
+    /// The platform.
     pub platform: Platform,
+    /// The image ID.
     pub image: Digest,
 }
 

@@ -229,6 +229,7 @@ fn ext(context: &str, e: impl std::error::Error + Send + Sync + 'static) -> stra
 }
 
 impl<'a> StagingSink<'a> {
+    /// A sink staging blobs in `store` under `lease`.
     pub fn new(store: &'a Store, lease: &'a Lease) -> Result<StagingSink<'a>, StoreError> {
         let known = store
             .meta()
