@@ -64,10 +64,6 @@ impl<T> Raw<T> {
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
-    /// The document, its bytes and their digest.
-    pub fn into_parts(self) -> (T, Vec<u8>, Digest) {
-        (self.value, self.bytes, self.digest)
-    }
 }
 
 impl<T> Deref for Raw<T> {

@@ -28,7 +28,6 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-use crate::error::Diagnostic;
 use crate::parser::{Ast, Node};
 use crate::plan::{from_node, Base, BuildOptions, Instruction, Plan};
 use crate::{Error, IgnoreMatcher, Location};
@@ -247,11 +246,7 @@ pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Re
                 column: 1,
                 end_line: d.line,
             };
-            let mut diag = Diagnostic::new(loc, m.to_string());
-            if let Some(t) = ast.line_text(d.line) {
-                diag = diag.with_line(t);
-            }
-            Error::diag(diag)
+            Error::diag(ast.error_at(&loc, m.to_string()))
         })?,
     };
     let walk = Walk::new(ast, plan);
