@@ -130,6 +130,22 @@ pub enum Error {
     /// The local store failed.
     #[error(transparent)]
     Store(#[from] strata_store::StoreError),
+    /// A local OCI layout (a cache directory) could not be read.
+    #[error("{what}: {cause}")]
+    Layout {
+        /// What was being read.
+        what: String,
+        /// The layout reader's error.
+        cause: Box<strata_oci::Error>,
+    },
+    /// Reading an image's records from the local store failed.
+    #[error("{what}: {cause}")]
+    Transfer {
+        /// Which image.
+        what: String,
+        /// The store's error.
+        cause: Box<strata_store::transfer::TransferError>,
+    },
     /// A local I/O operation failed.
     #[error("{what}: {cause}")]
     Io {

@@ -97,8 +97,11 @@ pub fn push_with(
     })?;
     // A multi-platform tag: every platform's manifest (by digest), then
     // the index under the tag.
-    let entries = strata_store::transfer::index_entries(store, &local)
-        .map_err(|e| Error::Invalid(format!("{local}: {e}")))?;
+    let entries =
+        strata_store::transfer::index_entries(store, &local).map_err(|cause| Error::Transfer {
+            what: local.clone(),
+            cause: Box::new(cause),
+        })?;
     if let Some((_, entries)) = entries {
         let mut descs = Vec::new();
         let (mut uploaded, mut mounted, mut existed) = (0, 0, 0);
