@@ -68,12 +68,7 @@ pub fn rootless_delegation(controllers: &[&str]) -> Delegation {
 }
 
 fn writable(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: c is a valid NUL-terminated path.
-    unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok()
 }
 
 /// [`rootless_delegation`] on a hierarchy at `root`, for a process whose

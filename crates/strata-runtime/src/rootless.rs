@@ -114,6 +114,7 @@ fn parse_subid(text: &str, user: &str, uid: u32) -> Option<SubidRange> {
 }
 
 /// The name of user `uid` from the passwd database (empty when unknown).
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 pub fn user_name(uid: u32) -> String {
     let mut buf = vec![0u8; 16 * 1024];
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
@@ -144,6 +145,7 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -161,6 +163,7 @@ fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
 
 /// Runs in the forked helper: waits until the parent has unshared, maps
 /// its ids with the setuid tools and exits without returning.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn helper(
     mut go: std::fs::File,
     mut report: std::fs::File,
@@ -194,17 +197,53 @@ fn helper(
     unsafe { libc::_exit(0) }
 }
 
-fn write_proc(file: &str, text: &str) -> Result<(), String> {
+fn write_proc(file: &str, text: &str) -> Result<(), UsernsError> {
     std::fs::write(format!("/proc/self/{file}"), text)
-        .map_err(|e| format!("writing /proc/self/{file}: {e}"))
+        .map_err(|e| UsernsError::os(format!("writing /proc/self/{file}"), e))
+}
+
+/// Why strata could not enter its user namespace and cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    /// Threads already run: `unshare(CLONE_NEWUSER)` would fail.
+    #[error("cannot enter a user namespace: strata already runs threads")]
+    Threads,
+    /// The uid map was written and the gid map not, or the reverse.
+    #[error(
+        "mapping ids in strata's user namespace failed half-way ({helper}); check /etc/subgid"
+    )]
+    HalfMapped {
+        /// What the mapping helper reported.
+        helper: String,
+    },
+    /// A system call failed.
+    #[error("{what}: {cause}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+}
+
+impl UsernsError {
+    fn os(what: impl Into<String>, cause: std::io::Error) -> UsernsError {
+        UsernsError::Os {
+            what: what.into(),
+            cause,
+        }
+    }
 }
 
 /// Enters a new user and mount namespace when not root (see the module
 /// doc). Must be called before any thread is started. `Err` only when the
 /// process is left half-mapped and cannot go on.
-pub fn enter_user_namespace() -> Result<Userns, String> {
-    // SAFETY: these cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
+pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     if uid == 0 {
         return Ok(Userns::NotNeeded);
     }
@@ -212,7 +251,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         return Ok(Userns::Disabled);
     }
     if threads() > 1 {
-        return Err("cannot enter a user namespace: strata already runs threads".into());
+        return Err(UsernsError::Threads);
     }
     let user = user_name(uid);
     // Plan the mapping before forking, so the helper only runs commands.
@@ -245,15 +284,14 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         (_, (_, None)) => why_single = format!("no range for {user} in /etc/subgid"),
     }
 
-    let (go_r, mut go_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    let (rep_r, rep_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+    let (go_r, mut go_w) = pipe().map_err(|e| UsernsError::os("pipe", e))?;
+    let (rep_r, rep_w) = pipe().map_err(|e| UsernsError::os("pipe", e))?;
+    let me = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: single-threaded (checked above), so the child may allocate
     // and spawn; it never returns into main (helper ends in _exit).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        return Err(UsernsError::os("fork", std::io::Error::last_os_error()));
     }
     if pid == 0 {
         drop(go_w);
@@ -306,12 +344,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
                     msg
                 }
             }
-            _ => {
-                return Err(format!(
-                    "mapping ids in strata's user namespace failed half-way ({msg}); \
-                     check /etc/subgid"
-                ))
-            }
+            _ => return Err(UsernsError::HalfMapped { helper: msg }),
         }
     } else {
         drop(go_w);
@@ -333,9 +366,9 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
     // SAFETY: plain syscalls.
     unsafe {
         if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-            return Err(format!(
-                "becoming root in the user namespace: {}",
-                std::io::Error::last_os_error()
+            return Err(UsernsError::os(
+                "becoming root in the user namespace",
+                std::io::Error::last_os_error(),
             ));
         }
         let root = c"/";
@@ -347,9 +380,9 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
             std::ptr::null(),
         ) != 0
         {
-            return Err(format!(
-                "making mounts private in strata's mount namespace: {}",
-                std::io::Error::last_os_error()
+            return Err(UsernsError::os(
+                "making mounts private in strata's mount namespace",
+                std::io::Error::last_os_error(),
             ));
         }
     }
@@ -370,6 +403,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
 /// Must be called before any thread is started, from outside any user
 /// namespace. The working directory is kept (setns of a mount namespace
 /// moves it to the namespace's root).
+#[allow(unsafe_code)]
 pub fn join_namespaces_of(pid: u32, start: Option<u64>) -> Result<Userns, crate::Error> {
     use std::os::fd::AsRawFd;
     let fail = |what: &str, e: std::io::Error| {
@@ -464,9 +498,8 @@ mod tests {
 
     #[test]
     fn root_needs_nothing() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            assert_eq!(enter_user_namespace(), Ok(Userns::NotNeeded));
+        if rustix::process::geteuid().as_raw() == 0 {
+            assert_eq!(enter_user_namespace().unwrap(), Userns::NotNeeded);
         }
     }
 }

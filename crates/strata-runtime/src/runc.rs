@@ -672,6 +672,7 @@ impl Runc {
 }
 
 impl Executor for Runc {
+    #[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
     fn run(&self, spec: &ContainerSpec, io: StdioConfig) -> Result<ExitStatus, Error> {
         if !valid_id(&spec.id) {
             return Err(Error::InvalidSpec(format!(
@@ -801,8 +802,7 @@ pub fn is_rootless() -> bool {
     // namespace once running, so read /proc once.
     static ROOTLESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ROOTLESS.get_or_init(|| {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if rustix::process::geteuid().as_raw() != 0 {
             return true;
         }
         std::fs::read_to_string("/proc/self/uid_map")
@@ -825,8 +825,7 @@ pub(crate) fn run_dir() -> Result<PathBuf, Error> {
     let dir = if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         PathBuf::from(d).join("strata")
     } else {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
+        let euid = rustix::process::geteuid().as_raw();
         // Outside a user namespace (euid not 0) our uid is the outer one;
         // inside, root's line of uid_map names it.
         let outer = if euid != 0 {
@@ -861,8 +860,7 @@ pub(crate) fn check_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let why = if md.file_type().is_symlink() {
         Some("it is a symbolic link".to_string())
     } else if !md.is_dir() {
@@ -949,8 +947,7 @@ mod tests {
         let file = t.path().join("file");
         std::fs::write(&file, b"").unwrap();
         assert!(check_private_dir(&file).is_err());
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().as_raw() == 0 {
             std::os::unix::fs::chown(&ok, Some(65534), None).unwrap();
             let e = check_private_dir(&ok).unwrap_err().to_string();
             assert!(e.contains("belongs to someone else (uid 65534"), "{e}");

@@ -30,14 +30,14 @@ fn main() -> ExitCode {
     let join = (uid != 0).then(cli::ctr_userns::monitor_to_join).flatten();
     let userns = match join {
         Some((pid, start)) => {
-            strata_runtime::rootless::join_namespaces_of(pid, start).map_err(|e| e.to_string())
+            strata_runtime::rootless::join_namespaces_of(pid, start).map_err(anyhow::Error::from)
         }
-        None => strata_runtime::enter_user_namespace(),
+        None => strata_runtime::enter_user_namespace().map_err(anyhow::Error::from),
     };
     let userns = match userns {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("strata: error: {e}");
+            eprintln!("strata: error: {e:#}");
             return ExitCode::from(1);
         }
     };

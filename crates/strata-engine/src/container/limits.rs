@@ -142,7 +142,7 @@ impl Limits {
         }
         strata_runtime::effective_capabilities(&l.cap_add, &l.cap_drop)?;
         for u in &l.ulimits {
-            Ulimit::parse(u).map_err(invalid)?;
+            Ulimit::parse(u)?;
         }
         Ok(l)
     }
@@ -162,7 +162,7 @@ impl Limits {
         extra.cap_drop = self.cap_drop.clone();
         extra.seccomp_unconfined = self.seccomp_unconfined;
         for u in &self.ulimits {
-            extra.ulimits.push(Ulimit::parse(u).map_err(invalid)?);
+            extra.ulimits.push(Ulimit::parse(u)?);
         }
         for t in &self.tmpfs {
             mounts.push(tmpfs_mount(t)?);

@@ -38,18 +38,22 @@ pub enum ContainerError {
     #[error("{0}")]
     Invalid(String),
     /// `--platform` is no platform.
-    #[error("--platform: {0}")]
-    Platform(String),
+    #[error("--platform")]
+    Platform(#[from] strata_oci::PlatformError),
+    /// `--ulimit` is not understood.
+    #[error(transparent)]
+    Ulimit(#[from] strata_runtime::UlimitError),
     /// No image of that name (for the platform asked).
     #[error("No such image: {0}")]
     NoSuchImage(String),
     /// The image's platform cannot run on this host.
-    #[error("{image}: {why}")]
+    #[error("{image}")]
     CannotRun {
         /// The image as named.
         image: String,
         /// Why (binfmt).
-        why: String,
+        #[source]
+        why: strata_runtime::binfmt::BinfmtError,
     },
     /// Neither the image nor the caller gives a command.
     #[error(
@@ -202,7 +206,7 @@ pub fn load_for_platform(
 ) -> Result<BaseImage, ContainerError> {
     let image = match platform {
         Some(p) => {
-            let p = Platform::parse(p).map_err(ContainerError::Platform)?;
+            let p = Platform::parse(p)?;
             let id = strata_store::transfer::resolve_image_for(store, name, &p)?
                 .ok_or_else(|| ContainerError::NoSuchImage(name.to_string()))?;
             images::load_image(store, &id.to_string())?

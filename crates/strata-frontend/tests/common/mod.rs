@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Where the corpus should be: `STRATA_CONFORMANCE_DIR`, else
 /// `shared/conformance` beside the repository.
-pub fn corpus_path() -> PathBuf {
+pub(crate) fn corpus_path() -> PathBuf {
     std::env::var_os("STRATA_CONFORMANCE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -19,18 +19,18 @@ pub fn corpus_path() -> PathBuf {
 /// Whether the corpus is there. When it is missing, prints a loud
 /// `SKIPPED` line to stderr and returns false (the caller returns without
 /// failing), unless `STRATA_REQUIRE_CONFORMANCE=1` (CI): then it fails.
-pub fn available(test: &str) -> bool {
+pub(crate) fn available(test: &str) -> bool {
     corpus_available(test, &corpus_path(), require_conformance())
 }
 
 /// `STRATA_REQUIRE_CONFORMANCE=1` (or `true`): a missing corpus is a failure.
-pub fn require_conformance() -> bool {
+pub(crate) fn require_conformance() -> bool {
     std::env::var("STRATA_REQUIRE_CONFORMANCE")
         .is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes"))
 }
 
 /// The decision behind [`available`], with its inputs explicit (for testing).
-pub fn corpus_available(test: &str, dir: &std::path::Path, required: bool) -> bool {
+pub(crate) fn corpus_available(test: &str, dir: &std::path::Path, required: bool) -> bool {
     if dir.is_dir() {
         return true;
     }
@@ -53,7 +53,7 @@ pub fn corpus_available(test: &str, dir: &std::path::Path, required: bool) -> bo
 
 /// The conformance corpus. Call [`available`] first: a missing corpus here
 /// is a failure, never a pass.
-pub fn conformance_dir() -> PathBuf {
+pub(crate) fn conformance_dir() -> PathBuf {
     let dir = corpus_path();
     assert!(
         dir.is_dir(),
@@ -63,17 +63,17 @@ pub fn conformance_dir() -> PathBuf {
     dir
 }
 
-pub fn read(rel: &str) -> String {
+pub(crate) fn read(rel: &str) -> String {
     let p = conformance_dir().join(rel);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
 }
 
-pub fn json(rel: &str) -> serde_json::Value {
+pub(crate) fn json(rel: &str) -> serde_json::Value {
     serde_json::from_str(&read(rel)).unwrap_or_else(|e| panic!("bad JSON in {rel}: {e}"))
 }
 
 /// Prints `name passed/total` and fails listing every failure.
-pub fn report(name: &str, total: usize, failures: &[String]) {
+pub(crate) fn report(name: &str, total: usize, failures: &[String]) {
     println!("{name} {}/{total}", total - failures.len());
     assert!(total > 0, "{name}: no cases found");
     assert!(
