@@ -123,7 +123,8 @@ def write(w, M, med, rss_mb, fs, fr, fm, verdict):
     if M.get("grow_ctx"):
         w("Each series multiplies the work; \"per ×10\" is the time ratio between two sizes scaled to a tenfold "
           "step (r^(1/log10(size ratio))): 10× is linear, below is better than linear. Peak RSS is strata's. "
-          f"Context files are {M.get('grow_file_bytes', '?')} bytes each; stages are `FROM busybox AS sN` + "
+          f"Context files are {M.get('grow_file_bytes', '?')} bytes each (Docker and Buildah: one run at the "
+          "largest context, their builds take minutes there); stages are `FROM busybox AS sN` + "
           "`RUN echo N >/out`, the final stage copies `/out` from each (Buildah `--jobs 4`); the image stores "
           "hold N images `FROM busybox` + `LABEL n=i` (strata and Buildah: stores of their own; Docker: its "
           f"daemon, which may hold other images too: {docker_counts or '?'} images in all).\n")
