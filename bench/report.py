@@ -100,7 +100,7 @@ if quick:
 w("Every number on this page comes from one run of `bench/run.sh` on one machine, with the three "
   "builders side by side and the same base images loaded into each. To rerun (as root, Debian 12; "
   "it installs what it needs and rewrites this page):\n")
-w("```sh\nbench/run.sh --wait-quiet 30     # full run (~30-40 min), waits for a quiet machine first\n"
+w("```sh\nbench/run.sh --wait-quiet 30     # full run (well over an hour with scenarios 9-12), waits for a quiet machine first\n"
   "bench/run.sh --quick             # small sizes, 1 run each: checks the harness in a few minutes\n"
   "bench/run.sh --only 5,7          # some scenarios only\n```\n")
 w(f"Run: {M.get('date', '?')}, mode {M.get('mode', '?')}; runs per measurement: {M.get('runs', '?')}. "
@@ -298,6 +298,14 @@ w("- Scenario 4b: `touch` of one file (mtime changes, content does not); all thr
   "context to the daemon every time.")
 w("- Data (contexts, image contents) comes from `bench/gen-tree.py`: seeded, so every run sees the "
   "same bytes; half the files random, half compressible text.")
+w("- Round 2 (issue 20): scenario 9's Debian base is `mmdebstrap --variant=minbase` from the machine's "
+  "configured mirror (`bench/debian-base.sh`, cached in /var/cache/strata-bench), loaded into all three like "
+  "the other bases; its RUN is a perl loop (minbase has perl) so every builder runs the same program. "
+  "Floors run the same command with `strata run --rm` in the same store (5, 9), `runc run` of a "
+  "`runc spec` bundle of the busybox rootfs (7), `curl -Z` of the registry's blobs (12). Scenario 10 "
+  "loads its base fresh in hyperfine's `--prepare` (not timed) and times the load separately. The "
+  "growth series use their own stores for the image counts; Docker's daemon is shared, so its image "
+  "count includes whatever else it holds (reported).")
 w("- Raw data of the published run: `bench/results/` (hyperfine JSON per scenario and tool, "
   "peak RSS per run, machine facts).")
 w("")
