@@ -263,6 +263,7 @@ if M.get("reg_status") == "measured":
 else:
     w(f"**Not yet measured**: {M.get('reg_status', 'the scenario was not run (`--only` without `reg`)')}.\n")
 
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, HERE)
 import report_round2  # noqa: E402  (the sections of issue 20, in a module of their own)
 
