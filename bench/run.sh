@@ -19,6 +19,15 @@
 #                     load average to drop below $QUIET_LOAD (default 1.0)
 #   --keep            keep the work directory (stores, contexts, archives)
 #
+# Scenarios: 1-3 the tutorial's Second_Try (cold, no-op, after an edit),
+# 4 large context, 5 big layer, 6 fan-out, 7 `run --rm`, 8 save and load,
+# mp the Multi_Platform tutorial, 9 a Debian base and a RUN writing 40,000
+# small files (+ a COPY --from stage; the store's disk use), 10 first use
+# of a freshly loaded 600 MB base, 11 growth series (context 2k/20k/200k
+# files, 4/16/64 stages, 10/100/1,000 images in the store), 12 (reg) push
+# and pull of a 1 GB 8-layer image against a local registry. Full sizes;
+# --quick shrinks them (see the sizes block below).
+#
 # Runs as root on Debian 12: installs docker.io, buildah, skopeo,
 # docker-registry, hyperfine and time when missing, starts dockerd as
 # scripts/setup-host.sh does. Every peer gets the same base images: the
