@@ -761,7 +761,7 @@ EOF
     rm -rf "$C12"
     A=$WORK/reg.tar
     $DOCKER save -o "$A" bench-reg
-    meta image_reg "$(du -h --apparent-size "$A" | cut -f1) uncompressed, $((REG_LAYERS + 1)) layers (busybox + $REG_LAYERS of $REG_LAYER_FILES files)"
+    meta image_reg "$(du -h --apparent-size "$A" | cut -f1) uncompressed, $((REG_LAYERS + 1)) layers (busybox + $REG_LAYERS layers of $REG_LAYER_FILES files)"
     $S load -i "$A" >/dev/null
     $SKOPEO copy -q "docker-archive:$A" "oci:$WORK/oci-reg:bench-reg" >/dev/null
     rm -f "$A"
