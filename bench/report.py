@@ -100,7 +100,7 @@ if quick:
 w("Every number on this page comes from one run of `bench/run.sh` on one machine, with the three "
   "builders side by side and the same base images loaded into each. To rerun (as root, Debian 12; "
   "it installs what it needs and rewrites this page):\n")
-w("```sh\nbench/run.sh --wait-quiet 30     # full run (~30-40 min), waits for a quiet machine first\n"
+w("```sh\nbench/run.sh --wait-quiet 30     # full run (well over an hour with scenarios 9-12), waits for a quiet machine first\n"
   "bench/run.sh --quick             # small sizes, 1 run each: checks the harness in a few minutes\n"
   "bench/run.sh --only 5,7          # some scenarios only\n```\n")
 w(f"Run: {M.get('date', '?')}, mode {M.get('mode', '?')}; runs per measurement: {M.get('runs', '?')}. "
@@ -182,6 +182,15 @@ for op in ("load", "save"):
                 None if rd is None else rd <= 0.5)
         else:
             row(8, f"image {op}, {M.get('image_' + sz, sz)}", name, "— (smaller size, for the memory curve)", "none")
+rd = r("s9-run", "docker")
+row(9, f"Debian base, RUN writing {M.get('deb9', '?')}, committed", "s9-run", "≤ 0.5× Docker (floor: see below)",
+    None if rd is None else rd <= 0.5)
+row("9b", "… then a second stage `COPY --from` of that tree, both stages cold", "s9-cold", "-",
+    "none" if med("s9-cold", "strata") is not None else None)
+rd, rb = r("s10-first", "docker"), r("s10-first", "buildah")
+row(10, f"first build on a freshly loaded large base ({M.get('big10', '?')}): `FROM` it + `RUN true`", "s10-first",
+    "≤ 0.5× Docker and ≤ 0.7× Buildah", all_of(rd is not None and rd <= 0.5, rb is not None and rb <= 0.7)
+    if rd is not None and rb is not None else None)
 w("")
 w("The memory target of scenario 8 (flat as the image grows) is in the next section. "
   f"Load average (1 min) when each scenario started: {M.get('loads', '?')} "
@@ -200,6 +209,8 @@ for name, label in [("s1-cold", "1 Second_Try cold"), ("s2-noop", "2 no-op rebui
                     ("s8-load-small", f"8 load, {M.get('image_small', 'small')}"),
                     ("s8-load-large", f"8 load, {M.get('image_large', 'large')}"),
                     ("s8-save-small", "8 save, small"), ("s8-save-large", "8 save, large"),
+                    ("s9-run", "9 Debian RUN, many files"), ("s9-cold", "9b Debian, two stages"),
+                    ("s10-first", "10 first build on a large base"), ("s10-load", "10 load of the large base"),
                     ("r-push", "registry push"), ("r-pull", "registry pull")]:
     vals = [rss_mb(name, t) for t in ("strata", "buildah", "skopeo")]
     if all(v is None for v in vals):
@@ -237,15 +248,26 @@ if M.get("reg_status") == "measured":
     w(f"Image: {M.get('image_reg', '?')}; registry: Debian `docker-registry` on 127.0.0.1, storage wiped before "
       "every push. push = strata / `docker push` / `skopeo copy oci:DIR docker://` (skopeo and Docker compress "
       "the layers while pushing; strata pushes the gzip blobs it stores). pull = into an empty store / after "
-      "`docker rmi` / `skopeo copy docker:// oci:DIR`. No target is set for these; ratios only.\n")
+      "`docker rmi` / `skopeo copy docker:// oci:DIR`. Floor: `curl -Z --parallel-max 8` of the same blobs "
+      f"({M.get('reg_blobs', '?').replace(' ', ' blobs, ', 1)} bytes) into /dev/null. Targets (issue 20): "
+      "see \"Round 2\" below.\n")
     w("| operation | strata | Docker | skopeo | strata/Docker | strata/skopeo | strata peak RSS |")
     w("| --- | --- | --- | --- | --- | --- | --- |")
     for name, label in (("r-push", "push"), ("r-pull", "pull")):
         s, d, k = (med(name, t) for t in ("strata", "docker", "skopeo"))
         w(f"| {label} | {fs(s)} | {fs(d)} | {fs(k)} | {fr(s, d)} | {fr(s, k)} | {fm(rss_mb(name, 'strata'))} |")
+    c = med("r-curl", "curl")
+    if c is not None:
+        w(f"| floor: `curl` of the same blobs | {fs(c)} | | | | | |")
     w("")
 else:
     w(f"**Not yet measured**: {M.get('reg_status', 'the scenario was not run (`--only` without `reg`)')}.\n")
+
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
+sys.path.insert(0, HERE)
+import report_round2  # noqa: E402  (the sections of issue 20, in a module of their own)
+
+report_round2.write(w, M, med, rss_mb, fs, fr, fm, verdict)
 
 # --- details: fan-out ----------------------------------------------------------------
 w("## Fan-out details (scenario 6)\n")
@@ -277,6 +299,14 @@ w("- Scenario 4b: `touch` of one file (mtime changes, content does not); all thr
   "context to the daemon every time.")
 w("- Data (contexts, image contents) comes from `bench/gen-tree.py`: seeded, so every run sees the "
   "same bytes; half the files random, half compressible text.")
+w("- Round 2 (issue 20): scenario 9's Debian base is `mmdebstrap --variant=minbase` from the machine's "
+  "configured mirror (`bench/debian-base.sh`, cached in /var/cache/strata-bench), loaded into all three like "
+  "the other bases; its RUN is a perl loop (minbase has perl) so every builder runs the same program. "
+  "Floors run the same command with `strata run --rm` in the same store (5, 9), `runc run` of a "
+  "`runc spec` bundle of the busybox rootfs (7), `curl -Z` of the registry's blobs (12). Scenario 10 "
+  "loads its base fresh in hyperfine's `--prepare` (not timed) and times the load separately. The "
+  "growth series use their own stores for the image counts; Docker's daemon is shared, so its image "
+  "count includes whatever else it holds (reported).")
 w("- Raw data of the published run: `bench/results/` (hyperfine JSON per scenario and tool, "
   "peak RSS per run, machine facts).")
 w("")

@@ -7,8 +7,8 @@
 #
 #   --quick           fewer runs and smaller data (checks that everything works;
 #                     the numbers are not the ones to publish)
-#   --only LIST       comma-separated scenarios to run: 1,2,3,4,5,6,7,8,mp,reg
-#                     (1-3 share a setup; default: all)
+#   --only LIST       comma-separated scenarios to run: 1,2,3,4,5,6,7,8,mp,
+#                     9,10,11,12 (1-3 share a setup; reg = 12; default: all)
 #   --strata BIN      use this strata binary (default: cargo build --release -p
 #                     strata with CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-target-bench})
 #   --out FILE        the report (default: docs/benchmarks.md; --quick writes
@@ -18,6 +18,15 @@
 #   --wait-quiet M    before measuring, wait up to M minutes for the 1-minute
 #                     load average to drop below $QUIET_LOAD (default 1.0)
 #   --keep            keep the work directory (stores, contexts, archives)
+#
+# Scenarios: 1-3 the tutorial's Second_Try (cold, no-op, after an edit),
+# 4 large context, 5 big layer, 6 fan-out, 7 `run --rm`, 8 save and load,
+# mp the Multi_Platform tutorial, 9 a Debian base and a RUN writing 40,000
+# small files (+ a COPY --from stage; the store's disk use), 10 first use
+# of a freshly loaded 600 MB base, 11 growth series (context 2k/20k/200k
+# files, 4/16/64 stages, 10/100/1,000 images in the store), 12 (reg) push
+# and pull of a 1 GB 8-layer image against a local registry. Full sizes;
+# --quick shrinks them (see the sizes block below).
 #
 # Runs as root on Debian 12: installs docker.io, buildah, skopeo,
 # docker-registry, hyperfine and time when missing, starts dockerd as
@@ -30,6 +39,13 @@
 # rewritten to them) so nothing collides with images other tests use.
 # strata and Buildah use stores under a temporary directory; in Docker only
 # bench-* tags and the untagged images our own builds created are removed.
+#
+# Scenario 9 also needs a Debian bookworm base: bench/debian-base.sh makes it
+# with mmdebstrap from the machine's configured Debian mirror (cached in
+# /var/cache/strata-bench) and it is loaded into all three the same way.
+# Floors: the same work without a builder, beside the peers: scenarios 5 and
+# 9 run their RUN command under `strata run --rm`, 7 runs `runc run` of an
+# OCI bundle of the same rootfs, 12 downloads the same blobs with `curl -Z`.
 #
 # Timing: hyperfine (--export-json); peak RSS: /usr/bin/time -f %M around
 # every command (for docker that is the client only: the work happens in
@@ -48,7 +64,7 @@ while [ $# -gt 0 ]; do
   --out) OUT=$2; shift ;;
   --wait-quiet) WAIT_QUIET=$2; shift ;;
   --keep) KEEP=1 ;;
-  -h | --help) sed -n '2,36s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//p}' "$0"; exit 0 ;;
   *) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -67,15 +83,26 @@ if [ $QUICK = 1 ]; then
   BIG_HALF=$((32 * MiB))
   FAN_K=3
   SAVE_SIZES="small:500:$((16 * MiB)):$((16 * MiB)) large:2000:$((64 * MiB)):$((64 * MiB))"
-  REG_LAYER_FILES=250 REG_LAYER_BYTES=$((16 * MiB))
+  REG_LAYERS=8 REG_LAYER_FILES=100 REG_LAYER_BYTES=$((4 * MiB))
+  DEB_FILES=4000 DEB_DIRS=400
+  BIGBASE_FILES=2500 BIGBASE_BYTES=$((60 * 1000 * 1000))
+  GROW_CTX="200 2000 20000" GROW_STAGES="4 16" GROW_IMAGES="10 100"
 else
   RUNS_COLD=3 RUNS_WARM=10 RUNS_RUN=20 WARM_COLD=1
   CTX_FILES=20000 CTX_BYTES=$((500 * 1000 * 1000))
   BIG_HALF=$((512 * MiB))
   FAN_K=20
   SAVE_SIZES="small:2500:$((128 * MiB)):$((128 * MiB)) large:10000:$((512 * MiB)):$((512 * MiB))"
-  REG_LAYER_FILES=1000 REG_LAYER_BYTES=$((125 * 1000 * 1000))
+  REG_LAYERS=8 REG_LAYER_FILES=1000 REG_LAYER_BYTES=$((125 * 1000 * 1000))
+  DEB_FILES=40000 DEB_DIRS=4000
+  BIGBASE_FILES=25000 BIGBASE_BYTES=$((600 * 1000 * 1000))
+  GROW_CTX="2000 20000 200000" GROW_STAGES="4 16 64" GROW_IMAGES="10 100 1000"
 fi
+# Scenario 9: every file the RUN writes holds DEB_HALF random bytes then
+# DEB_HALF bytes of text (5 KB a file: 200 MB for 40,000 files).
+DEB_HALF=2500
+# Scenario 11: bytes per context file (the work grows with the file count).
+GROW_FILE_BYTES=1000
 
 # --- host --------------------------------------------------------------------
 log "Host packages and dockerd"
@@ -186,6 +213,13 @@ print(f"    {r['command'].split()[0] if False else ''}{sys.argv[1].split('/')[-1
 EOF
 }
 
+# floor_script FILE IMAGE CMD: a script running the shell command line CMD
+# in IMAGE under `strata run --rm` (a RUN's work without a builder: no
+# snapshot, no commit, no cache), for the floors beside the peers.
+floor_script() {
+  printf '#!/bin/bash\nexec %s run --rm %s sh -c %q\n' "$S" "$2" "$3" >"$1"
+}
+
 # --- wait for a quiet machine -------------------------------------------------
 load1() { cut -d' ' -f1 /proc/loadavg; }
 if [ "$WAIT_QUIET" -gt 0 ]; then
@@ -231,23 +265,41 @@ meta registry "$(docker-registry --version 2>/dev/null | head -1 || echo docker-
 meta runs "cold $RUNS_COLD (+$WARM_COLD warmup for scenario 1), warm $RUNS_WARM, run $RUNS_RUN"
 
 # --- base images ---------------------------------------------------------------
+# load_base ROOTFS.tar TAG NAME CHANGE...: docker import (with the --change
+# values) -> docker save to bases/NAME-image.tar -> strata load and buildah
+# pull of that archive; the three image IDs must agree (meta base_NAME).
+load_base() {
+  local tar=$1 tag=$2 name=$3 changes=() c
+  shift 3
+  for c in "$@"; do changes+=(--change "$c"); done
+  $DOCKER import "${changes[@]}" "$tar" "$tag" >/dev/null
+  $DOCKER save -o "$WORK/bases/$name-image.tar" "$tag"
+  $S load -i "$WORK/bases/$name-image.tar" >/dev/null
+  $BH pull -q --signature-policy "$WORK/policy.json" "docker-archive:$WORK/bases/$name-image.tar" >/dev/null
+  local id_d id_s id_b
+  id_d=$($DOCKER image inspect -f '{{.Id}}' "$tag")
+  id_s=$($S inspect "$tag" | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["Id"])')
+  id_b=sha256:$($BH images --no-trunc -q "$tag" | head -1 | sed 's/^sha256://')
+  meta "base_$name" "$tag $id_d"
+  [ "$id_d" = "$id_s" ] && [ "$id_d" = "$id_b" ] || die "$tag: image IDs differ: docker $id_d, strata $id_s, buildah $id_b"
+}
 log "Base images: make-base-rootfs.sh -> docker import -> docker save -> strata load, buildah pull"
 "$REPO/scripts/make-base-rootfs.sh" "$WORK/bases" 2>/dev/null
 for b in busybox:bench-busybox:1.35 golang:bench-golang:1.19; do
   src=${b%%:*} tag=${b#*:}
   changes=()
-  while IFS= read -r c; do changes+=(--change "$c"); done < <("$REPO/scripts/make-base-rootfs.sh" --print-changes "$src")
-  $DOCKER import "${changes[@]}" "$WORK/bases/$src.tar" "$tag" >/dev/null
-  $DOCKER save -o "$WORK/bases/$src-image.tar" "$tag"
-  $S load -i "$WORK/bases/$src-image.tar" >/dev/null
-  $BH pull -q --signature-policy "$WORK/policy.json" "docker-archive:$WORK/bases/$src-image.tar" >/dev/null
-  id_d=$($DOCKER image inspect -f '{{.Id}}' "$tag")
-  id_s=$($S inspect "$tag" | python3 -c 'import json,sys; d=json.load(sys.stdin); d=d[0] if isinstance(d,list) else d; print(d["Id"])')
-  id_b=sha256:$($BH images --no-trunc -q "$tag" | head -1 | sed 's/^sha256://')
-  meta "base_$src" "$tag $id_d"
-  [ "$id_d" = "$id_s" ] && [ "$id_d" = "$id_b" ] || die "$tag: image IDs differ: docker $id_d, strata $id_s, buildah $id_b"
-  rm -f "$WORK/bases/$src.tar"
+  while IFS= read -r c; do changes+=("$c"); done < <("$REPO/scripts/make-base-rootfs.sh" --print-changes "$src")
+  load_base "$WORK/bases/$src.tar" "$tag" "$src" "${changes[@]}"
+  # The busybox rootfs stays: scenario 7's runc bundle and 10's big base.
+  [ "$src" = busybox ] || rm -f "$WORK/bases/$src.tar"
 done
+if want 9; then
+  log "Debian bookworm base (bench/debian-base.sh: mmdebstrap minbase, cached)"
+  DEB_TAR=$("$BENCH/debian-base.sh")
+  load_base "$DEB_TAR" bench-debian:bookworm debian \
+    'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' 'CMD ["bash"]'
+  meta deb_rootfs "$(basename "$DEB_TAR"), $(du -h --apparent-size "$DEB_TAR" | cut -f1)"
+fi
 # Unpack the bases in strata and warm the page cache for everyone.
 $S run --rm bench-golang:1.19 true
 $DOCKER run --rm bench-golang:1.19 true
@@ -314,8 +366,12 @@ if want 5; then
   log "5. Big layer: RUN writing $((2 * BIG_HALF / MiB)) MiB (half zeros, half random)"
   C5=$WORK/ctx5
   mkdir -p "$C5"
-  printf 'FROM bench-busybox:1.35\nRUN head -c %d /dev/zero >/a && head -c %d /dev/urandom >/b\n' "$BIG_HALF" "$BIG_HALF" >"$C5/Dockerfile"
+  RUN5="head -c $BIG_HALF /dev/zero >/a && head -c $BIG_HALF /dev/urandom >/b"
+  printf 'FROM bench-busybox:1.35\nRUN %s\n' "$RUN5" >"$C5/Dockerfile"
   bench s5-big strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-big $C5"
+  # Floor: the same command under `strata run --rm`.
+  floor_script "$WORK/floor5.sh" bench-busybox:1.35 "$RUN5"
+  bench s5-floor strata $RUNS_COLD 0 "" "bash $WORK/floor5.sh"
   bench s5-big docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -t bench-big $C5 >>$DLOG 2>&1"
   bench s5-big buildah $RUNS_COLD 0 "" "$BUD --no-cache -q -t bench-big $C5"
   docker_cleanup_builds
@@ -361,6 +417,23 @@ if want 7; then
   bench s7-run docker $RUNS_RUN 2 "" "$DOCKER run --rm bench-busybox:1.35 true"
   # Buildah has no `run --rm IMAGE`: from + run + rm is the same work.
   bench s7-run buildah $RUNS_RUN 2 "" "sh -c 'c=\$($BH from -q --pull=never bench-busybox:1.35) && $BH run \$c true && $BH rm \$c >/dev/null'"
+  # Floor: runc alone on an OCI bundle of the same rootfs (`runc spec`'s
+  # defaults, args ["true"], no terminal). `runc run` deletes the container
+  # when its process exits, so one ID serves every run.
+  B7=$WORK/bundle7
+  rm -rf "$B7" && mkdir -p "$B7/rootfs"
+  tar -C "$B7/rootfs" -xf "$WORK/bases/busybox.tar"
+  (cd "$B7" && runc spec)
+  python3 - "$B7/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["process"]["args"] = ["true"]
+c["process"]["terminal"] = False
+json.dump(c, open(p, "w"), indent=1)
+PY
+  bench s7-floor runc $RUNS_RUN 2 "runc delete -f strata-bench-s7 >/dev/null 2>&1; true" "runc run -b $B7 strata-bench-s7"
+  rm -rf "$B7"
 fi
 
 # --- 8: save and load -------------------------------------------------------------------
@@ -449,13 +522,215 @@ if want mp; then
   fi
 fi
 
-# --- reg: pull and push against a local registry -------------------------------------------
-if want reg; then
+# --- 9: Debian base, many small files ---------------------------------------------------
+# The shape of `apt-get install` or `npm ci`: one RUN writing DEB_FILES files
+# of 5 KB in DEB_DIRS directories under /data (perl, which minbase has: half
+# of each file from /dev/urandom, half text), committed; then a second stage
+# copying /data (the whole 200 MB subtree) from it. s9-run is the first stage
+# alone (--target deps), s9-floor the same RUN under `strata run --rm`,
+# s9-cold both stages. Disk: the store's growth for one build of the first
+# stage in a fresh store, against the bytes its files hold.
+read -r -d '' PERL9 <<'EOF' || true
+my ($dirs, $per, $half, $top) = @ARGV; open(my $r, "<", "/dev/urandom") or die "urandom: $!"; my $t = "many small files, as apt-get install or npm ci leave them\n" x (1 + $half / 40); mkdir $top or die "$top: $!"; for my $d (0 .. $dirs - 1) { mkdir "$top/d$d" or die "$top/d$d: $!"; for my $f (0 .. $per - 1) { read($r, my $b, $half) == $half or die "short read"; open(my $o, ">", "$top/d$d/f$f") or die "$top/d$d/f$f: $!"; print $o $b, substr("$d/$f $t", 0, $half); close($o) or die "$!" } }
+EOF
+# disk_growth DIR CMD...: the bytes DIR grows by (allocated and apparent) while CMD runs.
+disk_growth() {
+  local dir=$1 a0 p0 a1 p1
+  shift
+  sync
+  a0=$(du -s --block-size=1 "$dir" | cut -f1) p0=$(du -s --apparent-size --block-size=1 "$dir" | cut -f1)
+  "$@" >/dev/null || return 1
+  sync
+  a1=$(du -s --block-size=1 "$dir" | cut -f1) p1=$(du -s --apparent-size --block-size=1 "$dir" | cut -f1)
+  echo "$((a1 - a0)) $((p1 - p0))"
+}
+if want 9; then
+  scenload 9
+  nper=$((DEB_FILES / DEB_DIRS))
+  layer9=$((DEB_FILES * 2 * DEB_HALF))
+  log "9. Debian base: RUN writing $DEB_FILES files in $DEB_DIRS directories ($((layer9 / 1000000)) MB), then COPY --from of /data"
+  meta deb9 "$DEB_FILES files of $((2 * DEB_HALF)) bytes in $DEB_DIRS directories, $((layer9 / 1000000)) MB"
+  C9=$WORK/ctx9d
+  mkdir -p "$C9"
+  RUN9="perl -e '$PERL9' $DEB_DIRS $nper $DEB_HALF /data"
+  printf 'FROM bench-debian:bookworm AS deps\nRUN %s\n' "$RUN9" >"$C9/Dockerfile.run"
+  { cat "$C9/Dockerfile.run"; printf 'FROM bench-debian:bookworm\nCOPY --from=deps /data /app/data\n'; } >"$C9/Dockerfile"
+  bench s9-run strata $RUNS_COLD 0 "" "$S build --no-cache -q -f $C9/Dockerfile.run -t bench-deb-run $C9"
+  bench s9-run docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -f $C9/Dockerfile.run -t bench-deb-run $C9 >>$DLOG 2>&1"
+  bench s9-run buildah $RUNS_COLD 0 "" "$BUD --no-cache -q -f $C9/Dockerfile.run -t bench-deb-run $C9"
+  floor_script "$WORK/floor9.sh" bench-debian:bookworm "$RUN9"
+  bench s9-floor strata $RUNS_COLD 0 "" "bash $WORK/floor9.sh"
+  bench s9-cold strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-deb $C9"
+  bench s9-cold docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -t bench-deb $C9 >>$DLOG 2>&1"
+  bench s9-cold buildah $RUNS_COLD 0 "" "$BUD --no-cache -q -t bench-deb $C9"
+  # The image is real: the second stage holds every file.
+  n=$($S run --rm bench-deb sh -c 'find /app/data -type f | wc -l' 2>/dev/null || echo "?")
+  [ "$n" = "$DEB_FILES" ] || die "strata's bench-deb holds $n files under /app/data, not $DEB_FILES"
+  docker_cleanup_builds
+  $DOCKER rmi -f bench-deb bench-deb-run >/dev/null 2>&1 || true
+  $S rmi bench-deb bench-deb-run >/dev/null 2>&1 || true
+  $S system prune -f >/dev/null 2>&1 || true
+  $BH rmi -f bench-deb bench-deb-run >/dev/null 2>&1 || true
+  # Disk: fresh stores holding only the (unpacked) base, one build each.
+  log "9. disk: store growth for one build of the RUN, fresh stores"
+  meta disk9_layer "$layer9"
+  # What the files take on this filesystem with no builder at all.
+  perl -e "$PERL9" "$DEB_DIRS" "$nper" "$DEB_HALF" "$WORK/files9"
+  meta disk9_files "$(du -s --block-size=1 "$WORK/files9" | cut -f1) $(du -s --apparent-size --block-size=1 "$WORK/files9" | cut -f1)"
+  rm -rf "$WORK/files9"
+  R9=$WORK/disk9-strata
+  $STRATA --root "$R9" load -i "$WORK/bases/debian-image.tar" >/dev/null
+  $STRATA --root "$R9" run --rm bench-debian:bookworm true
+  g=$(disk_growth "$R9" $STRATA --root "$R9" build --no-cache -q -f "$C9/Dockerfile.run" -t bench-deb-run "$C9") &&
+    meta disk9_strata "$g" || meta disk9_strata "failed"
+  rm -rf "$R9"
+  BH9="buildah --root $WORK/disk9-buildah/root --runroot $WORK/disk9-buildah/run --storage-driver overlay"
+  $BH9 pull -q --signature-policy "$WORK/policy.json" "docker-archive:$WORK/bases/debian-image.tar" >/dev/null
+  g=$(disk_growth "$WORK/disk9-buildah/root" $BH9 bud --isolation chroot --layers --pull=never --signature-policy "$WORK/policy.json" \
+    --no-cache -q -f "$C9/Dockerfile.run" -t bench-deb-run "$C9") && meta disk9_buildah "$g" || meta disk9_buildah "failed"
+  $BH9 rm -a >/dev/null 2>&1 || true
+  $BH9 rmi -a -f >/dev/null 2>&1 || true
+  findmnt -rn -o TARGET | grep "^$WORK/disk9-buildah/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$WORK/disk9-buildah" "$C9" "$WORK/floor9.sh"
+fi
+
+# --- 10: first use of a large base ---------------------------------------------------------
+# A big base (the busybox rootfs plus a gen-tree.py tree) loaded fresh before
+# every run (hyperfine --prepare: strata into an empty --root, docker rmi +
+# load, buildah rmi + pull), then timed: a build of FROM it + RUN true.
+# strata unpacks a loaded base on first use, Docker and Buildah while
+# loading, so the loads are timed too (s10-load) and the report gives both.
+if want 10; then
+  scenload 10
+  log "10. First use of a large base: $BIGBASE_FILES files, $((BIGBASE_BYTES / 1000000)) MB, freshly loaded; FROM it + RUN true"
+  B10=$WORK/big10
+  mkdir -p "$B10/root"
+  tar -C "$B10/root" -xf "$WORK/bases/busybox.tar"
+  python3 "$BENCH/gen-tree.py" "$B10/root/big" --files "$BIGBASE_FILES" --bytes "$BIGBASE_BYTES" --per-dir 100
+  tar -C "$B10/root" -cf "$B10/rootfs.tar" .
+  rm -rf "$B10/root"
+  changes=()
+  while IFS= read -r c; do changes+=("$c"); done < <("$REPO/scripts/make-base-rootfs.sh" --print-changes busybox)
+  load_base "$B10/rootfs.tar" bench-bigbase:1 bigbase "${changes[@]}"
+  rm -f "$B10/rootfs.tar"
+  A10=$WORK/bases/bigbase-image.tar
+  meta big10 "$BIGBASE_FILES files + busybox, $((BIGBASE_BYTES / 1000000)) MB, archive $(du -h --apparent-size "$A10" | cut -f1)"
+  mkdir -p "$B10/ctx"
+  printf 'FROM bench-bigbase:1\nRUN true\n' >"$B10/ctx/Dockerfile"
+  R10=$WORK/root10
+  drm="$DOCKER rmi -f bench-first bench-bigbase:1 >/dev/null 2>&1"
+  brm="$BH rmi -f bench-first bench-bigbase:1 >/dev/null 2>&1"
+  bpull="$BH pull -q --signature-policy $WORK/policy.json docker-archive:$A10"
+  bench s10-first strata $RUNS_COLD 0 "rm -rf $R10 && $STRATA --root $R10 load -i $A10 >/dev/null && sync" "$STRATA --root $R10 build --no-cache -q -t bench-first $B10/ctx"
+  bench s10-first docker $RUNS_COLD 0 "$drm; $DOCKER load -q -i $A10 >/dev/null && sync" "$DOCKER build --no-cache -t bench-first $B10/ctx >>$DLOG 2>&1"
+  bench s10-first buildah $RUNS_COLD 0 "$brm; $bpull >/dev/null && sync" "$BUD --no-cache -q -t bench-first $B10/ctx"
+  bench s10-load strata $RUNS_COLD 0 "rm -rf $R10; sync" "$STRATA --root $R10 load -i $A10"
+  bench s10-load docker $RUNS_COLD 0 "$drm; sync" "$DOCKER load -q -i $A10"
+  bench s10-load buildah $RUNS_COLD 0 "$brm; sync" "$bpull"
+  sh -c "$drm; $brm" || true
+  docker_cleanup_builds
+  $S rmi bench-bigbase:1 >/dev/null 2>&1 || true
+  $S system prune -f >/dev/null 2>&1 || true
+  rm -rf "$R10" "$B10" "$A10"
+fi
+
+# --- 11: growth ----------------------------------------------------------------------------
+# How time grows with the work: context files (COPY . /src, cold and after
+# one touched file), parallel stages (each FROM busybox + RUN echo, the final
+# stage copies from each; Buildah gets --jobs 4 as in scenario 6), images in
+# the store (images, system df, a no-op build, in stores of their own). The
+# report gives the ratio per x10 of work and strata's peak RSS per size.
+# Docker and Buildah get one run (after one warmup for the touched rebuild)
+# at the largest context: each of their builds takes minutes there.
+if want 11; then
+  scenload 11
+  meta grow_ctx "$GROW_CTX"
+  meta grow_stages "$GROW_STAGES"
+  meta grow_images "$GROW_IMAGES"
+  meta grow_file_bytes "$GROW_FILE_BYTES"
+  G=$WORK/grow
+  for n in $GROW_CTX; do
+    log "11. growth: context of $n files, COPY . /src (cold, then one file touched)"
+    rm -rf "$G" && python3 "$BENCH/gen-tree.py" "$G" --files "$n" --bytes $((n * GROW_FILE_BYTES))
+    printf 'FROM bench-busybox:1.35\nCOPY . /src\n' >"$G/Dockerfile"
+    bench "g-ctx$n-cold" strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-gctx $G"
+    # The peers take minutes per build of the largest context: one run each there.
+    pr=$RUNS_COLD
+    [ "$n" = "${GROW_CTX##* }" ] && pr=1
+    bench "g-ctx$n-cold" docker $pr 0 "" "$DOCKER build --no-cache -t bench-gctx $G >>$DLOG 2>&1"
+    bench "g-ctx$n-cold" buildah $pr 0 "" "$BUD --no-cache -q -t bench-gctx $G"
+    touchf="touch $G/d0000/f00000"
+    bench "g-ctx$n-touch" strata $RUNS_WARM 1 "$touchf" "$S build -q -t bench-gctx $G"
+    bench "g-ctx$n-touch" docker $pr 1 "$touchf" "$DOCKER build -t bench-gctx $G >>$DLOG 2>&1"
+    bench "g-ctx$n-touch" buildah $pr 1 "$touchf" "$BUD -q -t bench-gctx $G"
+    docker_cleanup_builds
+    $DOCKER rmi -f bench-gctx >/dev/null 2>&1 || true
+    $S rmi bench-gctx >/dev/null 2>&1 || true
+    $S system prune -f >/dev/null 2>&1 || true
+    $BH rmi -f bench-gctx >/dev/null 2>&1 || true
+  done
+  for n in $GROW_STAGES; do
+    log "11. growth: $n parallel stages (RUN echo), final stage copies from each, cold"
+    rm -rf "$G" && mkdir -p "$G"
+    {
+      for i in $(seq "$n"); do printf 'FROM bench-busybox:1.35 AS s%d\nRUN echo %d >/out\n' "$i" "$i"; done
+      printf 'FROM bench-busybox:1.35\n'
+      for i in $(seq "$n"); do printf 'COPY --from=s%d /out /o%d\n' "$i" "$i"; done
+    } >"$G/Dockerfile"
+    bench "g-stages$n" strata $RUNS_COLD 0 "" "$S build --no-cache -q -t bench-gst $G"
+    bench "g-stages$n" docker $RUNS_COLD 0 "" "$DOCKER build --no-cache -t bench-gst $G >>$DLOG 2>&1"
+    bench "g-stages$n" buildah $RUNS_COLD 0 "" "$BUD --no-cache --jobs 4 -q -t bench-gst $G"
+    docker_cleanup_builds
+    $DOCKER rmi -f bench-gst >/dev/null 2>&1 || true
+    $S rmi bench-gst >/dev/null 2>&1 || true
+    $S system prune -f >/dev/null 2>&1 || true
+    $BH rmi -f bench-gst >/dev/null 2>&1 || true
+  done
+  # Stores of N distinct images (FROM busybox + LABEL n=i), grown in place.
+  SG="$STRATA --root $WORK/grow-strata"
+  BG="buildah --root $WORK/grow-buildah/root --runroot $WORK/grow-buildah/run --storage-driver overlay"
+  BUDG="$BG bud --isolation chroot --layers --pull=never --signature-policy $WORK/policy.json"
+  $SG load -i "$WORK/bases/busybox-image.tar" >/dev/null
+  $BG pull -q --signature-policy "$WORK/policy.json" "docker-archive:$WORK/bases/busybox-image.tar" >/dev/null
+  rm -rf "$G" && mkdir -p "$G"
+  printf 'FROM bench-busybox:1.35\nARG N\nLABEL n=$N\n' >"$G/Dockerfile"
+  have=0
+  for n in $GROW_IMAGES; do
+    log "11. growth: stores with $n images (making $((n - have)) more in each)"
+    for i in $(seq $((have + 1)) "$n"); do
+      $SG build -q --build-arg N="$i" -t "bench-n:$i" "$G" >/dev/null
+      $DOCKER build -q --build-arg N="$i" -t "bench-n:$i" "$G" >/dev/null
+      $BUDG -q --build-arg N="$i" -t "bench-n:$i" "$G" >/dev/null
+    done
+    have=$n
+    meta "grow_docker_images_$n" "$($DOCKER images -q | wc -l)"
+    bench "g-images$n" strata $RUNS_WARM 1 "" "$SG images"
+    bench "g-images$n" docker $RUNS_WARM 1 "" "$DOCKER images"
+    bench "g-images$n" buildah $RUNS_WARM 1 "" "$BG images"
+    bench "g-df$n" strata $RUNS_WARM 1 "" "$SG system df"
+    bench "g-df$n" docker $RUNS_WARM 1 "" "$DOCKER system df"
+    bench "g-noop$n" strata $RUNS_WARM 1 "" "$SG build -q --build-arg N=1 -t bench-n:1 $G"
+    bench "g-noop$n" docker $RUNS_WARM 1 "" "$DOCKER build -q --build-arg N=1 -t bench-n:1 $G"
+    bench "g-noop$n" buildah $RUNS_WARM 1 "" "$BUDG -q --build-arg N=1 -t bench-n:1 $G"
+  done
+  $DOCKER images --format '{{.Repository}}:{{.Tag}}' | grep '^bench-n:' | xargs -r $DOCKER rmi -f >/dev/null 2>&1 || true
+  $BG rm -a >/dev/null 2>&1 || true
+  $BG rmi -a -f >/dev/null 2>&1 || true
+  findmnt -rn -o TARGET | grep "^$WORK/grow-buildah/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$G" "$WORK/grow-strata" "$WORK/grow-buildah"
+fi
+
+# --- 12 (reg): pull and push against a local registry -------------------------------------
+# An image of busybox + REG_LAYERS layers (1 GB in all) pushed to and pulled
+# from Debian's docker-registry on 127.0.0.1 by strata, Docker and skopeo;
+# floor: `curl -Z` of the same blobs (every layer of the manifest Docker
+# pushed) in parallel into /dev/null. `--only reg` is `--only 12`.
+if want 12 || want reg; then
   if ! $STRATA pull --help >/dev/null 2>&1 || ! $STRATA push --help >/dev/null 2>&1; then
     meta reg_status "not measured: this strata has no pull/push"
   else
     scenload reg
-    log "reg. push and pull of a multi-layer image against docker-registry on 127.0.0.1"
+    log "12. push and pull of a $((REG_LAYERS + 1))-layer image against docker-registry on 127.0.0.1"
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     REGDIR=$WORK/registry
     mkdir -p "$REGDIR/data"
@@ -475,18 +750,18 @@ EOF
     REG_PID=$!
     for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break; sleep 0.2; done
     R=127.0.0.1:$PORT/bench
-    C9=$WORK/ctx9
+    C12=$WORK/ctx12
     df='FROM bench-busybox:1.35\n'
-    for i in 1 2 3 4; do
-      python3 "$BENCH/gen-tree.py" "$C9/p$i" --files "$REG_LAYER_FILES" --bytes "$REG_LAYER_BYTES" --seed $((100 + i))
+    for i in $(seq "$REG_LAYERS"); do
+      python3 "$BENCH/gen-tree.py" "$C12/p$i" --files "$REG_LAYER_FILES" --bytes "$REG_LAYER_BYTES" --seed $((100 + i))
       df="${df}COPY p$i /p$i\n"
     done
-    printf "$df" >"$C9/Dockerfile"
-    $DOCKER build -t bench-reg "$C9" >>"$DLOG" 2>&1
-    rm -rf "$C9"
+    printf "$df" >"$C12/Dockerfile"
+    $DOCKER build -t bench-reg "$C12" >>"$DLOG" 2>&1
+    rm -rf "$C12"
     A=$WORK/reg.tar
     $DOCKER save -o "$A" bench-reg
-    meta image_reg "$(du -h --apparent-size "$A" | cut -f1) uncompressed, 5 layers"
+    meta image_reg "$(du -h --apparent-size "$A" | cut -f1) uncompressed, $((REG_LAYERS + 1)) layers (busybox + $REG_LAYERS layers of $REG_LAYER_FILES files)"
     $S load -i "$A" >/dev/null
     $SKOPEO copy -q "docker-archive:$A" "oci:$WORK/oci-reg:bench-reg" >/dev/null
     rm -f "$A"
@@ -504,6 +779,18 @@ EOF
     bench r-pull strata $RUNS_COLD 0 "rm -rf $WORK/proot" "$STRATA --root $WORK/proot pull $R/img:docker"
     bench r-pull docker $RUNS_COLD 0 "$DOCKER rmi -f $R/img:docker >/dev/null 2>&1; true" "$DOCKER pull -q $R/img:docker"
     bench r-pull skopeo $RUNS_COLD 0 "rm -rf $WORK/skp" "$SKOPEO copy -q --src-tls-verify=false docker://$R/img:docker oci:$WORK/skp:x"
+    # Floor: the same blobs, 8 at a time, straight into /dev/null.
+    curl -fsS -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://127.0.0.1:$PORT/v2/bench/img/manifests/docker" >"$WORK/reg-manifest.json"
+    python3 - "$WORK/reg-manifest.json" "http://127.0.0.1:$PORT/v2/bench/img/blobs" >"$WORK/curl12.sh" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+urls = [f"{sys.argv[2]}/{l['digest']}" for l in m["layers"]]
+print("#!/bin/sh\nexec curl -fsS -Z --parallel-max 8 " + " ".join(f"-o /dev/null {u}" for u in urls))
+print(f"# {len(urls)} blobs, {sum(l['size'] for l in m['layers'])} bytes", file=sys.stderr)
+PY
+    meta reg_blobs "$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(len(m["layers"]), sum(l["size"] for l in m["layers"]))' "$WORK/reg-manifest.json")"
+    bench r-curl curl $RUNS_COLD 0 "" "sh $WORK/curl12.sh"
     rm -rf "$WORK/proot" "$WORK/skp" "$WORK/oci-reg"
     meta reg_status measured
   fi

@@ -40,6 +40,10 @@ pub struct BuildRequest {
     /// SOURCE_DATE_EPOCH: clamps file times in new layers and sets the
     /// config's and history's times (reproducible images).
     pub source_date_epoch: Option<i64>,
+    /// The caller's environment value of SOURCE_DATE_EPOCH, used when
+    /// `source_date_epoch` is unset and no build arg names it (see
+    /// [`crate::epoch`]).
+    pub source_date_epoch_env: Option<String>,
     /// When base images are pulled (missing only, or always with `--pull`).
     pub pull: crate::resolve::PullPolicy,
     /// How to reach registries (insecure hosts, credentials, platform).
@@ -206,6 +210,9 @@ pub fn build(
     req: &BuildRequest,
     events: EventSink<'_>,
 ) -> Result<BuildOutput, BuildError> {
+    // SOURCE_DATE_EPOCH decided once, from the build args and the caller's environment.
+    let req = crate::epoch::resolve(req)?;
+    let req: &BuildRequest = &req;
     let dockerfile = req
         .dockerfile
         .clone()

@@ -10,9 +10,12 @@
 mod base_unpack;
 pub mod build;
 pub mod cache;
+pub mod cache_io;
 pub mod config;
+pub mod container;
 pub mod context;
 pub mod copy;
+pub mod epoch;
 pub mod events;
 pub mod explain;
 pub mod glob;

@@ -404,7 +404,8 @@ impl Builder<'_> {
                 let os = &st.config.os;
                 let arch = &st.config.architecture;
                 let variant = st.config.variant.as_deref();
-                strata_runtime::binfmt::ensure_can_run(os, arch, variant).map_err(err)?;
+                strata_runtime::binfmt::ensure_can_run(os, arch, variant)
+                    .map_err(|e| err(e.to_string()))?;
                 let layer = self.run_instruction(
                     st, scope, s, command, heredocs, mounts, network, deps, c, &created,
                 )?;
@@ -712,13 +713,10 @@ pub fn resolve_chown(root: &std::path::Path, spec: &str) -> Result<(u64, u64), S
             return Ok((n, n));
         }
     }
-    let u = strata_runtime::resolve_user(root, spec).map_err(|e| {
-        let s = e.to_string();
-        // Drop the host path of the rootfs from the runtime's message.
-        match s.find(" (rootfs ") {
-            Some(i) => s[..i].to_string(),
-            None => s,
-        }
+    let u = strata_runtime::resolve_user(root, spec).map_err(|e| match e {
+        // Without the host path of the rootfs.
+        strata_runtime::Error::NameNotFound { missing, .. } => missing.to_string(),
+        e => e.to_string(),
     })?;
     Ok((u.uid as u64, u.gid as u64))
 }

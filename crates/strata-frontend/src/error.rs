@@ -20,6 +20,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A diagnostic with only a location and a message.
     pub fn new(location: Location, message: impl Into<String>) -> Self {
         Diagnostic {
             location,
@@ -29,11 +30,13 @@ impl Diagnostic {
         }
     }
 
+    /// Adds the physical line the location points into.
     pub fn with_line(mut self, text: impl Into<String>) -> Self {
         self.line_text = Some(text.into());
         self
     }
 
+    /// Adds what would be right.
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
@@ -80,14 +83,24 @@ pub enum Error {
     Dockerfile(Box<Diagnostic>),
     /// A shell-word expansion failure (bad substitution, `${v:?msg}`, unterminated quote).
     #[error("{message}")]
-    Expansion { message: String },
+    Expansion {
+        /// What failed, naming the word.
+        message: String,
+    },
     /// A `.dockerignore` pattern that is not valid.
     #[error("invalid .dockerignore pattern {pattern:?}: {reason}")]
-    IgnorePattern { pattern: String, reason: String },
+    IgnorePattern {
+        /// The pattern as written.
+        pattern: String,
+        /// What is wrong with it.
+        reason: crate::ignore::PatternError,
+    },
     /// `--target` names no stage (BuildKit: "target stage ... could not be found").
     #[error("target stage {target:?} could not be found; stages in this Dockerfile: {available}{}", did_you_mean(.suggestion))]
     UnknownTarget {
+        /// The name given.
         target: String,
+        /// The stage names, comma separated.
         available: String,
         /// The nearest stage name, when one is close ("did you mean").
         suggestion: Option<String>,
@@ -98,7 +111,12 @@ pub enum Error {
     CheckOption(String),
     /// Reading an input file failed (only the `load` helpers read files).
     #[error("cannot read {path}: {message}")]
-    Io { path: String, message: String },
+    Io {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        message: String,
+    },
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
@@ -129,5 +147,30 @@ impl Error {
             Error::Dockerfile(d) => Some(&d.location),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_reason_is_printed_once() {
+        let e = crate::IgnoreMatcher::new(&["a/[".to_string()]).unwrap_err();
+        assert!(matches!(e, Error::IgnorePattern { .. }), "{e:?}");
+        let shown = chain(&e);
+        assert_eq!(
+            shown.matches("syntax error in pattern").count(),
+            1,
+            "{shown}"
+        );
     }
 }

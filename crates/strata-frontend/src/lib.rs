@@ -77,7 +77,7 @@ mod suggest;
 
 pub use error::{Diagnostic, Error};
 pub use ignore::{choose_ignore_file, parse_dockerignore, IgnoreMatcher};
-pub use lint::{lint, CheckConfig, LintOptions, Report, Warning};
+pub use lint::{lint, CheckConfig, CheckOptionError, LintOptions, Report, Warning};
 pub use parser::{parse, Ast, Heredoc, Node};
 pub use plan::{
     parse_trigger, plan, Base, BuildOptions, Command, FromRef, HealthcheckSpec, Instruction, Mount,
@@ -96,8 +96,12 @@ pub fn parse_and_plan(text: &str, file_name: &str, opts: &BuildOptions) -> Resul
 /// (continuations and heredoc bodies included).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct Location {
+    /// The Dockerfile's name.
     pub file: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
+    /// 1-based last line.
     pub end_line: usize,
 }

@@ -26,14 +26,19 @@ pub type StringSet = BTreeMap<String, JsonMap>;
 /// The image config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageConfig {
+    /// The CPU architecture (`amd64`, `arm64`, ...).
     #[serde(default)]
     pub architecture: String,
+    /// Who made the image (`MAINTAINER`, `--author`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// A free-form comment (`docker commit -m`, `docker import -m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The runtime config: what a container of the image runs, and how.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<RuntimeConfig>,
+    /// The ID of the container the image was committed from (Docker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// Docker's legacy copy of the build container's config, kept verbatim.
@@ -42,28 +47,36 @@ pub struct ImageConfig {
     /// RFC 3339 (Go's RFC3339Nano) creation time, kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// The Docker version that built the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker_version: Option<String>,
+    /// One entry per build step, bottom first, empty-layer steps included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<History>,
+    /// The operating system (`linux`).
     #[serde(default)]
     pub os: String,
+    /// Required OS features (`os.features`).
     #[serde(
         rename = "os.features",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_features: Option<Vec<String>>,
+    /// The OS version (`os.version`, Windows images).
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// The layers, by diff ID.
     #[serde(default)]
     pub rootfs: RootFs,
+    /// The CPU variant (`v7`, `v8`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -72,60 +85,86 @@ pub struct ImageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RuntimeConfig {
+    /// `Hostname`.
     #[serde(default)]
     pub hostname: String,
+    /// `Domainname`.
     #[serde(default)]
     pub domainname: String,
+    /// `USER`: the user (and group) processes run as.
     #[serde(default)]
     pub user: String,
+    /// `AttachStdin`.
     #[serde(default)]
     pub attach_stdin: bool,
+    /// `AttachStdout`.
     #[serde(default)]
     pub attach_stdout: bool,
+    /// `AttachStderr`.
     #[serde(default)]
     pub attach_stderr: bool,
+    /// `EXPOSE`: ports as `port/proto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<StringSet>,
+    /// `Tty`.
     #[serde(default)]
     pub tty: bool,
+    /// `OpenStdin`.
     #[serde(default)]
     pub open_stdin: bool,
+    /// `StdinOnce`.
     #[serde(default)]
     pub stdin_once: bool,
+    /// `ENV`: `KEY=value` strings, in order.
     #[serde(default)]
     pub env: Option<Vec<String>>,
+    /// `CMD`: the default command (or the entrypoint's default arguments).
     #[serde(default, deserialize_with = "str_slice")]
     pub cmd: Option<Vec<String>>,
+    /// `HEALTHCHECK`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// `ArgsEscaped` (Windows; kept as written).
     #[serde(default, skip_serializing_if = "is_false")]
     pub args_escaped: bool,
+    /// `Image`: the base image Docker recorded.
     #[serde(default)]
     pub image: String,
+    /// `VOLUME`: paths as a set.
     #[serde(default)]
     pub volumes: Option<StringSet>,
+    /// `WORKDIR`.
     #[serde(default)]
     pub working_dir: String,
+    /// `ENTRYPOINT`.
     #[serde(default, deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
+    /// `NetworkDisabled`.
     #[serde(default, skip_serializing_if = "is_false")]
     pub network_disabled: bool,
+    /// `MacAddress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
+    /// `ONBUILD` triggers, as written.
     #[serde(default)]
     pub on_build: Option<Vec<String>>,
+    /// `LABEL`s.
     #[serde(default)]
     pub labels: Option<BTreeMap<String, String>>,
+    /// `STOPSIGNAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// `StopTimeout` in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
+    /// `SHELL`: the shell for shell-form commands.
     #[serde(
         default,
         deserialize_with = "str_slice",
         skip_serializing_if = "Option::is_none"
     )]
     pub shell: Option<Vec<String>>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -134,18 +173,25 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
+    /// `["NONE"]`, `["CMD", args...]` or `["CMD-SHELL", command]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<Vec<String>>,
+    /// Time between checks.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub interval: i64,
+    /// How long one check may take.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub timeout: i64,
+    /// Grace period after start during which failures do not count.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_period: i64,
+    /// Time between checks during the start period.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub start_interval: i64,
+    /// Failures in a row that make the container unhealthy.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: i64,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -153,10 +199,13 @@ pub struct Healthcheck {
 /// The layers' uncompressed digests, bottom first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RootFs {
+    /// Always `layers`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The uncompressed digest of each layer, bottom first.
     #[serde(default)]
     pub diff_ids: Vec<Digest>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -174,16 +223,22 @@ impl Default for RootFs {
 /// One line of `docker history`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct History {
+    /// When the step ran (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// Who made the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// The instruction or command of the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// A free-form comment (BuildKit writes `buildkit.dockerfile.v0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The step made no layer.
     #[serde(default, skip_serializing_if = "is_false")]
     pub empty_layer: bool,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: JsonMap,
 }
@@ -239,6 +294,7 @@ impl ImageConfig {
         self.config.get_or_insert_with(RuntimeConfig::default)
     }
 
+    /// The platform the config declares (os, architecture, variant, os version and features).
     pub fn platform(&self) -> Platform {
         let mut p = Platform::new(&self.os, &self.architecture, self.variant.as_deref());
         p.os_version = self.os_version.clone();
@@ -246,6 +302,7 @@ impl ImageConfig {
         p
     }
 
+    /// The layers' diff IDs, bottom first.
     pub fn diff_ids(&self) -> &[Digest] {
         &self.rootfs.diff_ids
     }

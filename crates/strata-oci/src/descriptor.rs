@@ -10,29 +10,39 @@ use crate::digest::Digest;
 /// Points at a blob: its media type, digest and size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Descriptor {
+    /// The media type of the referenced content.
     #[serde(rename = "mediaType")]
     pub media_type: String,
+    /// The content's digest.
     pub digest: Digest,
+    /// The content's size in bytes.
     pub size: u64,
+    /// Where else the content can be fetched (foreign layers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
+    /// Free-form annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// The content itself, base64 (embedded small blobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// The platform of the referenced manifest (in an index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// The artifact type of the referenced manifest (in an index).
     #[serde(
         rename = "artifactType",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub artifact_type: Option<String>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Descriptor {
+    /// A descriptor with only media type, digest and size.
     pub fn new(media_type: impl Into<String>, digest: Digest, size: u64) -> Descriptor {
         Descriptor {
             media_type: media_type.into(),
@@ -56,27 +66,42 @@ impl Descriptor {
 /// The platform an image runs on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
+    /// The CPU architecture (`amd64`, `arm64`, ...).
     pub architecture: String,
+    /// The operating system (`linux`).
     pub os: String,
+    /// The OS version (`os.version`, Windows images).
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// Required OS features (`os.features`).
     #[serde(
         rename = "os.features",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_features: Option<Vec<String>>,
+    /// The CPU variant (`v7`, `v8`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A platform string that is not `os/arch[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid platform {input:?}: expected os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7")]
+pub struct PlatformError {
+    /// The text given.
+    pub input: String,
+}
+
 impl Platform {
+    /// A platform from its parts, without normalizing them.
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Platform {
         Platform {
             architecture: architecture.to_string(),
@@ -98,13 +123,11 @@ impl Platform {
     /// `arm64` (its `v8` variant dropped), `x86_64`/`x86-64` → `amd64`,
     /// `armhf` → `arm/v7`, `armel` → `arm/v6`, `arm` → `arm/v7`,
     /// `i386`/`i686` → `386`; lower-cased.
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, PlatformError> {
         let lower = s.trim().to_ascii_lowercase();
         let parts: Vec<&str> = lower.split('/').collect();
-        let bad = || {
-            format!(
-                "invalid platform {s:?}: expected os/arch[/variant], e.g. linux/amd64, linux/arm64 or linux/arm/v7"
-            )
+        let bad = || PlatformError {
+            input: s.to_string(),
         };
         let (os, arch, variant) = match parts.as_slice() {
             // A bare architecture means linux (a bare OS is refused).

@@ -12,10 +12,13 @@ pub struct Digest {
     hex: String,
 }
 
+/// A string that is not a valid digest.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid digest {input:?}: {why} (expected sha256:<64 lowercase hex digits>)")]
 pub struct DigestError {
+    /// The text given.
     pub input: String,
+    /// What is wrong with it.
     pub why: &'static str,
 }
 
@@ -49,6 +52,7 @@ impl Digest {
         })
     }
 
+    /// The algorithm (always `sha256`).
     pub fn algorithm(&self) -> &'static str {
         "sha256"
     }
@@ -117,6 +121,7 @@ pub struct DigestWriter<W> {
 }
 
 impl<W: Write> DigestWriter<W> {
+    /// Wraps `inner`, hashing what is written through.
     pub fn new(inner: W) -> Self {
         DigestWriter {
             inner,
@@ -130,6 +135,7 @@ impl<W: Write> DigestWriter<W> {
         self.written
     }
 
+    /// The wrapped writer.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }

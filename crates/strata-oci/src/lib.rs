@@ -19,7 +19,7 @@ pub mod reference;
 pub use config::{
     chain_ids, rfc3339_nano, Healthcheck, History, ImageConfig, RootFs, RuntimeConfig,
 };
-pub use descriptor::{annotations, Descriptor, Platform};
+pub use descriptor::{annotations, Descriptor, Platform, PlatformError};
 pub use digest::{Digest, DigestError, DigestWriter};
 pub use duration::{format_go_duration, parse_go_duration};
 pub use error::Error;

@@ -11,23 +11,31 @@ use crate::media_types;
 /// An image manifest: a config and an ordered list of layers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageManifest {
+    /// Always 2.
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
+    /// The manifest's own media type, when it states it.
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The artifact type, for artifacts that are not images.
     #[serde(
         rename = "artifactType",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub artifact_type: Option<String>,
+    /// The image config.
     pub config: Descriptor,
+    /// The layers, bottom first.
     #[serde(default)]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to (referrers API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Free-form annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
@@ -66,22 +74,29 @@ impl ImageManifest {
 /// An OCI image index or a Docker manifest list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageIndex {
+    /// Always 2.
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
+    /// The index's own media type, when it states it.
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// The artifact type, for artifacts that are not images.
     #[serde(
         rename = "artifactType",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub artifact_type: Option<String>,
+    /// The manifests, one per platform (or artifact).
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    /// The manifest this one refers to (referrers API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Free-form annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// Fields this model does not name, kept for the round trip.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }

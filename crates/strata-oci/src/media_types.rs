@@ -1,35 +1,55 @@
 //! Media type strings for OCI and Docker (v2 schema 2) manifests, indexes,
 //! configs and layers, with small helpers to classify them.
 
+/// An OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An OCI image index (multi-platform).
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// An OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// An uncompressed OCI layer.
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// A gzip-compressed OCI layer.
 pub const OCI_LAYER_TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A zstd-compressed OCI layer.
 pub const OCI_LAYER_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// An uncompressed OCI non-distributable layer (deprecated by the spec).
 pub const OCI_LAYER_NONDIST_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
+/// A gzip-compressed OCI non-distributable layer (deprecated by the spec).
 pub const OCI_LAYER_NONDIST_TAR_GZIP: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+/// A zstd-compressed OCI non-distributable layer (deprecated by the spec).
 pub const OCI_LAYER_NONDIST_TAR_ZSTD: &str =
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+/// The OCI empty descriptor's `{}` blob.
 pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
+/// A Docker v2 schema 2 manifest.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// A Docker manifest list (multi-platform).
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// A Docker image config.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// Docker's uncompressed layer (what legacy `docker save` archives hold).
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// A gzip-compressed Docker layer.
 pub const DOCKER_LAYER_TAR_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// A zstd-compressed Docker layer.
 pub const DOCKER_LAYER_TAR_ZSTD: &str = "application/vnd.docker.image.rootfs.diff.tar.zstd";
+/// A gzip-compressed Docker foreign layer (fetched from its URLs, not the registry).
 pub const DOCKER_FOREIGN_LAYER_TAR_GZIP: &str =
     "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+/// An uncompressed Docker foreign layer.
 pub const DOCKER_FOREIGN_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar";
 
 /// How a layer blob is compressed, as its media type says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// An uncompressed tar.
     None,
+    /// gzip.
     Gzip,
+    /// zstd.
     Zstd,
 }
 

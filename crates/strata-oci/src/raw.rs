@@ -48,20 +48,21 @@ impl<T: CanonicalJson> Raw<T> {
 }
 
 impl<T> Raw<T> {
+    /// The parsed document.
     pub fn value(&self) -> &T {
         &self.value
     }
+    /// The exact bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// The digest of the bytes.
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
+    /// The size of the bytes.
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
-    }
-    pub fn into_parts(self) -> (T, Vec<u8>, Digest) {
-        (self.value, self.bytes, self.digest)
     }
 }
 
@@ -74,6 +75,7 @@ impl<T> Deref for Raw<T> {
 
 /// Documents with one canonical byte form.
 pub trait CanonicalJson {
+    /// The document's canonical bytes.
     fn to_canonical_json(&self) -> Vec<u8>;
 }
 

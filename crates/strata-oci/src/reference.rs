@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use crate::digest::Digest;
 
+/// The registry of a reference that names none.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
 const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
@@ -35,10 +36,13 @@ pub struct Reference {
     digest: Option<Digest>,
 }
 
+/// A string that is not a valid image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid reference {input:?}: {why}")]
 pub struct ReferenceError {
+    /// The text given.
     pub input: String,
+    /// What is wrong with it.
     pub why: String,
 }
 
@@ -150,10 +154,12 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
+    /// The tag, if any.
     pub fn tag(&self) -> Option<&str> {
         self.tag.as_deref()
     }
 
+    /// The digest, if any.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
     }

@@ -25,9 +25,11 @@ impl Scope {
     pub fn none() -> Scope {
         Scope(Vec::new())
     }
+    /// Pull access to `repo`.
     pub fn pull(repo: &str) -> Scope {
         Scope(vec![format!("repository:{repo}:pull")])
     }
+    /// Pull and push access to `repo`.
     pub fn push(repo: &str) -> Scope {
         Scope(vec![format!("repository:{repo}:pull,push")])
     }
@@ -40,6 +42,7 @@ impl Scope {
         }
         self
     }
+    /// The scope strings (`repository:NAME:ACTIONS`).
     pub fn items(&self) -> &[String] {
         &self.0
     }
@@ -233,14 +236,14 @@ impl Auth {
                     registry: self.registry.clone(),
                     method: "GET",
                     url,
-                    source: Box::new(source),
+                    cause: Box::new(source),
                 })
             }
             Err(crate::transport::FollowError::Redirect(why)) => {
                 return Err(Error::protocol(
                     &self.registry,
                     format!("token auth ({realm})"),
-                    why,
+                    why.to_string(),
                 ))
             }
         };

@@ -23,19 +23,26 @@ use crate::client::Client;
 use crate::error::Error;
 use crate::progress::{ProgressMode, Reporter};
 
+/// The media type of the build cache's config blob (the cache document).
 pub const CACHE_CONFIG_MEDIA_TYPE: &str = "application/vnd.strata.buildcache.v1+json";
 
 /// The cache config document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheDocument {
+    /// The document format version.
     pub version: u32,
+    /// The exported cache entries.
     pub entries: Vec<CacheDocEntry>,
 }
 
+/// One exported build cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheDocEntry {
+    /// The cache key.
     pub key: String,
+    /// The cached value, as the store records it.
     pub value: String,
+    /// Blobs the entry needs (pushed with the cache).
     pub blobs: Vec<Digest>,
 }
 
@@ -224,17 +231,23 @@ pub fn export_to_dir(store: &Store, dir: &Path, keys: &[String]) -> Result<Diges
 /// Largest index, manifest or config read from a cache directory.
 const CACHE_JSON_LIMIT: u64 = 64 << 20;
 
+fn cache_dir_error(cause: strata_oci::Error) -> Error {
+    Error::Layout {
+        what: "cache directory".into(),
+        cause: Box::new(cause),
+    }
+}
+
 /// Imports from an OCI layout directory (`type=local,src=DIR`), verifying
 /// every blob as it is copied into the store.
 pub fn import_from_dir(store: &Store, dir: &Path) -> Result<usize, Error> {
     // Opened beneath `dir`, regular files only: a FIFO would hang the
     // build, a symlink would read a host file (strata_oci::LayoutDir).
-    let layout = strata_oci::archive::LayoutDir::open(dir)
-        .map_err(|e| Error::Invalid(format!("cache directory: {e}")))?;
+    let layout = strata_oci::archive::LayoutDir::open(dir).map_err(cache_dir_error)?;
     let read = |rel: &str| {
         layout
             .read_small(rel, CACHE_JSON_LIMIT)
-            .map_err(|e| Error::Invalid(format!("cache directory: {e}")))
+            .map_err(cache_dir_error)
     };
     let index: serde_json::Value = serde_json::from_slice(&read("index.json")?)
         .map_err(|e| Error::Invalid(format!("{}/index.json: {e}", dir.display())))?;
@@ -266,7 +279,7 @@ pub fn import_from_dir(store: &Store, dir: &Path) -> Result<usize, Error> {
         let rel = blob_rel(&l.digest);
         let mut f = layout
             .open_file(&rel)
-            .map_err(|e| Error::Invalid(format!("cache directory: {e}")))?
+            .map_err(cache_dir_error)?
             .ok_or_else(|| {
                 Error::Invalid(format!(
                     "{}: cache layer {} is missing",

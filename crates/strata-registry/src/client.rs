@@ -90,6 +90,7 @@ impl Client {
         })
     }
 
+    /// The registry host the client speaks to.
     pub fn registry(&self) -> &str {
         &self.inner.registry
     }
@@ -225,7 +226,7 @@ impl Client {
                     Err(transport::FollowError::Redirect(why)) => Err(Error::protocol(
                         &self.inner.registry,
                         format!("{method} {url}"),
-                        why,
+                        why.to_string(),
                     )),
                 };
             }
@@ -255,7 +256,7 @@ impl Client {
             registry: self.inner.registry.clone(),
             method,
             url: url.to_string(),
-            source: Box::new(e),
+            cause: Box::new(e),
         }
     }
 
@@ -451,7 +452,7 @@ impl Client {
                             return Err(Error::Read {
                                 registry: self.inner.registry.clone(),
                                 what: what.clone(),
-                                source: e,
+                                cause: e,
                             })
                         }
                     };

@@ -23,7 +23,9 @@ pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 /// A user name and password (or token) for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// The user name.
     pub username: String,
+    /// The password or token.
     pub password: String,
 }
 
@@ -74,10 +76,12 @@ impl Default for CredentialStore {
 }
 
 impl CredentialStore {
+    /// A store in the Docker config directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> CredentialStore {
         CredentialStore { dir: dir.into() }
     }
 
+    /// The `config.json` it reads and writes.
     pub fn path(&self) -> PathBuf {
         self.dir.join("config.json")
     }

@@ -25,7 +25,9 @@ use crate::progress::{ProgressMode, Reporter};
 pub struct PullOptions {
     /// The platform to pick from an index (default: the host's).
     pub platform: Option<Platform>,
+    /// How to reach the registry.
     pub client: ClientOptions,
+    /// How to show progress.
     pub progress: ProgressMode,
     /// Layers downloaded at once (default 3).
     pub jobs: usize,
@@ -77,7 +79,7 @@ impl PulledImage {
 /// Parses `os/arch[/variant]`, normalized as containerd does
 /// ([`Platform::parse`]: `linux/aarch64` is `linux/arm64`).
 pub fn parse_platform(s: &str) -> Result<Platform, Error> {
-    Platform::parse(s).map_err(Error::Invalid)
+    Platform::parse(s).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Pulls `reference` into `store`, registers and tags it.

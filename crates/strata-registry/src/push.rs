@@ -24,7 +24,9 @@ use crate::transport;
 /// How to push.
 #[derive(Debug, Clone)]
 pub struct PushOptions {
+    /// How to reach the registry.
     pub client: ClientOptions,
+    /// How to show progress.
     pub progress: ProgressMode,
     /// Blobs uploaded at once (default 3).
     pub jobs: usize,
@@ -52,8 +54,11 @@ pub struct PushedImage {
     pub size: u64,
     /// The tag (or digest) the manifest was put under.
     pub reference: String,
+    /// Blobs uploaded.
     pub uploaded: usize,
+    /// Blobs mounted from another repository.
     pub mounted: usize,
+    /// Blobs the registry already had.
     pub existed: usize,
 }
 
@@ -92,8 +97,11 @@ pub fn push_with(
     })?;
     // A multi-platform tag: every platform's manifest (by digest), then
     // the index under the tag.
-    let entries = strata_store::transfer::index_entries(store, &local)
-        .map_err(|e| Error::Invalid(format!("{local}: {e}")))?;
+    let entries =
+        strata_store::transfer::index_entries(store, &local).map_err(|cause| Error::Transfer {
+            what: local.clone(),
+            cause: Box::new(cause),
+        })?;
     if let Some((_, entries)) = entries {
         let mut descs = Vec::new();
         let (mut uploaded, mut mounted, mut existed) = (0, 0, 0);

@@ -16,7 +16,9 @@ pub const INSECURE_ENV: &str = "STRATA_INSECURE_REGISTRIES";
 /// Why a registry is spoken to over plain http (None: https).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlainHttp {
+    /// A loopback address (`localhost`, `127.0.0.1`, `::1`).
     Loopback,
+    /// Listed in the insecure registries.
     Insecure,
 }
 
@@ -31,6 +33,7 @@ pub fn host_of(registry: &str) -> &str {
     }
 }
 
+/// True when `registry` names a loopback host.
 pub fn is_loopback(registry: &str) -> bool {
     let host = host_of(registry);
     if host.eq_ignore_ascii_case("localhost") {
@@ -85,17 +88,48 @@ pub const MAX_REDIRECTS: u32 = 8;
 #[derive(Debug)]
 pub enum FollowError {
     /// The request to `url` failed.
-    Transport { url: String, source: ureq::Error },
-    /// A redirect that is not followed (scheme, loop): the reason (the
-    /// caller names the URL asked for).
-    Redirect(String),
+    Transport {
+        /// The URL whose request failed (the one asked for or a redirect's).
+        url: String,
+        /// ureq's error.
+        source: ureq::Error,
+    },
+    /// A redirect that is not followed (the caller names the URL asked for).
+    Redirect(RedirectError),
+}
+
+/// A redirect that is not followed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedirectError {
+    /// A `Location` with a scheme other than http or https.
+    #[error(
+        "redirect to unsupported scheme {scheme}://… refused (Location: {location}; \
+         only http and https redirects are followed)"
+    )]
+    UnsupportedScheme {
+        /// The scheme, lowercased.
+        scheme: String,
+        /// The `Location` header, shortened to 200 bytes.
+        location: String,
+    },
+    /// A relative `Location` against a base URL without a scheme.
+    #[error("{base}: cannot resolve redirect to {location:?}")]
+    Unresolvable {
+        /// The URL redirected from.
+        base: String,
+        /// The `Location` header.
+        location: String,
+    },
+    /// More than [`MAX_REDIRECTS`] redirects.
+    #[error("too many redirects (more than {MAX_REDIRECTS})")]
+    TooMany,
 }
 
 impl std::fmt::Display for FollowError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FollowError::Transport { url, source } => write!(f, "{url}: {source}"),
-            FollowError::Redirect(why) => f.write_str(why),
+            FollowError::Redirect(why) => write!(f, "{why}"),
         }
     }
 }
@@ -107,7 +141,7 @@ fn is_redirect(status: u16) -> bool {
 
 /// The URL a redirect from `base` to `location` leads to. Only http and
 /// https are followed: anything else is refused, naming the scheme.
-pub fn redirect_target(base: &str, location: &str) -> Result<String, String> {
+pub fn redirect_target(base: &str, location: &str) -> Result<String, RedirectError> {
     let location = location.trim();
     let scheme_end = location.find(':').filter(|&i| {
         i > 0
@@ -119,17 +153,19 @@ pub fn redirect_target(base: &str, location: &str) -> Result<String, String> {
     if let Some(i) = scheme_end {
         let scheme = location[..i].to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
-            return Err(format!(
-                "redirect to unsupported scheme {scheme}://… refused (Location: {}; \
-                 only http and https redirects are followed)",
-                ellipsis(location, 200)
-            ));
+            return Err(RedirectError::UnsupportedScheme {
+                scheme,
+                location: ellipsis(location, 200),
+            });
         }
         return Ok(location.to_string());
     }
     let (scheme, rest) = base
         .split_once("://")
-        .ok_or_else(|| format!("{base}: cannot resolve redirect to {location:?}"))?;
+        .ok_or_else(|| RedirectError::Unresolvable {
+            base: base.to_string(),
+            location: location.to_string(),
+        })?;
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let origin = format!("{scheme}://{}", &rest[..authority_end]);
     if let Some(net) = location.strip_prefix("//") {
@@ -190,9 +226,7 @@ pub fn call_following(
             _ => return Ok((resp, current)),
         }
     }
-    Err(FollowError::Redirect(format!(
-        "too many redirects (more than {MAX_REDIRECTS})"
-    )))
+    Err(FollowError::Redirect(RedirectError::TooMany))
 }
 
 /// Backoff before retry `attempt` (1-based): 250 ms, 500 ms, 1 s, 2 s...
@@ -246,10 +280,14 @@ mod tests {
             "gopher://h",
         ] {
             let e = redirect_target(b, loc).unwrap_err();
+            assert!(matches!(&e, RedirectError::UnsupportedScheme { .. }), "{e}");
+            let e = e.to_string();
             assert!(e.contains("redirect to unsupported scheme"), "{e}");
             assert!(e.contains("refused"), "{e}");
         }
-        let e = redirect_target(b, "file:///etc/passwd").unwrap_err();
+        let e = redirect_target(b, "file:///etc/passwd")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("file://… refused"), "{e}");
     }
 }

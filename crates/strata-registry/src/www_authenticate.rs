@@ -9,11 +9,14 @@ use std::collections::BTreeMap;
 /// One challenge: a scheme (lower-cased) and its parameters (keys lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
+    /// The scheme, lower-cased (`bearer`, `basic`).
     pub scheme: String,
+    /// The parameters, keys lower-cased.
     pub params: BTreeMap<String, String>,
 }
 
 impl Challenge {
+    /// A parameter's value (`key` lower-case).
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params.get(key).map(String::as_str)
     }

@@ -17,9 +17,13 @@ pub const BINFMT_D: &str = "/usr/lib/binfmt.d";
 /// One binfmt_misc registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The entry's name (`qemu-aarch64`).
     pub name: String,
+    /// Whether the entry is enabled.
     pub enabled: bool,
+    /// The interpreter's path.
     pub interpreter: String,
+    /// The flags (`F`: the interpreter is opened at registration).
     pub flags: String,
 }
 
@@ -118,6 +122,90 @@ fn emulates(entry: &Entry, q: &str) -> bool {
     named(&entry.name) || named(&base)
 }
 
+/// Why programs of a platform cannot run here, or why registering an
+/// emulator failed. Causes are printed in the message, not returned as
+/// `source()` (callers print the chain and must see them once).
+#[derive(Debug, thiserror::Error)]
+pub enum BinfmtError {
+    /// A platform whose OS is not linux.
+    #[error("cannot run programs for platform {platform}: only linux containers run here")]
+    NotLinux {
+        /// `os/arch[/variant]`.
+        platform: String,
+    },
+    /// An architecture no qemu emulator is known for.
+    #[error(
+        "cannot run programs for platform {platform} on this {} host: no emulator is known for it",
+        std::env::consts::ARCH
+    )]
+    NoEmulator {
+        /// `os/arch[/variant]`.
+        platform: String,
+    },
+    /// No usable binfmt_misc registration for the platform's emulator.
+    #[error(
+        "cannot run programs for platform {platform} on this {} host: {why}; {}",
+        std::env::consts::ARCH,
+        fix_hint()
+    )]
+    NotRegistered {
+        /// `os/arch[/variant]`.
+        platform: String,
+        /// What is missing (mount, entry, `F` flag).
+        why: String,
+    },
+    /// The platform cannot run, and registering its emulator in strata's
+    /// own user namespace failed too.
+    #[error("{first} (registering qemu-{qemu} in strata's own user namespace failed too: {cause}; that needs kernel >= 6.7)")]
+    UsernsRegister {
+        /// Why the platform cannot run.
+        first: Box<BinfmtError>,
+        /// The qemu architecture name.
+        qemu: String,
+        /// Why the registration failed.
+        cause: Box<BinfmtError>,
+    },
+    /// The directory of binfmt.d files cannot be read.
+    #[error("{}: {cause}; {}", dir.display(), fix_hint())]
+    NoConfDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// No `qemu-*.conf` in the binfmt.d directory.
+    #[error("no qemu-*.conf in {}: {}", dir.display(), fix_hint())]
+    NoConfs {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// binfmt_misc could not be mounted.
+    #[error("mounting binfmt_misc at {}: {cause} (run as root)", dir.display())]
+    Mount {
+        /// The mount point.
+        dir: PathBuf,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// Reading a binfmt.d file or writing a registration failed.
+    #[error("{context}: {cause}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+}
+
+impl BinfmtError {
+    fn io(context: impl std::fmt::Display, cause: std::io::Error) -> BinfmtError {
+        BinfmtError::Io {
+            context: context.to_string(),
+            cause,
+        }
+    }
+}
+
 /// How to make a platform runnable, for error messages.
 pub fn fix_hint() -> &'static str {
     "install the emulators (apt-get install qemu-user-static) and register them with the F flag (strata binfmt install, as root)"
@@ -126,7 +214,7 @@ pub fn fix_hint() -> &'static str {
 /// Checks that a RUN for `os/arch[/variant]` can execute here: natively, or
 /// through an enabled binfmt_misc entry with the `F` flag for its qemu.
 /// The error names the platform and how to fix it.
-pub fn check_can_run(os: &str, arch: &str, variant: Option<&str>) -> Result<(), String> {
+pub fn check_can_run(os: &str, arch: &str, variant: Option<&str>) -> Result<(), BinfmtError> {
     check_can_run_in(Path::new(BINFMT_MISC), os, arch, variant)
 }
 
@@ -136,7 +224,7 @@ pub fn check_can_run_in(
     os: &str,
     arch: &str,
     variant: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), BinfmtError> {
     let platform = match variant {
         Some(v) => format!("{os}/{arch}/{v}"),
         None => format!("{os}/{arch}"),
@@ -145,18 +233,13 @@ pub fn check_can_run_in(
         return Ok(());
     }
     if os != "linux" && !os.is_empty() {
-        return Err(format!(
-            "cannot run programs for platform {platform}: only linux containers run here"
-        ));
+        return Err(BinfmtError::NotLinux { platform });
     }
     if native(arch) {
         return Ok(());
     }
     let Some(q) = qemu_arch(arch) else {
-        return Err(format!(
-            "cannot run programs for platform {platform} on this {} host: no emulator is known for it",
-            std::env::consts::ARCH
-        ));
+        return Err(BinfmtError::NoEmulator { platform });
     };
     let entries = list_in(dir);
     let found: Vec<&Entry> = entries.iter().filter(|e| emulates(e, q)).collect();
@@ -175,18 +258,14 @@ pub fn check_can_run_in(
     } else {
         format!("no binfmt_misc entry for qemu-{q} is registered")
     };
-    Err(format!(
-        "cannot run programs for platform {platform} on this {} host: {why}; {}",
-        std::env::consts::ARCH,
-        fix_hint()
-    ))
+    Err(BinfmtError::NotRegistered { platform, why })
 }
 
 /// [`check_can_run`]; when this process runs rootless in a user namespace
 /// of its own and the platform cannot run, first registers the platform's
 /// qemu (Debian's `qemu-ARCH.conf`, with `F`) in a binfmt_misc instance of
 /// that namespace (kernel >= 6.7), which the host never sees.
-pub fn ensure_can_run(os: &str, arch: &str, variant: Option<&str>) -> Result<(), String> {
+pub fn ensure_can_run(os: &str, arch: &str, variant: Option<&str>) -> Result<(), BinfmtError> {
     let first = check_can_run(os, arch, variant);
     let Err(why) = first else {
         return Ok(());
@@ -199,22 +278,27 @@ pub fn ensure_can_run(os: &str, arch: &str, variant: Option<&str>) -> Result<(),
     };
     match register_in_own_userns(q) {
         Ok(()) => check_can_run(os, arch, variant),
-        Err(e) => Err(format!(
-            "{why} (registering qemu-{q} in strata's own user namespace failed too: {e}; that needs kernel >= 6.7)"
-        )),
+        Err(e) => Err(BinfmtError::UsernsRegister {
+            first: Box::new(why),
+            qemu: q.to_string(),
+            cause: Box::new(e),
+        }),
     }
 }
 
 /// Mounts a binfmt_misc instance of this user namespace (once) and
 /// registers `qemu-Q` there with the `F` flag.
-fn register_in_own_userns(q: &str) -> Result<(), String> {
-    static MOUNTED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+fn register_in_own_userns(q: &str) -> Result<(), BinfmtError> {
+    // The mount is tried once; its errno is kept to report it again.
+    static MOUNTED: std::sync::OnceLock<Result<(), rustix::io::Errno>> = std::sync::OnceLock::new();
     static REGISTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _g = REGISTER.lock().unwrap_or_else(|p| p.into_inner());
     let dir = Path::new(BINFMT_MISC);
-    MOUNTED.get_or_init(|| mount_binfmt_misc(dir)).clone()?;
+    MOUNTED
+        .get_or_init(|| mount_binfmt_misc_errno(dir))
+        .map_err(|e| mount_error(dir, e))?;
     let conf = Path::new(BINFMT_D).join(format!("qemu-{q}.conf"));
-    let text = fs::read_to_string(&conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+    let text = fs::read_to_string(&conf).map_err(|e| BinfmtError::io(conf.display(), e))?;
     for line in text.lines() {
         let Some((name, reg)) = with_fix_binary(line) else {
             continue;
@@ -222,7 +306,8 @@ fn register_in_own_userns(q: &str) -> Result<(), String> {
         if dir.join(&name).exists() {
             continue;
         }
-        fs::write(dir.join("register"), &reg).map_err(|e| format!("registering {name}: {e}"))?;
+        fs::write(dir.join("register"), &reg)
+            .map_err(|e| BinfmtError::io(format_args!("registering {name}"), e))?;
     }
     Ok(())
 }
@@ -270,12 +355,15 @@ pub enum Installed {
 /// binfmt_misc there first when it is not. Entries whose interpreter is
 /// missing are skipped. Needs root (or a user namespace with its own
 /// binfmt_misc, kernel >= 6.7).
-pub fn install(dir: &Path, conf_dir: &Path) -> Result<Vec<Installed>, String> {
+pub fn install(dir: &Path, conf_dir: &Path) -> Result<Vec<Installed>, BinfmtError> {
     if !dir.join("register").exists() {
         mount_binfmt_misc(dir)?;
     }
     let mut confs: Vec<PathBuf> = fs::read_dir(conf_dir)
-        .map_err(|e| format!("{}: {e}; {}", conf_dir.display(), fix_hint()))?
+        .map_err(|cause| BinfmtError::NoConfDir {
+            dir: conf_dir.to_path_buf(),
+            cause,
+        })?
         .flatten()
         .map(|e| e.path())
         .filter(|p| {
@@ -289,15 +377,13 @@ pub fn install(dir: &Path, conf_dir: &Path) -> Result<Vec<Installed>, String> {
         .collect();
     confs.sort();
     if confs.is_empty() {
-        return Err(format!(
-            "no qemu-*.conf in {}: {}",
-            conf_dir.display(),
-            fix_hint()
-        ));
+        return Err(BinfmtError::NoConfs {
+            dir: conf_dir.to_path_buf(),
+        });
     }
     let mut out = Vec::new();
     for conf in confs {
-        let text = fs::read_to_string(&conf).map_err(|e| format!("{}: {e}", conf.display()))?;
+        let text = fs::read_to_string(&conf).map_err(|e| BinfmtError::io(conf.display(), e))?;
         for line in text.lines() {
             let Some((name, reg)) = with_fix_binary(line) else {
                 continue;
@@ -316,12 +402,14 @@ pub fn install(dir: &Path, conf_dir: &Path) -> Result<Vec<Installed>, String> {
                     out.push(Installed::Present(name));
                     continue;
                 }
-                fs::write(&existing, "-1")
-                    .map_err(|e| format!("unregistering {}: {e}", existing.display()))?;
+                fs::write(&existing, "-1").map_err(|e| {
+                    BinfmtError::io(format_args!("unregistering {}", existing.display()), e)
+                })?;
                 replaced = true;
             }
-            fs::write(dir.join("register"), &reg)
-                .map_err(|e| format!("registering {name} ({}): {e}", conf.display()))?;
+            fs::write(dir.join("register"), &reg).map_err(|e| {
+                BinfmtError::io(format_args!("registering {name} ({})", conf.display()), e)
+            })?;
             out.push(if replaced {
                 Installed::Replaced(name)
             } else {
@@ -333,33 +421,30 @@ pub fn install(dir: &Path, conf_dir: &Path) -> Result<Vec<Installed>, String> {
 }
 
 /// Unregisters one entry (tests use it to simulate a missing emulator).
-pub fn remove(dir: &Path, name: &str) -> Result<(), String> {
-    fs::write(dir.join(name), "-1").map_err(|e| format!("unregistering {name}: {e}"))
+pub fn remove(dir: &Path, name: &str) -> Result<(), BinfmtError> {
+    fs::write(dir.join(name), "-1")
+        .map_err(|e| BinfmtError::io(format_args!("unregistering {name}"), e))
 }
 
-fn mount_binfmt_misc(dir: &Path) -> Result<(), String> {
-    use std::ffi::CString;
-    let target =
-        CString::new(dir.as_os_str().to_string_lossy().as_bytes()).map_err(|e| e.to_string())?;
-    let fstype = CString::new("binfmt_misc").expect("no nul");
-    // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(format!(
-            "mounting binfmt_misc at {}: {} (run as root)",
-            dir.display(),
-            std::io::Error::last_os_error()
-        ));
+fn mount_binfmt_misc(dir: &Path) -> Result<(), BinfmtError> {
+    mount_binfmt_misc_errno(dir).map_err(|e| mount_error(dir, e))
+}
+
+fn mount_binfmt_misc_errno(dir: &Path) -> Result<(), rustix::io::Errno> {
+    rustix::mount::mount(
+        "binfmt_misc",
+        dir,
+        "binfmt_misc",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+}
+
+fn mount_error(dir: &Path, errno: rustix::io::Errno) -> BinfmtError {
+    BinfmtError::Mount {
+        dir: dir.to_path_buf(),
+        cause: errno.into(),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -383,7 +468,9 @@ mod tests {
     fn a_foreign_platform_needs_an_enabled_f_entry() {
         let d = tempfile::tempdir().unwrap();
         // Not mounted.
-        let e = check_can_run_in(d.path(), "linux", "s390x", None).unwrap_err();
+        let e = check_can_run_in(d.path(), "linux", "s390x", None)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("linux/s390x")
                 && e.contains("not mounted")
@@ -391,14 +478,18 @@ mod tests {
             "{e}"
         );
         fs::write(d.path().join("register"), "").unwrap();
-        let e = check_can_run_in(d.path(), "linux", "s390x", None).unwrap_err();
+        let e = check_can_run_in(d.path(), "linux", "s390x", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no binfmt_misc entry for qemu-s390x"), "{e}");
         fs::write(
             d.path().join("qemu-s390x"),
             "enabled\ninterpreter /usr/libexec/qemu-binfmt/s390x-binfmt-P\nflags: PO\noffset 0\n",
         )
         .unwrap();
-        let e = check_can_run_in(d.path(), "linux", "s390x", None).unwrap_err();
+        let e = check_can_run_in(d.path(), "linux", "s390x", None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("without F"), "{e}");
         fs::write(
             d.path().join("qemu-s390x"),

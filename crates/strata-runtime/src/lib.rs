@@ -71,6 +71,7 @@
 //! ```
 
 pub mod binfmt;
+pub mod cgroups;
 pub mod netns;
 pub mod reaper;
 pub mod rootless;
@@ -84,15 +85,15 @@ mod user;
 use std::path::PathBuf;
 
 pub use netns::{NetnsRef, PastaOptions, PrivateNetwork};
-pub use rootless::{enter_user_namespace, Userns};
+pub use rootless::{enter_user_namespace, Userns, UsernsError};
 pub use runc::{is_rootless, Runc, OWNER_ANNOTATION, OWNER_START_ANNOTATION};
 pub use seccomp::{BLOCKED_SYSCALLS, ENOSYS_SYSCALLS};
 pub use spec::{
     effective_capabilities, write_init_layer, BindMount, ContainerExtras, ContainerSpec, MountSpec,
-    Network, ProcessSpec, Ulimit, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
+    Network, ProcessSpec, Ulimit, UlimitError, DEFAULT_CAPABILITIES, DEFAULT_PATH, INJECTED_PATHS,
 };
 pub use stdio::{OutputSink, StdioConfig};
-pub use user::{resolve_user, UserSpec};
+pub use user::{resolve_user, NameNotFound, UserSpec};
 
 /// Runs containers. [`Runc`] is the implementation; an embedded runtime can
 /// come later behind the same trait.
@@ -167,19 +168,13 @@ pub enum Error {
         /// The path looked at (`runc` when searched in PATH).
         path: PathBuf,
     },
-    /// A user name missing from the rootfs' passwd file.
-    #[error("unable to find user {user}: no matching entries in passwd file (rootfs {})", rootfs.display())]
-    UserNotFound {
-        /// The name.
-        user: String,
-        /// The rootfs searched.
-        rootfs: PathBuf,
-    },
-    /// A group name missing from the rootfs' group file.
-    #[error("unable to find group {group}: no matching entries in group file (rootfs {})", rootfs.display())]
-    GroupNotFound {
-        /// The name.
-        group: String,
+    /// A user or group name missing from the rootfs' passwd or group
+    /// file. `missing` alone is the message without the host path (what
+    /// a build step reports about its image).
+    #[error("{missing} (rootfs {})", rootfs.display())]
+    NameNotFound {
+        /// Which name is missing.
+        missing: NameNotFound,
         /// The rootfs searched.
         rootfs: PathBuf,
     },
@@ -210,9 +205,27 @@ pub enum Error {
         /// runc's error messages.
         message: String,
     },
+    /// Resource limits asked of a rootless container that no delegated
+    /// cgroup can apply ([`cgroups`]).
+    #[error("cannot apply {} to a container of an unprivileged user: {why}", flags.join(", "))]
+    RootlessLimits {
+        /// The limits' flags (`--memory`, ...).
+        flags: Vec<String>,
+        /// Why, and how to fix it.
+        why: String,
+    },
     /// The private network of RUN steps could not be set up.
     #[error("{0}")]
     Network(String),
+    /// binfmt_misc cannot run a platform's programs.
+    #[error(transparent)]
+    Binfmt(#[from] binfmt::BinfmtError),
+    /// A `--ulimit` value that does not parse.
+    #[error(transparent)]
+    Ulimit(#[from] spec::UlimitError),
+    /// Entering strata's user namespace failed.
+    #[error(transparent)]
+    Userns(#[from] rootless::UsernsError),
     /// A file system or process operation failed. The cause is part of
     /// the message and not also a `source()` (callers print `{:#}` and
     /// would see it twice).
@@ -261,4 +274,55 @@ pub(crate) fn proc_self_status(field: &str) -> Option<String> {
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
         .map(|v| v.trim().to_string())
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    /// The message and its causes as `anyhow`'s `{:#}` prints them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+        std::iter::successors(Some(e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(": ")
+    }
+
+    #[test]
+    fn a_cause_is_printed_once() {
+        let denied = || std::io::Error::from_raw_os_error(13);
+        let text = denied().to_string();
+        let io = Error::io("creating /run/strata/x", denied());
+        let binfmt = Error::from(binfmt::BinfmtError::Mount {
+            dir: "/proc/sys/fs/binfmt_misc".into(),
+            cause: denied(),
+        });
+        let userns = Error::from(rootless::UsernsError::Os {
+            what: "writing /proc/self/uid_map".into(),
+            cause: denied(),
+        });
+        for e in [io, binfmt, userns] {
+            let shown = chain(&e);
+            assert_eq!(shown.matches(&text).count(), 1, "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_missing_user_is_a_variant_with_and_without_the_rootfs() {
+        let e = Error::NameNotFound {
+            missing: NameNotFound::User("app".into()),
+            rootfs: "/store/m/1".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "unable to find user app: no matching entries in passwd file (rootfs /store/m/1)"
+        );
+        let Error::NameNotFound { missing, .. } = e else {
+            unreachable!()
+        };
+        assert_eq!(
+            missing.to_string(),
+            "unable to find user app: no matching entries in passwd file"
+        );
+    }
 }

@@ -96,6 +96,45 @@ pub fn unavailable_reason() -> Option<String> {
     }
 }
 
+/// Why a private network cannot be made here, with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unavailable {
+    /// What failed, as [`unavailable_reason`] says it.
+    pub why: String,
+    /// The commands (as root) or package that fix it.
+    pub fix: String,
+}
+
+/// [`unavailable_reason`] with the fix for that cause: the tun device's
+/// mode (0600 on minimal hosts, so an unprivileged pasta cannot open it),
+/// a missing device or module, or a missing pasta.
+pub fn unavailable() -> Option<Unavailable> {
+    let why = unavailable_reason()?;
+    let mknod = "`modprobe tun; mkdir -p /dev/net && mknod -m 0666 /dev/net/tun c 10 200`";
+    let fix = if find_pasta().is_none() {
+        "install pasta: `apt-get install passt`".to_string()
+    } else {
+        let err = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .err();
+        match err.map(|e| e.kind()) {
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                "let users open the tun device, as root: `chmod 0666 /dev/net/tun` (a udev                  rule `KERNEL==\"tun\", MODE=\"0666\"` keeps that across reboots)"
+                    .to_string()
+            }
+            Some(std::io::ErrorKind::NotFound) => {
+                format!("load the tun module and create the device, as root: {mknod}")
+            }
+            _ => format!(
+                "/dev/net/tun must be the tun character device (10, 200); as root: {mknod}"
+            ),
+        }
+    };
+    Some(Unavailable { why, fix })
+}
+
 /// The start time of process `pid` (field 22 of `/proc/PID/stat`, clock
 /// ticks since boot): with the pid, it names one process for good.
 pub fn process_start_time(pid: u32) -> Option<u64> {
@@ -111,9 +150,13 @@ pub fn owner_alive(pid: u32, start: Option<u64>) -> bool {
     match (process_start_time(pid), start) {
         (None, _) => {
             // No /proc entry readable: fall back to kill(0).
-            // SAFETY: signal 0 only checks existence.
-            let r = unsafe { libc::kill(pid as i32, 0) };
-            r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+            let Some(pid) = rustix::process::Pid::from_raw(pid as i32) else {
+                return false;
+            };
+            match rustix::process::test_kill_process(pid) {
+                Ok(()) => true,
+                Err(e) => e == rustix::io::Errno::PERM,
+            }
         }
         (Some(_), None) => true,
         (Some(now), Some(recorded)) => now == recorded,
@@ -133,14 +176,12 @@ fn c_path(p: &Path) -> Result<std::ffi::CString, Error> {
 
 /// Unmounts (lazily) and removes a namespace file, best effort.
 fn remove_netns_file(path: &Path) {
-    if let Ok(c) = c_path(path) {
-        // SAFETY: plain syscall on a valid C string.
-        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    }
+    let _ = rustix::mount::unmount(path, rustix::mount::UnmountFlags::DETACH);
     let _ = std::fs::remove_file(path);
 }
 
 /// Creates the namespace file `path` with a new network namespace on it.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn create_netns(path: &Path) -> Result<(), Error> {
     std::fs::File::options()
         .write(true)
@@ -255,7 +296,7 @@ impl PrivateNetwork {
         create_netns(&path)?;
         let log = path.with_extension("log");
 
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, String>>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<u32, Error>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let ns_path = path.clone();
         let log_path = log.clone();
@@ -285,7 +326,7 @@ impl PrivateNetwork {
         };
         let result = ready_rx
             .recv()
-            .unwrap_or_else(|_| Err("the pasta thread ended".to_string()));
+            .unwrap_or_else(|_| Err(Error::Network("the pasta thread ended".to_string())));
         let _ = std::fs::remove_file(&log);
         match result {
             Ok(pid) => Ok(PrivateNetwork {
@@ -298,11 +339,11 @@ impl PrivateNetwork {
                 pasta_pid: pid,
                 setup: started.elapsed(),
             }),
-            Err(msg) => {
+            Err(e) => {
                 drop(stop_tx);
                 let _ = keeper.join();
                 remove_netns_file(&path);
-                Err(Error::Network(msg))
+                Err(e)
             }
         }
     }
@@ -329,9 +370,11 @@ impl Drop for PrivateNetwork {
         // reaps it in the background when the channel closes. Waiting here
         // cost 30-90 ms per build: pasta's exit removes its tap device,
         // which waits for RCU grace periods in the kernel.
-        // SAFETY: pasta is our child and not reaped until the keeper's
-        // wait below, so the pid cannot have been reused.
-        unsafe { libc::kill(self.pasta_pid as i32, libc::SIGKILL) };
+        // pasta is our child and not reaped until the keeper's wait
+        // below, so the pid cannot have been reused.
+        if let Some(pid) = rustix::process::Pid::from_raw(self.pasta_pid as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
         drop(self.stop.take());
         drop(self.keeper.take());
         remove_netns_file(&self.netns.path);
@@ -340,20 +383,21 @@ impl Drop for PrivateNetwork {
 
 /// The keeper thread: starts pasta (its death signal is tied to this
 /// thread), reports readiness, then waits for the stop and kills pasta.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn keep_pasta(
     pasta: &Path,
     netns: &Path,
     log: &Path,
     ports: &[String],
     hint: &str,
-    ready: mpsc::Sender<Result<u32, String>>,
+    ready: mpsc::Sender<Result<u32, Error>>,
     stop: mpsc::Receiver<()>,
 ) {
     use std::os::unix::process::CommandExt;
     let log_file = match std::fs::File::create(log) {
         Ok(f) => f,
         Err(e) => {
-            let _ = ready.send(Err(format!("creating {}: {e}", log.display())));
+            let _ = ready.send(Err(Error::io(format!("creating {}", log.display()), e)));
             return;
         }
     };
@@ -378,7 +422,7 @@ fn keep_pasta(
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            let _ = ready.send(Err(format!("starting {}: {e}", pasta.display())));
+            let _ = ready.send(Err(Error::io(format!("starting {}", pasta.display()), e)));
             return;
         }
     };
@@ -396,7 +440,9 @@ fn keep_pasta(
         } else {
             format!("{why}: {}", text.join("; "))
         };
-        format!("giving the container a private network with pasta failed ({msg}); {hint}")
+        Error::Network(format!(
+            "giving the container a private network with pasta failed ({msg}); {hint}"
+        ))
     };
     // Watch the namespace from this thread (it only waits from now on).
     let joined = std::fs::File::open(netns).and_then(|f| {

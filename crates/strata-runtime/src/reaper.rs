@@ -67,6 +67,7 @@ fn spawn(runc: &Path, state_root: &Path, bundle_root: &Path) -> std::io::Result<
 /// When this process was started as a reaper ([`REAPER_ENV`] set), does
 /// the reaper's work and exits; otherwise returns at once. Call it first
 /// thing in `main`.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 pub fn run_if_reaper() {
     let Some(spec) = std::env::var_os(REAPER_ENV) else {
         return;

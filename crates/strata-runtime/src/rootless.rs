@@ -62,6 +62,12 @@ pub enum Userns {
         /// The error.
         why: String,
     },
+    /// Joined the user and mount namespaces of an existing strata process
+    /// (a detached container's monitor, see [`join_namespaces_of`]).
+    Joined {
+        /// The process whose namespaces were joined.
+        pid: u32,
+    },
 }
 
 impl Userns {
@@ -108,6 +114,7 @@ fn parse_subid(text: &str, user: &str, uid: u32) -> Option<SubidRange> {
 }
 
 /// The name of user `uid` from the passwd database (empty when unknown).
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 pub fn user_name(uid: u32) -> String {
     let mut buf = vec![0u8; 16 * 1024];
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
@@ -138,6 +145,7 @@ fn threads() -> usize {
         .unwrap_or(1)
 }
 
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
     let mut fds = [0; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -155,6 +163,7 @@ fn pipe() -> std::io::Result<(std::fs::File, std::fs::File)> {
 
 /// Runs in the forked helper: waits until the parent has unshared, maps
 /// its ids with the setuid tools and exits without returning.
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 fn helper(
     mut go: std::fs::File,
     mut report: std::fs::File,
@@ -188,17 +197,53 @@ fn helper(
     unsafe { libc::_exit(0) }
 }
 
-fn write_proc(file: &str, text: &str) -> Result<(), String> {
+fn write_proc(file: &str, text: &str) -> Result<(), UsernsError> {
     std::fs::write(format!("/proc/self/{file}"), text)
-        .map_err(|e| format!("writing /proc/self/{file}: {e}"))
+        .map_err(|e| UsernsError::os(format!("writing /proc/self/{file}"), e))
+}
+
+/// Why strata could not enter its user namespace and cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    /// Threads already run: `unshare(CLONE_NEWUSER)` would fail.
+    #[error("cannot enter a user namespace: strata already runs threads")]
+    Threads,
+    /// The uid map was written and the gid map not, or the reverse.
+    #[error(
+        "mapping ids in strata's user namespace failed half-way ({helper}); check /etc/subgid"
+    )]
+    HalfMapped {
+        /// What the mapping helper reported.
+        helper: String,
+    },
+    /// A system call failed.
+    #[error("{what}: {cause}")]
+    Os {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        cause: std::io::Error,
+    },
+}
+
+impl UsernsError {
+    fn os(what: impl Into<String>, cause: std::io::Error) -> UsernsError {
+        UsernsError::Os {
+            what: what.into(),
+            cause,
+        }
+    }
 }
 
 /// Enters a new user and mount namespace when not root (see the module
 /// doc). Must be called before any thread is started. `Err` only when the
 /// process is left half-mapped and cannot go on.
-pub fn enter_user_namespace() -> Result<Userns, String> {
-    // SAFETY: these cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
+pub fn enter_user_namespace() -> Result<Userns, UsernsError> {
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
     if uid == 0 {
         return Ok(Userns::NotNeeded);
     }
@@ -206,7 +251,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         return Ok(Userns::Disabled);
     }
     if threads() > 1 {
-        return Err("cannot enter a user namespace: strata already runs threads".into());
+        return Err(UsernsError::Threads);
     }
     let user = user_name(uid);
     // Plan the mapping before forking, so the helper only runs commands.
@@ -239,15 +284,14 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
         (_, (_, None)) => why_single = format!("no range for {user} in /etc/subgid"),
     }
 
-    let (go_r, mut go_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    let (rep_r, rep_w) = pipe().map_err(|e| format!("pipe: {e}"))?;
-    // SAFETY: getpid cannot fail.
-    let me = unsafe { libc::getpid() };
+    let (go_r, mut go_w) = pipe().map_err(|e| UsernsError::os("pipe", e))?;
+    let (rep_r, rep_w) = pipe().map_err(|e| UsernsError::os("pipe", e))?;
+    let me = rustix::process::getpid().as_raw_nonzero().get();
     // SAFETY: single-threaded (checked above), so the child may allocate
     // and spawn; it never returns into main (helper ends in _exit).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+        return Err(UsernsError::os("fork", std::io::Error::last_os_error()));
     }
     if pid == 0 {
         drop(go_w);
@@ -300,12 +344,7 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
                     msg
                 }
             }
-            _ => {
-                return Err(format!(
-                    "mapping ids in strata's user namespace failed half-way ({msg}); \
-                     check /etc/subgid"
-                ))
-            }
+            _ => return Err(UsernsError::HalfMapped { helper: msg }),
         }
     } else {
         drop(go_w);
@@ -327,9 +366,9 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
     // SAFETY: plain syscalls.
     unsafe {
         if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
-            return Err(format!(
-                "becoming root in the user namespace: {}",
-                std::io::Error::last_os_error()
+            return Err(UsernsError::os(
+                "becoming root in the user namespace",
+                std::io::Error::last_os_error(),
             ));
         }
         let root = c"/";
@@ -341,13 +380,80 @@ pub fn enter_user_namespace() -> Result<Userns, String> {
             std::ptr::null(),
         ) != 0
         {
-            return Err(format!(
-                "making mounts private in strata's mount namespace: {}",
-                std::io::Error::last_os_error()
+            return Err(UsernsError::os(
+                "making mounts private in strata's mount namespace",
+                std::io::Error::last_os_error(),
             ));
         }
     }
     Ok(outcome)
+}
+
+/// Joins the user and mount namespaces of process `pid` (started at
+/// `start`, `/proc/PID/stat` field 22, when known) instead of making new
+/// ones, and becomes root there, as `nsenter --preserve-credentials -U -m`
+/// would. For commands that act on a running rootless container (`exec`):
+/// its processes live in the user namespace of the strata process that
+/// started it, and runc can join the container's namespaces only from
+/// that user namespace. Another strata process, in a user namespace of its
+/// own, is a stranger there (its root has no capability over them), so
+/// `runc exec` failed with "failed to open /proc/PID/ns/ipc: Permission
+/// denied". The unprivileged user may join: it owns that namespace.
+///
+/// Must be called before any thread is started, from outside any user
+/// namespace. The working directory is kept (setns of a mount namespace
+/// moves it to the namespace's root).
+#[allow(unsafe_code)]
+pub fn join_namespaces_of(pid: u32, start: Option<u64>) -> Result<Userns, crate::Error> {
+    use std::os::fd::AsRawFd;
+    let fail = |what: &str, e: std::io::Error| {
+        crate::Error::io(format!("{what} of strata process {pid}"), e)
+    };
+    if threads() > 1 {
+        return Err(fail(
+            "joining the namespaces",
+            std::io::Error::other("strata already runs threads"),
+        ));
+    }
+    let open = |ns: &str| {
+        std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))
+            .map_err(|e| fail(&format!("opening the {ns} namespace"), e))
+    };
+    let (user, mnt) = (open("user")?, open("mnt")?);
+    // Opened first, checked after: a pid reused in between is caught.
+    if start.is_some() && crate::netns::process_start_time(pid) != start {
+        return Err(fail(
+            "joining the namespaces",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the process has exited"),
+        ));
+    }
+    let cwd = std::env::current_dir().ok();
+    // SAFETY: plain syscalls on descriptors we own; single-threaded.
+    unsafe {
+        if libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) != 0 {
+            return Err(fail(
+                "joining the user namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
+            return Err(fail(
+                "joining the mount namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if libc::setresgid(0, 0, 0) != 0 || libc::setresuid(0, 0, 0) != 0 {
+            return Err(fail(
+                "becoming root in the user namespace",
+                std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    if let Some(cwd) = cwd {
+        // Best effort: the directory may not exist in that namespace.
+        let _ = std::env::set_current_dir(cwd);
+    }
+    Ok(Userns::Joined { pid })
 }
 
 /// True when overlay can be expected to mount in a user namespace: Linux
@@ -392,9 +498,8 @@ mod tests {
 
     #[test]
     fn root_needs_nothing() {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
-            assert_eq!(enter_user_namespace(), Ok(Userns::NotNeeded));
+        if rustix::process::geteuid().as_raw() == 0 {
+            assert_eq!(enter_user_namespace().unwrap(), Userns::NotNeeded);
         }
     }
 }

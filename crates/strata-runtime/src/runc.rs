@@ -424,6 +424,28 @@ fn runc_errors(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Rootless: no cgroup unless the spec asks for limits; then one under
+/// the delegated cgroup, or an error naming each limit that cannot be
+/// applied and why (never a limit silently dropped).
+fn rootless_cgroup_path(spec: &ContainerSpec) -> Result<Option<String>, Error> {
+    let limits = crate::cgroups::requested_limits(&spec.extra);
+    if limits.is_empty() {
+        return Ok(None);
+    }
+    let controllers: Vec<&str> = limits.iter().map(|(_, c)| *c).collect();
+    match crate::cgroups::rootless_delegation(&controllers) {
+        crate::cgroups::Delegation::Delegated { parent } => Ok(Some(format!(
+            "{}/strata-{}",
+            parent.trim_end_matches('/'),
+            spec.id.trim_start_matches("strata-")
+        ))),
+        crate::cgroups::Delegation::Missing { why } => Err(Error::RootlessLimits {
+            flags: limits.iter().map(|(f, _)| f.to_string()).collect(),
+            why,
+        }),
+    }
+}
+
 fn mkdir_private(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -467,10 +489,11 @@ impl Runc {
             &spec.extra.extra_hosts,
         )
         .map_err(fail)?;
-        let cgroups_path = self
-            .cgroup_parent
-            .as_ref()
-            .map(|p| format!("{}/{}", p.trim_end_matches('/'), spec.id));
+        let cgroups_path = match self.cgroup_path(&spec.id) {
+            Some(p) => Some(p),
+            None if is_rootless() => rootless_cgroup_path(spec).map_err(fail)?,
+            None => None,
+        };
         let mut oci = build_oci_spec(
             spec,
             &rootfs,
@@ -508,11 +531,17 @@ impl Runc {
     }
 
     /// The cgroup path a container `id` gets (relative to each hierarchy's
-    /// root), when strata sets one.
+    /// root), when strata sets one: under the cgroup parent, or rootless,
+    /// the delegated cgroup its bundle names (see [`crate::cgroups`]).
     pub fn cgroup_path(&self, id: &str) -> Option<String> {
-        self.cgroup_parent
-            .as_ref()
-            .map(|p| format!("{}/{}", p.trim_end_matches('/'), id))
+        match &self.cgroup_parent {
+            Some(p) => Some(format!("{}/{}", p.trim_end_matches('/'), id)),
+            None => {
+                let config = std::fs::read(self.bundle_root.join(id).join("config.json")).ok()?;
+                let v: serde_json::Value = serde_json::from_slice(&config).ok()?;
+                v["linux"]["cgroupsPath"].as_str().map(String::from)
+            }
+        }
     }
 
     /// Starts `spec` detached (`runc run --detach`): the container's
@@ -643,6 +672,7 @@ impl Runc {
 }
 
 impl Executor for Runc {
+    #[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
     fn run(&self, spec: &ContainerSpec, io: StdioConfig) -> Result<ExitStatus, Error> {
         if !valid_id(&spec.id) {
             return Err(Error::InvalidSpec(format!(
@@ -772,8 +802,7 @@ pub fn is_rootless() -> bool {
     // namespace once running, so read /proc once.
     static ROOTLESS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ROOTLESS.get_or_init(|| {
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if rustix::process::geteuid().as_raw() != 0 {
             return true;
         }
         std::fs::read_to_string("/proc/self/uid_map")
@@ -796,10 +825,17 @@ pub(crate) fn run_dir() -> Result<PathBuf, Error> {
     let dir = if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         PathBuf::from(d).join("strata")
     } else {
-        let outer = std::fs::read_to_string("/proc/self/uid_map")
-            .ok()
-            .and_then(|m| m.split_whitespace().nth(1).map(String::from))
-            .unwrap_or_else(|| unsafe { libc::geteuid() }.to_string());
+        let euid = rustix::process::geteuid().as_raw();
+        // Outside a user namespace (euid not 0) our uid is the outer one;
+        // inside, root's line of uid_map names it.
+        let outer = if euid != 0 {
+            euid.to_string()
+        } else {
+            std::fs::read_to_string("/proc/self/uid_map")
+                .ok()
+                .and_then(|m| m.split_whitespace().nth(1).map(String::from))
+                .unwrap_or_else(|| euid.to_string())
+        };
         std::env::temp_dir().join(format!("strata-run-{outer}"))
     };
     {
@@ -824,8 +860,7 @@ pub(crate) fn check_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::symlink_metadata(dir)
         .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let why = if md.file_type().is_symlink() {
         Some("it is a symbolic link".to_string())
     } else if !md.is_dir() {
@@ -912,8 +947,7 @@ mod tests {
         let file = t.path().join("file");
         std::fs::write(&file, b"").unwrap();
         assert!(check_private_dir(&file).is_err());
-        // SAFETY: geteuid cannot fail.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().as_raw() == 0 {
             std::os::unix::fs::chown(&ok, Some(65534), None).unwrap();
             let e = check_private_dir(&ok).unwrap_err().to_string();
             assert!(e.contains("belongs to someone else (uid 65534"), "{e}");

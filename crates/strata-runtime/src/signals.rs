@@ -30,6 +30,7 @@ static STATE: Mutex<Installed> = Mutex::new(Installed {
     saved: Vec::new(),
 });
 
+#[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO.
     let from_kernel = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
@@ -49,6 +50,7 @@ pub fn received_count() -> u64 {
 pub(crate) struct Guard(());
 
 impl Guard {
+    #[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
     pub(crate) fn install() -> Guard {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         if st.users == 0 {
@@ -72,6 +74,7 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    #[allow(unsafe_code)] // each unsafe block below has its SAFETY comment
     fn drop(&mut self) {
         let mut st = STATE.lock().unwrap_or_else(|p| p.into_inner());
         st.users -= 1;

@@ -290,36 +290,56 @@ pub fn effective_capabilities(add: &[String], drop: &[String]) -> Result<Vec<Str
 /// One rlimit (`nofile`, `nproc`, `core`, ... as Docker's `--ulimit`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ulimit {
+    /// The rlimit's name, lower-case (`nofile`).
     pub name: String,
+    /// The soft limit (`u64::MAX` = unlimited).
     pub soft: u64,
+    /// The hard limit (`u64::MAX` = unlimited).
     pub hard: u64,
+}
+
+/// A `--ulimit` value that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UlimitError {
+    /// Not `NAME=SOFT[:HARD]` with numbers.
+    #[error("invalid ulimit argument: {0}")]
+    Argument(String),
+    /// A name that is no rlimit.
+    #[error("invalid ulimit type: {0}")]
+    Type(String),
+    /// A soft limit above the hard one.
+    #[error("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")]
+    SoftAboveHard {
+        /// The soft limit.
+        soft: u64,
+        /// The hard limit.
+        hard: u64,
+    },
 }
 
 impl Ulimit {
     /// Parses Docker's `NAME=SOFT[:HARD]` (`-1` = unlimited).
-    pub fn parse(s: &str) -> Result<Ulimit, String> {
+    pub fn parse(s: &str) -> Result<Ulimit, UlimitError> {
         let (name, v) = s
             .split_once('=')
-            .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+            .ok_or_else(|| UlimitError::Argument(s.to_string()))?;
         let name = name.trim().to_ascii_lowercase();
         if rlimit_type(&name).is_none() {
-            return Err(format!("invalid ulimit type: {name}"));
+            return Err(UlimitError::Type(name));
         }
-        let num = |t: &str| -> Result<u64, String> {
+        let num = |t: &str| -> Result<u64, UlimitError> {
             if t == "-1" {
                 return Ok(u64::MAX);
             }
             t.parse::<u64>()
-                .map_err(|_| format!("invalid ulimit argument: {s}"))
+                .map_err(|_| UlimitError::Argument(s.to_string()))
         };
         let (soft, hard) = match v.split_once(':') {
             Some((a, b)) => (num(a)?, num(b)?),
             None => (num(v)?, num(v)?),
         };
         if soft > hard {
-            return Err(format!(
-                "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
-            ));
+            return Err(UlimitError::SoftAboveHard { soft, hard });
         }
         Ok(Ulimit { name, soft, hard })
     }
@@ -718,12 +738,16 @@ pub(crate) fn build_oci_spec(
     }
     // Deny all devices; runc appends its allow-list for the default devices
     // (null, zero, full, random, urandom, tty, ptmx, pts) and creates them.
-    let mut resources =
-        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+    let mut resources = LinuxResourcesBuilder::default();
+    // Rootless: no device cgroup (runc cannot set one); devices are bind
+    // mounts of the host's /dev/null etc., and mknod is impossible anyway.
+    if !rootless {
+        resources = resources.devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(false)
             .access("rwm")
             .build()
             .map_err(Error::spec)?]);
+    }
     if let Some(m) = c.extra.memory {
         resources = resources.memory(
             oci_spec::runtime::LinuxMemoryBuilder::default()
@@ -753,9 +777,9 @@ pub(crate) fn build_oci_spec(
     }
     let resources = resources.build().map_err(Error::spec)?;
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
-    // Rootless: no device cgroup (runc cannot set one); devices are bind
-    // mounts of the host's /dev/null etc., and mknod is impossible anyway.
-    if !rootless {
+    // Rootless, a cgroup path means a delegated cgroup for the limits
+    // (crate::cgroups; without one, limits are refused before this).
+    if !rootless || cgroups_path.is_some() {
         linux = linux.resources(resources);
     }
     // The same syscall filter in every mode: seccomp needs no privilege

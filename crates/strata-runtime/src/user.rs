@@ -58,6 +58,18 @@ struct GroupEntry {
     members: Vec<String>,
 }
 
+/// A user or group name that the image's passwd or group file lacks
+/// (Docker's wording, without the host path of the rootfs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameNotFound {
+    /// A user name missing from `/etc/passwd`.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    User(String),
+    /// A group name missing from `/etc/group`.
+    #[error("unable to find group {0}: no matching entries in group file")]
+    Group(String),
+}
+
 /// Resolves `user` (`""`, `name`, `uid`, `name:group`, `uid:gid`, `name:gid`,
 /// `uid:group`) against `rootfs/etc/passwd` and `rootfs/etc/group`.
 ///
@@ -115,8 +127,8 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<UserSpec, Error> {
                 None
             }
             None => {
-                return Err(Error::UserNotFound {
-                    user: user_arg.to_string(),
+                return Err(Error::NameNotFound {
+                    missing: NameNotFound::User(user_arg.to_string()),
                     rootfs: rootfs.to_path_buf(),
                 })
             }
@@ -137,8 +149,8 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<UserSpec, Error> {
                 (Some(g), _) => to_id(g.gid, user)?,
                 (None, Some(gid)) => to_id(gid, user)?,
                 (None, None) => {
-                    return Err(Error::GroupNotFound {
-                        group: group_arg.to_string(),
+                    return Err(Error::NameNotFound {
+                        missing: NameNotFound::Group(group_arg.to_string()),
                         rootfs: rootfs.to_path_buf(),
                     })
                 }

@@ -51,6 +51,7 @@ impl BlobStore {
         self.inner.dir.join(digest.hex())
     }
 
+    /// True when the blob is in the store.
     pub fn exists(&self, digest: &Digest) -> bool {
         self.path(digest).is_file()
     }

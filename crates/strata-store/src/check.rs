@@ -23,32 +23,68 @@ use crate::store::Store;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Problem {
     /// The blob's contents hash to something else.
-    CorruptBlob { digest: Digest, actual: Digest },
+    CorruptBlob {
+        /// The blob's name.
+        digest: Digest,
+        /// What its contents hash to.
+        actual: Digest,
+    },
     /// The blob could not be read.
-    UnreadableBlob { digest: Digest, error: String },
+    UnreadableBlob {
+        /// The blob.
+        digest: Digest,
+        /// Why it could not be read.
+        error: String,
+    },
     /// An image refers to a blob that is not in the store.
     MissingBlob {
+        /// The image.
         image: Digest,
+        /// The missing blob.
         blob: Digest,
+        /// What the blob is to the image (manifest, config, layer).
         role: String,
     },
     /// A tag points at an image record that does not exist.
-    DanglingTag { tag: String, image: String },
+    DanglingTag {
+        /// The tag.
+        tag: String,
+        /// The image ID it points at.
+        image: String,
+    },
     /// A layer record names a blob that is not in the store.
-    MissingLayerBlob { diff_id: Digest, blob: Digest },
+    MissingLayerBlob {
+        /// The layer's diff ID.
+        diff_id: Digest,
+        /// The missing blob.
+        blob: Digest,
+    },
     /// A snapshot directory without its `fs` (or a stray entry).
-    IncompleteSnapshot { path: PathBuf },
+    IncompleteSnapshot {
+        /// The snapshot directory or stray entry.
+        path: PathBuf,
+    },
     /// A temp file or dir left by a crashed writer.
-    Leftover { path: PathBuf },
+    Leftover {
+        /// The temp file or directory.
+        path: PathBuf,
+    },
     /// A container dir (maybe with its overlay rootfs still mounted) whose
     /// owner is gone, e.g. a build killed during a RUN.
-    StaleContainer { id: String },
+    StaleContainer {
+        /// The container's ID.
+        id: String,
+    },
     /// A store path other users could reach (image content holds setuid
     /// files: a way to root). Fixed when the store is opened.
     InsecureMode {
+        /// The path.
         path: PathBuf,
+        /// Its mode, as found (octal).
         found: String,
+        /// The mode it must have (octal).
         wanted: String,
+        /// Whether the open fixed it.
         fixed: bool,
     },
 }
@@ -115,8 +151,11 @@ impl fmt::Display for Problem {
 /// The result of `check`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CheckReport {
+    /// Blobs hashed.
     pub blobs_checked: usize,
+    /// Bytes hashed.
     pub bytes_checked: u64,
+    /// What is wrong.
     pub problems: Vec<Problem>,
     /// What repair did, one line each.
     pub repaired: Vec<String>,
@@ -125,6 +164,7 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
         self.problems.is_empty()
     }
@@ -293,13 +333,13 @@ impl Store {
         for ent in std::fs::read_dir(&dir).map_err(|e| crate::error::StoreError::Io {
             op: "list temp dir",
             path: dir.clone(),
-            source: e,
+            cause: e,
         })? {
             let p = ent
                 .map_err(|e| crate::error::StoreError::Io {
                     op: "list temp dir",
                     path: dir.clone(),
-                    source: e,
+                    cause: e,
                 })?
                 .path();
             if crate::gc::is_leftover(&p, grace)? {

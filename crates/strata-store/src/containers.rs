@@ -255,15 +255,19 @@ enum TakeOver {
 }
 
 impl ContainerDir {
+    /// The container's ID.
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// The container's directory.
     pub fn path(&self) -> &Path {
         &self.path
     }
+    /// The overlay upper directory.
     pub fn upper(&self) -> PathBuf {
         self.path.join("upper")
     }
+    /// The overlay mount point (the rootfs).
     pub fn merged(&self) -> PathBuf {
         self.path.join("merged")
     }

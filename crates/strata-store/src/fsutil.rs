@@ -166,6 +166,7 @@ impl FileLock {
         })
     }
 
+    /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -203,6 +204,7 @@ impl TempDir {
         Ok(dir)
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -235,7 +237,7 @@ pub(crate) fn crash_point(name: &str) {
     static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let at = AT.get_or_init(|| std::env::var("STRATA_CRASH_AT").ok());
     if at.as_deref() == Some(name) {
-        // SAFETY: kill(2) on our own pid with a constant signal.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
     }
 }

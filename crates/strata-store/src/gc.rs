@@ -42,15 +42,23 @@ pub fn tmp_grace() -> Duration {
 /// What a GC / prune freed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PruneReport {
+    /// Images removed.
     pub images_removed: Vec<Digest>,
+    /// Build cache entries removed.
     pub cache_entries_removed: usize,
+    /// Blobs removed.
     pub blobs_removed: Vec<Digest>,
     /// Bytes of blobs removed (snapshots and temp files not counted).
     pub bytes_freed: u64,
+    /// Layer records removed.
     pub layer_records_removed: usize,
+    /// Snapshots removed, by chain ID.
     pub snapshots_removed: Vec<Digest>,
+    /// Stale container directories removed.
     pub containers_removed: Vec<String>,
+    /// Temp files and directories removed.
     pub tmp_removed: usize,
+    /// Leases of dead processes released.
     pub leases_expired: usize,
 }
 

@@ -42,6 +42,7 @@ pub fn root_mode(owner_uid: u32) -> u32 {
 /// One path whose mode let other users in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ModeFix {
+    /// The path.
     pub path: PathBuf,
     /// The permission bits found.
     pub found: u32,

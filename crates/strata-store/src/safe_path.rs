@@ -33,12 +33,15 @@ pub const MAX_NAME: usize = 255;
 pub struct RelPath(Vec<OsString>);
 
 impl RelPath {
+    /// The root itself.
     pub fn root() -> RelPath {
         RelPath(Vec::new())
     }
+    /// True for the root.
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
+    /// The normalized components.
     pub fn components(&self) -> &[OsString] {
         &self.0
     }
@@ -52,6 +55,7 @@ impl RelPath {
         v.pop();
         RelPath(v)
     }
+    /// This path with `name` appended.
     pub fn join(&self, name: &OsStr) -> RelPath {
         let mut v = self.0.clone();
         v.push(name.to_os_string());
@@ -150,6 +154,7 @@ pub struct RootDir {
 }
 
 impl RootDir {
+    /// Opens `path` as a directory to resolve paths beneath.
     pub fn open(path: &Path) -> Result<RootDir> {
         let fd = rfs::open(
             path,
@@ -163,10 +168,12 @@ impl RootDir {
         })
     }
 
+    /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The open directory.
     pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.fd.as_fd()
     }

@@ -41,7 +41,9 @@ const REPORT_EVERY: u64 = 4 << 20;
 /// Counts cover only the layers that were missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnpackProgress {
+    /// Missing layers to unpack.
     pub layers_total: usize,
+    /// Missing layers unpacked so far.
     pub layers_done: usize,
     /// Compressed size of the missing layers' blobs.
     pub bytes_total: u64,
@@ -133,6 +135,7 @@ impl Snapshotter {
         self.dir.join(chain_id.hex()).join("fs")
     }
 
+    /// True when the snapshot of `chain_id` is there.
     pub fn exists(&self, chain_id: &Digest) -> bool {
         self.path(chain_id).is_dir()
     }

@@ -46,7 +46,7 @@ impl Store {
         let root = std::fs::canonicalize(root).map_err(|e| crate::error::StoreError::Io {
             op: "resolve store root",
             path: root.to_path_buf(),
-            source: e,
+            cause: e,
         })?;
         perms::check_owner(&root)?;
         for d in [
@@ -104,6 +104,7 @@ impl Store {
         &self.root
     }
 
+    /// Content-addressed blobs.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
     }
@@ -113,6 +114,7 @@ impl Store {
         &self.meta
     }
 
+    /// Unpacked layers.
     pub fn snapshotter(&self) -> &Snapshotter {
         &self.snapshots
     }

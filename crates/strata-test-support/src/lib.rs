@@ -24,8 +24,6 @@
 //! The items of `cli`, `runner` and `archive` are re-exported at the root,
 //! so a test module starts with `use strata_test_support::*;`.
 
-#![warn(missing_docs)]
-
 pub mod archive;
 pub mod cli;
 pub mod conformance;

@@ -15,8 +15,8 @@ fn main() -> ExitCode {
     // user gets a user namespace of its own (strata_runtime::rootless), so
     // that build and run work without `unshare` and files of other owners
     // keep them (through the user's /etc/subuid range).
-    // SAFETY: geteuid cannot fail. Taken before: inside, it is 0.
-    let uid = unsafe { libc::geteuid() };
+    // Taken before: inside, it is 0.
+    let uid = rustix::process::geteuid().as_raw();
     // A store that is not the user's, checked here while its owner can
     // still be named: inside the namespace, root's files are unmapped.
     if uid != 0 {
@@ -25,10 +25,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let userns = match strata_runtime::enter_user_namespace() {
+    // `exec`, `cp`, `top` of a running rootless container: into the
+    // namespaces of its monitor, not new ones (cli::ctr_userns).
+    let join = (uid != 0).then(cli::ctr_userns::monitor_to_join).flatten();
+    let userns = match join {
+        Some((pid, start)) => {
+            strata_runtime::rootless::join_namespaces_of(pid, start).map_err(anyhow::Error::from)
+        }
+        None => strata_runtime::enter_user_namespace().map_err(anyhow::Error::from),
+    };
+    let userns = match userns {
         Ok(u) => u,
         Err(e) => {
-            eprintln!("strata: error: {e}");
+            eprintln!("strata: error: {e:#}");
             return ExitCode::from(1);
         }
     };

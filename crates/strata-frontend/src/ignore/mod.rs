@@ -8,6 +8,7 @@ mod pattern;
 use std::path::Path;
 
 use crate::Error;
+pub use pattern::PatternError;
 use pattern::{validate, Pattern};
 
 /// Go's `path.Clean` (lexical: collapse `//`, drop `.`, resolve `..`, no trailing `/`).
@@ -155,8 +156,7 @@ impl IgnoreMatcher {
                 Some("") => {
                     return Err(Error::IgnorePattern {
                         pattern: raw.clone(),
-                        reason: "illegal exclusion pattern: \"!\" (write !PATH to re-include PATH)"
-                            .into(),
+                        reason: PatternError::EmptyExclusion,
                     })
                 }
                 Some(b) => (true, b.to_string()),
@@ -203,7 +203,7 @@ impl IgnoreMatcher {
             }
             let mut hit = p.matches(rel_path).map_err(|reason| Error::IgnorePattern {
                 pattern: p.cleaned.clone(),
-                reason: format!("bad pattern: {reason}"),
+                reason: PatternError::WhileMatching(Box::new(reason)),
             })?;
             if !hit && parent != "." {
                 for i in 0..parent_dirs.len() {

@@ -43,15 +43,32 @@ pub(crate) struct Pattern {
     kind: Kind,
 }
 
+/// Why a pattern is not valid `filepath.Match` syntax (Go's wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// A `\` at the end of the pattern.
+    #[error("trailing backslash")]
+    TrailingBackslash,
+    /// A malformed character class.
+    #[error("syntax error in pattern")]
+    Syntax,
+    /// A lone `!` (an exclusion of nothing).
+    #[error("illegal exclusion pattern: \"!\" (write !PATH to re-include PATH)")]
+    EmptyExclusion,
+    /// A pattern found bad while matching a path.
+    #[error("bad pattern: {0}")]
+    WhileMatching(Box<PatternError>),
+}
+
 /// Go's `filepath.Match` syntax check (run against ".", as patternmatcher does).
-pub(crate) fn validate(p: &str) -> Result<(), String> {
+pub(crate) fn validate(p: &str) -> Result<(), PatternError> {
     let chars: Vec<char> = p.chars().collect();
     let mut i = 0;
     while i < chars.len() {
         match chars[i] {
             '\\' => {
                 if i + 1 >= chars.len() {
-                    return Err("trailing backslash".into());
+                    return Err(PatternError::TrailingBackslash);
                 }
                 i += 2;
             }
@@ -80,8 +97,8 @@ pub(crate) fn validate(p: &str) -> Result<(), String> {
 }
 
 /// Go's `getEsc`: one (possibly escaped) class character.
-fn class_esc(chars: &[char], mut i: usize) -> Result<(char, usize), String> {
-    let bad = || Err("syntax error in pattern".to_string());
+fn class_esc(chars: &[char], mut i: usize) -> Result<(char, usize), PatternError> {
+    let bad = || Err(PatternError::Syntax);
     match chars.get(i) {
         None | Some('-') | Some(']') => return bad(),
         Some('\\') => {
@@ -111,7 +128,7 @@ impl Pattern {
     }
 
     /// Whether the pattern matches `path` in full. `Err` = bad pattern.
-    pub(crate) fn matches(&self, path: &str) -> Result<bool, String> {
+    pub(crate) fn matches(&self, path: &str) -> Result<bool, PatternError> {
         match &self.kind {
             Kind::Exact => Ok(path == self.cleaned),
             Kind::Prefix(p) => Ok(path.starts_with(p.as_str())),
@@ -243,9 +260,9 @@ fn compile_class(chars: &[char], mut i: usize) -> (Tok, usize) {
 }
 
 /// Bottom-up dynamic program: ok[t][p] = tokens t.. match path[p..].
-fn run(toks: &[Tok], path: &str) -> Result<bool, String> {
+fn run(toks: &[Tok], path: &str) -> Result<bool, PatternError> {
     if toks.contains(&Tok::BadClass) {
-        return Err("syntax error in pattern".into());
+        return Err(PatternError::Syntax);
     }
     let s: Vec<char> = path.chars().collect();
     let (m, n) = (toks.len(), s.len());

@@ -28,7 +28,6 @@ mod tests;
 
 use std::collections::BTreeSet;
 
-use crate::error::Diagnostic;
 use crate::parser::{Ast, Node};
 use crate::plan::{from_node, Base, BuildOptions, Instruction, Plan};
 use crate::{Error, IgnoreMatcher, Location};
@@ -36,13 +35,15 @@ use crate::{Error, IgnoreMatcher, Location};
 /// One rule: its BuildKit name and a short explanation in plain words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
+    /// BuildKit's name of the rule (`FromAsCasing`).
     pub name: &'static str,
+    /// What the rule is about, in plain words.
     pub explanation: &'static str,
 }
 
 macro_rules! rules {
     ($($id:ident = $name:literal, $text:literal;)*) => {
-        $(pub const $id: Rule = Rule { name: $name, explanation: $text };)*
+        $(#[doc = $text] pub const $id: Rule = Rule { name: $name, explanation: $text };)*
         /// Every rule this module checks.
         pub const RULES: &[Rule] = &[$($id),*];
     };
@@ -90,13 +91,19 @@ rules! {
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Warning {
+    /// The rule's name.
     pub rule: &'static str,
+    /// What was found.
     pub message: String,
+    /// The Dockerfile's name.
     pub file: String,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column.
     pub column: usize,
     /// The source line (at most 200 characters).
     pub snippet: String,
+    /// What the rule is about, in plain words.
     pub explanation: &'static str,
 }
 
@@ -119,21 +126,37 @@ impl std::fmt::Display for Warning {
 /// `error=true|false`, `experimental=...` (accepted; every rule here is on).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckConfig {
+    /// Rules skipped, lower-cased.
     pub skip: BTreeSet<String>,
+    /// `skip=all`: no rule runs.
     pub skip_all: bool,
     /// Warnings make the check fail.
     pub error: bool,
 }
 
+/// A `# check=` value (or `BUILDKIT_DOCKERFILE_CHECK`) that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckOptionError {
+    /// A part without `=`.
+    #[error(
+        "invalid check option {0:?}: expected skip=RULE[,RULE...], skip=all or error=true|false"
+    )]
+    NotKeyValue(String),
+    /// `error=` with a value that is no boolean.
+    #[error("invalid check option error={0:?}: expected true or false")]
+    ErrorValue(String),
+    /// A key other than skip, error and experimental.
+    #[error("unknown check option {0:?}: the options are skip, error and experimental")]
+    UnknownKey(String),
+}
+
 impl CheckConfig {
     /// Parses the directive value (`skip=A,B;error=true`).
-    pub fn parse(value: &str) -> Result<CheckConfig, String> {
+    pub fn parse(value: &str) -> Result<CheckConfig, CheckOptionError> {
         let mut cfg = CheckConfig::default();
         for part in value.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((k, v)) = part.split_once('=') else {
-                return Err(format!(
-                    "invalid check option {part:?}: expected skip=RULE[,RULE...], skip=all or error=true|false"
-                ));
+                return Err(CheckOptionError::NotKeyValue(part.to_string()));
             };
             match k.trim().to_ascii_lowercase().as_str() {
                 "skip" => {
@@ -149,19 +172,11 @@ impl CheckConfig {
                     cfg.error = match v.trim().to_ascii_lowercase().as_str() {
                         "true" | "1" | "t" => true,
                         "false" | "0" | "f" => false,
-                        other => {
-                            return Err(format!(
-                                "invalid check option error={other:?}: expected true or false"
-                            ))
-                        }
+                        other => return Err(CheckOptionError::ErrorValue(other.to_string())),
                     }
                 }
                 "experimental" => {}
-                other => {
-                    return Err(format!(
-                    "unknown check option {other:?}: the options are skip, error and experimental"
-                ))
-                }
+                other => return Err(CheckOptionError::UnknownKey(other.to_string())),
             }
         }
         Ok(cfg)
@@ -199,7 +214,9 @@ pub const CHECK_BUILD_ARG: &str = "BUILDKIT_DOCKERFILE_CHECK";
 /// The result of [`lint`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
+    /// The findings, in file order.
     pub warnings: Vec<Warning>,
+    /// The check settings that applied.
     pub config: CheckConfig,
 }
 
@@ -229,11 +246,7 @@ pub fn lint(ast: &Ast, plan: Option<&Plan>, opts: &LintOptions<'_>) -> Result<Re
                 column: 1,
                 end_line: d.line,
             };
-            let mut diag = Diagnostic::new(loc, m);
-            if let Some(t) = ast.line_text(d.line) {
-                diag = diag.with_line(t);
-            }
-            Error::diag(diag)
+            Error::diag(ast.error_at(&loc, m.to_string()))
         })?,
     };
     let walk = Walk::new(ast, plan);

@@ -15,6 +15,7 @@ pub struct ToolchainFinding {
     pub stage: usize,
     /// Its FROM line (1-based) and `AS` name.
     pub from_line: usize,
+    /// The final stage's `AS` name.
     pub name: Option<String>,
     /// The toolchain base image, when the base (or the stage it is built
     /// on) is one.
@@ -23,7 +24,9 @@ pub struct ToolchainFinding {
     pub installed: Option<String>,
     /// The RUN that compiles (as written).
     pub compile: String,
+    /// The final stage's ENTRYPOINT, as written.
     pub entrypoint: Option<Command>,
+    /// The final stage's CMD, as written.
     pub cmd: Option<Command>,
     /// The last WORKDIR of the final stage, as written.
     pub workdir: Option<String>,

@@ -27,6 +27,17 @@ pub(crate) struct DirectiveState {
     pub(crate) list: Vec<Directive>,
 }
 
+/// A parser directive that is not valid (BuildKit's wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DirectiveError {
+    /// The same directive twice.
+    #[error("only one {0} parser directive can be used")]
+    Repeated(String),
+    /// An escape token other than `\` or `` ` ``.
+    #[error("invalid escape token '{0}' does not match ` or \\")]
+    BadEscape(String),
+}
+
 impl DirectiveState {
     pub(crate) fn new() -> Self {
         DirectiveState {
@@ -37,9 +48,9 @@ impl DirectiveState {
         }
     }
 
-    /// Looks at one (newline-trimmed) line. Returns a message when the line
-    /// is a bad directive (repeated, or an escape token other than `\` or `` ` ``).
-    pub(crate) fn observe(&mut self, line: &str, line_no: usize) -> Result<(), String> {
+    /// Looks at one (newline-trimmed) line. Fails when the line is a bad
+    /// directive (repeated, or an escape token other than `\` or `` ` ``).
+    pub(crate) fn observe(&mut self, line: &str, line_no: usize) -> Result<(), DirectiveError> {
         if self.done {
             return Ok(());
         }
@@ -53,17 +64,13 @@ impl DirectiveState {
             return Ok(());
         }
         if !self.seen.insert(key.clone()) {
-            return Err(format!("only one {key} parser directive can be used"));
+            return Err(DirectiveError::Repeated(key));
         }
         if key == "escape" {
             match value.as_str() {
                 "\\" => self.escape = '\\',
                 "`" => self.escape = '`',
-                other => {
-                    return Err(format!(
-                        "invalid escape token '{other}' does not match ` or \\"
-                    ))
-                }
+                other => return Err(DirectiveError::BadEscape(other.to_string())),
             }
         }
         self.list.push(Directive {

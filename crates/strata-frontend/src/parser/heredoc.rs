@@ -3,6 +3,7 @@
 //! line loop in `parser::parse`, which owns the line cursor.
 
 use crate::shell::Lexer;
+use crate::Error;
 
 /// One heredoc attached to an instruction.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -25,7 +26,7 @@ fn no_env(_: &str) -> Option<String> {
 
 /// Parses one word as a heredoc marker: `^(\d*)<<(-?)\s*([^<]*)$`.
 /// `Ok(None)` when the word is not a heredoc; `Err` for a broken quote.
-pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
+pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, Error> {
     let digits: String = src.chars().take_while(char::is_ascii_digit).collect();
     let Some(rest) = src[digits.len()..].strip_prefix("<<") else {
         return Ok(None);
@@ -47,16 +48,16 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
     lex.skip_unset = true;
     // No variables are looked up here, so nothing grows: no size limit.
     lex.max_bytes = usize::MAX;
-    let plain = lex.process(rest, &no_env).map_err(|e| e.to_string())?.words;
+    let plain = lex.process(rest, &no_env)?.words;
     if plain.len() != 1 {
         return Ok(None);
     }
     lex.raw_quotes = true;
-    let raw = lex.process(rest, &no_env).map_err(|e| e.to_string())?.words;
+    let raw = lex.process(rest, &no_env)?.words;
     if raw.len() != 1 {
-        return Err(format!(
+        return Err(Error::expansion(format!(
             "internal lexing of heredoc produced inconsistent results: {rest}"
-        ));
+        )));
     }
     let quotes = |s: &str| s.chars().filter(|c| *c == '\'' || *c == '"').count();
     let expand = quotes(&plain[0]) == quotes(&raw[0]);
@@ -70,7 +71,7 @@ pub fn parse_heredoc(src: &str) -> Result<Option<Heredoc>, String> {
 }
 
 /// The heredoc markers on an instruction line, in order.
-pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
+pub fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, Error> {
     let mut lex = Lexer::new('\\');
     lex.raw_quotes = true;
     lex.raw_escapes = true;

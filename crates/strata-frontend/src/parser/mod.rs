@@ -120,7 +120,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
         let body = trimmed.trim_start();
         let column = trimmed.chars().count() - body.chars().count() + 1;
         ds.observe(body, start_line)
-            .map_err(|m| err(start_line, column, m))?;
+            .map_err(|m| err(start_line, column, m.to_string()))?;
         let body = if is_comment(body) { "" } else { body };
         let (first, mut eol) = trim_continuation(body, ds.escape);
         if eol && first.is_empty() {
@@ -131,7 +131,7 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
             let Some(next) = cur.next_line() else { break };
             let t = trim_newline(next);
             ds.observe(t, cur.line_no())
-                .map_err(|m| err(cur.line_no(), 1, m))?;
+                .map_err(|m| err(cur.line_no(), 1, m.to_string()))?;
             if is_comment(t) || t.trim_start().is_empty() {
                 continue;
             }
@@ -146,9 +146,10 @@ pub fn parse(text: &str, file_name: &str) -> Result<Ast, Error> {
             end_line: cur.line_no(),
         };
         let mut node = node_from_line(&logical, ds.escape, location.clone())
-            .map_err(|m| err(start_line, column, m))?;
+            .map_err(|m| err(start_line, column, m.to_string()))?;
         if can_contain_heredoc(&node) && logical.contains("<<") {
-            let docs = heredocs_from_line(&logical).map_err(|m| err(start_line, column, m))?;
+            let docs =
+                heredocs_from_line(&logical).map_err(|m| err(start_line, column, m.to_string()))?;
             for mut doc in docs {
                 doc.content = read_heredoc_body(&mut cur, &doc).ok_or_else(|| {
                     let d = Diagnostic::new(
@@ -220,8 +221,28 @@ fn can_contain_heredoc(node: &Node) -> bool {
     matches!(n.name().as_str(), "run" | "copy" | "add") && !n.json
 }
 
+/// A logical line whose arguments do not parse (BuildKit's wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LineError {
+    /// A JSON array with a non-string element; the instruction, upper-cased.
+    #[error(
+        "{0} requires the arguments to be a JSON array of strings (found a non-string element)"
+    )]
+    NotStringArray(String),
+    /// `ENV`/`LABEL` legacy form with only a key.
+    #[error("{0} must have two arguments")]
+    MissingValue(&'static str),
+    /// `ENV`/`LABEL` new form with a word that has no `=`.
+    #[error("Syntax error - can't find = in {0:?}. Must be of the form: name=value")]
+    NoEquals(String),
+}
+
 /// Builds a node from a logical line (also used for ONBUILD triggers).
-pub(crate) fn node_from_line(line: &str, escape: char, location: Location) -> Result<Node, String> {
+pub(crate) fn node_from_line(
+    line: &str,
+    escape: char,
+    location: Location,
+) -> Result<Node, LineError> {
     node_at_depth(line, escape, location, 0)
 }
 
@@ -234,7 +255,7 @@ fn node_at_depth(
     escape: char,
     location: Location,
     depth: usize,
-) -> Result<Node, String> {
+) -> Result<Node, LineError> {
     let (keyword, rest) = split_keyword(line);
     let (after_flags, flags) = if rest.is_empty() {
         (String::new(), vec![])
@@ -261,13 +282,9 @@ fn node_at_depth(
         return Ok(node);
     }
     let parsed = parse_args(&lower, arg_text, escape).map_err(|e| match e {
-        ArgError::NotStringArray => {
-            format!("{} requires the arguments to be a JSON array of strings (found a non-string element)", keyword.to_uppercase())
-        }
-        ArgError::MissingValue(k) => format!("{k} must have two arguments"),
-        ArgError::NoEquals(w) => {
-            format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value")
-        }
+        ArgError::NotStringArray => LineError::NotStringArray(keyword.to_uppercase()),
+        ArgError::MissingValue(k) => LineError::MissingValue(k),
+        ArgError::NoEquals(w) => LineError::NoEquals(w),
     })?;
     node.args = parsed.args;
     node.json = parsed.json;

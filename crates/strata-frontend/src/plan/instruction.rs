@@ -32,29 +32,39 @@ pub const INSTRUCTIONS: [&str; 18] = [
 /// A command in shell form (run through the stage's SHELL) or exec form.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Command {
+    /// Shell form: the text after the keyword.
     Shell(String),
+    /// Exec form: the JSON array's strings.
     Exec(Vec<String>),
 }
 
 /// One `ARG` declaration: name and raw (unexpanded) default.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ArgDecl {
+    /// The name.
     pub name: String,
+    /// The default after `=`, unexpanded.
     pub default: Option<String>,
 }
 
 /// COPY and ADD arguments, raw.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct CopySpec {
+    /// Sources, as written.
     pub srcs: Vec<String>,
+    /// Destination, as written.
     pub dest: String,
     /// COPY only: `--from` as written.
     pub from: Option<String>,
+    /// `--chown`.
     pub chown: Option<String>,
+    /// `--chmod`.
     pub chmod: Option<String>,
+    /// `--link`.
     pub link: bool,
     /// COPY only.
     pub parents: bool,
+    /// `--exclude` patterns.
     pub exclude: Vec<String>,
     /// ADD only.
     pub checksum: Option<String>,
@@ -62,53 +72,83 @@ pub struct CopySpec {
     pub keep_git_dir: Option<bool>,
     /// ADD only.
     pub unpack: Option<bool>,
+    /// Heredocs named on the instruction line.
     pub heredocs: Vec<Heredoc>,
 }
 
 /// HEALTHCHECK as written.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HealthcheckRaw {
+    /// The command (`CMD` or `CMD-SHELL` form).
     pub test: Command,
+    /// `--interval`.
     pub interval: Option<String>,
+    /// `--timeout`.
     pub timeout: Option<String>,
+    /// `--start-period`.
     pub start_period: Option<String>,
+    /// `--start-interval`.
     pub start_interval: Option<String>,
+    /// `--retries`.
     pub retries: Option<String>,
 }
 
 /// A typed instruction; every string is as written (not expanded).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Instruction {
+    /// `FROM`.
     From {
+        /// The base image or stage, as written.
         image: String,
+        /// `AS name`.
         name: Option<String>,
+        /// `--platform`.
         platform: Option<String>,
     },
+    /// `RUN`.
     Run {
+        /// The command.
         command: Command,
         /// Raw `--mount` specs, in order.
         mounts: Vec<String>,
+        /// `--network`.
         network: Option<String>,
+        /// `--security`.
         security: Option<String>,
+        /// Heredocs named on the instruction line.
         heredocs: Vec<Heredoc>,
     },
+    /// `CMD`.
     Cmd(Command),
+    /// `ENTRYPOINT`.
     Entrypoint(Command),
+    /// `SHELL`.
     Shell(Vec<String>),
+    /// `COPY`.
     Copy(CopySpec),
+    /// `ADD`.
     Add(CopySpec),
+    /// `ENV` pairs.
     Env(Vec<(String, String)>),
+    /// `LABEL` pairs.
     Label(Vec<(String, String)>),
+    /// `ARG` declarations.
     Arg(Vec<ArgDecl>),
+    /// `EXPOSE` ports.
     Expose(Vec<String>),
+    /// `VOLUME` paths.
     Volume(Vec<String>),
+    /// `USER`.
     User(String),
+    /// `WORKDIR`.
     Workdir(String),
+    /// `STOPSIGNAL`.
     StopSignal(String),
     /// `None` = `HEALTHCHECK NONE`.
     Healthcheck(Option<HealthcheckRaw>),
     /// The trigger text after `ONBUILD`.
     Onbuild(String),
+    /// `MAINTAINER`.
     Maintainer(String),
 }
 

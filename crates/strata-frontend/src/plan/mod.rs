@@ -16,8 +16,8 @@ pub use instruction::{
     from_node, ArgDecl, Command, CopySpec, HealthcheckRaw, Instruction, INSTRUCTIONS,
 };
 pub use resolved::{
-    mount_fields, mount_from, parse_duration, parse_mount, parse_mount_fields, FromRef,
-    HealthcheckSpec, Mount, MountKind, Resolved, MOUNT_FROM_VARIABLE,
+    mount_fields, mount_from, parse_duration, parse_mount, parse_mount_fields, DurationError,
+    FromRef, HealthcheckSpec, Mount, MountKind, MountSpecError, Resolved, MOUNT_FROM_VARIABLE,
 };
 pub use scope::{StageScope, MAX_ARG_BYTES, MAX_ENV_BYTES, MAX_LABEL_BYTES};
 pub use stages::{parse_trigger, plan};
@@ -119,12 +119,15 @@ pub struct Step {
 /// One stage (`FROM ... [AS name]` and its steps).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Stage {
+    /// Position in the Dockerfile (0-based).
     pub index: usize,
     /// Lower-cased `AS` name.
     pub name: Option<String>,
+    /// What the stage starts from.
     pub base: Base,
     /// `FROM --platform`, expanded.
     pub platform: Option<String>,
+    /// The stage's instructions, in order.
     pub steps: Vec<Step>,
     /// Whether the target needs this stage (false = skipped).
     pub needed: bool,
@@ -139,15 +142,18 @@ pub struct Stage {
 /// A global `ARG` (before the first FROM) and its resolved value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GlobalArg {
+    /// The name.
     pub name: String,
     /// After `--build-arg` / default expansion; `None` = declared without a value.
     pub value: Option<String>,
+    /// The ARG line.
     pub location: Location,
 }
 
 /// The result of [`plan`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
+    /// Every stage, in file order.
     pub stages: Vec<Stage>,
     /// Index of the target stage.
     pub target: usize,

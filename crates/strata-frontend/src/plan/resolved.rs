@@ -19,16 +19,22 @@ pub enum FromRef {
 /// `RUN --mount` type.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum MountKind {
+    /// A bind mount of a context, stage or image path.
     Bind,
+    /// A persistent cache directory.
     Cache,
+    /// A fresh tmpfs.
     Tmpfs,
+    /// A secret file.
     Secret,
+    /// An SSH agent socket.
     Ssh,
 }
 
 /// One parsed `RUN --mount=...` spec.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mount {
+    /// `type=` (bind when absent).
     pub kind: MountKind,
     /// `target`/`dst`/`destination`.
     pub target: Option<String>,
@@ -42,9 +48,13 @@ pub struct Mount {
     pub id: Option<String>,
     /// `sharing=shared|private|locked` (cache).
     pub sharing: Option<String>,
+    /// `mode=`: file mode of a secret, ssh socket or cache directory, as written.
     pub mode: Option<String>,
+    /// `uid=` of a secret, ssh socket or cache directory, as written.
     pub uid: Option<String>,
+    /// `gid=` of a secret, ssh socket or cache directory, as written.
     pub gid: Option<String>,
+    /// `required`: a missing secret or ssh agent fails the step.
     pub required: bool,
     /// Any other `key=value` options, in order.
     pub options: Vec<(String, String)>,
@@ -54,78 +64,152 @@ pub struct Mount {
 /// `["CMD-SHELL", cmd]` or `["CMD", arg...]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HealthcheckSpec {
+    /// Docker's test form: `["CMD-SHELL", cmd]`, `["CMD", arg...]` or `["NONE"]`.
     pub test: Vec<String>,
+    /// `--interval`.
     pub interval: Option<Duration>,
+    /// `--timeout`.
     pub timeout: Option<Duration>,
+    /// `--start-period`.
     pub start_period: Option<Duration>,
+    /// `--start-interval`.
     pub start_interval: Option<Duration>,
+    /// `--retries`.
     pub retries: Option<u32>,
 }
 
 /// An instruction ready to execute: every word expanded.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum Resolved {
+    /// `FROM`.
     From {
+        /// The base: scratch, a stage or an image.
         base: Base,
+        /// `AS name`.
         name: Option<String>,
+        /// `--platform`, expanded.
         platform: Option<String>,
     },
+    /// `RUN`.
     Run {
         /// Shell form is NOT expanded (the shell does it); exec form neither.
         command: Command,
+        /// `--mount` specs, parsed.
         mounts: Vec<Mount>,
+        /// `--network`.
         network: Option<String>,
+        /// `--security`.
         security: Option<String>,
         /// Bodies chomped (`<<-`) but not expanded (the shell expands them).
         heredocs: Vec<Heredoc>,
     },
+    /// `COPY`.
     Copy {
+        /// Sources, expanded.
         srcs: Vec<String>,
+        /// Destination, expanded.
         dest: String,
+        /// `--from`, resolved to a stage or an image.
         from: Option<FromRef>,
+        /// `--chown`.
         chown: Option<String>,
+        /// `--chmod`.
         chmod: Option<String>,
+        /// `--link`.
         link: bool,
+        /// `--parents`.
         parents: bool,
+        /// `--exclude` patterns.
         exclude: Vec<String>,
         /// Bodies chomped and, when `expand`, expanded with the scope.
         heredocs: Vec<Heredoc>,
     },
+    /// `ADD`.
     Add {
+        /// Sources (paths, URLs, git repositories), expanded.
         srcs: Vec<String>,
+        /// Destination, expanded.
         dest: String,
+        /// `--chown`.
         chown: Option<String>,
+        /// `--chmod`.
         chmod: Option<String>,
+        /// `--link`.
         link: bool,
+        /// `--exclude` patterns.
         exclude: Vec<String>,
+        /// `--checksum`.
         checksum: Option<String>,
+        /// `--keep-git-dir`.
         keep_git_dir: bool,
         /// `--unpack`: `None` = the default (unpack local archives).
         unpack: Option<bool>,
+        /// Bodies chomped and, when `expand`, expanded with the scope.
         heredocs: Vec<Heredoc>,
     },
+    /// `ENV` pairs.
     Env(Vec<(String, String)>),
     /// Declared names with their values in this scope (`None` = no value).
     Arg(Vec<(String, Option<String>)>),
+    /// `LABEL` pairs.
     Label(Vec<(String, String)>),
+    /// `EXPOSE` ports.
     Expose(Vec<String>),
+    /// `VOLUME` paths.
     Volume(Vec<String>),
+    /// `USER`.
     User(String),
+    /// `WORKDIR`.
     Workdir(String),
+    /// `CMD`.
     Cmd(Command),
+    /// `ENTRYPOINT`.
     Entrypoint(Command),
+    /// `SHELL`.
     Shell(Vec<String>),
+    /// `STOPSIGNAL`.
     StopSignal(String),
     /// `None` = `HEALTHCHECK NONE`.
     Healthcheck(Option<HealthcheckSpec>),
     /// The raw trigger text, stored in the image config for child builds.
     Onbuild(String),
+    /// `MAINTAINER`.
     Maintainer(String),
 }
 
+/// A duration that is not a Go duration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid duration {input:?} (use e.g. 30s, 1m30s, 500ms)")]
+pub struct DurationError {
+    /// The text given.
+    pub input: String,
+}
+
+/// A `--mount` spec that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountSpecError {
+    /// `from=` holds a variable (BuildKit's wording, [`MOUNT_FROM_VARIABLE`]).
+    #[error("{}", MOUNT_FROM_VARIABLE)]
+    FromVariable,
+    /// An option that needs `=value` given bare.
+    #[error("mount option {0} needs a value ({0}=...)")]
+    MissingValue(String),
+    /// A `type=` that is not bind, cache, tmpfs, secret or ssh.
+    #[error("unsupported mount type {0:?} (bind, cache, tmpfs, secret, ssh)")]
+    UnsupportedType(String),
+    /// A `sharing=` that is not shared, private or locked.
+    #[error("invalid sharing {0:?} (shared, private, locked)")]
+    Sharing(String),
+    /// No `target=` for a mount that needs one.
+    #[error("mount needs a target (target=<path>)")]
+    NoTarget,
+}
+
 /// Parses a Go duration (`30s`, `1m30s`, `1.5h`, `250ms`).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?} (use e.g. 30s, 1m30s, 500ms)");
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let bad = || DurationError {
+        input: s.to_string(),
+    };
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -184,27 +268,27 @@ pub fn mount_fields(spec: &str) -> Vec<(String, Option<String>)> {
 /// The raw `from=` of a `--mount` spec. BuildKit refuses a variable there
 /// (a `$` that is not the last character): the stage graph must be known
 /// before any scope exists.
-pub fn mount_from(spec: &str) -> Result<Option<String>, String> {
+pub fn mount_from(spec: &str) -> Result<Option<String>, MountSpecError> {
     let Some((_, v)) = mount_fields(spec).into_iter().find(|(k, _)| k == "from") else {
         return Ok(None);
     };
     let v = v.unwrap_or_default();
     if v.find('$').is_some_and(|i| i + 1 != v.len()) {
-        return Err(MOUNT_FROM_VARIABLE.to_string());
+        return Err(MountSpecError::FromVariable);
     }
     Ok(Some(v))
 }
 
 /// Parses one `--mount` spec (CSV of `key=value` and bare keys). The
 /// `from=` value is returned raw for the caller to resolve against stages.
-pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), String> {
+pub fn parse_mount(spec: &str) -> Result<(Mount, Option<String>), MountSpecError> {
     parse_mount_fields(mount_fields(spec))
 }
 
 /// [`parse_mount`] on fields already split (and their values expanded).
 pub fn parse_mount_fields(
     fields: Vec<(String, Option<String>)>,
-) -> Result<(Mount, Option<String>), String> {
+) -> Result<(Mount, Option<String>), MountSpecError> {
     let mut m = Mount {
         kind: MountKind::Bind,
         target: None,
@@ -224,7 +308,7 @@ pub fn parse_mount_fields(
     for (k, v) in fields {
         let val = || {
             v.clone()
-                .ok_or_else(|| format!("mount option {k} needs a value ({k}=...)"))
+                .ok_or_else(|| MountSpecError::MissingValue(k.clone()))
         };
         match k.as_str() {
             "type" => {
@@ -234,11 +318,7 @@ pub fn parse_mount_fields(
                     "tmpfs" => MountKind::Tmpfs,
                     "secret" => MountKind::Secret,
                     "ssh" => MountKind::Ssh,
-                    other => {
-                        return Err(format!(
-                            "unsupported mount type {other:?} (bind, cache, tmpfs, secret, ssh)"
-                        ))
-                    }
+                    other => return Err(MountSpecError::UnsupportedType(other.to_string())),
                 }
             }
             "target" | "dst" | "destination" => m.target = Some(val()?),
@@ -250,7 +330,7 @@ pub fn parse_mount_fields(
             "sharing" => {
                 let s = val()?;
                 if !matches!(s.as_str(), "shared" | "private" | "locked") {
-                    return Err(format!("invalid sharing {s:?} (shared, private, locked)"));
+                    return Err(MountSpecError::Sharing(s));
                 }
                 m.sharing = Some(s)
             }
@@ -263,7 +343,7 @@ pub fn parse_mount_fields(
     }
     m.readonly = ro.unwrap_or(m.kind == MountKind::Bind);
     if m.target.is_none() && !matches!(m.kind, MountKind::Secret | MountKind::Ssh) {
-        return Err("mount needs a target (target=<path>)".into());
+        return Err(MountSpecError::NoTarget);
     }
     Ok((m, from))
 }

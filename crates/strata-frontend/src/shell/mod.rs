@@ -54,6 +54,7 @@ pub struct Lexer {
 }
 
 impl Lexer {
+    /// A lexer with `escape` as the escape character and the default limits.
     pub fn new(escape: char) -> Self {
         Lexer {
             escape,
@@ -201,7 +202,39 @@ impl Words {
     }
 }
 
-type R<T> = Result<T, String>;
+type R<T> = Result<T, WordError>;
+
+/// Why a word cannot be expanded (BuildKit's wording; [`Lexer::process`]
+/// prefixes the word).
+#[derive(Debug, thiserror::Error)]
+enum WordError {
+    #[error(
+        "the expanded text is larger than {} (the limit for one word or value)",
+        human_bytes(*.0)
+    )]
+    TooBig(usize),
+    #[error("unexpected end of statement while looking for matching {0}")]
+    Unclosed(char),
+    #[error("unexpected end of statement while looking for matching single-quote")]
+    UnclosedSingleQuote,
+    #[error("unexpected end of statement while looking for matching double-quote")]
+    UnclosedDoubleQuote,
+    #[error("${{...}} nested more than {MAX_NESTING} levels deep")]
+    TooDeep,
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    #[error("syntax error: missing '/' in ${{}}")]
+    MissingSlash,
+    /// `${name?message}` / `${name:?message}` with the variable unset (or empty).
+    #[error("{name}: {message}")]
+    Required { name: String, message: String },
+    #[error(transparent)]
+    Pattern(#[from] Error),
+}
 
 impl ShellWord<'_> {
     fn peek(&self) -> Option<char> {
@@ -243,10 +276,7 @@ impl ShellWord<'_> {
 
     fn too_big(&self, len: usize) -> R<()> {
         if len > self.opts.max_bytes {
-            return Err(format!(
-                "the expanded text is larger than {} (the limit for one word or value)",
-                human_bytes(self.opts.max_bytes)
-            ));
+            return Err(WordError::TooBig(self.opts.max_bytes));
         }
         Ok(())
     }
@@ -295,9 +325,7 @@ impl ShellWord<'_> {
             }
         }
         if let Some(stop) = stop {
-            return Err(format!(
-                "unexpected end of statement while looking for matching {stop}"
-            ));
+            return Err(WordError::Unclosed(stop));
         }
         self.too_big(result.len())?;
         Ok((result, words.finish()))
@@ -311,12 +339,7 @@ impl ShellWord<'_> {
         }
         loop {
             match self.next() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    )
-                }
+                None => return Err(WordError::UnclosedSingleQuote),
                 Some('\'') => {
                     if self.opts.raw_quotes {
                         result.push('\'');
@@ -336,12 +359,7 @@ impl ShellWord<'_> {
         }
         loop {
             match self.peek() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    )
-                }
+                None => return Err(WordError::UnclosedDoubleQuote),
                 Some('"') => {
                     self.next();
                     if self.opts.raw_quotes {
@@ -420,9 +438,7 @@ impl ShellWord<'_> {
         }
         self.next(); // the '{'
         if self.depth >= MAX_NESTING {
-            return Err(format!(
-                "${{...}} nested more than {MAX_NESTING} levels deep"
-            ));
+            return Err(WordError::TooDeep);
         }
         self.depth += 1;
         let r = self.braced();
@@ -433,13 +449,13 @@ impl ShellWord<'_> {
     /// `${...}` after the `{`.
     fn braced(&mut self) -> R<String> {
         match self.peek() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            None => return Err(WordError::MissingBrace),
+            Some('{' | '}' | ':') => return Err(WordError::BadSubstitution),
             _ => {}
         }
         let name = self.process_name();
         let Some(mut ch) = self.next() else {
-            return Err("syntax error: missing '}'".into());
+            return Err(WordError::MissingBrace);
         };
         let mut chs = ch.to_string();
         let mut null_is_unset = false;
@@ -455,23 +471,23 @@ impl ShellWord<'_> {
             ':' => {
                 null_is_unset = true;
                 let Some(n) = self.next() else {
-                    return Err("syntax error: missing '}'".into());
+                    return Err(WordError::MissingBrace);
                 };
                 ch = n;
                 chs.push(n);
             }
             '+' | '-' | '?' | '#' | '%' => {}
-            _ => return Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => return Err(WordError::UnsupportedModifier(chs)),
         }
         let raw = ch == '#' || ch == '%';
         if null_is_unset && raw {
-            return Err(format!("unsupported modifier ({chs}) in substitution"));
+            return Err(WordError::UnsupportedModifier(chs));
         }
         let word = match self.process_stop_on(Some('}'), raw) {
             Ok((w, _)) => w,
             Err(e) if self.peek().is_none() => {
                 let _ = e;
-                return Err("syntax error: missing '}'".into());
+                return Err(WordError::MissingBrace);
             }
             Err(e) => return Err(e),
         };
@@ -490,22 +506,22 @@ impl ShellWord<'_> {
             }),
             '+' => Ok(if empty { String::new() } else { word }),
             '?' => match value {
-                None => Err(format!(
-                    "{name}: {}",
-                    if word.is_empty() {
-                        "is not allowed to be unset"
+                None => Err(WordError::Required {
+                    name,
+                    message: if word.is_empty() {
+                        "is not allowed to be unset".to_string()
                     } else {
-                        &word
-                    }
-                )),
-                Some(v) if null_is_unset && v.is_empty() => Err(format!(
-                    "{name}: {}",
-                    if word.is_empty() {
-                        "is not allowed to be empty"
+                        word
+                    },
+                }),
+                Some(v) if null_is_unset && v.is_empty() => Err(WordError::Required {
+                    name,
+                    message: if word.is_empty() {
+                        "is not allowed to be empty".to_string()
                     } else {
-                        &word
-                    }
-                )),
+                        word
+                    },
+                }),
                 Some(v) => Ok(v),
             },
             '#' | '%' => {
@@ -514,7 +530,7 @@ impl ShellWord<'_> {
                     Some(p) => (true, p),
                     None => (false, word.as_str()),
                 };
-                let glob = Glob::compile(pat).map_err(|e| e.to_string())?;
+                let glob = Glob::compile(pat)?;
                 let v: Vec<char> = value.chars().collect();
                 Ok(if ch == '#' {
                     match glob.prefix_len(&v, greedy) {
@@ -528,7 +544,7 @@ impl ShellWord<'_> {
                     }
                 })
             }
-            _ => Err(format!("unsupported modifier ({chs}) in substitution")),
+            _ => Err(WordError::UnsupportedModifier(chs)),
         }
     }
 
@@ -539,14 +555,12 @@ impl ShellWord<'_> {
         }
         let pattern = match self.process_stop_on(Some('/'), true) {
             Ok((p, _)) => p,
-            Err(_) if self.peek().is_none() => {
-                return Err("syntax error: missing '/' in ${}".into())
-            }
+            Err(_) if self.peek().is_none() => return Err(WordError::MissingSlash),
             Err(e) => return Err(e),
         };
         let replacement = match self.process_stop_on(Some('}'), true) {
             Ok((r, _)) => r,
-            Err(_) if self.peek().is_none() => return Err("syntax error: missing '}'".into()),
+            Err(_) if self.peek().is_none() => return Err(WordError::MissingBrace),
             Err(e) => return Err(e),
         };
         let value = self.get_env(name);
@@ -556,7 +570,7 @@ impl ShellWord<'_> {
             }
             return Ok(String::new());
         };
-        let glob = Glob::compile(&pattern).map_err(|e| e.to_string())?;
+        let glob = Glob::compile(&pattern)?;
         let v: Vec<char> = value.chars().collect();
         let mut out = String::new();
         let mut pos = 0;

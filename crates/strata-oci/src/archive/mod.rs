@@ -57,6 +57,7 @@ pub trait BlobSource {
 /// What an archive holds, once its blobs went to the sink.
 #[derive(Debug, Clone)]
 pub struct ArchiveContents {
+    /// The images, in the order the archive lists them.
     pub images: Vec<ArchiveImage>,
 }
 
@@ -72,6 +73,7 @@ pub struct ArchiveImage {
     pub manifest_synthesised: bool,
     /// The config, with its exact bytes (they also went to the sink).
     pub config: Raw<ImageConfig>,
+    /// The config's digest (the image ID).
     pub config_digest: Digest,
     /// The layer descriptors, bottom first, as in the manifest. Foreign
     /// layers that the archive does not hold are listed too.
@@ -88,10 +90,15 @@ pub struct ArchiveImage {
 /// One image for a writer.
 #[derive(Debug, Clone)]
 pub struct ImageToSave {
+    /// The manifest's exact bytes.
     pub manifest_bytes: Vec<u8>,
+    /// The manifest's digest.
     pub manifest_digest: Digest,
+    /// The manifest's media type.
     pub manifest_media_type: String,
+    /// The config's exact bytes.
     pub config_bytes: Vec<u8>,
+    /// The config's digest (the image ID).
     pub config_digest: Digest,
     /// The layers as the manifest lists them; their blobs come from the
     /// `BlobSource` (foreign layers the source lacks are skipped).

@@ -214,7 +214,7 @@ pub fn read_oci_layout_dir(dir: &Path, sink: &mut dyn BlobSink) -> Result<Archiv
     let layout = layout_dir
         .read_small("oci-layout", 1 << 20)
         .map_err(|e| match e {
-            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Error::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound => {
                 Error::NotAnArchive {
                     why: format!(
                         "{} has no oci-layout file; is it an OCI image layout?",
@@ -275,7 +275,7 @@ impl LayoutBlobs for DirBlobs<'_> {
             .dir
             .read_small(&Self::rel(digest), JSON_BLOB_LIMIT as u64)
         {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::MissingBlob {
                     what: what.to_string(),
                     digest: digest.clone(),

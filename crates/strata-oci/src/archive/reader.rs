@@ -42,7 +42,7 @@ pub(crate) struct Scanned {
 
 impl Scanned {
     /// The file at an archive path, following links inside the archive.
-    pub fn lookup(&self, path: &str) -> Result<Option<&FileInfo>, Error> {
+    pub(super) fn lookup(&self, path: &str) -> Result<Option<&FileInfo>, Error> {
         let mut p = normalise_entry_name(path.as_bytes())?;
         for _ in 0..32 {
             if let Some(f) = self.files.get(&p) {

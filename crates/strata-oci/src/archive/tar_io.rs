@@ -112,7 +112,7 @@ pub(crate) struct Tee<R> {
 
 impl<R: Read> Tee<R> {
     /// Keeps a copy when the blob starts with `{` and is at most `cache_limit` bytes.
-    pub fn new(inner: R, size: u64, cache_limit: usize) -> Tee<R> {
+    pub(super) fn new(inner: R, size: u64, cache_limit: usize) -> Tee<R> {
         let cache = (size <= cache_limit as u64).then(Vec::new);
         Tee {
             inner,
@@ -124,7 +124,7 @@ impl<R: Read> Tee<R> {
     }
 
     /// The kept copy, if the blob was JSON-looking and small.
-    pub fn into_cached(self) -> Option<Vec<u8>> {
+    pub(super) fn into_cached(self) -> Option<Vec<u8>> {
         self.cache
             .filter(|c| c.first() == Some(&b'{') && c.len() <= self.cache_limit)
     }
@@ -164,7 +164,7 @@ pub(crate) struct VerifiedBlob<R> {
 }
 
 impl<R: Read> VerifiedBlob<R> {
-    pub fn new(inner: R, digest: Digest, size: u64) -> VerifiedBlob<R> {
+    pub(super) fn new(inner: R, digest: Digest, size: u64) -> VerifiedBlob<R> {
         VerifiedBlob {
             inner,
             digest,

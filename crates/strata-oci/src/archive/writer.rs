@@ -53,10 +53,15 @@ pub fn write_oci_archive(
 /// as blobs only).
 #[derive(Debug, Clone)]
 pub struct IndexToSave {
+    /// The index's exact bytes.
     pub bytes: Vec<u8>,
+    /// The index's digest.
     pub digest: Digest,
+    /// The index's media type.
     pub media_type: String,
+    /// Names to record for the index.
     pub names: Vec<crate::Reference>,
+    /// The images the index lists.
     pub members: Vec<ImageToSave>,
 }
 

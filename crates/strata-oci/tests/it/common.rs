@@ -12,7 +12,7 @@ use strata_oci::{
 };
 
 #[derive(Default)]
-pub struct MemStore {
+pub(crate) struct MemStore {
     pub blobs: HashMap<Digest, Vec<u8>>,
     pub puts: usize,
 }
@@ -52,7 +52,7 @@ impl BlobSource for MemStore {
 }
 
 /// A layer tar with one file.
-pub fn layer_tar(path: &str, content: &[u8]) -> Vec<u8> {
+pub(crate) fn layer_tar(path: &str, content: &[u8]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(content.len() as u64);
@@ -62,14 +62,19 @@ pub fn layer_tar(path: &str, content: &[u8]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-pub fn gzip(data: &[u8]) -> Vec<u8> {
+pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(data).unwrap();
     gz.finish().unwrap()
 }
 
 /// Builds an image of `n` layers (gzip when `compressed`) into `store`.
-pub fn make_image(store: &mut MemStore, n: usize, compressed: bool, names: &[&str]) -> ImageToSave {
+pub(crate) fn make_image(
+    store: &mut MemStore,
+    n: usize,
+    compressed: bool,
+    names: &[&str],
+) -> ImageToSave {
     let mut config = ImageConfig::new_scratch();
     config.created = Some("2024-01-01T00:00:00Z".into());
     config.runtime_mut().cmd = Some(vec!["sh".into()]);
@@ -109,7 +114,7 @@ pub fn make_image(store: &mut MemStore, n: usize, compressed: bool, names: &[&st
     ImageToSave::new(&manifest, &config, names).unwrap()
 }
 
-pub fn skopeo() -> bool {
+pub(crate) fn skopeo() -> bool {
     let ok = std::process::Command::new("skopeo")
         .arg("--version")
         .output()

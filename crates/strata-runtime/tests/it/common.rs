@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use strata_runtime::*;
 
 /// False (after saying so loudly) when the tests cannot run here.
-pub fn can_run() -> bool {
+pub(crate) fn can_run() -> bool {
     if !rustix::process::geteuid().is_root() {
         eprintln!("!!! SKIPPED: strata-runtime container tests need root (runc creates namespaces and cgroups); CI runs them as root");
         return false;
@@ -27,7 +27,7 @@ pub fn can_run() -> bool {
 
 /// A container with a fresh ID running `process` in `rootfs`: no network,
 /// no mounts, a writable rootfs, nothing else set.
-pub fn spec(rootfs: &Path, process: ProcessSpec) -> ContainerSpec {
+pub(crate) fn spec(rootfs: &Path, process: ProcessSpec) -> ContainerSpec {
     ContainerSpec {
         id: new_container_id(),
         rootfs: rootfs.to_path_buf(),
@@ -41,24 +41,24 @@ pub fn spec(rootfs: &Path, process: ProcessSpec) -> ContainerSpec {
 }
 
 /// A temp dir holding `rootfs/`, `state/` and `bundles/`.
-pub struct Env {
+pub(crate) struct Env {
     pub dir: tempfile::TempDir,
     pub runc: Runc,
 }
 
 impl Env {
-    pub fn rootfs(&self) -> PathBuf {
+    pub(crate) fn rootfs(&self) -> PathBuf {
         self.dir.path().join("rootfs")
     }
-    pub fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
-    pub fn bundles(&self) -> PathBuf {
+    pub(crate) fn bundles(&self) -> PathBuf {
         self.dir.path().join("bundles")
     }
 
     /// A container of `args` as root in this rootfs ([`spec`]).
-    pub fn spec(&self, args: &[&str]) -> ContainerSpec {
+    pub(crate) fn spec(&self, args: &[&str]) -> ContainerSpec {
         spec(
             &self.rootfs(),
             ProcessSpec {
@@ -70,7 +70,7 @@ impl Env {
     }
 
     /// Runs `spec`, returning (status, stdout, stderr).
-    pub fn run(&self, spec: &ContainerSpec) -> (ExitStatus, String, String) {
+    pub(crate) fn run(&self, spec: &ContainerSpec) -> (ExitStatus, String, String) {
         let out = Arc::new(Mutex::new(Vec::new()));
         let err = Arc::new(Mutex::new(Vec::new()));
         let (o, e) = (out.clone(), err.clone());
@@ -91,12 +91,12 @@ impl Env {
     }
 
     /// Runs `sh -c script` as root.
-    pub fn sh(&self, script: &str) -> (ExitStatus, String, String) {
+    pub(crate) fn sh(&self, script: &str) -> (ExitStatus, String, String) {
         self.run(&self.spec(&["sh", "-c", script]))
     }
 
     /// No runc state, bundle or cgroup left for `id`.
-    pub fn assert_clean(&self, id: &str) {
+    pub(crate) fn assert_clean(&self, id: &str) {
         assert!(
             !self.state().join(id).exists(),
             "runc state for {id} left behind"
@@ -115,7 +115,7 @@ impl Env {
 
 /// A busybox rootfs with root, nobody and app (1000), groups root, wheel
 /// (root), nogroup, app and staff (app).
-pub fn env() -> Env {
+pub(crate) fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
     make_busybox_rootfs(&dir.path().join("rootfs"));
     let runc = Runc::locate()
@@ -125,7 +125,7 @@ pub fn env() -> Env {
     Env { dir, runc }
 }
 
-pub fn make_busybox_rootfs(root: &Path) {
+pub(crate) fn make_busybox_rootfs(root: &Path) {
     use std::os::unix::fs::PermissionsExt;
     for d in [
         "bin", "etc", "tmp", "root", "home/app", "proc", "sys", "dev",

@@ -54,7 +54,9 @@ pub enum ApplyMode {
 pub struct ApplyStats {
     /// sha256 of the uncompressed tar stream (compare with the diff ID).
     pub diff_id: Digest,
+    /// Size of the uncompressed tar stream.
     pub uncompressed_size: u64,
+    /// Entries read.
     pub entries: u64,
     /// Entries skipped or attributes not restored, with the reason.
     pub warnings: Vec<String>,

@@ -82,19 +82,19 @@ fn split_ustar(path: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 impl<W: Write> TarOut<W> {
-    pub fn new(out: W) -> TarOut<W> {
+    pub(super) fn new(out: W) -> TarOut<W> {
         TarOut {
             out,
             buf: Vec::new(),
         }
     }
 
-    pub fn get_mut(&mut self) -> &mut W {
+    pub(super) fn get_mut(&mut self) -> &mut W {
         &mut self.out
     }
 
     /// Writes one entry; `data` must yield exactly `head.size` bytes for files.
-    pub fn entry(&mut self, head: &Head<'_>, data: Option<&mut dyn Read>) -> io::Result<()> {
+    pub(super) fn entry(&mut self, head: &Head<'_>, data: Option<&mut dyn Read>) -> io::Result<()> {
         let mut path = head.path.to_vec();
         if head.kind == Kind::Dir && !path.ends_with(b"/") {
             path.push(b'/');
@@ -259,7 +259,7 @@ impl<W: Write> TarOut<W> {
     }
 
     /// Writes the two zero blocks that end an archive and returns the writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(super) fn finish(mut self) -> io::Result<W> {
         self.out.write_all(&[0u8; BLOCK * 2])?;
         Ok(self.out)
     }

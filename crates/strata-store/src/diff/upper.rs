@@ -24,6 +24,7 @@ pub struct LayerWriter<'a> {
 }
 
 impl<'a> LayerWriter<'a> {
+    /// A writer of layers into `blobs`.
     pub fn new(blobs: &'a BlobStore, opts: LayerOptions) -> LayerWriter<'a> {
         LayerWriter { blobs, opts }
     }

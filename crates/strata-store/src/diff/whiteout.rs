@@ -15,11 +15,15 @@ use std::path::Path;
 
 use rustix::fs::{self as rfs, FileType, Mode};
 
+/// The prefix of a whiteout file in a layer tar.
 pub const WHITEOUT_PREFIX: &str = ".wh.";
+/// The opaque-directory marker in a layer tar.
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// Other `.wh..wh.` names (aufs hard-link dirs): ignored.
 pub const WHITEOUT_META_PREFIX: &str = ".wh..wh.";
+/// The overlayfs xattr marking an opaque directory (as root).
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The overlayfs xattr marking an opaque directory (rootless, `userxattr`).
 pub const OVERLAY_OPAQUE_USER_XATTR: &str = "user.overlay.opaque";
 
 /// True when an xattr must not travel in a layer (overlay's own state).

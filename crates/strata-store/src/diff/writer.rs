@@ -38,7 +38,9 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 pub struct EntryMeta {
     /// Permission bits including setuid/setgid/sticky (file type bits ignored).
     pub mode: u32,
+    /// Owner uid.
     pub uid: u64,
+    /// Owner gid.
     pub gid: u64,
     /// Seconds since the epoch.
     pub mtime: i64,
@@ -89,7 +91,9 @@ pub struct LayerInfo {
     pub digest: Digest,
     /// Compressed size.
     pub size: u64,
+    /// Size of the uncompressed tar.
     pub uncompressed_size: u64,
+    /// The blob's media type (compression).
     pub media_type: String,
 }
 
@@ -144,6 +148,7 @@ fn layer_path(p: &Path) -> Result<Vec<u8>> {
 }
 
 impl LayerBuilder {
+    /// Starts a layer written into a temp blob of `blobs`.
     pub fn new(blobs: &BlobStore, opts: LayerOptions) -> Result<LayerBuilder> {
         let blob = blobs.writer()?;
         let (gz, compressor) = ParallelGz::start(blob, opts.gzip_level)
@@ -207,6 +212,7 @@ impl LayerBuilder {
         r.what(|| format!("write layer entry {}", path.display()))
     }
 
+    /// Adds a directory entry.
     pub fn add_dir(&mut self, path: &Path, meta: &EntryMeta) -> Result<()> {
         self.put(path, Kind::Dir, meta, 0, None, None)
     }
@@ -221,10 +227,10 @@ impl LayerBuilder {
         let size = f.metadata().ctx("stat file for layer", from)?.len();
         self.put(path, Kind::File, meta, size, None, Some(&mut f))
             .map_err(|e| match e {
-                StoreError::IoOther { source, .. } => StoreError::Io {
+                StoreError::IoOther { cause, .. } => StoreError::Io {
                     op: "add file to layer",
                     path: from.to_path_buf(),
-                    source,
+                    cause,
                 },
                 e => e,
             })
@@ -241,6 +247,7 @@ impl LayerBuilder {
         self.put(path, Kind::File, meta, size, None, Some(data))
     }
 
+    /// Adds a symlink entry pointing to `target`.
     pub fn add_symlink(&mut self, path: &Path, target: &Path, meta: &EntryMeta) -> Result<()> {
         let t = target.as_os_str().as_bytes();
         self.put(path, Kind::Symlink, meta, 0, Some(t), None)
@@ -252,6 +259,7 @@ impl LayerBuilder {
         self.put(path, Kind::Hardlink, meta, 0, Some(&t), None)
     }
 
+    /// Adds a FIFO entry.
     pub fn add_fifo(&mut self, path: &Path, meta: &EntryMeta) -> Result<()> {
         self.put(path, Kind::Fifo, meta, 0, None, None)
     }

@@ -12,6 +12,7 @@ use crate::fsutil::now_secs;
 /// One cache entry. `value` is opaque to the store (the engine's JSON).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CacheRecord {
+    /// The cached value, opaque to the store.
     pub value: String,
     /// Blobs this entry needs (e.g. the layer it produced).
     pub blobs: Vec<Digest>,

@@ -20,7 +20,9 @@ pub struct LayerRecord {
     pub diff_id: Digest,
     /// Compressed (blob) size.
     pub size: u64,
+    /// Size of the uncompressed tar.
     pub uncompressed_size: u64,
+    /// The blob's media type (compression).
     pub media_type: String,
 }
 
@@ -29,8 +31,11 @@ pub struct LayerRecord {
 pub struct ImageRecord {
     /// The image ID: the config digest.
     pub id: Digest,
+    /// Digest of the manifest blob.
     pub manifest_digest: Digest,
+    /// Media type of the manifest (OCI or Docker).
     pub manifest_media_type: String,
+    /// Digest of the config blob.
     pub config_digest: Digest,
     /// Layers, base first.
     pub layers: Vec<LayerRecord>,
@@ -40,16 +45,22 @@ pub struct ImageRecord {
 
 /// A multi-platform tag: the index blob's digest and its (platform,
 /// image) entries in order.
-pub type IndexTag = (Digest, Vec<(String, Digest)>);
+pub(super) type IndexTag = (Digest, Vec<(String, Digest)>);
 
 /// An image as stored, with its tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageInfo {
+    /// The image ID: the config digest.
     pub id: Digest,
+    /// Digest of the manifest blob.
     pub manifest_digest: Digest,
+    /// Media type of the manifest (OCI or Docker).
     pub manifest_media_type: String,
+    /// Digest of the config blob.
     pub config_digest: Digest,
+    /// Layers, base first.
     pub layers: Vec<LayerRecord>,
+    /// The config's `created` (RFC 3339), empty when unknown.
     pub created: String,
     /// Sum of the uncompressed layer sizes (what `image ls` shows).
     pub size: u64,

@@ -31,9 +31,13 @@ pub struct Lease {
 /// A lease as recorded in the db.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeaseInfo {
+    /// The lease's ID.
     pub id: String,
+    /// What the lease is for.
     pub label: String,
+    /// The process that holds it.
     pub pid: u32,
+    /// When it was taken (seconds since the epoch).
     pub created: i64,
 }
 
@@ -59,6 +63,7 @@ impl Meta {
         self.leases_dir().join(format!("{id}.lock"))
     }
 
+    /// Every lease, oldest first.
     pub fn leases(&self) -> Result<Vec<LeaseInfo>> {
         self.with_conn("list leases", |c| {
             c.prepare("SELECT id, label, pid, created FROM leases ORDER BY created, id")?
@@ -83,6 +88,7 @@ impl Meta {
 }
 
 impl Lease {
+    /// The lease's ID.
     pub fn id(&self) -> &str {
         &self.id
     }

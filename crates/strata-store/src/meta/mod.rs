@@ -66,6 +66,7 @@ impl Meta {
         Ok(meta)
     }
 
+    /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -77,10 +78,10 @@ impl Meta {
     fn connect(&self) -> Result<Connection> {
         let path = &self.inner.path;
         let err = |what| {
-            move |source| StoreError::Db {
+            move |cause| StoreError::Db {
                 path: path.clone(),
                 what,
-                source,
+                cause,
             }
         };
         let conn = Connection::open_with_flags(
@@ -118,10 +119,10 @@ impl Meta {
                 pool.push(conn);
             }
         }
-        r.map_err(|source| StoreError::Db {
+        r.map_err(|cause| StoreError::Db {
             path: self.inner.path.clone(),
             what,
-            source,
+            cause,
         })
     }
 

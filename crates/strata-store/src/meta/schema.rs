@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::{Result, StoreError};
 
 /// The schema version this code writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 const V1: &str = "
 CREATE TABLE images (
@@ -150,10 +150,10 @@ END;
 
 pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<()> {
     let err = |what| {
-        move |source| StoreError::Db {
+        move |cause| StoreError::Db {
             path: path.to_path_buf(),
             what,
-            source,
+            cause,
         }
     };
     conn.execute_batch("BEGIN IMMEDIATE")

@@ -18,6 +18,7 @@ pub struct StepInfo {
     pub key: String,
     /// The parent step's key; `None` for a stage's base.
     pub parent: Option<String>,
+    /// The instruction, as shown to the user.
     pub instruction: String,
     /// The engine's JSON.
     pub def: String,

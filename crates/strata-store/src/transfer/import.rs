@@ -104,6 +104,6 @@ fn not_tar(what: &str, e: io::Error) -> TransferError {
 fn read_err(what: &str, e: io::Error) -> TransferError {
     TransferError::Store(StoreError::IoOther {
         what: format!("read {what}"),
-        source: e,
+        cause: e,
     })
 }

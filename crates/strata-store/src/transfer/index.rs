@@ -11,7 +11,9 @@ use crate::{Lease, Store};
 /// One platform's image in a multi-platform tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
+    /// The platform.
     pub platform: Platform,
+    /// The image ID.
     pub image: Digest,
 }
 
@@ -134,7 +136,7 @@ pub fn index_entries(store: &Store, name: &str) -> Result<Option<(Digest, Vec<In
     };
     let mut out = Vec::new();
     for (p, image) in rows {
-        let platform = Platform::parse(&p).map_err(TransferError::Invalid)?;
+        let platform = Platform::parse(&p).map_err(strata_oci::Error::from)?;
         out.push(IndexEntry { platform, image });
     }
     Ok(Some((digest, out)))

@@ -36,14 +36,18 @@ pub use sink::{scan_layer, LayerScan, StagingSink};
 /// Errors of archive transfer: the store's or the archive's.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The archive is unreadable or invalid.
     #[error(transparent)]
     Archive(#[from] strata_oci::Error),
+    /// A request that cannot be done (bad argument, inconsistent image).
     #[error("{0}")]
     Invalid(String),
 }
 
+/// The result type of archive transfer.
 pub type Result<T, E = TransferError> = std::result::Result<T, E>;
 
 /// Finds an image as `docker` does for an IMAGE argument: a full ID, a tag

@@ -24,7 +24,9 @@ pub enum ArchiveFormat {
 /// One image to save and the names to record for it (none: untagged).
 #[derive(Clone, Debug)]
 pub struct ImageToExport {
+    /// The image ID.
     pub id: Digest,
+    /// Names to record for it.
     pub names: Vec<Reference>,
 }
 
@@ -67,8 +69,11 @@ pub fn save_images(
 /// A multi-platform tag to export: its index blob, its images, its names.
 #[derive(Debug, Clone)]
 pub struct IndexToExport {
+    /// The index blob's digest.
     pub index: Digest,
+    /// The images it lists.
     pub members: Vec<Digest>,
+    /// Names to record for it.
     pub names: Vec<Reference>,
 }
 

@@ -30,7 +30,21 @@ const READ_CHUNK: usize = 256 * 1024;
 
 /// What a layer needs besides its digest: diff ID and uncompressed size,
 /// or why they could not be learned (not a valid compressed stream).
-pub(crate) type LayerFacts = std::result::Result<Facts, String>;
+pub(crate) type LayerFacts = std::result::Result<Facts, Undecodable>;
+
+/// Why a layer blob could not be decompressed and read as a tar.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Undecodable {
+    /// The compression could not be detected or set up.
+    #[error(transparent)]
+    Decompress(#[from] StoreError),
+    /// The decompressed stream broke off or is not a tar.
+    #[error(transparent)]
+    Read(#[from] io::Error),
+    /// The decompressing thread panicked.
+    #[error("decompressor thread panicked")]
+    Panicked,
+}
 
 /// The diff ID and uncompressed size of a blob read as a layer, and the
 /// first entry no filesystem could unpack (a path over PATH_MAX, a
@@ -181,8 +195,8 @@ impl Unpacker {
     fn start(compressed: bool) -> io::Result<Unpacker> {
         let (w, h) = pipe::spawn("layer-unpack", move |mut r| {
             let facts = (|| {
-                let mut d = decompressed(&mut r).map_err(|e| e.to_string())?;
-                let scan = scan_layer(&mut d, compressed).map_err(|e| e.to_string())?;
+                let mut d = decompressed(&mut r)?;
+                let scan = scan_layer(&mut d, compressed)?;
                 Ok(Facts {
                     // Uncompressed: filled in by the caller (the blob's
                     // own digest).
@@ -206,9 +220,7 @@ impl Unpacker {
     fn finish(mut self) -> LayerFacts {
         let _ = self.w.close();
         drop(self.w);
-        self.h
-            .join()
-            .unwrap_or_else(|_| Err("decompressor thread panicked".into()))
+        self.h.join().unwrap_or_else(|_| Err(Undecodable::Panicked))
     }
 }
 
@@ -217,6 +229,7 @@ fn ext(context: &str, e: impl std::error::Error + Send + Sync + 'static) -> stra
 }
 
 impl<'a> StagingSink<'a> {
+    /// A sink staging blobs in `store` under `lease`.
     pub fn new(store: &'a Store, lease: &'a Lease) -> Result<StagingSink<'a>, StoreError> {
         let known = store
             .meta()
@@ -284,7 +297,7 @@ impl<'a> StagingSink<'a> {
                 Err(e) => {
                     return Err(strata_oci::Error::Io {
                         context: "reading a blob from the archive".into(),
-                        source: e,
+                        cause: e,
                     })
                 }
             };

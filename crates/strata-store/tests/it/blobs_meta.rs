@@ -74,7 +74,9 @@ fn writer_commits_and_drop_cleans() {
     assert_eq!(store.blobs().list().unwrap(), vec![d]);
 }
 
-pub fn sample_image(store: &Store, seed: &str) -> ImageRecord {
+/// Puts the blobs of a one-layer image made from `seed` into the store
+/// and returns its record (not registered).
+fn sample_image(store: &Store, seed: &str) -> ImageRecord {
     let layer = format!("layer-{seed}");
     let (ld, ln) = store.blobs().put(None, layer.as_bytes()).unwrap();
     let config = format!("{{\"seed\":\"{seed}\"}}");

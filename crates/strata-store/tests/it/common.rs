@@ -8,22 +8,22 @@ use std::path::Path;
 
 use strata_store::diff::whiteout::read_xattrs;
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
-pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+pub(crate) fn set_xattr(path: &Path, name: &str, value: &[u8]) {
     rustix::fs::lsetxattr(path, name, value, rustix::fs::XattrFlags::empty()).unwrap();
 }
 
-pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+pub(crate) fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 256];
     rustix::fs::lgetxattr(path, name, &mut buf[..])
         .ok()
         .map(|n| buf[..n].to_vec())
 }
 
-pub fn mknod_whiteout(path: &Path) {
+pub(crate) fn mknod_whiteout(path: &Path) {
     rustix::fs::mknodat(
         rustix::fs::CWD,
         path,
@@ -34,7 +34,7 @@ pub fn mknod_whiteout(path: &Path) {
     .unwrap();
 }
 
-pub fn set_mtime(path: &Path, secs: i64) {
+pub(crate) fn set_mtime(path: &Path, secs: i64) {
     let t = rustix::fs::Timespec {
         tv_sec: secs,
         tv_nsec: 0,
@@ -54,7 +54,7 @@ pub fn set_mtime(path: &Path, secs: i64) {
 /// A description of every entry below `root`: type, mode, owner, size,
 /// contents hash, link target, xattrs (incl. trusted.overlay.opaque), and
 /// mtime for non-directories.
-pub fn describe(root: &Path) -> BTreeMap<String, String> {
+pub(crate) fn describe(root: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     walk(root, root, &mut out);
     out

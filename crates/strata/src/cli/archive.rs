@@ -12,7 +12,7 @@ use strata_store::transfer::{self, ArchiveFormat, ImageToExport, LoadedImage};
 use super::images::{find, open_store, ImportArgs, LoadArgs, SaveArgs};
 use super::{changes, cleanup_on_signal, Global};
 
-pub fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
+pub(crate) fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;
     // Stopped by a signal, a load removes its staged blobs before it
     // exits (after SIGKILL, the next load or GC removes them).
@@ -121,7 +121,7 @@ fn platform_flag(p: Option<&str>) -> anyhow::Result<Option<strata_oci::Platform>
         .map_err(|e| anyhow::anyhow!("--platform: {e}"))
 }
 
-pub fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
+pub(crate) fn save(g: &Global, a: SaveArgs) -> anyhow::Result<u8> {
     let format = match a.format.as_str() {
         "docker" | "docker-archive" => ArchiveFormat::Docker,
         "oci" | "oci-archive" => ArchiveFormat::Oci,
@@ -257,7 +257,7 @@ fn import_config(
     Ok(Raw::from_value(cfg))
 }
 
-pub fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
+pub(crate) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {
     let changes = changes::parse(&a.changes)?;
     let platform = platform_flag(a.platform.as_deref())?;
     let name = match &a.name {

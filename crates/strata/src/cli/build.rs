@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use strata_engine::cache_io::{self, CacheSpec};
 use strata_engine::{BuildRequest, NamedContext, SecretSource};
 use strata_runtime::Runc;
 use strata_store::Store;
@@ -13,15 +14,11 @@ use super::Global;
 #[path = "progress.rs"]
 mod progress;
 
-#[path = "build_cache.rs"]
-mod build_cache;
-use build_cache::CacheSpec;
-
 #[path = "build_habits.rs"]
 mod habits;
 
 #[derive(clap::Args, Debug)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// Name and optionally a tag (name:tag); may be repeated
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
@@ -114,7 +111,7 @@ pub struct BuildArgs {
     pub context: PathBuf,
 }
 
-pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     // Docker's habits: names checked and inputs prepared before anything runs.
     habits::validate_tags(&a.tags)?;
     let _inputs = habits::prepare_inputs(g, &mut a)?;
@@ -134,18 +131,10 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     let dockerfile_text =
         super::check::warn_before_build(g, &a, matches!(mode, progress::Mode::Quiet))?;
     let build_args = parse_build_args(&a.build_args);
-    // SOURCE_DATE_EPOCH: a build arg wins over the environment, as BuildKit.
-    let epoch_text = build_args
-        .get("SOURCE_DATE_EPOCH")
-        .cloned()
-        .or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok())
-        .filter(|v| !v.is_empty());
-    let source_date_epoch = match epoch_text {
-        Some(v) => Some(v.parse::<i64>().map_err(|_| {
-            anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970")
-        })?),
-        None => None,
-    };
+    // SOURCE_DATE_EPOCH: the engine decides (a build arg wins over the
+    // environment); checked here so a bad value stops before anything runs.
+    let source_date_epoch_env = std::env::var("SOURCE_DATE_EPOCH").ok();
+    strata_engine::epoch::source_date_epoch(&build_args, source_date_epoch_env.as_deref())?;
     let outputs = a
         .outputs
         .iter()
@@ -155,12 +144,12 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         .cache_to
         .iter()
         .map(|s| CacheSpec::parse("--cache-to", s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let (cache_from_images, cache_from_specs) = habits::split_cache_from(g, &a.cache_from)?;
     let cache_from = cache_from_specs
         .iter()
         .map(|s| CacheSpec::parse("--cache-from", s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let network = strata_engine::NetworkMode::parse(&a.network)
         .map_err(|e| anyhow::anyhow!("--network: {e}"))?;
     let mut allow_network_host = false;
@@ -185,7 +174,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     // The reaper kills the build's RUN containers if strata is killed.
     let runc = Runc::locate()?.with_reaper(true);
     let quiet = matches!(mode, progress::Mode::Quiet | progress::Mode::RawJson);
-    build_cache::import(&store, &cache_from, &client, quiet);
+    import_caches(&store, &cache_from, &client, quiet);
     let req = BuildRequest {
         dockerfile: a.file.clone(),
         dockerfile_text,
@@ -198,7 +187,8 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
         secrets: parse_secrets(&a.secrets)?,
         ssh: parse_ssh(&a.ssh)?,
         build_contexts: parse_contexts(&a.build_contexts)?,
-        source_date_epoch,
+        source_date_epoch: None,
+        source_date_epoch_env,
         pull: if a.pull {
             strata_engine::PullPolicy::Always
         } else {
@@ -230,18 +220,10 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     }
     match result {
         Ok(out) => {
-            build_cache::export(&store, &cache_to, &out, &client, quiet)?;
+            export_caches(&store, &cache_to, &out, &client, quiet)?;
             habits::write_result_files(&store, &a, &out)?;
-            for o in &outputs {
-                match &out.index {
-                    // Several platforms: one directory each, or the index.
-                    Some((index, images)) => {
-                        strata_engine::output::export_index(&store, index, images, &out.tags, o)
-                    }
-                    None => strata_engine::output::export(&store, &out.image_id, &out.tags, o),
-                }
+            cache_io::write_outputs(&store, &out, &outputs)
                 .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
-            }
             match mode {
                 progress::Mode::Quiet => match &out.index {
                     Some((d, _)) => println!("{d}"),
@@ -280,6 +262,47 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Imports every `--cache-from` into the store. A cache that cannot be read
+/// is a warning, not a failure (BuildKit's behaviour): the build just runs.
+fn import_caches(
+    store: &Store,
+    specs: &[CacheSpec],
+    client: &strata_registry::ClientOptions,
+    quiet: bool,
+) {
+    for spec in specs {
+        match cache_io::import(store, spec, client) {
+            Ok(n) if !quiet => eprintln!("imported {n} build cache entries from {}", spec.where_()),
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "warning: --cache-from {}: {:#}; building without it",
+                spec.where_(),
+                anyhow::Error::from(e)
+            ),
+        }
+    }
+}
+
+/// Exports the keys the build used to every `--cache-to`.
+fn export_caches(
+    store: &Store,
+    specs: &[CacheSpec],
+    out: &strata_engine::BuildOutput,
+    client: &strata_registry::ClientOptions,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    for spec in specs {
+        let (keys, digest) = cache_io::export(store, spec, out, client)?;
+        if !quiet {
+            eprintln!(
+                "exported {keys} build cache entries to {} ({digest})",
+                spec.where_()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `--why-miss`: one line per step that ran, with the reason it missed
 /// the cache (on stderr, after the progress output).
 fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
@@ -302,7 +325,7 @@ fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
 
 /// `--build-arg K=V`, or `K` alone to take the value from the environment
 /// (skipped when unset); a later K wins.
-pub fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
+pub(crate) fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
     raw.iter()
         .filter_map(|a| match a.split_once('=') {
             Some((k, v)) => Some((k.to_string(), v.to_string())),
@@ -313,7 +336,7 @@ pub fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
 
 impl BuildArgs {
     /// `-f FILE`, or CONTEXT/Dockerfile.
-    pub fn dockerfile(&self) -> PathBuf {
+    pub(crate) fn dockerfile(&self) -> PathBuf {
         self.file
             .clone()
             .unwrap_or_else(|| strata_engine::build::default_dockerfile(&self.context))
@@ -322,7 +345,7 @@ impl BuildArgs {
     /// The build's options as far as planning needs them (the dry run and
     /// the checks): build args, target, and the first --platform (the checks
     /// and the plan show one).
-    pub fn plan_options(&self) -> strata_frontend::BuildOptions {
+    pub(crate) fn plan_options(&self) -> strata_frontend::BuildOptions {
         strata_frontend::BuildOptions {
             build_args: parse_build_args(&self.build_args),
             target: self.target.clone(),

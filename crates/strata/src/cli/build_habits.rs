@@ -19,7 +19,7 @@ use super::BuildArgs;
 use crate::cli::Global;
 
 /// Every `-t` name against Docker's reference rules, before anything runs.
-pub fn validate_tags(tags: &[String]) -> anyhow::Result<()> {
+pub(super) fn validate_tags(tags: &[String]) -> anyhow::Result<()> {
     for t in tags {
         if let Err(e) = strata_oci::Reference::parse(t) {
             let repo = t.split('@').next().unwrap_or(t);
@@ -39,7 +39,7 @@ pub fn validate_tags(tags: &[String]) -> anyhow::Result<()> {
 }
 
 /// `K=V` pairs (`--label`, `--annotation`); `flag` names the option.
-pub fn key_values(flag: &str, raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(super) fn key_values(flag: &str, raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for kv in raw {
         let (k, v) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
@@ -53,7 +53,7 @@ pub fn key_values(flag: &str, raw: &[String]) -> anyhow::Result<BTreeMap<String,
 
 /// `--annotation [manifest:]K=V` (buildx's type prefix; only the image
 /// manifest is written, so other types are refused).
-pub fn annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub(super) fn annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     let mut plain = Vec::new();
     for a in raw {
         let (k, _) = a.split_once('=').unwrap_or((a.as_str(), ""));
@@ -72,7 +72,7 @@ pub fn annotations(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Docker's sizes: bytes, or a number with k, m, g, t (binary units, an
 /// optional trailing `b`), as `--shm-size 128m`.
-pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+pub(super) fn parse_size(s: &str) -> anyhow::Result<u64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.chars().last() {
@@ -93,7 +93,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
 }
 
 /// `--add-host`, `--shm-size`, `--ulimit`.
-pub fn run_extra(a: &BuildArgs) -> anyhow::Result<ContainerExtras> {
+pub(super) fn run_extra(a: &BuildArgs) -> anyhow::Result<ContainerExtras> {
     let mut extra = ContainerExtras::default();
     for h in &a.add_hosts {
         // HOST:IP (Docker) or HOST=IP (buildx); the IP may be IPv6.
@@ -130,7 +130,7 @@ pub fn run_extra(a: &BuildArgs) -> anyhow::Result<ContainerExtras> {
 /// builder's meaning) is taken as a local image cache; every other value
 /// (`type=...`, or a name the store does not have) stays a BuildKit cache
 /// spec, as before.
-pub fn split_cache_from(
+pub(super) fn split_cache_from(
     g: &Global,
     raw: &[String],
 ) -> anyhow::Result<(Vec<strata_oci::Digest>, Vec<String>)> {
@@ -156,7 +156,7 @@ pub fn split_cache_from(
 }
 
 /// After a successful build: `--iidfile` and `--metadata-file`.
-pub fn write_result_files(
+pub(super) fn write_result_files(
     store: &Store,
     a: &BuildArgs,
     out: &strata_engine::BuildOutput,
@@ -196,7 +196,7 @@ pub fn write_result_files(
 
 /// What `prepare_inputs` made: temporary directories removed on drop.
 #[derive(Default)]
-pub struct Inputs {
+pub(super) struct Inputs {
     _dirs: Vec<TempDir>,
     _plain: Vec<PlainTemp>,
 }
@@ -248,7 +248,7 @@ fn extract_context(data: &mut dyn Read, dir: &Path) -> anyhow::Result<()> {
 /// a temporary directory, and `-f -` in a temporary file; `a.context` and
 /// `a.file` then point at them, so the rest of the build reads plain files.
 /// A missing context directory is reported as Docker does.
-pub fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
+pub(super) fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
     let mut inputs = Inputs::default();
     let ctx = a.context.to_string_lossy().into_owned();
     let stdin_file = a.file.as_deref() == Some(Path::new("-"));
@@ -356,7 +356,7 @@ pub fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<Inputs> {
 
 /// `--call targets|outline|check` (BuildKit's subrequests); `None` for
 /// `--call build` (the default).
-pub fn call(g: &Global, a: &BuildArgs) -> anyhow::Result<Option<u8>> {
+pub(super) fn call(g: &Global, a: &BuildArgs) -> anyhow::Result<Option<u8>> {
     let Some(c) = &a.call else {
         return Ok(None);
     };

@@ -27,7 +27,7 @@ const ALLOWED: [&str; 11] = [
 
 /// Parses and expands the change lines (before any data is read, so a bad
 /// change fails fast).
-pub fn parse(changes: &[String]) -> anyhow::Result<Vec<Resolved>> {
+pub(crate) fn parse(changes: &[String]) -> anyhow::Result<Vec<Resolved>> {
     for c in changes {
         let word = c
             .split_whitespace()
@@ -69,7 +69,7 @@ fn form(c: &Command) -> CommandForm {
 }
 
 /// Applies resolved changes in order with Docker's rules.
-pub fn apply(cfg: &mut ImageConfigDoc, changes: &[Resolved]) -> anyhow::Result<()> {
+pub(crate) fn apply(cfg: &mut ImageConfigDoc, changes: &[Resolved]) -> anyhow::Result<()> {
     let mut cmd_set = false;
     for r in changes {
         match r {

@@ -13,7 +13,7 @@ use strata_store::Store;
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Name of the Dockerfile (default: CONTEXT/Dockerfile)
     #[arg(short = 'f', long = "file")]
     pub file: Option<PathBuf>,
@@ -39,7 +39,7 @@ pub struct CheckArgs {
 
 /// What checking a Dockerfile found.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Errors: the Dockerfile or its ignore file cannot be built as written.
     pub problems: Vec<String>,
     /// Build-check warnings and the `# check=` settings.
@@ -53,7 +53,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// Errors, or warnings under `# check=error=true`.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         !self.problems.is_empty() || self.report.fails()
     }
 }
@@ -93,7 +93,12 @@ fn image_platform(store: Option<&Store>, name: &str) -> Option<String> {
 
 /// Checks `dockerfile` with `opts` (build args, target): frontend errors
 /// and build-check warnings.
-pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptions) -> Outcome {
+pub(crate) fn evaluate(
+    g: &Global,
+    dockerfile: &Path,
+    context: &Path,
+    opts: &BuildOptions,
+) -> Outcome {
     let mut out = Outcome::default();
     let name = dockerfile.display().to_string();
     let matcher = match ignore::load(dockerfile, context) {
@@ -207,7 +212,7 @@ fn render(dockerfile: &Path, o: &Outcome, json: bool) -> anyhow::Result<u8> {
     Ok(u8::from(o.failed()))
 }
 
-pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
     let dockerfile = a
         .file
         .clone()
@@ -225,7 +230,7 @@ pub fn run(g: &Global, a: CheckArgs) -> anyhow::Result<u8> {
 }
 
 /// `strata build --check`: the checks only, no build; exit as `check`.
-pub fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<u8> {
+pub(crate) fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<u8> {
     let dockerfile = a.dockerfile();
     let o = evaluate(g, &dockerfile, &a.context, &a.plan_options());
     render(&dockerfile, &o, false)
@@ -237,7 +242,7 @@ pub fn run_for_build(g: &Global, a: &super::build::BuildArgs) -> anyhow::Result<
 /// Prints the build checks' warnings before a build; fails under
 /// `# check=error=true`. Returns the Dockerfile's text, for the build to
 /// use as read.
-pub fn warn_before_build(
+pub(crate) fn warn_before_build(
     g: &Global,
     a: &super::build::BuildArgs,
     quiet: bool,

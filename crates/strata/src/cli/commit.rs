@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use strata_engine::config::History;
 use strata_engine::images;
-use strata_store::{LayerWriter, Store};
+use strata_store::Store;
 
 use super::ctr;
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct CommitArgs {
+pub(crate) struct CommitArgs {
     /// The container
     pub container: String,
     /// REPOSITORY[:TAG] for the new image
@@ -27,7 +27,7 @@ pub struct CommitArgs {
     pub author: Option<String>,
 }
 
-pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
+pub(crate) fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = ctr::find_container(&root, &a.container)?;
     let store = Store::open(&root)?;
@@ -40,10 +40,10 @@ pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
     let upper = ctr::ctr_dir(&root, &s.id).join("upper");
     std::fs::create_dir_all(&upper)?;
     let lease = store.lease("commit")?;
-    let info = LayerWriter::new(store.blobs(), strata_engine::run_step::layer_options(None))
-        .write_dir(&upper, Some(&lease))?;
     let mut layers = image.layers.clone();
-    layers.push(strata_engine::run_step::layer_ref(&info));
+    layers.push(strata_engine::container::commit_layer(
+        &store, &upper, &lease,
+    )?);
     let mut config = image.config.clone();
     let c = &s.config;
     let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
@@ -73,7 +73,7 @@ pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ExportArgs {
+pub(crate) struct ExportArgs {
     /// The container
     pub container: String,
     /// Write to this file (required: strata does not write a tar to a terminal)
@@ -81,7 +81,7 @@ pub struct ExportArgs {
     pub output: Option<std::path::PathBuf>,
 }
 
-pub fn export(g: &Global, a: ExportArgs) -> anyhow::Result<u8> {
+pub(crate) fn export(g: &Global, a: ExportArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = ctr::find_container(&root, &a.container)?;
     let out: Box<dyn std::io::Write> = match &a.output {

@@ -24,7 +24,7 @@ use super::ctr::{self, State};
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct CpArgs {
+pub(crate) struct CpArgs {
     /// CONTAINER:SRC_PATH, or a host path
     pub src: String,
     /// A host path, or CONTAINER:DEST_PATH
@@ -32,7 +32,7 @@ pub struct CpArgs {
 }
 
 /// `CONTAINER:PATH` (a path starting with `/` or `.` is the host's).
-fn split(arg: &str) -> Option<(&str, &str)> {
+pub(crate) fn split(arg: &str) -> Option<(&str, &str)> {
     if arg.starts_with('/') || arg.starts_with('.') {
         return None;
     }
@@ -78,16 +78,7 @@ pub(crate) fn open_rootfs(root: &Path, s: &State) -> anyhow::Result<Rootfs> {
         )
     })?;
     let lease = store.lease("container-cp")?;
-    let chain = strata_engine::mounts::chain_of(&image.layers)?;
-    let mut lowers = store.snapshotter().prepare_leased(&chain, Some(&lease))?;
-    let init = dir.join("init");
-    if !init.join("etc").exists() {
-        std::fs::create_dir_all(&init)?;
-        strata_runtime::write_init_layer(&init)?;
-    }
-    lowers.push(init);
-    let _ = std::fs::remove_dir_all(dir.join("work"));
-    let mount = RootfsMount::mount(&lowers, &dir)?;
+    let mount = strata_engine::container::mount_container_rootfs(&store, &image, &dir, &lease)?;
     Ok(Rootfs {
         path: mount.target().to_path_buf(),
         _mount: Some(mount),
@@ -103,7 +94,7 @@ fn container_path(p: &str) -> anyhow::Result<(RelPath, bool)> {
     Ok((rel, contents))
 }
 
-pub fn cp(g: &Global, a: CpArgs) -> anyhow::Result<u8> {
+pub(crate) fn cp(g: &Global, a: CpArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     match (split(&a.src), split(&a.dest)) {
         (Some(_), Some(_)) => bail!("copying between containers is not supported"),

@@ -24,79 +24,22 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 use strata_engine::images;
-use strata_runtime::{
-    resolve_user, write_init_layer, BindMount, ContainerSpec, MountSpec, Network, ProcessSpec, Runc,
-};
+use strata_runtime::{resolve_user, BindMount, ContainerSpec, MountSpec, ProcessSpec, Runc};
 use strata_store::Store;
 
 use super::run::RunArgs;
 use super::Global;
+pub(crate) use strata_engine::container::{Limits, Port};
 
 /// Set, a strata process is a container monitor: `ROOT\nID`.
-pub const MONITOR_ENV: &str = "STRATA_INTERNAL_MONITOR";
+pub(crate) const MONITOR_ENV: &str = "STRATA_INTERNAL_MONITOR";
 
 /// A container's log is rotated (one old file kept) past this size.
 const LOG_LIMIT: u64 = 8 << 20;
 
-/// A published port.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct Port {
-    pub host_ip: String,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub proto: String,
-}
-
-impl Port {
-    /// `[IP:]HOST:CONTAINER[/udp|tcp]` (or `CONTAINER`: the same port on
-    /// the host).
-    pub fn parse(s: &str) -> anyhow::Result<Port> {
-        let (spec, proto) = match s.rsplit_once('/') {
-            Some((a, p @ ("tcp" | "udp"))) => (a, p),
-            Some(_) => bail!("invalid port {s:?}: the protocol must be tcp or udp"),
-            None => (s, "tcp"),
-        };
-        let parts: Vec<&str> = spec.rsplitn(3, ':').collect();
-        let num = |p: &str| -> anyhow::Result<u16> {
-            p.parse::<u16>().ok().filter(|&n| n != 0).with_context(|| {
-                format!("invalid port {p:?} in {s:?} (use [IP:]HOST:CONTAINER[/udp])")
-            })
-        };
-        let (ip, host, ctr) = match parts.as_slice() {
-            [c] => ("", num(c)?, num(c)?),
-            [c, h] => ("", num(h)?, num(c)?),
-            [c, h, ip] => (*ip, if h.is_empty() { num(c)? } else { num(h)? }, num(c)?),
-            _ => bail!("invalid port {s:?}"),
-        };
-        let ip = ip.trim_start_matches('[').trim_end_matches(']');
-        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
-            bail!("invalid port {s:?}: {ip:?} is not an IP address");
-        }
-        Ok(Port {
-            host_ip: ip.to_string(),
-            host_port: host,
-            container_port: ctr,
-            proto: proto.to_string(),
-        })
-    }
-
-    /// Docker's `ps` PORTS form: `127.0.0.1:8080->80/tcp`.
-    pub fn display(&self) -> String {
-        let ip = if self.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.host_ip
-        };
-        format!(
-            "{ip}:{}->{}/{}",
-            self.host_port, self.container_port, self.proto
-        )
-    }
-}
-
 /// What the container runs, fixed at `create`.
 #[derive(Serialize, Deserialize, Debug, Clone, Default)]
-pub struct CtrConfig {
+pub(crate) struct CtrConfig {
     pub image: String,
     pub image_id: String,
     pub entrypoint: Vec<String>,
@@ -115,26 +58,9 @@ pub struct CtrConfig {
     pub limits: Limits,
 }
 
-/// Resource limits and security options (`run --memory`, ...).
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
-pub struct Limits {
-    pub memory: Option<i64>,
-    pub cpus: Option<f64>,
-    pub pids_limit: Option<i64>,
-    pub ulimits: Vec<String>,
-    pub shm_size: Option<u64>,
-    pub read_only: bool,
-    pub tmpfs: Vec<String>,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
-    pub no_new_privileges: bool,
-    pub seccomp_unconfined: bool,
-    pub init: bool,
-}
-
 /// `state.json`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct State {
+pub(crate) struct State {
     pub id: String,
     pub name: String,
     pub created: String,
@@ -147,6 +73,15 @@ pub struct State {
     pub finished_at: Option<String>,
     pub error: String,
     pub config: CtrConfig,
+    /// The monitor's pid while it runs (0 otherwise): rootless, commands
+    /// that act on the running container join its namespaces
+    /// ([`super::ctr_userns`]).
+    #[serde(default)]
+    pub monitor_pid: u32,
+    /// The monitor's start time (`/proc/PID/stat` field 22), so a reused
+    /// pid is not taken for it.
+    #[serde(default)]
+    pub monitor_start: Option<u64>,
 }
 
 fn now() -> String {
@@ -239,12 +174,19 @@ fn monitor_alive(root: &Path, id: &str) -> bool {
 
 /// All containers, oldest first.
 fn all(root: &Path) -> Vec<State> {
+    all_as_saved(root)
+        .into_iter()
+        .map(|s| s.refreshed(root))
+        .collect()
+}
+
+/// All containers as their `state.json` says, oldest first.
+fn all_as_saved(root: &Path) -> Vec<State> {
     let mut out: Vec<State> = std::fs::read_dir(ctrs_dir(root))
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| State::load(root, e.file_name().to_str()?).ok())
-        .map(|s| s.refreshed(root))
         .collect();
     out.sort_by(|a, b| a.created.cmp(&b.created));
     out
@@ -252,8 +194,17 @@ fn all(root: &Path) -> Vec<State> {
 
 /// Finds a container by name, full id or unique id prefix.
 fn find(root: &Path, key: &str) -> anyhow::Result<State> {
+    pick(all(root), key)
+}
+
+/// [`find`] without correcting the state of containers whose monitor
+/// died (which may run runc): for a look before strata has its namespaces.
+pub(crate) fn find_as_saved(root: &Path, key: &str) -> anyhow::Result<State> {
+    pick(all_as_saved(root), key)
+}
+
+fn pick(all: Vec<State>, key: &str) -> anyhow::Result<State> {
     let key = key.trim_start_matches('/');
-    let all = all(root);
     if let Some(s) = all.iter().find(|s| s.name == key || s.id == key) {
         return Ok(s.clone());
     }
@@ -271,7 +222,7 @@ pub(crate) fn find_container(root: &Path, key: &str) -> anyhow::Result<State> {
 }
 
 /// Ids of the containers (any state) created from image `image_id`.
-pub fn users_of_image(root: &Path, image_id: &str) -> Vec<String> {
+pub(crate) fn users_of_image(root: &Path, image_id: &str) -> Vec<String> {
     all(root)
         .into_iter()
         .filter(|s| s.config.image_id == image_id)
@@ -289,33 +240,15 @@ fn parse_env_line(e: &str) -> Option<String> {
 }
 
 /// Builds the container's state from `run`'s flags.
-pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
+pub(crate) fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let root = g.store_root();
     let store =
         Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
-    super::run::pull_if_needed(g, &store, a)?;
-    let image = super::run::load_for_platform(&store, a)?;
-    let cfg = &image.config.config;
-    let (entrypoint, cmd) = super::run::entrypoint_and_cmd(cfg, a);
-    if entrypoint.is_empty() && cmd.is_empty() {
-        bail!(
-            "no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name",
-            a.image()
-        );
-    }
-    let env = super::run::merged_env(cfg.env.clone().unwrap_or_default(), a)?;
-    let network = super::run::network_name(a.network.as_deref())?;
-    let mut ports = Vec::new();
-    for p in &a.publish {
-        ports.push(Port::parse(p)?);
-    }
-    if !ports.is_empty() && network != "private" {
-        bail!(
-            "-p publishes ports of a private network; --network {network} has none to publish (use --network private)"
-        );
-    }
+    let plan = super::run::plan(g, &store, a)?;
+    let network = a.network()?;
+    let ports = a.ports(&network)?;
     let mut volumes = Vec::new();
-    for m in super::run::volume_mounts(&a.volumes)? {
+    for m in strata_engine::container::network::volume_mounts(&a.volumes)? {
         if let MountSpec::Bind(b) = m {
             volumes.push((b.source.display().to_string(), b.destination, b.readonly));
         }
@@ -334,30 +267,22 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         }
         None => format!("strata_{}", &id[..8]),
     };
-    let limits = super::run::limits(a)?;
+    let limits = a.limits()?;
     let config = CtrConfig {
         image: a.image().to_string(),
-        image_id: image.id.to_string(),
-        entrypoint,
-        cmd,
-        env,
-        working_dir: a
-            .workdir
-            .clone()
-            .or_else(|| (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()))
-            .unwrap_or_else(|| "/".into()),
-        user: a.user.clone().unwrap_or_else(|| cfg.user.clone()),
+        image_id: plan.image_id().to_string(),
+        entrypoint: plan.entrypoint,
+        cmd: plan.cmd,
+        env: plan.env,
+        working_dir: plan.working_dir,
+        user: plan.user,
         hostname: a.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
-        network,
+        network: network.name,
         ports,
         volumes,
-        add_hosts: super::run::add_hosts(&a.add_host)?,
+        add_hosts: strata_engine::container::network::add_hosts(&a.add_host)?,
         dns: a.dns.clone(),
-        stop_signal: if cfg.stop_signal.is_empty() {
-            "SIGTERM".into()
-        } else {
-            cfg.stop_signal.clone()
-        },
+        stop_signal: plan.stop_signal,
         auto_remove: a.rm,
         limits,
     };
@@ -373,6 +298,8 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         finished_at: None,
         error: String::new(),
         config,
+        monitor_pid: 0,
+        monitor_start: None,
     };
     std::fs::create_dir_all(ctrs_dir(&root))?;
     // Names are unique: the name is claimed with an exclusive lock on
@@ -393,14 +320,14 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
 }
 
 /// `strata create`.
-pub fn create(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn create(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let s = create_state(g, &a)?;
     println!("{}", s.id);
     Ok(0)
 }
 
 /// `strata run -d`: create, start, print the id.
-pub fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.tty || a.interactive {
         // Accepted as Docker does; there is nothing to attach to.
     }
@@ -424,7 +351,7 @@ pub fn run_detached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
 /// a container that stays, started by its monitor; its output is
 /// followed until it exits and SIGINT/SIGTERM/SIGHUP are passed to it
 /// (Docker's `--sig-proxy`). With `--rm` it is removed here afterwards.
-pub fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     let remove = a.rm;
     let mut s = create_state(g, &a)?;
     let root = g.store_root();
@@ -458,6 +385,7 @@ pub fn run_attached(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
 
 /// Passes SIGINT, SIGTERM and SIGHUP to container `id` from a waiter
 /// thread (the signals are blocked in this thread and those it starts).
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn proxy_signals(id: &str) {
     // SAFETY: sigset_t is plain data initialised by sigemptyset; the calls
     // only change this thread's mask.
@@ -524,7 +452,7 @@ fn start_monitor(root: &Path, id: &str) -> anyhow::Result<()> {
 /// A container that could not start, with `docker run`'s exit code for
 /// it (125, or 126/127 when its command cannot be run).
 #[derive(Debug)]
-pub struct StartFailed {
+pub(crate) struct StartFailed {
     pub code: i32,
     pub message: String,
 }
@@ -540,7 +468,8 @@ impl std::error::Error for StartFailed {}
 /// When this process was started as a container monitor, becomes it
 /// (forks, setsid), runs the container to its end and exits; otherwise
 /// returns at once. Call it first thing in `main`, while single-threaded.
-pub fn run_if_monitor() {
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
+pub(crate) fn run_if_monitor() {
     let Some(spec) = std::env::var_os(MONITOR_ENV) else {
         return;
     };
@@ -570,6 +499,7 @@ pub fn run_if_monitor() {
 }
 
 /// Tells the starter how it went and lets go of its pipe.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn report(msg: &str) {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{msg}");
@@ -615,6 +545,8 @@ fn monitor(root: &Path, id: &str) -> i32 {
     }
     state.status = "exited".into();
     state.pid = 0;
+    state.monitor_pid = 0;
+    state.monitor_start = None;
     state.exit_code = code;
     state.finished_at = Some(now());
     if state.config.auto_remove {
@@ -642,31 +574,22 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
         )
     })?;
     let lease = store.lease("container")?;
-    let chain = strata_engine::mounts::chain_of(&image.layers)?;
-    let mut lowers = store.snapshotter().prepare_leased(&chain, Some(&lease))?;
-    let init = dir.join("init");
-    if !init.join("etc").exists() {
-        std::fs::create_dir_all(&init)?;
-        write_init_layer(&init)?;
-    }
-    lowers.push(init);
     // A previous life that was not unmounted cleanly.
     unmount(&dir.join("merged"));
-    let _ = std::fs::remove_dir_all(dir.join("work"));
-    let mount = strata_store::RootfsMount::mount(&lowers, &dir)?;
+    let mount = strata_engine::container::mount_container_rootfs(&store, &image, &dir, &lease)?;
     let result = (|| -> anyhow::Result<i32> {
         let c = &state.config;
         let user = resolve_user(mount.target(), &c.user)?;
         let args: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
         let network_guard = match c.network.as_str() {
-            "private" => Some(PastaGuard(Some(super::run::private_network(&c.ports)?))),
+            "private" => Some(PastaGuard(Some(
+                strata_engine::container::network::private_network(&c.ports)?,
+            ))),
             _ => None,
         };
-        let network = match (&network_guard, c.network.as_str()) {
-            (Some(PastaGuard(Some(n))), _) => Network::Join(n.netns().clone()),
-            (None, "none") => Network::None,
-            _ => Network::Host,
-        };
+        let private = network_guard.as_ref().and_then(|g| g.0.as_ref());
+        let network =
+            strata_engine::container::network::runtime_network(private, &c.network, &c.dns);
         let mut mounts: Vec<MountSpec> = c
             .volumes
             .iter()
@@ -682,18 +605,12 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
             extra_hosts: c.add_hosts.clone(),
             ..Default::default()
         };
-        super::run::apply_limits(&c.limits, &mut extra, &mut mounts)?;
+        c.limits.apply(&mut extra, &mut mounts)?;
         let args = if c.limits.init {
             super::init::wrap(args, &mut mounts)?
         } else {
             args
         };
-        let mut network = network;
-        if let Network::Join(n) = &mut network {
-            if !c.dns.is_empty() {
-                n.resolv_conf = Some(super::run::resolv_with(&c.dns));
-            }
-        }
         let spec = ContainerSpec {
             id: id.clone(),
             rootfs: mount.target().to_path_buf(),
@@ -747,6 +664,8 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
         state.error.clear();
         state.started_at = Some(now());
         state.finished_at = None;
+        state.monitor_pid = std::process::id();
+        state.monitor_start = strata_runtime::netns::process_start_time(state.monitor_pid);
         state.save(root)?;
         report("ok");
         *reported = true;
@@ -790,6 +709,7 @@ impl Drop for PastaGuard {
 
 /// Waits for `pid` (our child once runc exited: we are a subreaper),
 /// reaping other orphans on the way; its exit code as Docker reports it.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn wait_for(pid: u32) -> i32 {
     loop {
         let mut status = 0;
@@ -917,7 +837,7 @@ fn pump(r: std::io::PipeReader, stream: &'static str, log: &std::sync::Mutex<Log
 // ---------------------------------------------------------------- commands
 
 #[derive(clap::Args, Debug)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// Attach: follow the output and return the exit code
     #[arg(short, long)]
     pub attach: bool,
@@ -925,7 +845,7 @@ pub struct StartArgs {
     pub containers: Vec<String>,
 }
 
-pub fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
+pub(crate) fn start(g: &Global, a: StartArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut failed = false;
     for key in &a.containers {
@@ -969,7 +889,7 @@ fn follow_until_exit(root: &Path, id: &str, mut reader: LogReader) -> anyhow::Re
 }
 
 #[derive(clap::Args, Debug)]
-pub struct StopArgs {
+pub(crate) struct StopArgs {
     /// Seconds to wait before killing the container
     #[arg(short = 't', long = "time", default_value_t = 10)]
     pub time: u64,
@@ -1010,6 +930,7 @@ fn signal_number(sig: &str) -> Option<i32> {
 /// is not the monitor's), the signal goes straight to the container's
 /// init, which the same user owns (SIGKILL to a PID namespace's init ends
 /// all of it).
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn signal_container(runc: &Runc, s: &State, sig: &str, all: bool) -> anyhow::Result<()> {
     match runc.signal(&s.id, sig, all) {
         Ok(()) => Ok(()),
@@ -1080,14 +1001,14 @@ fn each_container(
     u8::from(failed)
 }
 
-pub fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
+pub(crate) fn stop(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |_, s| {
         stop_one(&root, &s, a.time, a.signal.as_deref())
     }))
 }
 
-pub fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
+pub(crate) fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |_, s| {
         stop_one(&root, &s, a.time, a.signal.as_deref())?;
@@ -1096,7 +1017,7 @@ pub fn restart(g: &Global, a: StopArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct KillArgs {
+pub(crate) struct KillArgs {
     /// Signal to send
     #[arg(short = 's', long = "signal", default_value = "KILL")]
     pub signal: String,
@@ -1104,7 +1025,7 @@ pub struct KillArgs {
     pub containers: Vec<String>,
 }
 
-pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
+pub(crate) fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |key, s| {
         if !s.running() {
@@ -1118,7 +1039,7 @@ pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// Kill a running container first
     #[arg(short, long)]
     pub force: bool,
@@ -1127,6 +1048,7 @@ pub struct RmArgs {
 }
 
 /// Detaches a mount at `p`, if any.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn unmount(p: &Path) {
     use std::os::unix::ffi::OsStrExt;
     if let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) {
@@ -1141,7 +1063,7 @@ fn remove_dir(root: &Path, id: &str) -> anyhow::Result<()> {
     std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
 }
 
-pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
+pub(crate) fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     Ok(each_container(&root, &a.containers, |_, s| {
         if s.running() {
@@ -1165,12 +1087,12 @@ pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
-pub fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
+pub(crate) fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut failed = false;
     for key in &a.containers {
@@ -1194,7 +1116,7 @@ pub fn wait(g: &Global, a: WaitArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PsArgs {
+pub(crate) struct PsArgs {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     pub all: bool,
@@ -1258,7 +1180,7 @@ fn ps_fields(s: &State, trunc: bool) -> Vec<(&'static str, String)> {
     ]
 }
 
-pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
+pub(crate) fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let list: Vec<State> = all(&root)
         .into_iter()
@@ -1351,7 +1273,7 @@ pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LogsArgs {
+pub(crate) struct LogsArgs {
     /// Follow log output
     #[arg(short, long)]
     pub follow: bool,
@@ -1443,7 +1365,7 @@ fn parse_records(bytes: &[u8]) -> Vec<(String, String, Vec<u8>)> {
         .collect()
 }
 
-pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<u8> {
+pub(crate) fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = find(&root, &a.container)?;
     let dir = ctr_dir(&root, &s.id);
@@ -1480,7 +1402,7 @@ pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ExecArgs {
+pub(crate) struct ExecArgs {
     /// Keep stdin open
     #[arg(short, long)]
     pub interactive: bool,
@@ -1510,11 +1432,21 @@ pub struct ExecArgs {
     pub words: Vec<String>,
 }
 
-pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
+pub(crate) fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = find(&root, &a.words[0])?;
     if !s.running() {
         bail!("container {} is not running", s.id);
+    }
+    // Rootless, runc can enter the container only from its monitor's user
+    // namespace, which main joined when it could (cli::ctr_userns).
+    if strata_runtime::is_rootless() && !super::ctr_userns::in_our_user_namespace(s.pid) {
+        bail!(
+            "cannot exec in container {}: it runs in the user namespace of the strata process \
+             that started it, and this strata is in another one (run `strata exec` directly \
+             as the user who started the container, not under `unshare` or `strata unshare`)",
+            s.name
+        );
     }
     let rootfs = ctr_dir(&root, &s.id).join("merged");
     let user = resolve_user(&rootfs, a.user.as_deref().unwrap_or(&s.config.user))?;
@@ -1548,7 +1480,7 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
 }
 
 /// Docker's `inspect` shape of a container.
-pub fn inspect_json(root: &Path, s: &State) -> serde_json::Value {
+pub(crate) fn inspect_json(root: &Path, s: &State) -> serde_json::Value {
     let c = &s.config;
     let ports: serde_json::Map<String, serde_json::Value> = c
         .ports
@@ -1626,17 +1558,17 @@ pub fn inspect_json(root: &Path, s: &State) -> serde_json::Value {
 }
 
 /// The container named `key`, if there is one (for `inspect`).
-pub fn try_find(root: &Path, key: &str) -> Option<State> {
+pub(crate) fn try_find(root: &Path, key: &str) -> Option<State> {
     find(root, key).ok()
 }
 
 #[derive(clap::Args, Debug)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
-pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
+pub(crate) fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let mut out = Vec::new();
     let mut failed = false;
@@ -1654,13 +1586,13 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Do not prompt for confirmation (strata never prompts)
     #[arg(short, long)]
     pub force: bool,
 }
 
-pub fn prune(g: &Global, _a: PruneArgs) -> anyhow::Result<u8> {
+pub(crate) fn prune(g: &Global, _a: PruneArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     println!("Deleted Containers:");
     for s in all(&root) {
@@ -1674,7 +1606,7 @@ pub fn prune(g: &Global, _a: PruneArgs) -> anyhow::Result<u8> {
 
 /// `strata container ...`.
 #[derive(clap::Subcommand, Debug)]
-pub enum ContainerCommand {
+pub(crate) enum ContainerCommand {
     /// List containers
     #[command(alias = "list", alias = "ps")]
     Ls(PsArgs),
@@ -1712,7 +1644,7 @@ pub enum ContainerCommand {
     Export(super::commit::ExportArgs),
 }
 
-pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
+pub(crate) fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
     match c {
         ContainerCommand::Ls(a) => ps(g, a),
         ContainerCommand::Create(a) => create(g, a),
@@ -1736,7 +1668,7 @@ pub fn dispatch(g: &Global, c: ContainerCommand) -> anyhow::Result<u8> {
 
 /// `rmi`/`image rm`: drops (with Docker's conflict message) the names
 /// whose image a container uses, unless `force`. True when one was refused.
-pub fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> bool {
+pub(crate) fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> bool {
     if force {
         return false;
     }
@@ -1770,7 +1702,7 @@ pub fn refuse_used_images(g: &Global, names: &mut Vec<String>, force: bool) -> b
 
 /// `inspect NAME...`: when every name is a container, prints them and
 /// returns the exit code; otherwise `None` (they are images).
-pub fn inspect_if_containers(g: &Global, names: &[String]) -> Option<anyhow::Result<u8>> {
+pub(crate) fn inspect_if_containers(g: &Global, names: &[String]) -> Option<anyhow::Result<u8>> {
     let root = g.store_root();
     if !ctrs_dir(&root).exists() {
         return None;

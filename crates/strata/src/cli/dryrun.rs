@@ -10,7 +10,7 @@ use strata_frontend::{parse_and_plan, Base, Command, FromRef, Plan, Resolved, St
 use super::build::BuildArgs;
 use super::Global;
 
-pub fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
     let dockerfile = a.dockerfile();
     let text = strata_engine::context::read_dockerfile(&dockerfile)
         .with_context(|| format!("cannot read {}", dockerfile.display()))?;
@@ -42,7 +42,7 @@ fn stage_label(p: &Plan, i: usize) -> String {
 }
 
 /// The plan as text.
-pub fn render(p: &Plan) -> Result<String, strata_frontend::Error> {
+pub(crate) fn render(p: &Plan) -> Result<String, strata_frontend::Error> {
     let mut out = String::new();
     let order = p.build_order();
     let _ = writeln!(out, "target: {}", stage_label(p, p.target));

@@ -11,7 +11,7 @@ use super::output::{human_size, table};
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct ExplainArgs {
+pub(crate) struct ExplainArgs {
     pub image: String,
     /// Output format: text, or json
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -23,7 +23,7 @@ pub struct ExplainArgs {
 
 /// A history `created_by` as a Dockerfile step: without BuildKit's
 /// `# buildkit` marker and the shell prefix of RUN.
-pub fn step_text(created_by: &str) -> String {
+pub(crate) fn step_text(created_by: &str) -> String {
     let s = created_by.trim();
     let s = s.strip_suffix("# buildkit").unwrap_or(s).trim_end();
     let s = s
@@ -182,7 +182,7 @@ fn render(out: &mut dyn Write, name: &str, e: &Explanation) -> std::io::Result<(
     Ok(())
 }
 
-pub fn run(g: &Global, a: ExplainArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, a: ExplainArgs) -> anyhow::Result<u8> {
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     let e = strata_engine::explain::explain_image(&store, &a.image, a.top)?;
@@ -198,7 +198,7 @@ pub fn run(g: &Global, a: ExplainArgs) -> anyhow::Result<u8> {
 }
 
 /// The line that closes a build: final size, base share, largest step.
-pub fn build_summary(store: &Store, image: &strata_oci::Digest) -> Option<String> {
+pub(crate) fn build_summary(store: &Store, image: &strata_oci::Digest) -> Option<String> {
     let s = strata_engine::explain::summary(store, image).ok()?;
     let mut line = format!("image size {}", human_size(s.size));
     if let Some(b) = &s.base {

@@ -5,7 +5,7 @@
 use clap::CommandFactory;
 
 /// `strata --version`: `strata 0.1.0, build 1a2b3c4`.
-pub const VERSION: &str = concat!(
+pub(crate) const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     ", build ",
     env!("STRATA_GIT_COMMIT")
@@ -154,18 +154,18 @@ fn decorate(mut cmd: clap::Command, path: &str) -> clap::Command {
 }
 
 /// The full command tree, decorated.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     decorate(super::Cli::command().version(VERSION), "")
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CompletionArgs {
+pub(crate) struct CompletionArgs {
     /// The shell: bash, zsh or fish
     pub shell: clap_complete::Shell,
 }
 
 /// `strata completion SHELL`: the script on stdout.
-pub fn completion(a: CompletionArgs) -> anyhow::Result<u8> {
+pub(crate) fn completion(a: CompletionArgs) -> anyhow::Result<u8> {
     let mut cmd = command();
     clap_complete::generate(a.shell, &mut cmd, "strata", &mut std::io::stdout());
     Ok(0)

@@ -13,7 +13,7 @@ use super::output::{ellipsis, go_time, human_size, record_table, since};
 use super::Global;
 
 #[derive(clap::Subcommand, Debug)]
-pub enum ImageCommand {
+pub(crate) enum ImageCommand {
     /// List images
     #[command(alias = "list")]
     Ls(LsArgs),
@@ -39,7 +39,7 @@ pub enum ImageCommand {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Remove all unused images, not just dangling ones
     #[arg(short, long)]
     pub all: bool,
@@ -48,7 +48,7 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-pub fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
+pub(crate) fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
     match c {
         ImageCommand::Ls(a) => ls(g, a),
         ImageCommand::Rm(a) => rm(g, a),
@@ -64,7 +64,7 @@ pub fn dispatch(g: &Global, c: ImageCommand) -> anyhow::Result<u8> {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// Show all images (Docker's flag; strata keeps no intermediate
     /// images, so every image is listed either way)
     #[arg(short, long)]
@@ -90,7 +90,7 @@ pub struct LsArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// Remove even if the image has several tags
     #[arg(short, long)]
     pub force: bool,
@@ -99,13 +99,13 @@ pub struct RmArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct TagArgs {
+pub(crate) struct TagArgs {
     pub source: String,
     pub target: String,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Format output: json, or a Go template ('{{.Config.Cmd}}')
     #[arg(short, long)]
     pub format: Option<String>,
@@ -114,7 +114,7 @@ pub struct InspectArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     pub image: String,
     /// Don't truncate output
     #[arg(long)]
@@ -131,7 +131,7 @@ pub struct HistoryArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Archive file or OCI layout directory
     #[arg(short, long)]
     pub input: Option<PathBuf>,
@@ -141,7 +141,7 @@ pub struct LoadArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct SaveArgs {
+pub(crate) struct SaveArgs {
     /// Write to a file instead of stdout
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -156,7 +156,7 @@ pub struct SaveArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// Root filesystem tarball (- for stdin)
     pub file: PathBuf,
     /// Name for the image
@@ -172,16 +172,16 @@ pub struct ImportArgs {
     pub platform: Option<String>,
 }
 
-pub use super::archive::{import, load, save};
+pub(crate) use super::archive::{import, load, save};
 
 /// Opens the store at the configured root.
-pub fn open_store(g: &Global) -> anyhow::Result<Store> {
+pub(crate) fn open_store(g: &Global) -> anyhow::Result<Store> {
     let root = g.store_root();
     Store::open(&root).with_context(|| format!("open the store at {}", root.display()))
 }
 
 /// The image `name` refers to (tag, ID or ID prefix).
-pub fn find(store: &Store, name: &str) -> anyhow::Result<Digest> {
+pub(crate) fn find(store: &Store, name: &str) -> anyhow::Result<Digest> {
     resolve_image(store, name)?.with_context(|| {
         format!("No such image: {name} (see `strata images`; load, import, pull or build it)")
     })
@@ -282,7 +282,7 @@ fn glob(pat: &str, s: &str) -> bool {
 }
 
 /// The content size of an image: its layers' file bytes, as Docker's.
-pub fn image_size(store: &Store, img: &ImageInfo) -> u64 {
+pub(crate) fn image_size(store: &Store, img: &ImageInfo) -> u64 {
     img.layers
         .iter()
         .map(|l| store.layer_content_size(l).unwrap_or(l.uncompressed_size))
@@ -299,7 +299,7 @@ fn ls_header() -> Value {
     })
 }
 
-pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
+pub(crate) fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
     use super::template::{self, Kind};
     let store = open_store(g)?;
     let kind = template::kind(a.format.as_deref())?;
@@ -446,7 +446,7 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<u8> {
 
 /// `image prune`: dangling images (with `-a`, every image), then the
 /// blobs only they used.
-pub fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<u8> {
+pub(crate) fn prune(g: &Global, a: PruneArgs) -> anyhow::Result<u8> {
     let warning = if a.all {
         "WARNING! This will remove all images without at least one container associated to them."
     } else {
@@ -522,7 +522,7 @@ fn rm_one(store: &Store, name: &str, force: bool, out: &mut dyn Write) -> anyhow
 
 /// Removes images or tags; the blobs nothing refers to any more are
 /// deleted right away (a GC pass), so the space is freed as with Docker.
-pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
+pub(crate) fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;
     let mut out = std::io::stdout().lock();
     let mut failed = false;
@@ -536,7 +536,7 @@ pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<u8> {
     Ok(u8::from(failed))
 }
 
-pub fn tag(g: &Global, a: TagArgs) -> anyhow::Result<u8> {
+pub(crate) fn tag(g: &Global, a: TagArgs) -> anyhow::Result<u8> {
     let store = open_store(g)?;
     let id = find(&store, &a.source)?;
     let target = Reference::parse(&a.target)
@@ -659,7 +659,7 @@ fn render_inspect(f: &super::template::Format, raw: &Value) -> anyhow::Result<St
         .or_else(|e| f.render(&template::raw(raw)).map_err(|_| e))
 }
 
-pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
+pub(crate) fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     use super::template::{self, Kind};
     let kind = template::kind(a.format.as_deref())?;
     let store = open_store(g)?;
@@ -704,7 +704,7 @@ pub fn inspect(g: &Global, a: InspectArgs) -> anyhow::Result<u8> {
     Ok(u8::from(!missing.is_empty()))
 }
 
-pub fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
+pub(crate) fn history(g: &Global, a: HistoryArgs) -> anyhow::Result<u8> {
     use super::template::{self, Kind};
     let kind = template::kind(a.format.as_deref())?;
     let store = open_store(g)?;

@@ -11,13 +11,13 @@ use anyhow::Context as _;
 use strata_runtime::{BindMount, MountSpec};
 
 /// Where the init's files appear inside the container.
-pub const INIT_DIR: &str = "/.strata-init";
+pub(crate) const INIT_DIR: &str = "/.strata-init";
 
 /// The argument that makes strata the init (after the loader's).
-pub const INIT_FLAG: &str = "--strata-init";
+pub(crate) const INIT_FLAG: &str = "--strata-init";
 
 /// The argv running `argv` under the init, adding its mounts.
-pub fn wrap(argv: Vec<String>, mounts: &mut Vec<MountSpec>) -> anyhow::Result<Vec<String>> {
+pub(crate) fn wrap(argv: Vec<String>, mounts: &mut Vec<MountSpec>) -> anyhow::Result<Vec<String>> {
     let exe = std::fs::canonicalize("/proc/self/exe").context("finding strata's own binary")?;
     let maps = std::fs::read_to_string("/proc/self/maps").context("reading /proc/self/maps")?;
     let mut libs: Vec<std::path::PathBuf> = Vec::new();
@@ -77,7 +77,7 @@ pub fn wrap(argv: Vec<String>, mounts: &mut Vec<MountSpec>) -> anyhow::Result<Ve
 
 /// When strata was started as an init (`strata --strata-init -- CMD...`),
 /// runs it and exits; otherwise returns at once.
-pub fn run_if_init() {
+pub(crate) fn run_if_init() {
     let argv: Vec<std::ffi::CString> = std::env::args_os()
         .map(|a| {
             use std::os::unix::ffi::OsStrExt;
@@ -99,6 +99,7 @@ pub fn run_if_init() {
     std::process::exit(init(&cmd));
 }
 
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn init(cmd: &[std::ffi::CString]) -> i32 {
     // SAFETY: plain signal-mask and process syscalls in a single-threaded
     // process; the child only calls async-signal-safe functions.

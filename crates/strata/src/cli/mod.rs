@@ -5,26 +5,27 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-pub mod archive;
-pub mod build;
-pub mod changes;
-pub mod check;
-pub mod commit;
-pub mod cp;
-pub mod ctr;
-pub mod dryrun;
-pub mod explain;
-pub mod help;
-pub mod images;
-pub mod init;
-pub mod output;
-pub mod platform;
-pub mod registry;
-pub mod run;
-pub mod suggest;
-pub mod system;
-pub mod template;
-pub mod top;
+pub(crate) mod archive;
+pub(crate) mod build;
+pub(crate) mod changes;
+pub(crate) mod check;
+pub(crate) mod commit;
+pub(crate) mod cp;
+pub(crate) mod ctr;
+pub(crate) mod ctr_userns;
+pub(crate) mod dryrun;
+pub(crate) mod explain;
+pub(crate) mod help;
+pub(crate) mod images;
+pub(crate) mod init;
+pub(crate) mod output;
+pub(crate) mod platform;
+pub(crate) mod registry;
+pub(crate) mod run;
+pub(crate) mod suggest;
+pub(crate) mod system;
+pub(crate) mod template;
+pub(crate) mod top;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,7 +33,7 @@ pub mod top;
     version,
     about = "Daemonless container image builder and runner"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: Global,
     #[command(subcommand)]
@@ -41,7 +42,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(clap::Args, Debug, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     /// Store root (default: $STRATA_ROOT, else /var/lib/strata for root, else $XDG_DATA_HOME/strata)
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -49,7 +50,7 @@ pub struct Global {
 
 impl Global {
     /// The store root: `--root`, else `STRATA_ROOT`, else the per-user default.
-    pub fn store_root(&self) -> PathBuf {
+    pub(crate) fn store_root(&self) -> PathBuf {
         if let Some(root) = &self.root {
             return root.clone();
         }
@@ -73,7 +74,7 @@ impl Global {
 // Parsed once per process: the size of `build`'s flags does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
     /// Check a Dockerfile without building it
@@ -154,7 +155,7 @@ pub enum Command {
 impl Command {
     /// Whether the command opens the store (all but the Dockerfile check
     /// and the registry logins; a dry-run build does not either).
-    pub fn uses_store(&self) -> bool {
+    pub(crate) fn uses_store(&self) -> bool {
         match self {
             Command::Check(_) | Command::Login(_) | Command::Logout(_) | Command::Binfmt(_) => {
                 false
@@ -166,7 +167,7 @@ impl Command {
 }
 
 /// Runs one command; the returned value is the process exit code.
-pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
         Command::Build(a) => build::run(&g, a),
@@ -230,6 +231,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 /// calling thread (and so in every thread it starts afterwards) and taken
 /// by a waiter thread, so the cleanup runs as ordinary code, not in a
 /// signal handler. Call it before starting other threads.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 pub(crate) fn cleanup_on_signal(what: &'static str, cleanup: impl FnOnce() + Send + 'static) {
     // SAFETY: sigset_t is plain data initialised by sigemptyset; the
     // calls only change this thread's signal mask.

@@ -9,7 +9,11 @@ use time::OffsetDateTime;
 /// Prints rows as Docker's tabwriter does (min width 10, padding 3, the
 /// last column unpadded: an empty last cell leaves the padding of the one
 /// before, as `docker history` does).
-pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+pub(crate) fn table(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
     let cols = header.len();
     let mut width = vec![0usize; cols];
     let all = std::iter::once(header.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -37,7 +41,7 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> std:
 /// [`table`] of JSON records: the columns `cols` (keys of each record and
 /// of `header`, which holds the column titles); a missing or non-string
 /// value prints empty.
-pub fn record_table(
+pub(crate) fn record_table(
     out: &mut dyn Write,
     header: &serde_json::Value,
     records: &[serde_json::Value],
@@ -60,13 +64,13 @@ pub fn record_table(
 
 /// Docker's `units.HumanSizeWithPrecision(n, 3)`: decimal units, three
 /// significant digits (`4.26MB`, `999B`, `1.23kB`).
-pub fn human_size(n: u64) -> String {
+pub(crate) fn human_size(n: u64) -> String {
     human_size_prec(n, 3)
 }
 
 /// Docker's `units.HumanSizeWithPrecision(n, prec)` (`VirtualSize` in
 /// `image ls --format json` uses 4: `1.983MB`).
-pub fn human_size_prec(n: u64, prec: usize) -> String {
+pub(crate) fn human_size_prec(n: u64, prec: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -97,7 +101,7 @@ fn go_g(v: f64, prec: usize) -> String {
 }
 
 /// Docker's `units.HumanDuration`.
-pub fn human_duration(secs: i64) -> String {
+pub(crate) fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
     let minutes = s / 60;
     let hours = ((s as f64) / 3600.0 + 0.5) as i64;
@@ -117,12 +121,12 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 /// Parses an RFC 3339 creation time (`None` when empty or malformed).
-pub fn parse_time(created: &str) -> Option<OffsetDateTime> {
+pub(crate) fn parse_time(created: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(created, &Rfc3339).ok()
 }
 
 /// `2 weeks ago`, or `N/A` when the time is unknown.
-pub fn since(created: &str) -> String {
+pub(crate) fn since(created: &str) -> String {
     match parse_time(created) {
         Some(t) => {
             let age = (OffsetDateTime::now_utc() - t).whole_seconds();
@@ -133,7 +137,7 @@ pub fn since(created: &str) -> String {
 }
 
 /// Go's `time.Time.String()` in UTC: `2024-01-02 15:04:05 +0000 UTC`.
-pub fn go_time(created: &str) -> String {
+pub(crate) fn go_time(created: &str) -> String {
     match parse_time(created) {
         Some(t) => {
             let t = t.to_offset(time::UtcOffset::UTC);
@@ -152,7 +156,7 @@ pub fn go_time(created: &str) -> String {
 }
 
 /// Docker's `stringutils.Ellipsis`: at most `max` chars, `…` when cut.
-pub fn ellipsis(s: &str, max: usize) -> String {
+pub(crate) fn ellipsis(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -164,7 +168,7 @@ pub fn ellipsis(s: &str, max: usize) -> String {
 /// Docker's confirmation prompt: `WARNING! ...` then `Are you sure you
 /// want to continue? [y/N]` on a terminal. Without a terminal on stdin
 /// nobody can answer: refused, as Docker refuses, pointing at `-f`.
-pub fn confirm(warning: &str) -> anyhow::Result<bool> {
+pub(crate) fn confirm(warning: &str) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal};
     if !std::io::stdin().is_terminal() {
         anyhow::bail!(

@@ -11,7 +11,7 @@ use super::images::{find, open_store};
 use super::Global;
 
 #[derive(clap::Subcommand, Debug)]
-pub enum ManifestCommand {
+pub(crate) enum ManifestCommand {
     /// Tag NAME with an index of IMAGEs (one per platform, read from each image's config)
     Create {
         name: String,
@@ -25,7 +25,7 @@ pub enum ManifestCommand {
 }
 
 #[derive(clap::Subcommand, Debug)]
-pub enum BinfmtCommand {
+pub(crate) enum BinfmtCommand {
     /// Register Debian's qemu-user-static emulators (/usr/lib/binfmt.d/qemu-*.conf) with the F flag; as root
     Install,
     /// List the binfmt_misc registrations and which platforms can run here
@@ -52,7 +52,7 @@ fn entries_of(store: &Store, image: &str) -> anyhow::Result<Vec<IndexEntry>> {
     }])
 }
 
-pub fn manifest(g: &Global, c: ManifestCommand) -> anyhow::Result<u8> {
+pub(crate) fn manifest(g: &Global, c: ManifestCommand) -> anyhow::Result<u8> {
     let store = open_store(g)?;
     match c {
         ManifestCommand::Create { name, images } => {
@@ -88,7 +88,7 @@ pub fn manifest(g: &Global, c: ManifestCommand) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn binfmt_cmd(c: BinfmtCommand) -> anyhow::Result<u8> {
+pub(crate) fn binfmt_cmd(c: BinfmtCommand) -> anyhow::Result<u8> {
     match c {
         BinfmtCommand::Install => {
             let done = binfmt::install(

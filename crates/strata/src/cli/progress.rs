@@ -21,7 +21,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, P
 use strata_engine::{Event, EventKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     Plain,
     Tty,
     RawJson,
@@ -30,7 +30,7 @@ pub enum Mode {
 
 impl Mode {
     /// From `--progress` (and `-q`); `auto` is tty on a terminal, else plain.
-    pub fn parse(s: &str, quiet: bool) -> anyhow::Result<Mode> {
+    pub(super) fn parse(s: &str, quiet: bool) -> anyhow::Result<Mode> {
         if quiet {
             return Ok(Mode::Quiet);
         }
@@ -96,6 +96,7 @@ struct Interrupt {
 }
 
 impl Interrupt {
+    #[allow(unsafe_code)] // libc calls, each with its SAFETY comment
     fn install() -> Interrupt {
         let mut saved = Vec::new();
         for sig in [libc::SIGINT, libc::SIGTERM] {
@@ -130,6 +131,7 @@ impl Interrupt {
         self.cancelled.load(Ordering::SeqCst)
     }
 
+    #[allow(unsafe_code)] // libc calls, each with its SAFETY comment
     fn restore(&self) {
         self.stop.store(true, Ordering::SeqCst);
         for (sig, old) in self
@@ -147,7 +149,7 @@ impl Interrupt {
 }
 
 /// Receives engine events (from any thread) and renders them.
-pub struct Renderer {
+pub(super) struct Renderer {
     mode: Mode,
     state: Arc<Mutex<State>>,
     interrupt: Arc<Interrupt>,
@@ -158,7 +160,7 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    pub fn new(mode: Mode) -> Renderer {
+    pub(super) fn new(mode: Mode) -> Renderer {
         let tty = (mode == Mode::Tty)
             .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
         let state = Arc::new(Mutex::new(State {
@@ -200,13 +202,13 @@ impl Renderer {
     }
 
     /// The user interrupted the build (Ctrl-C).
-    pub fn cancelled(&self) -> bool {
+    pub(super) fn cancelled(&self) -> bool {
         self.interrupt.check()
     }
 
     /// The steps that missed the cache, in order: `(step, name, reason)`
     /// (no reason for a step never built before).
-    pub fn misses(&self) -> Vec<(usize, String, Option<String>)> {
+    pub(super) fn misses(&self) -> Vec<(usize, String, Option<String>)> {
         let mut m = self
             .misses
             .lock()
@@ -216,7 +218,7 @@ impl Renderer {
         m
     }
 
-    pub fn handle(&self, ev: Event) {
+    pub(super) fn handle(&self, ev: Event) {
         match &ev.kind {
             EventKind::StepStarted { step, name, .. } => {
                 let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
@@ -257,7 +259,7 @@ impl Renderer {
 
     /// Ends the live lines (tty) and prints the total line, before the
     /// final message.
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         let cancelled = self.interrupt.check();
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         end(&mut st, self.mode, cancelled);

@@ -14,7 +14,7 @@ use strata_store::Store;
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct PullArgs {
+pub(crate) struct PullArgs {
     pub name: String,
     /// Platform to pick from a manifest list (default: the host's); several, comma-separated, make one multi-platform tag
     #[arg(long)]
@@ -31,7 +31,7 @@ pub struct PullArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PushArgs {
+pub(crate) struct PushArgs {
     pub name: String,
     #[arg(short, long)]
     pub quiet: bool,
@@ -41,7 +41,7 @@ pub struct PushArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LoginArgs {
+pub(crate) struct LoginArgs {
     pub registry: Option<String>,
     #[arg(short, long)]
     pub username: Option<String>,
@@ -56,7 +56,7 @@ pub struct LoginArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct LogoutArgs {
+pub(crate) struct LogoutArgs {
     pub registry: Option<String>,
 }
 
@@ -76,7 +76,7 @@ fn open_store(g: &Global) -> anyhow::Result<Store> {
     Store::open(&root).with_context(|| format!("open the store at {}", root.display()))
 }
 
-pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
+pub(crate) fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
     let reference = parse_ref(&a.name)?;
     // Several platforms (comma-separated): each pulled, then one
     // multi-platform tag over them.
@@ -160,7 +160,7 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn push(g: &Global, a: PushArgs) -> anyhow::Result<u8> {
+pub(crate) fn push(g: &Global, a: PushArgs) -> anyhow::Result<u8> {
     let reference = parse_ref(&a.name)?;
     let store = open_store(g)?;
     let opts = PushOptions {
@@ -192,7 +192,7 @@ fn registry_name(arg: Option<&str>) -> String {
     }
 }
 
-pub fn login(_g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
+pub(crate) fn login(_g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
     let registry = registry_name(a.registry.as_deref());
     let creds = CredentialStore::default();
     if a.password.is_some() && a.password_stdin {
@@ -257,7 +257,7 @@ pub fn login(_g: &Global, a: LoginArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub fn logout(_g: &Global, a: LogoutArgs) -> anyhow::Result<u8> {
+pub(crate) fn logout(_g: &Global, a: LogoutArgs) -> anyhow::Result<u8> {
     let registry = registry_name(a.registry.as_deref());
     let key = strata_registry::config_key(&registry);
     if CredentialStore::default().erase(&registry)? {
@@ -269,6 +269,7 @@ pub fn logout(_g: &Global, a: LogoutArgs) -> anyhow::Result<u8> {
 }
 
 /// Reads a line from the terminal; `echo` false hides the input.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {

@@ -2,20 +2,18 @@
 //! or with `-d` a detached one owned by a monitor ([`super::ctr`]).
 
 use anyhow::{bail, Context as _};
-use strata_engine::images;
-use strata_engine::mounts::MountedRootfs;
-use strata_runtime::{
-    resolve_user, write_init_layer, BindMount, ContainerExtras, ContainerSpec, Executor, MountSpec,
-    Network, PastaOptions, PrivateNetwork, ProcessSpec, Runc, StdioConfig, Ulimit,
+use strata_engine::container::{
+    network, ContainerPlan, LimitOptions, Limits, NetworkChoice, Port, RunOptions, RunRootfs,
 };
+use strata_engine::images;
+use strata_runtime::{ContainerExtras, ContainerSpec, Executor, Runc, StdioConfig};
 use strata_store::Store;
 
-use super::ctr::{Limits, Port};
 use super::Global;
 
 #[derive(clap::Args, Debug)]
 #[command(disable_help_flag = true)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -120,62 +118,97 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The image named.
-    pub fn image(&self) -> &str {
+    pub(crate) fn image(&self) -> &str {
         &self.image_and_args[0]
     }
 
     /// The words after the image.
-    pub fn args(&self) -> &[String] {
+    pub(crate) fn args(&self) -> &[String] {
         &self.image_and_args[1..]
+    }
+
+    /// What the flags ask of the container's process, for
+    /// [`ContainerPlan::from_image`]: `--env-file` lines then `-e`, a bare
+    /// `K` taking the value from strata's environment (skipped when unset).
+    pub(crate) fn run_options(&self) -> anyhow::Result<RunOptions> {
+        let mut given = Vec::new();
+        for f in &self.env_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading the env file {}", f.display()))?;
+            for l in text.lines() {
+                let l = l.trim_start();
+                if l.is_empty() || l.starts_with('#') {
+                    continue;
+                }
+                given.push(l.to_string());
+            }
+        }
+        given.extend(self.env.iter().cloned());
+        let env = given
+            .into_iter()
+            .filter_map(|e| match e.split_once('=') {
+                Some(_) => Some(e),
+                None => std::env::var(&e).ok().map(|v| format!("{e}={v}")),
+            })
+            .collect();
+        Ok(RunOptions {
+            platform: self.platform.clone(),
+            entrypoint: self.entrypoint.clone(),
+            args: self.args().to_vec(),
+            env,
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+        })
+    }
+
+    /// The limits and security options of the flags, checked.
+    pub(crate) fn limits(&self) -> anyhow::Result<Limits> {
+        Ok(Limits::parse(&LimitOptions {
+            memory: self.memory.clone(),
+            cpus: self.cpus,
+            pids_limit: self.pids_limit,
+            ulimits: self.ulimit.clone(),
+            shm_size: self.shm_size.clone(),
+            read_only: self.read_only,
+            tmpfs: self.tmpfs.clone(),
+            cap_add: self.cap_add.clone(),
+            cap_drop: self.cap_drop.clone(),
+            security_opt: self.security_opt.clone(),
+            init: self.init,
+        })?)
+    }
+
+    /// `--network`, with its warning (if any) shown.
+    pub(crate) fn network(&self) -> anyhow::Result<NetworkChoice> {
+        let n = NetworkChoice::parse(self.network.as_deref())?;
+        if let Some(w) = &n.warning {
+            eprintln!("strata: warning: {w}");
+        }
+        Ok(n)
+    }
+
+    /// `-p`, checked against the network.
+    pub(crate) fn ports(&self, network: &NetworkChoice) -> anyhow::Result<Vec<Port>> {
+        let ports = self
+            .publish
+            .iter()
+            .map(|p| Port::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        network.check_ports(&ports)?;
+        Ok(ports)
     }
 }
 
-/// The image of `run`/`create`, for `--platform` when given; refused
-/// when this host cannot run its platform.
-pub fn load_for_platform(store: &Store, a: &RunArgs) -> anyhow::Result<images::BaseImage> {
-    let image = match &a.platform {
-        Some(p) => {
-            let p =
-                strata_oci::Platform::parse(p).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
-            let id = strata_store::transfer::resolve_image_for(store, a.image(), &p)?
-                .with_context(|| format!("No such image: {}", a.image()))?;
-            images::load_image(store, &id.to_string())?
-        }
-        None => images::load_image(store, a.image())?,
-    };
-    strata_runtime::binfmt::ensure_can_run(
-        &image.config.os,
-        &image.config.architecture,
-        image.config.variant.as_deref(),
-    )
-    .map_err(|e| anyhow::anyhow!("{}: {e}", a.image()))?;
-    Ok(image)
-}
-
-/// Docker's rules for the container's command: `--entrypoint` replaces
-/// ENTRYPOINT and clears CMD; arguments after the image replace CMD.
-pub fn entrypoint_and_cmd(
-    cfg: &strata_engine::config::RuntimeConfig,
-    a: &RunArgs,
-) -> (Vec<String>, Vec<String>) {
-    let (entrypoint, default_cmd) = match &a.entrypoint {
-        Some(ep) if ep.is_empty() => (Vec::new(), Vec::new()),
-        Some(ep) => (vec![ep.clone()], Vec::new()),
-        None => (
-            cfg.entrypoint.clone().unwrap_or_default(),
-            cfg.cmd.clone().unwrap_or_default(),
-        ),
-    };
-    let cmd = if a.args().is_empty() {
-        default_cmd
-    } else {
-        a.args().to_vec()
-    };
-    (entrypoint, cmd)
+/// The pulled (if needed) image and the container's process as the
+/// flags and the image decide them.
+pub(crate) fn plan(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<ContainerPlan> {
+    pull_if_needed(g, store, a)?;
+    let opts = a.run_options()?;
+    Ok(ContainerPlan::from_image(store, a.image(), &opts)?)
 }
 
 /// `--pull`: pulls the image when asked to (or when missing).
-pub fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<()> {
+pub(crate) fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<()> {
     let present = images::find_image_id(store, a.image()).is_ok();
     let pull = match a.pull.as_str() {
         "missing" => !present,
@@ -212,277 +245,7 @@ pub fn pull_if_needed(g: &Global, store: &Store, a: &RunArgs) -> anyhow::Result<
     Ok(())
 }
 
-/// The image's env with `-e` and `--env-file` applied.
-pub fn merged_env(mut env: Vec<String>, a: &RunArgs) -> anyhow::Result<Vec<String>> {
-    let mut given = Vec::new();
-    for f in &a.env_file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("reading the env file {}", f.display()))?;
-        for l in text.lines() {
-            let l = l.trim_start();
-            if l.is_empty() || l.starts_with('#') {
-                continue;
-            }
-            given.push(l.to_string());
-        }
-    }
-    given.extend(a.env.iter().cloned());
-    for e in &given {
-        let kv = match e.split_once('=') {
-            Some(_) => e.clone(),
-            None => match std::env::var(e) {
-                Ok(v) => format!("{e}={v}"),
-                Err(_) => continue,
-            },
-        };
-        let key = kv.split('=').next().unwrap_or_default().to_string();
-        env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(kv);
-    }
-    Ok(env)
-}
-
-/// `--network`: `private` (also `bridge`, `default`), `host` or `none`.
-/// Not given, it is `private`; an unprivileged user on a host where
-/// pasta cannot work gets the host's network with a warning (as build's
-/// RUN steps do), never silently.
-pub fn network_name(n: Option<&str>) -> anyhow::Result<String> {
-    let Some(n) = n else {
-        if strata_runtime::is_rootless() {
-            if let Some(why) = strata_runtime::netns::unavailable_reason() {
-                eprintln!(
-                    "strata: warning: the container uses the host's network: no private network \
-                     for an unprivileged user here ({why}); give --network host or none to \
-                     silence this"
-                );
-                return Ok("host".into());
-            }
-        }
-        return Ok("private".into());
-    };
-    Ok(match n {
-        "private" | "bridge" | "default" => "private".into(),
-        "host" => "host".into(),
-        "none" => "none".into(),
-        other => bail!(
-            "invalid --network {other:?}: use private (or its alias bridge), host or none; \
-             user-defined networks are not supported"
-        ),
-    })
-}
-
-/// `-v SRC:DST[:ro]`.
-pub fn volume_mounts(volumes: &[String]) -> anyhow::Result<Vec<MountSpec>> {
-    let mut mounts = Vec::new();
-    for v in volumes {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, ro) = match parts.as_slice() {
-            [s, d] => (*s, *d, false),
-            [s, d, "ro"] => (*s, *d, true),
-            [s, d, "rw"] => (*s, *d, false),
-            _ => bail!("invalid volume {v:?}: use SRC:DST[:ro]"),
-        };
-        if !dst.starts_with('/') {
-            bail!("invalid volume {v:?}: the destination must be an absolute path");
-        }
-        let source = std::fs::canonicalize(src).with_context(|| {
-            format!("volume source {src} (named volumes are not supported; give a host path)")
-        })?;
-        mounts.push(MountSpec::Bind(BindMount {
-            source,
-            destination: dst.to_string(),
-            readonly: ro,
-        }));
-    }
-    Ok(mounts)
-}
-
-/// `--add-host HOST:IP` (`host-gateway` is the host as pasta maps it).
-pub fn add_hosts(v: &[String]) -> anyhow::Result<Vec<(String, String)>> {
-    v.iter()
-        .map(|h| {
-            let (host, ip) = h
-                .split_once(':')
-                .or_else(|| h.split_once('='))
-                .with_context(|| format!("invalid --add-host {h:?}: use HOST:IP"))?;
-            let ip = if ip == "host-gateway" {
-                gateway().unwrap_or_else(|| "127.0.0.1".into())
-            } else {
-                ip.to_string()
-            };
-            if ip.parse::<std::net::IpAddr>().is_err() {
-                bail!("invalid --add-host {h:?}: {ip:?} is not an IP address");
-            }
-            Ok((host.to_string(), ip))
-        })
-        .collect()
-}
-
-/// The host's default gateway (pasta gives the container the same one and
-/// maps it to the host's loopback).
-pub fn gateway() -> Option<String> {
-    let t = std::fs::read_to_string("/proc/net/route").ok()?;
-    t.lines().skip(1).find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.get(1) == Some(&"00000000")).then(|| {
-            let g = u32::from_str_radix(f[2], 16).ok()?;
-            Some(std::net::Ipv4Addr::from(g.to_le_bytes()).to_string())
-        })?
-    })
-}
-
-/// A resolv.conf naming `dns` as the nameservers.
-pub fn resolv_with(dns: &[String]) -> String {
-    dns.iter().map(|d| format!("nameserver {d}\n")).collect()
-}
-
-fn parse_size(s: &str, what: &str) -> anyhow::Result<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.trim_end_matches('b');
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("invalid {what} {s:?}: use a size like 32m or 1g"))?;
-    Ok((n * mult as f64) as u64)
-}
-
-/// The limits and security options of `run`'s flags.
-pub fn limits(a: &RunArgs) -> anyhow::Result<Limits> {
-    let mut l = Limits {
-        memory: a
-            .memory
-            .as_deref()
-            .map(|m| parse_size(m, "--memory"))
-            .transpose()?
-            .map(|m| m as i64),
-        cpus: a.cpus,
-        pids_limit: a.pids_limit.filter(|&p| p > 0),
-        ulimits: a.ulimit.clone(),
-        shm_size: a
-            .shm_size
-            .as_deref()
-            .map(|m| parse_size(m, "--shm-size"))
-            .transpose()?,
-        read_only: a.read_only,
-        tmpfs: a.tmpfs.clone(),
-        cap_add: a.cap_add.clone(),
-        cap_drop: a.cap_drop.clone(),
-        init: a.init,
-        ..Default::default()
-    };
-    if let Some(m) = l.memory {
-        if m < 6 << 20 {
-            bail!("Minimum memory limit allowed is 6MB");
-        }
-    }
-    if let Some(c) = l.cpus {
-        if c <= 0.0 {
-            bail!("invalid --cpus {c}: give a positive number");
-        }
-    }
-    for o in &a.security_opt {
-        match o.as_str() {
-            "no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true" => {
-                l.no_new_privileges = true
-            }
-            "seccomp=unconfined" | "seccomp:unconfined" => l.seccomp_unconfined = true,
-            other => bail!(
-                "unsupported --security-opt {other:?}: strata knows no-new-privileges and \
-                 seccomp=unconfined"
-            ),
-        }
-    }
-    strata_runtime::effective_capabilities(&l.cap_add, &l.cap_drop)?;
-    for u in &l.ulimits {
-        Ulimit::parse(u).map_err(|e| anyhow::anyhow!(e))?;
-    }
-    Ok(l)
-}
-
-/// Puts `l` into the runtime's extras and mounts.
-pub fn apply_limits(
-    l: &Limits,
-    extra: &mut ContainerExtras,
-    mounts: &mut Vec<MountSpec>,
-) -> anyhow::Result<()> {
-    extra.memory = l.memory;
-    extra.nano_cpus = l.cpus.map(|c| (c * 1e9) as i64);
-    extra.pids_limit = l.pids_limit;
-    extra.shm_size = l.shm_size;
-    extra.cap_add = l.cap_add.clone();
-    extra.cap_drop = l.cap_drop.clone();
-    extra.seccomp_unconfined = l.seccomp_unconfined;
-    for u in &l.ulimits {
-        extra
-            .ulimits
-            .push(Ulimit::parse(u).map_err(|e| anyhow::anyhow!(e))?);
-    }
-    for t in &l.tmpfs {
-        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
-        if !dst.starts_with('/') {
-            bail!("invalid --tmpfs {t:?}: the path must be absolute");
-        }
-        let mut size = None;
-        let mut mode = None;
-        for o in opts.split(',').filter(|o| !o.is_empty()) {
-            if let Some(v) = o.strip_prefix("size=") {
-                size = Some(parse_size(v, "tmpfs size")?);
-            } else if let Some(v) = o.strip_prefix("mode=") {
-                mode = Some(
-                    u32::from_str_radix(v, 8)
-                        .with_context(|| format!("invalid tmpfs mode {v:?}"))?,
-                );
-            }
-        }
-        mounts.push(MountSpec::Tmpfs {
-            destination: dst.to_string(),
-            size,
-            mode: mode.or(Some(0o1777)),
-        });
-    }
-    Ok(())
-}
-
-/// A private network for one container, publishing `ports`.
-pub fn private_network(ports: &[Port]) -> anyhow::Result<PrivateNetwork> {
-    if let Some(why) = strata_runtime::netns::unavailable_reason() {
-        bail!(
-            "--network private cannot be set up: {why}. To fix it: install pasta \
-             (`apt-get install passt`) and make /dev/net/tun usable (as root: `mkdir -p /dev/net && \
-             mknod -m 0666 /dev/net/tun c 10 200`, or `chmod 0666 /dev/net/tun`), or run with \
-             --network host or --network none"
-        );
-    }
-    let spec = |p: &Port| {
-        if p.host_ip.is_empty() {
-            format!("{}:{}", p.host_port, p.container_port)
-        } else {
-            format!("{}/{}:{}", p.host_ip, p.host_port, p.container_port)
-        }
-    };
-    let opts = PastaOptions {
-        tcp: ports
-            .iter()
-            .filter(|p| p.proto == "tcp")
-            .map(spec)
-            .collect(),
-        udp: ports
-            .iter()
-            .filter(|p| p.proto == "udp")
-            .map(spec)
-            .collect(),
-        hint: Some("run with --network host or --network none instead".into()),
-    };
-    let dir = strata_runtime::netns::default_dir()?;
-    Ok(PrivateNetwork::create_with(&dir, &opts)?)
-}
-
-pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.detach {
         return super::ctr::run_detached(g, a);
     }
@@ -497,99 +260,47 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     }
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
-    pull_if_needed(g, &store, &a)?;
-    let image = load_for_platform(&store, &a)?;
-    let cfg = &image.config.config;
-
-    let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &a);
-    let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-    if argv.is_empty() {
-        bail!("no command specified: the image {} has no ENTRYPOINT or CMD; give one after the image name", a.image());
-    }
-    let env = merged_env(cfg.env.clone().unwrap_or_default(), &a)?;
-    let net = network_name(a.network.as_deref())?;
-    let mut ports = Vec::new();
-    for p in &a.publish {
-        ports.push(Port::parse(p)?);
-    }
-    if !ports.is_empty() && net != "private" {
-        bail!("-p publishes ports of a private network; --network {net} has none to publish (use --network private)");
-    }
-    let mut mounts = volume_mounts(&a.volumes)?;
-    let lim = limits(&a)?;
+    let plan = plan(g, &store, &a)?;
+    let net = a.network()?;
+    let ports = a.ports(&net)?;
+    let mut mounts = network::volume_mounts(&a.volumes)?;
+    let lim = a.limits()?;
     let mut extra = ContainerExtras {
-        extra_hosts: add_hosts(&a.add_host)?,
+        extra_hosts: network::add_hosts(&a.add_host)?,
         ..Default::default()
     };
-    apply_limits(&lim, &mut extra, &mut mounts)?;
+    lim.apply(&mut extra, &mut mounts)?;
+    let mut argv = plan.argv();
     if lim.init {
         argv = super::init::wrap(argv, &mut mounts)?;
     }
 
     let lease = store.lease("run")?;
-    // Locked while the container runs: GC leaves it alone.
-    let init_dir = store.temp_dir("init")?;
-    let init = init_dir.path().to_path_buf();
-    write_init_layer(&init)?;
-    let result = (|| -> anyhow::Result<u8> {
-        let private = match net.as_str() {
-            "private" => Some(private_network(&ports)?),
-            _ => None,
-        };
-        let network = match (&private, net.as_str()) {
-            (Some(p), _) => {
-                let mut n = p.netns().clone();
-                if !a.dns.is_empty() {
-                    n.resolv_conf = Some(resolv_with(&a.dns));
-                }
-                Network::Join(n)
-            }
-            (None, "none") => Network::None,
-            _ => Network::Host,
-        };
-        let rootfs = MountedRootfs::mount_as(
-            "run",
-            &store,
-            &image.layers,
-            std::slice::from_ref(&init),
-            Some(&lease),
-        )?;
-        let user_spec = a.user.clone().unwrap_or_else(|| cfg.user.clone());
-        let user = resolve_user(rootfs.root(), &user_spec)?;
-        let workdir = a
-            .workdir
-            .clone()
-            .or_else(|| (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()))
-            .unwrap_or_else(|| "/".into());
-        let spec = ContainerSpec {
-            id: rootfs.id(),
-            rootfs: rootfs.root().to_path_buf(),
-            process: ProcessSpec {
-                args: argv,
-                env,
-                cwd: workdir,
-                user,
-                tty: a.tty,
-                stdin: a.interactive,
-            },
-            network,
-            mounts,
-            hostname: a.hostname.clone(),
-            readonly_rootfs: lim.read_only,
-            extra,
-        };
-        let runc = Runc::locate()?;
-        let status = match runc.run(&spec, StdioConfig::Inherit) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("strata: error: {e}");
-                return Ok(e.docker_exit_code() as u8);
-            }
-        };
-        rootfs.release()?;
-        drop(private);
-        Ok(status.code.clamp(0, 255) as u8)
-    })();
-    drop(init_dir);
-    result
+    let rootfs = RunRootfs::mount(&store, &plan.image, &lease)?;
+    let private = match net.name.as_str() {
+        "private" => Some(network::private_network(&ports)?),
+        _ => None,
+    };
+    let network = network::runtime_network(private.as_ref(), &net.name, &a.dns);
+    let spec = ContainerSpec {
+        id: rootfs.id(),
+        rootfs: rootfs.root().to_path_buf(),
+        process: plan.process(rootfs.root(), argv, a.tty, a.interactive)?,
+        network,
+        mounts,
+        hostname: a.hostname.clone(),
+        readonly_rootfs: lim.read_only,
+        extra,
+    };
+    let runc = Runc::locate()?;
+    let status = match runc.run(&spec, StdioConfig::Inherit) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("strata: error: {e}");
+            return Ok(e.docker_exit_code() as u8);
+        }
+    };
+    rootfs.release()?;
+    drop(private);
+    Ok(status.code.clamp(0, 255) as u8)
 }

@@ -182,7 +182,7 @@ fn build_first(store: &Store, dockerfile: &Path, context: &Path) -> anyhow::Resu
 }
 
 /// How `--suggest-multistage` finds the built program.
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// No image: a guess from the Dockerfile alone.
     None,
     /// `--image NAME`.
@@ -192,7 +192,7 @@ pub enum Source<'a> {
 }
 
 /// Prints the rewritten Dockerfile; returns the exit code.
-pub fn run(g: &Global, dockerfile: &Path, source: Source<'_>) -> anyhow::Result<u8> {
+pub(crate) fn run(g: &Global, dockerfile: &Path, source: Source<'_>) -> anyhow::Result<u8> {
     let name = dockerfile.display().to_string();
     let text = std::fs::read_to_string(dockerfile).with_context(|| format!("reading {name}"))?;
     let ast = parse(&text, &name).map_err(|e| anyhow::anyhow!("{e}"))?;

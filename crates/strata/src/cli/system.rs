@@ -13,7 +13,7 @@ use super::output::{human_size, table};
 use super::Global;
 
 #[derive(clap::Subcommand, Debug)]
-pub enum SystemCommand {
+pub(crate) enum SystemCommand {
     /// Show store disk usage
     Df,
     /// Remove unused data
@@ -23,7 +23,7 @@ pub enum SystemCommand {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Also remove untagged images and the build cache
     #[arg(short, long)]
     pub all: bool,
@@ -33,13 +33,13 @@ pub struct PruneArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct CheckStoreArgs {
+pub(crate) struct CheckStoreArgs {
     /// Repair what can be repaired (remove leftovers and corrupt blobs)
     #[arg(long)]
     pub repair: bool,
 }
 
-pub fn dispatch(g: &Global, c: SystemCommand) -> anyhow::Result<u8> {
+pub(crate) fn dispatch(g: &Global, c: SystemCommand) -> anyhow::Result<u8> {
     match c {
         SystemCommand::Df => df(g),
         SystemCommand::Prune(a) => prune(g, a),
@@ -153,7 +153,7 @@ fn df(g: &Global) -> anyhow::Result<u8> {
 /// Bytes of the files under `dir` (symlinks not followed), each inode
 /// counted once across every call sharing `seen`: `du`'s accounting, in
 /// bytes (a regular file's size, a symlink's target length).
-pub fn dir_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+pub(crate) fn dir_size(dir: &Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;

@@ -18,14 +18,14 @@ use gtmpl_value::{FuncError, Number, Value};
 use serde_json::Value as Json;
 
 /// A parsed `--format`.
-pub struct Format {
+pub(crate) struct Format {
     tmpl: Template,
     /// `table ...`: a header row and aligned columns.
     table: bool,
 }
 
 /// How a command's `--format` value is to be read.
-pub enum Kind {
+pub(crate) enum Kind {
     /// The command's default output.
     Default,
     /// `--format json`.
@@ -36,7 +36,7 @@ pub enum Kind {
 
 /// Reads `--format`: absent or `table` → default, `json` → JSON lines,
 /// anything else a template.
-pub fn kind(format: Option<&str>) -> anyhow::Result<Kind> {
+pub(crate) fn kind(format: Option<&str>) -> anyhow::Result<Kind> {
     match format.map(str::trim) {
         None | Some("") | Some("table") => Ok(Kind::Default),
         Some("json") => Ok(Kind::Json),
@@ -45,7 +45,7 @@ pub fn kind(format: Option<&str>) -> anyhow::Result<Kind> {
 }
 
 impl Format {
-    pub fn parse(format: &str) -> anyhow::Result<Format> {
+    pub(crate) fn parse(format: &str) -> anyhow::Result<Format> {
         let (table, body) = match format.strip_prefix("table") {
             Some(rest) if rest.is_empty() || rest.starts_with([' ', '\t', '{']) => (true, rest),
             _ => (false, format),
@@ -63,12 +63,12 @@ impl Format {
     }
 
     #[cfg(test)]
-    pub fn is_table(&self) -> bool {
+    pub(crate) fn is_table(&self) -> bool {
         self.table
     }
 
     /// One rendering of the template for `data`.
-    pub fn render(&self, data: &Value) -> anyhow::Result<String> {
+    pub(crate) fn render(&self, data: &Value) -> anyhow::Result<String> {
         self.tmpl
             .render(&Context::from(data.clone()))
             .map_err(|e| anyhow::anyhow!("template: executing: {e}"))
@@ -76,7 +76,7 @@ impl Format {
 
     /// Renders every row (and, for `table`, the header made by rendering
     /// the template on `header`) to `out`, as Docker does.
-    pub fn write_all(
+    pub(crate) fn write_all(
         &self,
         out: &mut dyn Write,
         header: &Value,
@@ -327,7 +327,7 @@ fn truncate_fn(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 /// Go's `%v`.
-pub fn go_format(v: &Value) -> String {
+pub(crate) fn go_format(v: &Value) -> String {
     match v {
         Value::NoValue => "<no value>".into(),
         Value::Nil => "<nil>".into(),
@@ -395,7 +395,7 @@ fn fields_for(m: &std::collections::HashMap<String, Value>, json: bool) -> Vec<(
 
 /// Go's `json.Marshal` text (what `--format json` prints): HTML-sensitive
 /// characters escaped.
-pub fn go_json(v: &Json) -> String {
+pub(crate) fn go_json(v: &Json) -> String {
     let s = serde_json::to_string(v).unwrap_or_default();
     s.replace('<', "\\u003c")
         .replace('>', "\\u003e")
@@ -434,7 +434,7 @@ fn to_json(v: &Value) -> Json {
 /// structs (a missing field is an error; `%v` prints the values in order;
 /// `json` keeps the order) except under the [`GO_MAPS`] keys, which are
 /// maps (a missing key prints `<no value>`; keys sorted).
-pub fn from_json(v: &Json) -> Value {
+pub(crate) fn from_json(v: &Json) -> Value {
     convert(v, false)
 }
 
@@ -484,7 +484,7 @@ fn is_empty(v: &Value) -> bool {
 }
 
 /// Marks every field of the struct `v` `omitempty`.
-pub fn omit_empty(v: &mut Value) {
+pub(crate) fn omit_empty(v: &mut Value) {
     if let Value::Object(m) = v {
         if let Some(Value::Array(order)) = m.get_mut(ORDER) {
             for k in order.iter_mut() {
@@ -500,7 +500,7 @@ pub fn omit_empty(v: &mut Value) {
 
 /// JSON as Docker's CLI sees it when its typed object lacks a field: Go
 /// maps all the way down; null prints `<no value>`.
-pub fn raw(v: &Json) -> Value {
+pub(crate) fn raw(v: &Json) -> Value {
     match v {
         Json::Null => Value::NoValue,
         Json::Array(a) => Value::Array(a.iter().map(raw).collect()),
@@ -510,12 +510,12 @@ pub fn raw(v: &Json) -> Value {
 }
 
 /// A record (a row of a listing, an inspected object): a struct.
-pub fn record(v: &Json) -> Value {
+pub(crate) fn record(v: &Json) -> Value {
     from_json(v)
 }
 
 /// Docker's `--format json` for list commands: one `{{json .}}` per row.
-pub fn write_json_lines(out: &mut dyn Write, rows: &[Json]) -> anyhow::Result<()> {
+pub(crate) fn write_json_lines(out: &mut dyn Write, rows: &[Json]) -> anyhow::Result<()> {
     for r in rows {
         writeln!(out, "{}", go_json(r))?;
     }

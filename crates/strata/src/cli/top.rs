@@ -11,7 +11,7 @@ use super::ctr;
 use super::Global;
 
 #[derive(clap::Args, Debug)]
-pub struct TopArgs {
+pub(crate) struct TopArgs {
     /// The container
     pub container: String,
 }
@@ -98,6 +98,7 @@ fn row(pid: &str, ticks: u64, btime: u64, now: u64) -> Option<[String; 8]> {
 }
 
 /// The rows of the processes in the PID namespace of `init`.
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn rows(init: u32) -> anyhow::Result<Vec<[String; 8]>> {
     let Some(ns) = ns_of(&init.to_string()) else {
         bail!("cannot read the PID namespace of the container's init ({init})");
@@ -121,7 +122,7 @@ fn rows(init: u32) -> anyhow::Result<Vec<[String; 8]>> {
         .collect())
 }
 
-pub fn top(g: &Global, a: TopArgs) -> anyhow::Result<u8> {
+pub(crate) fn top(g: &Global, a: TopArgs) -> anyhow::Result<u8> {
     let root = g.store_root();
     let s = ctr::find_container(&root, &a.container)?;
     if s.status != "running" || s.pid == 0 || !Path::new(&format!("/proc/{}", s.pid)).exists() {

@@ -90,6 +90,7 @@ fn collect(mut r: impl Read + Send + 'static) -> std::sync::Arc<std::sync::Mutex
 }
 
 #[test]
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn sigint_during_run_says_cancelled() {
     let Some((_t, root)) = setup_busybox() else {
         return;
@@ -188,6 +189,7 @@ extern "C" {
 /// Ctrl-C outside a RUN (a long COPY): nothing stops it half-way, so the
 /// display is put in order and strata exits at once, with 130.
 #[test]
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn sigint_outside_run_exits_cancelled() {
     let Some((_t, root)) = setup_busybox() else {
         return;

@@ -264,6 +264,7 @@ fn a_detached_web_server_serves_logs_execs_stops_and_goes() {
 }
 
 #[test]
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn a_detached_container_outlives_a_strata_killed_with_sigkill() {
     let Some((_t, root)) = setup_busybox() else {
         return;
@@ -293,6 +294,7 @@ fn a_detached_container_outlives_a_strata_killed_with_sigkill() {
         .read_line(&mut line)
         .unwrap();
     // strata and its whole process group, as a closed terminal would.
+    // SAFETY: kill on our own child's process group.
     unsafe {
         kill(-(child.id() as i32), 9);
     }
@@ -560,6 +562,7 @@ fn create_start_attach_follow_and_failed_starts() {
 }
 
 #[test]
+#[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
     let Some((_t, root)) = setup_with_pasta() else {
         return;
@@ -581,6 +584,7 @@ fn a_container_whose_monitor_was_killed_is_exited_and_cleaned() {
     let monitor = ppid(pid);
     let pasta = format!("/netns/{monitor}-");
     assert_eq!(processes_with(&pasta).len(), 1);
+    // SAFETY: kill on the monitor's pid, found above.
     unsafe {
         kill(monitor as i32, 9);
     }
@@ -966,4 +970,86 @@ fn the_container_view_matches_docker_run() {
         }
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// `strata ARGS` in a mount namespace of its own where `/dev/net` is
+/// `prepare` (a shell command run first, as root).
+fn strata_without_tun(
+    root: &std::path::Path,
+    prepare: &str,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-euc"])
+        .arg(format!("{prepare}\nexec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run unshare")
+}
+
+/// When `/dev/net/tun` cannot be opened, `--network private` fails before
+/// anything starts, saying what failed and the commands that fix it for
+/// that cause; no pasta is left behind.
+#[test]
+fn private_network_without_a_usable_tun_device_says_how_to_fix_it() {
+    if !can_run() || !have_pasta() {
+        return;
+    }
+    let (_t, root) = root_dir();
+    make_busybox(&root);
+    let run = [
+        "run",
+        "--rm",
+        "--network",
+        "private",
+        "busybox:1.35",
+        "true",
+    ];
+    // No device at all (a minimal host without the tun module's node).
+    let o = strata_without_tun(&root, "mount -t tmpfs none /dev/net", &run);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(
+        e.contains("--network private cannot be set up: /dev/net/tun cannot be opened")
+            && e.contains("No such file or directory")
+            && e.contains("modprobe tun; mkdir -p /dev/net && mknod -m 0666 /dev/net/tun c 10 200")
+            && e.contains("--network host or --network none"),
+        "{e}"
+    );
+    // Something else at its place (here a directory).
+    let prepare = "mount -t tmpfs none /dev/net && mkdir /dev/net/tun";
+    let o = strata_without_tun(&root, prepare, &run);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(
+        e.contains("/dev/net/tun cannot be opened")
+            && e.contains("must be the tun character device (10, 200)")
+            && e.contains("mknod -m 0666 /dev/net/tun c 10 200"),
+        "{e}"
+    );
+    // A detached container says the same through its monitor.
+    let detached = [
+        "run",
+        "-d",
+        "--name",
+        "notun",
+        "--network",
+        "private",
+        "busybox:1.35",
+        "sleep",
+        "100",
+    ];
+    let o = strata_without_tun(&root, "mount -t tmpfs none /dev/net", &detached);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(e.contains("modprobe tun"), "{e}");
+    ok(&root, &["rm", "-f", "notun"]);
+    assert!(
+        processes_with(&root.display().to_string()).is_empty(),
+        "left running: {:?}",
+        processes_with(&root.display().to_string())
+    );
 }

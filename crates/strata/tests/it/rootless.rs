@@ -30,8 +30,7 @@ fn sh(cmd: &mut Command) -> Output {
 
 /// Why this host cannot run the test, if it cannot.
 fn unsupported() -> Option<String> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc_geteuid() } != 0 {
+    if rustix::process::geteuid().as_raw() != 0 {
         return Some("needs root to create the test user".into());
     }
     for tool in [
@@ -58,11 +57,6 @@ fn unsupported() -> Option<String> {
         }
     }
     None
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }
 
 /// Creates `user` when missing (`system`: with `-r`, so no subid range).
@@ -445,4 +439,125 @@ fn a_squatted_rootless_run_dir_is_refused() {
     assert_eq!(md.mode() & 0o777, 0o700);
     reset();
     let _ = sh(Command::new("rm").arg("-rf").arg(w.join("data")));
+}
+
+/// A detached container of an unprivileged user: `exec` (with -e, -u, -w,
+/// an exit code, and -it on a pseudo-terminal), `cp` into it and `top`
+/// work from later strata processes, which join the user and mount
+/// namespaces of the container's monitor (crates/strata/src/cli/
+/// ctr_userns.rs); from another user namespace, exec says why it cannot.
+/// Limits are applied only through a delegated cgroup v2 subtree, else
+/// refused with the reason (this host's state decides which is asserted),
+/// and the host-network fallback names the /dev/net/tun fix.
+#[test]
+fn detached_containers_exec_and_limits_as_an_unprivileged_user() {
+    if let Some(why) = unsupported() {
+        eprintln!("SKIPPED rootless test: {why}");
+        return;
+    }
+    let home = ensure_user(USER, false);
+    ensure_range();
+    let work = tempfile::Builder::new()
+        .prefix("strata-rootless-exec-")
+        .tempdir()
+        .unwrap();
+    let w = work.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::copy(env!("CARGO_BIN_EXE_strata"), w.join("strata")).unwrap();
+    let o = sh(Command::new(repo.join("scripts/make-base-rootfs.sh")).arg(w));
+    assert!(o.status.success(), "make-base-rootfs: {}", text(&o));
+    let o = sh(Command::new("chmod").args(["-R", "a+rwX"]).arg(w));
+    assert!(o.status.success());
+    let tty = sh(Command::new("sh").args(["-c", "command -v script"]))
+        .status
+        .success();
+    let script = format!(
+        "S={w}/strata\n\
+         export XDG_DATA_HOME={w}/data\n\
+         cd {w}\n\
+         $S import {w}/busybox.tar busybox:1.35 --change 'CMD [\"sh\"]' >/dev/null\n\
+         id=$($S run -d --name c busybox:1.35 sleep 1000 2>{w}/net.err)\n\
+         echo \"id=$id\"\n\
+         echo \"hostname=$($S exec c cat /etc/hostname)\"\n\
+         echo \"env=$($S exec -e FOO=bar -u 1000 -w /tmp c sh -c 'echo $FOO $(id -u) $(pwd)')\"\n\
+         rc=0; $S exec c sh -c 'exit 7' || rc=$?; echo \"exit=$rc\"\n\
+         echo hi > hi.txt\n\
+         $S cp ./hi.txt c:/hi.txt && echo \"cp=$($S exec c cat /hi.txt)\"\n\
+         $S top c | grep -q 'sleep 1000' && echo top=ok\n\
+         if {tty}; then\n\
+           rc=0; echo 'tty; echo ok-$((6*7)); exit 3' | script -qec \"$S exec -it c sh\" /dev/null \
+             >{w}/tty.out || rc=$?; echo \"tty-exit=$rc\"\n\
+         fi\n\
+         rc=0; $S unshare $S exec c true 2>{w}/other-ns.err || rc=$?; echo \"other-ns=$rc\"\n\
+         $S stop -t 1 c >/dev/null && $S rm c >/dev/null\n\
+         rc=0; $S run --rm --network none --memory 32m --pids-limit 20 busybox:1.35 \
+           sh -c 'cat /sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup | tail -n1)/memory.max' \
+           >{w}/limits.out 2>{w}/limits.err || rc=$?; echo \"limits=$rc\"\n\
+         echo \"left=$($S ps -aq | wc -l)\"\n",
+        w = w.display()
+    );
+    let o = as_user(USER, &home, &script);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "rootless exec script failed:\n{}",
+        text(&o)
+    );
+    let read = |f: &str| std::fs::read_to_string(w.join(f)).unwrap_or_default();
+    let field = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= in:\n{out}"))
+            .to_string()
+    };
+    let id = field("id");
+    assert_eq!(id.len(), 64, "{out}");
+    assert_eq!(field("hostname"), id[..12], "{out}");
+    assert_eq!(field("env"), "bar 1000 /tmp", "{out}");
+    assert_eq!(field("exit"), "7", "{out}");
+    assert_eq!(field("cp"), "hi", "{out}");
+    assert_eq!(field("top"), "ok", "{out}");
+    if tty {
+        assert_eq!(field("tty-exit"), "3", "{out}");
+        let t = read("tty.out");
+        assert!(t.contains("/dev/pts/") && t.contains("ok-42"), "{t}");
+    }
+    assert_ne!(field("other-ns"), "0", "{out}");
+    let e = read("other-ns.err");
+    assert!(
+        e.contains("cannot exec in container c") && e.contains("another one"),
+        "{e}"
+    );
+    assert_eq!(field("left"), "0", "{out}");
+
+    // Limits, by this host's cgroup state.
+    let (code, lout, lerr) = (field("limits"), read("limits.out"), read("limits.err"));
+    if !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert_eq!(code, "125", "{lout}{lerr}");
+        assert!(
+            lerr.contains("cannot apply --memory, --pids-limit")
+                && lerr.contains("cgroup v1")
+                && lerr.contains("run strata as root"),
+            "{lerr}"
+        );
+    } else if code == "0" {
+        assert_eq!(lout.trim(), (32u64 << 20).to_string(), "{lerr}");
+    } else {
+        assert_eq!(code, "125", "{lout}{lerr}");
+        assert!(lerr.contains("no cgroup delegated to you"), "{lerr}");
+    }
+
+    // The default network: where the user cannot open /dev/net/tun (0600
+    // here), the host's, with a warning that names the fix.
+    use std::os::unix::fs::PermissionsExt;
+    let tun = std::fs::metadata("/dev/net/tun").map(|m| m.permissions().mode());
+    let e = read("net.err");
+    if tun.is_ok_and(|m| m & 0o006 != 0o006) {
+        assert!(
+            e.contains("uses the host's network")
+                && e.contains("/dev/net/tun cannot be opened")
+                && e.contains("chmod 0666 /dev/net/tun"),
+            "{e}"
+        );
+    }
 }

@@ -164,7 +164,7 @@ fn other_users_cannot_reach_setuid_files_in_the_store_and_non_root_runs_still_wo
 
 #[test]
 fn a_wide_store_is_fixed_on_open_and_reported_by_check() {
-    if unsafe { libc_geteuid() } != 0 {
+    if rustix::process::geteuid().as_raw() != 0 {
         eprintln!("SKIPPED: needs root");
         return;
     }
@@ -215,7 +215,7 @@ fn a_wide_store_is_fixed_on_open_and_reported_by_check() {
 /// Root with useradd and runuser (to act as a fresh user); says SKIPPED
 /// otherwise.
 fn can_add_users() -> bool {
-    let ok = unsafe { libc_geteuid() } == 0 && have("useradd") && have("runuser");
+    let ok = rustix::process::geteuid().as_raw() == 0 && have("useradd") && have("runuser");
     if !ok {
         eprintln!("SKIPPED: needs root, useradd and runuser");
     }
@@ -316,9 +316,4 @@ fn root_on_a_users_store_is_refused_and_told_whose_it_is() {
     // The user still uses it.
     let o = user.run(&[bin, "system", "check"], &[("STRATA_ROOT", &own)]);
     assert!(o.status.success(), "{}", stderr(&o));
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

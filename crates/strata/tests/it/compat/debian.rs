@@ -20,7 +20,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// One base image: a tag and the packages mmdebstrap adds to minbase.
-pub struct Base {
+pub(crate) struct Base {
     pub tag: &'static str,
     /// Packages on top of minbase (`--include`); ca-certificates is always there.
     pub include: &'static [&'static str],
@@ -42,7 +42,7 @@ const CA_DIR: &str = "/usr/local/share/ca-certificates";
 /// The bases the Debian cases may name in FROM. Tags outside Docker Hub's
 /// `library/` namespace (but `debian:bookworm`, which this is, plus the
 /// ca-certificates package and the host's CAs).
-pub const BASES: &[Base] = &[
+pub(crate) const BASES: &[Base] = &[
     Base {
         tag: "debian:bookworm",
         include: &[],
@@ -86,7 +86,7 @@ pub const BASES: &[Base] = &[
 
 /// The directory holding the cached archives: `$STRATA_TEST_CACHE`, else
 /// /var/cache/strata-tests (root), else `$XDG_CACHE_HOME` or ~/.cache.
-pub fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     let var = |k: &str| {
         std::env::var_os(k)
             .filter(|v| !v.is_empty())
@@ -110,7 +110,7 @@ pub fn cache_dir() -> PathBuf {
 /// entry whose suites include `bookworm`, in the deb822 `.sources` files of
 /// /etc/apt/sources.list.d, then the one-line `.list` files and
 /// /etc/apt/sources.list. Never a host name of our own choosing.
-pub fn mirror() -> Result<String, String> {
+pub(crate) fn mirror() -> Result<String, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -238,7 +238,7 @@ fn slug(tag: &str) -> String {
 }
 
 /// A base ready to load: its archive and the image ID it loads as.
-pub struct Made {
+pub(crate) struct Made {
     pub tag: &'static str,
     pub archive: PathBuf,
     pub id: String,
@@ -246,7 +246,7 @@ pub struct Made {
 
 /// The cached docker-archive of `base`, made first when missing (needs
 /// mmdebstrap, root and the mirror; ~30-110 s per base).
-pub fn ensure(base: &'static Base) -> Result<Made, String> {
+pub(crate) fn ensure(base: &'static Base) -> Result<Made, String> {
     let mirror = mirror()?;
     let dir = cache_dir();
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;

@@ -13,7 +13,7 @@ use super::image::{hardlink_groups, Entry, Fs, Kind};
 
 /// Known, deliberate differences a case may declare (its `case.json`).
 #[derive(Clone, Debug, Default)]
-pub struct Exceptions {
+pub(crate) struct Exceptions {
     /// WORKDIR paths created after USER: the classic builder makes them
     /// root-owned, BuildKit (and strata) owned by the USER. Only the uid/gid
     /// of exactly these paths is ignored.
@@ -28,7 +28,7 @@ pub struct Exceptions {
 /// True when `path` (no leading slash) matches `pattern` (leading slash
 /// optional): `**` matches any number of names (also none), `*` and `?`
 /// match within one name.
-pub fn glob_match(pattern: &str, path: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, path: &str) -> bool {
     let pat: Vec<&str> = pattern
         .trim_start_matches('/')
         .split('/')
@@ -59,7 +59,7 @@ fn match_name(p: &[u8], n: &[u8]) -> bool {
 
 /// The outcome of comparing Docker's image (`a`) with strata's (`b`).
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// Real differences; the case fails when there is any.
     pub diffs: Vec<String>,
     /// Differences that a declared exception allowed, shown but not failing.
@@ -67,7 +67,7 @@ pub struct Report {
 }
 
 /// Compares two filesystems. `a` is Docker's, `b` strata's.
-pub fn diff_fs(a: &Fs, b: &Fs, exc: &Exceptions, report: &mut Report) {
+pub(crate) fn diff_fs(a: &Fs, b: &Fs, exc: &Exceptions, report: &mut Report) {
     let (ga, gb) = (hardlink_groups(a), hardlink_groups(b));
     let paths: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     // Per volatile pattern: how many paths differed, and the first one.
@@ -143,7 +143,7 @@ pub fn diff_fs(a: &Fs, b: &Fs, exc: &Exceptions, report: &mut Report) {
 
 /// A one-line description of an entry, marking implicit parents (which
 /// compare equal to explicit root-owned 0755 directories).
-pub fn describe(e: &Entry) -> String {
+pub(crate) fn describe(e: &Entry) -> String {
     let implicit = if e.implicit { " (implicit parent)" } else { "" };
     format!("{}{implicit}", compared(e))
 }
@@ -229,7 +229,7 @@ const TOP_FIELDS: &[(&str, Norm)] = &[
 /// [`TOP_FIELDS`]. `created`, `history`, `rootfs` (the layers, compared as
 /// a filesystem) and the classic builder's `container`/`container_config`/
 /// `docker_version` are not the build's result.
-pub fn diff_config(a: &Value, b: &Value, report: &mut Report) {
+pub(crate) fn diff_config(a: &Value, b: &Value, report: &mut Report) {
     let (ca, cb) = (&a["config"], &b["config"]);
     let mut fields: Vec<(String, Norm)> = RUNTIME_FIELDS
         .iter()

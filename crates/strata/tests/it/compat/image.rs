@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 /// What a path is, as far as an image's consumer can tell.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     File,
     Dir,
     Symlink(String),
@@ -30,7 +30,7 @@ pub enum Kind {
 /// One path of the flattened filesystem. Mtimes are deliberately absent:
 /// builders never agree on them and nothing at run time depends on them.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub kind: Kind,
     /// Permission bits including setuid, setgid and sticky (`& 0o7777`).
     pub mode: u32,
@@ -46,10 +46,10 @@ pub struct Entry {
 }
 
 /// Path (relative, no leading slash, "" for the root) -> entry.
-pub type Fs = BTreeMap<String, Entry>;
+pub(crate) type Fs = BTreeMap<String, Entry>;
 
 /// An image read back from an archive: its config JSON and flattened files.
-pub struct Image {
+pub(crate) struct Image {
     pub config: Value,
     pub fs: Fs,
 }
@@ -58,7 +58,7 @@ pub struct Image {
 /// in place (members by offset, nothing unpacked to disk); the flattened
 /// first layer is kept per diff ID for the whole test run, since every case
 /// of a suite starts from the same base layer.
-pub fn read_archive(archive: &Path) -> Result<Image, String> {
+pub(crate) fn read_archive(archive: &Path) -> Result<Image, String> {
     let members = index_members(archive)?;
     let read_member = |name: &str| -> Result<Vec<u8>, String> {
         let mut buf = Vec::new();
@@ -217,7 +217,7 @@ fn decompress<R: BufRead + 'static>(mut reader: R, path: &str) -> Result<Box<dyn
 }
 
 /// Normalises a tar path: no `./`, no leading or trailing slash.
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let parts: Vec<&str> = path
         .split('/')
         .filter(|p| !p.is_empty() && *p != ".")
@@ -425,7 +425,7 @@ fn join(dir: &str, name: &str) -> String {
 
 /// Paths grouped by inode, for inodes with more than one name: the hard-link
 /// groups, independent of which name the tar stored first.
-pub fn hardlink_groups(fs: &Fs) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn hardlink_groups(fs: &Fs) -> BTreeMap<String, Vec<String>> {
     let mut by_inode: BTreeMap<u64, Vec<String>> = BTreeMap::new();
     for (path, e) in fs {
         if e.kind == Kind::File && e.inode != 0 {
