@@ -214,6 +214,15 @@ fn a_wide_store_is_fixed_on_open_and_reported_by_check() {
 
 /// Root with useradd and runuser (to act as a fresh user); says SKIPPED
 /// otherwise.
+/// A test user `name` and a world-searchable parent dir for stores, or
+/// None (skipped) where users cannot be added.
+fn user_and_open_parent(name: &'static str) -> Option<(TestUser, tempfile::TempDir)> {
+    if !can_add_users() {
+        return None;
+    }
+    Some((TestUser::new(name), open_parent()))
+}
+
 fn can_add_users() -> bool {
     let ok = rustix::process::geteuid().as_raw() == 0 && have("useradd") && have("runuser");
     if !ok {
@@ -224,11 +233,9 @@ fn can_add_users() -> bool {
 
 #[test]
 fn a_user_on_roots_store_is_told_whose_it_is_and_an_own_store_is_private() {
-    if !can_add_users() {
+    let Some((user, parent)) = user_and_open_parent("strata-store-sec2") else {
         return;
-    }
-    let user = TestUser::new("strata-store-sec2");
-    let parent = open_parent();
+    };
     let root = parent.path().join("store");
     let o = strata(&root, &["images"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -270,11 +277,9 @@ fn a_user_on_roots_store_is_told_whose_it_is_and_an_own_store_is_private() {
 /// is written.
 #[test]
 fn root_on_a_users_store_is_refused_and_told_whose_it_is() {
-    if !can_add_users() {
+    let Some((user, parent)) = user_and_open_parent("strata-store-sec3") else {
         return;
-    }
-    let user = TestUser::new("strata-store-sec3");
-    let parent = open_parent();
+    };
     let mine = parent.path().join("user");
     std::fs::create_dir(&mine).unwrap();
     let o = Command::new("chown")
