@@ -38,6 +38,16 @@ pub enum Auth {
     Token(TokenConfig),
 }
 
+impl Auth {
+    /// Basic auth for one user.
+    pub fn htpasswd(user: &str, password: &str) -> Auth {
+        Auth::Htpasswd {
+            user: user.into(),
+            password: password.into(),
+        }
+    }
+}
+
 /// Where the registry sends clients for tokens, and how it checks them.
 pub struct TokenConfig {
     /// The token endpoint URL.

@@ -163,10 +163,7 @@ fn oci_media_types_are_kept() {
 
 #[test]
 fn basic_auth_with_htpasswd() {
-    let reg = Registry::start(Auth::Htpasswd {
-        user: "alice".into(),
-        password: "s3cret".into(),
-    });
+    let reg = Registry::start(Auth::htpasswd("alice", "s3cret"));
     let (_a, a) = store();
     let name = format!("{}/private/img:1", reg.host());
     let id = make_image(&a, &name, &[vec![("f", b"data")]], false);

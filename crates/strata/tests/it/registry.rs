@@ -45,10 +45,7 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn login_push_pull_logout_with_htpasswd() {
-    let reg = Registry::start(Auth::Htpasswd {
-        user: "alice".into(),
-        password: "s3cret".into(),
-    });
+    let reg = Registry::start(Auth::htpasswd("alice", "s3cret"));
     let host = reg.host();
     let tmp = tempfile::tempdir().unwrap();
     let cfg_dir = tmp.path().join("docker");
@@ -304,10 +301,7 @@ fn docker_pulls_what_strata_pushes() {
 /// pulls read through `get`, logout erases.
 #[test]
 fn credentials_go_through_the_configured_helper() {
-    let reg = Registry::start(Auth::Htpasswd {
-        user: "carol".into(),
-        password: "hunter2".into(),
-    });
+    let reg = Registry::start(Auth::htpasswd("carol", "hunter2"));
     let host = reg.host();
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin");
