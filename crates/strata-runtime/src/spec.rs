@@ -825,6 +825,24 @@ pub(crate) fn build_oci_spec(
 mod tests {
     use super::*;
 
+    /// A container `id` running `arg0` in `/r`: no network, no mounts, a
+    /// writable rootfs, no extras (the tests override what they check).
+    fn container(id: &str, arg0: &str) -> ContainerSpec {
+        ContainerSpec {
+            id: id.into(),
+            rootfs: "/r".into(),
+            process: ProcessSpec {
+                args: vec![arg0.into()],
+                ..Default::default()
+            },
+            network: Network::None,
+            mounts: vec![],
+            hostname: None,
+            readonly_rootfs: false,
+            extra: Default::default(),
+        }
+    }
+
     #[test]
     fn env_defaults_follow_docker() {
         let mut p = ProcessSpec {
@@ -856,21 +874,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = InjectedFiles::write(dir.path(), "h", None, &[]).unwrap();
         let c = ContainerSpec {
-            id: "strata-0123456789abcdef".into(),
-            rootfs: "/r".into(),
-            process: ProcessSpec {
-                args: vec!["sh".into()],
-                ..Default::default()
-            },
-            network: Network::None,
             mounts: vec![MountSpec::Tmpfs {
                 destination: "/t".into(),
                 size: Some(1024),
                 mode: Some(0o1777),
             }],
-            hostname: None,
-            readonly_rootfs: false,
-            extra: Default::default(),
+            ..container("strata-0123456789abcdef", "sh")
         };
         assert_eq!(c.effective_hostname(), "0123456789ab");
         let spec = build_oci_spec(&c, Path::new("/r"), &files, Some("/strata/x"), 42).unwrap();
@@ -914,16 +923,6 @@ mod tests {
         let text = std::fs::read_to_string(&files.hosts).unwrap();
         assert!(text.ends_with("10.1.2.3\tdb.local\n"), "{text}");
         let c = ContainerSpec {
-            id: "strata-0123456789abcdef".into(),
-            rootfs: "/r".into(),
-            process: ProcessSpec {
-                args: vec!["sh".into()],
-                ..Default::default()
-            },
-            network: Network::None,
-            mounts: vec![],
-            hostname: None,
-            readonly_rootfs: false,
             extra: ContainerExtras {
                 extra_hosts: hosts.to_vec(),
                 shm_size: Some(128 << 20),
@@ -933,6 +932,7 @@ mod tests {
                 ],
                 ..Default::default()
             },
+            ..container("strata-0123456789abcdef", "sh")
         };
         let spec = build_oci_spec(&c, Path::new("/r"), &files, None, 42).unwrap();
         let json = serde_json::to_value(&spec).unwrap();
@@ -970,17 +970,8 @@ mod tests {
             "nameserver 169.254.1.1\n"
         );
         let mut c = ContainerSpec {
-            id: "build-0123456789abcdef".into(),
-            rootfs: "/r".into(),
-            process: ProcessSpec {
-                args: vec!["sh".into()],
-                ..Default::default()
-            },
             network: Network::Host,
-            mounts: vec![],
-            hostname: None,
-            readonly_rootfs: false,
-            extra: Default::default(),
+            ..container("build-0123456789abcdef", "sh")
         };
         let caps_of = |c: &ContainerSpec| {
             let spec = build_oci_spec(c, Path::new("/r"), &files, None, 42).unwrap();
@@ -1045,15 +1036,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = InjectedFiles::write(dir.path(), "h", None, &[]).unwrap();
         let c = ContainerSpec {
-            id: "strata-0123456789abcdef".into(),
-            rootfs: "/r".into(),
-            process: ProcessSpec {
-                args: vec!["true".into()],
-                ..Default::default()
-            },
-            network: Network::None,
-            mounts: vec![],
-            hostname: None,
             readonly_rootfs: true,
             extra: ContainerExtras {
                 memory: Some(32 << 20),
@@ -1062,6 +1044,7 @@ mod tests {
                 seccomp_unconfined: true,
                 ..Default::default()
             },
+            ..container("strata-0123456789abcdef", "true")
         };
         let spec = build_oci_spec(&c, Path::new("/r"), &files, Some("/strata/x"), 42).unwrap();
         let json = serde_json::to_value(&spec).unwrap();
