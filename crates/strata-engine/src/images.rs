@@ -131,11 +131,6 @@ pub fn commit_image_annotated(
         store
             .blobs()
             .ingest_leased(None, &mut &manifest_bytes[..], lease)?;
-    // Leased before it is registered: an untagged image is garbage to a
-    // concurrent `prune -a` until the build tags it.
-    if let Some(l) = lease {
-        l.add_image(&config_digest)?;
-    }
     let rec = ImageRecord {
         id: config_digest.clone(),
         manifest_digest: manifest_digest.clone(),
@@ -144,9 +139,7 @@ pub fn commit_image_annotated(
         layers: records,
         created: config.created.clone().unwrap_or_default(),
     };
-    store.meta().put_image(&rec)?;
-    // What `image ls` and `history` show, recorded now so listing is cheap.
-    store.record_content_sizes(&rec.layers);
+    store.register_image(&rec, lease, &[])?;
     Ok((config_digest, manifest_digest))
 }
 
