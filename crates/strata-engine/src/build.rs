@@ -455,7 +455,7 @@ fn build_platform(
         .ok_or_else(|| other("the target stage was not built"))?;
     let mut config = target.config.clone();
     if let Some(t) = req.source_date_epoch {
-        config.created = Some(crate::config::epoch_rfc3339(t));
+        config.created = Some(strata_oci::rfc3339_unix(t));
     }
     if !req.labels.is_empty() {
         let pairs: Vec<(String, String)> = req

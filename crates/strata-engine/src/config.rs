@@ -401,19 +401,6 @@ impl ImageConfigDoc {
     }
 }
 
-/// SOURCE_DATE_EPOCH as the RFC 3339 time BuildKit writes
-/// (`2023-11-14T22:13:20Z`).
-pub fn epoch_rfc3339(t: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t) {
-        Ok(d) => {
-            let ns = crate::events::format_rfc3339_nanos(d);
-            // Whole seconds: drop the (zero) fraction.
-            format!("{}Z", &ns[..19])
-        }
-        Err(_) => "1970-01-01T00:00:00Z".into(),
-    }
-}
-
 /// Go's `path.Clean` for absolute slash paths (`p` taken as rooted).
 pub fn clean_path(p: &str) -> String {
     strata_frontend::ignore::clean_path(&format!("/{p}"))

@@ -54,7 +54,7 @@ pub(crate) fn form(c: &Command) -> CommandForm {
 }
 
 fn now_rfc3339() -> String {
-    crate::events::format_rfc3339_nanos(time::OffsetDateTime::now_utc())
+    strata_oci::rfc3339_fixed_nanos(time::OffsetDateTime::now_utc())
 }
 
 /// One step's context for error messages and events.
@@ -385,7 +385,7 @@ impl Builder<'_> {
         };
 
         let created = match self.req.source_date_epoch {
-            Some(t) => crate::config::epoch_rfc3339(t),
+            Some(t) => strata_oci::rfc3339_unix(t),
             None => now_rfc3339(),
         };
         let mut link_cached = false;

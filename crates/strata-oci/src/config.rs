@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::descriptor::Platform;
 use crate::digest::Digest;
 use crate::raw::{to_go_json, CanonicalJson};
+use crate::timefmt::rfc3339_nano;
 
 type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -301,29 +302,6 @@ impl CanonicalJson for ImageConfig {
     }
 }
 
-/// Go's `time.RFC3339Nano` in UTC: `2024-05-01T12:00:00.5Z` (trailing zeros
-/// of the fraction dropped, no fraction when it is zero).
-pub fn rfc3339_nano(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let ns = t.nanosecond();
-    if ns != 0 {
-        let frac = format!("{ns:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
 /// The layer chain IDs for `diff_ids`: chainID(0) = diffID(0),
 /// chainID(n) = sha256(chainID(n-1) + " " + diffID(n)), as Docker and
 /// containerd compute them.
@@ -407,12 +385,4 @@ mod tests {
 
     const CHAIN_AB: &str =
         "sha256:e735a3dad8470831ba9a0854a72b7af2a5c40e906b4389d69c39790bd3ac26eb";
-
-    #[test]
-    fn rfc3339_nano_like_go() {
-        let t = time::macros::datetime!(2024-05-01 12:00:00.5 UTC);
-        assert_eq!(rfc3339_nano(t), "2024-05-01T12:00:00.5Z");
-        let t = time::macros::datetime!(2024-05-01 12:00:00 UTC);
-        assert_eq!(rfc3339_nano(t), "2024-05-01T12:00:00Z");
-    }
 }

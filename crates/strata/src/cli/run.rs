@@ -228,16 +228,11 @@ pub fn merged_env(mut env: Vec<String>, a: &RunArgs) -> anyhow::Result<Vec<Strin
     }
     given.extend(a.env.iter().cloned());
     for e in &given {
-        let kv = match e.split_once('=') {
-            Some(_) => e.clone(),
-            None => match std::env::var(e) {
-                Ok(v) => format!("{e}={v}"),
-                Err(_) => continue,
-            },
+        let Some((key, value)) = super::key_value_or_env(e) else {
+            continue;
         };
-        let key = kv.split('=').next().unwrap_or_default().to_string();
         env.retain(|x| x.split('=').next() != Some(key.as_str()));
-        env.push(kv);
+        env.push(format!("{key}={value}"));
     }
     Ok(env)
 }
