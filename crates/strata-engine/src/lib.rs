@@ -13,6 +13,7 @@ pub mod cache;
 pub mod config;
 pub mod context;
 pub mod copy;
+pub mod dockerfile;
 pub mod events;
 pub mod explain;
 pub mod glob;

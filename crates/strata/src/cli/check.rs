@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use strata_frontend::lint::CHECK_BUILD_ARG;
 use strata_frontend::{
-    ignore, lint, parse, plan, BuildOptions, IgnoreMatcher, LintOptions, Report, StageScope,
+    ignore, lint, plan, BuildOptions, IgnoreMatcher, LintOptions, Report, StageScope,
 };
 use strata_store::Store;
 
@@ -109,15 +109,15 @@ pub fn evaluate(g: &Global, dockerfile: &Path, context: &Path, opts: &BuildOptio
             }
         },
     };
-    let text = match strata_engine::context::read_dockerfile(dockerfile) {
-        Ok(t) => t,
+    let df = match strata_engine::dockerfile::Dockerfile::read(dockerfile, name.clone()) {
+        Ok(df) => df,
         Err(e) => {
             out.problems.insert(0, format!("cannot read {name}: {e}"));
             return out;
         }
     };
-    out.text = Some(text.clone());
-    let ast = match parse(&text, &name) {
+    out.text = Some(df.text.clone());
+    let ast = match df.parse() {
         Ok(a) => a,
         Err(e) => {
             out.problems.insert(0, e.to_string());

@@ -11,7 +11,7 @@ use strata_frontend::lint::toolchain::{
     effective_argv, find_toolchain_in_final, simple_words, suggest_multistage, RuntimePlan,
     ToolchainFinding,
 };
-use strata_frontend::{parse, plan, BuildOptions};
+use strata_frontend::{plan, BuildOptions};
 use strata_store::Store;
 
 use super::Global;
@@ -194,8 +194,9 @@ pub enum Source<'a> {
 /// Prints the rewritten Dockerfile; returns the exit code.
 pub fn run(g: &Global, dockerfile: &Path, source: Source<'_>) -> anyhow::Result<u8> {
     let name = dockerfile.display().to_string();
-    let text = std::fs::read_to_string(dockerfile).with_context(|| format!("reading {name}"))?;
-    let ast = parse(&text, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let df = strata_engine::dockerfile::Dockerfile::read(dockerfile, name.clone())
+        .with_context(|| format!("reading {name}"))?;
+    let ast = df.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let planned = plan(&ast, &BuildOptions::default()).ok();
     let Some(f) = find_toolchain_in_final(&ast, planned.as_ref()) else {
         eprintln!(
