@@ -10,6 +10,7 @@ use strata_oci::{Digest, Platform};
 use strata_runtime::Executor;
 use strata_store::{Lease, Store};
 
+use crate::config::ConfigEditor as _;
 use crate::context::{BuildContext, Ignore};
 use crate::events::{Event, EventKind, EventSink};
 use crate::scheduler::{default_parallelism, run_dag, Cancel};

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::ImageConfigDoc;
+use strata_oci::{Digest, ImageConfig};
 
 /// Bumped when the key derivation changes meaning, or when what a step
 /// produces for the same key changes (2: COPY's last source wins, created
@@ -64,9 +64,9 @@ impl std::fmt::Display for CacheKey {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerRef {
     /// Digest of the compressed blob in the store.
-    pub digest: String,
+    pub digest: Digest,
     /// Digest of the uncompressed tar.
-    pub diff_id: String,
+    pub diff_id: Digest,
     /// Compressed size.
     pub size: u64,
     pub uncompressed_size: u64,
@@ -76,7 +76,8 @@ pub struct LayerRef {
 /// What a cache hit restores: the stage's state after the step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    pub config: ImageConfigDoc,
+    #[serde(with = "crate::config_json::record")]
+    pub config: ImageConfig,
     pub layers: Vec<LayerRef>,
     /// Whether a CMD was set earlier in this stage (ENTRYPOINT's reset rule
     /// depends on it).

@@ -134,7 +134,10 @@ mod tests {
         let (_, plan) = df.plan(&BuildOptions::default()).unwrap();
         assert_eq!(plan.stages.len(), 1);
         fs::write(&p, "FROM scratch\nNOPE x\n").unwrap();
-        let e = Dockerfile::read(&p, "my.Dockerfile").unwrap().parse().unwrap_err();
+        let e = Dockerfile::read(&p, "my.Dockerfile")
+            .unwrap()
+            .parse()
+            .unwrap_err();
         assert!(e.to_string().contains("my.Dockerfile"), "{e}");
     }
 }

@@ -6,13 +6,13 @@ use strata_oci::{media_types, Descriptor, Digest, ImageManifest, Reference};
 use strata_store::{ImageRecord, LayerRecord, Lease, Store};
 
 use crate::cache::LayerRef;
-use crate::config::ImageConfigDoc;
+use crate::config::{ConfigEditor, ImageConfig};
 
 /// A base image loaded from the store.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
     pub id: Digest,
-    pub config: ImageConfigDoc,
+    pub config: ImageConfig,
     pub layers: Vec<LayerRef>,
 }
 
@@ -55,14 +55,14 @@ pub fn load_image(store: &Store, name: &str) -> Result<BaseImage, ImageError> {
         .image(&id)?
         .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
     let bytes = store.blobs().read(&info.config_digest)?;
-    let config = ImageConfigDoc::from_json(&bytes)
+    let config = crate::config::from_json(&bytes)
         .map_err(|e| ImageError::Corrupt(name.to_string(), format!("config: {e}")))?;
     let layers = info
         .layers
         .iter()
         .map(|l| LayerRef {
-            digest: l.digest.to_string(),
-            diff_id: l.diff_id.to_string(),
+            digest: l.digest.clone(),
+            diff_id: l.diff_id.clone(),
             size: l.size,
             uncompressed_size: l.uncompressed_size,
             media_type: l.media_type.clone(),
@@ -72,10 +72,9 @@ pub fn load_image(store: &Store, name: &str) -> Result<BaseImage, ImageError> {
 }
 
 pub fn layer_record(l: &LayerRef) -> Result<LayerRecord, ImageError> {
-    let bad = |e: strata_oci::DigestError| ImageError::Corrupt("layer".into(), e.to_string());
     Ok(LayerRecord {
-        digest: l.digest.parse().map_err(bad)?,
-        diff_id: l.diff_id.parse().map_err(bad)?,
+        digest: l.digest.clone(),
+        diff_id: l.diff_id.clone(),
         size: l.size,
         uncompressed_size: l.uncompressed_size,
         media_type: l.media_type.clone(),
@@ -86,7 +85,7 @@ pub fn layer_record(l: &LayerRef) -> Result<LayerRecord, ImageError> {
 /// Returns the image ID (the config digest).
 pub fn commit_image(
     store: &Store,
-    config: &ImageConfigDoc,
+    config: &ImageConfig,
     layers: &[LayerRef],
     lease: Option<&Lease>,
 ) -> Result<Digest, ImageError> {
@@ -97,7 +96,7 @@ pub fn commit_image(
 /// returns the image ID and the manifest digest.
 pub fn commit_image_annotated(
     store: &Store,
-    config: &ImageConfigDoc,
+    config: &ImageConfig,
     layers: &[LayerRef],
     lease: Option<&Lease>,
     annotations: &std::collections::BTreeMap<String, String>,

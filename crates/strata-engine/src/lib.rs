@@ -11,6 +11,7 @@ mod base_unpack;
 pub mod build;
 pub mod cache;
 pub mod config;
+pub mod config_json;
 pub mod context;
 pub mod copy;
 pub mod dockerfile;

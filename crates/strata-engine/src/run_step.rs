@@ -92,8 +92,8 @@ pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
 
 pub fn layer_ref(info: &LayerInfo) -> LayerRef {
     LayerRef {
-        digest: info.digest.to_string(),
-        diff_id: info.diff_id.to_string(),
+        digest: info.digest.clone(),
+        diff_id: info.diff_id.clone(),
         size: info.size,
         uncompressed_size: info.uncompressed_size,
         media_type: info.media_type.clone(),
@@ -165,7 +165,7 @@ pub fn run(
         // The upper dir is the layer, overlay-ready: keep it as the snapshot.
         let mut diff_ids = Vec::with_capacity(layers.len() + 1);
         for l in layers {
-            diff_ids.push(l.diff_id.parse().map_err(crate::mounts::MountError::from)?);
+            diff_ids.push(l.diff_id.clone());
         }
         diff_ids.push(info.diff_id.clone());
         let chain = strata_store::chain_ids(&diff_ids);

@@ -18,6 +18,7 @@ use strata_store::LayerBuilder;
 
 use crate::build::{Builder, TempDir};
 use crate::cache::{CacheKey, LayerRef, StepRecord};
+use crate::config::ConfigEditor as _;
 use crate::context::{BuildContext, NoIgnore};
 use crate::copy::{copy_into_layer, Chmod, CopyParams, Source};
 use crate::mounts::MountedRootfs;
@@ -439,7 +440,7 @@ impl Builder<'_> {
         }
         let layer = self.copy_step(st, f, p, deps)?;
         let rec = StepRecord {
-            config: crate::config::ImageConfigDoc::scratch(),
+            config: crate::config::scratch(),
             layers: vec![layer.clone()],
             cmd_set: false,
         };

@@ -85,7 +85,6 @@ pub use plan::{
 };
 pub use shell::{expand_word, expand_words, Lexer};
 
-
 /// Where something is in a Dockerfile. Lines and columns are 1-based;
 /// `column` counts characters (not bytes) of the first physical line;
 /// `end_line` is the last physical line the instruction consumed

@@ -73,26 +73,29 @@ pub struct ImageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RuntimeConfig {
-    #[serde(default)]
-    pub hostname: String,
-    #[serde(default)]
-    pub domainname: String,
+    // Docker's legacy fields are optional so that a config read from
+    // elsewhere is written back with the fields it had (the canonical
+    // form writes them all, absent ones as Docker's zero values).
+    #[serde(default, serialize_with = "or_zero")]
+    pub hostname: Option<String>,
+    #[serde(default, serialize_with = "or_zero")]
+    pub domainname: Option<String>,
     #[serde(default)]
     pub user: String,
-    #[serde(default)]
-    pub attach_stdin: bool,
-    #[serde(default)]
-    pub attach_stdout: bool,
-    #[serde(default)]
-    pub attach_stderr: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub attach_stdin: Option<bool>,
+    #[serde(default, serialize_with = "or_zero")]
+    pub attach_stdout: Option<bool>,
+    #[serde(default, serialize_with = "or_zero")]
+    pub attach_stderr: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<StringSet>,
-    #[serde(default)]
-    pub tty: bool,
-    #[serde(default)]
-    pub open_stdin: bool,
-    #[serde(default)]
-    pub stdin_once: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub tty: Option<bool>,
+    #[serde(default, serialize_with = "or_zero")]
+    pub open_stdin: Option<bool>,
+    #[serde(default, serialize_with = "or_zero")]
+    pub stdin_once: Option<bool>,
     #[serde(default)]
     pub env: Option<Vec<String>>,
     #[serde(default, deserialize_with = "str_slice")]
@@ -101,16 +104,16 @@ pub struct RuntimeConfig {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub args_escaped: bool,
-    #[serde(default)]
-    pub image: String,
+    #[serde(default, serialize_with = "or_zero")]
+    pub image: Option<String>,
     #[serde(default)]
     pub volumes: Option<StringSet>,
     #[serde(default)]
     pub working_dir: String,
     #[serde(default, deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub network_disabled: bool,
+    #[serde(default, skip_serializing_if = "not_true")]
+    pub network_disabled: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
     #[serde(default)]
@@ -197,6 +200,22 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
+fn not_true(b: &Option<bool>) -> bool {
+    *b != Some(true)
+}
+
+/// Writes an absent optional field as its type's zero value (Docker
+/// marshals these fields always).
+fn or_zero<T: Default + Serialize, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => v.serialize(s),
+        None => T::default().serialize(s),
+    }
+}
+
 /// Docker's `strslice.StrSlice`: a JSON array of strings, a single string, or null.
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
@@ -232,6 +251,15 @@ impl ImageConfig {
             rootfs: RootFs::default(),
             variant: None,
             extra: JsonMap::new(),
+        }
+    }
+
+    /// The runtime config (an empty one if absent).
+    pub fn runtime(&self) -> &RuntimeConfig {
+        static EMPTY: std::sync::OnceLock<RuntimeConfig> = std::sync::OnceLock::new();
+        match &self.config {
+            Some(c) => c,
+            None => EMPTY.get_or_init(RuntimeConfig::default),
         }
     }
 

@@ -17,9 +17,7 @@ pub mod raw;
 pub mod reference;
 pub mod timefmt;
 
-pub use config::{
-    chain_ids, Healthcheck, History, ImageConfig, RootFs, RuntimeConfig,
-};
+pub use config::{chain_ids, Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 pub use descriptor::{annotations, Descriptor, Platform};
 pub use digest::{Digest, DigestError, DigestWriter};
 pub use duration::{format_go_duration, parse_go_duration};

@@ -303,7 +303,9 @@ fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
 /// `--build-arg K=V`, or `K` alone to take the value from the environment
 /// (skipped when unset); a later K wins.
 pub fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
-    raw.iter().filter_map(|a| super::key_value_or_env(a)).collect()
+    raw.iter()
+        .filter_map(|a| super::key_value_or_env(a))
+        .collect()
 }
 
 impl BuildArgs {

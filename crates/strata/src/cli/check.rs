@@ -70,7 +70,7 @@ fn existing_store(g: &Global) -> Option<Store> {
 /// The Env names of a base image found in the local store.
 fn image_env_names(store: Option<&Store>, name: &str) -> Option<Vec<String>> {
     let img = strata_engine::images::load_image(store?, name).ok()?;
-    let env = img.config.config.env.unwrap_or_default();
+    let env = img.config.runtime().env.clone().unwrap_or_default();
     Some(
         env.iter()
             .map(|kv| kv.split('=').next().unwrap_or_default().to_string())

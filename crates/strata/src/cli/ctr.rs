@@ -281,7 +281,6 @@ pub fn users_of_image(root: &Path, image_id: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------- create
 
-
 /// Builds the container's state from `run`'s flags.
 pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let root = g.store_root();
@@ -289,7 +288,7 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))?;
     super::run::pull_if_needed(g, &store, a)?;
     let image = super::run::load_for_platform(&store, a)?;
-    let cfg = &image.config.config;
+    let cfg = image.config.runtime();
     let (entrypoint, cmd) = super::run::entrypoint_and_cmd(cfg, a);
     if entrypoint.is_empty() && cmd.is_empty() {
         bail!(
@@ -347,11 +346,11 @@ pub fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
         volumes,
         add_hosts: super::run::add_hosts(&a.add_host)?,
         dns: a.dns.clone(),
-        stop_signal: if cfg.stop_signal.is_empty() {
-            "SIGTERM".into()
-        } else {
-            cfg.stop_signal.clone()
-        },
+        stop_signal: cfg
+            .stop_signal
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "SIGTERM".into()),
         auto_remove: a.rm,
         limits,
     };

@@ -494,7 +494,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     pull_if_needed(g, &store, &a)?;
     let image = load_for_platform(&store, &a)?;
-    let cfg = &image.config.config;
+    let cfg = image.config.runtime();
 
     let (entrypoint, cmd) = entrypoint_and_cmd(cfg, &a);
     let mut argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();

@@ -49,7 +49,7 @@ fn program_word(argv: &[String], needs_shell: bool) -> Option<String> {
 
 /// What the runtime stage needs, from the image.
 fn runtime_from_image(fs: &ImageFs<'_>, f: &ToolchainFinding) -> anyhow::Result<RuntimePlan> {
-    let cfg = &fs.image().config.config;
+    let cfg = fs.image().config.runtime();
     let workdir = if cfg.working_dir.is_empty() {
         f.workdir.clone().unwrap_or_else(|| "/".into())
     } else {
