@@ -136,7 +136,7 @@ mod tests {
         fs::write(&p, "FROM scratch\nNOPE x\n").unwrap();
         let e = Dockerfile::read(&p, "my.Dockerfile")
             .unwrap()
-            .parse()
+            .plan(&BuildOptions::default())
             .unwrap_err();
         assert!(e.to_string().contains("my.Dockerfile"), "{e}");
     }
