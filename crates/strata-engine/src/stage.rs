@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::json;
-use strata_frontend::{Base, Command, Resolved, Stage, StageScope, Step};
+use strata_frontend::{Base, Resolved, Stage, StageScope, Step};
 use strata_store::CacheRecord;
 
 use crate::build::{BuildError, Builder};
@@ -44,13 +44,6 @@ pub fn stage_label(stage: &Stage) -> String {
         .name
         .clone()
         .unwrap_or_else(|| format!("stage-{}", stage.index))
-}
-
-pub(crate) fn form(c: &Command) -> CommandForm {
-    match c {
-        Command::Shell(s) => CommandForm::Shell(s.clone()),
-        Command::Exec(v) => CommandForm::Exec(v.clone()),
-    }
 }
 
 fn now_rfc3339() -> String {
@@ -462,7 +455,7 @@ impl Builder<'_> {
                 c.push_history(&created, format!("USER {u}"), None);
             }
             Resolved::Cmd(cmd) => {
-                c.set_cmd(&form(cmd));
+                c.set_cmd(&CommandForm::from(cmd));
                 next.cmd_set = true;
                 let by = format!(
                     "CMD {}",
@@ -471,7 +464,7 @@ impl Builder<'_> {
                 c.push_history(&created, by, None);
             }
             Resolved::Entrypoint(ep) => {
-                c.set_entrypoint(&form(ep), st.cmd_set);
+                c.set_entrypoint(&CommandForm::from(ep), st.cmd_set);
                 let by = format!(
                     "ENTRYPOINT {}",
                     go_quoted_list(c.runtime().entrypoint.as_deref().unwrap_or(&[]))

@@ -8,16 +8,16 @@ use strata_frontend::{Command, Heredoc, Mount, StageScope};
 
 use crate::build::{BuildError, Builder};
 use crate::cache::LayerRef;
-use crate::config::{ConfigEditor, ImageConfig};
+use crate::config::{CommandForm, ConfigEditor, ImageConfig};
 use crate::run_step::RunParams;
-use crate::stage::{form, StageState, StepCtx};
+use crate::stage::{StageState, StepCtx};
 
 /// The argv of a RUN: the stage's shell (or exec form); heredocs as
 /// BuildKit runs them. `RUN <<EOF` alone runs the body as the script;
 /// otherwise the bodies follow the command line, so the shell feeds each
 /// to its `<<NAME` (`RUN python3 <<EOF`, several heredocs in one RUN).
 pub fn run_argv(c: &ImageConfig, command: &Command, heredocs: &[Heredoc]) -> Vec<String> {
-    let mut argv = c.argv(&form(command));
+    let mut argv = c.argv(&CommandForm::from(command));
     if let (Command::Shell(text), false) = (command, heredocs.is_empty()) {
         let only_heredoc = heredocs.len() == 1 && {
             let t = text.trim();
