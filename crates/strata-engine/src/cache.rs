@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use strata_oci::{Digest, ImageConfig};
+use strata_oci::ImageConfig;
 
 /// Bumped when the key derivation changes meaning, or when what a step
 /// produces for the same key changes (2: COPY's last source wins, created
@@ -60,18 +60,10 @@ impl std::fmt::Display for CacheKey {
     }
 }
 
-/// One layer of an image, as the engine tracks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRef {
-    /// Digest of the compressed blob in the store.
-    pub digest: Digest,
-    /// Digest of the uncompressed tar.
-    pub diff_id: Digest,
-    /// Compressed size.
-    pub size: u64,
-    pub uncompressed_size: u64,
-    pub media_type: String,
-}
+/// One layer of an image, as the engine tracks it: the store's record
+/// (blob digest, diff ID, sizes, media type), kept in cache records in the
+/// same JSON form.
+pub use strata_store::LayerRecord as LayerRef;
 
 /// What a cache hit restores: the stage's state after the step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

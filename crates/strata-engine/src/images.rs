@@ -3,7 +3,7 @@
 //! v2 schema 2 manifest, image record, tags).
 
 use strata_oci::{media_types, Descriptor, Digest, ImageManifest, Reference};
-use strata_store::{ImageRecord, LayerRecord, Lease, Store};
+use strata_store::{ImageRecord, Lease, Store};
 
 use crate::cache::LayerRef;
 use crate::config::{ConfigEditor, ImageConfig};
@@ -71,16 +71,6 @@ pub fn load_image(store: &Store, name: &str) -> Result<BaseImage, ImageError> {
     Ok(BaseImage { id, config, layers })
 }
 
-pub fn layer_record(l: &LayerRef) -> Result<LayerRecord, ImageError> {
-    Ok(LayerRecord {
-        digest: l.digest.clone(),
-        diff_id: l.diff_id.clone(),
-        size: l.size,
-        uncompressed_size: l.uncompressed_size,
-        media_type: l.media_type.clone(),
-    })
-}
-
 /// Writes the config and manifest blobs and registers the image (untagged).
 /// Returns the image ID (the config digest).
 pub fn commit_image(
@@ -109,14 +99,13 @@ pub fn commit_image_annotated(
         store
             .blobs()
             .ingest_leased(None, &mut &config_bytes[..], lease)?;
-    let records: Vec<LayerRecord> = layers.iter().map(layer_record).collect::<Result<_, _>>()?;
     let manifest = ImageManifest::docker(
         Descriptor::new(
             media_types::DOCKER_CONFIG,
             config_digest.clone(),
             config_size,
         ),
-        records
+        layers
             .iter()
             .map(|l| Descriptor::new(docker_media_type(&l.media_type), l.digest.clone(), l.size))
             .collect(),
@@ -135,7 +124,7 @@ pub fn commit_image_annotated(
         manifest_digest: manifest_digest.clone(),
         manifest_media_type: media_types::DOCKER_MANIFEST.to_string(),
         config_digest: config_digest.clone(),
-        layers: records,
+        layers: layers.to_vec(),
         created: config.created.clone().unwrap_or_default(),
     };
     store.register_image(&rec, lease, &[])?;

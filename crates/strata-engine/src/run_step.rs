@@ -90,16 +90,6 @@ pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
     }
 }
 
-pub fn layer_ref(info: &LayerInfo) -> LayerRef {
-    LayerRef {
-        digest: info.digest.clone(),
-        diff_id: info.diff_id.clone(),
-        size: info.size,
-        uncompressed_size: info.uncompressed_size,
-        media_type: info.media_type.clone(),
-    }
-}
-
 /// Runs one RUN on `layers` and returns the new layer.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
@@ -171,7 +161,7 @@ pub fn run(
         let chain = strata_store::chain_ids(&diff_ids);
         rootfs.release_adopting(store, chain.last().expect("one layer"), Some(lease))?;
     }
-    Ok(layer_ref(&info))
+    Ok(info.to_record())
 }
 
 /// Splits output chunks into lines (per stream) and emits Log events.

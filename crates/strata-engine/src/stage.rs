@@ -302,7 +302,7 @@ impl Builder<'_> {
                 let info = strata_store::LayerWriter::new(self.store.blobs(), opts)
                     .write_dir(dir, Some(self.lease))
                     .map_err(|e| e.to_string())?;
-                let layer = crate::run_step::layer_ref(&info);
+                let layer = info.to_record();
                 let id = format!("dir:{}", layer.diff_id);
                 Ok((
                     StageState {

@@ -24,7 +24,7 @@ use crate::copy::{copy_into_layer, Chmod, CopyParams, Source};
 use crate::mounts::MountedRootfs;
 use crate::named::Named;
 use crate::rootfs::resolve_in_root;
-use crate::run_step::{layer_options, layer_ref};
+use crate::run_step::layer_options;
 use crate::sources::{git, http, is_git_url, is_http_url, is_remote};
 use crate::stage::StageState;
 
@@ -416,7 +416,7 @@ impl Builder<'_> {
         )
         .map_err(|x| e(&x))?;
         let info = layer.finish_leased(Some(self.lease)).map_err(|x| e(&x))?;
-        Ok(layer_ref(&info))
+        Ok(info.to_record())
     }
 
     /// `COPY --link`: the layer is keyed without the parent (only the step
@@ -514,7 +514,7 @@ impl Builder<'_> {
                 .map_err(|x| e(&x))?;
         }
         let info = layer.finish_leased(Some(self.lease)).map_err(|x| e(&x))?;
-        Ok(Some(layer_ref(&info)))
+        Ok(Some(info.to_record()))
     }
 }
 

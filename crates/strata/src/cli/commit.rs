@@ -43,7 +43,7 @@ pub fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
     let info = LayerWriter::new(store.blobs(), strata_engine::run_step::layer_options(None))
         .write_dir(&upper, Some(&lease))?;
     let mut layers = image.layers.clone();
-    layers.push(strata_engine::run_step::layer_ref(&info));
+    layers.push(info.to_record());
     let mut config = image.config.clone();
     let c = &s.config;
     let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
