@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use strata_runtime::{resolve_user, ContainerSpec, Executor, Network, ProcessSpec, StdioConfig};
-use strata_store::{LayerInfo, LayerOptions, LayerWriter, Lease, Store};
+use strata_store::{LayerOptions, LayerWriter, Lease, Store};
 
 use crate::cache::LayerRef;
 use crate::events::{Event, EventKind, EventSink, Stream};

@@ -190,7 +190,7 @@ impl<'s> ImageFs<'s> {
         let mut f = self
             .store
             .blobs()
-            .open(&digest)
+            .open(digest)
             .map_err(|e| e.to_string())?;
         let mut ar = open_layer(&mut f)?;
         for e in ar.entries().map_err(|e| e.to_string())? {
