@@ -63,7 +63,7 @@ impl Builder<'_> {
         }
         let has_triggers = st
             .config
-            .config
+            .runtime()
             .on_build
             .as_ref()
             .is_some_and(|t| !t.is_empty());

@@ -10,6 +10,7 @@ use strata_oci::{Digest, Platform};
 use strata_runtime::Executor;
 use strata_store::{Lease, Store};
 
+use crate::config::ConfigEditor as _;
 use crate::context::{BuildContext, Ignore};
 use crate::events::{Event, EventKind, EventSink};
 use crate::scheduler::{default_parallelism, run_dag, Cancel};
@@ -217,20 +218,24 @@ pub fn build(
         .dockerfile
         .clone()
         .unwrap_or_else(|| default_dockerfile(&req.context));
-    let text = match &req.dockerfile_text {
-        Some(t) => t.clone(),
-        None => crate::context::read_dockerfile(&dockerfile).map_err(|e| {
+    let file_name = dockerfile
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into());
+    let df = match &req.dockerfile_text {
+        Some(t) => crate::dockerfile::Dockerfile {
+            name: file_name,
+            text: t.clone(),
+        },
+        None => crate::dockerfile::Dockerfile::read(&dockerfile, file_name).map_err(|e| {
             BuildError::Dockerfile(format!(
                 "cannot read the Dockerfile {}: {e}",
                 dockerfile.display()
             ))
         })?,
     };
-    let file_name = dockerfile
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "Dockerfile".into());
-    let ast = strata_frontend::parse(&text, &file_name)
+    let ast = df
+        .parse()
         .map_err(|e| BuildError::Dockerfile(e.to_string()))?;
     if req.network == crate::NetworkMode::Host && !req.allow_network_host {
         return Err(BuildError::Other(crate::network::host_network_denied(
@@ -462,7 +467,7 @@ fn build_platform(
         .ok_or_else(|| other("the target stage was not built"))?;
     let mut config = target.config.clone();
     if let Some(t) = req.source_date_epoch {
-        config.created = Some(crate::config::epoch_rfc3339(t));
+        config.created = Some(strata_oci::rfc3339_unix(t));
     }
     if !req.labels.is_empty() {
         let pairs: Vec<(String, String)> = req

@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::ImageConfigDoc;
+use strata_oci::ImageConfig;
 
 /// Bumped when the key derivation changes meaning, or when what a step
 /// produces for the same key changes (2: COPY's last source wins, created
@@ -60,23 +60,16 @@ impl std::fmt::Display for CacheKey {
     }
 }
 
-/// One layer of an image, as the engine tracks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRef {
-    /// Digest of the compressed blob in the store.
-    pub digest: String,
-    /// Digest of the uncompressed tar.
-    pub diff_id: String,
-    /// Compressed size.
-    pub size: u64,
-    pub uncompressed_size: u64,
-    pub media_type: String,
-}
+/// One layer of an image, as the engine tracks it: the store's record
+/// (blob digest, diff ID, sizes, media type), kept in cache records in the
+/// same JSON form.
+pub use strata_store::LayerRecord as LayerRef;
 
 /// What a cache hit restores: the stage's state after the step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
-    pub config: ImageConfigDoc,
+    #[serde(with = "crate::config_json::record")]
+    pub config: ImageConfig,
     pub layers: Vec<LayerRef>,
     /// Whether a CMD was set earlier in this stage (ENTRYPOINT's reset rule
     /// depends on it).

@@ -552,63 +552,6 @@ impl BuildContext {
     }
 }
 
-/// How long [`read_dockerfile`] waits for a pipe's writer.
-const PIPE_WAIT_MS: i32 = 2000;
-
-/// Reads a Dockerfile named on the command line without ever hanging on
-/// it. A regular file (or a symlink to one) is read. A pipe is read too
-/// (`-f <(generate)`, or a named FIFO someone writes to), but only once it
-/// has data or its writer closed within 2 s: a FIFO nobody writes to is
-/// refused instead of blocking the build forever (the open itself is
-/// `O_NONBLOCK`, so it never waits for a writer). Anything else (a
-/// directory, a device, a socket) is refused before a byte is read.
-pub fn read_dockerfile(path: &Path) -> io::Result<String> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = rustix::fs::open(path, flags, Mode::empty())?;
-    let st = rustix::fs::fstat(&fd)?;
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile => {}
-        FileType::Fifo => {
-            use std::os::fd::AsRawFd;
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for an fd we own.
-            let n = unsafe { libc::poll(&mut p, 1, PIPE_WAIT_MS) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "is a FIFO (named pipe) and nothing wrote to it within {} s; \
-                         give a regular file, or start the writer first",
-                        PIPE_WAIT_MS / 1000
-                    ),
-                ));
-            }
-        }
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "is {}, not a regular file or a pipe",
-                    strata_store::safe_path::file_kind(st.st_mode as u32)
-                ),
-            ))
-        }
-    }
-    // A writer is there (or gone after writing): plain blocking reads.
-    rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
-    let mut text = String::new();
-    File::from(fd).read_to_string(&mut text)?;
-    Ok(text)
-}
-
 /// The digest of no bytes.
 const EMPTY_SHA256: &str =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -780,29 +723,6 @@ mod tests {
         let e = r.unwrap_err();
         assert!(e.contains("FIFO"), "{e}");
         assert!(hash_file(&d.path().join("f")).is_err());
-    }
-
-    #[test]
-    fn a_fifo_dockerfile_without_a_writer_is_refused_with_one_it_is_read() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("Dockerfile");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &p,
-            FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
-        let e = read_dockerfile(&p).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        let w = {
-            let p = p.clone();
-            std::thread::spawn(move || fs::write(p, "FROM scratch\n").unwrap())
-        };
-        assert_eq!(read_dockerfile(&p).unwrap(), "FROM scratch\n");
-        w.join().unwrap();
-        assert!(read_dockerfile(d.path()).is_err());
     }
 
     #[test]

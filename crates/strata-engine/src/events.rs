@@ -120,23 +120,8 @@ impl Event {
     }
 }
 
-/// Formats a timestamp as RFC 3339 with nanoseconds (`2024-05-01T10:00:00.123456789Z`).
-pub fn format_rfc3339_nanos(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.nanosecond()
-    )
-}
-
 fn rfc3339<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_rfc3339_nanos(*t))
+    s.serialize_str(&strata_oci::rfc3339_fixed_nanos(*t))
 }
 
 fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

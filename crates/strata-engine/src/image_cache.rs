@@ -21,6 +21,7 @@ use strata_frontend::{MountKind, Resolved, StageScope};
 
 use crate::build::Builder;
 use crate::cache::CacheKey;
+use crate::config::ConfigEditor as _;
 use crate::stage::StageState;
 use crate::stage_run::{run_argv, run_created_by, shebang_script};
 
@@ -78,13 +79,10 @@ impl Builder<'_> {
                 continue;
             }
             let layer = img.layers[st.layers.len()].clone();
-            let Ok(d) = layer.digest.parse() else {
-                continue;
-            };
-            if !self.store.blobs().exists(&d) {
+            if !self.store.blobs().exists(&layer.digest) {
                 continue;
             }
-            let _ = self.lease.add_blob(&d);
+            let _ = self.lease.add_blob(&layer.digest);
             let mut out = st.clone();
             out.key = key.clone();
             let created = next

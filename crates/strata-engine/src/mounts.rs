@@ -34,7 +34,7 @@ impl From<strata_oci::DigestError> for MountError {
 pub fn chain_of(layers: &[LayerRef]) -> Result<Vec<(Digest, Digest)>, MountError> {
     layers
         .iter()
-        .map(|l| Ok((l.diff_id.parse()?, l.digest.parse()?)))
+        .map(|l| Ok((l.diff_id.clone(), l.digest.clone())))
         .collect()
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use strata_runtime::{resolve_user, ContainerSpec, Executor, Network, ProcessSpec, StdioConfig};
-use strata_store::{LayerInfo, LayerOptions, LayerWriter, Lease, Store};
+use strata_store::{LayerOptions, LayerWriter, Lease, Store};
 
 use crate::cache::LayerRef;
 use crate::events::{Event, EventKind, EventSink, Stream};
@@ -90,16 +90,6 @@ pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
     }
 }
 
-pub fn layer_ref(info: &LayerInfo) -> LayerRef {
-    LayerRef {
-        digest: info.digest.to_string(),
-        diff_id: info.diff_id.to_string(),
-        size: info.size,
-        uncompressed_size: info.uncompressed_size,
-        media_type: info.media_type.clone(),
-    }
-}
-
 /// Runs one RUN on `layers` and returns the new layer.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
@@ -165,13 +155,13 @@ pub fn run(
         // The upper dir is the layer, overlay-ready: keep it as the snapshot.
         let mut diff_ids = Vec::with_capacity(layers.len() + 1);
         for l in layers {
-            diff_ids.push(l.diff_id.parse().map_err(crate::mounts::MountError::from)?);
+            diff_ids.push(l.diff_id.clone());
         }
         diff_ids.push(info.diff_id.clone());
         let chain = strata_store::chain_ids(&diff_ids);
         rootfs.release_adopting(store, chain.last().expect("one layer"), Some(lease))?;
     }
-    Ok(layer_ref(&info))
+    Ok(info.to_record())
 }
 
 /// Splits output chunks into lines (per stream) and emits Log events.

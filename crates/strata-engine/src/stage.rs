@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::json;
-use strata_frontend::{Base, Command, Resolved, Stage, StageScope, Step};
+use strata_frontend::{Base, Resolved, Stage, StageScope, Step};
 use strata_store::CacheRecord;
 
 use crate::build::{BuildError, Builder};
 use crate::cache::{CacheKey, LayerRef, StepRecord};
-use crate::config::{go_quoted_list, CommandForm, Healthcheck, ImageConfigDoc};
+use crate::config::{go_quoted_list, CommandForm, ConfigEditor, ImageConfig};
 use crate::events::{Event, EventKind};
 use crate::miss_record::StepWhy;
 use crate::stage_files::{FileStep, Prepared};
@@ -32,7 +32,7 @@ pub(crate) struct StepKey {
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
 pub struct StageState {
-    pub config: ImageConfigDoc,
+    pub config: ImageConfig,
     pub layers: Vec<LayerRef>,
     pub key: CacheKey,
     pub cmd_set: bool,
@@ -46,15 +46,8 @@ pub fn stage_label(stage: &Stage) -> String {
         .unwrap_or_else(|| format!("stage-{}", stage.index))
 }
 
-pub(crate) fn form(c: &Command) -> CommandForm {
-    match c {
-        Command::Shell(s) => CommandForm::Shell(s.clone()),
-        Command::Exec(v) => CommandForm::Exec(v.clone()),
-    }
-}
-
 fn now_rfc3339() -> String {
-    crate::events::format_rfc3339_nanos(time::OffsetDateTime::now_utc())
+    strata_oci::rfc3339_fixed_nanos(time::OffsetDateTime::now_utc())
 }
 
 /// One step's context for error messages and events.
@@ -127,7 +120,7 @@ impl Builder<'_> {
             Base::Scratch => {
                 base_id = Some("scratch".to_string());
                 StageState {
-                    config: ImageConfigDoc::scratch(),
+                    config: crate::config::scratch(),
                     layers: Vec::new(),
                     key: CacheKey::base("scratch", &platform),
                     cmd_set: false,
@@ -209,7 +202,7 @@ impl Builder<'_> {
         };
 
         // ONBUILD triggers of the base run first, then are cleared.
-        if let Some(triggers) = st.config.config.on_build.take() {
+        if let Some(triggers) = st.config.runtime_mut().on_build.take() {
             for (n_onbuild, text) in triggers.into_iter().enumerate() {
                 let step =
                     strata_frontend::parse_trigger(&text, stage.location.clone()).map_err(|e| {
@@ -309,12 +302,12 @@ impl Builder<'_> {
                 let info = strata_store::LayerWriter::new(self.store.blobs(), opts)
                     .write_dir(dir, Some(self.lease))
                     .map_err(|e| e.to_string())?;
-                let layer = crate::run_step::layer_ref(&info);
+                let layer = info.to_record();
                 let id = format!("dir:{}", layer.diff_id);
                 Ok((
                     StageState {
                         key: CacheKey::base(&id, platform),
-                        config: ImageConfigDoc::scratch(),
+                        config: crate::config::scratch(),
                         layers: vec![layer],
                         cmd_set: false,
                     },
@@ -385,7 +378,7 @@ impl Builder<'_> {
         };
 
         let created = match self.req.source_date_epoch {
-            Some(t) => crate::config::epoch_rfc3339(t),
+            Some(t) => strata_oci::rfc3339_unix(t),
             None => now_rfc3339(),
         };
         let mut link_cached = false;
@@ -432,7 +425,7 @@ impl Builder<'_> {
             }
             Resolved::Workdir(path) => {
                 let wd = c.set_workdir(path);
-                let layer = self.workdir_step(st, &wd, &c.config.user).map_err(err)?;
+                let layer = self.workdir_step(st, &wd, &c.runtime().user).map_err(err)?;
                 let diff = layer.as_ref().map(|l| l.diff_id.clone());
                 c.push_history(&created, format!("WORKDIR {wd}"), diff);
                 next.layers.extend(layer);
@@ -463,19 +456,19 @@ impl Builder<'_> {
                 c.push_history(&created, format!("USER {u}"), None);
             }
             Resolved::Cmd(cmd) => {
-                c.set_cmd(&form(cmd));
+                c.set_cmd(&CommandForm::from(cmd));
                 next.cmd_set = true;
                 let by = format!(
                     "CMD {}",
-                    go_quoted_list(c.config.cmd.as_deref().unwrap_or(&[]))
+                    go_quoted_list(c.runtime().cmd.as_deref().unwrap_or(&[]))
                 );
                 c.push_history(&created, by, None);
             }
             Resolved::Entrypoint(ep) => {
-                c.set_entrypoint(&form(ep), st.cmd_set);
+                c.set_entrypoint(&CommandForm::from(ep), st.cmd_set);
                 let by = format!(
                     "ENTRYPOINT {}",
-                    go_quoted_list(c.config.entrypoint.as_deref().unwrap_or(&[]))
+                    go_quoted_list(c.runtime().entrypoint.as_deref().unwrap_or(&[]))
                 );
                 c.push_history(&created, by, None);
             }
@@ -488,16 +481,7 @@ impl Builder<'_> {
                 c.push_history(&created, format!("STOPSIGNAL {sig}"), None);
             }
             Resolved::Healthcheck(hc) => {
-                let ns =
-                    |d: Option<std::time::Duration>| d.map(|d| d.as_nanos() as i64).unwrap_or(0);
-                c.set_healthcheck(hc.as_ref().map(|h| Healthcheck {
-                    test: h.test.clone(),
-                    interval: ns(h.interval),
-                    timeout: ns(h.timeout),
-                    start_period: ns(h.start_period),
-                    start_interval: ns(h.start_interval),
-                    retries: h.retries.unwrap_or(0) as i64,
-                }));
+                c.set_healthcheck(hc.as_ref());
                 let by = format!(
                     "HEALTHCHECK {}",
                     s.source.trim().split_once(' ').map(|x| x.1).unwrap_or("")
@@ -540,14 +524,14 @@ impl Builder<'_> {
         let mut def = json!({
             "instr": serde_json::to_value(resolved).unwrap_or_default(),
             "workdir": st.config.workdir(),
-            "user": st.config.config.user,
+            "user": st.config.runtime().user,
             "shell": st.config.shell(),
             "cmd_set": st.cmd_set,
         });
         if let Resolved::Run { network, .. } = resolved {
             // Refused before the cache: a cached step needs the entitlement too.
             self.run_network_mode(network)?;
-            def["env"] = json!(st.config.config.env);
+            def["env"] = json!(st.config.runtime().env);
             def["build_args"] = json!(self.recorded_build_args(scope));
             // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit
             // (only when set, so that other keys stay as they were).
@@ -666,11 +650,10 @@ impl Builder<'_> {
         let rec: StepRecord = serde_json::from_str(&rec.value).ok()?;
         // Every layer must still be in the store.
         for l in &rec.layers {
-            let d = l.digest.parse().ok()?;
-            if !self.store.blobs().exists(&d) {
+            if !self.store.blobs().exists(&l.digest) {
                 return None;
             }
-            let _ = self.lease.add_blob(&d);
+            let _ = self.lease.add_blob(&l.digest);
         }
         Some(rec)
     }
@@ -688,11 +671,7 @@ impl Builder<'_> {
     pub(crate) fn cache_put_record(&self, key: &CacheKey, rec: &StepRecord) {
         let record = CacheRecord {
             value: serde_json::to_string(rec).unwrap_or_default(),
-            blobs: rec
-                .layers
-                .iter()
-                .filter_map(|l| l.digest.parse().ok())
-                .collect(),
+            blobs: rec.layers.iter().map(|l| l.digest.clone()).collect(),
             images: Vec::new(),
         };
         if let Err(e) = self.store.meta().cache_put(key.as_str(), &record) {

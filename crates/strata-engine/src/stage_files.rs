@@ -18,12 +18,13 @@ use strata_store::LayerBuilder;
 
 use crate::build::{Builder, TempDir};
 use crate::cache::{CacheKey, LayerRef, StepRecord};
+use crate::config::ConfigEditor as _;
 use crate::context::{BuildContext, NoIgnore};
 use crate::copy::{copy_into_layer, Chmod, CopyParams, Source};
 use crate::mounts::MountedRootfs;
 use crate::named::Named;
 use crate::rootfs::resolve_in_root;
-use crate::run_step::{layer_options, layer_ref};
+use crate::run_step::layer_options;
 use crate::sources::{git, http, is_git_url, is_http_url, is_remote};
 use crate::stage::StageState;
 
@@ -415,7 +416,7 @@ impl Builder<'_> {
         )
         .map_err(|x| e(&x))?;
         let info = layer.finish_leased(Some(self.lease)).map_err(|x| e(&x))?;
-        Ok(layer_ref(&info))
+        Ok(info.to_record())
     }
 
     /// `COPY --link`: the layer is keyed without the parent (only the step
@@ -439,7 +440,7 @@ impl Builder<'_> {
         }
         let layer = self.copy_step(st, f, p, deps)?;
         let rec = StepRecord {
-            config: crate::config::ImageConfigDoc::scratch(),
+            config: crate::config::scratch(),
             layers: vec![layer.clone()],
             cmd_set: false,
         };
@@ -513,7 +514,7 @@ impl Builder<'_> {
                 .map_err(|x| e(&x))?;
         }
         let info = layer.finish_leased(Some(self.lease)).map_err(|x| e(&x))?;
-        Ok(Some(layer_ref(&info)))
+        Ok(Some(info.to_record()))
     }
 }
 

@@ -8,16 +8,16 @@ use strata_frontend::{Command, Heredoc, Mount, StageScope};
 
 use crate::build::{BuildError, Builder};
 use crate::cache::LayerRef;
-use crate::config::ImageConfigDoc;
+use crate::config::{CommandForm, ConfigEditor, ImageConfig};
 use crate::run_step::RunParams;
-use crate::stage::{form, StageState, StepCtx};
+use crate::stage::{StageState, StepCtx};
 
 /// The argv of a RUN: the stage's shell (or exec form); heredocs as
 /// BuildKit runs them. `RUN <<EOF` alone runs the body as the script;
 /// otherwise the bodies follow the command line, so the shell feeds each
 /// to its `<<NAME` (`RUN python3 <<EOF`, several heredocs in one RUN).
-pub fn run_argv(c: &ImageConfigDoc, command: &Command, heredocs: &[Heredoc]) -> Vec<String> {
-    let mut argv = c.argv(&form(command));
+pub fn run_argv(c: &ImageConfig, command: &Command, heredocs: &[Heredoc]) -> Vec<String> {
+    let mut argv = c.argv(&CommandForm::from(command));
     if let (Command::Shell(text), false) = (command, heredocs.is_empty()) {
         let only_heredoc = heredocs.len() == 1 && {
             let t = text.trim();
@@ -95,12 +95,12 @@ impl Builder<'_> {
         mounts: &[Mount],
         network: &Option<String>,
         deps: &BTreeMap<usize, StageState>,
-        c: &mut ImageConfigDoc,
+        c: &mut ImageConfig,
         created: &str,
     ) -> Result<LayerRef, BuildError> {
         let err = |m: String| self.step_error(s, m, None);
         let mut argv = run_argv(c, command, heredocs);
-        let mut env = c.config.env.clone().unwrap_or_default();
+        let mut env = c.runtime().env.clone().unwrap_or_default();
         let args = self.recorded_build_args(scope);
         for (k, v) in &args {
             env.push(format!("{k}={v}"));
@@ -134,7 +134,7 @@ impl Builder<'_> {
         let params = RunParams {
             argv: argv.clone(),
             env,
-            user: &c.config.user,
+            user: &c.runtime().user,
             workdir: c.workdir(),
             network: &network,
             step: s.step_no,
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn heredoc_argv() {
-        let c = ImageConfigDoc::scratch();
+        let c = crate::config::scratch();
         let a = run_argv(
             &c,
             &Command::Shell("<<EOF".into()),

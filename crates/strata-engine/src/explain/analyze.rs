@@ -163,12 +163,12 @@ pub fn explain_image(store: &Store, name: &str, top: usize) -> Result<Explanatio
             .map_err(|message| ExplainError::Layer {
                 image: name.to_string(),
                 layer: i + 1,
-                digest: l.digest.clone(),
+                digest: l.digest.to_string(),
                 message,
             })?;
         layers.push(LayerInfo {
             index: i + 1,
-            diff_id: l.diff_id.clone(),
+            diff_id: l.diff_id.to_string(),
             size: l.uncompressed_size,
             step: steps[i].clone(),
             base: i < nbase,
@@ -388,8 +388,7 @@ impl Walker {
         top: usize,
     ) -> Result<LayerStats, String> {
         let l = &img.layers[i];
-        let digest = l.digest.parse::<Digest>().map_err(|e| e.to_string())?;
-        let mut file = store.blobs().open(&digest).map_err(|e| e.to_string())?;
+        let mut file = store.blobs().open(&l.digest).map_err(|e| e.to_string())?;
         let reader: Box<dyn Read + '_> =
             strata_store::diff::decompressed(&mut file).map_err(|e| e.to_string())?;
         self.walk(reader, i, top)

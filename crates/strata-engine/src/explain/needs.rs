@@ -9,7 +9,6 @@ use std::io::Read;
 use object::elf;
 use object::read::elf::{ElfFile, FileHeader, ProgramHeader};
 use serde::Serialize;
-use strata_oci::Digest;
 use strata_store::Store;
 
 use super::analyze::clean;
@@ -49,11 +48,8 @@ impl<'s> ImageFs<'s> {
         let img = load_image(store, name).map_err(|e| e.to_string())?;
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         for i in 0..img.layers.len() {
-            let digest = img.layers[i]
-                .digest
-                .parse::<Digest>()
-                .map_err(|e| e.to_string())?;
-            let mut f = store.blobs().open(&digest).map_err(|e| e.to_string())?;
+            let digest = &img.layers[i].digest;
+            let mut f = store.blobs().open(digest).map_err(|e| e.to_string())?;
             let mut ar = open_layer(&mut f)?;
             for e in ar.entries().map_err(|e| e.to_string())? {
                 let e = e.map_err(|e| e.to_string())?;
@@ -190,15 +186,8 @@ impl<'s> ImageFs<'s> {
         else {
             return Err(format!("{path}: not a regular file"));
         };
-        let digest = self.img.layers[*layer]
-            .digest
-            .parse::<Digest>()
-            .map_err(|e| e.to_string())?;
-        let mut f = self
-            .store
-            .blobs()
-            .open(&digest)
-            .map_err(|e| e.to_string())?;
+        let digest = &self.img.layers[*layer].digest;
+        let mut f = self.store.blobs().open(digest).map_err(|e| e.to_string())?;
         let mut ar = open_layer(&mut f)?;
         for e in ar.entries().map_err(|e| e.to_string())? {
             let mut e = e.map_err(|e| e.to_string())?;

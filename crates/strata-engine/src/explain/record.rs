@@ -12,7 +12,7 @@ use strata_oci::Digest;
 use strata_store::Store;
 
 use crate::cache::LayerRef;
-use crate::config::ImageConfigDoc;
+use crate::config::ImageConfig;
 use crate::stage::{stage_label, StageState};
 
 /// The note kind the record is stored under.
@@ -71,7 +71,7 @@ pub struct CopyRecord {
 
 /// Pairs a config's non-empty history entries with its layers: the step
 /// (`created_by`) that made each layer, `None` when the history is short.
-pub fn layer_steps(config: &ImageConfigDoc, layers: usize) -> Vec<Option<String>> {
+pub fn layer_steps(config: &ImageConfig, layers: usize) -> Vec<Option<String>> {
     let made: Vec<Option<String>> = config
         .history
         .iter()

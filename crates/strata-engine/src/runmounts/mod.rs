@@ -13,6 +13,7 @@ use strata_frontend::{FromRef, Mount, MountKind};
 use strata_runtime::{BindMount, MountSpec};
 
 use crate::build::{Builder, TempDir};
+use crate::config::ConfigEditor as _;
 use crate::mounts::MountedRootfs;
 use crate::rootfs::resolve_in_root;
 use crate::stage::StageState;

@@ -327,10 +327,7 @@ fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
 /// (skipped when unset); a later K wins.
 pub(crate) fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
     raw.iter()
-        .filter_map(|a| match a.split_once('=') {
-            Some((k, v)) => Some((k.to_string(), v.to_string())),
-            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
-        })
+        .filter_map(|a| super::key_value_or_env(a))
         .collect()
 }
 

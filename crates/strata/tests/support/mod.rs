@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use strata_engine::config::ImageConfigDoc;
 use strata_store::{LayerOptions, LayerWriter, Store};
 
 pub(crate) fn strata(root: &Path, args: &[&str]) -> Output {
@@ -74,14 +73,14 @@ pub(crate) fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     let info = LayerWriter::new(store.blobs(), opts)
         .write_dir(r, None)
         .unwrap();
-    let mut cfg = ImageConfigDoc::scratch();
+    let mut cfg = strata_engine::config::scratch();
     if clamp.is_some() {
         cfg.created = Some("2000-01-01T00:00:00Z".into());
     }
-    cfg.config.cmd = Some(vec!["sh".into()]);
+    cfg.runtime_mut().cmd = Some(vec!["sh".into()]);
     let layer = strata_engine::cache::LayerRef {
-        digest: info.digest.to_string(),
-        diff_id: info.diff_id.to_string(),
+        digest: info.digest.clone(),
+        diff_id: info.diff_id.clone(),
         size: info.size,
         uncompressed_size: info.uncompressed_size,
         media_type: info.media_type.clone(),
