@@ -160,7 +160,7 @@ pub fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), St
         Ok(()) if dest.parent().is_some() => (Scratch(beside), None),
         _ => {
             let _ = std::fs::remove_dir(&beside);
-            let t = crate::build::TempDir::new(store, "output").map_err(io(&dest))?;
+            let t = crate::tempdir::TempDir::new(store, "output").map_err(io(&dest))?;
             (Scratch(t.0.join("fs")), Some(t))
         }
     };
@@ -205,7 +205,7 @@ fn merge_dir(from: &Path, to: &Path) -> Result<(), String> {
                 if !sm.is_dir() && dst.symlink_metadata().is_ok() {
                     std::fs::remove_file(&dst).map_err(io(&dst))?;
                 }
-                crate::runmounts::copy_tree(&src, &dst)?;
+                crate::runmounts::copy_tree(&src, &dst).map_err(|e| e.to_string())?;
             }
             Err(e) => return Err(io(&dst)(e)),
         }
@@ -236,7 +236,7 @@ pub fn export(
     match spec {
         OutputSpec::Local(dir) => export_local(store, image, dir),
         OutputSpec::Tar(file) => {
-            let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
+            let tmp = crate::tempdir::TempDir::new(store, "output").map_err(io(file))?;
             flatten_into(store, image, &tmp.0)?;
             write_tree_tar(file, &tmp.0)
         }
@@ -284,7 +284,7 @@ pub fn export_index(
             Ok(())
         }
         OutputSpec::Tar(file) => {
-            let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
+            let tmp = crate::tempdir::TempDir::new(store, "output").map_err(io(file))?;
             for (p, id) in images {
                 flatten_into(store, id, &tmp.0.join(dir_of(p)))?;
             }

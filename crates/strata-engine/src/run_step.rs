@@ -24,7 +24,7 @@ pub struct RunParams<'a> {
     pub workdir: &'a str,
     /// The network, asked for once the rootfs is mounted (so a private
     /// network being created meanwhile has had that time).
-    pub network: &'a (dyn Fn() -> Result<Network, String> + 'a),
+    pub network: &'a (dyn Fn() -> Result<Network, crate::network::NetworkError> + 'a),
     /// Progress step number for log events.
     pub step: usize,
     /// `RUN --mount`s: runtime mounts, and extra lowers (the mount points)
@@ -55,8 +55,8 @@ pub enum RunError {
     #[error(transparent)]
     Mount(#[from] crate::mounts::MountError),
     /// The RUN's network could not be set up.
-    #[error("{0}")]
-    Network(String),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// At most this many characters of a command line appear in an error.
@@ -115,7 +115,7 @@ pub fn run(
     lowers.extend(p.extra_lowers.iter().cloned());
     let rootfs = MountedRootfs::mount(store, layers, &lowers, Some(lease))?;
     let user = resolve_user(rootfs.root(), p.user)?;
-    let network = (p.network)().map_err(RunError::Network)?;
+    let network = (p.network)()?;
     let spec = ContainerSpec {
         id: rootfs.id(),
         rootfs: rootfs.root().to_path_buf(),

@@ -30,12 +30,15 @@ struct Perms {
     t: bool,
 }
 
+/// A `--chmod` value that is neither octal nor symbolic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --chmod={0}: use an octal mode such as 755 or a symbolic one such as u+x,g-w")]
+pub struct InvalidChmod(pub String);
+
 impl Chmod {
     /// Parses `--chmod=VALUE`; the error says which forms are accepted.
-    pub fn parse(v: &str) -> Result<Chmod, String> {
-        let bad = || {
-            format!("invalid --chmod={v}: use an octal mode such as 755 or a symbolic one such as u+x,g-w")
-        };
+    pub fn parse(v: &str) -> Result<Chmod, InvalidChmod> {
+        let bad = || InvalidChmod(v.to_string());
         if !v.is_empty() && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             let m = u32::from_str_radix(v, 8).map_err(|_| bad())?;
             return if m <= 0o7777 {

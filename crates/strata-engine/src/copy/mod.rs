@@ -29,20 +29,47 @@ mod writer;
 pub use chmod::Chmod;
 use writer::Writer;
 
+/// Why a COPY or ADD failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("{0}")]
+    /// A source could not be read from the build context.
+    #[error(transparent)]
     Context(#[from] ContextError),
-    #[error("{0}")]
+    /// The layer could not be written.
+    #[error(transparent)]
     Store(#[from] strata_store::StoreError),
+    /// The sources or flags cannot be copied as asked.
     #[error("{0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
+    /// A file could not be read or written.
+    #[error("{path}")]
     Io {
+        /// The file.
         path: String,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// `--chmod` is malformed.
+    #[error(transparent)]
+    Chmod(#[from] chmod::InvalidChmod),
+    /// `--exclude` has a malformed pattern.
+    #[error("--exclude")]
+    Exclude(#[source] strata_frontend::Error),
+    /// `--chown` names no user or group of the stage.
+    #[error("{instruction} --chown={spec}")]
+    Chown {
+        /// COPY or ADD.
+        instruction: &'static str,
+        /// The `--chown` value.
+        spec: String,
+        /// Why.
+        #[source]
+        source: crate::stage::ChownError,
+    },
+    /// The sources mix kinds one instruction cannot take.
+    #[error("{0}")]
+    Sources(&'static str),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {

@@ -100,7 +100,7 @@ fn bytes(layers: &[LayerRef]) -> u64 {
 /// Builds the record from the plan and the stages' final states.
 /// `base_layers(stage)` is how many layers the stage's base image had
 /// (image bases only; scratch and stage bases are known here).
-pub fn record(
+pub(crate) fn record(
     plan: &Plan,
     states: &BTreeMap<usize, StageState>,
     base_layers: &dyn Fn(usize) -> Option<usize>,
@@ -189,29 +189,30 @@ pub fn load(store: &Store, image: &Digest) -> Option<BuildRecord> {
 /// After a build: records it for `image explain` (a failure to record is
 /// logged, never fails the build).
 pub(crate) fn save_for_build(
-    b: &crate::build::Builder<'_>,
+    pass: &crate::stage::Pass<'_>,
     states: &BTreeMap<usize, StageState>,
     image: &Digest,
 ) {
+    let s = pass.session;
     let base_layers = |i: usize| -> Option<usize> {
-        let Base::Image(name) = &b.plan.stages[i].base else {
+        let Base::Image(name) = &pass.plan.stages[i].base else {
             return None;
         };
-        let id = match b.named.get(&name.to_ascii_lowercase()) {
+        let id = match pass.inputs.named(name) {
             Some(crate::named::Named::Image(id)) => id.clone(),
             Some(crate::named::Named::Dir(_)) => return Some(1),
-            None => b
+            None => s
                 .images
-                .resolve_for(name, &b.platform, b.events)
+                .resolve_for(name, &pass.platform, s.events)
                 .ok()?
                 .to_string(),
         };
-        crate::images::load_image(b.store, &id)
+        crate::images::load_image(s.store, &id)
             .ok()
             .map(|img| img.layers.len())
     };
-    let rec = record(b.plan, states, &base_layers);
-    if let Err(e) = save(b.store, image, &rec) {
+    let rec = record(pass.plan, states, &base_layers);
+    if let Err(e) = save(s.store, image, &rec) {
         tracing::warn!("recording the build of {image}: {e}");
     }
 }

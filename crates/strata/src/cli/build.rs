@@ -276,7 +276,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             eprintln!("build cancelled");
             Ok(130)
         }
-        Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context("build failed")),
     }
 }
 

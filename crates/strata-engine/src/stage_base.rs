@@ -1,0 +1,147 @@
+//! A stage's FROM: its base state (scratch, an image, a named context, an
+//! earlier stage), keyed by the base and the stage's platform, and its
+//! layers unpacked ahead of the steps that mount them (`base_unpack.rs`).
+
+use serde_json::json;
+use strata_frontend::{Base, Stage, StageScope};
+use strata_oci::Platform;
+
+use crate::cache::CacheKey;
+use crate::config::ImageConfigDoc;
+use crate::error::StepError;
+use crate::named::Named;
+use crate::stage::{stage_label, Pass, StageState};
+use crate::steps::StepEnv;
+use crate::whymiss::{one_line, Above, Trace};
+
+/// Executes the FROM of `stage` on `platform`: its base state, the scope
+/// its steps resolve in, and what is above its first step (to explain a
+/// miss of that step).
+pub(crate) fn from_step(
+    pass: &Pass<'_>,
+    env: &StepEnv<'_>,
+    stage: &Stage,
+    platform: &Platform,
+) -> Result<(StageState, StageScope, Above), StepError> {
+    let (mut st, base_id) = base_state(env, stage, platform)?;
+    if !matches!(stage.base, Base::Stage(_)) {
+        // The image states the stage's platform (scratch and bases alike).
+        st.config.os = platform.os.clone();
+        st.config.architecture = platform.architecture.clone();
+        st.config.variant = platform.variant.clone();
+    }
+    let scope = StageScope::new(pass.plan, stage.index, &st.config.env_pairs());
+    // The base's layers are unpacked here, on FROM, when a step of the
+    // stage will mount them (not when every such step is cached).
+    let first = pass.step_numbers[&stage.index];
+    crate::base_unpack::unpack_base(pass, env, stage, &st, &scope, first)?;
+    let above = match (&stage.base, base_id) {
+        (Base::Stage(i), _) => Above::Stage(stage_label(&pass.plan.stages[*i])),
+        (_, id) => {
+            let trace = Trace {
+                def: json!({ "base": id, "platform": platform.to_string() }),
+                from: Some(match &stage.base {
+                    Base::Image(name) => name.clone(),
+                    _ => "scratch".into(),
+                }),
+                ..Default::default()
+            };
+            let instruction = one_line(stage.source.trim());
+            crate::miss_record::note_base(env.session.store, &st.key, &instruction, &trace);
+            Above::Base { trace }
+        }
+    };
+    Ok((st, scope, above))
+}
+
+/// The state FROM starts the stage with, and what keyed it (an image ID,
+/// `scratch`, a named directory's layer; `None` for an earlier stage).
+fn base_state(
+    env: &StepEnv<'_>,
+    stage: &Stage,
+    platform: &Platform,
+) -> Result<(StageState, Option<String>), StepError> {
+    let session = env.session;
+    let platform_text = platform.to_string();
+    match &stage.base {
+        Base::Scratch => Ok((
+            StageState {
+                config: ImageConfigDoc::scratch(),
+                layers: Vec::new(),
+                key: CacheKey::base("scratch", &platform_text),
+                cmd_set: false,
+            },
+            Some("scratch".to_string()),
+        )),
+        Base::Image(name) => {
+            if let Some(named) = env.inputs.named(name) {
+                let (st, id) = named_base(env, named, &platform_text)?;
+                return Ok((st, Some(id)));
+            }
+            let id = session.images.resolve_for(name, platform, session.events)?;
+            let img = crate::images::load_image(session.store, &id.to_string())?;
+            let id = img.id.to_string();
+            Ok((
+                StageState {
+                    key: CacheKey::base(&id, &platform_text),
+                    config: img.config.into_build_base(),
+                    layers: img.layers,
+                    cmd_set: false,
+                },
+                Some(id),
+            ))
+        }
+        Base::Stage(i) => {
+            let parent = env.dep(*i)?.clone();
+            Ok((
+                StageState {
+                    cmd_set: false,
+                    ..parent
+                },
+                None,
+            ))
+        }
+    }
+}
+
+/// The base state of `FROM NAME` when NAME is a named build context: its
+/// image, or its directory as one layer on scratch.
+fn named_base(
+    env: &StepEnv<'_>,
+    named: &Named,
+    platform: &str,
+) -> Result<(StageState, String), StepError> {
+    let (store, lease) = (env.session.store, env.session.lease);
+    match named {
+        Named::Image(id) => {
+            let img = crate::images::load_image(store, id)?;
+            lease.add_image(&img.id)?;
+            let id = img.id.to_string();
+            Ok((
+                StageState {
+                    key: CacheKey::base(&id, platform),
+                    config: img.config.into_build_base(),
+                    layers: img.layers,
+                    cmd_set: false,
+                },
+                id,
+            ))
+        }
+        Named::Dir(dir) => {
+            let opts = crate::run_step::layer_options(env.inputs.epoch());
+            let info =
+                strata_store::LayerWriter::new(store.blobs(), opts).write_dir(dir, Some(lease))?;
+            let layer = crate::run_step::layer_ref(&info);
+            let id = format!("dir:{}", layer.diff_id);
+            Ok((
+                StageState {
+                    key: CacheKey::base(&id, platform),
+                    config: ImageConfigDoc::scratch(),
+                    layers: vec![layer],
+                    cmd_set: false,
+                },
+                id,
+            ))
+        }
+    }
+}
