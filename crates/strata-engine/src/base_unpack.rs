@@ -16,8 +16,10 @@ use crate::cache::LayerRef;
 use crate::error::StepError;
 use crate::events::EventKind;
 use crate::mounts::chain_of;
-use crate::stage::{Pass, StageState};
-use crate::steps::{step_key, StepDef, StepEnv};
+use crate::pass::Pass;
+use crate::state::StageState;
+use crate::step_env::StepEnv;
+use crate::steps::{step_key, StepDef};
 
 /// Prepares the snapshots of what the first executed step of `stage`
 /// that needs a root filesystem will mount, reporting the unpack as

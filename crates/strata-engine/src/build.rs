@@ -15,11 +15,12 @@ use crate::error::BuildError;
 use crate::events::{Event, EventKind, EventSink};
 use crate::inputs::BuildInputs;
 use crate::network::{BuildNetwork, NetworkError, NetworkMode};
+use crate::pass::Pass;
 use crate::resolve::ImageResolver;
 use crate::scheduler::{default_parallelism, run_dag, Cancel};
 use crate::session::Session;
 use crate::solve::StepCache;
-use crate::stage::{stage_label, Pass, StageState};
+use crate::state::{stage_label, StageState};
 
 pub use crate::request::{
     default_dockerfile, BuildOutput, BuildRequest, NamedContext, SecretSource,
@@ -81,7 +82,16 @@ pub fn build(
 
     let lease = store.lease("build")?;
     let images = ImageResolver::new(store, &lease, req.pull, req.registry.clone());
-    let named = crate::named::resolve_all(store, &req.build_contexts, &lease, &images, events)?;
+    let mut named = BTreeMap::new();
+    for (name, c) in &req.build_contexts {
+        let n = crate::named::resolve(store, c, &lease, &images, events).map_err(|source| {
+            BuildError::NamedContext {
+                name: name.clone(),
+                source,
+            }
+        })?;
+        named.insert(name.to_ascii_lowercase(), n);
+    }
     let init = crate::tempdir::TempDir::new(store, "init").map_err(BuildError::TempDir)?;
     strata_runtime::write_init_layer(&init.0)?;
     let platforms = target_platforms(req);

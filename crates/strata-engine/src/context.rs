@@ -466,6 +466,22 @@ impl BuildContext {
         self.digest_sources_listed(rels, None)
     }
 
+    /// The digest of `srcs` (for a step's cache key), with the list of the
+    /// files it hashed (to explain a later cache miss).
+    pub(crate) fn digest_listed(
+        &self,
+        srcs: &[String],
+    ) -> Result<(String, crate::whymiss::FileSet), ContextError> {
+        let rels: Vec<PathBuf> = self
+            .resolve_sources(srcs)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        let mut list = crate::whymiss::FileSet::default();
+        let d = self.digest_sources_listed(&rels, Some(&mut list))?;
+        Ok((d, list))
+    }
+
     /// [`digest_sources`](Self::digest_sources), also listing every entry
     /// hashed (context-relative path, mode as hashed, content digest or
     /// link target) into `list`, to explain a later cache miss.

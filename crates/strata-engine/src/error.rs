@@ -192,8 +192,8 @@ pub enum StepError {
     #[error(transparent)]
     Script(RunMountError),
     /// A stage this step reads from produced no state (a scheduler bug).
-    #[error("stage {0} was not built")]
-    StageNotBuilt(usize),
+    #[error(transparent)]
+    StageNotBuilt(#[from] crate::step_env::NotBuilt),
     /// FROM appears inside a stage (the planner prevents it).
     #[error("FROM inside a stage")]
     FromInStage,

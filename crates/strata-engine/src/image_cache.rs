@@ -22,9 +22,9 @@ use strata_frontend::MountKind;
 use crate::cache::CacheKey;
 use crate::images::BaseImage;
 use crate::session::Session;
-use crate::stage::StageState;
+use crate::state::StageState;
+use crate::steps::def::RunStep;
 use crate::steps::run::{run_argv, run_created_by, shebang_script};
-use crate::steps::RunStep;
 
 /// The state after the RUN `run` taken from a `--cache-from` image in
 /// `images`, when one matches (see the module docs); `args` are the build

@@ -2,13 +2,11 @@
 //! build to an image in the store or a local directory, then used wherever
 //! a FROM or `COPY --from` / `RUN --mount=from=` names NAME.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use strata_store::{Lease, Store};
 
-use crate::error::BuildError;
 use crate::events::EventSink;
 use crate::request::NamedContext;
 use crate::resolve::{ImageResolver, ResolveError};
@@ -62,31 +60,10 @@ pub(crate) enum Named {
     Dir(PathBuf),
 }
 
-/// Resolves every named context: images must exist, OCI layouts are loaded
-/// into the store (the image is leased for the build), directories must
-/// exist.
-pub(crate) fn resolve_all(
-    store: &Store,
-    contexts: &BTreeMap<String, NamedContext>,
-    lease: &Lease,
-    images: &ImageResolver<'_>,
-    events: EventSink<'_>,
-) -> Result<BTreeMap<String, Named>, BuildError> {
-    let mut out = BTreeMap::new();
-    for (name, c) in contexts {
-        let named = resolve_one(store, c, lease, images, events).map_err(|source| {
-            BuildError::NamedContext {
-                name: name.clone(),
-                source,
-            }
-        })?;
-        out.insert(name.to_ascii_lowercase(), named);
-    }
-    Ok(out)
-}
-
-/// Resolves one named context.
-fn resolve_one(
+/// Resolves one named context: an image must exist (or be pulled), an
+/// OCI layout is loaded into the store (the image is leased for the
+/// build), a directory must exist.
+pub(crate) fn resolve(
     store: &Store,
     c: &NamedContext,
     lease: &Lease,

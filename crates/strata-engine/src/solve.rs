@@ -13,8 +13,9 @@ use crate::error::StepError;
 use crate::events::EventKind;
 use crate::images::BaseImage;
 use crate::miss_record::StepWhy;
-use crate::stage::StageState;
-use crate::steps::{step_key, StepCtx, StepDef, StepEnv, StepKey};
+use crate::state::StageState;
+use crate::step_env::{StepCtx, StepEnv};
+use crate::steps::{step_key, StepDef, StepKey};
 
 /// How a pass uses the cache, and what it counted.
 #[derive(Default)]

@@ -1,82 +1,23 @@
 //! Executing one stage: its base (`stage_base.rs`), its ONBUILD triggers,
-//! then each step in order through the cache (`solve.rs`).
+//! then each step in order through the cache (`solve.rs`), with progress
+//! events for each.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use strata_frontend::{Command, Plan, Stage, StageScope};
+use strata_frontend::{StageScope, Step};
 use strata_oci::Platform;
 
-use crate::cache::{CacheKey, LayerRef};
-use crate::config::{CommandForm, ImageConfigDoc};
 use crate::error::{BuildError, StepError};
-use crate::events::{Event, EventKind};
-use crate::inputs::BuildInputs;
+use crate::events::EventKind;
 use crate::miss_record::StepWhy;
-use crate::session::Session;
-use crate::solve::{solve_step, StepCache};
-use crate::steps::{StepCtx, StepEnv};
+use crate::pass::Pass;
+use crate::solve::{solve_step, Solved};
+use crate::state::{stage_label, StageState};
+use crate::step_env::{StepCtx, StepEnv};
 use crate::whymiss::{one_line, Above};
 
-/// A stage's state between steps.
-#[derive(Debug, Clone)]
-pub(crate) struct StageState {
-    pub(crate) config: ImageConfigDoc,
-    pub(crate) layers: Vec<LayerRef>,
-    pub(crate) key: CacheKey,
-    /// Whether a CMD was set in this stage (ENTRYPOINT's reset rule).
-    pub(crate) cmd_set: bool,
-}
-
-/// The display name of a stage: its name, else `stage-N`.
-pub(crate) fn stage_label(stage: &Stage) -> String {
-    stage
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("stage-{}", stage.index))
-}
-
-/// A frontend command as the config's command form.
-pub(crate) fn form(c: &Command) -> CommandForm {
-    match c {
-        Command::Shell(s) => CommandForm::Shell(s.clone()),
-        Command::Exec(v) => CommandForm::Exec(v.clone()),
-    }
-}
-
-/// One platform's pass over the plan: what every stage of it shares.
-pub(crate) struct Pass<'a> {
-    pub(crate) session: &'a Session<'a>,
-    pub(crate) inputs: &'a BuildInputs<'a>,
-    pub(crate) plan: &'a Plan,
-    /// The platform this pass builds for (`TARGETPLATFORM`); a stage's
-    /// `FROM --platform` overrides it for that stage.
-    pub(crate) platform: Platform,
-    /// Several target platforms: progress and errors name each stage's.
-    pub(crate) multi_platform: bool,
-    /// The progress number of each stage's FROM step.
-    pub(crate) step_numbers: BTreeMap<usize, usize>,
-    pub(crate) cache: StepCache,
-    /// The build's identity in the step history (see `miss_record.rs`).
-    pub(crate) why_scope: String,
-}
-
 impl Pass<'_> {
-    /// The failure of step `s`: reported as an event, returned as a
-    /// [`BuildError::Step`].
-    pub(crate) fn step_error(&self, s: &StepCtx<'_>, e: StepError) -> BuildError {
-        self.session.emit(EventKind::Error {
-            step: Some(s.step_no),
-            message: crate::error::chain(&e),
-        });
-        BuildError::Step {
-            location: s.location.clone(),
-            stage: s.label.clone(),
-            instruction: s.source.trim().to_string(),
-            source: e,
-        }
-    }
-
     /// Runs stage `idx`; `deps` holds the results of the stages it
     /// depends on.
     pub(crate) fn run_stage(
@@ -167,11 +108,11 @@ impl Pass<'_> {
             if solved.cached {
                 self.session.emit(EventKind::Cached { step: ctx.step_no });
             } else {
-                (self.session.events)(Event::now(EventKind::StepDone {
+                self.session.emit(EventKind::StepDone {
                     step: ctx.step_no,
                     duration: t.elapsed(),
                     cache_miss: solved.miss_reason,
-                }));
+                });
             }
         }
         Ok(st)
@@ -203,11 +144,11 @@ impl StageSteps<'_, '_> {
         st: &mut StageState,
         scope: &mut StageScope,
         above: &Above,
-        step: &strata_frontend::Step,
+        step: &Step,
         ctx: &StepCtx<'_>,
         instruction: String,
         position: String,
-    ) -> Result<crate::solve::Solved, BuildError> {
+    ) -> Result<Solved, BuildError> {
         let why = StepWhy {
             scope: &self.pass.why_scope,
             ident: self.ident(&instruction),
@@ -257,41 +198,4 @@ impl StageSteps<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// Why `--chown` could not be resolved in the stage's filesystem.
-#[derive(Debug, thiserror::Error)]
-pub enum ChownError {
-    /// No such user in the stage's /etc/passwd.
-    #[error("unable to find user {0}: no matching entries in passwd file")]
-    UnknownUser(String),
-    /// No such group in the stage's /etc/group.
-    #[error("unable to find group {0}: no matching entries in group file")]
-    UnknownGroup(String),
-    /// Another failure of the lookup.
-    #[error(transparent)]
-    Runtime(strata_runtime::Error),
-}
-
-/// `--chown=user[:group]` in the stage's rootfs, BuildKit's rules: a name
-/// takes its primary group from passwd; a bare number uses the same number
-/// as gid.
-pub(crate) fn resolve_chown(root: &std::path::Path, spec: &str) -> Result<(u64, u64), ChownError> {
-    let (user, group) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    if group.is_none() {
-        if let Ok(n) = user.parse::<u64>() {
-            return Ok((n, n));
-        }
-    }
-    // The runtime's errors name the rootfs' host path: a COPY's message
-    // names only the user or group.
-    let u = strata_runtime::resolve_user(root, spec).map_err(|e| match e {
-        strata_runtime::Error::UserNotFound { user, .. } => ChownError::UnknownUser(user),
-        strata_runtime::Error::GroupNotFound { group, .. } => ChownError::UnknownGroup(group),
-        e => ChownError::Runtime(e),
-    })?;
-    Ok((u.uid as u64, u.gid as u64))
 }

@@ -10,8 +10,9 @@ use crate::cache::CacheKey;
 use crate::config::ImageConfigDoc;
 use crate::error::StepError;
 use crate::named::Named;
-use crate::stage::{stage_label, Pass, StageState};
-use crate::steps::StepEnv;
+use crate::pass::Pass;
+use crate::state::{stage_label, StageState};
+use crate::step_env::StepEnv;
 use crate::whymiss::{one_line, Above, Trace};
 
 /// Executes the FROM of `stage` on `platform`: its base state, the scope

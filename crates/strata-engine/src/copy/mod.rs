@@ -24,9 +24,12 @@ use crate::context::{BuildContext, ContextError};
 use crate::rootfs::resolve_in_root;
 
 pub mod chmod;
+mod chown;
 mod writer;
 
 pub use chmod::Chmod;
+pub(crate) use chown::resolve_chown;
+pub use chown::ChownError;
 use writer::Writer;
 
 /// Why a COPY or ADD failed.
@@ -65,7 +68,7 @@ pub enum CopyError {
         spec: String,
         /// Why.
         #[source]
-        source: crate::stage::ChownError,
+        source: ChownError,
     },
     /// The sources mix kinds one instruction cannot take.
     #[error("{0}")]

@@ -13,7 +13,7 @@ use strata_store::Store;
 
 use crate::cache::LayerRef;
 use crate::config::ImageConfigDoc;
-use crate::stage::{stage_label, StageState};
+use crate::state::{stage_label, StageState};
 
 /// The note kind the record is stored under.
 pub const NOTE_KIND: &str = "build";
@@ -189,7 +189,7 @@ pub fn load(store: &Store, image: &Digest) -> Option<BuildRecord> {
 /// After a build: records it for `image explain` (a failure to record is
 /// logged, never fails the build).
 pub(crate) fn save_for_build(
-    pass: &crate::stage::Pass<'_>,
+    pass: &crate::pass::Pass<'_>,
     states: &BTreeMap<usize, StageState>,
     image: &Digest,
 ) {

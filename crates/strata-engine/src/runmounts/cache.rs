@@ -12,7 +12,7 @@ use strata_runtime::{BindMount, MountSpec};
 use strata_store::FileLock;
 
 use super::{parse_id, parse_mode, root_of_from, PointKind, RunMountError, RunMounts};
-use crate::steps::StepEnv;
+use crate::step_env::StepEnv;
 
 /// The directory name of a cache id: readable, and unique through a short
 /// hash (ids may contain `/`).

@@ -17,9 +17,8 @@ use crate::mounts::MountedRootfs;
 use crate::named::Named;
 use crate::resolve::ResolveError;
 use crate::rootfs::resolve_in_root;
-use crate::stage::StageState;
-use crate::steps::copy_sources::context_digest_listed;
-use crate::steps::StepEnv;
+use crate::state::StageState;
+use crate::step_env::StepEnv;
 use crate::tempdir::TempDir;
 
 mod cache;
@@ -166,8 +165,8 @@ pub enum RunMountError {
         source: std::io::Error,
     },
     /// A stage the mount reads from produced no state.
-    #[error("stage {0} was not built")]
-    StageNotBuilt(usize),
+    #[error(transparent)]
+    StageNotBuilt(#[from] crate::step_env::NotBuilt),
     /// An image the mount reads from could not be found or pulled.
     #[error(transparent)]
     Image(#[from] Arc<ResolveError>),
@@ -383,16 +382,19 @@ pub(crate) fn bind_mount_inputs(
         let mut label = format!("bind mount source={source}");
         let digest = match m.from.as_ref() {
             None => {
-                let (d, l) = context_digest_listed(env.inputs.context, &[source.to_string()])
+                let (d, l) = env
+                    .inputs
+                    .context
+                    .digest_listed(&[source.to_string()])
                     .map_err(what)?;
                 files = Some(l);
                 d
             }
             Some(FromRef::Stage(i)) => {
-                let dep = env.deps.get(i).ok_or(RunMountError::StageNotBuilt(*i))?;
+                let dep = env.dep(*i)?;
                 label.push_str(&format!(
                     " from stage {}",
-                    crate::stage::stage_label(&env.plan.stages[*i])
+                    crate::state::stage_label(&env.plan.stages[*i])
                 ));
                 format!("stage:{}", dep.key.0)
             }
@@ -406,8 +408,7 @@ pub(crate) fn bind_mount_inputs(
                             None,
                         )
                         .map_err(what)?;
-                        let (d, l) =
-                            context_digest_listed(&ctx, &[source.to_string()]).map_err(what)?;
+                        let (d, l) = ctx.digest_listed(&[source.to_string()]).map_err(what)?;
                         files = Some(l);
                         d
                     }
@@ -438,12 +439,7 @@ fn root_of_from(
     let s = env.session;
     let layers = match from {
         None => return Ok(None),
-        Some(FromRef::Stage(i)) => env
-            .deps
-            .get(i)
-            .ok_or(RunMountError::StageNotBuilt(*i))?
-            .layers
-            .clone(),
+        Some(FromRef::Stage(i)) => env.dep(*i)?.layers.clone(),
         Some(FromRef::Image(name)) => match env.inputs.named(name) {
             Some(Named::Dir(d)) => return Ok(Some(d.clone())),
             Some(Named::Image(id)) => image_layers(env, id)?,

@@ -15,7 +15,7 @@ use strata_runtime::{BindMount, MountSpec};
 
 use super::{option, parse_id, parse_mode, PointKind, RunMountError, RunMounts};
 use crate::request::SecretSource;
-use crate::steps::StepEnv;
+use crate::step_env::StepEnv;
 
 /// Where secret files live while a step runs (tmpfs on Debian, never the
 /// store).

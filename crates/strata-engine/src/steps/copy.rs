@@ -1,5 +1,5 @@
-//! COPY and ADD: the typed step ([`FileStep`], told apart by [`FileKind`])
-//! and its execution, the layer written from its prepared sources (see
+//! COPY and ADD (typed as `def::FileStep`, told apart by `def::FileKind`):
+//! their execution, the layer written from its prepared sources (see
 //! `copy_sources.rs`, which the key uses too). `--link` layers are cached
 //! by their own key (made with every other key, in `key.rs`), independent
 //! of the parent.
@@ -13,132 +13,18 @@
 
 use std::path::Path;
 
-use strata_frontend::{FromRef, Heredoc, IgnoreMatcher, Resolved};
+use strata_frontend::IgnoreMatcher;
 use strata_store::LayerBuilder;
 
 use super::copy_sources::{Origin, Prepared};
-use super::{StepEnv, StepKey};
-use crate::cache::{LayerRef, StepRecord};
-use crate::copy::{copy_into_layer, Chmod, CopyError, CopyParams, Source};
+use super::def::FileStep;
+use crate::cache::{CacheKey, LayerRef, StepRecord};
+use crate::copy::{copy_into_layer, resolve_chown, Chmod, CopyError, CopyParams, Source};
 use crate::error::StepError;
 use crate::mounts::MountedRootfs;
 use crate::run_step::{layer_options, layer_ref};
-use crate::sources::is_remote;
-use crate::stage::StageState;
-
-/// Which instruction a file step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FileKind {
-    Copy,
-    Add,
-}
-
-impl FileKind {
-    /// The instruction's name, for messages.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            FileKind::Copy => "COPY",
-            FileKind::Add => "ADD",
-        }
-    }
-}
-
-impl std::fmt::Display for FileKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// A COPY or ADD with its flags.
-pub(crate) struct FileStep<'a> {
-    pub(crate) resolved: &'a Resolved,
-    pub(crate) kind: FileKind,
-    pub(crate) srcs: &'a [String],
-    pub(crate) dest: &'a str,
-    pub(crate) from: Option<&'a FromRef>,
-    pub(crate) chown: Option<&'a str>,
-    pub(crate) chmod: Option<&'a str>,
-    pub(crate) link: bool,
-    pub(crate) parents: bool,
-    pub(crate) exclude: &'a [String],
-    pub(crate) heredocs: &'a [Heredoc],
-    pub(crate) checksum: Option<&'a str>,
-    pub(crate) keep_git_dir: bool,
-    pub(crate) unpack: bool,
-}
-
-impl<'a> FileStep<'a> {
-    /// `r` as a file step, if it is a COPY or an ADD.
-    pub(crate) fn of(r: &'a Resolved) -> Option<FileStep<'a>> {
-        match r {
-            Resolved::Copy {
-                srcs,
-                dest,
-                from,
-                chown,
-                chmod,
-                link,
-                parents,
-                exclude,
-                heredocs,
-            } => Some(FileStep {
-                resolved: r,
-                kind: FileKind::Copy,
-                srcs,
-                dest,
-                from: from.as_ref(),
-                chown: chown.as_deref(),
-                chmod: chmod.as_deref(),
-                link: *link,
-                parents: *parents,
-                exclude,
-                heredocs,
-                checksum: None,
-                keep_git_dir: false,
-                unpack: false,
-            }),
-            Resolved::Add {
-                srcs,
-                dest,
-                chown,
-                chmod,
-                link,
-                exclude,
-                checksum,
-                keep_git_dir,
-                unpack,
-                heredocs,
-            } => Some(FileStep {
-                resolved: r,
-                kind: FileKind::Add,
-                srcs,
-                dest,
-                from: None,
-                chown: chown.as_deref(),
-                chmod: chmod.as_deref(),
-                link: *link,
-                parents: false,
-                exclude,
-                heredocs,
-                checksum: checksum.as_deref(),
-                keep_git_dir: *keep_git_dir,
-                unpack: unpack.unwrap_or(true),
-            }),
-            _ => None,
-        }
-    }
-
-    /// Does `--chown` name a user or group (read from /etc/passwd)?
-    pub(crate) fn needs_passwd(&self) -> bool {
-        self.chown
-            .is_some_and(|c| c.split(':').any(|part| part.parse::<u64>().is_err()))
-    }
-
-    /// An ADD of URLs or git repositories (downloads or clones to key).
-    pub(crate) fn fetches_remote(&self) -> bool {
-        self.kind == FileKind::Add && self.srcs.iter().any(|s| is_remote(s))
-    }
-}
+use crate::state::StageState;
+use crate::step_env::StepEnv;
 
 /// Executes a file step: its layer, from the `--link` cache when keyed so
 /// and present there. Returns the layer and whether it came from the cache.
@@ -146,13 +32,10 @@ pub(crate) fn execute(
     env: &StepEnv<'_>,
     st: &StageState,
     f: &FileStep<'_>,
-    key: &StepKey,
+    p: &Prepared,
+    link_key: Option<&CacheKey>,
 ) -> Result<(LayerRef, bool), StepError> {
-    let p = key
-        .prepared
-        .as_ref()
-        .expect("a file step's key prepares it");
-    let Some(link_key) = &key.link_key else {
+    let Some(link_key) = link_key else {
         return write_layer(env, st, f, p);
     };
     let session = env.session;
@@ -200,17 +83,16 @@ fn write_layer(
         stage_mount = MountedRootfs::mount(store, &st.layers, &[], Some(lease))?;
         stage_mount.root()
     };
-    let chown =
-        match f.chown {
-            None => None,
-            Some(spec) => Some(crate::stage::resolve_chown(stage_root, spec).map_err(|e| {
-                CopyError::Chown {
-                    instruction: f.kind.name(),
-                    spec: spec.to_string(),
-                    source: e,
-                }
-            })?),
-        };
+    let chown = match f.chown {
+        None => None,
+        Some(spec) => Some(
+            resolve_chown(stage_root, spec).map_err(|e| CopyError::Chown {
+                instruction: f.kind.name(),
+                spec: spec.to_string(),
+                source: e,
+            })?,
+        ),
+    };
     // Docker keeps owners only when copying from a stage or an image.
     let keep_owner = matches!(p.origin, Origin::Stage(_) | Origin::Image(_));
     let chmod = f

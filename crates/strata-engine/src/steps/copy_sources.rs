@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use strata_frontend::{FromRef, Heredoc};
 
-use super::{FileKind, FileStep, StepEnv};
+use super::def::{FileKind, FileStep};
 use crate::context::{BuildContext, NoIgnore};
 use crate::copy::CopyError;
 use crate::error::StepError;
 use crate::named::Named;
 use crate::sources::{git, http, is_git_url, is_http_url, is_remote, SourceError};
+use crate::step_env::StepEnv;
 use crate::tempdir::TempDir;
 
 /// Where a file step reads, once its sources are fetched.
@@ -76,19 +77,19 @@ pub(crate) fn prepare(env: &StepEnv<'_>, f: &FileStep<'_>) -> Result<Prepared, S
     let mut files = None;
     let (origin, digest, label) = match f.from {
         None => {
-            let (d, l) = context_digest_listed(env.inputs.context, f.srcs)?;
+            let (d, l) = env.inputs.context.digest_listed(f.srcs)?;
             files = Some(l);
             (Origin::Context, d, "context".to_string())
         }
         Some(FromRef::Stage(i)) => {
-            let d = env.dep(*i)?;
-            let label = format!("stage {}", crate::stage::stage_label(&env.plan.stages[*i]));
+            let d = env.dep(*i).map_err(StepError::from)?;
+            let label = format!("stage {}", crate::state::stage_label(&env.plan.stages[*i]));
             (Origin::Stage(*i), d.key.0.clone(), label)
         }
         Some(FromRef::Image(name)) => match env.inputs.named(name) {
             Some(Named::Dir(dir)) => {
                 let ctx = BuildContext::open(dir, Box::new(NoIgnore), None)?;
-                let (d, l) = context_digest_listed(&ctx, f.srcs)?;
+                let (d, l) = ctx.digest_listed(f.srcs)?;
                 files = Some(l);
                 (Origin::NamedDir(ctx), d, format!("context {name}"))
             }
@@ -115,22 +116,6 @@ pub(crate) fn prepare(env: &StepEnv<'_>, f: &FileStep<'_>) -> Result<Prepared, S
         srcs: f.srcs.to_vec(),
         extract,
     })
-}
-
-/// The digest of `srcs` in `ctx` (for a step's cache key), with the
-/// list of the files it hashed (to explain a later cache miss).
-pub(crate) fn context_digest_listed(
-    ctx: &BuildContext,
-    srcs: &[String],
-) -> Result<(String, crate::whymiss::FileSet), crate::context::ContextError> {
-    let rels: Vec<PathBuf> = ctx
-        .resolve_sources(srcs)?
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect();
-    let mut list = crate::whymiss::FileSet::default();
-    let d = ctx.digest_sources_listed(&rels, Some(&mut list))?;
-    Ok((d, list))
 }
 
 /// `COPY <<EOF /path`: each heredoc becomes a file named after its

@@ -10,10 +10,11 @@ use serde_json::json;
 use strata_frontend::StageScope;
 
 use super::copy_sources::Prepared;
-use super::{StepDef, StepEnv};
+use super::def::StepDef;
 use crate::cache::CacheKey;
 use crate::error::StepError;
-use crate::stage::StageState;
+use crate::state::StageState;
+use crate::step_env::StepEnv;
 use crate::whymiss::{Inputs, Trace};
 
 /// What keys a step: its cache key, the definition hashed into it, a file
@@ -52,7 +53,9 @@ pub(crate) fn step_key(
     let mut inputs = Inputs::new();
     let mut prepared = None;
     match def {
-        StepDef::Run(r) => r.key_inputs(env, st, scope, &mut json, &mut trace, &mut inputs)?,
+        StepDef::Run(r) => {
+            super::run::key_inputs(r, env, st, scope, &mut json, &mut trace, &mut inputs)?
+        }
         StepDef::Files(f) => {
             let mut p = super::copy_sources::prepare(env, f)?;
             json["input"] = json!(p.digest);

@@ -6,10 +6,10 @@
 
 use strata_frontend::Resolved;
 
-use super::{StepCtx, StepEnv};
 use crate::config::{go_quoted_list, Healthcheck};
 use crate::error::StepError;
-use crate::stage::{form, StageState};
+use crate::state::{form, StageState};
+use crate::step_env::{StepCtx, StepEnv};
 
 /// Applies the metadata instruction `r` to `next` (a copy of `st`, the
 /// state before it).

@@ -5,86 +5,56 @@
 //! `run_step.rs`.
 
 use serde_json::json;
-use strata_frontend::{Command, Heredoc, Mount, Resolved, StageScope};
+use strata_frontend::{Command, Heredoc, StageScope};
 
-use super::{StepCtx, StepEnv};
+use super::def::RunStep;
 use crate::cache::LayerRef;
 use crate::config::ImageConfigDoc;
 use crate::error::StepError;
 use crate::events::{EventKind, Stream};
 use crate::run_step::RunParams;
-use crate::stage::{form, StageState};
+use crate::state::{form, StageState};
+use crate::step_env::{StepCtx, StepEnv};
 use crate::whymiss::{Inputs, Trace};
 
-/// A RUN, typed.
-pub(crate) struct RunStep<'r> {
-    pub(crate) resolved: &'r Resolved,
-    pub(crate) command: &'r Command,
-    pub(crate) mounts: &'r [Mount],
-    pub(crate) network: Option<&'r str>,
-    pub(crate) heredocs: &'r [Heredoc],
-}
-
-impl<'r> RunStep<'r> {
-    /// `resolved` as a RUN, if it is one.
-    pub(crate) fn of(resolved: &'r Resolved) -> Option<RunStep<'r>> {
-        match resolved {
-            Resolved::Run {
-                command,
-                mounts,
-                network,
-                heredocs,
-                ..
-            } => Some(RunStep {
-                resolved,
-                command,
-                mounts,
-                network: network.as_deref(),
-                heredocs,
-            }),
-            _ => None,
+/// RUN's part of the key (see `key.rs`): its network is checked first
+/// (a cached step needs the entitlement too), then its environment,
+/// build args, container extras and bind mount contents.
+pub(crate) fn key_inputs(
+    r: &RunStep<'_>,
+    env: &StepEnv<'_>,
+    st: &StageState,
+    scope: &StageScope,
+    json: &mut serde_json::Value,
+    trace: &mut Trace,
+    inputs: &mut Inputs,
+) -> Result<(), StepError> {
+    env.inputs.run_network_mode(r.network)?;
+    json["env"] = json!(st.config.config.env);
+    json["build_args"] = json!(env.inputs.recorded_build_args(scope));
+    // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit
+    // (only when set, so that other keys stay as they were).
+    let x = &env.inputs.req.run_extra;
+    if *x != strata_runtime::ContainerExtras::default() {
+        json["run_extra"] = json!({
+            "hosts": x.extra_hosts,
+            "shm": x.shm_size,
+            "ulimits": x.ulimits.iter().map(|u| (&u.name, u.soft, u.hard)).collect::<Vec<_>>(),
+        });
+    }
+    // What bind mounts show the command is an input as much as a
+    // COPY's sources: their content goes into the key.
+    let binds = crate::runmounts::bind_mount_inputs(env, r.mounts)?;
+    if !binds.is_empty() {
+        json["mount_inputs"] = json!(binds.iter().map(|b| &b.digest).collect::<Vec<_>>());
+    }
+    for (i, b) in binds.into_iter().enumerate() {
+        trace.mounts.push(b.label);
+        if let Some(f) = b.files {
+            inputs.insert(format!("mount:{i}"), f);
         }
     }
-
-    /// RUN's part of the key (see `key.rs`): its network is checked first
-    /// (a cached step needs the entitlement too), then its environment,
-    /// build args, container extras and bind mount contents.
-    pub(crate) fn key_inputs(
-        &self,
-        env: &StepEnv<'_>,
-        st: &StageState,
-        scope: &StageScope,
-        json: &mut serde_json::Value,
-        trace: &mut Trace,
-        inputs: &mut Inputs,
-    ) -> Result<(), StepError> {
-        env.inputs.run_network_mode(self.network)?;
-        json["env"] = json!(st.config.config.env);
-        json["build_args"] = json!(env.inputs.recorded_build_args(scope));
-        // `--add-host`, `--shm-size`, `--ulimit` key RUN as in BuildKit
-        // (only when set, so that other keys stay as they were).
-        let x = &env.inputs.req.run_extra;
-        if *x != strata_runtime::ContainerExtras::default() {
-            json["run_extra"] = json!({
-                "hosts": x.extra_hosts,
-                "shm": x.shm_size,
-                "ulimits": x.ulimits.iter().map(|u| (&u.name, u.soft, u.hard)).collect::<Vec<_>>(),
-            });
-        }
-        // What bind mounts show the command is an input as much as a
-        // COPY's sources: their content goes into the key.
-        let binds = crate::runmounts::bind_mount_inputs(env, self.mounts)?;
-        if !binds.is_empty() {
-            json["mount_inputs"] = json!(binds.iter().map(|b| &b.digest).collect::<Vec<_>>());
-        }
-        for (i, b) in binds.into_iter().enumerate() {
-            trace.mounts.push(b.label);
-            if let Some(f) = b.files {
-                inputs.insert(format!("mount:{i}"), f);
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Runs one RUN on `st` and records its history in `c` (the next

@@ -9,7 +9,7 @@ use crate::error::StepError;
 use crate::mounts::MountedRootfs;
 use crate::rootfs::resolve_in_root;
 use crate::run_step::{layer_options, layer_ref};
-use crate::stage::StageState;
+use crate::state::StageState;
 
 /// WORKDIR: creates the directory (owned by the current USER, as
 /// BuildKit) when missing; a layer only when something was created.
