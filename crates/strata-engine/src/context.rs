@@ -66,7 +66,7 @@ pub enum ContextError {
     OutsideContext(String),
     #[error("{0}: not found in the build context")]
     NotFound(String),
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -788,7 +788,7 @@ mod tests {
         std::thread::spawn(move || {
             let ctx = BuildContext::open(&root, Box::new(NoIgnore), None).unwrap();
             let r = ctx.file_digest("f", &root.join("f"), &meta).map(|_| ());
-            let _ = tx.send(r.map_err(|e| e.to_string()));
+            let _ = tx.send(r.map_err(|e| crate::error::chain(&e)));
         });
         let r = rx
             .recv_timeout(std::time::Duration::from_secs(10))

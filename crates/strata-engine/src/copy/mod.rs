@@ -53,6 +53,9 @@ pub enum CopyError {
         #[source]
         source: io::Error,
     },
+    /// A wildcard source is malformed.
+    #[error(transparent)]
+    Glob(#[from] crate::glob::GlobError),
     /// `--chmod` is malformed.
     #[error(transparent)]
     Chmod(#[from] chmod::InvalidChmod),
@@ -395,8 +398,7 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(PathBuf, PathBuf)>, C
     }
     // Resolve the directory part in-root, then match the wildcard segments.
     let rel = src.trim_start_matches('/');
-    let found = crate::glob::expand(root, rel, &|_| false)
-        .map_err(|e| CopyError::Invalid(e.to_string()))?;
+    let found = crate::glob::expand(root, rel, &|_| false)?;
     if found.is_empty() {
         return Err(not_found());
     }

@@ -104,12 +104,18 @@ pub struct Summary {
 pub enum ExplainError {
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("image {image}: layer {layer} ({digest}): {message}")]
+    /// A layer could not be read.
+    #[error("image {image}: layer {layer} ({digest})")]
     Layer {
+        /// The image as named.
         image: String,
+        /// The layer's number (from 1).
         layer: usize,
+        /// Its blob digest.
         digest: String,
-        message: String,
+        /// Why.
+        #[source]
+        source: super::needs::ImageFsError,
     },
 }
 
@@ -160,11 +166,11 @@ pub fn explain_image(store: &Store, name: &str, top: usize) -> Result<Explanatio
     for (i, l) in img.layers.iter().enumerate() {
         let stats = walker
             .layer(store, &img, i, top)
-            .map_err(|message| ExplainError::Layer {
+            .map_err(|source| ExplainError::Layer {
                 image: name.to_string(),
                 layer: i + 1,
                 digest: l.digest.clone(),
-                message,
+                source,
             })?;
         layers.push(LayerInfo {
             index: i + 1,
@@ -386,23 +392,27 @@ impl Walker {
         img: &BaseImage,
         i: usize,
         top: usize,
-    ) -> Result<LayerStats, String> {
+    ) -> Result<LayerStats, super::needs::ImageFsError> {
         let l = &img.layers[i];
-        let digest = l.digest.parse::<Digest>().map_err(|e| e.to_string())?;
-        let mut file = store.blobs().open(&digest).map_err(|e| e.to_string())?;
-        let reader: Box<dyn Read + '_> =
-            strata_store::diff::decompressed(&mut file).map_err(|e| e.to_string())?;
+        let digest = l.digest.parse::<Digest>()?;
+        let mut file = store.blobs().open(&digest)?;
+        let reader: Box<dyn Read + '_> = strata_store::diff::decompressed(&mut file)?;
         self.walk(reader, i, top)
     }
 
     /// Reads layer `i` (an uncompressed tar stream).
-    fn walk(&mut self, reader: impl Read, i: usize, top: usize) -> Result<LayerStats, String> {
+    fn walk(
+        &mut self,
+        reader: impl Read,
+        i: usize,
+        top: usize,
+    ) -> Result<LayerStats, super::needs::ImageFsError> {
         let mut archive = tar::Archive::new(reader);
         let mut files = 0u64;
         let mut top_files = TopN::new(top);
         let mut dirs: HashMap<String, u64> = HashMap::new();
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let entry = entry.map_err(|e| e.to_string())?;
+        for entry in archive.entries()? {
+            let entry = entry?;
             let path = clean(&entry.path_bytes());
             if path.is_empty() {
                 continue;

@@ -172,12 +172,14 @@ pub(crate) fn record(
 }
 
 /// Stores the record beside the image.
-pub fn save(store: &Store, image: &Digest, rec: &BuildRecord) -> Result<(), String> {
-    let json = serde_json::to_string(rec).map_err(|e| e.to_string())?;
-    store
-        .meta()
-        .put_image_note(image, NOTE_KIND, &json)
-        .map_err(|e| e.to_string())
+pub fn save(
+    store: &Store,
+    image: &Digest,
+    rec: &BuildRecord,
+) -> Result<(), strata_store::StoreError> {
+    // A record of strings and numbers always serializes.
+    let json = serde_json::to_string(rec).unwrap_or_default();
+    store.meta().put_image_note(image, NOTE_KIND, &json)
 }
 
 /// The record of the build that made `image`, when strata built it.

@@ -240,7 +240,7 @@ pub fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
                     }
                     None => strata_engine::output::export(&store, &out.image_id, &out.tags, o),
                 }
-                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+                .map_err(|e| anyhow::Error::new(e).context("--output"))?;
             }
             match mode {
                 progress::Mode::Quiet => match &out.index {
