@@ -34,7 +34,7 @@ mod walk_at;
 
 /// What `.dockerignore` excludes. Paths are relative to the context root,
 /// slash-separated, without a leading `./`.
-pub trait Ignore: Send + Sync {
+pub(crate) trait Ignore: Send + Sync {
     fn ignored(&self, rel: &str) -> bool;
     /// True when nothing under `rel_dir` can be re-included by an exception
     /// pattern, so the walk may skip the directory entirely.
@@ -46,7 +46,7 @@ pub trait Ignore: Send + Sync {
 }
 
 /// Ignores nothing.
-pub struct NoIgnore;
+pub(crate) struct NoIgnore;
 
 impl Ignore for NoIgnore {
     fn ignored(&self, _: &str) -> bool {
@@ -61,18 +61,25 @@ impl Ignore for NoIgnore {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why the build context could not be read.
 pub enum ContextError {
     #[error("forbidden path outside the build context: {0}")]
+    /// A source leads out of the context.
     OutsideContext(String),
     #[error("{0}: not found in the build context")]
+    /// A source matches nothing in the context.
     NotFound(String),
     #[error("{}", path.display())]
+    /// A file of the context could not be read.
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: io::Error,
     },
     #[error(transparent)]
+    /// A wildcard source is malformed or could not be expanded.
     Glob(#[from] crate::glob::GlobError),
 }
 
@@ -98,6 +105,7 @@ struct StatKey {
 }
 
 impl StatKey {
+    #[cfg(test)]
     fn of_meta(m: &Metadata) -> StatKey {
         StatKey {
             size: m.size(),
@@ -122,7 +130,7 @@ impl StatKey {
 }
 
 /// The build context directory with its ignore rules and stat cache.
-pub struct BuildContext {
+pub(crate) struct BuildContext {
     root: PathBuf,
     ignore: Box<dyn Ignore>,
     cache_file: Option<PathBuf>,
@@ -133,7 +141,7 @@ pub struct BuildContext {
 
 /// One entry met while walking a source.
 #[derive(Debug, Clone)]
-pub struct WalkEntry {
+pub(crate) struct WalkEntry {
     /// Path relative to the walked source's parent root (context-relative),
     /// for matching and messages (a name that is not UTF-8 is shown lossily).
     pub rel: String,
@@ -145,7 +153,7 @@ pub struct WalkEntry {
 
 impl BuildContext {
     /// Opens `root`; `cache_dir` (in the store root) holds the stat cache.
-    pub fn open(
+    pub(crate) fn open(
         root: &Path,
         ignore: Box<dyn Ignore>,
         cache_dir: Option<&Path>,
@@ -174,12 +182,12 @@ impl BuildContext {
         })
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// True when `.dockerignore` excludes nothing (no patterns).
-    pub fn ignores_nothing(&self) -> bool {
+    pub(crate) fn ignores_nothing(&self) -> bool {
         self.ignore.is_empty()
     }
 
@@ -188,7 +196,7 @@ impl BuildContext {
     /// excludes, symlinks copied as links, modes and owners kept. Files are
     /// copied, never hard-linked: a link would change the user's inode
     /// (its ctime, which the stat cache watches).
-    pub fn materialize(&self, rel: &Path, dst: &Path) -> Result<(), ContextError> {
+    pub(crate) fn materialize(&self, rel: &Path, dst: &Path) -> Result<(), ContextError> {
         use std::os::unix::fs::PermissionsExt;
         let mut first = true;
         self.walk(rel, &mut |e| {
@@ -217,20 +225,20 @@ impl BuildContext {
     }
 
     /// How many files were read and hashed so far (stat cache misses).
-    pub fn files_hashed(&self) -> u64 {
+    pub(crate) fn files_hashed(&self) -> u64 {
         *self.hashed.lock().unwrap()
     }
 
     /// Writes what this build re-hashed into the stat cache (nothing when
     /// nothing changed). Errors are ignored: the cache is an optimisation.
-    pub fn save(&self) {
+    pub(crate) fn save(&self) {
         let Some(file) = &self.cache_file else { return };
         self.stat_cache.lock().unwrap().save(file);
     }
 
     /// Cleans a source path and checks it stays inside the context.
     /// Returns the context-relative path ("" for the root).
-    pub fn clean_source(&self, src: &str) -> Result<String, ContextError> {
+    pub(crate) fn clean_source(&self, src: &str) -> Result<String, ContextError> {
         let mut out: Vec<&str> = Vec::new();
         for seg in src.split('/') {
             match seg {
@@ -249,7 +257,7 @@ impl BuildContext {
     /// Expands one COPY source (wildcards allowed) into context-relative
     /// paths (exact names: a wildcard may match names that are not UTF-8).
     /// A source that matches nothing is an error naming it.
-    pub fn resolve_source(&self, src: &str) -> Result<Vec<PathBuf>, ContextError> {
+    pub(crate) fn resolve_source(&self, src: &str) -> Result<Vec<PathBuf>, ContextError> {
         let rel = self.clean_source(src)?;
         if rel.is_empty() {
             return Ok(vec![PathBuf::new()]);
@@ -278,7 +286,10 @@ impl BuildContext {
     /// `srcs`. As BuildKit (AllowEmptyWildcard): a wildcard that matches
     /// nothing is no error as long as some source matched; when none did,
     /// the first source is reported not found.
-    pub fn resolve_sources(&self, srcs: &[String]) -> Result<Vec<(usize, PathBuf)>, ContextError> {
+    pub(crate) fn resolve_sources(
+        &self,
+        srcs: &[String],
+    ) -> Result<Vec<(usize, PathBuf)>, ContextError> {
         let mut out = Vec::new();
         let mut first_missing = None;
         for (i, s) in srcs.iter().enumerate() {
@@ -302,7 +313,7 @@ impl BuildContext {
     /// top-level COPY source. Returns the context-relative
     /// path of the target (`rel` itself when it is not a link). A dangling
     /// link, or one to an ignored path, is not found.
-    pub fn follow(&self, src: &str, rel: &Path) -> Result<PathBuf, ContextError> {
+    pub(crate) fn follow(&self, src: &str, rel: &Path) -> Result<PathBuf, ContextError> {
         if rel.as_os_str().is_empty() {
             return Ok(PathBuf::new());
         }
@@ -330,7 +341,7 @@ impl BuildContext {
     /// Walks a context-relative source (file, symlink or directory) in
     /// sorted order, parents before children, ignored entries left out.
     /// The source itself is the first entry.
-    pub fn walk(
+    pub(crate) fn walk(
         &self,
         rel: &Path,
         f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
@@ -401,9 +412,10 @@ impl BuildContext {
         Ok(())
     }
 
+    #[cfg(test)]
     /// The content digest of a regular file, from the stat cache when its
     /// metadata is unchanged (and not racy), else by reading it.
-    pub fn file_digest(
+    pub(crate) fn file_digest(
         &self,
         rel: &str,
         abs: &Path,
@@ -455,6 +467,7 @@ impl BuildContext {
         Ok(format!("sha256:{}", hex::encode(sha256)))
     }
 
+    #[cfg(test)]
     /// The digest of a set of context-relative sources: every entry's
     /// relative path, type, mode, size, link target and content. Nothing
     /// local to this machine goes in (so another store computes the same
@@ -462,7 +475,7 @@ impl BuildContext {
     /// (COPY makes context files 0:0), not the mode of a top-level
     /// directory (the destination is created 0755 whatever it is), never
     /// the absolute path or mtimes.
-    pub fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
+    pub(crate) fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
         self.digest_sources_listed(rels, None)
     }
 
@@ -485,7 +498,7 @@ impl BuildContext {
     /// [`digest_sources`](Self::digest_sources), also listing every entry
     /// hashed (context-relative path, mode as hashed, content digest or
     /// link target) into `list`, to explain a later cache miss.
-    pub fn digest_sources_listed(
+    pub(crate) fn digest_sources_listed(
         &self,
         rels: &[PathBuf],
         mut list: Option<&mut crate::whymiss::FileSet>,
@@ -593,6 +606,7 @@ pub fn read_dockerfile(path: &Path) -> io::Result<String> {
                 revents: 0,
             };
             // SAFETY: one valid pollfd for an fd we own.
+            #[allow(unsafe_code)]
             let n = unsafe { libc::poll(&mut p, 1, PIPE_WAIT_MS) };
             if n < 0 {
                 return Err(io::Error::last_os_error());
@@ -629,8 +643,9 @@ pub fn read_dockerfile(path: &Path) -> io::Result<String> {
 const EMPTY_SHA256: &str =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+#[cfg(test)]
 /// Streams a file through sha256.
-pub fn hash_file(path: &Path) -> Result<String, ContextError> {
+pub(crate) fn hash_file(path: &Path) -> Result<String, ContextError> {
     let f = strata_store::safe_path::open_regular(path, true).map_err(io_err(path))?;
     let sha = hash_reader(f).map_err(io_err(path))?;
     Ok(format!("sha256:{}", hex::encode(sha)))

@@ -10,14 +10,18 @@
 mod base_unpack;
 pub mod build;
 pub mod cache;
+// The image config model and image registration are being unified with
+// strata-oci's by another change, which documents them.
+#[allow(missing_docs, unreachable_pub)]
 pub mod config;
 pub mod context;
-pub mod copy;
+mod copy;
 mod error;
 pub mod events;
 pub mod explain;
-pub mod glob;
+mod glob;
 mod image_cache;
+#[allow(missing_docs, unreachable_pub)]
 pub mod images;
 mod inputs;
 mod miss_record;
@@ -27,11 +31,11 @@ pub mod network;
 pub mod output;
 mod pass;
 mod request;
-pub mod resolve;
-pub mod rootfs;
+mod resolve;
+mod rootfs;
 pub mod run_step;
 mod runmounts;
-pub mod scheduler;
+mod scheduler;
 mod session;
 mod solve;
 pub mod sources;
@@ -42,16 +46,18 @@ mod state;
 mod step_env;
 mod steps;
 mod tempdir;
-pub mod whymiss;
+mod whymiss;
 
 pub use build::build;
-pub use copy::ChownError;
+pub use copy::{ChownError, CopyError, InvalidChmod};
 pub use error::{chain, BuildError, StepError};
-pub use events::{Event, EventKind, Stream};
+pub use events::{Event, EventKind, EventSink, Stream};
+pub use glob::GlobError;
 pub use named::NamedContextError;
 pub use network::{NetworkError, NetworkMode};
 pub use request::{default_dockerfile, BuildOutput, BuildRequest, NamedContext, SecretSource};
 pub use resolve::{PullPolicy, ResolveError};
 pub use runmounts::RunMountError;
+pub use step_env::NotBuilt;
 pub use strata_registry::PullOptions;
 pub use tempdir::TempDir;

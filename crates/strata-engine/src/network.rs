@@ -75,7 +75,7 @@ impl NetworkMode {
 }
 
 /// The entitlement that allows the host's network.
-pub const NETWORK_HOST: &str = "network.host";
+pub(crate) const NETWORK_HOST: &str = "network.host";
 
 /// The message for host networking without the entitlement (`what`
 /// asked for it).
@@ -84,7 +84,7 @@ pub fn host_network_denied(what: &'static str) -> String {
 }
 
 /// What a RUN's `--network` flag asks for, given the build's mode.
-pub fn resolve(
+pub(crate) fn resolve(
     flag: Option<&str>,
     build: NetworkMode,
     allow_host: bool,

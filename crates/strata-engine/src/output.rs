@@ -73,9 +73,13 @@ pub enum OutputError {
 /// One `--output` spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSpec {
+    /// `type=local,dest=DIR`: the filesystem into a directory.
     Local(PathBuf),
+    /// `type=tar,dest=FILE`: the filesystem as a tar.
     Tar(PathBuf),
+    /// `type=oci,dest=FILE`: an OCI layout tar.
     Oci(PathBuf),
+    /// `type=docker,dest=FILE`: a `docker load` archive.
     Docker(PathBuf),
 }
 
@@ -176,7 +180,7 @@ fn write_dest(
 
 /// Flattens an image's layers into `dest` (created if missing): whiteouts
 /// apply to what the layers below put there. `dest` should be empty.
-pub fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result<(), OutputError> {
+pub(crate) fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result<(), OutputError> {
     let info = store
         .meta()
         .image(image)?
@@ -204,7 +208,7 @@ impl Drop for Scratch {
 /// into `dest`: what the image has replaces what `dest` holds at the same
 /// path, and nothing else in `dest` is touched. Entries of `dest` are never
 /// followed when they are symlinks, so nothing lands outside it.
-pub fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), OutputError> {
+pub(crate) fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), OutputError> {
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     let dest = std::fs::canonicalize(dest).map_err(io(dest))?;
     // Beside dest, so that the merge renames (same filesystem); in the

@@ -13,10 +13,15 @@ pub struct BuildRequest {
     pub dockerfile: Option<PathBuf>,
     /// The Dockerfile text, when given directly (then `dockerfile` only names it).
     pub dockerfile_text: Option<String>,
+    /// The build context directory.
     pub context: PathBuf,
+    /// `--build-arg K=V`.
     pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (default: the last).
     pub target: Option<String>,
+    /// `--tag`: the names to tag the image with.
     pub tags: Vec<String>,
+    /// `--no-cache`: execute every step.
     pub no_cache: bool,
     /// Stages run at once (default: available parallelism).
     pub parallelism: Option<usize>,
@@ -59,7 +64,9 @@ pub struct BuildRequest {
 /// it and only ever written to a private tmpfs file outside the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
+    /// A file's content (`src=FILE`).
     File(PathBuf),
+    /// An environment variable's value (`env=VAR`).
     Env(String),
 }
 
@@ -89,6 +96,7 @@ pub struct BuildOutput {
     pub tags: Vec<String>,
     /// Steps executed / restored from the cache.
     pub executed: usize,
+    /// Steps restored from the cache.
     pub cached: usize,
     /// Context files read and hashed (stat cache misses).
     pub files_hashed: u64,

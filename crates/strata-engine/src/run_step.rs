@@ -16,7 +16,7 @@ use crate::events::{Event, EventKind, EventSink, Stream};
 use crate::mounts::MountedRootfs;
 
 /// What to run.
-pub struct RunParams<'a> {
+pub(crate) struct RunParams<'a> {
     pub argv: Vec<String>,
     /// `K=V`, image Env then build args not overridden by it.
     pub env: Vec<String>,
@@ -47,12 +47,20 @@ pub enum RunError {
     /// `command` is the command line, quoted and shortened by
     /// [`shown_command`] (a long heredoc script is not echoed whole).
     #[error("process {command} did not complete successfully: exit code: {code}")]
-    Failed { command: String, code: i32 },
+    Failed {
+        /// The command line as shown.
+        command: String,
+        /// Its exit status.
+        code: i32,
+    },
     #[error(transparent)]
+    /// The runtime failed.
     Runtime(#[from] strata_runtime::Error),
     #[error(transparent)]
+    /// The layer could not be written.
     Store(#[from] strata_store::StoreError),
     #[error(transparent)]
+    /// The root filesystem could not be mounted.
     Mount(#[from] crate::mounts::MountError),
     /// The RUN's network could not be set up.
     #[error(transparent)]
@@ -60,13 +68,13 @@ pub enum RunError {
 }
 
 /// At most this many characters of a command line appear in an error.
-pub const SHOWN_COMMAND_CHARS: usize = 200;
+pub(crate) const SHOWN_COMMAND_CHARS: usize = 200;
 
 /// The command line as an error shows it: quoted like BuildKit's
 /// (`"/bin/sh -c ..."`, newlines escaped), cut after
 /// [`SHOWN_COMMAND_CHARS`] characters with the number left out. The full
 /// script is in the Dockerfile; the step's output is above the error.
-pub fn shown_command(command: &str) -> String {
+pub(crate) fn shown_command(command: &str) -> String {
     let total = command.chars().count();
     if total <= SHOWN_COMMAND_CHARS {
         return format!("{command:?}");
@@ -90,6 +98,7 @@ pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
     }
 }
 
+/// The engine's record of a layer the store wrote.
 pub fn layer_ref(info: &LayerInfo) -> LayerRef {
     LayerRef {
         digest: info.digest.to_string(),
@@ -102,7 +111,7 @@ pub fn layer_ref(info: &LayerInfo) -> LayerRef {
 
 /// Runs one RUN on `layers` and returns the new layer.
 #[allow(clippy::too_many_arguments)]
-pub fn run(
+pub(crate) fn run(
     store: &Store,
     executor: &dyn Executor,
     init_layer: &Path,

@@ -27,14 +27,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Most files recorded per input (beyond, the list is marked incomplete).
-pub const MAX_FILES: usize = 10_000;
+pub(crate) const MAX_FILES: usize = 10_000;
 
 /// Files named in one reason before "and N more".
 const SHOWN_FILES: usize = 3;
 
 /// What keyed a step (stored as the step row's `def`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Trace {
+pub(crate) struct Trace {
     /// The definition hashed into the key (see `stage.rs`).
     pub def: Value,
     /// Build args in scope (names and values; a secret is never one).
@@ -54,11 +54,11 @@ pub struct Trace {
 /// One input file: context-relative path, mode (type and permissions, as
 /// keyed) and content digest (a symlink's target, empty for a directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry(pub String, pub u32, pub String);
+pub(crate) struct FileEntry(pub String, pub u32, pub String);
 
 /// The files of one input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileSet {
+pub(crate) struct FileSet {
     pub files: Vec<FileEntry>,
     /// False when the list stopped at [`MAX_FILES`].
     #[serde(default = "yes")]
@@ -80,7 +80,7 @@ impl Default for FileSet {
 
 impl FileSet {
     /// Adds an entry (up to [`MAX_FILES`]).
-    pub fn push(&mut self, path: String, mode: u32, digest: String) {
+    pub(crate) fn push(&mut self, path: String, mode: u32, digest: String) {
         if self.files.len() < MAX_FILES {
             self.files.push(FileEntry(path, mode, digest));
         } else {
@@ -91,11 +91,11 @@ impl FileSet {
 
 /// A step's file lists by input: `input` (COPY/ADD sources), `mount:N`
 /// (the N-th bind mount).
-pub type Inputs = BTreeMap<String, FileSet>;
+pub(crate) type Inputs = BTreeMap<String, FileSet>;
 
 /// How one file differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileChange {
+pub(crate) enum FileChange {
     Content(String),
     Mode(String, u32, u32),
     /// File type changed (a file became a directory or a link...).
@@ -128,7 +128,7 @@ const S_IFMT: u32 = 0o170000;
 const S_IFLNK: u32 = 0o120000;
 
 /// The differences between two file lists, in path order.
-pub fn diff_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<FileChange> {
+pub(crate) fn diff_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<FileChange> {
     let old: BTreeMap<&str, &FileEntry> = old.iter().map(|e| (e.0.as_str(), e)).collect();
     let new: BTreeMap<&str, &FileEntry> = new.iter().map(|e| (e.0.as_str(), e)).collect();
     let mut out = Vec::new();
@@ -157,7 +157,7 @@ pub fn diff_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<FileChange> {
 
 /// The first few changes, then a count: `a changed (content), b added, and
 /// 4 more files`.
-pub fn describe_file_changes(changes: &[FileChange]) -> String {
+pub(crate) fn describe_file_changes(changes: &[FileChange]) -> String {
     let shown: Vec<String> = changes
         .iter()
         .take(SHOWN_FILES)
@@ -176,7 +176,7 @@ pub fn describe_file_changes(changes: &[FileChange]) -> String {
 
 /// `sha256:0123456789ab` (12 hex digits; any prefix such as `dir:` kept),
 /// or the text as it is.
-pub fn short_digest(d: &str) -> String {
+pub(crate) fn short_digest(d: &str) -> String {
     match d.rsplit_once(':') {
         Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
         _ => d.to_string(),
@@ -200,7 +200,7 @@ fn files_reason(old: Option<&FileSet>, new: Option<&FileSet>, what: &str) -> Str
 
 /// Build args whose values differ: `build arg V changed (1 -> 2)`, `build
 /// arg V set (=x)`, `build arg V unset`; `None` when all are equal.
-pub fn describe_args(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
+pub(crate) fn describe_args(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
     let old: BTreeMap<&str, &str> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let new: BTreeMap<&str, &str> = new.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut names: Vec<&str> = old.keys().chain(new.keys()).copied().collect();
@@ -229,7 +229,7 @@ fn map_pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
 /// Why a step with the same parent and instruction as a recorded one got
 /// another key: the first input (in the order a user would look) that
 /// differs. `old_files` is read only when files matter.
-pub fn explain_same_parent(
+pub(crate) fn explain_same_parent(
     old: &Trace,
     new: &Trace,
     old_files: impl FnOnce() -> Option<Inputs>,
@@ -352,7 +352,7 @@ fn changed_field(a: &Value, b: &Value) -> Option<String> {
 
 /// What sits above a step in its stage.
 #[derive(Debug, Clone)]
-pub enum Above {
+pub(crate) enum Above {
     /// The stage's base: an image (its trace now) or another stage.
     Base {
         trace: Trace,
@@ -366,7 +366,7 @@ pub enum Above {
 /// (the cause is explained there), or, right below FROM, the base.
 /// `old_parent` is what was above last time, if recorded: its instruction
 /// and trace (for a base).
-pub fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) -> String {
+pub(crate) fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) -> String {
     let old_base = old_parent.map(|(_, t)| t);
     match above {
         Above::Step(text) => match old_parent.map(|(i, _)| one_line(i)) {
@@ -414,7 +414,7 @@ pub fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) 
 
 /// An instruction as one short line (whitespace collapsed, cut at 80
 /// characters).
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let s: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.chars().count() > 80 {
         let cut: String = s.chars().take(77).collect();

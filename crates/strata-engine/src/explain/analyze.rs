@@ -16,7 +16,9 @@ use crate::images::{load_image, BaseImage, ImageError};
 /// A path and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathSize {
+    /// The path in the image.
     pub path: String,
+    /// Its bytes.
     pub bytes: u64,
 }
 
@@ -25,6 +27,7 @@ pub struct PathSize {
 pub struct LayerInfo {
     /// 1-based, base first.
     pub index: usize,
+    /// The layer's diff ID.
     pub diff_id: String,
     /// Uncompressed bytes.
     pub size: u64,
@@ -34,20 +37,28 @@ pub struct LayerInfo {
     pub base: bool,
     /// Regular files in the layer.
     pub files: u64,
+    /// The directories that take the most bytes.
     pub top_dirs: Vec<PathSize>,
+    /// The largest files.
     pub top_files: Vec<PathSize>,
 }
 
 /// Bytes one layer added that a later layer deleted or overwrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct Waste {
+    /// The layer (from 1) that added the bytes.
     pub added_by_layer: usize,
+    /// The step that made it.
     pub added_by: Option<String>,
+    /// The layer that deleted or overwrote them.
     pub wasted_by_layer: usize,
+    /// The step that made it.
     pub wasted_by: Option<String>,
     /// `deleted` (a whiteout) or `overwritten`.
     pub how: &'static str,
+    /// Bytes wasted.
     pub bytes: u64,
+    /// Files wasted.
     pub files: u64,
     /// The largest of those files.
     pub top: Vec<PathSize>,
@@ -57,6 +68,7 @@ pub struct Waste {
 #[derive(Debug, Clone, Serialize)]
 pub struct StageInfo {
     #[serde(flatten)]
+    /// What the build record says of it.
     pub record: record::StageRecord,
     /// The final image is (built on) this stage.
     pub in_final: bool,
@@ -69,21 +81,30 @@ pub struct StageInfo {
 /// The recorded stages.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stages {
+    /// The target stage's label.
     pub target: String,
+    /// The stages that ran.
     pub stages: Vec<StageInfo>,
+    /// Every `COPY --from` between them.
     pub copies: Vec<CopyRecord>,
 }
 
 /// What `image explain` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
+    /// The image ID.
     pub id: String,
+    /// Its tags.
     pub tags: Vec<String>,
+    /// Its uncompressed size.
     pub size: u64,
     /// Bytes of the base image's layers.
     pub base_size: u64,
+    /// Its layers, bottom first.
     pub layers: Vec<LayerInfo>,
+    /// Bytes added by a layer and removed by a later one.
     pub wasted_bytes: u64,
+    /// Where they are.
     pub wasted: Vec<Waste>,
     /// Present for images strata built and recorded.
     pub stages: Option<Stages>,
@@ -92,17 +113,21 @@ pub struct Explanation {
 /// The one-line summary after a build.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The image's uncompressed size.
     pub size: u64,
     /// The final stage's base image (from the build record).
     pub base: Option<String>,
+    /// The base's uncompressed size.
     pub base_size: u64,
     /// The largest layer the build's own steps made: step and bytes.
     pub largest_step: Option<(String, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why an image could not be explained.
 pub enum ExplainError {
     #[error(transparent)]
+    /// The image could not be loaded.
     Image(#[from] ImageError),
     /// A layer could not be read.
     #[error("image {image}: layer {layer} ({digest})")]

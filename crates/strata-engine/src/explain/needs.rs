@@ -253,6 +253,7 @@ pub struct ElfInfo {
     pub needed: Vec<String>,
     /// DT_RUNPATH / DT_RPATH directories.
     pub runpath: Vec<String>,
+    /// A 64-bit ELF.
     pub class64: bool,
 }
 
@@ -302,9 +303,11 @@ pub fn elf_info(data: &[u8]) -> Result<ElfInfo, ImageFsError> {
 pub struct Needs {
     /// The program as named, and where it really is.
     pub program: String,
+    /// The path it resolves to (symlinks followed).
     pub real_path: String,
     /// Not an ELF file (a script, say): what its `#!` line names, if any.
     pub script_interpreter: Option<String>,
+    /// Whether it is an ELF binary.
     pub elf: bool,
     /// The loader (absolute path in the image), for a dynamic ELF.
     pub interpreter: Option<String>,

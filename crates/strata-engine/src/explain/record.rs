@@ -16,13 +16,14 @@ use crate::config::ImageConfigDoc;
 use crate::state::{stage_label, StageState};
 
 /// The note kind the record is stored under.
-pub const NOTE_KIND: &str = "build";
+pub(crate) const NOTE_KIND: &str = "build";
 
 /// One build's record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
     /// The target stage's label.
     pub target: String,
+    /// The stages that ran, in build order.
     pub stages: Vec<StageRecord>,
     /// Every `COPY --from=STAGE` of the built stages.
     pub copies: Vec<CopyRecord>,
@@ -31,6 +32,7 @@ pub struct BuildRecord {
 /// One stage that ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageRecord {
+    /// The stage's index in the Dockerfile.
     pub index: usize,
     /// The stage's name, else `stage-N`.
     pub name: String,
@@ -38,9 +40,11 @@ pub struct StageRecord {
     pub base: String,
     /// Layers (and their uncompressed bytes) the stage got from its base.
     pub base_layers: usize,
+    /// Uncompressed bytes of the base's layers.
     pub base_size: u64,
     /// Layers (and bytes) its own steps added.
     pub layers: usize,
+    /// Uncompressed bytes of its own layers.
     pub size: u64,
     /// Whether this is the target stage.
     pub target: bool,
@@ -62,6 +66,7 @@ pub struct CopyRecord {
     pub from: String,
     /// Source paths as written, and the destination.
     pub paths: Vec<String>,
+    /// The destination.
     pub dest: String,
     /// Uncompressed bytes of the layer the copy made.
     pub bytes: u64,

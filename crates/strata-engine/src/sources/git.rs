@@ -11,12 +11,16 @@ use super::SourceError;
 /// A parsed git source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitSource {
+    /// The repository URL (without the fragment).
     pub repo: String,
+    /// The branch, tag or commit after `#`.
     pub reference: Option<String>,
+    /// The subdirectory after `:` in the fragment.
     pub subdir: Option<String>,
 }
 
 impl GitSource {
+    /// Splits `URL#REF:SUBDIR`.
     pub fn parse(url: &str) -> GitSource {
         let (repo, frag) = match url.split_once('#') {
             Some((r, f)) => (r, Some(f)),

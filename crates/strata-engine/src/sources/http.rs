@@ -16,9 +16,11 @@ use super::SourceError;
 /// A downloaded file.
 #[derive(Debug)]
 pub struct Download {
+    /// The downloaded file.
     pub path: PathBuf,
     /// `sha256:<hex>` of the contents.
     pub digest: String,
+    /// Its `Last-Modified` time, in Unix seconds.
     pub mtime: Option<i64>,
 }
 
@@ -110,7 +112,7 @@ pub fn download(
 }
 
 /// Compares a `--checksum` with the actual digest.
-pub fn verify_checksum(what: &str, want: &str, actual: &str) -> Result<(), SourceError> {
+pub(crate) fn verify_checksum(what: &str, want: &str, actual: &str) -> Result<(), SourceError> {
     let want_norm = if want.contains(':') {
         want.to_ascii_lowercase()
     } else {
@@ -131,7 +133,7 @@ pub fn verify_checksum(what: &str, want: &str, actual: &str) -> Result<(), Sourc
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 7231's
 /// preferred form) into Unix seconds.
-pub fn parse_http_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
