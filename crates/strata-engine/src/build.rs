@@ -87,7 +87,7 @@ pub fn build(
         let n = crate::named::resolve(store, c, &lease, &images, events).map_err(|source| {
             BuildError::NamedContext {
                 name: name.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
         named.insert(name.to_ascii_lowercase(), n);

@@ -43,9 +43,9 @@ pub enum BuildError {
         stage: String,
         /// The instruction as written (trimmed).
         instruction: String,
-        /// What failed.
+        /// What failed (boxed: errors stay small on the success path).
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// A `--build-context NAME=...` could not be resolved.
     #[error("--build-context {name}")]
@@ -54,7 +54,7 @@ pub enum BuildError {
         name: String,
         /// Why.
         #[source]
-        source: NamedContextError,
+        source: Box<NamedContextError>,
     },
     /// The build's network settings are refused (`--network host`).
     #[error(transparent)]
@@ -89,10 +89,10 @@ impl BuildError {
     /// RUN's exit code, when a RUN failed.
     pub fn exit_code(&self) -> Option<i32> {
         match self {
-            BuildError::Step {
-                source: StepError::RunFailed { exit_code, .. },
-                ..
-            } => Some(*exit_code),
+            BuildError::Step { source, .. } => match source.as_ref() {
+                StepError::RunFailed { exit_code, .. } => Some(*exit_code),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -257,10 +257,10 @@ mod tests {
             location: "Dockerfile:2".into(),
             stage: "stage-0".into(),
             instruction: "COPY a b".into(),
-            source: StepError::Io {
+            source: Box::new(StepError::Io {
                 context: "heredoc a".into(),
                 source: io,
-            },
+            }),
         };
         let text = chain(&e);
         assert_eq!(
@@ -276,10 +276,10 @@ mod tests {
             location: "Dockerfile:2".into(),
             stage: "stage-0".into(),
             instruction: "RUN false".into(),
-            source: StepError::from(RunError::Failed {
+            source: Box::new(StepError::from(RunError::Failed {
                 command: "\"/bin/sh -c false\"".into(),
                 code: 7,
-            }),
+            })),
         };
         assert_eq!(e.exit_code(), Some(7));
         assert!(chain(&e).ends_with("exit code: 7"));

@@ -36,7 +36,7 @@ pub enum NamedContextError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: strata_store::transfer::TransferError,
+        source: Box<strata_store::transfer::TransferError>,
     },
     /// No image of the layout matches the selector.
     #[error("no image matching {selector:?} in {}", path.display())]
@@ -89,7 +89,7 @@ pub(crate) fn resolve(
             let loaded = strata_store::transfer::load_layout_dir(store, p).map_err(|source| {
                 NamedContextError::Layout {
                     path: p.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             let pick = loaded.iter().find(|l| match sel {

@@ -42,7 +42,7 @@ impl Pass<'_> {
             location: s.location.clone(),
             stage: s.label.clone(),
             instruction: s.source.trim().to_string(),
-            source: e,
+            source: Box::new(e),
         }
     }
 }

@@ -44,7 +44,7 @@ pub enum ResolveError {
         /// The name as written.
         name: String,
         /// Why it is invalid.
-        error: strata_oci::ReferenceError,
+        error: Box<strata_oci::ReferenceError>,
     },
     /// Pulling a missing image failed.
     #[error(
@@ -55,9 +55,9 @@ pub enum ResolveError {
         /// The name as written.
         name: String,
         /// The reference pulled.
-        reference: Reference,
+        reference: String,
         /// The registry's error.
-        error: strata_registry::Error,
+        error: Box<strata_registry::Error>,
     },
     /// `--pull` could not refresh an image the store has.
     #[error(
@@ -65,9 +65,9 @@ pub enum ResolveError {
     )]
     RefreshFailed {
         /// The reference pulled.
-        reference: Reference,
+        reference: String,
         /// The registry's error.
-        error: strata_registry::Error,
+        error: Box<strata_registry::Error>,
     },
     /// A single-platform image for another platform than the stage's.
     #[error(
@@ -79,9 +79,9 @@ pub enum ResolveError {
         /// The name as written.
         name: String,
         /// The image's platform.
-        have: Platform,
+        have: Box<Platform>,
         /// The stage's.
-        platform: Platform,
+        platform: Box<Platform>,
     },
     /// The image could not be leased for the build.
     #[error(transparent)]
@@ -172,7 +172,7 @@ impl<'a> ImageResolver<'a> {
         }
         let reference = Reference::parse(name).map_err(|error| ResolveError::InvalidReference {
             name: name.to_string(),
-            error,
+            error: Box::new(error),
         })?;
         let options = PullOptions {
             platform: Some(platform.clone()),
@@ -190,11 +190,14 @@ impl<'a> ImageResolver<'a> {
             Err(error) => Err(match local {
                 // `--pull` with the registry unreachable: Docker fails too,
                 // but say that the local copy exists.
-                Some(_) => ResolveError::RefreshFailed { reference, error },
+                Some(_) => ResolveError::RefreshFailed {
+                    reference: reference.to_string(),
+                    error: Box::new(error),
+                },
                 None => ResolveError::PullFailed {
                     name: name.to_string(),
-                    reference,
-                    error,
+                    reference: reference.to_string(),
+                    error: Box::new(error),
                 },
             }),
         }
@@ -222,8 +225,8 @@ impl ImageResolver<'_> {
         }
         Err(ResolveError::WrongPlatform {
             name: name.to_string(),
-            have,
-            platform: platform.clone(),
+            have: Box::new(have),
+            platform: Box::new(platform.clone()),
         })
     }
 }

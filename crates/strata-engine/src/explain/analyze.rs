@@ -140,7 +140,7 @@ pub enum ExplainError {
         digest: String,
         /// Why.
         #[source]
-        source: super::needs::ImageFsError,
+        source: Box<super::needs::ImageFsError>,
     },
 }
 
@@ -195,7 +195,7 @@ pub fn explain_image(store: &Store, name: &str, top: usize) -> Result<Explanatio
                 image: name.to_string(),
                 layer: i + 1,
                 digest: l.digest.clone(),
-                source,
+                source: Box::new(source),
             })?;
         layers.push(LayerInfo {
             index: i + 1,

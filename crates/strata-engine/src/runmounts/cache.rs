@@ -50,7 +50,7 @@ pub(super) fn cache_mount(
     let lock_path = base.join(format!("{name}.lock"));
     let e = |source| RunMountError::CacheLock {
         id: id.clone(),
-        source,
+        source: Box::new(source),
     };
     let dir: PathBuf = match m.sharing.as_deref().unwrap_or("shared") {
         "locked" => {

@@ -113,7 +113,7 @@ pub enum RunMountError {
         id: String,
         /// Why.
         #[source]
-        source: strata_store::StoreError,
+        source: Box<strata_store::StoreError>,
     },
     /// A cache mount's directory could not be created.
     #[error("{}", path.display())]
