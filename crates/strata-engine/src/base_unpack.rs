@@ -9,6 +9,9 @@
 //! (metadata-only stages, `COPY --link`), or when that cannot be told
 //! without side effects (ONBUILD triggers, ADD of URLs or git, `--from`
 //! an image not resolved yet): those stay lazy, as before.
+//!
+//! The keys computed on the way are handed to execution ([`Predicted`]),
+//! which uses them instead of keying those steps a second time.
 
 use strata_frontend::{Stage, StageScope};
 
@@ -19,11 +22,21 @@ use crate::mounts::chain_of;
 use crate::pass::Pass;
 use crate::state::StageState;
 use crate::step_env::StepEnv;
-use crate::steps::{step_key, StepDef};
+use crate::steps::{step_key, StepDef, StepKey};
+
+/// A step's key computed ahead by FROM, with the key of the state it was
+/// computed on (execution uses it only on that same state).
+pub(crate) struct PredictedKey {
+    pub(crate) parent: crate::cache::CacheKey,
+    pub(crate) key: StepKey,
+}
+
+/// The keys FROM computed, by step index in the stage.
+pub(crate) type Predicted = std::collections::BTreeMap<usize, PredictedKey>;
 
 /// Prepares the snapshots of what the first executed step of `stage`
 /// that needs a root filesystem will mount, reporting the unpack as
-/// events of the FROM step `step`.
+/// events of the FROM step `step`. Returns the step keys it computed.
 pub(crate) fn unpack_base(
     pass: &Pass<'_>,
     env: &StepEnv<'_>,
@@ -31,16 +44,17 @@ pub(crate) fn unpack_base(
     st: &StageState,
     scope: &StageScope,
     step: usize,
-) -> Result<(), StepError> {
+) -> Result<Predicted, StepError> {
+    let mut predicted = Predicted::new();
     if st.layers.is_empty() {
-        return Ok(());
+        return Ok(predicted);
     }
     let session = env.session;
     let chain = chain_of(&st.layers)?;
     let snapshots = session.store.snapshotter();
     // Present already (the usual rebuild): nothing to decide.
     if snapshots.all_present(&chain) {
-        return Ok(());
+        return Ok(predicted);
     }
     let has_triggers = st
         .config
@@ -49,10 +63,10 @@ pub(crate) fn unpack_base(
         .as_ref()
         .is_some_and(|t| !t.is_empty());
     if has_triggers {
-        return Ok(());
+        return Ok(predicted);
     }
-    let Some(layers) = rootfs_needed(pass, env, stage, st, scope) else {
-        return Ok(());
+    let Some(layers) = rootfs_needed(pass, env, stage, st, scope, &mut predicted) else {
+        return Ok(predicted);
     };
     let chain = chain_of(&layers)?;
     let report = |p: &strata_store::UnpackProgress| {
@@ -73,24 +87,26 @@ pub(crate) fn unpack_base(
     snapshots
         .prepare_with_progress(&chain, Some(session.lease), Some(&report))
         .map_err(StepError::Unpack)?;
-    Ok(())
+    Ok(predicted)
 }
 
 /// The layers the first executed step needing a root filesystem will
 /// mount, found by keying the steps as execution does and looking them
 /// up in the cache; `None` when no such step will run, or when it
-/// cannot be told without side effects.
+/// cannot be told without side effects. The keys computed go to
+/// `predicted`.
 fn rootfs_needed(
     pass: &Pass<'_>,
     env: &StepEnv<'_>,
     stage: &Stage,
     st: &StageState,
     scope: &StageScope,
+    predicted: &mut Predicted,
 ) -> Option<Vec<LayerRef>> {
     let mut st = st.clone();
     let mut scope = scope.clone();
     let mut missed = pass.cache.no_cache;
-    for step in &stage.steps {
+    for (i, step) in stage.steps.iter().enumerate() {
         let resolved = scope.resolve(step).ok()?;
         let def = StepDef::of(&resolved).ok()?;
         if missed {
@@ -103,7 +119,15 @@ fn rootfs_needed(
         if !def.keyed_without_side_effects(env.inputs) {
             return None;
         }
-        let key = step_key(env, &st, &scope, &def).ok()?.key;
+        let step_key = step_key(env, &st, &scope, &def).ok()?;
+        let key = step_key.key.clone();
+        predicted.insert(
+            i,
+            PredictedKey {
+                parent: st.key.clone(),
+                key: step_key,
+            },
+        );
         match env.session.cache_lookup(&key) {
             Some(rec) => {
                 st = StageState {

@@ -232,12 +232,14 @@ impl StepError {
 }
 
 /// An error and its causes on one line, `a: b: c` (as anyhow's `{:#}`).
+/// A cause whose text the line already ends with is not repeated (an
+/// error of another crate that still prints its own source).
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
         let s = c.to_string();
-        if !s.is_empty() {
+        if !s.is_empty() && !out.ends_with(&s) {
             out.push_str(": ");
             out.push_str(&s);
         }
@@ -268,6 +270,19 @@ mod tests {
             "Dockerfile:2: [stage-0] COPY a b: heredoc a: Permission denied (os error 13)"
         );
         assert_eq!(text.matches("Permission denied").count(), 1);
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading /x: {source}")]
+        struct Repeats {
+            source: std::io::Error,
+        }
+        let e = Repeats {
+            source: std::io::Error::from_raw_os_error(2),
+        };
+        assert_eq!(chain(&e), e.to_string());
     }
 
     #[test]

@@ -46,19 +46,37 @@ pub(crate) struct Solved {
     pub(crate) miss_reason: Option<String>,
 }
 
+/// One step to solve: the instruction, its place, its identity in the
+/// step history, and its key when FROM computed it already (on this same
+/// state).
+pub(crate) struct StepJob<'a> {
+    pub(crate) step: &'a Step,
+    pub(crate) ctx: &'a StepCtx<'a>,
+    pub(crate) why: StepWhy<'a>,
+    pub(crate) predicted: Option<StepKey>,
+}
+
 /// Resolves, keys and (on a miss) executes one step on `st`.
 pub(crate) fn solve_step(
     env: &StepEnv<'_>,
     cache: &StepCache,
     st: &mut StageState,
     scope: &mut StageScope,
-    step: &Step,
-    ctx: &StepCtx<'_>,
-    why: &StepWhy<'_>,
+    job: StepJob<'_>,
 ) -> Result<Solved, StepError> {
+    let StepJob {
+        step,
+        ctx,
+        why,
+        predicted,
+    } = job;
+    let why = &why;
     let resolved = scope.resolve(step)?;
     let def = StepDef::of(&resolved)?;
-    let key = step_key(env, st, scope, &def)?;
+    let key = match predicted {
+        Some(k) => k,
+        None => step_key(env, st, scope, &def)?,
+    };
     let store = env.session.store;
     if !cache.no_cache {
         if let Some(next) = cache_hit(env, cache, st, scope, &def, &key) {

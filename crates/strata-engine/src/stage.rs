@@ -8,11 +8,12 @@ use std::time::Instant;
 use strata_frontend::{StageScope, Step};
 use strata_oci::Platform;
 
+use crate::base_unpack::PredictedKey;
 use crate::error::{BuildError, StepError};
 use crate::events::EventKind;
 use crate::miss_record::StepWhy;
 use crate::pass::Pass;
-use crate::solve::{solve_step, Solved};
+use crate::solve::{solve_step, Solved, StepJob};
 use crate::state::{stage_label, StageState};
 use crate::step_env::{StepCtx, StepEnv};
 use crate::whymiss::{one_line, Above};
@@ -59,23 +60,25 @@ impl Pass<'_> {
             platform: &self.platform,
             deps,
         };
-        let (mut st, scope, mut above) =
-            crate::stage_base::from_step(self, &env, stage, &stage_platform)
-                .map_err(|e| self.step_error(&from_ctx, e))?;
+        let from = crate::stage_base::from_step(self, &env, stage, &stage_platform)
+            .map_err(|e| self.step_error(&from_ctx, e))?;
         self.session.emit(EventKind::StepDone {
             step: first,
             duration: started.elapsed(),
             cache_miss: None,
         });
-        let mut scope = scope;
         let mut steps = StageSteps {
             pass: self,
             env: &env,
             idx,
             label: &label,
             seen: BTreeMap::new(),
+            st: from.st,
+            scope: from.scope,
+            above: from.above,
         };
-        steps.run_triggers(&mut st, &mut scope, &mut above, &from_ctx, total)?;
+        let mut predicted = from.predicted;
+        steps.run_triggers(&from_ctx, total)?;
         for (i, step) in stage.steps.iter().enumerate() {
             if self.session.cancel.is_cancelled() {
                 return Err(BuildError::Cancelled);
@@ -93,18 +96,14 @@ impl Pass<'_> {
                 stage: label.clone(),
                 name: ctx.name.clone(),
             });
-            let instruction = step.source.trim().to_string();
             let position = format!("{label}\n#{}", i + 2);
             let solved = steps.solve(
-                &mut st,
-                &mut scope,
-                &above,
                 step,
                 &ctx,
-                instruction.clone(),
+                step.source.trim(),
                 position,
+                predicted.remove(&i),
             )?;
-            above = Above::Step(one_line(&instruction));
             if solved.cached {
                 self.session.emit(EventKind::Cached { step: ctx.step_no });
             } else {
@@ -115,7 +114,7 @@ impl Pass<'_> {
                 });
             }
         }
-        Ok(st)
+        Ok(steps.st)
     }
 }
 
@@ -127,6 +126,12 @@ struct StageSteps<'p, 'a> {
     label: &'p str,
     /// Occurrences of each instruction text so far (a step's identity).
     seen: BTreeMap<String, usize>,
+    /// The stage's state after the steps so far.
+    st: StageState,
+    /// The scope the next step resolves in.
+    scope: StageScope,
+    /// The step above the next one (to explain a miss).
+    above: Above,
 }
 
 impl StageSteps<'_, '_> {
@@ -137,42 +142,47 @@ impl StageSteps<'_, '_> {
         format!("{}\n{text}\n{}", self.label, *n - 1)
     }
 
-    /// One step through the cache; notes its key for `--cache-to`.
-    #[allow(clippy::too_many_arguments)]
+    /// One step through the cache (`instruction`: its text, `position`:
+    /// its place, for the step history; `predicted`: its key if FROM
+    /// computed it); notes its key for `--cache-to`.
     fn solve(
         &mut self,
-        st: &mut StageState,
-        scope: &mut StageScope,
-        above: &Above,
         step: &Step,
         ctx: &StepCtx<'_>,
-        instruction: String,
+        instruction: &str,
         position: String,
+        predicted: Option<PredictedKey>,
     ) -> Result<Solved, BuildError> {
         let why = StepWhy {
             scope: &self.pass.why_scope,
-            ident: self.ident(&instruction),
+            ident: self.ident(instruction),
             position,
-            instruction,
-            above,
+            instruction: instruction.to_string(),
+            above: &self.above,
         };
-        let solved = solve_step(self.env, &self.pass.cache, st, scope, step, ctx, &why)
-            .map_err(|e| self.pass.step_error(ctx, e))?;
-        self.pass.cache.record_key(self.idx, &st.key);
+        let job = StepJob {
+            step,
+            ctx,
+            why,
+            predicted: predicted.filter(|p| p.parent == self.st.key).map(|p| p.key),
+        };
+        let solved = solve_step(
+            self.env,
+            &self.pass.cache,
+            &mut self.st,
+            &mut self.scope,
+            job,
+        )
+        .map_err(|e| self.pass.step_error(ctx, e))?;
+        self.pass.cache.record_key(self.idx, &self.st.key);
+        self.above = Above::Step(one_line(instruction));
         Ok(solved)
     }
 
     /// The ONBUILD triggers of the base run first (as part of FROM), then
     /// are cleared.
-    fn run_triggers(
-        &mut self,
-        st: &mut StageState,
-        scope: &mut StageScope,
-        above: &mut Above,
-        from_ctx: &StepCtx<'_>,
-        total: usize,
-    ) -> Result<(), BuildError> {
-        let Some(triggers) = st.config.config.on_build.take() else {
+    fn run_triggers(&mut self, from_ctx: &StepCtx<'_>, total: usize) -> Result<(), BuildError> {
+        let Some(triggers) = self.st.config.config.on_build.take() else {
             return Ok(());
         };
         let location = &self.pass.plan.stages[self.idx].location;
@@ -193,8 +203,7 @@ impl StageSteps<'_, '_> {
             };
             let instruction = format!("ONBUILD {}", text.trim());
             let position = format!("{}\nonbuild {n}", self.label);
-            self.solve(st, scope, above, &step, &ctx, instruction.clone(), position)?;
-            *above = Above::Step(one_line(&instruction));
+            self.solve(&step, &ctx, &instruction, position, None)?;
         }
         Ok(())
     }

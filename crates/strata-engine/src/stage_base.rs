@@ -6,6 +6,7 @@ use serde_json::json;
 use strata_frontend::{Base, Stage, StageScope};
 use strata_oci::Platform;
 
+use crate::base_unpack::Predicted;
 use crate::cache::CacheKey;
 use crate::config::ImageConfigDoc;
 use crate::error::StepError;
@@ -15,15 +16,25 @@ use crate::state::{stage_label, StageState};
 use crate::step_env::StepEnv;
 use crate::whymiss::{one_line, Above, Trace};
 
-/// Executes the FROM of `stage` on `platform`: its base state, the scope
-/// its steps resolve in, and what is above its first step (to explain a
-/// miss of that step).
+/// What FROM gives the rest of the stage.
+pub(crate) struct FromResult {
+    /// The base state.
+    pub(crate) st: StageState,
+    /// The scope the stage's steps resolve in.
+    pub(crate) scope: StageScope,
+    /// What is above the first step (to explain a miss of that step).
+    pub(crate) above: Above,
+    /// Step keys computed while deciding what to unpack.
+    pub(crate) predicted: Predicted,
+}
+
+/// Executes the FROM of `stage` on `platform`; see [`FromResult`].
 pub(crate) fn from_step(
     pass: &Pass<'_>,
     env: &StepEnv<'_>,
     stage: &Stage,
     platform: &Platform,
-) -> Result<(StageState, StageScope, Above), StepError> {
+) -> Result<FromResult, StepError> {
     let (mut st, base_id) = base_state(env, stage, platform)?;
     if !matches!(stage.base, Base::Stage(_)) {
         // The image states the stage's platform (scratch and bases alike).
@@ -35,7 +46,7 @@ pub(crate) fn from_step(
     // The base's layers are unpacked here, on FROM, when a step of the
     // stage will mount them (not when every such step is cached).
     let first = pass.step_numbers[&stage.index];
-    crate::base_unpack::unpack_base(pass, env, stage, &st, &scope, first)?;
+    let predicted = crate::base_unpack::unpack_base(pass, env, stage, &st, &scope, first)?;
     let above = match (&stage.base, base_id) {
         (Base::Stage(i), _) => Above::Stage(stage_label(&pass.plan.stages[*i])),
         (_, id) => {
@@ -52,7 +63,12 @@ pub(crate) fn from_step(
             Above::Base { trace }
         }
     };
-    Ok((st, scope, above))
+    Ok(FromResult {
+        st,
+        scope,
+        above,
+        predicted,
+    })
 }
 
 /// The state FROM starts the stage with, and what keyed it (an image ID,
