@@ -1,12 +1,12 @@
 //! The build context: the directory a build reads COPY/ADD sources from.
 //!
 //! - Walks it in sorted order, never following symlinks, leaving out what
-//!   `.dockerignore` excludes (through an [`Ignore`]).
+//!   `.dockerignore` excludes (through an `Ignore`).
 //! - Digests sources by content and metadata (type, mode, uid, gid, size,
 //!   symlink target, file contents), never by mtime.
 //! - Keeps a stat cache (relative path, size, mtime_ns, ctime_ns, inode ->
 //!   content digest) in a small append-only file under the store root
-//!   ([`crate::stat_cache`]), so a no-op rebuild re-reads no file. A content change always changes ctime (and
+//!   (`stat_cache.rs`), so a no-op rebuild re-reads no file. A content change always changes ctime (and
 //!   usually size or mtime); `touch -d` resets mtime but not ctime. The
 //!   residual risk is a write that keeps size, mtime and ctime identical,
 //!   which needs two writes within the filesystem's timestamp granularity;

@@ -6,6 +6,34 @@
 //! snapshots and layers go through strata-store, containers through
 //! strata-runtime. It never writes outside the store root and the temporary
 //! directories it creates there, and never leaves a mount behind.
+//!
+//! # API
+//!
+//! [`build()`] takes a [`BuildRequest`] and returns a [`BuildOutput`] or a
+//! [`BuildError`]; progress goes to an [`EventSink`] as [`Event`]s. A
+//! failed step is [`BuildError::Step`], whose source is a typed
+//! [`StepError`] (a failed RUN with its exit code, a registry error, a
+//! COPY error...). The other public modules are what the CLI uses besides
+//! building: images in the store ([`images`], [`config`]), `--output`
+//! ([`output`]), `image explain` ([`explain`]), remote contexts
+//! ([`sources`]), mounting a root filesystem ([`mounts`]).
+//!
+//! # Where things are
+//!
+//! - `build.rs`: the entry point: one pass per platform, commit, tag.
+//! - `session.rs`, `inputs.rs`, `pass.rs`: what a build works with (store,
+//!   executor, events, resolver, lease, cancellation), what it reads (the
+//!   request, the context), what one platform's pass shares.
+//! - `stage.rs`, `stage_base.rs`, `base_unpack.rs`: one stage: FROM, ONBUILD
+//!   triggers, then each step; unpacking the base ahead of the steps.
+//! - `solve.rs`: one step through the cache (hit, `--cache-from`, miss).
+//! - `steps/`: the typed steps: `key.rs` makes a step's cache key;
+//!   `run.rs`, `copy.rs`, `metadata.rs`, `workdir.rs` execute them.
+//! - `run_step.rs`: a RUN's process started through the runtime, its layer
+//!   written; `runmounts/`: `RUN --mount`; `copy/`: COPY/ADD file rules.
+//! - `miss_record.rs`, `whymiss.rs`: what keyed each step, kept beside its
+//!   cache record, and why a later build missed.
+//! - `error.rs`: [`BuildError`] and [`StepError`].
 
 mod base_unpack;
 pub mod build;

@@ -6,7 +6,7 @@
 //! created lazily by the first RUN that actually executes (a fully cached
 //! build creates none), shared by every later RUN of the build, and torn
 //! down (pasta killed, namespace unmounted) when the build ends, on every
-//! path out, since [`BuildNetwork`] lives as long as the `build` call.
+//! path out, since `BuildNetwork` lives as long as the `build` call.
 //!
 //! `RUN --network=host` and `strata build --network host` need
 //! `--allow network.host` (as buildx); `--network=none` gets a namespace

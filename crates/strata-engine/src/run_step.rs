@@ -45,7 +45,7 @@ pub(crate) struct RunParams<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// `command` is the command line, quoted and shortened by
-    /// [`shown_command`] (a long heredoc script is not echoed whole).
+    /// `shown_command` (a long heredoc script is not echoed whole).
     #[error("process {command} did not complete successfully: exit code: {code}")]
     Failed {
         /// The command line as shown.

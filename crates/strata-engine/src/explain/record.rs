@@ -1,6 +1,6 @@
 //! The build record: what each stage of a multi-stage build weighed and
 //! what the final image took from the others (`COPY --from`). Written by
-//! [`crate::build`] as an image note in the store's metadata db (never in
+//! [`crate::build()`] as an image note in the store's metadata db (never in
 //! the config: the image ID does not change), read by `image explain` and
 //! the build summary.
 

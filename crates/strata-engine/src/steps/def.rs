@@ -190,7 +190,7 @@ impl<'r> StepDef<'r> {
 
     /// Does executing the step mount the stage's root filesystem? RUN and
     /// WORKDIR always; COPY/ADD unless `--link` without a `--chown` by
-    /// name (see [`copy::execute`]).
+    /// name (see `copy.rs`).
     pub(crate) fn needs_rootfs(&self) -> bool {
         match self {
             StepDef::Run(_) => true,

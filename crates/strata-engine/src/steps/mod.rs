@@ -1,6 +1,7 @@
-//! The steps of a stage, each a typed definition ([`StepDef`]) with two
-//! separate operations, as BuildKit's `Op` with its `CacheMap` apart from
-//! its `Exec`:
+//! The steps of a stage, each a typed definition ([`StepDef`], in
+//! `def.rs`: RUN, COPY/ADD told apart by a `FileKind`, or a metadata
+//! instruction) with two separate operations, as BuildKit's `Op` with its
+//! `CacheMap` apart from its `Exec`:
 //!
 //! - its cache key: [`key::step_key`] (the one keying function: the common
 //!   part there, each family's inputs in its own file);
