@@ -53,6 +53,8 @@ mod image_cache;
 pub mod images;
 mod inputs;
 mod miss_record;
+#[cfg(test)]
+mod module_cycles;
 pub mod mounts;
 mod named;
 pub mod network;
