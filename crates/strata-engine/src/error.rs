@@ -185,9 +185,13 @@ pub enum StepError {
         #[source]
         source: std::io::Error,
     },
-    /// A path of the stage's filesystem could not be resolved.
+    /// A file operation failed (a temporary directory, a path of the
+    /// stage's filesystem); the OS error is the whole message, as before.
     #[error(transparent)]
     Fs(std::io::Error),
+    /// What a RUN's bind mount shows could not be read (for its key).
+    #[error(transparent)]
+    MountInput(RunMountError),
     /// A `#!` heredoc script could not be prepared.
     #[error(transparent)]
     Script(RunMountError),

@@ -68,11 +68,7 @@ fn write_layer(
 ) -> Result<(LayerRef, bool), StepError> {
     let session = env.session;
     let (store, lease) = (session.store, session.lease);
-    let tmp = |prefix| {
-        session
-            .temp_dir(prefix)
-            .map_err(StepError::io("creating a temporary directory"))
-    };
+    let tmp = |prefix| session.temp_dir(prefix).map_err(StepError::Fs);
     let needs_passwd = f.needs_passwd();
     let empty;
     let stage_mount;

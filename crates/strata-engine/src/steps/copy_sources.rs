@@ -121,18 +121,15 @@ pub(crate) fn prepare(env: &StepEnv<'_>, f: &FileStep<'_>) -> Result<Prepared, S
 /// `COPY <<EOF /path`: each heredoc becomes a file named after its
 /// delimiter (0644), its body already expanded by the frontend.
 fn prepare_heredocs(env: &StepEnv<'_>, docs: &[Heredoc]) -> Result<Prepared, StepError> {
-    let tmp = env
-        .session
-        .temp_dir("heredoc")
-        .map_err(StepError::io("creating a temporary directory"))?;
+    let tmp = env.session.temp_dir("heredoc").map_err(StepError::Fs)?;
     let mut srcs = Vec::new();
     let mut all = Vec::new();
     for h in docs {
         let p = tmp.0.join(&h.name);
-        let e = || StepError::io(format!("heredoc {}", h.name));
-        std::fs::write(&p, &h.content).map_err(e())?;
+        std::fs::write(&p, &h.content).map_err(StepError::io(format!("heredoc {}", h.name)))?;
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).map_err(e())?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644))
+            .map_err(StepError::Fs)?;
         set_mtime(&p, env.inputs.now_secs());
         srcs.push(format!("/{}", h.name));
         all.extend_from_slice(h.name.as_bytes());
@@ -156,16 +153,13 @@ fn prepare_remote(env: &StepEnv<'_>, f: &FileStep<'_>) -> Result<Prepared, StepE
     if f.checksum.is_some() && f.srcs.len() > 1 {
         return Err(CopyError::Sources("ADD --checksum needs exactly one source").into());
     }
-    let tmp = env
-        .session
-        .temp_dir("fetch")
-        .map_err(StepError::io("creating a temporary directory"))?;
+    let tmp = env.session.temp_dir("fetch").map_err(StepError::Fs)?;
     let mut srcs = Vec::new();
     let mut digests = Vec::new();
     for (i, url) in f.srcs.iter().enumerate() {
         if is_http_url(url) {
             let sub = tmp.0.join(format!("u{i}"));
-            std::fs::create_dir_all(&sub).map_err(StepError::io(sub.display().to_string()))?;
+            std::fs::create_dir_all(&sub).map_err(StepError::Fs)?;
             let name = http::file_name(url);
             let d = http::download(url, &sub, &name, f.checksum)?;
             srcs.push(format!("/u{i}/{name}"));

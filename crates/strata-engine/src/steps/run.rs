@@ -44,7 +44,8 @@ pub(crate) fn key_inputs(
     }
     // What bind mounts show the command is an input as much as a
     // COPY's sources: their content goes into the key.
-    let binds = crate::runmounts::bind_mount_inputs(env, r.mounts)?;
+    let binds =
+        crate::runmounts::bind_mount_inputs(env, r.mounts).map_err(StepError::MountInput)?;
     if !binds.is_empty() {
         json["mount_inputs"] = json!(binds.iter().map(|b| &b.digest).collect::<Vec<_>>());
     }
@@ -99,7 +100,9 @@ pub(crate) fn execute(
     };
     let mut rm = crate::runmounts::prepare_mounts(env, r.mounts, st)?;
     if let Some(h) = shebang_script(r.command, r.heredocs) {
-        argv = vec![rm.add_script(session.store, &h.name, &h.content)?];
+        argv = vec![rm
+            .add_script(session.store, &h.name, &h.content)
+            .map_err(StepError::Script)?];
     }
     let params = RunParams {
         argv: argv.clone(),
