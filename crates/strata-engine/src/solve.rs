@@ -136,6 +136,9 @@ fn cache_hit(
     let StepDef::Run(run) = def else {
         return None;
     };
+    if cache.cache_from.is_empty() {
+        return None;
+    }
     let args = env.inputs.recorded_build_args(scope);
     let next = crate::image_cache::hit(env.session, &cache.cache_from, st, run, &args, &key.key)?;
     env.session.cache_put(&key.key, &record(&next));

@@ -36,3 +36,33 @@ pub(crate) fn resolve_chown(root: &std::path::Path, spec: &str) -> Result<(u64, 
     })?;
     Ok((u.uid as u64, u.gid as u64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_stage_and_errors_name_no_host_path() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(root.path().join("etc/group"), "root:x:0:\napp:x:1001:\n").unwrap();
+        assert_eq!(resolve_chown(root.path(), "app").unwrap(), (1000, 1001));
+        assert_eq!(resolve_chown(root.path(), "42").unwrap(), (42, 42));
+        let e = resolve_chown(root.path(), "nobody").unwrap_err();
+        assert!(
+            matches!(&e, ChownError::UnknownUser(u) if u == "nobody"),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(!text.contains(&*root.path().to_string_lossy()), "{text}");
+        assert_eq!(
+            text,
+            "unable to find user nobody: no matching entries in passwd file"
+        );
+    }
+}

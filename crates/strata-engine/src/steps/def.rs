@@ -213,3 +213,79 @@ impl<'r> StepDef<'r> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy(srcs: &[&str], link: bool, chown: Option<&str>) -> Resolved {
+        Resolved::Copy {
+            srcs: srcs.iter().map(|s| s.to_string()).collect(),
+            dest: "/d".into(),
+            from: None,
+            chown: chown.map(str::to_string),
+            chmod: None,
+            link,
+            parents: false,
+            exclude: Vec::new(),
+            heredocs: Vec::new(),
+        }
+    }
+
+    fn add(srcs: &[&str]) -> Resolved {
+        Resolved::Add {
+            srcs: srcs.iter().map(|s| s.to_string()).collect(),
+            dest: "/d".into(),
+            chown: None,
+            chmod: None,
+            link: false,
+            exclude: Vec::new(),
+            checksum: None,
+            keep_git_dir: false,
+            unpack: None,
+            heredocs: Vec::new(),
+        }
+    }
+
+    fn files(r: &Resolved) -> FileStep<'_> {
+        match StepDef::of(r).unwrap() {
+            StepDef::Files(f) => f,
+            _ => panic!("not a file step"),
+        }
+    }
+
+    #[test]
+    fn copy_and_add_are_told_apart_by_kind() {
+        let url = "https://example.com/a.tar.gz";
+        let c = copy(&[url], false, None);
+        let a = add(&[url]);
+        assert_eq!(files(&c).kind, FileKind::Copy);
+        assert_eq!(files(&a).kind, FileKind::Add);
+        // Only ADD fetches a URL; COPY reads a context path of that name.
+        assert!(!files(&c).fetches_remote());
+        assert!(files(&a).fetches_remote());
+        // ADD unpacks local archives by default, COPY never.
+        assert!(files(&a).unpack && !files(&c).unpack);
+    }
+
+    #[test]
+    fn a_linked_copy_mounts_no_rootfs_unless_chown_names_a_user() {
+        let rootfs = |r: &Resolved| StepDef::of(r).unwrap().needs_rootfs();
+        assert!(rootfs(&copy(&["a"], false, None)));
+        assert!(!rootfs(&copy(&["a"], true, None)));
+        assert!(!rootfs(&copy(&["a"], true, Some("1000:1000"))));
+        assert!(rootfs(&copy(&["a"], true, Some("app"))));
+        assert!(rootfs(&Resolved::Workdir("/w".into())));
+        assert!(!rootfs(&Resolved::User("app".into())));
+    }
+
+    #[test]
+    fn from_is_no_step() {
+        let from = Resolved::From {
+            base: strata_frontend::Base::Scratch,
+            name: None,
+            platform: None,
+        };
+        assert!(matches!(StepDef::of(&from), Err(StepError::FromInStage)));
+    }
+}
