@@ -11,7 +11,6 @@ use strata_runtime::Executor;
 use strata_store::Store;
 
 use crate::context::{BuildContext, Ignore};
-use crate::error::BuildError;
 use crate::events::{Event, EventKind, EventSink};
 use crate::inputs::BuildInputs;
 use crate::network::{BuildNetwork, NetworkError, NetworkMode};
@@ -22,6 +21,9 @@ use crate::session::Session;
 use crate::solve::StepCache;
 use crate::state::{stage_label, StageState};
 
+// The paths these had before the request and error types got their own
+// modules (`strata_engine::build::BuildRequest`...).
+pub use crate::error::BuildError;
 pub use crate::request::{
     default_dockerfile, BuildOutput, BuildRequest, NamedContext, SecretSource,
 };
