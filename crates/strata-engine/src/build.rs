@@ -3,6 +3,7 @@
 //! an image, tag it.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use strata_frontend::{BuildOptions, IgnoreMatcher};
@@ -50,6 +51,70 @@ pub fn build(
     req: &BuildRequest,
     events: EventSink<'_>,
 ) -> Result<BuildOutput, BuildError> {
+    let (dockerfile, ast) = parse_dockerfile(req)?;
+    if req.network == NetworkMode::Host && !req.allow_network_host {
+        return Err(NetworkError::HostDenied {
+            what: "--network host",
+        }
+        .into());
+    }
+    let context = open_context(store, req, &dockerfile)?;
+    let lease = store.lease("build")?;
+    let images = ImageResolver::new(store, &lease, req.pull, req.registry.clone());
+    let named = resolve_named(store, req, &lease, &images, events)?;
+    let init = crate::tempdir::TempDir::new(store, "init").map_err(BuildError::TempDir)?;
+    strata_runtime::write_init_layer(&init.0)?;
+    let network = BuildNetwork::default();
+    let inputs = BuildInputs {
+        req,
+        context: &context,
+        named: &named,
+        init_layer: &init.0,
+        network: &network,
+    };
+    let platforms = target_platforms(req);
+    // One pass per platform, in order: stages that do not depend on the
+    // target platform (e.g. `FROM --platform=$BUILDPLATFORM` without
+    // TARGET* args) get the same cache keys, so later passes reuse them.
+    let mut outputs = Vec::new();
+    let mut result = Ok(());
+    for p in &platforms {
+        let session = Session {
+            store,
+            executor,
+            events,
+            images: &images,
+            lease: &lease,
+            cancel: Cancel::new(),
+        };
+        match build_platform(&session, &inputs, &ast, p, platforms.len() > 1) {
+            Ok(o) => outputs.push(o),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    // The stat cache is saved whatever the outcome (what was hashed stays
+    // hashed).
+    context.save();
+    result?;
+    let (index, tags) = tag_outputs(store, req, &outputs, &lease)?;
+    let first = &outputs[0];
+    events(Event::now(EventKind::BuildDone {
+        image_id: index
+            .as_ref()
+            .map(|(d, _)| d.to_string())
+            .unwrap_or_else(|| first.image_id.to_string()),
+        tags: tags.clone(),
+        network_namespaces: network.created(),
+    }));
+    Ok(build_output(&outputs, index, tags, context.files_hashed()))
+}
+
+/// Reads (unless given as text) and parses the Dockerfile. Returns its
+/// path and its syntax tree.
+fn parse_dockerfile(req: &BuildRequest) -> Result<(PathBuf, strata_frontend::Ast), BuildError> {
     let dockerfile = req
         .dockerfile
         .clone()
@@ -68,25 +133,37 @@ pub fn build(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "Dockerfile".into());
     let ast = strata_frontend::parse(&text, &file_name)?;
-    if req.network == NetworkMode::Host && !req.allow_network_host {
-        return Err(NetworkError::HostDenied {
-            what: "--network host",
-        }
-        .into());
-    }
-    let patterns = strata_frontend::ignore::load(&dockerfile, &req.context)?;
+    Ok((dockerfile, ast))
+}
+
+/// The build context with its `.dockerignore` (beside the Dockerfile or
+/// in the context) and the store's stat cache.
+fn open_context(
+    store: &Store,
+    req: &BuildRequest,
+    dockerfile: &Path,
+) -> Result<BuildContext, BuildError> {
+    let patterns = strata_frontend::ignore::load(dockerfile, &req.context)?;
     let matcher = IgnoreMatcher::new(&patterns)?;
-    let context = BuildContext::open(
+    Ok(BuildContext::open(
         &req.context,
         Box::new(FrontendIgnore(matcher)),
         Some(&store.root().join("cache/context")),
-    )?;
+    )?)
+}
 
-    let lease = store.lease("build")?;
-    let images = ImageResolver::new(store, &lease, req.pull, req.registry.clone());
+/// Every `--build-context NAME=...`, resolved once for the build (by
+/// lower-case name).
+fn resolve_named(
+    store: &Store,
+    req: &BuildRequest,
+    lease: &strata_store::Lease,
+    images: &ImageResolver<'_>,
+    events: EventSink<'_>,
+) -> Result<BTreeMap<String, crate::named::Named>, BuildError> {
     let mut named = BTreeMap::new();
     for (name, c) in &req.build_contexts {
-        let n = crate::named::resolve(store, c, &lease, &images, events).map_err(|source| {
+        let n = crate::named::resolve(store, c, lease, images, events).map_err(|source| {
             BuildError::NamedContext {
                 name: name.clone(),
                 source: Box::new(source),
@@ -94,53 +171,18 @@ pub fn build(
         })?;
         named.insert(name.to_ascii_lowercase(), n);
     }
-    let init = crate::tempdir::TempDir::new(store, "init").map_err(BuildError::TempDir)?;
-    strata_runtime::write_init_layer(&init.0)?;
-    let platforms = target_platforms(req);
-    let network = BuildNetwork::default();
-    let inputs = BuildInputs {
-        req,
-        context: &context,
-        named: &named,
-        init_layer: &init.0,
-        network: &network,
-    };
-    // One pass per platform, in order: stages that do not depend on the
-    // target platform (e.g. `FROM --platform=$BUILDPLATFORM` without
-    // TARGET* args) get the same cache keys, so later passes reuse them.
-    let mut outputs = Vec::new();
-    let mut result = Ok(());
-    for p in &platforms {
-        let session = Session {
-            store,
-            executor,
-            events,
-            images: &images,
-            lease: &lease,
-            cancel: Cancel::new(),
-        };
-        let multi = platforms.len() > 1;
-        match build_platform(&session, &inputs, &ast, p, multi) {
-            Ok(o) => outputs.push(o),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
-        }
-    }
-    context.save();
-    result?;
-    let (index, tags) = tag_outputs(store, req, &outputs, &lease)?;
+    Ok(named)
+}
+
+/// The build's result from its passes' (the first platform's image).
+fn build_output(
+    outputs: &[PlatformOutput],
+    index: Index,
+    tags: Vec<String>,
+    files_hashed: u64,
+) -> BuildOutput {
     let first = &outputs[0];
-    events(Event::now(EventKind::BuildDone {
-        image_id: index
-            .as_ref()
-            .map(|(d, _)| d.to_string())
-            .unwrap_or_else(|| first.image_id.to_string()),
-        tags: tags.clone(),
-        network_namespaces: network.created(),
-    }));
-    Ok(BuildOutput {
+    BuildOutput {
         target_cache_keys: outputs
             .iter()
             .flat_map(|o| o.target_cache_keys.clone())
@@ -158,8 +200,8 @@ pub fn build(
         tags,
         executed: outputs.iter().map(|o| o.executed).sum(),
         cached: outputs.iter().map(|o| o.cached).sum(),
-        files_hashed: context.files_hashed(),
-    })
+        files_hashed,
+    }
 }
 
 /// The platforms asked for, normalized and without repeats; the host's
