@@ -19,7 +19,7 @@
 //! recorded.
 //!
 //! The comparison functions here are pure; the store I/O lives in
-//! `miss_record.rs`, the wiring in `stage.rs`.
+//! `miss_record.rs`, the wiring in `solve.rs`.
 
 use std::collections::BTreeMap;
 
@@ -35,7 +35,7 @@ const SHOWN_FILES: usize = 3;
 /// What keyed a step (stored as the step row's `def`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Trace {
-    /// The definition hashed into the key (see `stage.rs`).
+    /// The definition hashed into the key (see `steps/key.rs`).
     pub def: Value,
     /// Build args in scope (names and values; a secret is never one).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
