@@ -36,7 +36,7 @@ pub(crate) fn execute(
     link_key: Option<&CacheKey>,
 ) -> Result<(LayerRef, bool), StepError> {
     let Some(link_key) = link_key else {
-        return write_layer(env, st, f, p);
+        return Ok((write_layer(env, st, f, p)?, false));
     };
     let session = env.session;
     if !env.inputs.req.no_cache {
@@ -47,7 +47,7 @@ pub(crate) fn execute(
             return Ok((l, true));
         }
     }
-    let (layer, _) = write_layer(env, st, f, p)?;
+    let layer = write_layer(env, st, f, p)?;
     let rec = StepRecord {
         config: crate::config::ImageConfigDoc::scratch(),
         layers: vec![layer.clone()],
@@ -65,7 +65,7 @@ fn write_layer(
     st: &StageState,
     f: &FileStep<'_>,
     p: &Prepared,
-) -> Result<(LayerRef, bool), StepError> {
+) -> Result<LayerRef, StepError> {
     let session = env.session;
     let (store, lease) = (session.store, session.lease);
     let tmp = |prefix| session.temp_dir(prefix).map_err(StepError::Fs);
@@ -147,5 +147,5 @@ fn write_layer(
         },
     )?;
     let info = layer.finish_leased(Some(lease))?;
-    Ok((layer_ref(&info), false))
+    Ok(layer_ref(&info))
 }
