@@ -25,7 +25,9 @@ pub fn default_shell() -> Vec<String> {
 /// An instruction's command: shell form (one string) or exec form.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum CommandForm {
+    /// `CMD echo hi`: run through SHELL.
     Shell(String),
+    /// `CMD ["echo", "hi"]`: run as given.
     Exec(Vec<String>),
 }
 
@@ -38,6 +40,8 @@ impl From<&Command> for CommandForm {
     }
 }
 
+/// An instruction's value the config cannot take (a bad EXPOSE port, a
+/// VOLUME that is no path).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
@@ -93,23 +97,31 @@ pub trait ConfigEditor {
     fn workdir(&self) -> &str;
     /// ENV: each key replaces an existing one in place, or is appended.
     fn set_env(&mut self, pairs: &[(String, String)]);
+    /// LABEL: each key set (a later one wins).
     fn add_labels(&mut self, pairs: &[(String, String)]);
     /// EXPOSE: `80`, `80/udp`, `8000-8002/tcp`.
     fn expose(&mut self, ports: &[String]) -> Result<(), ConfigError>;
+    /// VOLUME: paths added to the set.
     fn add_volumes(&mut self, paths: &[String]) -> Result<(), ConfigError>;
+    /// USER.
     fn set_user(&mut self, user: &str);
     /// WORKDIR: a relative path is joined to the current one. Returns the
     /// new working directory.
     fn set_workdir(&mut self, path: &str) -> String;
+    /// CMD.
     fn set_cmd(&mut self, cmd: &CommandForm);
     /// ENTRYPOINT: `cmd_set_in_stage` is whether a CMD came earlier in this
     /// stage; if not, the inherited CMD is cleared (Docker's rule).
     fn set_entrypoint(&mut self, ep: &CommandForm, cmd_set_in_stage: bool);
+    /// SHELL.
     fn set_shell(&mut self, shell: &[String]);
+    /// STOPSIGNAL.
     fn set_stop_signal(&mut self, sig: &str);
     /// HEALTHCHECK; `None` is `HEALTHCHECK NONE`.
     fn set_healthcheck(&mut self, hc: Option<&HealthcheckSpec>);
+    /// ONBUILD: a trigger appended, as written.
     fn add_onbuild(&mut self, trigger: &str);
+    /// MAINTAINER.
     fn set_author(&mut self, author: &str);
     /// Records a history entry (BuildKit's comment), and for a layer step
     /// the layer's diff ID.

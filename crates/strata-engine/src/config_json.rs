@@ -23,10 +23,12 @@ pub mod record {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use strata_oci::ImageConfig;
 
+    /// Writes `c` in the build's byte form.
     pub fn serialize<S: Serializer>(c: &ImageConfig, s: S) -> Result<S::Ok, S::Error> {
         super::BuildForm(c).serialize(s)
     }
 
+    /// Reads any config.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ImageConfig, D::Error> {
         ImageConfig::deserialize(d)
     }

@@ -14,6 +14,7 @@ use strata_frontend::{Ast, BuildOptions, Plan};
 pub struct Dockerfile {
     /// What messages call the file (a path as given, or a file name).
     pub name: String,
+    /// The file's text.
     pub text: String,
 }
 
@@ -50,6 +51,7 @@ const PIPE_WAIT_MS: i32 = 2000;
 /// refused instead of blocking the build forever (the open itself is
 /// `O_NONBLOCK`, so it never waits for a writer). Anything else (a
 /// directory, a device, a socket) is refused before a byte is read.
+#[allow(unsafe_code)]
 pub fn read_dockerfile(path: &Path) -> io::Result<String> {
     use rustix::fs::{Mode, OFlags};
     let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;

@@ -11,19 +11,27 @@ use crate::config::{ConfigEditor, ImageConfig};
 /// A base image loaded from the store.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
+    /// The image ID (digest of its config).
     pub id: Digest,
+    /// Its config.
     pub config: ImageConfig,
+    /// Its layers, bottom first.
     pub layers: Vec<LayerRef>,
 }
 
+/// Why an image could not be loaded from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// No image of that name or ID.
     #[error("image {0} not found in the store: pull it (strata pull) or load/import it (strata load, strata import)")]
     NotFound(String),
+    /// The name is no image reference.
     #[error("invalid image reference {0:?}: {1}")]
     BadReference(String, String),
+    /// The stored config or manifest cannot be read.
     #[error("image {0}: {1}")]
     Corrupt(String, String),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] strata_store::StoreError),
 }

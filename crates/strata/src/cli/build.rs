@@ -223,7 +223,7 @@ pub(crate) fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             export_caches(&store, &cache_to, &out, &client, quiet)?;
             habits::write_result_files(&store, &a, &out)?;
             cache_io::write_outputs(&store, &out, &outputs)
-                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+                .map_err(|e| anyhow::Error::new(e).context("--output"))?;
             match mode {
                 progress::Mode::Quiet => match &out.index {
                     Some((d, _)) => println!("{d}"),
@@ -258,7 +258,7 @@ pub(crate) fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             eprintln!("build cancelled");
             Ok(130)
         }
-        Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context("build failed")),
     }
 }
 

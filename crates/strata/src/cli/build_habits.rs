@@ -287,13 +287,13 @@ pub(super) fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<In
         let t = store_temp(g, "context")?;
         let src = strata_engine::sources::git::GitSource::parse(&ctx);
         let co = strata_engine::sources::git::fetch(&src, &t.0.join("git"), false)
-            .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context("unable to prepare context"))?;
         a.context = co.root;
         inputs._dirs.push(t);
     } else if strata_engine::sources::is_http_url(&ctx) {
         let t = store_temp(g, "context")?;
         let dl = strata_engine::sources::http::download(&ctx, &t.0, "download", None)
-            .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context("unable to prepare context"))?;
         let dir = t.0.join("ctx");
         std::fs::create_dir_all(&dir)?;
         let mut f = std::fs::File::open(&dl.path)?;

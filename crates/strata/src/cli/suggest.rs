@@ -177,7 +177,7 @@ fn build_first(store: &Store, dockerfile: &Path, context: &Path) -> anyhow::Resu
         dockerfile.display()
     );
     let out = strata_engine::build(store, &runc, &req, &|_| {})
-        .map_err(|e| anyhow::anyhow!("build failed: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("build failed"))?;
     Ok(out.image_id.to_string())
 }
 
