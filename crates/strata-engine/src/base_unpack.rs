@@ -9,157 +9,141 @@
 //! (metadata-only stages, `COPY --link`), or when that cannot be told
 //! without side effects (ONBUILD triggers, ADD of URLs or git, `--from`
 //! an image not resolved yet): those stay lazy, as before.
+//!
+//! The keys computed on the way are handed to execution ([`Predicted`]),
+//! which uses them instead of keying those steps a second time.
 
-use std::collections::BTreeMap;
+use strata_frontend::{Stage, StageScope};
 
-use strata_frontend::{FromRef, Resolved, Stage, StageScope};
-
-use crate::build::Builder;
 use crate::cache::LayerRef;
-use crate::events::{Event, EventKind};
+use crate::error::StepError;
+use crate::events::EventKind;
 use crate::mounts::chain_of;
-use crate::sources::is_remote;
-use crate::stage::StageState;
-use crate::stage_files::FileStep;
+use crate::pass::Pass;
+use crate::state::StageState;
+use crate::step_env::StepEnv;
+use crate::steps::{step_key, StepDef, StepKey};
 
-/// Does executing `r` mount the stage's root filesystem? RUN and WORKDIR
-/// always; COPY/ADD unless `--link` without a `--chown` by name (see
-/// `Builder::copy_step`).
-pub(crate) fn needs_rootfs(r: &Resolved) -> bool {
-    match r {
-        Resolved::Run { .. } | Resolved::Workdir(_) => true,
-        _ => match FileStep::of(r) {
-            Some(f) => {
-                let needs_passwd = f
-                    .chown
-                    .is_some_and(|c| c.split(':').any(|part| part.parse::<u64>().is_err()));
-                !f.link || needs_passwd
-            }
-            None => false,
-        },
-    }
+/// A step's key computed ahead by FROM, with the key of the state it was
+/// computed on (execution uses it only on that same state).
+pub(crate) struct PredictedKey {
+    pub(crate) parent: crate::cache::CacheKey,
+    pub(crate) key: StepKey,
 }
 
-impl Builder<'_> {
-    /// Prepares the snapshots of what the first executed step of `stage`
-    /// that needs a root filesystem will mount, reporting the unpack as
-    /// events of the FROM step `step`.
-    pub(crate) fn unpack_base(
-        &self,
-        stage: &Stage,
-        st: &StageState,
-        scope: &StageScope,
-        deps: &BTreeMap<usize, StageState>,
-        step: usize,
-    ) -> Result<(), String> {
-        if st.layers.is_empty() {
-            return Ok(());
-        }
-        let chain = chain_of(&st.layers).map_err(|e| e.to_string())?;
-        let snapshots = self.store.snapshotter();
-        // Present already (the usual rebuild): nothing to decide.
-        if snapshots.all_present(&chain) {
-            return Ok(());
-        }
-        let has_triggers = st
-            .config
-            .config
-            .on_build
-            .as_ref()
-            .is_some_and(|t| !t.is_empty());
-        if has_triggers {
-            return Ok(());
-        }
-        let Some(layers) = self.rootfs_needed(stage, st, scope, deps) else {
-            return Ok(());
-        };
-        let chain = chain_of(&layers).map_err(|e| e.to_string())?;
-        let report = |p: &strata_store::UnpackProgress| {
-            let (layer, layer_size) = match &p.finished {
-                Some((d, size)) => (Some(d.to_string()), Some(*size)),
-                None => (None, None),
-            };
-            (self.events)(Event::now(EventKind::Unpack {
-                step,
-                layers_done: p.layers_done,
-                layers_total: p.layers_total,
-                bytes_done: p.bytes_done,
-                bytes_total: p.bytes_total,
-                layer,
-                layer_size,
-            }));
-        };
-        snapshots
-            .prepare_with_progress(&chain, Some(self.lease), Some(&report))
-            .map_err(|e| format!("unpacking the base image's layers: {e}"))?;
-        Ok(())
-    }
+/// The keys FROM computed, by step index in the stage.
+pub(crate) type Predicted = std::collections::BTreeMap<usize, PredictedKey>;
 
-    /// The layers the first executed step needing a root filesystem will
-    /// mount, found by keying the steps as execution does and looking them
-    /// up in the cache; `None` when no such step will run, or when it
-    /// cannot be told without side effects.
-    fn rootfs_needed(
-        &self,
-        stage: &Stage,
-        st: &StageState,
-        scope: &StageScope,
-        deps: &BTreeMap<usize, StageState>,
-    ) -> Option<Vec<LayerRef>> {
-        let mut st = st.clone();
-        let mut scope = scope.clone();
-        let mut missed = self.no_cache;
-        for step in &stage.steps {
-            let resolved = scope.resolve(step).ok()?;
-            if missed {
-                // Every step from the first miss on executes.
-                if needs_rootfs(&resolved) {
+/// Prepares the snapshots of what the first executed step of `stage`
+/// that needs a root filesystem will mount, reporting the unpack as
+/// events of the FROM step `step`. Returns the step keys it computed.
+pub(crate) fn unpack_base(
+    pass: &Pass<'_>,
+    env: &StepEnv<'_>,
+    stage: &Stage,
+    st: &StageState,
+    scope: &StageScope,
+    step: usize,
+) -> Result<Predicted, StepError> {
+    let mut predicted = Predicted::new();
+    if st.layers.is_empty() {
+        return Ok(predicted);
+    }
+    let session = env.session;
+    let chain = chain_of(&st.layers)?;
+    let snapshots = session.store.snapshotter();
+    // Present already (the usual rebuild): nothing to decide.
+    if snapshots.all_present(&chain) {
+        return Ok(predicted);
+    }
+    let has_triggers = st
+        .config
+        .runtime()
+        .on_build
+        .as_ref()
+        .is_some_and(|t| !t.is_empty());
+    if has_triggers {
+        return Ok(predicted);
+    }
+    let Some(layers) = rootfs_needed(pass, env, stage, st, scope, &mut predicted) else {
+        return Ok(predicted);
+    };
+    let chain = chain_of(&layers)?;
+    let report = |p: &strata_store::UnpackProgress| {
+        let (layer, layer_size) = match &p.finished {
+            Some((d, size)) => (Some(d.to_string()), Some(*size)),
+            None => (None, None),
+        };
+        session.emit(EventKind::Unpack {
+            step,
+            layers_done: p.layers_done,
+            layers_total: p.layers_total,
+            bytes_done: p.bytes_done,
+            bytes_total: p.bytes_total,
+            layer,
+            layer_size,
+        });
+    };
+    snapshots
+        .prepare_with_progress(&chain, Some(session.lease), Some(&report))
+        .map_err(StepError::Unpack)?;
+    Ok(predicted)
+}
+
+/// The layers the first executed step needing a root filesystem will
+/// mount, found by keying the steps as execution does and looking them
+/// up in the cache; `None` when no such step will run, or when it
+/// cannot be told without side effects. The keys computed go to
+/// `predicted`.
+fn rootfs_needed(
+    pass: &Pass<'_>,
+    env: &StepEnv<'_>,
+    stage: &Stage,
+    st: &StageState,
+    scope: &StageScope,
+    predicted: &mut Predicted,
+) -> Option<Vec<LayerRef>> {
+    let mut st = st.clone();
+    let mut scope = scope.clone();
+    let mut missed = pass.cache.no_cache;
+    for (i, step) in stage.steps.iter().enumerate() {
+        let resolved = scope.resolve(step).ok()?;
+        let def = StepDef::of(&resolved).ok()?;
+        if missed {
+            // Every step from the first miss on executes.
+            if def.needs_rootfs() {
+                return Some(st.layers);
+            }
+            continue;
+        }
+        if !def.keyed_without_side_effects(env.inputs) {
+            return None;
+        }
+        let step_key = step_key(env, &st, &scope, &def).ok()?;
+        let key = step_key.key.clone();
+        predicted.insert(
+            i,
+            PredictedKey {
+                parent: st.key.clone(),
+                key: step_key,
+            },
+        );
+        match env.session.cache_lookup(&key) {
+            Some(rec) => {
+                st = StageState {
+                    config: rec.config,
+                    layers: rec.layers,
+                    key,
+                    cmd_set: rec.cmd_set,
+                };
+            }
+            None => {
+                if def.needs_rootfs() {
                     return Some(st.layers);
                 }
-                continue;
-            }
-            if !self.keyed_without_side_effects(&resolved) {
-                return None;
-            }
-            let key = self.step_key(&st, &scope, &resolved, deps).ok()?.key;
-            match self.cache_lookup(&key) {
-                Some(rec) => {
-                    st = StageState {
-                        config: rec.config,
-                        layers: rec.layers,
-                        key,
-                        cmd_set: rec.cmd_set,
-                    };
-                }
-                None => {
-                    if needs_rootfs(&resolved) {
-                        return Some(st.layers);
-                    }
-                    missed = true;
-                }
+                missed = true;
             }
         }
-        None
     }
-
-    /// Can the key of `r` be computed twice without fetching anything (a
-    /// download, a clone, a pull) or reporting events?
-    fn keyed_without_side_effects(&self, r: &Resolved) -> bool {
-        let unresolved_image = |from: Option<&FromRef>| {
-            matches!(from, Some(FromRef::Image(name))
-                if !self.named.contains_key(&name.to_ascii_lowercase()))
-        };
-        match r {
-            Resolved::Run { mounts, .. } => {
-                !mounts.iter().any(|m| unresolved_image(m.from.as_ref()))
-            }
-            _ => match FileStep::of(r) {
-                Some(f) => {
-                    let fetches = f.instruction == "ADD" && f.srcs.iter().any(|s| is_remote(s));
-                    !fetches && !unresolved_image(f.from)
-                }
-                None => true,
-            },
-        }
-    }
+    None
 }

@@ -15,22 +15,22 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::config::ImageConfigDoc;
+use strata_oci::ImageConfig;
 
 /// Bumped when the key derivation changes meaning, or when what a step
 /// produces for the same key changes (2: COPY's last source wins, created
 /// directories take --chmod/--chown, sockets become stubs, base configs
 /// drop Docker's comment, proxy args leave RUN's key), so that entries
 /// recorded by an older strata are not reused with the old results.
-pub const KEY_VERSION: u32 = 2;
+pub(crate) const KEY_VERSION: u32 = 2;
 
 /// A cache key: `sha256:` + hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct CacheKey(pub String);
+pub(crate) struct CacheKey(pub String);
 
 impl CacheKey {
     /// The key of a step: its parent's key and its definition (any JSON).
-    pub fn derive(parent: Option<&CacheKey>, definition: &serde_json::Value) -> CacheKey {
+    pub(crate) fn derive(parent: Option<&CacheKey>, definition: &serde_json::Value) -> CacheKey {
         let doc = serde_json::json!({
             "v": KEY_VERSION,
             "parent": parent.map(|k| k.0.as_str()),
@@ -42,14 +42,14 @@ impl CacheKey {
 
     /// The root of a stage's key chain: its base (an image ID, another
     /// stage's final key, or scratch) and platform.
-    pub fn base(base: &str, platform: &str) -> CacheKey {
+    pub(crate) fn base(base: &str, platform: &str) -> CacheKey {
         CacheKey::derive(
             None,
             &serde_json::json!({ "base": base, "platform": platform }),
         )
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -60,23 +60,17 @@ impl std::fmt::Display for CacheKey {
     }
 }
 
-/// One layer of an image, as the engine tracks it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LayerRef {
-    /// Digest of the compressed blob in the store.
-    pub digest: String,
-    /// Digest of the uncompressed tar.
-    pub diff_id: String,
-    /// Compressed size.
-    pub size: u64,
-    pub uncompressed_size: u64,
-    pub media_type: String,
-}
+/// One layer of an image, as the engine tracks it: the store's record
+/// (blob digest, diff ID, sizes, media type), kept in cache records in the
+/// same JSON form.
+pub use strata_store::LayerRecord as LayerRef;
 
 /// What a cache hit restores: the stage's state after the step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub config: ImageConfigDoc,
+pub(crate) struct StepRecord {
+    #[serde(with = "crate::config_json::record")]
+    /// The stage's config after the step.
+    pub config: ImageConfig,
     pub layers: Vec<LayerRef>,
     /// Whether a CMD was set earlier in this stage (ENTRYPOINT's reset rule
     /// depends on it).

@@ -1,150 +1,18 @@
-//! The image config as a build assembles it, instruction by instruction,
-//! with Docker's semantics (ENV replaces in place, ENTRYPOINT resets an
-//! inherited CMD, shell forms go through SHELL, WORKDIR joins relative
-//! paths...) and BuildKit's history entries.
+//! Docker's edit rules over the image config, instruction by instruction
+//! (ENV replaces in place, ENTRYPOINT resets an inherited CMD, shell forms
+//! go through SHELL, WORKDIR joins relative paths...) and BuildKit's
+//! history entries.
 //!
-//! The document is kept as Docker's JSON (field names as Docker writes them);
-//! fields strata does not know are carried through untouched (`extra`).
+//! The model is strata-oci's [`ImageConfig`]; this module only edits it
+//! ([`ConfigEditor`]). How a build writes it (the bytes whose sha256 is the
+//! image ID) is in [`crate::config_json`].
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use strata_frontend::{Command, HealthcheckSpec};
+use strata_oci::Digest;
 
-/// `{}` in JSON, the value type of Docker's sets (ExposedPorts, Volumes).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Empty {}
-
-/// Docker's HEALTHCHECK config; durations in nanoseconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Healthcheck {
-    #[serde(rename = "Test", default, skip_serializing_if = "Vec::is_empty")]
-    pub test: Vec<String>,
-    #[serde(rename = "Interval", default, skip_serializing_if = "is_zero")]
-    pub interval: i64,
-    #[serde(rename = "Timeout", default, skip_serializing_if = "is_zero")]
-    pub timeout: i64,
-    #[serde(rename = "StartPeriod", default, skip_serializing_if = "is_zero")]
-    pub start_period: i64,
-    #[serde(rename = "StartInterval", default, skip_serializing_if = "is_zero")]
-    pub start_interval: i64,
-    #[serde(rename = "Retries", default, skip_serializing_if = "is_zero")]
-    pub retries: i64,
-}
-
-fn is_zero(v: &i64) -> bool {
-    *v == 0
-}
-
-/// The runtime part of the config (`config` in the JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RuntimeConfig {
-    #[serde(rename = "User", default, skip_serializing_if = "String::is_empty")]
-    pub user: String,
-    #[serde(
-        rename = "ExposedPorts",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub exposed_ports: Option<BTreeMap<String, Empty>>,
-    #[serde(rename = "Env", default, skip_serializing_if = "Option::is_none")]
-    pub env: Option<Vec<String>>,
-    #[serde(
-        rename = "Entrypoint",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(rename = "Cmd", default, skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    #[serde(
-        rename = "Healthcheck",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub healthcheck: Option<Healthcheck>,
-    #[serde(
-        rename = "ArgsEscaped",
-        default,
-        skip_serializing_if = "std::ops::Not::not"
-    )]
-    pub args_escaped: bool,
-    #[serde(rename = "Volumes", default, skip_serializing_if = "Option::is_none")]
-    pub volumes: Option<BTreeMap<String, Empty>>,
-    #[serde(
-        rename = "WorkingDir",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub working_dir: String,
-    #[serde(rename = "Labels", default, skip_serializing_if = "Option::is_none")]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "OnBuild", default, skip_serializing_if = "Option::is_none")]
-    pub on_build: Option<Vec<String>>,
-    #[serde(
-        rename = "StopSignal",
-        default,
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub stop_signal: String,
-    #[serde(rename = "Shell", default, skip_serializing_if = "Option::is_none")]
-    pub shell: Option<Vec<String>>,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// One history entry, as BuildKit writes them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct History {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub empty_layer: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RootFs {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub diff_ids: Vec<String>,
-}
-
-impl Default for RootFs {
-    fn default() -> Self {
-        RootFs {
-            kind: "layers".into(),
-            diff_ids: Vec::new(),
-        }
-    }
-}
-
-/// The whole image config document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageConfigDoc {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(default)]
-    pub config: RuntimeConfig,
-    #[serde(default)]
-    pub rootfs: RootFs,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<History>,
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
-}
+pub use strata_oci::{Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 
 /// The comment BuildKit puts on every history entry of a Dockerfile build.
 pub const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -155,60 +23,127 @@ pub fn default_shell() -> Vec<String> {
 }
 
 /// An instruction's command: shell form (one string) or exec form.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum CommandForm {
+    /// `CMD echo hi`: run through SHELL.
     Shell(String),
+    /// `CMD ["echo", "hi"]`: run as given.
     Exec(Vec<String>),
 }
 
+impl From<&Command> for CommandForm {
+    fn from(c: &Command) -> CommandForm {
+        match c {
+            Command::Shell(s) => CommandForm::Shell(s.clone()),
+            Command::Exec(v) => CommandForm::Exec(v.clone()),
+        }
+    }
+}
+
+/// An instruction's value the config cannot take (a bad EXPOSE port, a
+/// VOLUME that is no path).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-impl ImageConfigDoc {
-    /// A config for `FROM scratch`.
-    pub fn scratch() -> ImageConfigDoc {
-        ImageConfigDoc {
-            created: None,
-            author: None,
-            architecture: host_architecture().into(),
-            os: "linux".into(),
-            variant: None,
-            config: RuntimeConfig {
-                env: Some(vec![
-                    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-                ]),
-                ..RuntimeConfig::default()
-            },
-            rootfs: RootFs::default(),
-            history: Vec::new(),
-            extra: serde_json::Map::new(),
-        }
-    }
+/// A config for `FROM scratch`: the host's platform and Docker's default PATH.
+pub fn scratch() -> ImageConfig {
+    let mut c = ImageConfig::new_scratch();
+    c.architecture = host_architecture().into();
+    c.runtime_mut().env = Some(vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+    ]);
+    c
+}
 
+/// Reads a config (any producer's; unknown fields are kept).
+pub fn from_json(bytes: &[u8]) -> Result<ImageConfig, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// The HEALTHCHECK of a Dockerfile (or `--change`) in the config's terms:
+/// durations in nanoseconds, 0 for "inherit".
+pub fn healthcheck(h: &HealthcheckSpec) -> Healthcheck {
+    let ns = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+    Healthcheck {
+        test: (!h.test.is_empty()).then(|| h.test.clone()),
+        interval: ns(h.interval),
+        timeout: ns(h.timeout),
+        start_period: ns(h.start_period),
+        start_interval: ns(h.start_interval),
+        retries: h.retries.unwrap_or(0) as i64,
+        extra: Default::default(),
+    }
+}
+
+/// Docker's rules for editing a config, as the Dockerfile instructions
+/// (and `import`/`commit --change`) apply them.
+pub trait ConfigEditor {
     /// The config a stage starts from on a base image. As BuildKit, which
     /// reads the base's config into the OCI image struct: top-level fields
     /// outside it (Docker's `comment` such as "Imported from -",
     /// `container`, `container_config`, `docker_version`) are dropped;
     /// `author` (an OCI field) is kept until a MAINTAINER replaces it.
-    pub fn into_build_base(mut self) -> ImageConfigDoc {
-        self.extra
-            .retain(|k, _| k == "os.version" || k == "os.features");
+    fn into_build_base(self) -> Self;
+    /// The canonical bytes a build writes (their sha256 is the image ID).
+    fn to_json(&self) -> Vec<u8>;
+    /// The Env as (key, value) pairs.
+    fn env_pairs(&self) -> Vec<(String, String)>;
+    /// The SHELL in force.
+    fn shell(&self) -> Vec<String>;
+    /// Turns a command form into argv: shell form through SHELL.
+    fn argv(&self, cmd: &CommandForm) -> Vec<String>;
+    /// The working directory for RUN and COPY destinations (`/` when unset).
+    fn workdir(&self) -> &str;
+    /// ENV: each key replaces an existing one in place, or is appended.
+    fn set_env(&mut self, pairs: &[(String, String)]);
+    /// LABEL: each key set (a later one wins).
+    fn add_labels(&mut self, pairs: &[(String, String)]);
+    /// EXPOSE: `80`, `80/udp`, `8000-8002/tcp`.
+    fn expose(&mut self, ports: &[String]) -> Result<(), ConfigError>;
+    /// VOLUME: paths added to the set.
+    fn add_volumes(&mut self, paths: &[String]) -> Result<(), ConfigError>;
+    /// USER.
+    fn set_user(&mut self, user: &str);
+    /// WORKDIR: a relative path is joined to the current one. Returns the
+    /// new working directory.
+    fn set_workdir(&mut self, path: &str) -> String;
+    /// CMD.
+    fn set_cmd(&mut self, cmd: &CommandForm);
+    /// ENTRYPOINT: `cmd_set_in_stage` is whether a CMD came earlier in this
+    /// stage; if not, the inherited CMD is cleared (Docker's rule).
+    fn set_entrypoint(&mut self, ep: &CommandForm, cmd_set_in_stage: bool);
+    /// SHELL.
+    fn set_shell(&mut self, shell: &[String]);
+    /// STOPSIGNAL.
+    fn set_stop_signal(&mut self, sig: &str);
+    /// HEALTHCHECK; `None` is `HEALTHCHECK NONE`.
+    fn set_healthcheck(&mut self, hc: Option<&HealthcheckSpec>);
+    /// ONBUILD: a trigger appended, as written.
+    fn add_onbuild(&mut self, trigger: &str);
+    /// MAINTAINER.
+    fn set_author(&mut self, author: &str);
+    /// Records a history entry (BuildKit's comment), and for a layer step
+    /// the layer's diff ID.
+    fn push_history(&mut self, created: &str, created_by: String, layer_diff_id: Option<Digest>);
+}
+
+impl ConfigEditor for ImageConfig {
+    fn into_build_base(mut self) -> ImageConfig {
+        self.comment = None;
+        self.container = None;
+        self.container_config = None;
+        self.docker_version = None;
+        self.extra.clear();
         self
     }
 
-    pub fn from_json(bytes: &[u8]) -> Result<ImageConfigDoc, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    fn to_json(&self) -> Vec<u8> {
+        crate::config_json::to_json(self)
     }
 
-    /// The canonical bytes (their sha256 is the image ID).
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("config serializes")
-    }
-
-    /// The Env as (key, value) pairs.
-    pub fn env_pairs(&self) -> Vec<(String, String)> {
-        self.config
+    fn env_pairs(&self) -> Vec<(String, String)> {
+        self.runtime()
             .env
             .iter()
             .flatten()
@@ -219,13 +154,11 @@ impl ImageConfigDoc {
             .collect()
     }
 
-    /// The SHELL in force.
-    pub fn shell(&self) -> Vec<String> {
-        self.config.shell.clone().unwrap_or_else(default_shell)
+    fn shell(&self) -> Vec<String> {
+        self.runtime().shell.clone().unwrap_or_else(default_shell)
     }
 
-    /// Turns a command form into argv: shell form through SHELL.
-    pub fn argv(&self, cmd: &CommandForm) -> Vec<String> {
+    fn argv(&self, cmd: &CommandForm) -> Vec<String> {
         match cmd {
             CommandForm::Exec(v) => v.clone(),
             CommandForm::Shell(s) => {
@@ -236,9 +169,15 @@ impl ImageConfigDoc {
         }
     }
 
-    /// ENV: each key replaces an existing one in place, or is appended.
-    pub fn set_env(&mut self, pairs: &[(String, String)]) {
-        let env = self.config.env.get_or_insert_with(Vec::new);
+    fn workdir(&self) -> &str {
+        match self.runtime().working_dir.as_str() {
+            "" => "/",
+            wd => wd,
+        }
+    }
+
+    fn set_env(&mut self, pairs: &[(String, String)]) {
+        let env = self.runtime_mut().env.get_or_insert_with(Vec::new);
         for (k, v) in pairs {
             let entry = format!("{k}={v}");
             match env
@@ -251,141 +190,101 @@ impl ImageConfigDoc {
         }
     }
 
-    pub fn add_labels(&mut self, pairs: &[(String, String)]) {
-        let labels = self.config.labels.get_or_insert_with(BTreeMap::new);
+    fn add_labels(&mut self, pairs: &[(String, String)]) {
+        let labels = self.runtime_mut().labels.get_or_insert_with(BTreeMap::new);
         for (k, v) in pairs {
             labels.insert(k.clone(), v.clone());
         }
     }
 
-    /// EXPOSE: `80`, `80/udp`, `8000-8002/tcp`.
-    pub fn expose(&mut self, ports: &[String]) -> Result<(), ConfigError> {
-        let set = self.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+    fn expose(&mut self, ports: &[String]) -> Result<(), ConfigError> {
+        let set = self
+            .runtime_mut()
+            .exposed_ports
+            .get_or_insert_with(BTreeMap::new);
         for spec in ports {
-            let (range, proto) = match spec.split_once('/') {
-                Some((r, p)) => (r, p.to_ascii_lowercase()),
-                None => (spec.as_str(), "tcp".to_string()),
-            };
-            if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-                return Err(ConfigError(format!("invalid proto: {proto}")));
-            }
-            let bad = || ConfigError(format!("invalid containerPort: {range}"));
-            let (lo, hi) = match range.split_once('-') {
-                Some((a, b)) => (
-                    a.parse::<u16>().map_err(|_| bad())?,
-                    b.parse::<u16>().map_err(|_| bad())?,
-                ),
-                None => {
-                    let p = range.parse::<u16>().map_err(|_| bad())?;
-                    (p, p)
-                }
-            };
-            if hi < lo {
-                return Err(bad());
-            }
-            for p in lo..=hi {
-                set.insert(format!("{p}/{proto}"), Empty {});
+            for port in port_range(spec)? {
+                set.insert(port, Default::default());
             }
         }
         Ok(())
     }
 
-    pub fn add_volumes(&mut self, paths: &[String]) -> Result<(), ConfigError> {
-        let set = self.config.volumes.get_or_insert_with(BTreeMap::new);
+    fn add_volumes(&mut self, paths: &[String]) -> Result<(), ConfigError> {
+        let set = self.runtime_mut().volumes.get_or_insert_with(BTreeMap::new);
         for p in paths {
             if p.trim().is_empty() {
                 return Err(ConfigError(
                     "VOLUME specified can not be an empty string".into(),
                 ));
             }
-            set.insert(p.clone(), Empty {});
+            set.insert(p.clone(), Default::default());
         }
         Ok(())
     }
 
-    pub fn set_user(&mut self, user: &str) {
-        self.config.user = user.to_string();
+    fn set_user(&mut self, user: &str) {
+        self.runtime_mut().user = user.to_string();
     }
 
-    /// WORKDIR: a relative path is joined to the current one. Returns the
-    /// new working directory.
-    pub fn set_workdir(&mut self, path: &str) -> String {
+    fn set_workdir(&mut self, path: &str) -> String {
         let wd = if path.starts_with('/') {
             path.to_string()
         } else {
-            let cur = if self.config.working_dir.is_empty() {
-                "/"
-            } else {
-                &self.config.working_dir
-            };
-            clean_path(&format!("/{cur}/{path}"))
+            clean_path(&format!("/{}/{path}", self.workdir()))
         };
-        self.config.working_dir = wd.clone();
+        self.runtime_mut().working_dir = wd.clone();
         wd
     }
 
-    /// The working directory for RUN and COPY destinations (`/` when unset).
-    pub fn workdir(&self) -> &str {
-        if self.config.working_dir.is_empty() {
-            "/"
-        } else {
-            &self.config.working_dir
-        }
+    fn set_cmd(&mut self, cmd: &CommandForm) {
+        self.runtime_mut().cmd = Some(self.argv(cmd));
     }
 
-    /// CMD.
-    pub fn set_cmd(&mut self, cmd: &CommandForm) {
-        self.config.cmd = Some(self.argv(cmd));
-    }
-
-    /// ENTRYPOINT: `cmd_set_in_stage` is whether a CMD came earlier in this
-    /// stage; if not, the inherited CMD is cleared (Docker's rule).
-    pub fn set_entrypoint(&mut self, ep: &CommandForm, cmd_set_in_stage: bool) {
+    fn set_entrypoint(&mut self, ep: &CommandForm, cmd_set_in_stage: bool) {
         let argv = match ep {
             // `ENTRYPOINT []` clears it.
             CommandForm::Exec(v) if v.is_empty() => None,
             _ => Some(self.argv(ep)),
         };
-        self.config.entrypoint = argv;
+        let rc = self.runtime_mut();
+        rc.entrypoint = argv;
         if !cmd_set_in_stage {
-            self.config.cmd = None;
+            rc.cmd = None;
         }
     }
 
-    pub fn set_shell(&mut self, shell: &[String]) {
-        self.config.shell = Some(shell.to_vec());
+    fn set_shell(&mut self, shell: &[String]) {
+        self.runtime_mut().shell = Some(shell.to_vec());
     }
 
-    pub fn set_stop_signal(&mut self, sig: &str) {
-        self.config.stop_signal = sig.to_string();
+    fn set_stop_signal(&mut self, sig: &str) {
+        // An empty STOPSIGNAL leaves the field out, as if never set.
+        self.runtime_mut().stop_signal = (!sig.is_empty()).then(|| sig.to_string());
     }
 
-    pub fn set_healthcheck(&mut self, hc: Option<Healthcheck>) {
-        self.config.healthcheck = Some(hc.unwrap_or(Healthcheck {
-            test: vec!["NONE".into()],
-            ..Healthcheck::default()
-        }));
+    fn set_healthcheck(&mut self, hc: Option<&HealthcheckSpec>) {
+        self.runtime_mut().healthcheck = Some(match hc {
+            Some(h) => healthcheck(h),
+            None => Healthcheck {
+                test: Some(vec!["NONE".into()]),
+                ..Healthcheck::default()
+            },
+        });
     }
 
-    pub fn add_onbuild(&mut self, trigger: &str) {
-        self.config
+    fn add_onbuild(&mut self, trigger: &str) {
+        self.runtime_mut()
             .on_build
             .get_or_insert_with(Vec::new)
             .push(trigger.to_string());
     }
 
-    pub fn set_author(&mut self, author: &str) {
+    fn set_author(&mut self, author: &str) {
         self.author = Some(author.to_string());
     }
 
-    /// Records a history entry (BuildKit's comment), and for a layer step
-    /// the layer's diff ID.
-    pub fn push_history(
-        &mut self,
-        created: &str,
-        created_by: String,
-        layer_diff_id: Option<String>,
-    ) {
+    fn push_history(&mut self, created: &str, created_by: String, layer_diff_id: Option<Digest>) {
         let empty_layer = layer_diff_id.is_none();
         if let Some(d) = layer_diff_id {
             self.rootfs.diff_ids.push(d);
@@ -393,25 +292,39 @@ impl ImageConfigDoc {
         self.history.push(History {
             created: Some(created.to_string()),
             created_by: Some(created_by),
-            author: None,
             comment: Some(HISTORY_COMMENT.into()),
             empty_layer,
+            ..History::default()
         });
         self.created = Some(created.to_string());
     }
 }
 
-/// SOURCE_DATE_EPOCH as the RFC 3339 time BuildKit writes
-/// (`2023-11-14T22:13:20Z`).
-pub fn epoch_rfc3339(t: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(t) {
-        Ok(d) => {
-            let ns = crate::events::format_rfc3339_nanos(d);
-            // Whole seconds: drop the (zero) fraction.
-            format!("{}Z", &ns[..19])
-        }
-        Err(_) => "1970-01-01T00:00:00Z".into(),
+/// The ports of one EXPOSE word (`80`, `80/udp`, `8000-8002/tcp`) as the
+/// config's keys (`80/tcp`).
+fn port_range(spec: &str) -> Result<Vec<String>, ConfigError> {
+    let (range, proto) = match spec.split_once('/') {
+        Some((r, p)) => (r, p.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(ConfigError(format!("invalid proto: {proto}")));
     }
+    let bad = || ConfigError(format!("invalid containerPort: {range}"));
+    let (lo, hi) = match range.split_once('-') {
+        Some((a, b)) => (
+            a.parse::<u16>().map_err(|_| bad())?,
+            b.parse::<u16>().map_err(|_| bad())?,
+        ),
+        None => {
+            let p = range.parse::<u16>().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if hi < lo {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 /// Go's `path.Clean` for absolute slash paths (`p` taken as rooted).
@@ -448,49 +361,55 @@ mod tests {
 
     #[test]
     fn env_replaces_in_place() {
-        let mut c = ImageConfigDoc::scratch();
+        let mut c = scratch();
         c.set_env(&[("A".into(), "1".into()), ("B".into(), "2".into())]);
         c.set_env(&[("A".into(), "3".into())]);
         assert_eq!(
-            c.config.env.as_ref().unwrap()[1..],
+            c.runtime().env.as_ref().unwrap()[1..],
             ["A=3".to_string(), "B=2".to_string()]
         );
     }
 
     #[test]
     fn entrypoint_resets_inherited_cmd_only() {
-        let mut c = ImageConfigDoc::scratch();
+        let mut c = scratch();
         c.set_cmd(&CommandForm::Exec(vec!["sh".into()]));
         c.set_entrypoint(&CommandForm::Shell("/app/app".into()), false);
-        assert_eq!(c.config.cmd, None);
+        assert_eq!(c.runtime().cmd, None);
         assert_eq!(
-            c.config.entrypoint,
+            c.runtime().entrypoint,
             Some(vec!["/bin/sh".into(), "-c".into(), "/app/app".into()])
         );
         c.set_cmd(&CommandForm::Shell("./app".into()));
         c.set_entrypoint(&CommandForm::Exec(vec!["x".into()]), true);
         assert_eq!(
-            c.config.cmd,
+            c.runtime().cmd,
             Some(vec!["/bin/sh".into(), "-c".into(), "./app".into()])
         );
     }
 
     #[test]
     fn workdir_and_ports() {
-        let mut c = ImageConfigDoc::scratch();
+        let mut c = scratch();
         assert_eq!(c.set_workdir("/a"), "/a");
         assert_eq!(c.set_workdir("b/../c"), "/a/c");
         c.expose(&["80".into(), "53/udp".into(), "8000-8001".into()])
             .unwrap();
-        let ports: Vec<_> = c.config.exposed_ports.unwrap().into_keys().collect();
+        let ports: Vec<_> = c
+            .runtime()
+            .exposed_ports
+            .clone()
+            .unwrap()
+            .into_keys()
+            .collect();
         assert_eq!(ports, ["53/udp", "80/tcp", "8000/tcp", "8001/tcp"]);
-        assert!(ImageConfigDoc::scratch().expose(&["x".into()]).is_err());
+        assert!(scratch().expose(&["x".into()]).is_err());
     }
 
     #[test]
     fn round_trips_unknown_fields() {
         let json = br#"{"architecture":"amd64","os":"linux","os.version":"x","config":{"Hostname":"h","Env":["A=b"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
-        let c = ImageConfigDoc::from_json(json).unwrap();
+        let c = from_json(json).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&c.to_json()).unwrap();
         assert_eq!(v["os.version"], "x");
         assert_eq!(v["config"]["Hostname"], "h");

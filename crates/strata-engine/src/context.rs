@@ -1,12 +1,12 @@
 //! The build context: the directory a build reads COPY/ADD sources from.
 //!
 //! - Walks it in sorted order, never following symlinks, leaving out what
-//!   `.dockerignore` excludes (through an [`Ignore`]).
+//!   `.dockerignore` excludes (through an `Ignore`).
 //! - Digests sources by content and metadata (type, mode, uid, gid, size,
 //!   symlink target, file contents), never by mtime.
 //! - Keeps a stat cache (relative path, size, mtime_ns, ctime_ns, inode ->
 //!   content digest) in a small append-only file under the store root
-//!   ([`crate::stat_cache`]), so a no-op rebuild re-reads no file. A content change always changes ctime (and
+//!   (`stat_cache.rs`), so a no-op rebuild re-reads no file. A content change always changes ctime (and
 //!   usually size or mtime); `touch -d` resets mtime but not ctime. The
 //!   residual risk is a write that keeps size, mtime and ctime identical,
 //!   which needs two writes within the filesystem's timestamp granularity;
@@ -34,7 +34,7 @@ mod walk_at;
 
 /// What `.dockerignore` excludes. Paths are relative to the context root,
 /// slash-separated, without a leading `./`.
-pub trait Ignore: Send + Sync {
+pub(crate) trait Ignore: Send + Sync {
     fn ignored(&self, rel: &str) -> bool;
     /// True when nothing under `rel_dir` can be re-included by an exception
     /// pattern, so the walk may skip the directory entirely.
@@ -46,7 +46,7 @@ pub trait Ignore: Send + Sync {
 }
 
 /// Ignores nothing.
-pub struct NoIgnore;
+pub(crate) struct NoIgnore;
 
 impl Ignore for NoIgnore {
     fn ignored(&self, _: &str) -> bool {
@@ -61,18 +61,25 @@ impl Ignore for NoIgnore {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why the build context could not be read.
 pub enum ContextError {
     #[error("forbidden path outside the build context: {0}")]
+    /// A source leads out of the context.
     OutsideContext(String),
     #[error("{0}: not found in the build context")]
+    /// A source matches nothing in the context.
     NotFound(String),
-    #[error("{path}: {source}")]
+    #[error("{}", path.display())]
+    /// A file of the context could not be read.
     Io {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: io::Error,
     },
     #[error(transparent)]
+    /// A wildcard source is malformed or could not be expanded.
     Glob(#[from] crate::glob::GlobError),
 }
 
@@ -98,6 +105,7 @@ struct StatKey {
 }
 
 impl StatKey {
+    #[cfg(test)]
     fn of_meta(m: &Metadata) -> StatKey {
         StatKey {
             size: m.size(),
@@ -122,7 +130,7 @@ impl StatKey {
 }
 
 /// The build context directory with its ignore rules and stat cache.
-pub struct BuildContext {
+pub(crate) struct BuildContext {
     root: PathBuf,
     ignore: Box<dyn Ignore>,
     cache_file: Option<PathBuf>,
@@ -133,7 +141,7 @@ pub struct BuildContext {
 
 /// One entry met while walking a source.
 #[derive(Debug, Clone)]
-pub struct WalkEntry {
+pub(crate) struct WalkEntry {
     /// Path relative to the walked source's parent root (context-relative),
     /// for matching and messages (a name that is not UTF-8 is shown lossily).
     pub rel: String,
@@ -145,7 +153,7 @@ pub struct WalkEntry {
 
 impl BuildContext {
     /// Opens `root`; `cache_dir` (in the store root) holds the stat cache.
-    pub fn open(
+    pub(crate) fn open(
         root: &Path,
         ignore: Box<dyn Ignore>,
         cache_dir: Option<&Path>,
@@ -174,12 +182,12 @@ impl BuildContext {
         })
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// True when `.dockerignore` excludes nothing (no patterns).
-    pub fn ignores_nothing(&self) -> bool {
+    pub(crate) fn ignores_nothing(&self) -> bool {
         self.ignore.is_empty()
     }
 
@@ -188,7 +196,7 @@ impl BuildContext {
     /// excludes, symlinks copied as links, modes and owners kept. Files are
     /// copied, never hard-linked: a link would change the user's inode
     /// (its ctime, which the stat cache watches).
-    pub fn materialize(&self, rel: &Path, dst: &Path) -> Result<(), ContextError> {
+    pub(crate) fn materialize(&self, rel: &Path, dst: &Path) -> Result<(), ContextError> {
         use std::os::unix::fs::PermissionsExt;
         let mut first = true;
         self.walk(rel, &mut |e| {
@@ -217,20 +225,20 @@ impl BuildContext {
     }
 
     /// How many files were read and hashed so far (stat cache misses).
-    pub fn files_hashed(&self) -> u64 {
+    pub(crate) fn files_hashed(&self) -> u64 {
         *self.hashed.lock().unwrap()
     }
 
     /// Writes what this build re-hashed into the stat cache (nothing when
     /// nothing changed). Errors are ignored: the cache is an optimisation.
-    pub fn save(&self) {
+    pub(crate) fn save(&self) {
         let Some(file) = &self.cache_file else { return };
         self.stat_cache.lock().unwrap().save(file);
     }
 
     /// Cleans a source path and checks it stays inside the context.
     /// Returns the context-relative path ("" for the root).
-    pub fn clean_source(&self, src: &str) -> Result<String, ContextError> {
+    pub(crate) fn clean_source(&self, src: &str) -> Result<String, ContextError> {
         let mut out: Vec<&str> = Vec::new();
         for seg in src.split('/') {
             match seg {
@@ -249,7 +257,7 @@ impl BuildContext {
     /// Expands one COPY source (wildcards allowed) into context-relative
     /// paths (exact names: a wildcard may match names that are not UTF-8).
     /// A source that matches nothing is an error naming it.
-    pub fn resolve_source(&self, src: &str) -> Result<Vec<PathBuf>, ContextError> {
+    pub(crate) fn resolve_source(&self, src: &str) -> Result<Vec<PathBuf>, ContextError> {
         let rel = self.clean_source(src)?;
         if rel.is_empty() {
             return Ok(vec![PathBuf::new()]);
@@ -278,7 +286,10 @@ impl BuildContext {
     /// `srcs`. As BuildKit (AllowEmptyWildcard): a wildcard that matches
     /// nothing is no error as long as some source matched; when none did,
     /// the first source is reported not found.
-    pub fn resolve_sources(&self, srcs: &[String]) -> Result<Vec<(usize, PathBuf)>, ContextError> {
+    pub(crate) fn resolve_sources(
+        &self,
+        srcs: &[String],
+    ) -> Result<Vec<(usize, PathBuf)>, ContextError> {
         let mut out = Vec::new();
         let mut first_missing = None;
         for (i, s) in srcs.iter().enumerate() {
@@ -302,7 +313,7 @@ impl BuildContext {
     /// top-level COPY source. Returns the context-relative
     /// path of the target (`rel` itself when it is not a link). A dangling
     /// link, or one to an ignored path, is not found.
-    pub fn follow(&self, src: &str, rel: &Path) -> Result<PathBuf, ContextError> {
+    pub(crate) fn follow(&self, src: &str, rel: &Path) -> Result<PathBuf, ContextError> {
         if rel.as_os_str().is_empty() {
             return Ok(PathBuf::new());
         }
@@ -330,7 +341,7 @@ impl BuildContext {
     /// Walks a context-relative source (file, symlink or directory) in
     /// sorted order, parents before children, ignored entries left out.
     /// The source itself is the first entry.
-    pub fn walk(
+    pub(crate) fn walk(
         &self,
         rel: &Path,
         f: &mut dyn FnMut(&WalkEntry) -> Result<(), ContextError>,
@@ -401,9 +412,10 @@ impl BuildContext {
         Ok(())
     }
 
+    #[cfg(test)]
     /// The content digest of a regular file, from the stat cache when its
     /// metadata is unchanged (and not racy), else by reading it.
-    pub fn file_digest(
+    pub(crate) fn file_digest(
         &self,
         rel: &str,
         abs: &Path,
@@ -455,6 +467,7 @@ impl BuildContext {
         Ok(format!("sha256:{}", hex::encode(sha256)))
     }
 
+    #[cfg(test)]
     /// The digest of a set of context-relative sources: every entry's
     /// relative path, type, mode, size, link target and content. Nothing
     /// local to this machine goes in (so another store computes the same
@@ -462,14 +475,30 @@ impl BuildContext {
     /// (COPY makes context files 0:0), not the mode of a top-level
     /// directory (the destination is created 0755 whatever it is), never
     /// the absolute path or mtimes.
-    pub fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
+    pub(crate) fn digest_sources(&self, rels: &[PathBuf]) -> Result<String, ContextError> {
         self.digest_sources_listed(rels, None)
+    }
+
+    /// The digest of `srcs` (for a step's cache key), with the list of the
+    /// files it hashed (to explain a later cache miss).
+    pub(crate) fn digest_listed(
+        &self,
+        srcs: &[String],
+    ) -> Result<(String, crate::whymiss::FileSet), ContextError> {
+        let rels: Vec<PathBuf> = self
+            .resolve_sources(srcs)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        let mut list = crate::whymiss::FileSet::default();
+        let d = self.digest_sources_listed(&rels, Some(&mut list))?;
+        Ok((d, list))
     }
 
     /// [`digest_sources`](Self::digest_sources), also listing every entry
     /// hashed (context-relative path, mode as hashed, content digest or
     /// link target) into `list`, to explain a later cache miss.
-    pub fn digest_sources_listed(
+    pub(crate) fn digest_sources_listed(
         &self,
         rels: &[PathBuf],
         mut list: Option<&mut crate::whymiss::FileSet>,
@@ -552,69 +581,13 @@ impl BuildContext {
     }
 }
 
-/// How long [`read_dockerfile`] waits for a pipe's writer.
-const PIPE_WAIT_MS: i32 = 2000;
-
-/// Reads a Dockerfile named on the command line without ever hanging on
-/// it. A regular file (or a symlink to one) is read. A pipe is read too
-/// (`-f <(generate)`, or a named FIFO someone writes to), but only once it
-/// has data or its writer closed within 2 s: a FIFO nobody writes to is
-/// refused instead of blocking the build forever (the open itself is
-/// `O_NONBLOCK`, so it never waits for a writer). Anything else (a
-/// directory, a device, a socket) is refused before a byte is read.
-pub fn read_dockerfile(path: &Path) -> io::Result<String> {
-    use rustix::fs::{Mode, OFlags};
-    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let fd = rustix::fs::open(path, flags, Mode::empty())?;
-    let st = rustix::fs::fstat(&fd)?;
-    match FileType::from_raw_mode(st.st_mode) {
-        FileType::RegularFile => {}
-        FileType::Fifo => {
-            use std::os::fd::AsRawFd;
-            let mut p = libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for an fd we own.
-            let n = unsafe { libc::poll(&mut p, 1, PIPE_WAIT_MS) };
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!(
-                        "is a FIFO (named pipe) and nothing wrote to it within {} s; \
-                         give a regular file, or start the writer first",
-                        PIPE_WAIT_MS / 1000
-                    ),
-                ));
-            }
-        }
-        _ => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "is {}, not a regular file or a pipe",
-                    strata_store::safe_path::file_kind(st.st_mode as u32)
-                ),
-            ))
-        }
-    }
-    // A writer is there (or gone after writing): plain blocking reads.
-    rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
-    let mut text = String::new();
-    File::from(fd).read_to_string(&mut text)?;
-    Ok(text)
-}
-
 /// The digest of no bytes.
 const EMPTY_SHA256: &str =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+#[cfg(test)]
 /// Streams a file through sha256.
-pub fn hash_file(path: &Path) -> Result<String, ContextError> {
+pub(crate) fn hash_file(path: &Path) -> Result<String, ContextError> {
     let f = strata_store::safe_path::open_regular(path, true).map_err(io_err(path))?;
     let sha = hash_reader(f).map_err(io_err(path))?;
     Ok(format!("sha256:{}", hex::encode(sha)))
@@ -634,196 +607,4 @@ fn hash_reader(mut f: File) -> io::Result<[u8; 32]> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct IgnoreTxt;
-    impl Ignore for IgnoreTxt {
-        fn ignored(&self, rel: &str) -> bool {
-            rel.ends_with(".txt")
-        }
-        fn can_skip_dir(&self, _: &str) -> bool {
-            true
-        }
-    }
-
-    #[test]
-    fn listed_digest_names_every_hashed_entry() {
-        use std::os::unix::fs::PermissionsExt;
-        let d = tempfile::tempdir().unwrap();
-        std::fs::create_dir(d.path().join("src")).unwrap();
-        std::fs::write(d.path().join("src/main.go"), "package main\n").unwrap();
-        std::fs::write(d.path().join("src/empty"), "").unwrap();
-        std::fs::set_permissions(
-            d.path().join("src/main.go"),
-            std::fs::Permissions::from_mode(0o640),
-        )
-        .unwrap();
-        std::os::unix::fs::symlink("main.go", d.path().join("src/link")).unwrap();
-        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
-        let rels = [PathBuf::from("src")];
-        let mut list = crate::whymiss::FileSet::default();
-        let listed = ctx.digest_sources_listed(&rels, Some(&mut list)).unwrap();
-        assert_eq!(listed, ctx.digest_sources(&rels).unwrap());
-        let mut files = list.files.clone();
-        files.sort_by(|a, b| a.0.cmp(&b.0));
-        let names: Vec<&str> = files.iter().map(|f| f.0.as_str()).collect();
-        assert_eq!(names, ["src", "src/empty", "src/link", "src/main.go"]);
-        assert_eq!(files[0].1, 0o040000, "the source dir's mode is not keyed");
-        assert_eq!(files[1].2, EMPTY_SHA256);
-        assert_eq!(files[2].2, "main.go");
-        assert_eq!(files[3].1, 0o100640);
-        assert_eq!(
-            files[3].2,
-            hash_file(&d.path().join("src/main.go")).unwrap()
-        );
-        assert!(list.complete);
-        // The whole context is listed as ".".
-        let mut all = crate::whymiss::FileSet::default();
-        ctx.digest_sources_listed(&[PathBuf::new()], Some(&mut all))
-            .unwrap();
-        assert!(all.files.iter().any(|f| f.0 == "."));
-    }
-
-    #[test]
-    fn rejects_paths_outside() {
-        let d = tempfile::tempdir().unwrap();
-        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
-        assert!(matches!(
-            ctx.clean_source("../x"),
-            Err(ContextError::OutsideContext(_))
-        ));
-        assert!(matches!(
-            ctx.clean_source("a/../../x"),
-            Err(ContextError::OutsideContext(_))
-        ));
-        assert_eq!(ctx.clean_source("./a/./b/../c/").unwrap(), "a/c");
-        assert_eq!(ctx.clean_source(".").unwrap(), "");
-    }
-
-    #[test]
-    fn digest_follows_content_not_mtime_and_caches() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = tempfile::tempdir().unwrap();
-        fs::create_dir(d.path().join("src")).unwrap();
-        fs::write(d.path().join("src/a.go"), "package a").unwrap();
-        fs::write(d.path().join("src/notes.txt"), "x").unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", d.path().join("src/link")).unwrap();
-        // Make the files old so the racy check does not force re-hashing.
-        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(100);
-        for f in ["src/a.go", "src/notes.txt"] {
-            File::options()
-                .write(true)
-                .open(d.path().join(f))
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-        let open =
-            || BuildContext::open(d.path(), Box::new(IgnoreTxt), Some(cache.path())).unwrap();
-        let ctx = open();
-        let srcs = ctx.resolve_source("src").unwrap();
-        let d1 = ctx.digest_sources(&srcs).unwrap();
-        assert_eq!(ctx.files_hashed(), 1, "the .txt is ignored");
-        ctx.save();
-
-        // ctime is fresh (just written), so the entry is racy and re-hashed
-        // until 2 s have passed; the digest must not change either way.
-        let ctx = open();
-        assert_eq!(ctx.digest_sources(&srcs).unwrap(), d1);
-
-        // The ignored file changes nothing.
-        fs::write(d.path().join("src/notes.txt"), "yy").unwrap();
-        let ctx = open();
-        assert_eq!(ctx.digest_sources(&srcs).unwrap(), d1);
-
-        // Same size, mtime forced back: still a miss.
-        fs::write(d.path().join("src/a.go"), "package b").unwrap();
-        File::options()
-            .write(true)
-            .open(d.path().join("src/a.go"))
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
-        let ctx = open();
-        assert_ne!(ctx.digest_sources(&srcs).unwrap(), d1);
-    }
-
-    /// A context file that turns into a FIFO between the walk's stat and
-    /// the read (or any FIFO handed to the digest): refused, never opened
-    /// for reading (a plain open blocks until a writer comes: forever).
-    #[test]
-    fn a_fifo_is_never_read_for_a_digest() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("f"), b"regular").unwrap();
-        let meta = fs::symlink_metadata(d.path().join("f")).unwrap();
-        fs::remove_file(d.path().join("f")).unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            d.path().join("f"),
-            FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
-        let root = d.path().to_path_buf();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let ctx = BuildContext::open(&root, Box::new(NoIgnore), None).unwrap();
-            let r = ctx.file_digest("f", &root.join("f"), &meta).map(|_| ());
-            let _ = tx.send(r.map_err(|e| e.to_string()));
-        });
-        let r = rx
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the digest blocked on a FIFO");
-        let e = r.unwrap_err();
-        assert!(e.contains("FIFO"), "{e}");
-        assert!(hash_file(&d.path().join("f")).is_err());
-    }
-
-    #[test]
-    fn a_fifo_dockerfile_without_a_writer_is_refused_with_one_it_is_read() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("Dockerfile");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &p,
-            FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o644),
-            0,
-        )
-        .unwrap();
-        let e = read_dockerfile(&p).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        let w = {
-            let p = p.clone();
-            std::thread::spawn(move || fs::write(p, "FROM scratch\n").unwrap())
-        };
-        assert_eq!(read_dockerfile(&p).unwrap(), "FROM scratch\n");
-        w.join().unwrap();
-        assert!(read_dockerfile(d.path()).is_err());
-    }
-
-    #[test]
-    fn trusts_old_entries() {
-        let d = tempfile::tempdir().unwrap();
-        fs::write(d.path().join("f"), "data").unwrap();
-        let ctx = BuildContext::open(d.path(), Box::new(NoIgnore), None).unwrap();
-        let meta = fs::symlink_metadata(d.path().join("f")).unwrap();
-        let digest = ctx.file_digest("f", &d.path().join("f"), &meta).unwrap();
-        // Pretend it was hashed long after its last change.
-        ctx.stat_cache
-            .lock()
-            .unwrap()
-            .entries
-            .get_mut("f")
-            .unwrap()
-            .hashed_at_ns += 10 * RACY_WINDOW_NS;
-        assert_eq!(
-            ctx.file_digest("f", &d.path().join("f"), &meta).unwrap(),
-            digest
-        );
-        assert_eq!(ctx.files_hashed(), 1);
-    }
-}
+mod tests;

@@ -44,9 +44,7 @@ pub(crate) fn resolve(req: &BuildRequest) -> Result<Cow<'_, BuildRequest>, Build
     if req.source_date_epoch.is_some() {
         return Ok(Cow::Borrowed(req));
     }
-    match source_date_epoch(&req.build_args, req.source_date_epoch_env.as_deref())
-        .map_err(|e| BuildError::Other(e.to_string()))?
-    {
+    match source_date_epoch(&req.build_args, req.source_date_epoch_env.as_deref())? {
         None => Ok(Cow::Borrowed(req)),
         Some(t) => Ok(Cow::Owned(BuildRequest {
             source_date_epoch: Some(t),

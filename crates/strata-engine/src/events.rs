@@ -13,15 +13,19 @@ use time::OffsetDateTime;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
+    /// Standard output.
     Stdout,
+    /// Standard error.
     Stderr,
 }
 
 /// One progress event.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// When it happened (UTC).
     #[serde(serialize_with = "rfc3339")]
     pub time: OffsetDateTime,
+    /// What happened.
     #[serde(flatten)]
     pub kind: EventKind,
 }
@@ -33,48 +37,69 @@ pub struct Event {
 pub enum EventKind {
     /// A step begins (also emitted for a step that turns out cached).
     StepStarted {
+        /// The step.
         step: usize,
+        /// The stage it belongs to.
         stage: String,
+        /// Its progress name (`[stage 2/3] RUN ...`).
         name: String,
     },
     /// One line of a RUN's output.
     Log {
+        /// The step.
         step: usize,
+        /// The stream.
         stream: Stream,
+        /// The line, without its newline.
         line: String,
     },
     /// The step's result came from the cache: nothing was executed.
-    Cached { step: usize },
+    Cached {
+        /// The step.
+        step: usize,
+    },
     /// The step is not in the cache and runs (sent before it runs, when
     /// the cache is in use). `reason` names the input that changed since a
     /// recorded build of the same step (a context file, a build arg, the
     /// base image, the step above...); absent for a step never built.
     CacheMiss {
+        /// The step.
         step: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
+        /// Why it missed.
         reason: Option<String>,
     },
     /// The step finished successfully. `cache_miss`: the reason it ran, as
     /// in [`EventKind::CacheMiss`].
     StepDone {
+        /// The step.
         step: usize,
         #[serde(serialize_with = "secs")]
+        /// How long it took.
         duration: Duration,
         #[serde(skip_serializing_if = "Option::is_none")]
+        /// Why it ran.
         cache_miss: Option<String>,
     },
     /// The step failed (or was cancelled); `step` is absent for errors that
     /// belong to no step.
     Error {
         #[serde(skip_serializing_if = "Option::is_none")]
+        /// The failed step.
         step: Option<usize>,
+        /// The error and its causes, on one line.
         message: String,
     },
     /// A stage the target does not need was not run.
-    StageSkipped { stage: String },
+    StageSkipped {
+        /// The stage.
+        stage: String,
+    },
     /// A base image was pulled from its registry (missing, or `--pull`).
     ImagePulled {
+        /// The reference pulled.
         reference: String,
+        /// The image ID it gave.
         image_id: String,
         /// Layers downloaded (the others were in the store).
         downloaded: usize,
@@ -85,19 +110,28 @@ pub enum EventKind {
     /// diff ID, and `layer_size` its blob size). Counts cover only the
     /// layers that were not unpacked yet; bytes are compressed blob bytes.
     Unpack {
+        /// The FROM step.
         step: usize,
+        /// Layers unpacked so far.
         layers_done: usize,
+        /// Layers to unpack.
         layers_total: usize,
+        /// Blob bytes read so far.
         bytes_done: u64,
+        /// Blob bytes to read.
         bytes_total: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
+        /// The layer just finished (its diff ID).
         layer: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
+        /// Its blob size.
         layer_size: Option<u64>,
     },
     /// The build finished.
     BuildDone {
+        /// The image (or index) ID.
         image_id: String,
+        /// The full references tagged.
         tags: Vec<String>,
         /// Private network namespaces the build created for its RUN steps
         /// (0 when none executed, else 1).
@@ -106,6 +140,7 @@ pub enum EventKind {
 }
 
 impl Event {
+    /// An event of `kind`, now.
     pub fn now(kind: EventKind) -> Event {
         Event {
             time: OffsetDateTime::now_utc(),
@@ -121,7 +156,7 @@ impl Event {
 }
 
 /// Formats a timestamp as RFC 3339 with nanoseconds (`2024-05-01T10:00:00.123456789Z`).
-pub fn format_rfc3339_nanos(t: OffsetDateTime) -> String {
+pub(crate) fn format_rfc3339_nanos(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",

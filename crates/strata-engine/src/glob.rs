@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// True when `s` contains a wildcard character Go's matcher interprets.
-pub fn has_wildcards(s: &str) -> bool {
+pub(crate) fn has_wildcards(s: &str) -> bool {
     s.chars().any(|c| matches!(c, '*' | '?' | '[' | '\\'))
 }
 
@@ -17,7 +17,7 @@ pub struct BadPattern(pub String);
 
 /// Matches `name` (one path segment, no `/`) against `pattern` with Go's
 /// `filepath.Match` rules.
-pub fn match_segment(pattern: &str, name: &str) -> Result<bool, BadPattern> {
+pub(crate) fn match_segment(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     validate(&p).map_err(|_| BadPattern(pattern.to_string()))?;
@@ -110,7 +110,7 @@ fn match_from(p: &[char], pi: usize, n: &[char], ni: usize) -> bool {
 /// for which `skip(rel)` is true (e.g. `.dockerignore`d; `rel` shown
 /// lossily when not UTF-8) are left out. Symlinked directories before a
 /// wildcard are followed inside `root`; a wildcard never descends into one.
-pub fn expand(
+pub(crate) fn expand(
     root: &Path,
     pattern: &str,
     skip: &dyn Fn(&str) -> bool,
@@ -177,10 +177,13 @@ pub fn expand(
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a wildcard could not be expanded.
 pub enum GlobError {
     #[error(transparent)]
+    /// The pattern is malformed.
     Pattern(#[from] BadPattern),
-    #[error("reading {0}: {1}")]
+    #[error("reading {}", .0.display())]
+    /// A directory could not be read.
     Io(PathBuf, #[source] io::Error),
 }
 

@@ -17,85 +17,75 @@
 //! after them can still be reused. Reused steps are recorded in the local
 //! cache, so the next build hits without `--cache-from`.
 
-use strata_frontend::{MountKind, Resolved, StageScope};
+use strata_frontend::MountKind;
 
-use crate::build::Builder;
 use crate::cache::CacheKey;
-use crate::stage::StageState;
-use crate::stage_run::{run_argv, run_created_by, shebang_script};
+use crate::config::ConfigEditor as _;
+use crate::images::BaseImage;
+use crate::session::Session;
+use crate::state::StageState;
+use crate::steps::def::RunStep;
+use crate::steps::run::{run_argv, run_created_by, shebang_script};
 
-impl Builder<'_> {
-    /// The state after `resolved` taken from a `--cache-from` image, when
-    /// one matches (see the module docs).
-    pub(crate) fn image_cache_hit(
-        &self,
-        st: &StageState,
-        scope: &StageScope,
-        resolved: &Resolved,
-        key: &CacheKey,
-    ) -> Option<StageState> {
-        if self.cache_from.is_empty() {
-            return None;
-        }
-        let by = match resolved {
-            Resolved::Run {
-                command,
-                heredocs,
-                mounts,
-                ..
-            } => {
-                if mounts.iter().any(|m| m.kind == MountKind::Bind)
-                    || shebang_script(command, heredocs).is_some()
-                {
-                    return None;
-                }
-                let argv = run_argv(&st.config, command, heredocs);
-                run_created_by(&self.recorded_build_args(scope), &argv)
-            }
-            _ => return None,
-        };
-        let ours = &st.config.history;
-        for img in &self.cache_from {
-            let theirs = &img.config.history;
-            if theirs.len() <= ours.len() || img.layers.len() <= st.layers.len() {
-                continue;
-            }
-            let same_history = ours
-                .iter()
-                .zip(theirs)
-                .all(|(a, b)| a.created_by == b.created_by && a.empty_layer == b.empty_layer);
-            let same_layers = st
-                .layers
-                .iter()
-                .zip(&img.layers)
-                .all(|(a, b)| a.diff_id == b.diff_id);
-            let next = &theirs[ours.len()];
-            if !same_history
-                || !same_layers
-                || next.empty_layer
-                || next.created_by.as_deref() != Some(by.as_str())
-            {
-                continue;
-            }
-            let layer = img.layers[st.layers.len()].clone();
-            let Ok(d) = layer.digest.parse() else {
-                continue;
-            };
-            if !self.store.blobs().exists(&d) {
-                continue;
-            }
-            let _ = self.lease.add_blob(&d);
-            let mut out = st.clone();
-            out.key = key.clone();
-            let created = next
-                .created
-                .clone()
-                .unwrap_or_else(|| st.config.created.clone().unwrap_or_default());
-            out.config
-                .push_history(&created, by, Some(layer.diff_id.clone()));
-            out.layers.push(layer);
-            return Some(out);
-        }
-        None
+/// The state after the RUN `run` taken from a `--cache-from` image in
+/// `images`, when one matches (see the module docs); `args` are the build
+/// args the RUN records.
+pub(crate) fn hit(
+    session: &Session<'_>,
+    images: &[BaseImage],
+    st: &StageState,
+    run: &RunStep<'_>,
+    args: &[(String, String)],
+    key: &CacheKey,
+) -> Option<StageState> {
+    if images.is_empty() {
+        return None;
     }
+    if run.mounts.iter().any(|m| m.kind == MountKind::Bind)
+        || shebang_script(run.command, run.heredocs).is_some()
+    {
+        return None;
+    }
+    let by = run_created_by(args, &run_argv(&st.config, run.command, run.heredocs));
+    let ours = &st.config.history;
+    for img in images {
+        let theirs = &img.config.history;
+        if theirs.len() <= ours.len() || img.layers.len() <= st.layers.len() {
+            continue;
+        }
+        let same_history = ours
+            .iter()
+            .zip(theirs)
+            .all(|(a, b)| a.created_by == b.created_by && a.empty_layer == b.empty_layer);
+        let same_layers = st
+            .layers
+            .iter()
+            .zip(&img.layers)
+            .all(|(a, b)| a.diff_id == b.diff_id);
+        let next = &theirs[ours.len()];
+        if !same_history
+            || !same_layers
+            || next.empty_layer
+            || next.created_by.as_deref() != Some(by.as_str())
+        {
+            continue;
+        }
+        let layer = img.layers[st.layers.len()].clone();
+        let d = layer.digest.clone();
+        if !session.store.blobs().exists(&d) {
+            continue;
+        }
+        let _ = session.lease.add_blob(&d);
+        let mut out = st.clone();
+        out.key = key.clone();
+        let created = next
+            .created
+            .clone()
+            .unwrap_or_else(|| st.config.created.clone().unwrap_or_default());
+        out.config
+            .push_history(&created, by, Some(layer.diff_id.clone()));
+        out.layers.push(layer);
+        return Some(out);
+    }
+    None
 }

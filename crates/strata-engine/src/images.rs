@@ -3,27 +3,35 @@
 //! v2 schema 2 manifest, image record, tags).
 
 use strata_oci::{media_types, Descriptor, Digest, ImageManifest, Reference};
-use strata_store::{ImageRecord, LayerRecord, Lease, Store};
+use strata_store::{ImageRecord, Lease, Store};
 
 use crate::cache::LayerRef;
-use crate::config::ImageConfigDoc;
+use crate::config::{ConfigEditor, ImageConfig};
 
 /// A base image loaded from the store.
 #[derive(Debug, Clone)]
 pub struct BaseImage {
+    /// The image ID (digest of its config).
     pub id: Digest,
-    pub config: ImageConfigDoc,
+    /// Its config.
+    pub config: ImageConfig,
+    /// Its layers, bottom first.
     pub layers: Vec<LayerRef>,
 }
 
+/// Why an image could not be loaded from the store.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// No image of that name or ID.
     #[error("image {0} not found in the store: pull it (strata pull) or load/import it (strata load, strata import)")]
     NotFound(String),
+    /// The name is no image reference.
     #[error("invalid image reference {0:?}: {1}")]
     BadReference(String, String),
+    /// The stored config or manifest cannot be read.
     #[error("image {0}: {1}")]
     Corrupt(String, String),
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] strata_store::StoreError),
 }
@@ -55,14 +63,14 @@ pub fn load_image(store: &Store, name: &str) -> Result<BaseImage, ImageError> {
         .image(&id)?
         .ok_or_else(|| ImageError::NotFound(name.to_string()))?;
     let bytes = store.blobs().read(&info.config_digest)?;
-    let config = ImageConfigDoc::from_json(&bytes)
+    let config = crate::config::from_json(&bytes)
         .map_err(|e| ImageError::Corrupt(name.to_string(), format!("config: {e}")))?;
     let layers = info
         .layers
         .iter()
         .map(|l| LayerRef {
-            digest: l.digest.to_string(),
-            diff_id: l.diff_id.to_string(),
+            digest: l.digest.clone(),
+            diff_id: l.diff_id.clone(),
             size: l.size,
             uncompressed_size: l.uncompressed_size,
             media_type: l.media_type.clone(),
@@ -71,22 +79,11 @@ pub fn load_image(store: &Store, name: &str) -> Result<BaseImage, ImageError> {
     Ok(BaseImage { id, config, layers })
 }
 
-pub fn layer_record(l: &LayerRef) -> Result<LayerRecord, ImageError> {
-    let bad = |e: strata_oci::DigestError| ImageError::Corrupt("layer".into(), e.to_string());
-    Ok(LayerRecord {
-        digest: l.digest.parse().map_err(bad)?,
-        diff_id: l.diff_id.parse().map_err(bad)?,
-        size: l.size,
-        uncompressed_size: l.uncompressed_size,
-        media_type: l.media_type.clone(),
-    })
-}
-
 /// Writes the config and manifest blobs and registers the image (untagged).
 /// Returns the image ID (the config digest).
 pub fn commit_image(
     store: &Store,
-    config: &ImageConfigDoc,
+    config: &ImageConfig,
     layers: &[LayerRef],
     lease: Option<&Lease>,
 ) -> Result<Digest, ImageError> {
@@ -97,7 +94,7 @@ pub fn commit_image(
 /// returns the image ID and the manifest digest.
 pub fn commit_image_annotated(
     store: &Store,
-    config: &ImageConfigDoc,
+    config: &ImageConfig,
     layers: &[LayerRef],
     lease: Option<&Lease>,
     annotations: &std::collections::BTreeMap<String, String>,
@@ -110,14 +107,13 @@ pub fn commit_image_annotated(
         store
             .blobs()
             .ingest_leased(None, &mut &config_bytes[..], lease)?;
-    let records: Vec<LayerRecord> = layers.iter().map(layer_record).collect::<Result<_, _>>()?;
     let manifest = ImageManifest::docker(
         Descriptor::new(
             media_types::DOCKER_CONFIG,
             config_digest.clone(),
             config_size,
         ),
-        records
+        layers
             .iter()
             .map(|l| Descriptor::new(docker_media_type(&l.media_type), l.digest.clone(), l.size))
             .collect(),
@@ -131,22 +127,15 @@ pub fn commit_image_annotated(
         store
             .blobs()
             .ingest_leased(None, &mut &manifest_bytes[..], lease)?;
-    // Leased before it is registered: an untagged image is garbage to a
-    // concurrent `prune -a` until the build tags it.
-    if let Some(l) = lease {
-        l.add_image(&config_digest)?;
-    }
     let rec = ImageRecord {
         id: config_digest.clone(),
         manifest_digest: manifest_digest.clone(),
         manifest_media_type: media_types::DOCKER_MANIFEST.to_string(),
         config_digest: config_digest.clone(),
-        layers: records,
+        layers: layers.to_vec(),
         created: config.created.clone().unwrap_or_default(),
     };
-    store.meta().put_image(&rec)?;
-    // What `image ls` and `history` show, recorded now so listing is cheap.
-    store.record_content_sizes(&rec.layers);
+    store.register_image(&rec, lease, &[])?;
     Ok((config_digest, manifest_digest))
 }
 

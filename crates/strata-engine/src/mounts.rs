@@ -16,8 +16,10 @@ pub struct MountedRootfs {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a root filesystem could not be mounted.
 pub enum MountError {
     #[error(transparent)]
+    /// The snapshotter failed.
     Store(#[from] strata_store::StoreError),
     /// The cause is in the message, so not also a `source()`.
     #[error("bad layer digest: {0}")]
@@ -34,7 +36,7 @@ impl From<strata_oci::DigestError> for MountError {
 pub fn chain_of(layers: &[LayerRef]) -> Result<Vec<(Digest, Digest)>, MountError> {
     layers
         .iter()
-        .map(|l| Ok((l.diff_id.parse()?, l.digest.parse()?)))
+        .map(|l| Ok((l.diff_id.clone(), l.digest.clone())))
         .collect()
 }
 
@@ -96,7 +98,7 @@ impl MountedRootfs {
     /// Unmounts, then moves the upper dir into the store as the snapshot
     /// `chain_id` (the layer just written from it), so it is never
     /// unpacked again; removes the rest.
-    pub fn release_adopting(
+    pub(crate) fn release_adopting(
         mut self,
         store: &Store,
         chain_id: &Digest,

@@ -6,7 +6,7 @@
 //! created lazily by the first RUN that actually executes (a fully cached
 //! build creates none), shared by every later RUN of the build, and torn
 //! down (pasta killed, namespace unmounted) when the build ends, on every
-//! path out, since [`BuildNetwork`] lives in the build's `Builder`.
+//! path out, since `BuildNetwork` lives as long as the `build` call.
 //!
 //! `RUN --network=host` and `strata build --network host` need
 //! `--allow network.host` (as buildx); `--network=none` gets a namespace
@@ -15,9 +15,40 @@
 //! network, which an unprivileged user's namespace gives no raw sockets
 //! on, with a warning.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use strata_runtime::{Network, PrivateNetwork};
+
+/// Why a RUN's network is refused or could not be set up.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// `strata build --network` names no known mode.
+    #[error("unsupported network mode {0:?}: use default, none or host")]
+    UnsupportedMode(String),
+    /// `RUN --network=` names no known mode.
+    #[error("unsupported --network={0}: use default, none or host")]
+    UnsupportedFlag(String),
+    /// Host networking without `--allow network.host`.
+    #[error(
+        "{what} needs the network.host entitlement: build with `--allow {NETWORK_HOST}` \
+         (the step then shares the host's network: every service on the host's loopback \
+         and its abstract unix sockets are reachable)"
+    )]
+    HostDenied {
+        /// What asked for it (`RUN --network=host`, `--network host`).
+        what: &'static str,
+    },
+    /// The private network could not be created.
+    #[error(transparent)]
+    Create(Arc<strata_runtime::Error>),
+    /// The thread creating it could not start.
+    #[error("starting the network thread")]
+    Thread(#[source] Arc<std::io::Error>),
+    /// The thread creating it panicked.
+    #[error("the network thread panicked")]
+    Panicked,
+}
 
 /// The build-wide network choice (`strata build --network`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,45 +64,36 @@ pub enum NetworkMode {
 
 impl NetworkMode {
     /// `default`, `host` or `none` (`bridge` is taken as `default`).
-    pub fn parse(s: &str) -> Result<NetworkMode, String> {
+    pub fn parse(s: &str) -> Result<NetworkMode, NetworkError> {
         match s {
             "default" | "bridge" | "" => Ok(NetworkMode::Default),
             "host" => Ok(NetworkMode::Host),
             "none" => Ok(NetworkMode::None),
-            o => Err(format!(
-                "unsupported network mode {o:?}: use default, none or host"
-            )),
+            o => Err(NetworkError::UnsupportedMode(o.to_string())),
         }
     }
 }
 
 /// The entitlement that allows the host's network.
-pub const NETWORK_HOST: &str = "network.host";
+pub(crate) const NETWORK_HOST: &str = "network.host";
 
-/// The error for host networking without the entitlement.
-pub fn host_network_denied(what: &str) -> String {
-    format!(
-        "{what} needs the network.host entitlement: build with `--allow {NETWORK_HOST}` \
-         (the step then shares the host's network: every service on the host's loopback \
-         and its abstract unix sockets are reachable)"
-    )
+/// The message for host networking without the entitlement (`what`
+/// asked for it).
+pub fn host_network_denied(what: &'static str) -> String {
+    NetworkError::HostDenied { what }.to_string()
 }
 
 /// What a RUN's `--network` flag asks for, given the build's mode.
-pub fn resolve(
+pub(crate) fn resolve(
     flag: Option<&str>,
     build: NetworkMode,
     allow_host: bool,
-) -> Result<NetworkMode, String> {
+) -> Result<NetworkMode, NetworkError> {
     let mode = match flag {
         None | Some("default") => build,
         Some("host") => NetworkMode::Host,
         Some("none") => NetworkMode::None,
-        Some(o) => {
-            return Err(format!(
-                "unsupported --network={o}: use default, none or host"
-            ))
-        }
+        Some(o) => return Err(NetworkError::UnsupportedFlag(o.to_string())),
     };
     if mode == NetworkMode::Host && !allow_host {
         let what = if flag == Some("host") {
@@ -79,7 +101,7 @@ pub fn resolve(
         } else {
             "--network host"
         };
-        return Err(host_network_denied(what));
+        return Err(NetworkError::HostDenied { what });
     }
     Ok(mode)
 }
@@ -97,11 +119,11 @@ enum State {
     #[default]
     NotYet,
     /// Being created in the background (see [`BuildNetwork::prepare`]).
-    Pending(std::thread::JoinHandle<Result<PrivateNetwork, String>>),
+    Pending(std::thread::JoinHandle<Result<PrivateNetwork, strata_runtime::Error>>),
     Private(PrivateNetwork),
     /// Rootless without a usable pasta: the host's network.
     Fallback,
-    Failed(String),
+    Failed(NetworkError),
 }
 
 /// What [`BuildNetwork::network`] gives a RUN.
@@ -124,11 +146,12 @@ impl BuildNetwork {
         if !matches!(*st, State::NotYet) {
             return;
         }
-        *st = match strata_runtime::netns::unavailable_reason() {
-            Some(why) if strata_runtime::is_rootless() => {
+        *st = match strata_runtime::netns::unavailable() {
+            Some(u) if strata_runtime::is_rootless() => {
                 *self.warning.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!(
                     "warning: RUN steps use the host's network: no private network for them \
-                     as an unprivileged user here ({why})"
+                     as an unprivileged user here ({}); to fix it, {}",
+                    u.why, u.fix
                 ));
                 State::Fallback
             }
@@ -138,11 +161,10 @@ impl BuildNetwork {
                     .spawn(|| {
                         strata_runtime::netns::default_dir()
                             .and_then(|dir| PrivateNetwork::create(&dir))
-                            .map_err(|e| e.to_string())
                     });
                 match spawned {
                     Ok(h) => State::Pending(h),
-                    Err(e) => State::Failed(format!("starting the network thread: {e}")),
+                    Err(e) => State::Failed(NetworkError::Thread(Arc::new(e))),
                 }
             }
         };
@@ -150,7 +172,7 @@ impl BuildNetwork {
 
     /// The runtime network for a RUN in `mode`; creates the private
     /// namespace on first use (or waits for [`BuildNetwork::prepare`]'s).
-    pub(crate) fn network(&self, mode: NetworkMode) -> Result<Joined, String> {
+    pub(crate) fn network(&self, mode: NetworkMode) -> Result<Joined, NetworkError> {
         let plain = |network| {
             Ok(Joined {
                 network,
@@ -178,8 +200,8 @@ impl BuildNetwork {
                     );
                     State::Private(n)
                 }
-                Ok(Err(e)) => State::Failed(e),
-                Err(_) => State::Failed("the network thread panicked".into()),
+                Ok(Err(e)) => State::Failed(NetworkError::Create(Arc::new(e))),
+                Err(_) => State::Failed(NetworkError::Panicked),
             };
         }
         let warning = self
@@ -227,24 +249,28 @@ mod tests {
 
     #[test]
     fn host_needs_the_entitlement() {
-        let e = resolve(Some("host"), NetworkMode::Default, false).unwrap_err();
+        let e = resolve(Some("host"), NetworkMode::Default, false)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("RUN --network=host") && e.contains("--allow network.host"),
             "{e}"
         );
-        let e = resolve(None, NetworkMode::Host, false).unwrap_err();
+        let e = resolve(None, NetworkMode::Host, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--allow network.host"), "{e}");
         assert_eq!(
-            resolve(Some("host"), NetworkMode::Default, true),
-            Ok(NetworkMode::Host)
+            resolve(Some("host"), NetworkMode::Default, true).ok(),
+            Some(NetworkMode::Host)
         );
         assert_eq!(
-            resolve(None, NetworkMode::Default, false),
-            Ok(NetworkMode::Default)
+            resolve(None, NetworkMode::Default, false).ok(),
+            Some(NetworkMode::Default)
         );
         assert_eq!(
-            resolve(Some("none"), NetworkMode::Host, false),
-            Ok(NetworkMode::None)
+            resolve(Some("none"), NetworkMode::Host, false).ok(),
+            Some(NetworkMode::None)
         );
         assert!(resolve(Some("bridge0"), NetworkMode::Default, false).is_err());
     }

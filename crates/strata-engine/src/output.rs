@@ -17,18 +17,75 @@ use strata_oci::Digest;
 use strata_store::transfer::{save_images, ArchiveFormat, ImageToExport};
 use strata_store::{apply_layer, ApplyMode, Store};
 
+/// Why an `--output` spec is refused or its export failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutputError {
+    /// A field the spec does not know.
+    #[error("--output {spec}: unknown field {field:?} (type=...,dest=...)")]
+    UnknownField {
+        /// The whole spec.
+        spec: String,
+        /// The field.
+        field: String,
+    },
+    /// No `dest=`.
+    #[error("--output {0}: dest= is required")]
+    NoDest(String),
+    /// A `type=` strata does not write.
+    #[error("--output type={0} is not supported: use local, tar, oci or docker")]
+    UnsupportedType(String),
+    /// A docker archive of several platforms.
+    #[error(
+        "{}: a docker archive holds one platform: use type=oci for a multi-platform build, or build one --platform",
+        .0.display()
+    )]
+    DockerMultiPlatform(PathBuf),
+    /// The image's file would replace a directory of dest.
+    #[error(
+        "{} is a directory, and the image has a file there: remove it or choose another dest",
+        .0.display()
+    )]
+    FileOverDir(PathBuf),
+    /// The image is gone from the store.
+    #[error("image {0} is not in the store")]
+    NoImage(Digest),
+    /// A file of the output could not be written.
+    #[error("{}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A copy across filesystems failed.
+    #[error(transparent)]
+    Copy(#[from] crate::runmounts::RunMountError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] strata_store::StoreError),
+    /// Writing the image archive failed.
+    #[error(transparent)]
+    Transfer(#[from] strata_store::transfer::TransferError),
+}
+
 /// One `--output` spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputSpec {
+    /// `type=local,dest=DIR`: the filesystem into a directory.
     Local(PathBuf),
+    /// `type=tar,dest=FILE`: the filesystem as a tar.
     Tar(PathBuf),
+    /// `type=oci,dest=FILE`: an OCI layout tar.
     Oci(PathBuf),
+    /// `type=docker,dest=FILE`: a `docker load` archive.
     Docker(PathBuf),
 }
 
 impl OutputSpec {
     /// Parses `type=local,dest=DIR` (or a bare `DIR`, as `docker build -o DIR`).
-    pub fn parse(s: &str) -> Result<OutputSpec, String> {
+    pub fn parse(s: &str) -> Result<OutputSpec, OutputError> {
         if !s.contains('=') {
             return Ok(OutputSpec::Local(PathBuf::from(s)));
         }
@@ -40,32 +97,34 @@ impl OutputSpec {
                 Some(("dest", v)) => dest = Some(PathBuf::from(v)),
                 Some((k, _)) if k == "name" || k == "push" => {}
                 _ => {
-                    return Err(format!(
-                        "--output {s}: unknown field {kv:?} (type=...,dest=...)"
-                    ))
+                    return Err(OutputError::UnknownField {
+                        spec: s.to_string(),
+                        field: kv.to_string(),
+                    })
                 }
             }
         }
-        let dest = dest.ok_or_else(|| format!("--output {s}: dest= is required"))?;
+        let dest = dest.ok_or_else(|| OutputError::NoDest(s.to_string()))?;
         match kind.as_deref().unwrap_or("local") {
             "local" => Ok(OutputSpec::Local(dest)),
             "tar" => Ok(OutputSpec::Tar(dest)),
             "oci" => Ok(OutputSpec::Oci(dest)),
             "docker" => Ok(OutputSpec::Docker(dest)),
-            o => Err(format!(
-                "--output type={o} is not supported: use local, tar, oci or docker"
-            )),
+            o => Err(OutputError::UnsupportedType(o.to_string())),
         }
     }
 }
 
-fn io(what: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
-    move |e| format!("{}: {e}", what.display())
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: what.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes the tree `dir` as a tar (entries below `.`, symlinks as links,
 /// full headers) to `file` (`-`: standard output).
-fn write_tree_tar(file: &Path, dir: &Path) -> Result<(), String> {
+fn write_tree_tar(file: &Path, dir: &Path) -> Result<(), OutputError> {
     write_dest(file, |out| {
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
@@ -97,8 +156,8 @@ fn temp_beside(p: &Path, what: &str) -> PathBuf {
 /// export leaves no partial file under the final name).
 fn write_dest(
     p: &Path,
-    write: impl FnOnce(&mut dyn Write) -> Result<(), String>,
-) -> Result<(), String> {
+    write: impl FnOnce(&mut dyn Write) -> Result<(), OutputError>,
+) -> Result<(), OutputError> {
     if p == Path::new("-") {
         let mut out = std::io::stdout().lock();
         write(&mut out)?;
@@ -121,16 +180,15 @@ fn write_dest(
 
 /// Flattens an image's layers into `dest` (created if missing): whiteouts
 /// apply to what the layers below put there. `dest` should be empty.
-pub fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result<(), String> {
+pub(crate) fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result<(), OutputError> {
     let info = store
         .meta()
-        .image(image)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("image {image} is not in the store"))?;
+        .image(image)?
+        .ok_or_else(|| OutputError::NoImage(image.clone()))?;
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     for l in &info.layers {
-        let mut f = store.blobs().open(&l.digest).map_err(|e| e.to_string())?;
-        apply_layer(&mut f, dest, ApplyMode::Flatten).map_err(|e| e.to_string())?;
+        let mut f = store.blobs().open(&l.digest)?;
+        apply_layer(&mut f, dest, ApplyMode::Flatten)?;
     }
     Ok(())
 }
@@ -150,7 +208,7 @@ impl Drop for Scratch {
 /// into `dest`: what the image has replaces what `dest` holds at the same
 /// path, and nothing else in `dest` is touched. Entries of `dest` are never
 /// followed when they are symlinks, so nothing lands outside it.
-pub fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), String> {
+pub(crate) fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), OutputError> {
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     let dest = std::fs::canonicalize(dest).map_err(io(dest))?;
     // Beside dest, so that the merge renames (same filesystem); in the
@@ -160,7 +218,7 @@ pub fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), St
         Ok(()) if dest.parent().is_some() => (Scratch(beside), None),
         _ => {
             let _ = std::fs::remove_dir(&beside);
-            let t = crate::build::TempDir::new(store, "output").map_err(io(&dest))?;
+            let t = crate::tempdir::TempDir::new(store, "output").map_err(io(&dest))?;
             (Scratch(t.0.join("fs")), Some(t))
         }
     };
@@ -169,7 +227,7 @@ pub fn export_local(store: &Store, image: &Digest, dest: &Path) -> Result<(), St
 }
 
 /// Moves every entry of `from` into `to` (see [`export_local`]).
-fn merge_dir(from: &Path, to: &Path) -> Result<(), String> {
+fn merge_dir(from: &Path, to: &Path) -> Result<(), OutputError> {
     let mut names: Vec<_> = std::fs::read_dir(from)
         .map_err(io(from))?
         .map(|e| e.map(|e| e.file_name()))
@@ -190,10 +248,7 @@ fn merge_dir(from: &Path, to: &Path) -> Result<(), String> {
                 continue;
             }
             Some(d) if d.is_dir() => {
-                return Err(format!(
-                    "{} is a directory, and the image has a file there: remove it or choose another dest",
-                    dst.display()
-                ));
+                return Err(OutputError::FileOverDir(dst));
             }
             // A file or a symlink of dest's (never followed) is replaced.
             Some(_) if sm.is_dir() => std::fs::remove_file(&dst).map_err(io(&dst))?,
@@ -213,7 +268,7 @@ fn merge_dir(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn copy_dir_meta(m: &std::fs::Metadata, dst: &Path) -> Result<(), String> {
+fn copy_dir_meta(m: &std::fs::Metadata, dst: &Path) -> Result<(), OutputError> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let _ = std::os::unix::fs::lchown(dst, Some(m.uid()), Some(m.gid()));
     std::fs::set_permissions(dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))
@@ -232,11 +287,11 @@ pub fn export(
     image: &Digest,
     names: &[String],
     spec: &OutputSpec,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     match spec {
         OutputSpec::Local(dir) => export_local(store, image, dir),
         OutputSpec::Tar(file) => {
-            let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
+            let tmp = crate::tempdir::TempDir::new(store, "output").map_err(io(file))?;
             flatten_into(store, image, &tmp.0)?;
             write_tree_tar(file, &tmp.0)
         }
@@ -259,7 +314,7 @@ pub fn export(
                     }],
                     format,
                 )
-                .map_err(|e| e.to_string())
+                .map_err(OutputError::from)
             })
         }
     }
@@ -274,7 +329,7 @@ pub fn export_index(
     images: &[(strata_oci::Platform, Digest)],
     names: &[String],
     spec: &OutputSpec,
-) -> Result<(), String> {
+) -> Result<(), OutputError> {
     let dir_of = |p: &strata_oci::Platform| p.to_string().replace('/', "_");
     match spec {
         OutputSpec::Local(dir) => {
@@ -284,7 +339,7 @@ pub fn export_index(
             Ok(())
         }
         OutputSpec::Tar(file) => {
-            let tmp = crate::build::TempDir::new(store, "output").map_err(io(file))?;
+            let tmp = crate::tempdir::TempDir::new(store, "output").map_err(io(file))?;
             for (p, id) in images {
                 flatten_into(store, id, &tmp.0.join(dir_of(p)))?;
             }
@@ -302,13 +357,10 @@ pub fn export_index(
             };
             write_dest(file, |out| {
                 strata_store::transfer::save_oci_with_indexes(store, out, &[], &[ix])
-                    .map_err(|e| e.to_string())
+                    .map_err(OutputError::from)
             })
         }
-        OutputSpec::Docker(file) => Err(format!(
-            "{}: a docker archive holds one platform: use type=oci for a multi-platform build, or build one --platform",
-            file.display()
-        )),
+        OutputSpec::Docker(file) => Err(OutputError::DockerMultiPlatform(file.clone())),
     }
 }
 
@@ -335,13 +387,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let dest = d.path().join("out.tar");
         let r = write_dest(&dest, |w| {
-            w.write_all(b"partial").map_err(|e| e.to_string())?;
-            Err("layer blob missing".into())
+            w.write_all(b"partial").map_err(io(Path::new("x")))?;
+            Err(OutputError::NoImage(Digest::sha256_of(
+                b"layer blob missing",
+            )))
         });
         assert!(r.is_err());
         let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
         assert!(names.is_empty(), "{names:?}");
-        write_dest(&dest, |w| w.write_all(b"whole").map_err(|e| e.to_string())).unwrap();
+        write_dest(&dest, |w| w.write_all(b"whole").map_err(io(&dest))).unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }

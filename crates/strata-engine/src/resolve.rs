@@ -25,7 +25,70 @@ pub enum PullPolicy {
     Always,
 }
 
-type Slot = Arc<OnceLock<Result<Digest, String>>>;
+/// Why an image name could not be resolved. A registry's error is kept
+/// typed (`error`) so that a caller can tell, say, an authentication
+/// failure; the message names it in the middle of the advice, so it is not
+/// also a `source()`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResolveError {
+    /// The store could not be searched.
+    #[error(transparent)]
+    Store(#[from] strata_store::transfer::TransferError),
+    /// The image is not in the store (and is not to be pulled).
+    #[error(transparent)]
+    NotFound(ImageError),
+    /// The name is no valid reference.
+    #[error("invalid image reference {name:?}: {error}")]
+    InvalidReference {
+        /// The name as written.
+        name: String,
+        /// Why it is invalid.
+        error: Box<strata_oci::ReferenceError>,
+    },
+    /// Pulling a missing image failed.
+    #[error(
+        "image {name} is not in the store and pulling {reference} failed: {error} \
+         (check the name, or bring the image in with strata load or strata import)"
+    )]
+    PullFailed {
+        /// The name as written.
+        name: String,
+        /// The reference pulled.
+        reference: String,
+        /// The registry's error.
+        error: Box<strata_registry::Error>,
+    },
+    /// `--pull` could not refresh an image the store has.
+    #[error(
+        "pulling {reference} (--pull): {error}; an older copy is in the store: build without --pull to use it"
+    )]
+    RefreshFailed {
+        /// The reference pulled.
+        reference: String,
+        /// The registry's error.
+        error: Box<strata_registry::Error>,
+    },
+    /// A single-platform image for another platform than the stage's.
+    #[error(
+        "image {name} is for platform {have}, not {platform} (the platform of this stage): \
+         give it a {platform} variant (strata pull --platform {platform} NAME, or strata import --platform \
+         and strata manifest create/add), or set FROM --platform"
+    )]
+    WrongPlatform {
+        /// The name as written.
+        name: String,
+        /// The image's platform.
+        have: Box<Platform>,
+        /// The stage's.
+        platform: Box<Platform>,
+    },
+    /// The image could not be leased for the build.
+    #[error(transparent)]
+    Lease(#[from] strata_store::StoreError),
+}
+
+type Slot = Arc<OnceLock<Result<Digest, Arc<ResolveError>>>>;
 
 /// Resolves image names for one build; see the module docs.
 pub(crate) struct ImageResolver<'a> {
@@ -54,7 +117,11 @@ impl<'a> ImageResolver<'a> {
 
     /// The image ID `name` stands for in this build, for the platform the
     /// pull options name (else the host's).
-    pub(crate) fn resolve(&self, name: &str, events: EventSink<'_>) -> Result<Digest, String> {
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        events: EventSink<'_>,
+    ) -> Result<Digest, Arc<ResolveError>> {
         let platform = self.options.platform.clone().unwrap_or_else(Platform::host);
         self.resolve_for(name, &platform, events)
     }
@@ -68,7 +135,7 @@ impl<'a> ImageResolver<'a> {
         name: &str,
         platform: &Platform,
         events: EventSink<'_>,
-    ) -> Result<Digest, String> {
+    ) -> Result<Digest, Arc<ResolveError>> {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             slots
@@ -78,7 +145,7 @@ impl<'a> ImageResolver<'a> {
         };
         slot.get_or_init(|| {
             let id = self.resolve_uncached(name, platform, events)?;
-            self.lease.add_image(&id).map_err(|e| e.to_string())?;
+            self.lease.add_image(&id).map_err(ResolveError::from)?;
             Ok(id)
         })
         .clone()
@@ -89,12 +156,8 @@ impl<'a> ImageResolver<'a> {
         name: &str,
         platform: &Platform,
         events: EventSink<'_>,
-    ) -> Result<Digest, String> {
-        let local = match strata_store::transfer::resolve_image_for(self.store, name, platform) {
-            Ok(Some(id)) => Some(id),
-            Ok(None) => None,
-            Err(e) => return Err(e.to_string()),
-        };
+    ) -> Result<Digest, ResolveError> {
+        let local = strata_store::transfer::resolve_image_for(self.store, name, platform)?;
         let wants_pull = match (self.policy, &local) {
             (PullPolicy::Missing, found) => found.is_none(),
             // An image ID (or ID prefix) names local content: nothing to re-resolve.
@@ -102,12 +165,15 @@ impl<'a> ImageResolver<'a> {
             (PullPolicy::Always, None) => true,
         };
         if !wants_pull {
-            let id = local.ok_or_else(|| ImageError::NotFound(name.to_string()).to_string())?;
+            let id = local
+                .ok_or_else(|| ResolveError::NotFound(ImageError::NotFound(name.to_string())))?;
             self.check_platform(name, &id, platform)?;
             return Ok(id);
         }
-        let reference =
-            Reference::parse(name).map_err(|e| format!("invalid image reference {name:?}: {e}"))?;
+        let reference = Reference::parse(name).map_err(|error| ResolveError::InvalidReference {
+            name: name.to_string(),
+            error: Box::new(error),
+        })?;
         let options = PullOptions {
             platform: Some(platform.clone()),
             ..self.options.clone()
@@ -121,16 +187,18 @@ impl<'a> ImageResolver<'a> {
                 }));
                 Ok(pulled.id)
             }
-            Err(e) => Err(match local {
+            Err(error) => Err(match local {
                 // `--pull` with the registry unreachable: Docker fails too,
                 // but say that the local copy exists.
-                Some(_) => format!(
-                    "pulling {reference} (--pull): {e}; an older copy is in the store: build without --pull to use it"
-                ),
-                None => format!(
-                    "image {name} is not in the store and pulling {reference} failed: {e} \
-                     (check the name, or bring the image in with strata load or strata import)"
-                ),
+                Some(_) => ResolveError::RefreshFailed {
+                    reference: reference.to_string(),
+                    error: Box::new(error),
+                },
+                None => ResolveError::PullFailed {
+                    name: name.to_string(),
+                    reference: reference.to_string(),
+                    error: Box::new(error),
+                },
             }),
         }
     }
@@ -140,7 +208,12 @@ impl ImageResolver<'_> {
     /// A single-platform image for another OS or architecture than the
     /// stage is refused (its programs would be labelled with the wrong
     /// platform); an image named by its ID is taken as asked.
-    fn check_platform(&self, name: &str, id: &Digest, platform: &Platform) -> Result<(), String> {
+    fn check_platform(
+        &self,
+        name: &str,
+        id: &Digest,
+        platform: &Platform,
+    ) -> Result<(), ResolveError> {
         if names_an_id(name, id) {
             return Ok(());
         }
@@ -150,11 +223,11 @@ impl ImageResolver<'_> {
         if have.os == platform.os && have.architecture == platform.architecture {
             return Ok(());
         }
-        Err(format!(
-            "image {name} is for platform {have}, not {platform} (the platform of this stage): \
-             give it a {platform} variant (strata pull --platform {platform} NAME, or strata import --platform \
-             and strata manifest create/add), or set FROM --platform"
-        ))
+        Err(ResolveError::WrongPlatform {
+            name: name.to_string(),
+            have: Box::new(have),
+            platform: Box::new(platform.clone()),
+        })
     }
 }
 

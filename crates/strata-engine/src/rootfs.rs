@@ -16,12 +16,16 @@ const MAX_HOPS: usize = 40;
 /// the root; the last component too when `follow_last`. Missing components
 /// are allowed (the result may not exist); a non-directory in the middle is
 /// `NotADirectory`.
-pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
+pub(crate) fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> io::Result<PathBuf> {
     resolve_in_root_os(root, Path::new(path), follow_last)
 }
 
 /// [`resolve_in_root`] for a path of any bytes (names that are not UTF-8).
-pub fn resolve_in_root_os(root: &Path, path: &Path, follow_last: bool) -> io::Result<PathBuf> {
+pub(crate) fn resolve_in_root_os(
+    root: &Path,
+    path: &Path,
+    follow_last: bool,
+) -> io::Result<PathBuf> {
     let mut pending: Vec<OsString> = components(path.as_os_str()).into_iter().rev().collect();
     let mut resolved: Vec<OsString> = Vec::new();
     let mut hops = 0;
@@ -82,7 +86,7 @@ fn host_path(root: &Path, comps: &[OsString]) -> PathBuf {
 }
 
 /// The container path of a host path under `root` (`/` for the root).
-pub fn container_path(root: &Path, host: &Path) -> String {
+pub(crate) fn container_path(root: &Path, host: &Path) -> String {
     match host.strip_prefix(root) {
         Ok(rel) if rel.as_os_str().is_empty() => "/".into(),
         Ok(rel) => format!("/{}", rel.to_string_lossy()),

@@ -9,14 +9,14 @@ use std::path::Path;
 use std::sync::mpsc;
 
 use strata_runtime::{resolve_user, ContainerSpec, Executor, Network, ProcessSpec, StdioConfig};
-use strata_store::{LayerInfo, LayerOptions, LayerWriter, Lease, Store};
+use strata_store::{LayerOptions, LayerWriter, Lease, Store};
 
 use crate::cache::LayerRef;
 use crate::events::{Event, EventKind, EventSink, Stream};
 use crate::mounts::MountedRootfs;
 
 /// What to run.
-pub struct RunParams<'a> {
+pub(crate) struct RunParams<'a> {
     pub argv: Vec<String>,
     /// `K=V`, image Env then build args not overridden by it.
     pub env: Vec<String>,
@@ -24,7 +24,7 @@ pub struct RunParams<'a> {
     pub workdir: &'a str,
     /// The network, asked for once the rootfs is mounted (so a private
     /// network being created meanwhile has had that time).
-    pub network: &'a (dyn Fn() -> Result<Network, String> + 'a),
+    pub network: &'a (dyn Fn() -> Result<Network, crate::network::NetworkError> + 'a),
     /// Progress step number for log events.
     pub step: usize,
     /// `RUN --mount`s: runtime mounts, and extra lowers (the mount points)
@@ -45,28 +45,36 @@ pub struct RunParams<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// `command` is the command line, quoted and shortened by
-    /// [`shown_command`] (a long heredoc script is not echoed whole).
+    /// `shown_command` (a long heredoc script is not echoed whole).
     #[error("process {command} did not complete successfully: exit code: {code}")]
-    Failed { command: String, code: i32 },
+    Failed {
+        /// The command line as shown.
+        command: String,
+        /// Its exit status.
+        code: i32,
+    },
     #[error(transparent)]
+    /// The runtime failed.
     Runtime(#[from] strata_runtime::Error),
     #[error(transparent)]
+    /// The layer could not be written.
     Store(#[from] strata_store::StoreError),
     #[error(transparent)]
+    /// The root filesystem could not be mounted.
     Mount(#[from] crate::mounts::MountError),
     /// The RUN's network could not be set up.
-    #[error("{0}")]
-    Network(String),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
 }
 
 /// At most this many characters of a command line appear in an error.
-pub const SHOWN_COMMAND_CHARS: usize = 200;
+pub(crate) const SHOWN_COMMAND_CHARS: usize = 200;
 
 /// The command line as an error shows it: quoted like BuildKit's
 /// (`"/bin/sh -c ..."`, newlines escaped), cut after
 /// [`SHOWN_COMMAND_CHARS`] characters with the number left out. The full
 /// script is in the Dockerfile; the step's output is above the error.
-pub fn shown_command(command: &str) -> String {
+pub(crate) fn shown_command(command: &str) -> String {
     let total = command.chars().count();
     if total <= SHOWN_COMMAND_CHARS {
         return format!("{command:?}");
@@ -90,19 +98,9 @@ pub fn layer_options(epoch: Option<i64>) -> LayerOptions {
     }
 }
 
-pub fn layer_ref(info: &LayerInfo) -> LayerRef {
-    LayerRef {
-        digest: info.digest.to_string(),
-        diff_id: info.diff_id.to_string(),
-        size: info.size,
-        uncompressed_size: info.uncompressed_size,
-        media_type: info.media_type.clone(),
-    }
-}
-
 /// Runs one RUN on `layers` and returns the new layer.
 #[allow(clippy::too_many_arguments)]
-pub fn run(
+pub(crate) fn run(
     store: &Store,
     executor: &dyn Executor,
     init_layer: &Path,
@@ -115,7 +113,7 @@ pub fn run(
     lowers.extend(p.extra_lowers.iter().cloned());
     let rootfs = MountedRootfs::mount(store, layers, &lowers, Some(lease))?;
     let user = resolve_user(rootfs.root(), p.user)?;
-    let network = (p.network)().map_err(RunError::Network)?;
+    let network = (p.network)()?;
     let spec = ContainerSpec {
         id: rootfs.id(),
         rootfs: rootfs.root().to_path_buf(),
@@ -165,13 +163,13 @@ pub fn run(
         // The upper dir is the layer, overlay-ready: keep it as the snapshot.
         let mut diff_ids = Vec::with_capacity(layers.len() + 1);
         for l in layers {
-            diff_ids.push(l.diff_id.parse().map_err(crate::mounts::MountError::from)?);
+            diff_ids.push(l.diff_id.clone());
         }
         diff_ids.push(info.diff_id.clone());
         let chain = strata_store::chain_ids(&diff_ids);
         rootfs.release_adopting(store, chain.last().expect("one layer"), Some(lease))?;
     }
-    Ok(layer_ref(&info))
+    Ok(info.to_record())
 }
 
 /// Splits output chunks into lines (per stream) and emits Log events.

@@ -9,22 +9,22 @@ use std::sync::{Condvar, Mutex};
 
 /// Shared cancellation flag. Work functions should poll it between steps.
 #[derive(Debug, Default)]
-pub struct Cancel(AtomicBool);
+pub(crate) struct Cancel(AtomicBool);
 
 impl Cancel {
-    pub fn new() -> Cancel {
+    pub(crate) fn new() -> Cancel {
         Cancel(AtomicBool::new(false))
     }
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.0.store(true, Ordering::SeqCst);
     }
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
 }
 
 /// The default pool size: the machine's available parallelism.
-pub fn default_parallelism() -> usize {
+pub(crate) fn default_parallelism() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -42,7 +42,7 @@ struct State<T, E> {
 /// be in `nodes`) with at most `parallelism` at once. `work(node, deps_results)`
 /// gets the results of the node's dependencies. Returns every node's result,
 /// or the first error.
-pub fn run_dag<T, E, F>(
+pub(crate) fn run_dag<T, E, F>(
     nodes: &[usize],
     deps: &BTreeMap<usize, Vec<usize>>,
     parallelism: usize,

@@ -46,7 +46,7 @@ pub(crate) struct StatCache {
 }
 
 impl StatCache {
-    pub fn load(file: &Path) -> StatCache {
+    pub(crate) fn load(file: &Path) -> StatCache {
         let Ok(bytes) = fs::read(file) else {
             return StatCache::default();
         };
@@ -64,7 +64,7 @@ impl StatCache {
         c
     }
 
-    pub fn insert(&mut self, key: &str, entry: StatEntry) {
+    pub(crate) fn insert(&mut self, key: &str, entry: StatEntry) {
         self.changed.push(key.to_string());
         self.entries.insert(key.to_string(), entry);
     }
@@ -72,7 +72,7 @@ impl StatCache {
     /// Appends what changed, or rewrites the file when the log has grown to
     /// more than twice the live entries. Errors are ignored: the cache is an
     /// optimisation.
-    pub fn save(&mut self, file: &Path) {
+    pub(crate) fn save(&mut self, file: &Path) {
         if self.changed.is_empty() {
             return;
         }

@@ -19,7 +19,7 @@
 //! recorded.
 //!
 //! The comparison functions here are pure; the store I/O lives in
-//! `miss_record.rs`, the wiring in `stage.rs`.
+//! `miss_record.rs`, the wiring in `solve.rs`.
 
 use std::collections::BTreeMap;
 
@@ -27,15 +27,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Most files recorded per input (beyond, the list is marked incomplete).
-pub const MAX_FILES: usize = 10_000;
+pub(crate) const MAX_FILES: usize = 10_000;
 
 /// Files named in one reason before "and N more".
 const SHOWN_FILES: usize = 3;
 
 /// What keyed a step (stored as the step row's `def`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Trace {
-    /// The definition hashed into the key (see `stage.rs`).
+pub(crate) struct Trace {
+    /// The definition hashed into the key (see `steps/key.rs`).
     pub def: Value,
     /// Build args in scope (names and values; a secret is never one).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -54,11 +54,11 @@ pub struct Trace {
 /// One input file: context-relative path, mode (type and permissions, as
 /// keyed) and content digest (a symlink's target, empty for a directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileEntry(pub String, pub u32, pub String);
+pub(crate) struct FileEntry(pub String, pub u32, pub String);
 
 /// The files of one input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileSet {
+pub(crate) struct FileSet {
     pub files: Vec<FileEntry>,
     /// False when the list stopped at [`MAX_FILES`].
     #[serde(default = "yes")]
@@ -80,7 +80,7 @@ impl Default for FileSet {
 
 impl FileSet {
     /// Adds an entry (up to [`MAX_FILES`]).
-    pub fn push(&mut self, path: String, mode: u32, digest: String) {
+    pub(crate) fn push(&mut self, path: String, mode: u32, digest: String) {
         if self.files.len() < MAX_FILES {
             self.files.push(FileEntry(path, mode, digest));
         } else {
@@ -91,11 +91,11 @@ impl FileSet {
 
 /// A step's file lists by input: `input` (COPY/ADD sources), `mount:N`
 /// (the N-th bind mount).
-pub type Inputs = BTreeMap<String, FileSet>;
+pub(crate) type Inputs = BTreeMap<String, FileSet>;
 
 /// How one file differs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileChange {
+pub(crate) enum FileChange {
     Content(String),
     Mode(String, u32, u32),
     /// File type changed (a file became a directory or a link...).
@@ -128,7 +128,7 @@ const S_IFMT: u32 = 0o170000;
 const S_IFLNK: u32 = 0o120000;
 
 /// The differences between two file lists, in path order.
-pub fn diff_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<FileChange> {
+pub(crate) fn diff_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<FileChange> {
     let old: BTreeMap<&str, &FileEntry> = old.iter().map(|e| (e.0.as_str(), e)).collect();
     let new: BTreeMap<&str, &FileEntry> = new.iter().map(|e| (e.0.as_str(), e)).collect();
     let mut out = Vec::new();
@@ -157,7 +157,7 @@ pub fn diff_files(old: &[FileEntry], new: &[FileEntry]) -> Vec<FileChange> {
 
 /// The first few changes, then a count: `a changed (content), b added, and
 /// 4 more files`.
-pub fn describe_file_changes(changes: &[FileChange]) -> String {
+pub(crate) fn describe_file_changes(changes: &[FileChange]) -> String {
     let shown: Vec<String> = changes
         .iter()
         .take(SHOWN_FILES)
@@ -176,7 +176,7 @@ pub fn describe_file_changes(changes: &[FileChange]) -> String {
 
 /// `sha256:0123456789ab` (12 hex digits; any prefix such as `dir:` kept),
 /// or the text as it is.
-pub fn short_digest(d: &str) -> String {
+pub(crate) fn short_digest(d: &str) -> String {
     match d.rsplit_once(':') {
         Some((alg, hex)) if hex.len() > 12 => format!("{alg}:{}", &hex[..12]),
         _ => d.to_string(),
@@ -200,7 +200,7 @@ fn files_reason(old: Option<&FileSet>, new: Option<&FileSet>, what: &str) -> Str
 
 /// Build args whose values differ: `build arg V changed (1 -> 2)`, `build
 /// arg V set (=x)`, `build arg V unset`; `None` when all are equal.
-pub fn describe_args(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
+pub(crate) fn describe_args(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
     let old: BTreeMap<&str, &str> = old.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let new: BTreeMap<&str, &str> = new.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut names: Vec<&str> = old.keys().chain(new.keys()).copied().collect();
@@ -229,7 +229,7 @@ fn map_pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
 /// Why a step with the same parent and instruction as a recorded one got
 /// another key: the first input (in the order a user would look) that
 /// differs. `old_files` is read only when files matter.
-pub fn explain_same_parent(
+pub(crate) fn explain_same_parent(
     old: &Trace,
     new: &Trace,
     old_files: impl FnOnce() -> Option<Inputs>,
@@ -352,7 +352,7 @@ fn changed_field(a: &Value, b: &Value) -> Option<String> {
 
 /// What sits above a step in its stage.
 #[derive(Debug, Clone)]
-pub enum Above {
+pub(crate) enum Above {
     /// The stage's base: an image (its trace now) or another stage.
     Base {
         trace: Trace,
@@ -366,7 +366,7 @@ pub enum Above {
 /// (the cause is explained there), or, right below FROM, the base.
 /// `old_parent` is what was above last time, if recorded: its instruction
 /// and trace (for a base).
-pub fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) -> String {
+pub(crate) fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) -> String {
     let old_base = old_parent.map(|(_, t)| t);
     match above {
         Above::Step(text) => match old_parent.map(|(i, _)| one_line(i)) {
@@ -414,7 +414,7 @@ pub fn explain_parent_change(above: &Above, old_parent: Option<(&str, &Trace)>) 
 
 /// An instruction as one short line (whitespace collapsed, cut at 80
 /// characters).
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     let s: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.chars().count() > 80 {
         let cut: String = s.chars().take(77).collect();
@@ -425,281 +425,4 @@ pub fn one_line(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn fe(p: &str, mode: u32, d: &str) -> FileEntry {
-        FileEntry(p.into(), mode, d.into())
-    }
-
-    fn set(files: Vec<FileEntry>) -> FileSet {
-        FileSet {
-            files,
-            complete: true,
-        }
-    }
-
-    fn copy_trace(input: &str) -> Trace {
-        Trace {
-            def: json!({"instr": {"Copy": {"srcs": ["."], "dest": "/src"}}, "input": input}),
-            input: Some("context".into()),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn file_diffs_name_content_mode_type_and_membership() {
-        let old = vec![
-            fe(".", 0o040000, ""),
-            fe("a.go", 0o100644, "sha256:1"),
-            fe("run.sh", 0o100644, "sha256:2"),
-            fe("gone", 0o100644, "sha256:3"),
-            fe("l", 0o120777, "x"),
-            fe("d", 0o040755, ""),
-        ];
-        let new = vec![
-            fe(".", 0o040000, ""),
-            fe("a.go", 0o100644, "sha256:9"),
-            fe("run.sh", 0o100755, "sha256:2"),
-            fe("new", 0o100644, "sha256:4"),
-            fe("l", 0o120777, "y"),
-            fe("d", 0o100644, "sha256:5"),
-        ];
-        let c = diff_files(&old, &new);
-        assert_eq!(
-            c,
-            vec![
-                FileChange::Content("a.go".into()),
-                FileChange::Kind("d".into()),
-                FileChange::Removed("gone".into()),
-                FileChange::LinkTarget("l".into()),
-                FileChange::Added("new".into()),
-                FileChange::Mode("run.sh".into(), 0o100644, 0o100755),
-            ]
-        );
-        assert_eq!(
-            describe_file_changes(&c),
-            "a.go changed (content), d changed (type), gone removed, and 3 more files"
-        );
-        assert_eq!(
-            describe_file_changes(&c[5..]),
-            "run.sh changed (mode 0644 -> 0755)"
-        );
-        assert!(diff_files(&old, &old).is_empty());
-    }
-
-    #[test]
-    fn a_copy_names_the_changed_file_only() {
-        let old = copy_trace("sha256:old");
-        let new = copy_trace("sha256:new");
-        let mut old_inputs = Inputs::new();
-        old_inputs.insert(
-            "input".into(),
-            set(vec![
-                fe("src/main.go", 0o100644, "sha256:1"),
-                fe("b", 0o100644, "sha256:2"),
-            ]),
-        );
-        let mut new_inputs = Inputs::new();
-        new_inputs.insert(
-            "input".into(),
-            set(vec![
-                fe("src/main.go", 0o100644, "sha256:9"),
-                fe("b", 0o100644, "sha256:2"),
-            ]),
-        );
-        let r = explain_same_parent(&old, &new, || Some(old_inputs.clone()), &new_inputs);
-        assert_eq!(r, "src/main.go changed (content)");
-        // Without the old list: a generic sentence, never a wrong file.
-        let r = explain_same_parent(&old, &new, || None, &new_inputs);
-        assert_eq!(r, "the context sources changed");
-    }
-
-    #[test]
-    fn file_lists_are_read_only_when_needed() {
-        let mut old = copy_trace("sha256:same");
-        old.def["build_args"] = json!([["V", "1"]]);
-        let mut new = copy_trace("sha256:same");
-        new.def["build_args"] = json!([["V", "2"]]);
-        let r = explain_same_parent(&old, &new, || panic!("files read"), &Inputs::new());
-        assert_eq!(r, "build arg V changed (1 -> 2)");
-    }
-
-    #[test]
-    fn build_args_set_changed_unset() {
-        let a = vec![("A".to_string(), "1".to_string()), ("B".into(), "x".into())];
-        let b = vec![("A".to_string(), "2".to_string()), ("C".into(), "y".into())];
-        assert_eq!(
-            describe_args(&a, &b).unwrap(),
-            "build arg A changed (1 -> 2), build arg B unset, build arg C set (=y)"
-        );
-        assert_eq!(describe_args(&a, &a), None);
-    }
-
-    #[test]
-    fn another_expansion_names_the_build_arg_behind_it() {
-        let mk = |dest: &str, v: &str| Trace {
-            def: json!({"instr": {"Workdir": dest}}),
-            args: [("DIR".to_string(), v.to_string())].into(),
-            ..Default::default()
-        };
-        let r = explain_same_parent(&mk("/a", "a"), &mk("/b", "b"), || None, &Inputs::new());
-        assert_eq!(r, "build arg DIR changed (a -> b)");
-        let mut n = mk("/b", "a");
-        n.def = json!({"instr": {"Run": {"mounts": [1], "command": "x"}}});
-        let mut o = mk("/b", "a");
-        o.def = json!({"instr": {"Run": {"mounts": [2], "command": "x"}}});
-        assert_eq!(
-            explain_same_parent(&o, &n, || None, &Inputs::new()),
-            "its --mount options changed"
-        );
-    }
-
-    #[test]
-    fn stage_and_image_inputs() {
-        let mk = |label: &str, d: &str| Trace {
-            def: json!({"instr": {}, "input": d}),
-            input: Some(label.into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            explain_same_parent(
-                &mk("stage build", "k1"),
-                &mk("stage build", "k2"),
-                || None,
-                &Inputs::new()
-            ),
-            "stage build changed"
-        );
-        assert_eq!(
-            explain_same_parent(
-                &mk("image a", "sha256:1111111111111111"),
-                &mk("image a", "sha256:2222222222222222"),
-                || None,
-                &Inputs::new()
-            ),
-            "image a changed (sha256:111111111111 -> sha256:222222222222)"
-        );
-    }
-
-    #[test]
-    fn a_bind_mount_names_its_files() {
-        let mk = |d: &str| Trace {
-            def: json!({"instr": {}, "mount_inputs": ["same", d]}),
-            mounts: vec!["bind mount a".into(), "bind mount src".into()],
-            ..Default::default()
-        };
-        let mut oi = Inputs::new();
-        oi.insert("mount:1".into(), set(vec![fe("src/x", 0o100644, "1")]));
-        let mut ni = Inputs::new();
-        ni.insert("mount:1".into(), set(vec![fe("src/x", 0o100600, "1")]));
-        assert_eq!(
-            explain_same_parent(&mk("d1"), &mk("d2"), || Some(oi), &ni),
-            "bind mount src: src/x changed (mode 0644 -> 0600)"
-        );
-    }
-
-    #[test]
-    fn identical_definitions_mean_missing_layers() {
-        let t = copy_trace("sha256:x");
-        assert!(explain_same_parent(&t, &t, || None, &Inputs::new()).contains("no longer"));
-    }
-
-    #[test]
-    fn parent_changes_name_the_step_above_or_the_base() {
-        assert_eq!(
-            explain_parent_change(&Above::Step("RUN echo b".into()), None),
-            "the step above changed: RUN echo b"
-        );
-        let t = Trace::default();
-        assert_eq!(
-            explain_parent_change(&Above::Step("RUN echo b".into()), Some(("RUN echo b", &t))),
-            "the step above changed: RUN echo b"
-        );
-        assert_eq!(
-            explain_parent_change(&Above::Step("RUN echo b".into()), Some(("RUN  echo a", &t))),
-            "the step above changed: RUN echo b (was: RUN echo a)"
-        );
-        let base = |id: &str, from: &str| Trace {
-            def: json!({"base": id, "platform": "linux/amd64"}),
-            from: Some(from.into()),
-            ..Default::default()
-        };
-        let new = Above::Base {
-            trace: base("sha256:bbbbbbbbbbbbbbbbbbbb", "busybox:1.35"),
-        };
-        assert_eq!(
-            explain_parent_change(
-                &new,
-                Some((
-                    "FROM busybox:1.35",
-                    &base("sha256:aaaaaaaaaaaaaaaaaaaa", "busybox:1.35")
-                ))
-            ),
-            "the base image busybox:1.35 changed (sha256:aaaaaaaaaaaa -> sha256:bbbbbbbbbbbb)"
-        );
-        assert_eq!(
-            explain_parent_change(
-                &new,
-                Some(("FROM busybox:1.36", &base("sha256:aaaa", "busybox:1.36")))
-            ),
-            "the base changed: FROM busybox:1.35 (was busybox:1.36)"
-        );
-        assert_eq!(
-            explain_parent_change(&new, None),
-            "the base image changed (busybox:1.35)"
-        );
-        let step = Trace {
-            def: json!({"instr": {}}),
-            ..Default::default()
-        };
-        assert_eq!(
-            explain_parent_change(&new, Some(("RUN x", &step))),
-            "the step above changed: FROM busybox:1.35 (was: RUN x)"
-        );
-        assert_eq!(
-            explain_parent_change(&Above::Stage("build".into()), None),
-            "the base stage build changed"
-        );
-    }
-
-    #[test]
-    fn file_sets_are_bounded() {
-        let mut s = FileSet::default();
-        assert!(s.complete);
-        for i in 0..MAX_FILES + 2 {
-            s.push(format!("f{i}"), 0o100644, String::new());
-        }
-        assert_eq!(s.files.len(), MAX_FILES);
-        assert!(!s.complete);
-        let json = serde_json::to_string(&FileSet {
-            files: vec![fe("a", 0o100644, "sha256:1")],
-            complete: true,
-        })
-        .unwrap();
-        assert_eq!(
-            json,
-            r#"{"files":[["a",33188,"sha256:1"]],"complete":true}"#
-        );
-    }
-
-    #[test]
-    fn short_digests() {
-        assert_eq!(
-            short_digest("sha256:0123456789abcdef"),
-            "sha256:0123456789ab"
-        );
-        assert_eq!(
-            short_digest("dir:sha256:0123456789abcdef"),
-            "dir:sha256:0123456789ab"
-        );
-        assert_eq!(short_digest("scratch"), "scratch");
-    }
-
-    #[test]
-    fn one_line_collapses_and_cuts() {
-        assert_eq!(one_line("RUN a \\\n    && b"), "RUN a \\ && b");
-        assert_eq!(one_line(&"x".repeat(100)).len(), 80);
-    }
-}
+mod tests;

@@ -85,11 +85,6 @@ pub use plan::{
 };
 pub use shell::{expand_word, expand_words, Lexer};
 
-/// Parses a Dockerfile's text (`file_name` for locations) and plans it.
-pub fn parse_and_plan(text: &str, file_name: &str, opts: &BuildOptions) -> Result<Plan, Error> {
-    parse(text, file_name).and_then(|ast| plan(&ast, opts))
-}
-
 /// Where something is in a Dockerfile. Lines and columns are 1-based;
 /// `column` counts characters (not bytes) of the first physical line;
 /// `end_line` is the last physical line the instruction consumed

@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::descriptor::Platform;
 use crate::digest::Digest;
 use crate::raw::{to_go_json, CanonicalJson};
+use crate::timefmt::rfc3339_nano;
 
 type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -85,36 +86,39 @@ pub struct ImageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RuntimeConfig {
+    // Docker's legacy fields are optional so that a config read from
+    // elsewhere is written back with the fields it had (the canonical
+    // form writes them all, absent ones as Docker's zero values).
     /// `Hostname`.
-    #[serde(default)]
-    pub hostname: String,
+    #[serde(default, serialize_with = "or_zero")]
+    pub hostname: Option<String>,
     /// `Domainname`.
-    #[serde(default)]
-    pub domainname: String,
+    #[serde(default, serialize_with = "or_zero")]
+    pub domainname: Option<String>,
     /// `USER`: the user (and group) processes run as.
     #[serde(default)]
     pub user: String,
     /// `AttachStdin`.
-    #[serde(default)]
-    pub attach_stdin: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub attach_stdin: Option<bool>,
     /// `AttachStdout`.
-    #[serde(default)]
-    pub attach_stdout: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub attach_stdout: Option<bool>,
     /// `AttachStderr`.
-    #[serde(default)]
-    pub attach_stderr: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub attach_stderr: Option<bool>,
     /// `EXPOSE`: ports as `port/proto`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<StringSet>,
     /// `Tty`.
-    #[serde(default)]
-    pub tty: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub tty: Option<bool>,
     /// `OpenStdin`.
-    #[serde(default)]
-    pub open_stdin: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub open_stdin: Option<bool>,
     /// `StdinOnce`.
-    #[serde(default)]
-    pub stdin_once: bool,
+    #[serde(default, serialize_with = "or_zero")]
+    pub stdin_once: Option<bool>,
     /// `ENV`: `KEY=value` strings, in order.
     #[serde(default)]
     pub env: Option<Vec<String>>,
@@ -128,8 +132,8 @@ pub struct RuntimeConfig {
     #[serde(default, skip_serializing_if = "is_false")]
     pub args_escaped: bool,
     /// `Image`: the base image Docker recorded.
-    #[serde(default)]
-    pub image: String,
+    #[serde(default, serialize_with = "or_zero")]
+    pub image: Option<String>,
     /// `VOLUME`: paths as a set.
     #[serde(default)]
     pub volumes: Option<StringSet>,
@@ -140,8 +144,8 @@ pub struct RuntimeConfig {
     #[serde(default, deserialize_with = "str_slice")]
     pub entrypoint: Option<Vec<String>>,
     /// `NetworkDisabled`.
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub network_disabled: bool,
+    #[serde(default, skip_serializing_if = "not_true")]
+    pub network_disabled: Option<bool>,
     /// `MacAddress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac_address: Option<String>,
@@ -251,6 +255,22 @@ fn is_zero(n: &i64) -> bool {
     *n == 0
 }
 
+fn not_true(b: &Option<bool>) -> bool {
+    *b != Some(true)
+}
+
+/// Writes an absent optional field as its type's zero value (Docker
+/// marshals these fields always).
+fn or_zero<T: Default + Serialize, S: serde::Serializer>(
+    v: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => v.serialize(s),
+        None => T::default().serialize(s),
+    }
+}
+
 /// Docker's `strslice.StrSlice`: a JSON array of strings, a single string, or null.
 fn str_slice<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     #[derive(Deserialize)]
@@ -286,6 +306,15 @@ impl ImageConfig {
             rootfs: RootFs::default(),
             variant: None,
             extra: JsonMap::new(),
+        }
+    }
+
+    /// The runtime config (an empty one if absent).
+    pub fn runtime(&self) -> &RuntimeConfig {
+        static EMPTY: std::sync::OnceLock<RuntimeConfig> = std::sync::OnceLock::new();
+        match &self.config {
+            Some(c) => c,
+            None => EMPTY.get_or_init(RuntimeConfig::default),
         }
     }
 
@@ -356,29 +385,6 @@ impl CanonicalJson for ImageConfig {
             other => to_go_json(&other),
         }
     }
-}
-
-/// Go's `time.RFC3339Nano` in UTC: `2024-05-01T12:00:00.5Z` (trailing zeros
-/// of the fraction dropped, no fraction when it is zero).
-pub fn rfc3339_nano(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    let mut s = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let ns = t.nanosecond();
-    if ns != 0 {
-        let frac = format!("{ns:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
 }
 
 /// The layer chain IDs for `diff_ids`: chainID(0) = diffID(0),
@@ -464,12 +470,4 @@ mod tests {
 
     const CHAIN_AB: &str =
         "sha256:e735a3dad8470831ba9a0854a72b7af2a5c40e906b4389d69c39790bd3ac26eb";
-
-    #[test]
-    fn rfc3339_nano_like_go() {
-        let t = time::macros::datetime!(2024-05-01 12:00:00.5 UTC);
-        assert_eq!(rfc3339_nano(t), "2024-05-01T12:00:00.5Z");
-        let t = time::macros::datetime!(2024-05-01 12:00:00 UTC);
-        assert_eq!(rfc3339_nano(t), "2024-05-01T12:00:00Z");
-    }
 }

@@ -15,10 +15,9 @@ pub mod manifest;
 pub mod media_types;
 pub mod raw;
 pub mod reference;
+pub mod timefmt;
 
-pub use config::{
-    chain_ids, rfc3339_nano, Healthcheck, History, ImageConfig, RootFs, RuntimeConfig,
-};
+pub use config::{chain_ids, Healthcheck, History, ImageConfig, RootFs, RuntimeConfig};
 pub use descriptor::{annotations, Descriptor, Platform, PlatformError};
 pub use digest::{Digest, DigestError, DigestWriter};
 pub use duration::{format_go_duration, parse_go_duration};
@@ -26,6 +25,7 @@ pub use error::Error;
 pub use manifest::{ImageIndex, ImageManifest};
 pub use raw::{to_go_json, CanonicalJson, Raw};
 pub use reference::{Reference, ReferenceError};
+pub use timefmt::{rfc3339_fixed_nanos, rfc3339_nano, rfc3339_unix};
 
 pub use archive::{
     read_archive, read_oci_layout_dir, write_docker_archive, write_oci_archive,

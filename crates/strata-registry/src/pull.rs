@@ -201,24 +201,22 @@ pub fn pull_with(
     };
     let meta = store.meta();
     let existed = meta.image(&config_digest)?.is_some();
-    // Leased first: untagged, it is garbage to a concurrent `prune -a`.
-    lease.add_image(&config_digest)?;
-    meta.put_image(&record)?;
-    store.record_content_sizes(&record.layers);
-    meta.add_repo_digest(
-        &format!("{}@{repo_digest}", reference.name()),
-        &config_digest,
-    )?;
     let tagged = reference.tag().map(|t| {
         reference
             .with_tag(t)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| reference.to_string())
     });
-    let previous = match &tagged {
-        Some(t) => meta.tag(t, &config_digest)?,
-        None => None,
-    };
+    let names: Vec<String> = tagged.iter().cloned().collect();
+    let previous = store
+        .register_image(&record, Some(&lease), &names)?
+        .into_iter()
+        .next()
+        .flatten();
+    meta.add_repo_digest(
+        &format!("{}@{repo_digest}", reference.name()),
+        &config_digest,
+    )?;
     drop(lease);
     Ok(PulledImage {
         id: config_digest,

@@ -205,6 +205,10 @@ pub struct ContainerExtras {
     pub cap_drop: Vec<String>,
     /// `--security-opt seccomp=unconfined`: no syscall filter.
     pub seccomp_unconfined: bool,
+    /// `--security-opt systempaths=unconfined`: no masked or read-only
+    /// paths under /proc and /sys (Docker's flag; what a nested
+    /// container runtime needs to mount its own procfs).
+    pub systempaths_unconfined: bool,
 }
 
 /// Every capability name the kernel knows (for `--cap-add ALL`).
@@ -787,19 +791,14 @@ pub(crate) fn build_oci_spec(
     if !c.extra.seccomp_unconfined {
         linux = linux.seccomp(crate::seccomp::profile()?);
     }
+    let (masked, readonly): (&[&str], &[&str]) = if c.extra.systempaths_unconfined {
+        (&[], &[])
+    } else {
+        (MASKED_PATHS, READONLY_PATHS)
+    };
     let mut linux = linux
-        .masked_paths(
-            MASKED_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        )
-        .readonly_paths(
-            READONLY_PATHS
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>(),
-        );
+        .masked_paths(masked.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .readonly_paths(readonly.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     if let Some(cg) = cgroups_path {
         linux = linux.cgroups_path(PathBuf::from(cg));
     }

@@ -36,9 +36,13 @@ const USERNS_OPTIONS: &str = "userxattr,index=off,redirect_dir=nofollow,metacopy
 /// True when this process runs in a user namespace other than the initial
 /// one (its uid map is not the identity over all ids).
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-        .unwrap_or(false)
+    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_userns_map(&m))
+}
+
+/// Whether a `uid_map`'s text belongs to a namespace other than the
+/// initial one (whose map is the identity over all ids).
+pub(crate) fn is_userns_map(map: &str) -> bool {
+    map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"]
 }
 
 fn options() -> &'static str {

@@ -167,8 +167,7 @@ fn user_name(uid: u32) -> Option<String> {
 /// and whether this process is in a user namespace other than the initial.
 fn outer_uid(me: u32) -> (u32, bool) {
     let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    let fields: Vec<&str> = map.split_whitespace().collect();
-    if fields == ["0", "0", "4294967295"] || fields.is_empty() {
+    if map.trim().is_empty() || !crate::mount::is_userns_map(&map) {
         return (me, false);
     }
     for l in map.lines() {

@@ -187,6 +187,33 @@ impl Store {
             let _ = self.layer_content_size(l);
         }
     }
+
+    /// Registers an image whose blobs are already stored, then tags it
+    /// with `names` (full references; may be empty). Returns, per name,
+    /// the image the name pointed at before.
+    ///
+    /// The image is added to `lease` *before* it is inserted: an image
+    /// that is registered but not yet tagged is garbage to a concurrent
+    /// `prune -a`, and the lease is what keeps it until a tag (or the
+    /// caller's own lease) holds it. Every path that makes an image
+    /// (build, commit/import, load, pull) goes through here for that.
+    pub fn register_image(
+        &self,
+        rec: &crate::meta::ImageRecord,
+        lease: Option<&Lease>,
+        names: &[String],
+    ) -> Result<Vec<Option<crate::Digest>>> {
+        if let Some(l) = lease {
+            l.add_image(&rec.id)?;
+        }
+        self.meta.put_image(rec)?;
+        // What `image ls` and `history` show, recorded now so listing is cheap.
+        self.record_content_sizes(&rec.layers);
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.meta.tag_all(names, &rec.id)
+    }
 }
 
 /// Content sizes of the layers this process wrote (by diff ID), so that

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 #[cfg(feature = "image")]
-use strata_engine::config::ImageConfigDoc;
-#[cfg(feature = "image")]
 use strata_store::{LayerOptions, LayerWriter, Store};
 
 use crate::runner::strata_bin;
@@ -97,14 +95,14 @@ pub fn make_busybox_with(root: &Path, clamp: Option<i64>) {
     let info = LayerWriter::new(store.blobs(), opts)
         .write_dir(r, None)
         .unwrap();
-    let mut cfg = ImageConfigDoc::scratch();
+    let mut cfg = strata_engine::config::scratch();
     if clamp.is_some() {
         cfg.created = Some("2000-01-01T00:00:00Z".into());
     }
-    cfg.config.cmd = Some(vec!["sh".into()]);
+    cfg.runtime_mut().cmd = Some(vec!["sh".into()]);
     let layer = strata_engine::cache::LayerRef {
-        digest: info.digest.to_string(),
-        diff_id: info.diff_id.to_string(),
+        digest: info.digest.clone(),
+        diff_id: info.diff_id.clone(),
         size: info.size,
         uncompressed_size: info.uncompressed_size,
         media_type: info.media_type.clone(),

@@ -61,6 +61,11 @@ pub struct Limits {
     pub no_new_privileges: bool,
     /// `seccomp=unconfined`.
     pub seccomp_unconfined: bool,
+    /// `systempaths=unconfined`: /proc and /sys without masked or
+    /// read-only paths. (Defaulted: a container recorded before it existed
+    /// still reads.)
+    #[serde(default)]
+    pub systempaths_unconfined: bool,
     /// Run an init as PID 1 (the caller provides it).
     pub init: bool,
 }
@@ -132,10 +137,13 @@ impl Limits {
                     l.no_new_privileges = true
                 }
                 "seccomp=unconfined" | "seccomp:unconfined" => l.seccomp_unconfined = true,
+                "systempaths=unconfined" | "systempaths:unconfined" => {
+                    l.systempaths_unconfined = true
+                }
                 other => {
                     return Err(invalid(format!(
-                        "unsupported --security-opt {other:?}: strata knows no-new-privileges and \
-                         seccomp=unconfined"
+                        "unsupported --security-opt {other:?}: strata knows no-new-privileges, \
+                         seccomp=unconfined and systempaths=unconfined"
                     )))
                 }
             }
@@ -161,6 +169,7 @@ impl Limits {
         extra.cap_add = self.cap_add.clone();
         extra.cap_drop = self.cap_drop.clone();
         extra.seccomp_unconfined = self.seccomp_unconfined;
+        extra.systempaths_unconfined = self.systempaths_unconfined;
         for u in &self.ulimits {
             extra.ulimits.push(Ulimit::parse(u)?);
         }

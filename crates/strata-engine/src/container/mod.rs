@@ -134,7 +134,7 @@ impl ContainerPlan {
         opts: &RunOptions,
     ) -> Result<ContainerPlan, ContainerError> {
         let loaded = load_for_platform(store, image, opts.platform.as_deref())?;
-        let cfg = &loaded.config.config;
+        let cfg = loaded.config.runtime();
         let (entrypoint, cmd) = entrypoint_and_cmd(
             cfg.entrypoint.as_deref().unwrap_or_default(),
             cfg.cmd.as_deref().unwrap_or_default(),
@@ -150,11 +150,11 @@ impl ContainerPlan {
             .or_else(|| (!cfg.working_dir.is_empty()).then(|| cfg.working_dir.clone()))
             .unwrap_or_else(|| "/".into());
         let user = opts.user.clone().unwrap_or_else(|| cfg.user.clone());
-        let stop_signal = if cfg.stop_signal.is_empty() {
-            "SIGTERM".into()
-        } else {
-            cfg.stop_signal.clone()
-        };
+        let stop_signal = cfg
+            .stop_signal
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "SIGTERM".into());
         Ok(ContainerPlan {
             image_name: image.to_string(),
             image: loaded,
@@ -340,7 +340,7 @@ pub fn commit_layer(
 ) -> Result<crate::cache::LayerRef, ContainerError> {
     let info = strata_store::LayerWriter::new(store.blobs(), crate::run_step::layer_options(None))
         .write_dir(upper, Some(lease))?;
-    Ok(crate::run_step::layer_ref(&info))
+    Ok(info.to_record())
 }
 
 #[cfg(test)]

@@ -4,14 +4,14 @@
 
 /// A parsed `--chmod` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Chmod {
+pub(crate) enum Chmod {
     Octal(u32),
     Symbolic(Vec<Clause>),
 }
 
 /// One `who op perms` clause of a symbolic mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Clause {
+pub(crate) struct Clause {
     /// Bit mask of the classes (u = 0o4700, g = 0o2070, o = 0o1007).
     who: u32,
     op: char,
@@ -30,12 +30,15 @@ struct Perms {
     t: bool,
 }
 
+/// A `--chmod` value that is neither octal nor symbolic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --chmod={0}: use an octal mode such as 755 or a symbolic one such as u+x,g-w")]
+pub struct InvalidChmod(pub String);
+
 impl Chmod {
     /// Parses `--chmod=VALUE`; the error says which forms are accepted.
-    pub fn parse(v: &str) -> Result<Chmod, String> {
-        let bad = || {
-            format!("invalid --chmod={v}: use an octal mode such as 755 or a symbolic one such as u+x,g-w")
-        };
+    pub(crate) fn parse(v: &str) -> Result<Chmod, InvalidChmod> {
+        let bad = || InvalidChmod(v.to_string());
         if !v.is_empty() && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
             let m = u32::from_str_radix(v, 8).map_err(|_| bad())?;
             return if m <= 0o7777 {
@@ -80,7 +83,7 @@ impl Chmod {
     }
 
     /// The resulting permission bits for an entry whose mode is `mode`.
-    pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
+    pub(crate) fn apply(&self, mode: u32, is_dir: bool) -> u32 {
         match self {
             Chmod::Octal(m) => *m,
             Chmod::Symbolic(clauses) => {

@@ -23,26 +23,60 @@ use strata_store::LayerBuilder;
 use crate::context::{BuildContext, ContextError};
 use crate::rootfs::resolve_in_root;
 
-pub mod chmod;
+pub(crate) mod chmod;
+mod chown;
 mod writer;
 
-pub use chmod::Chmod;
+pub(crate) use chmod::Chmod;
+pub use chmod::InvalidChmod;
+pub(crate) use chown::resolve_chown;
+pub use chown::ChownError;
 use writer::Writer;
 
+/// Why a COPY or ADD failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
-    #[error("{0}")]
+    /// A source could not be read from the build context.
+    #[error(transparent)]
     Context(#[from] ContextError),
-    #[error("{0}")]
+    /// The layer could not be written.
+    #[error(transparent)]
     Store(#[from] strata_store::StoreError),
+    /// The sources or flags cannot be copied as asked.
     #[error("{0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
+    /// A file could not be read or written.
+    #[error("{path}")]
     Io {
+        /// The file.
         path: String,
+        /// Why.
         #[source]
         source: io::Error,
     },
+    /// A wildcard source is malformed.
+    #[error(transparent)]
+    Glob(#[from] crate::glob::GlobError),
+    /// `--chmod` is malformed.
+    #[error(transparent)]
+    Chmod(#[from] chmod::InvalidChmod),
+    /// `--exclude` has a malformed pattern.
+    #[error("--exclude")]
+    Exclude(#[source] strata_frontend::Error),
+    /// `--chown` names no user or group of the stage.
+    #[error("{instruction} --chown={spec}")]
+    Chown {
+        /// COPY or ADD.
+        instruction: &'static str,
+        /// The `--chown` value.
+        spec: String,
+        /// Why.
+        #[source]
+        source: ChownError,
+    },
+    /// The sources mix kinds one instruction cannot take.
+    #[error("{0}")]
+    Sources(&'static str),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
@@ -53,7 +87,7 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + '_ {
 }
 
 /// Where sources come from.
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// The build context (with .dockerignore applied).
     Context(&'a BuildContext),
     /// Another stage's or an image's root filesystem (or a directory the
@@ -62,7 +96,7 @@ pub enum Source<'a> {
 }
 
 /// One COPY/ADD, already expanded by the frontend.
-pub struct CopyParams<'a> {
+pub(crate) struct CopyParams<'a> {
     pub srcs: &'a [String],
     pub dest: &'a str,
     /// The stage's WORKDIR (absolute).
@@ -90,7 +124,7 @@ pub struct CopyParams<'a> {
 
 /// The destination, absolute and cleaned, and whether it names a directory
 /// by its spelling (trailing `/`, `.`).
-pub fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
+pub(crate) fn resolve_dest(dest: &str, workdir: &str) -> (String, bool) {
     // An empty destination (`COPY src $UNSET`) is `.`: WORKDIR itself.
     let dir_hint = dest.is_empty()
         || dest.ends_with('/')
@@ -199,7 +233,7 @@ fn expand_sources(source: &Source<'_>, srcs: &[String]) -> Result<Vec<Expanded>,
 /// Writes the layer for one COPY/ADD into `layer`. `stage_root` is the
 /// current stage's root filesystem (read-only), used to tell which
 /// destination directories exist already.
-pub fn copy_into_layer(
+pub(crate) fn copy_into_layer(
     layer: &mut LayerBuilder,
     source: &Source<'_>,
     stage_root: &Path,
@@ -365,8 +399,7 @@ fn expand_in_rootfs(root: &Path, src: &str) -> Result<Vec<(PathBuf, PathBuf)>, C
     }
     // Resolve the directory part in-root, then match the wildcard segments.
     let rel = src.trim_start_matches('/');
-    let found = crate::glob::expand(root, rel, &|_| false)
-        .map_err(|e| CopyError::Invalid(e.to_string()))?;
+    let found = crate::glob::expand(root, rel, &|_| false)?;
     if found.is_empty() {
         return Err(not_found());
     }
@@ -418,7 +451,7 @@ fn walk_host(
 
 /// True when the file is a tar archive, plain or compressed (gzip, zstd,
 /// bzip2, xz), judged by its first bytes as Docker does.
-pub fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
+pub(crate) fn is_tar_archive(path: &Path) -> Result<bool, CopyError> {
     let open = || strata_store::safe_path::open_regular(path, false).map_err(io_err(path));
     let mut f = open()?;
     let mut head = [0u8; 6];

@@ -76,7 +76,7 @@ impl Writer<'_> {
     /// Emits the missing parents of `path` (see `created_dir_meta`), and
     /// existing ones with their current metadata so that the layer is
     /// self-contained without changing them.
-    pub fn ensure_parents(&mut self, path: &Path) -> Result<(), CopyError> {
+    pub(super) fn ensure_parents(&mut self, path: &Path) -> Result<(), CopyError> {
         if self.dry_run {
             return Ok(());
         }
@@ -128,7 +128,7 @@ impl Writer<'_> {
     /// existing one is left as it is; a new one is `created_dir_meta`
     /// whatever the source directory's mode (as BuildKit). Its parents are
     /// `ensure_parents`'.
-    pub fn dest_dir(&mut self, path: &Path) -> Result<(), CopyError> {
+    pub(super) fn dest_dir(&mut self, path: &Path) -> Result<(), CopyError> {
         self.ensure_parents(path)?;
         if self.dry_run || path == Path::new("/") || self.emitted.contains(path) {
             return Ok(());
@@ -146,7 +146,12 @@ impl Writer<'_> {
         Ok(())
     }
 
-    pub fn entry(&mut self, target: &Path, src: &Path, m: &fs::Metadata) -> Result<(), CopyError> {
+    pub(super) fn entry(
+        &mut self,
+        target: &Path,
+        src: &Path,
+        m: &fs::Metadata,
+    ) -> Result<(), CopyError> {
         let ft = m.file_type();
         if ft.is_dir() {
             return self.dir(target, m);
@@ -199,7 +204,7 @@ impl Writer<'_> {
     }
 
     /// ADD of a local archive: its entries go under `dest`.
-    pub fn extract(&mut self, archive: &Path, dest: &str) -> Result<(), CopyError> {
+    pub(super) fn extract(&mut self, archive: &Path, dest: &str) -> Result<(), CopyError> {
         if self.dry_run {
             return Ok(());
         }

@@ -16,7 +16,9 @@ use crate::images::{load_image, BaseImage, ImageError};
 /// A path and its bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathSize {
+    /// The path in the image.
     pub path: String,
+    /// Its bytes.
     pub bytes: u64,
 }
 
@@ -25,6 +27,7 @@ pub struct PathSize {
 pub struct LayerInfo {
     /// 1-based, base first.
     pub index: usize,
+    /// The layer's diff ID.
     pub diff_id: String,
     /// Uncompressed bytes.
     pub size: u64,
@@ -34,20 +37,28 @@ pub struct LayerInfo {
     pub base: bool,
     /// Regular files in the layer.
     pub files: u64,
+    /// The directories that take the most bytes.
     pub top_dirs: Vec<PathSize>,
+    /// The largest files.
     pub top_files: Vec<PathSize>,
 }
 
 /// Bytes one layer added that a later layer deleted or overwrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct Waste {
+    /// The layer (from 1) that added the bytes.
     pub added_by_layer: usize,
+    /// The step that made it.
     pub added_by: Option<String>,
+    /// The layer that deleted or overwrote them.
     pub wasted_by_layer: usize,
+    /// The step that made it.
     pub wasted_by: Option<String>,
     /// `deleted` (a whiteout) or `overwritten`.
     pub how: &'static str,
+    /// Bytes wasted.
     pub bytes: u64,
+    /// Files wasted.
     pub files: u64,
     /// The largest of those files.
     pub top: Vec<PathSize>,
@@ -57,6 +68,7 @@ pub struct Waste {
 #[derive(Debug, Clone, Serialize)]
 pub struct StageInfo {
     #[serde(flatten)]
+    /// What the build record says of it.
     pub record: record::StageRecord,
     /// The final image is (built on) this stage.
     pub in_final: bool,
@@ -69,21 +81,30 @@ pub struct StageInfo {
 /// The recorded stages.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stages {
+    /// The target stage's label.
     pub target: String,
+    /// The stages that ran.
     pub stages: Vec<StageInfo>,
+    /// Every `COPY --from` between them.
     pub copies: Vec<CopyRecord>,
 }
 
 /// What `image explain` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
+    /// The image ID.
     pub id: String,
+    /// Its tags.
     pub tags: Vec<String>,
+    /// Its uncompressed size.
     pub size: u64,
     /// Bytes of the base image's layers.
     pub base_size: u64,
+    /// Its layers, bottom first.
     pub layers: Vec<LayerInfo>,
+    /// Bytes added by a layer and removed by a later one.
     pub wasted_bytes: u64,
+    /// Where they are.
     pub wasted: Vec<Waste>,
     /// Present for images strata built and recorded.
     pub stages: Option<Stages>,
@@ -92,24 +113,34 @@ pub struct Explanation {
 /// The one-line summary after a build.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
+    /// The image's uncompressed size.
     pub size: u64,
     /// The final stage's base image (from the build record).
     pub base: Option<String>,
+    /// The base's uncompressed size.
     pub base_size: u64,
     /// The largest layer the build's own steps made: step and bytes.
     pub largest_step: Option<(String, u64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why an image could not be explained.
 pub enum ExplainError {
     #[error(transparent)]
+    /// The image could not be loaded.
     Image(#[from] ImageError),
-    #[error("image {image}: layer {layer} ({digest}): {message}")]
+    /// A layer could not be read.
+    #[error("image {image}: layer {layer} ({digest})")]
     Layer {
+        /// The image as named.
         image: String,
+        /// The layer's number (from 1).
         layer: usize,
+        /// Its blob digest.
         digest: String,
-        message: String,
+        /// Why.
+        #[source]
+        source: Box<super::needs::ImageFsError>,
     },
 }
 
@@ -160,15 +191,15 @@ pub fn explain_image(store: &Store, name: &str, top: usize) -> Result<Explanatio
     for (i, l) in img.layers.iter().enumerate() {
         let stats = walker
             .layer(store, &img, i, top)
-            .map_err(|message| ExplainError::Layer {
+            .map_err(|source| ExplainError::Layer {
                 image: name.to_string(),
                 layer: i + 1,
-                digest: l.digest.clone(),
-                message,
+                digest: l.digest.to_string(),
+                source: Box::new(source),
             })?;
         layers.push(LayerInfo {
             index: i + 1,
-            diff_id: l.diff_id.clone(),
+            diff_id: l.diff_id.to_string(),
             size: l.uncompressed_size,
             step: steps[i].clone(),
             base: i < nbase,
@@ -386,23 +417,27 @@ impl Walker {
         img: &BaseImage,
         i: usize,
         top: usize,
-    ) -> Result<LayerStats, String> {
+    ) -> Result<LayerStats, super::needs::ImageFsError> {
         let l = &img.layers[i];
-        let digest = l.digest.parse::<Digest>().map_err(|e| e.to_string())?;
-        let mut file = store.blobs().open(&digest).map_err(|e| e.to_string())?;
-        let reader: Box<dyn Read + '_> =
-            strata_store::diff::decompressed(&mut file).map_err(|e| e.to_string())?;
+        let digest = l.digest.clone();
+        let mut file = store.blobs().open(&digest)?;
+        let reader: Box<dyn Read + '_> = strata_store::diff::decompressed(&mut file)?;
         self.walk(reader, i, top)
     }
 
     /// Reads layer `i` (an uncompressed tar stream).
-    fn walk(&mut self, reader: impl Read, i: usize, top: usize) -> Result<LayerStats, String> {
+    fn walk(
+        &mut self,
+        reader: impl Read,
+        i: usize,
+        top: usize,
+    ) -> Result<LayerStats, super::needs::ImageFsError> {
         let mut archive = tar::Archive::new(reader);
         let mut files = 0u64;
         let mut top_files = TopN::new(top);
         let mut dirs: HashMap<String, u64> = HashMap::new();
-        for entry in archive.entries().map_err(|e| e.to_string())? {
-            let entry = entry.map_err(|e| e.to_string())?;
+        for entry in archive.entries()? {
+            let entry = entry?;
             let path = clean(&entry.path_bytes());
             if path.is_empty() {
                 continue;

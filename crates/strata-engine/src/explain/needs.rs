@@ -9,7 +9,6 @@ use std::io::Read;
 use object::elf;
 use object::read::elf::{ElfFile, FileHeader, ProgramHeader};
 use serde::Serialize;
-use strata_oci::Digest;
 use strata_store::Store;
 
 use super::analyze::clean;
@@ -29,6 +28,39 @@ enum Node {
     Other,
 }
 
+/// Why an image's files could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageFsError {
+    /// The image could not be loaded.
+    #[error(transparent)]
+    Image(#[from] crate::images::ImageError),
+    /// A layer's digest is malformed.
+    #[error(transparent)]
+    Digest(#[from] strata_oci::DigestError),
+    /// A layer blob could not be opened or decompressed.
+    #[error(transparent)]
+    Store(#[from] strata_store::StoreError),
+    /// A layer's tar stream could not be read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// No such path in the image.
+    #[error("{0}: not in the image")]
+    NotInImage(String),
+    /// The path is not a regular file.
+    #[error("{0}: not a regular file")]
+    NotAFile(String),
+    /// The path's layer does not hold it (a corrupt index).
+    #[error("{0}: not found in its layer")]
+    NotInLayer(String),
+    /// The file is not an ELF binary.
+    #[error("not an ELF file")]
+    NotElf,
+    /// The ELF binary could not be parsed.
+    #[error(transparent)]
+    Elf(#[from] object::read::Error),
+}
+
 /// The merged view of an image's layers: every visible path (relative,
 /// no leading `/`), read once as streams.
 pub struct ImageFs<'s> {
@@ -38,25 +70,22 @@ pub struct ImageFs<'s> {
 }
 
 /// A layer blob as a tar stream (decompressed as it is read).
-fn open_layer(file: &mut std::fs::File) -> Result<tar::Archive<Box<dyn Read + '_>>, String> {
-    let r = strata_store::diff::decompressed(file).map_err(|e| e.to_string())?;
+fn open_layer(file: &mut std::fs::File) -> Result<tar::Archive<Box<dyn Read + '_>>, ImageFsError> {
+    let r = strata_store::diff::decompressed(file)?;
     Ok(tar::Archive::new(r))
 }
 
 impl<'s> ImageFs<'s> {
     /// Indexes the image `name`.
-    pub fn open(store: &'s Store, name: &str) -> Result<ImageFs<'s>, String> {
-        let img = load_image(store, name).map_err(|e| e.to_string())?;
+    pub fn open(store: &'s Store, name: &str) -> Result<ImageFs<'s>, ImageFsError> {
+        let img = load_image(store, name)?;
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         for i in 0..img.layers.len() {
-            let digest = img.layers[i]
-                .digest
-                .parse::<Digest>()
-                .map_err(|e| e.to_string())?;
-            let mut f = store.blobs().open(&digest).map_err(|e| e.to_string())?;
+            let digest = img.layers[i].digest.clone();
+            let mut f = store.blobs().open(&digest)?;
             let mut ar = open_layer(&mut f)?;
-            for e in ar.entries().map_err(|e| e.to_string())? {
-                let e = e.map_err(|e| e.to_string())?;
+            for e in ar.entries()? {
+                let e = e?;
                 let path = clean(&e.path_bytes());
                 let (parent, base) = match path.rsplit_once('/') {
                     Some((p, b)) => (p.to_string(), b.to_string()),
@@ -179,36 +208,29 @@ impl<'s> ImageFs<'s> {
     }
 
     /// The contents of a regular file (symlinks followed).
-    pub fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+    pub fn read(&self, path: &str) -> Result<Vec<u8>, ImageFsError> {
         let real = self
             .resolve(path)
-            .ok_or_else(|| format!("{path}: not in the image"))?;
+            .ok_or_else(|| ImageFsError::NotInImage(path.to_string()))?;
         let key = real.trim_start_matches('/').to_string();
         let Some(Node::File {
             layer, path: key, ..
         }) = self.nodes.get(&key)
         else {
-            return Err(format!("{path}: not a regular file"));
+            return Err(ImageFsError::NotAFile(path.to_string()));
         };
-        let digest = self.img.layers[*layer]
-            .digest
-            .parse::<Digest>()
-            .map_err(|e| e.to_string())?;
-        let mut f = self
-            .store
-            .blobs()
-            .open(&digest)
-            .map_err(|e| e.to_string())?;
+        let digest = self.img.layers[*layer].digest.clone();
+        let mut f = self.store.blobs().open(&digest)?;
         let mut ar = open_layer(&mut f)?;
-        for e in ar.entries().map_err(|e| e.to_string())? {
-            let mut e = e.map_err(|e| e.to_string())?;
+        for e in ar.entries()? {
+            let mut e = e?;
             if clean(&e.path_bytes()) == *key {
                 let mut out = Vec::with_capacity(e.size() as usize);
-                e.read_to_end(&mut out).map_err(|e| e.to_string())?;
+                e.read_to_end(&mut out)?;
                 return Ok(out);
             }
         }
-        Err(format!("{path}: not found in its layer"))
+        Err(ImageFsError::NotInLayer(path.to_string()))
     }
 
     /// The size of a regular file (symlinks followed).
@@ -230,11 +252,14 @@ pub struct ElfInfo {
     pub needed: Vec<String>,
     /// DT_RUNPATH / DT_RPATH directories.
     pub runpath: Vec<String>,
+    /// A 64-bit ELF.
     pub class64: bool,
 }
 
-fn parse_elf<Elf: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Result<ElfInfo, String> {
-    let f = ElfFile::<Elf>::parse(data).map_err(|e| e.to_string())?;
+fn parse_elf<Elf: FileHeader<Endian = object::Endianness>>(
+    data: &[u8],
+) -> Result<ElfInfo, ImageFsError> {
+    let f = ElfFile::<Elf>::parse(data)?;
     let endian = f.endian();
     let mut info = ElfInfo::default();
     for ph in f.elf_program_headers() {
@@ -258,9 +283,9 @@ fn parse_elf<Elf: FileHeader<Endian = object::Endianness>>(data: &[u8]) -> Resul
 }
 
 /// Reads the interpreter and needed libraries of an ELF file.
-pub fn elf_info(data: &[u8]) -> Result<ElfInfo, String> {
+pub fn elf_info(data: &[u8]) -> Result<ElfInfo, ImageFsError> {
     if data.len() < 5 || &data[..4] != b"\x7fELF" {
-        return Err("not an ELF file".into());
+        return Err(ImageFsError::NotElf);
     }
     if data[4] == 2 {
         parse_elf::<elf::FileHeader64<object::Endianness>>(data).map(|mut i| {
@@ -277,9 +302,11 @@ pub fn elf_info(data: &[u8]) -> Result<ElfInfo, String> {
 pub struct Needs {
     /// The program as named, and where it really is.
     pub program: String,
+    /// The path it resolves to (symlinks followed).
     pub real_path: String,
     /// Not an ELF file (a script, say): what its `#!` line names, if any.
     pub script_interpreter: Option<String>,
+    /// Whether it is an ELF binary.
     pub elf: bool,
     /// The loader (absolute path in the image), for a dynamic ELF.
     pub interpreter: Option<String>,
@@ -310,10 +337,10 @@ fn default_lib_dirs(machine_dir: &str) -> Vec<String> {
 }
 
 /// What `program` (an absolute path in the image) needs to run.
-pub fn needs(fs: &ImageFs<'_>, program: &str) -> Result<Needs, String> {
+pub fn needs(fs: &ImageFs<'_>, program: &str) -> Result<Needs, ImageFsError> {
     let real = fs
         .resolve(program)
-        .ok_or_else(|| format!("{program}: not in the image"))?;
+        .ok_or_else(|| ImageFsError::NotInImage(program.to_string()))?;
     let data = fs.read(program)?;
     let mut out = Needs {
         program: program.to_string(),

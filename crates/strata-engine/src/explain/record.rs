@@ -1,6 +1,6 @@
 //! The build record: what each stage of a multi-stage build weighed and
 //! what the final image took from the others (`COPY --from`). Written by
-//! [`crate::build`] as an image note in the store's metadata db (never in
+//! [`crate::build()`] as an image note in the store's metadata db (never in
 //! the config: the image ID does not change), read by `image explain` and
 //! the build summary.
 
@@ -12,17 +12,18 @@ use strata_oci::Digest;
 use strata_store::Store;
 
 use crate::cache::LayerRef;
-use crate::config::ImageConfigDoc;
-use crate::stage::{stage_label, StageState};
+use crate::config::ImageConfig;
+use crate::state::{stage_label, StageState};
 
 /// The note kind the record is stored under.
-pub const NOTE_KIND: &str = "build";
+pub(crate) const NOTE_KIND: &str = "build";
 
 /// One build's record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
     /// The target stage's label.
     pub target: String,
+    /// The stages that ran, in build order.
     pub stages: Vec<StageRecord>,
     /// Every `COPY --from=STAGE` of the built stages.
     pub copies: Vec<CopyRecord>,
@@ -31,6 +32,7 @@ pub struct BuildRecord {
 /// One stage that ran.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StageRecord {
+    /// The stage's index in the Dockerfile.
     pub index: usize,
     /// The stage's name, else `stage-N`.
     pub name: String,
@@ -38,9 +40,11 @@ pub struct StageRecord {
     pub base: String,
     /// Layers (and their uncompressed bytes) the stage got from its base.
     pub base_layers: usize,
+    /// Uncompressed bytes of the base's layers.
     pub base_size: u64,
     /// Layers (and bytes) its own steps added.
     pub layers: usize,
+    /// Uncompressed bytes of its own layers.
     pub size: u64,
     /// Whether this is the target stage.
     pub target: bool,
@@ -62,6 +66,7 @@ pub struct CopyRecord {
     pub from: String,
     /// Source paths as written, and the destination.
     pub paths: Vec<String>,
+    /// The destination.
     pub dest: String,
     /// Uncompressed bytes of the layer the copy made.
     pub bytes: u64,
@@ -71,7 +76,7 @@ pub struct CopyRecord {
 
 /// Pairs a config's non-empty history entries with its layers: the step
 /// (`created_by`) that made each layer, `None` when the history is short.
-pub fn layer_steps(config: &ImageConfigDoc, layers: usize) -> Vec<Option<String>> {
+pub fn layer_steps(config: &ImageConfig, layers: usize) -> Vec<Option<String>> {
     let made: Vec<Option<String>> = config
         .history
         .iter()
@@ -100,7 +105,7 @@ fn bytes(layers: &[LayerRef]) -> u64 {
 /// Builds the record from the plan and the stages' final states.
 /// `base_layers(stage)` is how many layers the stage's base image had
 /// (image bases only; scratch and stage bases are known here).
-pub fn record(
+pub(crate) fn record(
     plan: &Plan,
     states: &BTreeMap<usize, StageState>,
     base_layers: &dyn Fn(usize) -> Option<usize>,
@@ -172,12 +177,14 @@ pub fn record(
 }
 
 /// Stores the record beside the image.
-pub fn save(store: &Store, image: &Digest, rec: &BuildRecord) -> Result<(), String> {
-    let json = serde_json::to_string(rec).map_err(|e| e.to_string())?;
-    store
-        .meta()
-        .put_image_note(image, NOTE_KIND, &json)
-        .map_err(|e| e.to_string())
+pub fn save(
+    store: &Store,
+    image: &Digest,
+    rec: &BuildRecord,
+) -> Result<(), strata_store::StoreError> {
+    // A record of strings and numbers always serializes.
+    let json = serde_json::to_string(rec).unwrap_or_default();
+    store.meta().put_image_note(image, NOTE_KIND, &json)
 }
 
 /// The record of the build that made `image`, when strata built it.
@@ -189,29 +196,30 @@ pub fn load(store: &Store, image: &Digest) -> Option<BuildRecord> {
 /// After a build: records it for `image explain` (a failure to record is
 /// logged, never fails the build).
 pub(crate) fn save_for_build(
-    b: &crate::build::Builder<'_>,
+    pass: &crate::pass::Pass<'_>,
     states: &BTreeMap<usize, StageState>,
     image: &Digest,
 ) {
+    let s = pass.session;
     let base_layers = |i: usize| -> Option<usize> {
-        let Base::Image(name) = &b.plan.stages[i].base else {
+        let Base::Image(name) = &pass.plan.stages[i].base else {
             return None;
         };
-        let id = match b.named.get(&name.to_ascii_lowercase()) {
+        let id = match pass.inputs.named(name) {
             Some(crate::named::Named::Image(id)) => id.clone(),
             Some(crate::named::Named::Dir(_)) => return Some(1),
-            None => b
+            None => s
                 .images
-                .resolve_for(name, &b.platform, b.events)
+                .resolve_for(name, &pass.platform, s.events)
                 .ok()?
                 .to_string(),
         };
-        crate::images::load_image(b.store, &id)
+        crate::images::load_image(s.store, &id)
             .ok()
             .map(|img| img.layers.len())
     };
-    let rec = record(b.plan, states, &base_layers);
-    if let Err(e) = save(b.store, image, &rec) {
+    let rec = record(pass.plan, states, &base_layers);
+    if let Err(e) = save(s.store, image, &rec) {
         tracing::warn!("recording the build of {image}: {e}");
     }
 }

@@ -12,13 +12,19 @@ use std::path::{Path, PathBuf};
 use strata_frontend::{FromRef, Mount, MountKind};
 use strata_runtime::{BindMount, MountSpec};
 
-use crate::build::{Builder, TempDir};
+use crate::config::ConfigEditor as _;
 use crate::mounts::MountedRootfs;
+use crate::named::Named;
 use crate::rootfs::resolve_in_root;
-use crate::stage::StageState;
+use crate::state::StageState;
+use crate::step_env::StepEnv;
+use crate::tempdir::TempDir;
 
 mod cache;
+mod error;
 mod secret;
+
+pub use error::RunMountError;
 
 /// The runtime side of a RUN's mounts.
 pub(crate) struct RunMounts {
@@ -40,9 +46,12 @@ enum PointKind {
 }
 
 impl RunMounts {
-    fn point(&self, target: &str, kind: PointKind) -> Result<(), String> {
+    fn point(&self, target: &str, kind: PointKind) -> Result<(), RunMountError> {
         let p = self.placeholders.0.join(target.trim_start_matches('/'));
-        let e = |x: std::io::Error| format!("creating mount point {target}: {x}");
+        let e = |source| RunMountError::Point {
+            target: target.to_string(),
+            source,
+        };
         match kind {
             PointKind::Dir => std::fs::create_dir_all(&p).map_err(e),
             PointKind::File => {
@@ -54,7 +63,7 @@ impl RunMounts {
         }
     }
 
-    fn bind(&mut self, source: PathBuf, target: &str, readonly: bool) -> Result<(), String> {
+    fn bind(&mut self, source: PathBuf, target: &str, readonly: bool) -> Result<(), RunMountError> {
         let kind = if source.is_dir() {
             PointKind::Dir
         } else {
@@ -77,16 +86,19 @@ impl RunMounts {
         store: &strata_store::Store,
         name: &str,
         content: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, RunMountError> {
         use std::os::unix::fs::PermissionsExt;
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(format!("heredoc name {name:?} cannot be a file name"));
+            return Err(RunMountError::ScriptName(name.to_string()));
         }
-        let dir = TempDir::new(store, "script").map_err(|e| e.to_string())?;
+        let dir = TempDir::new(store, "script")?;
         let path = dir.0.join(name);
-        std::fs::write(&path, content).map_err(|e| format!("heredoc {name}: {e}"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("heredoc {name}: {e}"))?;
+        let e = |source| RunMountError::Script {
+            name: name.to_string(),
+            source,
+        };
+        std::fs::write(&path, content).map_err(e)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(e)?;
         let target = format!("/dev/pipes/{name}");
         self.bind(path, &target, true)?;
         self._keep.push(Box::new(dir));
@@ -95,20 +107,20 @@ impl RunMounts {
 }
 
 /// Parses a mode option (`0755`, `755`).
-fn parse_mode(v: Option<&str>, default: u32) -> Result<u32, String> {
+fn parse_mode(v: Option<&str>, default: u32) -> Result<u32, RunMountError> {
     match v {
         None => Ok(default),
-        Some(m) => u32::from_str_radix(m, 8)
-            .map_err(|_| format!("invalid mode={m}: use an octal mode such as 0755")),
+        Some(m) => u32::from_str_radix(m, 8).map_err(|_| RunMountError::InvalidMode(m.to_string())),
     }
 }
 
-fn parse_id(v: Option<&str>, what: &str) -> Result<u32, String> {
+fn parse_id(v: Option<&str>, what: &'static str) -> Result<u32, RunMountError> {
     match v {
         None => Ok(0),
-        Some(n) => n
-            .parse()
-            .map_err(|_| format!("invalid {what}={n}: use a number")),
+        Some(n) => n.parse().map_err(|_| RunMountError::InvalidId {
+            what,
+            value: n.to_string(),
+        }),
     }
 }
 
@@ -137,234 +149,234 @@ pub(crate) struct BindInput {
     pub files: Option<crate::whymiss::FileSet>,
 }
 
-impl Builder<'_> {
-    /// Prepares the mounts of one RUN on the stage state `st`.
-    pub(crate) fn prepare_mounts(
-        &self,
-        mounts: &[Mount],
-        st: &StageState,
-        deps: &std::collections::BTreeMap<usize, StageState>,
-    ) -> Result<RunMounts, String> {
-        let placeholders =
-            TempDir::new(self.store, "mnt").map_err(|e| format!("mount points: {e}"))?;
-        let mut rm = RunMounts {
-            specs: Vec::new(),
-            env: Vec::new(),
-            placeholders,
-            _keep: Vec::new(),
-        };
-        let workdir = st.config.workdir().to_string();
-        for m in mounts {
-            let target = m.target.as_deref().map(|t| absolute(t, &workdir));
-            if target.as_deref() == Some("/") {
-                // runc would mount over the rootfs it is setting up (and
-                // fail with "error closing exec fds").
-                let kind = format!("{:?}", m.kind).to_ascii_lowercase();
-                return Err(format!(
-                    "--mount=type={kind},target={}: a mount cannot cover the root filesystem: choose a directory such as /mnt or /root/.cache",
-                    m.target.as_deref().unwrap_or("/")
-                ));
-            }
-            match m.kind {
-                MountKind::Bind => {
-                    let target = target.ok_or("a bind mount needs target=")?;
-                    self.bind_mount(&mut rm, m, &target, deps)?;
-                }
-                MountKind::Cache => {
-                    let target = target.ok_or("a cache mount needs target=")?;
-                    self.cache_mount(&mut rm, m, &target, deps)?;
-                }
-                MountKind::Tmpfs => {
-                    let target = target.ok_or("a tmpfs mount needs target=")?;
-                    rm.point(&target, PointKind::Dir)?;
-                    let size = option(m, "size").map(parse_size).transpose()?;
-                    rm.specs.push(MountSpec::Tmpfs {
-                        destination: target,
-                        size,
-                        mode: Some(parse_mode(m.mode.as_deref(), 0o1777)?),
-                    });
-                }
-                MountKind::Secret => self.secret_mount(&mut rm, m, target)?,
-                MountKind::Ssh => self.ssh_mount(&mut rm, m, target)?,
-            }
-        }
-        Ok(rm)
-    }
-
-    /// The content digests of what this RUN's bind mounts show, one per
-    /// bind mount, for the step's cache key: the context (or a named
-    /// context directory) by the content of the mounted `source`, as COPY
-    /// digests its sources; a stage by its key (which covers its content);
-    /// an image by its ID. Each comes with a label and, for a directory,
-    /// the files hashed (to explain a cache miss).
-    pub(crate) fn bind_mount_inputs(
-        &self,
-        mounts: &[Mount],
-        deps: &std::collections::BTreeMap<usize, StageState>,
-    ) -> Result<Vec<BindInput>, String> {
-        let mut out = Vec::new();
-        for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
-            let source = m.source.as_deref().unwrap_or("/");
-            let what = |e: String| format!("--mount=type=bind,source={source}: {e}");
-            let mut files = None;
-            let mut label = format!("bind mount source={source}");
-            let digest = match m.from.as_ref() {
-                None => {
-                    let (d, l) = self
-                        .context_digest_listed(self.context, &[source.to_string()])
-                        .map_err(what)?;
-                    files = Some(l);
-                    d
-                }
-                Some(FromRef::Stage(i)) => {
-                    let dep = deps
-                        .get(i)
-                        .ok_or_else(|| format!("stage {i} was not built"))?;
-                    label.push_str(&format!(
-                        " from stage {}",
-                        crate::stage::stage_label(&self.plan.stages[*i])
-                    ));
-                    format!("stage:{}", dep.key.0)
-                }
-                Some(FromRef::Image(name)) => {
-                    label.push_str(&format!(" from {name}"));
-                    match self.named.get(&name.to_ascii_lowercase()) {
-                        Some(crate::named::Named::Dir(d)) => {
-                            let ctx = crate::context::BuildContext::open(
-                                d,
-                                Box::new(crate::context::NoIgnore),
-                                None,
-                            )
-                            .map_err(|e| what(e.to_string()))?;
-                            let (d, l) = self
-                                .context_digest_listed(&ctx, &[source.to_string()])
-                                .map_err(what)?;
-                            files = Some(l);
-                            d
-                        }
-                        Some(crate::named::Named::Image(id)) => format!("image:{id}"),
-                        None => format!("image:{}", self.images.resolve(name, self.events)?),
-                    }
-                }
-            };
-            out.push(BindInput {
-                digest,
-                label,
-                files,
+/// Prepares the mounts of one RUN on the stage state `st`.
+pub(crate) fn prepare_mounts(
+    env: &StepEnv<'_>,
+    mounts: &[Mount],
+    st: &StageState,
+) -> Result<RunMounts, RunMountError> {
+    let placeholders = env
+        .session
+        .temp_dir("mnt")
+        .map_err(RunMountError::Placeholders)?;
+    let mut rm = RunMounts {
+        specs: Vec::new(),
+        env: Vec::new(),
+        placeholders,
+        _keep: Vec::new(),
+    };
+    let workdir = st.config.workdir().to_string();
+    for m in mounts {
+        let target = m.target.as_deref().map(|t| absolute(t, &workdir));
+        if target.as_deref() == Some("/") {
+            // runc would mount over the rootfs it is setting up (and
+            // fail with "error closing exec fds").
+            let kind = format!("{:?}", m.kind).to_ascii_lowercase();
+            return Err(RunMountError::CoversRoot {
+                kind,
+                target: m.target.as_deref().unwrap_or("/").to_string(),
             });
         }
-        Ok(out)
+        match m.kind {
+            MountKind::Bind => {
+                let target = target.ok_or(RunMountError::NeedsTarget("bind"))?;
+                bind_mount(env, &mut rm, m, &target)?;
+            }
+            MountKind::Cache => {
+                let target = target.ok_or(RunMountError::NeedsTarget("cache"))?;
+                cache::cache_mount(env, &mut rm, m, &target)?;
+            }
+            MountKind::Tmpfs => {
+                let target = target.ok_or(RunMountError::NeedsTarget("tmpfs"))?;
+                rm.point(&target, PointKind::Dir)?;
+                let size = option(m, "size").map(parse_size).transpose()?;
+                rm.specs.push(MountSpec::Tmpfs {
+                    destination: target,
+                    size,
+                    mode: Some(parse_mode(m.mode.as_deref(), 0o1777)?),
+                });
+            }
+            MountKind::Secret => secret::secret_mount(env, &mut rm, m, target)?,
+            MountKind::Ssh => ssh_mount(env, &mut rm, m, target)?,
+        }
     }
+    Ok(rm)
+}
 
-    /// The root filesystem a `from=` names: a stage, an image, a named
-    /// context; `None` = the build context. The mount is kept in `rm`.
-    fn root_of_from(
-        &self,
-        rm: &mut RunMounts,
-        from: Option<&FromRef>,
-        deps: &std::collections::BTreeMap<usize, StageState>,
-    ) -> Result<Option<PathBuf>, String> {
-        let layers = match from {
-            None => return Ok(None),
-            Some(FromRef::Stage(i)) => deps
-                .get(i)
-                .ok_or_else(|| format!("stage {i} was not built"))?
-                .layers
-                .clone(),
-            Some(FromRef::Image(name)) => match self.named.get(&name.to_ascii_lowercase()) {
-                Some(crate::named::Named::Dir(d)) => return Ok(Some(d.clone())),
-                Some(crate::named::Named::Image(id)) => self.image_layers(id)?,
-                None => {
-                    let id = self.images.resolve(name, self.events)?;
-                    self.image_layers(&id.to_string())?
-                }
-            },
-        };
-        let m = MountedRootfs::mount(self.store, &layers, &[], Some(self.lease))
-            .map_err(|e| e.to_string())?;
-        let root = m.root().to_path_buf();
-        rm._keep.push(Box::new(m));
-        Ok(Some(root))
-    }
-
-    fn image_layers(&self, name: &str) -> Result<Vec<crate::cache::LayerRef>, String> {
-        let img = crate::images::load_image(self.store, name).map_err(|e| e.to_string())?;
-        self.lease.add_image(&img.id).map_err(|e| e.to_string())?;
-        Ok(img.layers)
-    }
-
-    fn bind_mount(
-        &self,
-        rm: &mut RunMounts,
-        m: &Mount,
-        target: &str,
-        deps: &std::collections::BTreeMap<usize, StageState>,
-    ) -> Result<(), String> {
+/// The content digests of what this RUN's bind mounts show, one per
+/// bind mount, for the step's cache key: the context (or a named
+/// context directory) by the content of the mounted `source`, as COPY
+/// digests its sources; a stage by its key (which covers its content);
+/// an image by its ID. Each comes with a label and, for a directory,
+/// the files hashed (to explain a cache miss).
+pub(crate) fn bind_mount_inputs(
+    env: &StepEnv<'_>,
+    mounts: &[Mount],
+) -> Result<Vec<BindInput>, RunMountError> {
+    let mut out = Vec::new();
+    for m in mounts.iter().filter(|m| m.kind == MountKind::Bind) {
         let source = m.source.as_deref().unwrap_or("/");
-        let (root, is_context) = match self.root_of_from(rm, m.from.as_ref(), deps)? {
-            Some(r) => (r, false),
-            None => (self.context.root().to_path_buf(), true),
+        let what = |e| RunMountError::BindInput {
+            source_path: source.to_string(),
+            source: e,
         };
-        let host = resolve_in_root(&root, source, true).map_err(|e| e.to_string())?;
-        if std::fs::symlink_metadata(&host).is_err() {
-            return Err(format!("bind mount source {source}: not found"));
-        }
-        // With .dockerignore patterns, the mount shows the context as the
-        // build sees it (as BuildKit, and as the step's key digests it):
-        // a copy without the excluded files.
-        let filtered = is_context && !self.context.ignores_nothing();
-        if is_context && (filtered || !m.readonly) {
-            // Writes must never reach the user's files: mount a copy.
-            let copy = TempDir::new(self.store, "bind").map_err(|e| e.to_string())?;
-            let dst = copy.0.join("src");
-            if filtered {
-                let e =
-                    |x: crate::context::ContextError| format!("bind mount source {source}: {x}");
-                let rel = self.context.clean_source(source).map_err(e)?;
-                let rel = self.context.follow(source, Path::new(&rel)).map_err(e)?;
-                self.context.materialize(&rel, &dst).map_err(e)?;
-            } else {
-                copy_tree(&host, &dst)?;
+        let mut files = None;
+        let mut label = format!("bind mount source={source}");
+        let digest = match m.from.as_ref() {
+            None => {
+                let (d, l) = env
+                    .inputs
+                    .context
+                    .digest_listed(&[source.to_string()])
+                    .map_err(what)?;
+                files = Some(l);
+                d
             }
-            rm.bind(dst, target, m.readonly)?;
-            rm._keep.push(Box::new(copy));
-        } else {
-            // A stage or image root is an overlay with its own upper dir,
-            // discarded when the step ends: rw writes vanish with it.
-            rm.bind(host, target, m.readonly)?;
-        }
-        Ok(())
-    }
-
-    fn ssh_mount(
-        &self,
-        rm: &mut RunMounts,
-        m: &Mount,
-        target: Option<String>,
-    ) -> Result<(), String> {
-        let id = m.id.as_deref().unwrap_or("default");
-        let Some(sock) = self.req.ssh.get(id) else {
-            if m.required {
-                return Err(format!(
-                    "ssh agent {id:?} was not forwarded: pass --ssh {id} (with SSH_AUTH_SOCK set) or --ssh {id}=SOCKET"
+            Some(FromRef::Stage(i)) => {
+                let dep = env.dep(*i)?;
+                label.push_str(&format!(
+                    " from stage {}",
+                    crate::state::stage_label(&env.plan.stages[*i])
                 ));
+                format!("stage:{}", dep.key.0)
             }
-            return Ok(());
+            Some(FromRef::Image(name)) => {
+                label.push_str(&format!(" from {name}"));
+                match env.inputs.named(name) {
+                    Some(Named::Dir(d)) => {
+                        let ctx = crate::context::BuildContext::open(
+                            d,
+                            Box::new(crate::context::NoIgnore),
+                            None,
+                        )
+                        .map_err(what)?;
+                        let (d, l) = ctx.digest_listed(&[source.to_string()]).map_err(what)?;
+                        files = Some(l);
+                        d
+                    }
+                    Some(Named::Image(id)) => format!("image:{id}"),
+                    None => {
+                        let s = env.session;
+                        format!("image:{}", s.images.resolve(name, s.events)?)
+                    }
+                }
+            }
         };
-        let target = target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".to_string());
-        rm.point(&target, PointKind::File)?;
-        rm.specs.push(MountSpec::Bind(BindMount {
-            source: sock.clone(),
-            destination: target.clone(),
-            readonly: false,
-        }));
-        rm.env.push(format!("SSH_AUTH_SOCK={target}"));
-        Ok(())
+        out.push(BindInput {
+            digest,
+            label,
+            files,
+        });
     }
+    Ok(out)
+}
+
+/// The root filesystem a `from=` names: a stage, an image, a named
+/// context; `None` = the build context. The mount is kept in `rm`.
+fn root_of_from(
+    env: &StepEnv<'_>,
+    rm: &mut RunMounts,
+    from: Option<&FromRef>,
+) -> Result<Option<PathBuf>, RunMountError> {
+    let s = env.session;
+    let layers = match from {
+        None => return Ok(None),
+        Some(FromRef::Stage(i)) => env.dep(*i)?.layers.clone(),
+        Some(FromRef::Image(name)) => match env.inputs.named(name) {
+            Some(Named::Dir(d)) => return Ok(Some(d.clone())),
+            Some(Named::Image(id)) => image_layers(env, id)?,
+            None => {
+                let id = s.images.resolve(name, s.events)?;
+                image_layers(env, &id.to_string())?
+            }
+        },
+    };
+    let m = MountedRootfs::mount(s.store, &layers, &[], Some(s.lease))?;
+    let root = m.root().to_path_buf();
+    rm._keep.push(Box::new(m));
+    Ok(Some(root))
+}
+
+fn image_layers(
+    env: &StepEnv<'_>,
+    name: &str,
+) -> Result<Vec<crate::cache::LayerRef>, RunMountError> {
+    let img = crate::images::load_image(env.session.store, name)?;
+    env.session.lease.add_image(&img.id)?;
+    Ok(img.layers)
+}
+
+fn bind_mount(
+    env: &StepEnv<'_>,
+    rm: &mut RunMounts,
+    m: &Mount,
+    target: &str,
+) -> Result<(), RunMountError> {
+    let context = env.inputs.context;
+    let source = m.source.as_deref().unwrap_or("/");
+    let (root, is_context) = match root_of_from(env, rm, m.from.as_ref())? {
+        Some(r) => (r, false),
+        None => (context.root().to_path_buf(), true),
+    };
+    let host = resolve_in_root(&root, source, true)?;
+    if std::fs::symlink_metadata(&host).is_err() {
+        return Err(RunMountError::SourceNotFound(source.to_string()));
+    }
+    // With .dockerignore patterns, the mount shows the context as the
+    // build sees it (as BuildKit, and as the step's key digests it):
+    // a copy without the excluded files.
+    let filtered = is_context && !context.ignores_nothing();
+    if is_context && (filtered || !m.readonly) {
+        // Writes must never reach the user's files: mount a copy.
+        let copy = env.session.temp_dir("bind")?;
+        let dst = copy.0.join("src");
+        if filtered {
+            let e = |x| RunMountError::BindContext {
+                source_path: source.to_string(),
+                source: x,
+            };
+            let rel = context.clean_source(source).map_err(e)?;
+            let rel = context.follow(source, Path::new(&rel)).map_err(e)?;
+            context.materialize(&rel, &dst).map_err(e)?;
+        } else {
+            copy_tree(&host, &dst)?;
+        }
+        rm.bind(dst, target, m.readonly)?;
+        rm._keep.push(Box::new(copy));
+    } else {
+        // A stage or image root is an overlay with its own upper dir,
+        // discarded when the step ends: rw writes vanish with it.
+        rm.bind(host, target, m.readonly)?;
+    }
+    Ok(())
+}
+
+fn ssh_mount(
+    env: &StepEnv<'_>,
+    rm: &mut RunMounts,
+    m: &Mount,
+    target: Option<String>,
+) -> Result<(), RunMountError> {
+    let id = m.id.as_deref().unwrap_or("default");
+    let Some(sock) = env.inputs.req.ssh.get(id) else {
+        if m.required {
+            return Err(RunMountError::SshNotForwarded(id.to_string()));
+        }
+        return Ok(());
+    };
+    let target = target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".to_string());
+    rm.point(&target, PointKind::File)?;
+    rm.specs.push(MountSpec::Bind(BindMount {
+        source: sock.clone(),
+        destination: target.clone(),
+        readonly: false,
+    }));
+    rm.env.push(format!("SSH_AUTH_SOCK={target}"));
+    Ok(())
 }
 
 /// `size=` of a tmpfs: bytes, or with a k/m/g suffix.
-fn parse_size(s: &str) -> Result<u64, String> {
+fn parse_size(s: &str) -> Result<u64, RunMountError> {
     let s = s.trim().to_ascii_lowercase();
     let (num, mult) = match s.chars().last() {
         Some('k') => (&s[..s.len() - 1], 1u64 << 10),
@@ -375,21 +387,21 @@ fn parse_size(s: &str) -> Result<u64, String> {
     num.trim_end_matches('b')
         .parse::<u64>()
         .map(|n| n * mult)
-        .map_err(|_| format!("invalid size={s}: use bytes or a k/m/g suffix"))
+        .map_err(|_| RunMountError::InvalidSize(s.clone()))
 }
 
 /// Copies a file or directory tree (`cp -a`, preserving modes, owners,
 /// links).
-pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<(), RunMountError> {
     let st = std::process::Command::new("cp")
         .arg("-a")
         .arg("--")
         .arg(from)
         .arg(to)
         .status()
-        .map_err(|e| format!("cp: {e}"))?;
+        .map_err(RunMountError::Cp)?;
     if !st.success() {
-        return Err(format!("copying {} failed", from.display()));
+        return Err(RunMountError::CopyFailed(from.to_path_buf()));
     }
     Ok(())
 }

@@ -6,15 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::SourceError;
+
 /// A parsed git source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitSource {
+    /// The repository URL (without the fragment).
     pub repo: String,
+    /// The branch, tag or commit after `#`.
     pub reference: Option<String>,
+    /// The subdirectory after `:` in the fragment.
     pub subdir: Option<String>,
 }
 
 impl GitSource {
+    /// Splits `URL#REF:SUBDIR`.
     pub fn parse(url: &str) -> GitSource {
         let (repo, frag) = match url.split_once('#') {
             Some((r, f)) => (r, Some(f)),
@@ -43,7 +49,7 @@ fn is_commit(r: &str) -> bool {
     r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
+fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, SourceError> {
     let mut c = Command::new("git");
     if let Some(d) = cwd {
         c.arg("-C").arg(d);
@@ -52,15 +58,14 @@ fn git(args: &[&str], cwd: Option<&Path>) -> Result<String, String> {
     c.args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ASKPASS", "true");
-    let out = c.output().map_err(|e| {
-        format!("cannot run git ({e}): install it (apt-get install git) to ADD git repositories")
-    })?;
+    let out = c
+        .output()
+        .map_err(|error| SourceError::GitMissing { error })?;
     if !out.status.success() {
-        return Err(format!(
-            "git {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(SourceError::Git {
+            args: args.join(" "),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
@@ -75,7 +80,7 @@ pub struct Checkout {
 }
 
 /// Clones `src` into `dir` (which must not exist yet).
-pub fn fetch(src: &GitSource, dir: &Path, keep_git_dir: bool) -> Result<Checkout, String> {
+pub fn fetch(src: &GitSource, dir: &Path, keep_git_dir: bool) -> Result<Checkout, SourceError> {
     let d = dir.to_string_lossy().into_owned();
     match &src.reference {
         Some(r) if is_commit(r) => {
@@ -96,13 +101,20 @@ pub fn fetch(src: &GitSource, dir: &Path, keep_git_dir: bool) -> Result<Checkout
     }
     let commit = git(&["rev-parse", "HEAD"], Some(dir))?;
     if !keep_git_dir {
-        std::fs::remove_dir_all(dir.join(".git")).map_err(|e| format!("removing .git: {e}"))?;
+        let git_dir = dir.join(".git");
+        std::fs::remove_dir_all(&git_dir).map_err(|source| SourceError::Io {
+            path: git_dir,
+            source,
+        })?;
     }
     let root = match &src.subdir {
         Some(s) => {
-            let p = crate::rootfs::resolve_in_root(dir, s, true).map_err(|e| e.to_string())?;
+            let p = crate::rootfs::resolve_in_root(dir, s, true).map_err(SourceError::Fs)?;
             if !p.is_dir() {
-                return Err(format!("{s}: no such directory in {}", src.repo));
+                return Err(SourceError::NoSuchDir {
+                    subdir: s.clone(),
+                    repo: src.repo.clone(),
+                });
             }
             p
         }

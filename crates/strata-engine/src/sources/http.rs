@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
+use super::SourceError;
+
 /// A downloaded file.
 #[derive(Debug)]
 pub struct Download {
+    /// The downloaded file.
     pub path: PathBuf,
     /// `sha256:<hex>` of the contents.
     pub digest: String,
+    /// Its `Last-Modified` time, in Unix seconds.
     pub mtime: Option<i64>,
 }
 
@@ -40,7 +44,7 @@ pub fn download(
     dir: &Path,
     name: &str,
     checksum: Option<&str>,
-) -> Result<Download, String> {
+) -> Result<Download, SourceError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_body(Some(Duration::from_secs(600)))
@@ -52,11 +56,16 @@ pub fn download(
     let (mut resp, _) = strata_registry::transport::call_following(url, |u, _| {
         agent.get(u).header("User-Agent", "strata")
     })
-    .map_err(|e| match e {
-        strata_registry::transport::FollowError::Transport { url: at, source } if at == url => {
-            format!("downloading {url}: {source}")
-        }
-        e => format!("downloading {url}: {e}"),
+    .map_err(|e| SourceError::Download {
+        url: url.to_string(),
+        source: match e {
+            // The transport's message would name the URL again.
+            strata_registry::transport::FollowError::Transport { url: at, source } if at == url => {
+                source.into()
+            }
+            // Not an `Error` type: its message is the cause.
+            e => e.to_string().into(),
+        },
     })?;
     let mtime = resp
         .headers()
@@ -64,20 +73,24 @@ pub fn download(
         .and_then(|v| v.to_str().ok())
         .and_then(parse_http_date);
     let path = dir.join(name);
-    let mut out = File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let io = |source| SourceError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut out = File::create(&path).map_err(io)?;
     let mut body = resp.body_mut().as_reader();
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = body
-            .read(&mut buf)
-            .map_err(|e| format!("downloading {url}: {e}"))?;
+        let n = body.read(&mut buf).map_err(|e| SourceError::Download {
+            url: url.to_string(),
+            source: Box::new(e),
+        })?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        out.write_all(&buf[..n]).map_err(io)?;
     }
     drop(out);
     let digest = format!("sha256:{}", hex::encode(h.finalize()));
@@ -85,14 +98,10 @@ pub fn download(
         verify_checksum(url, want, &digest)?;
     }
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     if let Some(t) = mtime {
         let when = std::time::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64);
-        let f = File::options()
-            .write(true)
-            .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let f = File::options().write(true).open(&path).map_err(io)?;
         let _ = f.set_modified(when);
     }
     Ok(Download {
@@ -103,28 +112,28 @@ pub fn download(
 }
 
 /// Compares a `--checksum` with the actual digest.
-pub fn verify_checksum(what: &str, want: &str, actual: &str) -> Result<(), String> {
+pub(crate) fn verify_checksum(what: &str, want: &str, actual: &str) -> Result<(), SourceError> {
     let want_norm = if want.contains(':') {
         want.to_ascii_lowercase()
     } else {
         format!("sha256:{}", want.to_ascii_lowercase())
     };
     if !want_norm.starts_with("sha256:") {
-        return Err(format!(
-            "--checksum={want}: only sha256 checksums are supported (--checksum=sha256:<hex>)"
-        ));
+        return Err(SourceError::UnsupportedChecksum(want.to_string()));
     }
     if want_norm != actual {
-        return Err(format!(
-            "checksum mismatch for {what}: expected {want_norm}, got {actual}: fix --checksum or the source"
-        ));
+        return Err(SourceError::ChecksumMismatch {
+            what: what.to_string(),
+            want: want_norm,
+            got: actual.to_string(),
+        });
     }
     Ok(())
 }
 
 /// Parses an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`, RFC 7231's
 /// preferred form) into Unix seconds.
-pub fn parse_http_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_http_date(s: &str) -> Option<i64> {
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
@@ -147,7 +156,9 @@ mod tests {
             Some(1445412480)
         );
         assert!(verify_checksum("u", "sha256:AB", "sha256:ab").is_ok());
-        let e = verify_checksum("u", "sha256:00", "sha256:ab").unwrap_err();
+        let e = verify_checksum("u", "sha256:00", "sha256:ab")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected sha256:00") && e.contains("got sha256:ab"));
     }
 
@@ -186,6 +197,7 @@ mod tests {
         let base = server();
         let d = tempfile::tempdir().unwrap();
         let e = download(&format!("{base}/to-file"), d.path(), "x", None).unwrap_err();
+        let e = crate::error::chain(&e);
         assert!(
             e.contains("redirect to unsupported scheme file://… refused"),
             "{e}"
@@ -194,6 +206,7 @@ mod tests {
         let ok = download(&format!("{base}/hop"), d.path(), "y", None).unwrap();
         assert_eq!(std::fs::read(ok.path).unwrap(), b"payload");
         let e = download(&format!("{base}/loop"), d.path(), "z", None).unwrap_err();
+        let e = crate::error::chain(&e);
         assert!(e.contains("too many redirects"), "{e}");
     }
 }

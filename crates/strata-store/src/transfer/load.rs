@@ -71,16 +71,12 @@ pub fn register_images(
                 .blobs()
                 .ingest_leased(Some(m.digest()), &mut m.bytes(), Some(lease))?;
         }
-        // Leased first: untagged, it is garbage to a concurrent `prune -a`.
-        lease.add_image(&rec.id)?;
-        store.meta().put_image(rec)?;
-        store.record_content_sizes(&rec.layers);
+        let prevs = store.register_image(rec, Some(lease), &img.names)?;
         let mut loaded = LoadedImage {
             id: rec.id.clone(),
             names: Vec::new(),
             moved: Vec::new(),
         };
-        let prevs = store.meta().tag_all(&img.names, &rec.id)?;
         for (name, prev) in img.names.iter().zip(prevs) {
             if let Some(prev) = prev.filter(|p| *p != rec.id) {
                 loaded.moved.push((name.clone(), prev));

@@ -105,18 +105,14 @@ pub fn commit_image(
     ));
     blobs.ingest_leased(Some(manifest.digest()), &mut manifest.bytes(), lease)?;
     let id = config.digest().clone();
-    // Leased first: untagged, it is garbage to a concurrent `prune -a`.
-    if let Some(l) = lease {
-        l.add_image(&id)?;
-    }
-    store.meta().put_image(&ImageRecord {
+    let rec = ImageRecord {
         id: id.clone(),
         manifest_digest: manifest.digest().clone(),
         manifest_media_type: media_types::DOCKER_MANIFEST.to_string(),
         config_digest: id.clone(),
         layers: layers.to_vec(),
         created: config.created.clone().unwrap_or_default(),
-    })?;
-    store.record_content_sizes(layers);
+    };
+    store.register_image(&rec, lease, &[])?;
     Ok(id)
 }

@@ -93,7 +93,7 @@ fn sample_image(store: &Store, seed: &str) -> ImageRecord {
             diff_id: Digest::sha256_of(format!("diff-{seed}").as_bytes()),
             size: ln,
             uncompressed_size: 1000 + ln,
-            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+            media_type: strata_oci::media_types::OCI_LAYER_TAR_GZIP.into(),
         }],
         created: "2024-01-01T00:00:00Z".into(),
     }

@@ -309,7 +309,7 @@ fn held_temp_dirs_survive_gc_and_repair_however_old() {
     fs::create_dir(&orphan).unwrap();
     age(&orphan);
 
-    store.prune(true).unwrap();
+    store.prune_images(false).unwrap();
     assert!(
         held.path().join("f").exists(),
         "prune removed a held temp dir"
@@ -397,7 +397,7 @@ fn a_multi_platform_tag_keeps_every_platform_and_its_index_until_retagged() {
     assert_eq!(got.len(), 2);
 
     // GC keeps both images and the index blob.
-    store.prune(true).unwrap();
+    store.prune_images(false).unwrap();
     for r in [&amd, &arm] {
         for b in all_blobs(r) {
             assert!(store.blobs().exists(&b), "{b}");
@@ -408,8 +408,37 @@ fn a_multi_platform_tag_keeps_every_platform_and_its_index_until_retagged() {
     // Tagging the name with one image drops the index: arm64 becomes garbage.
     store.meta().tag(name, &amd.id).unwrap();
     assert!(index_entries(&store, name).unwrap().is_none());
-    store.prune(true).unwrap();
+    store.prune_images(false).unwrap();
     assert!(!store.blobs().exists(&index));
     assert!(store.meta().image(&arm.id).unwrap().is_none());
     assert!(store.meta().image(&amd.id).unwrap().is_some());
+}
+
+#[test]
+fn register_image_leases_then_inserts_then_tags() {
+    let t = tempfile::tempdir().unwrap();
+    let store = Store::open(t.path()).unwrap();
+    let lease = store.lease("test").unwrap();
+    let first = image(&store, "first", Some(&lease));
+    let prev = store
+        .register_image(&first, Some(&lease), &["docker.io/library/x:1".into()])
+        .unwrap();
+    assert_eq!(prev, vec![None]);
+    // Untagged but leased: `image prune` keeps it while the lease lives.
+    let second = image(&store, "second", Some(&lease));
+    assert!(store
+        .register_image(&second, Some(&lease), &[])
+        .unwrap()
+        .is_empty());
+    store.prune_images(false).unwrap();
+    assert!(store.meta().image(&second.id).unwrap().is_some());
+    // Moving the tag reports the image it pointed at.
+    let prev = store
+        .register_image(&second, None, &["docker.io/library/x:1".into()])
+        .unwrap();
+    assert_eq!(prev, vec![Some(first.id.clone())]);
+    drop(lease);
+    store.prune_images(false).unwrap();
+    assert!(store.meta().image(&first.id).unwrap().is_none());
+    assert!(store.meta().image(&second.id).unwrap().is_some());
 }

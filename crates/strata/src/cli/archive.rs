@@ -5,7 +5,7 @@ use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use strata_engine::config::{host_architecture, History, ImageConfigDoc};
+use strata_engine::config::{host_architecture, History};
 use strata_oci::{ImageConfig, Raw, Reference};
 use strata_store::transfer::{self, ArchiveFormat, ImageToExport, LoadedImage};
 
@@ -236,8 +236,8 @@ fn import_config(
     diff_id: &strata_oci::Digest,
     platform: Option<&strata_oci::Platform>,
 ) -> anyhow::Result<Raw<ImageConfig>> {
-    let mut doc = ImageConfigDoc::scratch();
-    doc.config.env = None;
+    let mut doc = strata_engine::config::scratch();
+    doc.runtime_mut().env = None;
     doc.architecture = host_architecture().to_string();
     if let Some(p) = platform {
         doc.os = p.os.clone();
@@ -247,14 +247,13 @@ fn import_config(
     changes::apply(&mut doc, changes)?;
     let now = strata_oci::rfc3339_nano(time::OffsetDateTime::now_utc());
     doc.created = Some(now.clone());
-    doc.rootfs.diff_ids = vec![diff_id.to_string()];
+    doc.rootfs.diff_ids = vec![diff_id.clone()];
     doc.history = vec![History {
         created: Some(now),
         comment: Some(message.unwrap_or("Imported from -").to_string()),
         ..History::default()
     }];
-    let cfg: ImageConfig = serde_json::from_slice(&doc.to_json()).context("import config")?;
-    Ok(Raw::from_value(cfg))
+    Ok(Raw::from_value(doc))
 }
 
 pub(crate) fn import(g: &Global, a: ImportArgs) -> anyhow::Result<u8> {

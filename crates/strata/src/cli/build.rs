@@ -223,7 +223,7 @@ pub(crate) fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             export_caches(&store, &cache_to, &out, &client, quiet)?;
             habits::write_result_files(&store, &a, &out)?;
             cache_io::write_outputs(&store, &out, &outputs)
-                .map_err(|e| anyhow::anyhow!("--output: {e}"))?;
+                .map_err(|e| anyhow::Error::new(e).context("--output"))?;
             match mode {
                 progress::Mode::Quiet => match &out.index {
                     Some((d, _)) => println!("{d}"),
@@ -258,7 +258,7 @@ pub(crate) fn run(g: &Global, mut a: BuildArgs) -> anyhow::Result<u8> {
             eprintln!("build cancelled");
             Ok(130)
         }
-        Err(e) => Err(anyhow::anyhow!("build failed: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context("build failed")),
     }
 }
 
@@ -327,10 +327,7 @@ fn print_why_miss(misses: &[(usize, String, Option<String>)], no_cache: bool) {
 /// (skipped when unset); a later K wins.
 pub(crate) fn parse_build_args(raw: &[String]) -> BTreeMap<String, String> {
     raw.iter()
-        .filter_map(|a| match a.split_once('=') {
-            Some((k, v)) => Some((k.to_string(), v.to_string())),
-            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
-        })
+        .filter_map(|a| super::key_value_or_env(a))
         .collect()
 }
 

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use strata_engine::build::TempDir;
-use strata_frontend::{parse_and_plan, BuildOptions, MountKind, Resolved, StageScope};
+use strata_engine::dockerfile::Dockerfile;
+use strata_frontend::{BuildOptions, MountKind, Resolved, StageScope};
 use strata_runtime::{ContainerExtras, Ulimit};
 use strata_store::Store;
 
@@ -286,13 +287,13 @@ pub(super) fn prepare_inputs(g: &Global, a: &mut BuildArgs) -> anyhow::Result<In
         let t = store_temp(g, "context")?;
         let src = strata_engine::sources::git::GitSource::parse(&ctx);
         let co = strata_engine::sources::git::fetch(&src, &t.0.join("git"), false)
-            .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context("unable to prepare context"))?;
         a.context = co.root;
         inputs._dirs.push(t);
     } else if strata_engine::sources::is_http_url(&ctx) {
         let t = store_temp(g, "context")?;
         let dl = strata_engine::sources::http::download(&ctx, &t.0, "download", None)
-            .map_err(|e| anyhow::anyhow!("unable to prepare context: {e}"))?;
+            .map_err(|e| anyhow::Error::new(e).context("unable to prepare context"))?;
         let dir = t.0.join("ctx");
         std::fs::create_dir_all(&dir)?;
         let mut f = std::fs::File::open(&dl.path)?;
@@ -366,12 +367,12 @@ pub(super) fn call(g: &Global, a: &BuildArgs) -> anyhow::Result<Option<u8>> {
         "check" => super::super::check::run_for_build(g, a).map(Some),
         "targets" | "outline" => {
             let dockerfile = a.dockerfile();
-            let text = std::fs::read_to_string(&dockerfile)
+            let df = Dockerfile::read(&dockerfile, dockerfile.display().to_string())
                 .with_context(|| format!("cannot read {}", dockerfile.display()))?;
             let out = if kind == "targets" {
-                targets(&text, &dockerfile)?
+                targets(&df)?
             } else {
-                outline(&text, &dockerfile, a)?
+                outline(&df, a)?
             };
             print!("{out}");
             Ok(Some(0))
@@ -426,14 +427,11 @@ fn table(rows: &[Vec<String>]) -> String {
 
 /// `--call targets`: the named stages with their descriptions; the default
 /// target (the last stage) is marked.
-fn targets(text: &str, dockerfile: &Path) -> anyhow::Result<String> {
-    let p = parse_and_plan(
-        text,
-        &dockerfile.display().to_string(),
-        &BuildOptions::default(),
-    )
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let lines: Vec<&str> = text.lines().collect();
+fn targets(df: &Dockerfile) -> anyhow::Result<String> {
+    let (_, p) = df
+        .plan(&BuildOptions::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let lines: Vec<&str> = df.text.lines().collect();
     let mut rows = vec![vec!["TARGET".to_string(), "DESCRIPTION".to_string()]];
     let last = p.stages.len().saturating_sub(1);
     for s in &p.stages {
@@ -452,15 +450,14 @@ fn targets(text: &str, dockerfile: &Path) -> anyhow::Result<String> {
 
 /// `--call outline`: the target, its build args (defaults and the doc
 /// comments above each ARG), and the secrets and SSH sockets it uses.
-fn outline(text: &str, dockerfile: &Path, a: &BuildArgs) -> anyhow::Result<String> {
+fn outline(df: &Dockerfile, a: &BuildArgs) -> anyhow::Result<String> {
     let opts = BuildOptions {
         build_args: super::parse_build_args(&a.build_args),
         target: a.target.clone(),
         ..BuildOptions::default()
     };
-    let p = parse_and_plan(text, &dockerfile.display().to_string(), &opts)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let lines: Vec<&str> = text.lines().collect();
+    let (_, p) = df.plan(&opts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let lines: Vec<&str> = df.text.lines().collect();
     let target = &p.stages[p.target];
     let mut out = String::new();
     out.push_str(&format!(

@@ -7,8 +7,8 @@
 //! dispatch.
 
 use anyhow::{bail, Context};
-use strata_engine::config::{CommandForm, Healthcheck, ImageConfigDoc};
-use strata_frontend::{BuildOptions, Command, Resolved, StageScope};
+use strata_engine::config::{CommandForm, ConfigEditor, ImageConfig};
+use strata_frontend::{BuildOptions, Resolved, StageScope};
 
 /// What `docker import --change` accepts.
 const ALLOWED: [&str; 11] = [
@@ -61,15 +61,8 @@ pub(crate) fn parse(changes: &[String]) -> anyhow::Result<Vec<Resolved>> {
         .collect()
 }
 
-fn form(c: &Command) -> CommandForm {
-    match c {
-        Command::Shell(s) => CommandForm::Shell(s.clone()),
-        Command::Exec(v) => CommandForm::Exec(v.clone()),
-    }
-}
-
 /// Applies resolved changes in order with Docker's rules.
-pub(crate) fn apply(cfg: &mut ImageConfigDoc, changes: &[Resolved]) -> anyhow::Result<()> {
+pub(crate) fn apply(cfg: &mut ImageConfig, changes: &[Resolved]) -> anyhow::Result<()> {
     let mut cmd_set = false;
     for r in changes {
         match r {
@@ -82,23 +75,13 @@ pub(crate) fn apply(cfg: &mut ImageConfigDoc, changes: &[Resolved]) -> anyhow::R
                 cfg.set_workdir(w);
             }
             Resolved::Cmd(c) => {
-                cfg.set_cmd(&form(c));
+                cfg.set_cmd(&CommandForm::from(c));
                 cmd_set = true;
             }
-            Resolved::Entrypoint(c) => cfg.set_entrypoint(&form(c), cmd_set),
+            Resolved::Entrypoint(c) => cfg.set_entrypoint(&CommandForm::from(c), cmd_set),
             Resolved::StopSignal(s) => cfg.set_stop_signal(s),
             Resolved::Onbuild(t) => cfg.add_onbuild(t),
-            Resolved::Healthcheck(hc) => {
-                let ns = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_nanos() as i64);
-                cfg.set_healthcheck(hc.as_ref().map(|h| Healthcheck {
-                    test: h.test.clone(),
-                    interval: ns(h.interval),
-                    timeout: ns(h.timeout),
-                    start_period: ns(h.start_period),
-                    start_interval: ns(h.start_interval),
-                    retries: h.retries.unwrap_or(0) as i64,
-                }));
-            }
+            Resolved::Healthcheck(hc) => cfg.set_healthcheck(hc.as_ref()),
             other => bail!("--change: {other:?} cannot be applied to an imported image"),
         }
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use strata_frontend::lint::CHECK_BUILD_ARG;
 use strata_frontend::{
-    ignore, lint, parse, plan, BuildOptions, IgnoreMatcher, LintOptions, Report, StageScope,
+    ignore, lint, plan, BuildOptions, IgnoreMatcher, LintOptions, Report, StageScope,
 };
 use strata_store::Store;
 
@@ -70,7 +70,7 @@ fn existing_store(g: &Global) -> Option<Store> {
 /// The Env names of a base image found in the local store.
 fn image_env_names(store: Option<&Store>, name: &str) -> Option<Vec<String>> {
     let img = strata_engine::images::load_image(store?, name).ok()?;
-    let env = img.config.config.env.unwrap_or_default();
+    let env = img.config.runtime().env.clone().unwrap_or_default();
     Some(
         env.iter()
             .map(|kv| kv.split('=').next().unwrap_or_default().to_string())
@@ -114,15 +114,15 @@ pub(crate) fn evaluate(
             }
         },
     };
-    let text = match strata_engine::context::read_dockerfile(dockerfile) {
-        Ok(t) => t,
+    let df = match strata_engine::dockerfile::Dockerfile::read(dockerfile, name.clone()) {
+        Ok(df) => df,
         Err(e) => {
             out.problems.insert(0, format!("cannot read {name}: {e}"));
             return out;
         }
     };
-    out.text = Some(text.clone());
-    let ast = match parse(&text, &name) {
+    out.text = Some(df.text.clone());
+    let ast = match df.parse() {
         Ok(a) => a,
         Err(e) => {
             out.problems.insert(0, e.to_string());

@@ -51,18 +51,19 @@ pub(crate) fn commit(g: &Global, a: CommitArgs) -> anyhow::Result<u8> {
     if let Some(au) = &a.author {
         config.author = Some(au.clone());
     }
-    config.config.env = Some(c.env.clone());
-    config.config.entrypoint = (!c.entrypoint.is_empty()).then(|| c.entrypoint.clone());
-    config.config.cmd = (!c.cmd.is_empty()).then(|| c.cmd.clone());
-    config.config.working_dir = c.working_dir.clone();
-    config.config.user = c.user.clone();
+    let rc = config.runtime_mut();
+    rc.env = Some(c.env.clone());
+    rc.entrypoint = (!c.entrypoint.is_empty()).then(|| c.entrypoint.clone());
+    rc.cmd = (!c.cmd.is_empty()).then(|| c.cmd.clone());
+    rc.working_dir = c.working_dir.clone();
+    rc.user = c.user.clone();
     let command: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
     config.history.push(History {
         created: Some(now),
         created_by: Some(command.join(" ")),
         author: a.author.clone(),
         comment: a.message.clone(),
-        empty_layer: false,
+        ..History::default()
     });
     let id = images::commit_image(&store, &config, &layers, Some(&lease))?;
     if let Some(n) = &a.name {

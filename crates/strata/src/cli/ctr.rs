@@ -232,13 +232,6 @@ pub(crate) fn users_of_image(root: &Path, image_id: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------- create
 
-fn parse_env_line(e: &str) -> Option<String> {
-    match e.split_once('=') {
-        Some(_) => Some(e.to_string()),
-        None => std::env::var(e).ok().map(|v| format!("{e}={v}")),
-    }
-}
-
 /// Builds the container's state from `run`'s flags.
 pub(crate) fn create_state(g: &Global, a: &RunArgs) -> anyhow::Result<State> {
     let root = g.store_root();
@@ -1452,10 +1445,9 @@ pub(crate) fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<u8> {
     let user = resolve_user(&rootfs, a.user.as_deref().unwrap_or(&s.config.user))?;
     let mut env = s.config.env.clone();
     for e in &a.env {
-        if let Some(kv) = parse_env_line(e) {
-            let key = kv.split('=').next().unwrap_or_default().to_string();
+        if let Some((key, value)) = super::key_value_or_env(e) {
             env.retain(|x| x.split('=').next() != Some(key.as_str()));
-            env.push(kv);
+            env.push(format!("{key}={value}"));
         }
     }
     if !env.iter().any(|e| e.starts_with("PATH=")) {

@@ -5,18 +5,18 @@
 use std::fmt::Write as _;
 
 use anyhow::Context as _;
-use strata_frontend::{parse_and_plan, Base, Command, FromRef, Plan, Resolved, StageScope};
+use strata_engine::dockerfile::Dockerfile;
+use strata_frontend::{Base, Command, FromRef, Plan, Resolved, StageScope};
 
 use super::build::BuildArgs;
 use super::Global;
 
 pub(crate) fn run(_g: &Global, a: &BuildArgs) -> anyhow::Result<u8> {
     let dockerfile = a.dockerfile();
-    let text = strata_engine::context::read_dockerfile(&dockerfile)
+    let df = Dockerfile::read(&dockerfile, dockerfile.display().to_string())
         .with_context(|| format!("cannot read {}", dockerfile.display()))?;
-    let result = parse_and_plan(&text, &dockerfile.display().to_string(), &a.plan_options());
-    let p = match result {
-        Ok(p) => p,
+    let p = match df.plan(&a.plan_options()) {
+        Ok((_, p)) => p,
         Err(e) => {
             eprintln!("{e}");
             return Ok(1);
@@ -332,12 +332,11 @@ mod tests {
     #[test]
     fn dry_run_speaks_dockerfile() {
         let text = "FROM busybox AS build\nARG V=1\nENV A=\"b c\" D=e\nEXPOSE 8080 53/udp\nLABEL a=b\nRUN --mount=type=cache,target=/c echo $V\nCOPY a.txt /x/\nCMD [\"sh\", \"-c\", \"echo\"]\nFROM busybox\nCOPY --from=build --chown=1:1 /x /y\nVOLUME /data\nHEALTHCHECK --interval=5s CMD true\n";
-        let p = parse_and_plan(
-            text,
-            "Dockerfile",
-            &strata_frontend::BuildOptions::default(),
-        )
-        .unwrap();
+        let df = Dockerfile {
+            name: "Dockerfile".into(),
+            text: text.into(),
+        };
+        let (_, p) = df.plan(&strata_frontend::BuildOptions::default()).unwrap();
         let out = render(&p).unwrap();
         for want in [
             "=> ENV A=\"b c\" D=e",

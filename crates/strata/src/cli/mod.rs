@@ -267,3 +267,13 @@ pub(crate) fn cleanup_on_signal(what: &'static str, cleanup: impl FnOnce() + Sen
         }
     }
 }
+
+/// `KEY=VALUE`, or `KEY` alone for the value of that variable in strata's
+/// environment (None when it is unset): the rule of `--build-arg`, `-e`
+/// and `--env-file` alike.
+pub(crate) fn key_value_or_env(s: &str) -> Option<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) => Some((k.to_string(), v.to_string())),
+        None => std::env::var(s).ok().map(|v| (s.to_string(), v)),
+    }
+}

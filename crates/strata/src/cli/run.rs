@@ -95,7 +95,7 @@ pub(crate) struct RunArgs {
     /// Drop Linux capabilities
     #[arg(long = "cap-drop")]
     pub cap_drop: Vec<String>,
-    /// Security options: no-new-privileges[:true], seccomp=unconfined
+    /// Security options: no-new-privileges[:true], seccomp=unconfined, systempaths=unconfined
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
     /// Run an init inside the container that forwards signals and reaps processes

@@ -11,7 +11,7 @@ use strata_frontend::lint::toolchain::{
     effective_argv, find_toolchain_in_final, simple_words, suggest_multistage, RuntimePlan,
     ToolchainFinding,
 };
-use strata_frontend::{parse, plan, BuildOptions};
+use strata_frontend::{plan, BuildOptions};
 use strata_store::Store;
 
 use super::Global;
@@ -49,7 +49,7 @@ fn program_word(argv: &[String], needs_shell: bool) -> Option<String> {
 
 /// What the runtime stage needs, from the image.
 fn runtime_from_image(fs: &ImageFs<'_>, f: &ToolchainFinding) -> anyhow::Result<RuntimePlan> {
-    let cfg = &fs.image().config.config;
+    let cfg = fs.image().config.runtime();
     let workdir = if cfg.working_dir.is_empty() {
         f.workdir.clone().unwrap_or_else(|| "/".into())
     } else {
@@ -177,7 +177,7 @@ fn build_first(store: &Store, dockerfile: &Path, context: &Path) -> anyhow::Resu
         dockerfile.display()
     );
     let out = strata_engine::build(store, &runc, &req, &|_| {})
-        .map_err(|e| anyhow::anyhow!("build failed: {e}"))?;
+        .map_err(|e| anyhow::Error::new(e).context("build failed"))?;
     Ok(out.image_id.to_string())
 }
 
@@ -194,8 +194,9 @@ pub(crate) enum Source<'a> {
 /// Prints the rewritten Dockerfile; returns the exit code.
 pub(crate) fn run(g: &Global, dockerfile: &Path, source: Source<'_>) -> anyhow::Result<u8> {
     let name = dockerfile.display().to_string();
-    let text = std::fs::read_to_string(dockerfile).with_context(|| format!("reading {name}"))?;
-    let ast = parse(&text, &name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let df = strata_engine::dockerfile::Dockerfile::read(dockerfile, name.clone())
+        .with_context(|| format!("reading {name}"))?;
+    let ast = df.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let planned = plan(&ast, &BuildOptions::default()).ok();
     let Some(f) = find_toolchain_in_final(&ast, planned.as_ref()) else {
         eprintln!(

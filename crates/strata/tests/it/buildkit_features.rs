@@ -843,7 +843,7 @@ ARG HTTPS_PROXY\nRUN echo \"$HTTPS_PROXY\" > /declared\n";
         history.contains("HTTPS_PROXY=http://declared:3128"),
         "{history}"
     );
-    let env = serde_json::to_string(&img.config.config.env).unwrap();
+    let env = serde_json::to_string(&img.config.runtime().env).unwrap();
     assert!(!env.contains("proxy") && !env.contains("PROXY"), "{env}");
 }
 
