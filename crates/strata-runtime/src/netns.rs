@@ -145,14 +145,8 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// True when the process `pid` started at `start` still exists and has
-/// not exited. A zombie (exited, not yet waited for by its parent) owns
-/// nothing any more: the reaper wakes when strata's fds close, which is
-/// before strata's parent has waited for it.
+/// True when the process `pid` started at `start` still exists.
 pub fn owner_alive(pid: u32, start: Option<u64>) -> bool {
-    if is_zombie(pid) {
-        return false;
-    }
     match (process_start_time(pid), start) {
         (None, _) => {
             // No /proc entry readable: fall back to kill(0).
@@ -167,18 +161,6 @@ pub fn owner_alive(pid: u32, start: Option<u64>) -> bool {
         (Some(_), None) => true,
         (Some(now), Some(recorded)) => now == recorded,
     }
-}
-
-/// True when `pid` has exited but has not been waited for (state `Z`, or
-/// `X` while it goes).
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let rest = &stat[stat.rfind(')')? + 1..];
-            Some(rest.trim_start().starts_with(['Z', 'X']))
-        })
-        .unwrap_or(false)
 }
 
 fn random_hex() -> String {
@@ -548,27 +530,6 @@ mod tests {
             !owner_alive(me, Some(t + 1)),
             "a reused pid is not the owner"
         );
-    }
-
-    #[test]
-    fn an_exited_owner_not_yet_waited_for_is_not_alive() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("100")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let start = process_start_time(pid);
-        assert!(owner_alive(pid, start));
-        let p = rustix::process::Pid::from_raw(pid as i32).unwrap();
-        rustix::process::kill_process(p, rustix::process::Signal::KILL).unwrap();
-        // Until the kill lands, the child is still running.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !is_zombie(pid) {
-            assert!(std::time::Instant::now() < deadline, "never a zombie");
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(!owner_alive(pid, start), "a zombie owner counts as alive");
-        child.wait().unwrap();
     }
 
     #[test]
