@@ -372,3 +372,12 @@ pub fn git_daemon(base: &Path) -> (std::process::Child, u16) {
     }
     (daemon, port)
 }
+
+/// Serializes the tests that create users and their namespaces or watch
+/// host-wide state (`/run/strata/netns`, processes by name): the rootless
+/// suite and the kill-and-reap checks. They were separate test binaries,
+/// which cargo runs one at a time; in one binary they would overlap.
+pub fn host_state_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -144,6 +144,7 @@ fn owners(dir: &Path) -> Vec<u64> {
 
 #[test]
 fn tutorial_builds_and_runs_as_an_unprivileged_user() {
+    let _host = strata_test_support::host_state_lock();
     if let Some(why) = unsupported() {
         eprintln!("SKIPPED rootless test: {why}");
         return;
@@ -370,6 +371,7 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
 /// instead of being trusted; without a squatter strata creates it 0700.
 #[test]
 fn a_squatted_rootless_run_dir_is_refused() {
+    let _host = strata_test_support::host_state_lock();
     if let Some(why) = unsupported() {
         eprintln!("SKIPPED rootless test: {why}");
         return;
@@ -451,6 +453,7 @@ fn a_squatted_rootless_run_dir_is_refused() {
 /// and the host-network fallback names the /dev/net/tun fix.
 #[test]
 fn detached_containers_exec_and_limits_as_an_unprivileged_user() {
+    let _host = strata_test_support::host_state_lock();
     if let Some(why) = unsupported() {
         eprintln!("SKIPPED rootless test: {why}");
         return;

@@ -399,6 +399,7 @@ fn assert_container_gone(secs: &str, pid: u32, bundle: &Path, within: Duration) 
 
 #[test]
 fn a_build_killed_with_sigkill_has_its_run_killed_by_the_reaper() {
+    let _host = host_state_lock();
     let Some((_t, root)) = setup_with_pasta() else {
         return;
     };
@@ -409,6 +410,7 @@ fn a_build_killed_with_sigkill_has_its_run_killed_by_the_reaper() {
 
 #[test]
 fn repair_kills_the_run_of_a_build_killed_with_sigkill() {
+    let _host = host_state_lock();
     let Some((_t, root)) = setup_with_pasta() else {
         return;
     };
