@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use crate::build::{BuildError, BuildRequest};
+use crate::request::BuildRequest;
 
 /// A SOURCE_DATE_EPOCH that is not a whole number of seconds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +40,7 @@ pub fn source_date_epoch(
 /// `req` with its SOURCE_DATE_EPOCH decided: an explicit
 /// `req.source_date_epoch` is kept; otherwise [`source_date_epoch`] of its
 /// build args and `source_date_epoch_env`. Borrowed when nothing changes.
-pub(crate) fn resolve(req: &BuildRequest) -> Result<Cow<'_, BuildRequest>, BuildError> {
+pub(crate) fn resolve(req: &BuildRequest) -> Result<Cow<'_, BuildRequest>, InvalidSourceDateEpoch> {
     if req.source_date_epoch.is_some() {
         return Ok(Cow::Borrowed(req));
     }

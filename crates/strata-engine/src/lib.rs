@@ -34,13 +34,18 @@
 //! - `miss_record.rs`, `whymiss.rs`: what keyed each step, kept beside its
 //!   cache record, and why a later build missed.
 //! - `error.rs`: [`BuildError`] and [`StepError`].
+//! - `config.rs`, `config_json.rs`: Docker's edit rules over the one image
+//!   config model (`strata_oci::ImageConfig`) and the bytes a build writes.
+//! - `dockerfile.rs`: reading, parsing and planning a Dockerfile (the build
+//!   and every command that only looks at one).
+//! - `container/`: a container assembled from an image for `run`/`create`;
+//!   `cache_io.rs`: `--cache-from`/`--cache-to`; `output.rs`: `--output`;
+//!   `epoch.rs`: SOURCE_DATE_EPOCH.
 
 mod base_unpack;
 pub mod build;
 pub mod cache;
 pub mod cache_io;
-// The image config model and image registration are being unified with
-// strata-oci's by another change, which documents them.
 pub mod config;
 pub mod config_json;
 pub mod container;

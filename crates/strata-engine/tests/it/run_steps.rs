@@ -80,7 +80,7 @@ fn failing_run_stops_the_build() {
     let fx = Fixture::new();
     let df = "FROM scratch\nRUN touch /a && exit 3\nRUN echo never > /n\n";
     let b = fx.attempt(df, |_| {});
-    let msg = b.error().to_string();
+    let msg = strata_engine::chain(b.error());
     assert!(msg.contains("exit code: 3"), "{msg}");
     assert!(msg.contains("RUN touch /a && exit 3"), "{msg}");
     assert_eq!(b.runs.len(), 1, "{:?}", b.scripts());

@@ -129,7 +129,7 @@ fn serial_scheduling_fails_the_parallel_test() {
     let fx =
         Fixture::with_executor(FakeExecutor::new().with_barrier_timeout(Duration::from_secs(1)));
     let b = fx.attempt(TWO_INDEPENDENT, |r| r.parallelism = Some(1));
-    let err = b.error().to_string();
+    let err = strata_engine::chain(b.error());
     assert!(err.contains("exit code: 124"), "{err}");
     assert_eq!(b.runs.len(), 1, "{:?}", b.scripts());
 }
@@ -179,7 +179,7 @@ RUN echo final > /final
 ",
         |r| r.parallelism = Some(1),
     );
-    let err = b.error().to_string();
+    let err = strata_engine::chain(b.error());
     assert!(err.contains("exit code: 5"), "{err}");
     assert_eq!(b.scripts(), ["exit 5"]);
 }
