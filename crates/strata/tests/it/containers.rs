@@ -374,7 +374,13 @@ fn pids_limit_read_only_tmpfs_caps_and_init() {
     let envf = t.path().join("env");
     std::fs::write(&envf, "# comment\nFROM_FILE=yes\n").unwrap();
     let envf = path_str(&envf);
-    let cases: [(&[&str], &str, &str); 4] = [
+    // Masked and read-only /proc paths show as mounts of their own.
+    let masked = "cut -d' ' -f5 /proc/self/mountinfo | grep -cE '^/proc/(keys|sys)$'";
+    let cases: [(&[&str], &str, &str); 6] = [
+        // /proc/keys is masked and /proc/sys read-only unless system
+        // paths are unconfined (Docker's flag, for a nested runtime).
+        (&[], masked, "2\n"),
+        (&["--security-opt", "systempaths=unconfined"], masked, "0\n"),
         (
             &["--read-only", "--tmpfs", "/scratch"],
             "touch /scratch/x && echo tmpfs-ok",
