@@ -174,13 +174,7 @@ mod tests {
     use super::*;
     use crate::transfer::TransferError;
 
-    /// The message and its causes as `anyhow`'s `{:#}` prints them.
-    fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-        std::iter::successors(Some(e), |e| e.source())
-            .map(|e| e.to_string())
-            .collect::<Vec<_>>()
-            .join(": ")
-    }
+    use strata_test_support::errors::error_chain as chain;
 
     #[test]
     fn a_cause_is_printed_once() {

@@ -18,6 +18,7 @@
 //! - [`registry`] and [`proxy`]: a real local registry (htpasswd or token
 //!   auth), images made in a store (feature `registry`), and a TCP proxy
 //!   that cuts or stalls connections.
+//! - [`errors`]: an error and its causes as the CLI prints them.
 //! - [`conformance`]: where the conformance corpus is, and the loud skip
 //!   (or, with `STRATA_REQUIRE_CONFORMANCE=1`, the failure) when it is not.
 //!
@@ -27,6 +28,7 @@
 pub mod archive;
 pub mod cli;
 pub mod conformance;
+pub mod errors;
 pub mod hostile_tar;
 #[cfg(feature = "oci")]
 pub mod oci;
