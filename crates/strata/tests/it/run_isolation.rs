@@ -406,6 +406,16 @@ fn a_build_killed_with_sigkill_has_its_run_killed_by_the_reaper() {
     let (secs, pid, bundle) = kill_a_build_mid_run(&root, &[]);
     // No strata command runs: the reaper alone cleans up.
     assert_container_gone(&secs, pid, &bundle, Duration::from_secs(10));
+    // The killed build's rootfs mount in the store is the next strata's
+    // to release (the reaper only kills); without it the temp dir could
+    // not be removed and the mount would outlive the test.
+    ok(&root, &["system", "check", "--repair"]);
+    let root_str = path_str(&root);
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!(" {root_str}/")),
+        "a mount under the store is left after the repair"
+    );
 }
 
 #[test]
