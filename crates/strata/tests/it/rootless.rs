@@ -158,15 +158,9 @@ fn tutorial_builds_and_runs_as_an_unprivileged_user() {
     );
     // Everything the users need, in a dir they can read: the binary, base
     // rootfs tars (scripts/make-base-rootfs.sh), the Dockerfiles.
-    let work = tempfile::Builder::new()
-        .prefix("strata-rootless-")
-        .tempdir()
-        .unwrap();
+    let work = users_workdir("strata-rootless-");
     let w = work.path();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::copy(env!("CARGO_BIN_EXE_strata"), w.join("strata")).unwrap();
-    let o = sh(Command::new(repo.join("scripts/make-base-rootfs.sh")).arg(w));
-    assert!(o.status.success(), "make-base-rootfs: {}", text(&o));
+    let repo = repo_root();
     let o = sh(Command::new("cp")
         .arg("-r")
         .arg(repo.join("examples/tutorial/Second_Try"))
@@ -460,15 +454,8 @@ fn detached_containers_exec_and_limits_as_an_unprivileged_user() {
     }
     let home = ensure_user(USER, false);
     ensure_range();
-    let work = tempfile::Builder::new()
-        .prefix("strata-rootless-exec-")
-        .tempdir()
-        .unwrap();
+    let work = users_workdir("strata-rootless-exec-");
     let w = work.path();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    std::fs::copy(env!("CARGO_BIN_EXE_strata"), w.join("strata")).unwrap();
-    let o = sh(Command::new(repo.join("scripts/make-base-rootfs.sh")).arg(w));
-    assert!(o.status.success(), "make-base-rootfs: {}", text(&o));
     let o = sh(Command::new("chmod").args(["-R", "a+rwX"]).arg(w));
     assert!(o.status.success());
     let tty = sh(Command::new("sh").args(["-c", "command -v script"]))
@@ -563,4 +550,21 @@ fn detached_containers_exec_and_limits_as_an_unprivileged_user() {
             "{e}"
         );
     }
+}
+
+/// The repository's root (scripts, examples).
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A temp dir (named `prefix*`) holding what the test users run: a copy of
+/// the strata binary and the base rootfs tars of
+/// scripts/make-base-rootfs.sh.
+fn users_workdir(prefix: &str) -> tempfile::TempDir {
+    let work = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    let w = work.path();
+    std::fs::copy(env!("CARGO_BIN_EXE_strata"), w.join("strata")).unwrap();
+    let o = sh(Command::new(repo_root().join("scripts/make-base-rootfs.sh")).arg(w));
+    assert!(o.status.success(), "make-base-rootfs: {}", text(&o));
+    work
 }
