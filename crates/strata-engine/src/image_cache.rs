@@ -72,7 +72,7 @@ pub(crate) fn hit(
         }
         let layer = img.layers[st.layers.len()].clone();
         let d = layer.digest.clone();
-        if !session.store.blobs().exists(&d) {
+        if !session.store.has_layer(&d) {
             continue;
         }
         let _ = session.lease.add_blob(&d);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use strata_oci::Digest;
-use strata_store::{chain_ids, ContainerDir, Lease, RootfsMount, Store};
+use strata_store::{chain_ids, ContainerDir, LayerInfo, Lease, RootfsMount, Store};
 
 use crate::cache::LayerRef;
 
@@ -95,24 +95,26 @@ impl MountedRootfs {
             .unwrap_or_default()
     }
 
-    /// Unmounts, then moves the upper dir into the store as the snapshot
-    /// `chain_id` (the layer just written from it), so it is never
-    /// unpacked again; removes the rest.
+    /// Unmounts, then moves the upper dir into the store as the built
+    /// snapshot `chain_id` of `layer` (hashed from it), the layer's only
+    /// copy; removes the rest. Returns the layer to record (see
+    /// [`strata_store::Snapshotter::adopt_built`]).
     pub(crate) fn release_adopting(
         mut self,
         store: &Store,
         chain_id: &Digest,
+        layer: &LayerInfo,
         lease: Option<&Lease>,
-    ) -> Result<(), MountError> {
+    ) -> Result<LayerInfo, MountError> {
         if let Some(m) = self.mount.take() {
             m.unmount()?;
         }
-        if let Some(d) = self.dir.take() {
-            let upper = d.upper();
-            store.snapshotter().adopt(chain_id, &upper, lease)?;
-            d.remove()?;
-        }
-        Ok(())
+        let d = self.dir.take().expect("a mounted rootfs has its directory");
+        let kept = store
+            .snapshotter()
+            .adopt_built(chain_id, layer, &d.upper(), lease)?;
+        d.remove()?;
+        Ok(kept)
     }
 
     /// Unmounts and removes the directory, reporting errors.

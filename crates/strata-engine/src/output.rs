@@ -187,7 +187,7 @@ pub(crate) fn flatten_into(store: &Store, image: &Digest, dest: &Path) -> Result
         .ok_or_else(|| OutputError::NoImage(image.clone()))?;
     std::fs::create_dir_all(dest).map_err(io(dest))?;
     for l in &info.layers {
-        let mut f = store.blobs().open(&l.digest)?;
+        let mut f = store.open_layer(&l.digest)?;
         apply_layer(&mut f, dest, ApplyMode::Flatten)?;
     }
     Ok(())

@@ -153,23 +153,28 @@ pub(crate) fn run(
             code: status.code,
         });
     }
-    let info = LayerWriter::new(store.blobs(), layer_options(p.epoch))
-        .write_dir(&rootfs.upper(), Some(lease))?;
     if p.epoch.is_some() {
-        // The layer's times were clamped: the upper dir no longer matches
-        // it exactly, so let the snapshotter unpack the layer when needed.
+        // The layer's times are clamped: the upper dir does not give its
+        // tar again, so it is written as a blob and the snapshotter
+        // unpacks it when needed.
+        let info = LayerWriter::new(store.blobs(), layer_options(p.epoch))
+            .write_dir(&rootfs.upper(), Some(lease))?;
         rootfs.release()?;
-    } else {
-        // The upper dir is the layer, overlay-ready: keep it as the snapshot.
-        let mut diff_ids = Vec::with_capacity(layers.len() + 1);
-        for l in layers {
-            diff_ids.push(l.diff_id.clone());
-        }
-        diff_ids.push(info.diff_id.clone());
-        let chain = strata_store::chain_ids(&diff_ids);
-        rootfs.release_adopting(store, chain.last().expect("one layer"), Some(lease))?;
+        return Ok(info.to_record());
     }
-    Ok(info.to_record())
+    // The upper dir is the layer, overlay-ready: it is kept as the
+    // snapshot, the layer's only copy; its tar is only hashed here (the
+    // diff ID), and made again from the snapshot when it is needed.
+    let info = strata_store::digest_dir(&rootfs.upper(), layer_options(None))?;
+    let mut diff_ids = Vec::with_capacity(layers.len() + 1);
+    for l in layers {
+        diff_ids.push(l.diff_id.clone());
+    }
+    diff_ids.push(info.diff_id.clone());
+    let chain = strata_store::chain_ids(&diff_ids);
+    let kept =
+        rootfs.release_adopting(store, chain.last().expect("one layer"), &info, Some(lease))?;
+    Ok(kept.to_record())
 }
 
 /// Splits output chunks into lines (per stream) and emits Log events.

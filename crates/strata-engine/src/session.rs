@@ -42,7 +42,7 @@ impl Session<'_> {
         let rec: StepRecord = serde_json::from_str(&rec.value).ok()?;
         for l in &rec.layers {
             let d = l.digest.clone();
-            if !self.store.blobs().exists(&d) {
+            if !self.store.has_layer(&d) {
                 return None;
             }
             let _ = self.lease.add_blob(&d);

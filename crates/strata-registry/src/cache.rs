@@ -65,7 +65,7 @@ fn build(store: &Store, keys: &[String]) -> Result<Built, Error> {
         };
         for d in &rec.blobs {
             if !blobs.contains_key(d) {
-                let size = store.blobs().size(d)?;
+                let size = store.snapshotter().layer_size(d)?;
                 let mt = layer_types
                     .get(d)
                     .cloned()
@@ -98,7 +98,7 @@ fn build(store: &Store, keys: &[String]) -> Result<Built, Error> {
 fn register(store: &Store, doc: &CacheDocument) -> Result<usize, Error> {
     let mut n = 0;
     for e in &doc.entries {
-        if e.blobs.iter().all(|d| store.blobs().exists(d)) {
+        if e.blobs.iter().all(|d| store.has_layer(d)) {
             store.meta().cache_put(
                 &e.key,
                 &CacheRecord {
@@ -203,7 +203,7 @@ pub fn export_to_dir(store: &Store, dir: &Path, keys: &[String]) -> Result<Diges
     for l in &layers {
         let dest = blobs.join(l.digest.hex());
         if !dest.exists() {
-            let mut src = store.blobs().open(&l.digest)?;
+            let mut src = store.open_layer(&l.digest)?;
             let mut out = std::fs::File::create(&dest)
                 .map_err(|e| Error::io(format!("create {}", dest.display()), e))?;
             io::copy(&mut src, &mut out)

@@ -7,7 +7,7 @@
 //! gzip-compressed for the wire first (see `wire`).
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -371,7 +371,9 @@ fn upload_to(
     what: &str,
 ) -> Result<Outcome, Error> {
     let scope = Scope::push(repo);
-    let mut file = store.blobs().open(digest)?;
+    // A built layer pushed as it is (a cache export) has no blob: its tar
+    // is made again from its snapshot.
+    let mut file = store.open_layer(digest)?;
     let mut offset = 0u64;
     let mut chunked = true;
     while offset < size && chunked {
@@ -426,8 +428,9 @@ fn upload_to(
                 "no Location in the upload response",
             )
         })?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| Error::io(format!("rewind blob {digest}"), e))?;
+        // From the start again (a built layer's tar is made again).
+        drop(file);
+        let mut file = store.open_layer(digest)?;
         let r = stream(
             client,
             "PUT",

@@ -94,6 +94,7 @@ fn compressed(
     let (digest, size) = strata_store::gzip_blob(
         store.blobs(),
         &layer.digest,
+        &mut store.open_layer(&layer.digest)?,
         strata_store::diff::DEFAULT_GZIP_LEVEL,
         Some(lease),
     )?;

@@ -1,9 +1,11 @@
 //! `check`: verify the store. Every blob is re-hashed (streaming), every
-//! reference followed (image -> blobs, tag -> image, layer record -> blob),
-//! snapshots checked for completeness, temp leftovers found.
+//! built layer's tar made again from its snapshot and hashed (it has no
+//! blob: see [`crate::snapshot::built`]), every reference followed (image
+//! -> blobs, tag -> image, layer record -> blob), snapshots checked for
+//! completeness, temp leftovers found.
 //!
-//! With `repair`: corrupt blobs, leftovers, incomplete snapshots and layer
-//! records without a blob are removed. Images that lose a blob are reported
+//! With `repair`: corrupt blobs, tampered built snapshots, leftovers,
+//! incomplete snapshots and layer records without a blob are removed. Images that lose a blob are reported
 //! as broken and left in place (re-pull or rebuild them, or `image rm`).
 
 use std::collections::HashSet;
@@ -58,6 +60,17 @@ pub enum Problem {
         diff_id: Digest,
         /// The missing blob.
         blob: Digest,
+    },
+    /// A built layer's snapshot whose files no longer give the tar it was
+    /// built as (changed by hand or by a disk fault): it is never pushed,
+    /// saved or used.
+    TamperedSnapshot {
+        /// The snapshot's chain ID.
+        chain_id: Digest,
+        /// The diff ID the layer was built with.
+        diff_id: Digest,
+        /// What its files hash to now.
+        actual: Digest,
     },
     /// A snapshot directory without its `fs` (or a stray entry).
     IncompleteSnapshot {
@@ -119,6 +132,15 @@ impl fmt::Display for Problem {
             Problem::MissingLayerBlob { diff_id, blob } => {
                 write!(f, "layer {diff_id} names missing blob {blob}")
             }
+            Problem::TamperedSnapshot {
+                chain_id,
+                diff_id,
+                actual,
+            } => write!(
+                f,
+                "built layer {diff_id} was changed: the files of snapshot {chain_id} now \
+                 hash to {actual}"
+            ),
             Problem::IncompleteSnapshot { path } => {
                 write!(f, "incomplete snapshot {}", path.display())
             }
@@ -155,6 +177,8 @@ pub struct CheckReport {
     pub blobs_checked: usize,
     /// Bytes hashed.
     pub bytes_checked: u64,
+    /// Built layers whose tar was made again from their snapshot and hashed.
+    pub built_layers_checked: usize,
     /// What is wrong.
     pub problems: Vec<Problem>,
     /// What repair did, one line each.
@@ -235,7 +259,10 @@ impl Store {
                 r.repaired.push(format!("removed corrupt blob {d}"));
             }
         }
-        let present = |d: &Digest| !bad_blobs.contains(d) && self.blobs().exists(d);
+        let bad_built = self.check_built_layers(repair, &mut r)?;
+        let present = |d: &Digest| {
+            !bad_blobs.contains(d) && !bad_built.contains(d) && self.snapshotter().has_layer(d)
+        };
         let mut broken = HashSet::new();
         for img in self.meta().images()? {
             let mut refs = vec![
@@ -325,6 +352,45 @@ impl Store {
             r.problems.push(Problem::StaleContainer { id });
         }
         Ok(r)
+    }
+
+    /// Makes each built layer's tar again and hashes it (see
+    /// [`Problem::TamperedSnapshot`]); returns the diff IDs found changed.
+    fn check_built_layers(&self, repair: bool, r: &mut CheckReport) -> Result<HashSet<Digest>> {
+        let mut bad = HashSet::new();
+        for (chain_id, diff_id) in self.snapshotter().built_snapshots()? {
+            let actual = match self.snapshotter().rehash_built(&chain_id) {
+                Ok(Some((_, actual))) => actual,
+                Ok(None) => continue, // removed meanwhile
+                Err(e) => {
+                    r.problems.push(Problem::IncompleteSnapshot {
+                        path: self.snapshotter().path(&chain_id),
+                    });
+                    tracing::warn!("built snapshot {chain_id}: {e}");
+                    bad.insert(diff_id);
+                    continue;
+                }
+            };
+            r.built_layers_checked += 1;
+            if actual != diff_id {
+                r.problems.push(Problem::TamperedSnapshot {
+                    chain_id: chain_id.clone(),
+                    diff_id: diff_id.clone(),
+                    actual,
+                });
+                if repair {
+                    self.snapshotter().remove(&chain_id)?;
+                    r.repaired.push(format!(
+                        "removed changed snapshot {chain_id} of layer {diff_id}"
+                    ));
+                }
+                bad.insert(diff_id);
+            }
+        }
+        if repair {
+            self.snapshotter().reindex()?;
+        }
+        Ok(bad)
     }
 
     fn find_leftovers(&self, grace: std::time::Duration) -> Result<Vec<PathBuf>> {

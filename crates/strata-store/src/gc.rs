@@ -107,10 +107,13 @@ impl Store {
             report.blobs_removed.push(d);
         }
         fsutil::crash_point("prune:blobs-removed");
-        report.layer_records_removed += self.forget_missing_layers()?;
         let live: HashSet<Digest> = live_snaps.into_iter().collect();
+        // A built layer's snapshot is its only copy: kept while an image,
+        // a cache entry or a lease names the layer, whatever its parent.
+        let built = self.snapshotter().built_snapshots()?;
+        let names_layer = |s: &Digest| built.get(s).is_some_and(|d| roots.blobs.contains(d));
         for s in snapshots {
-            if !roots.snapshots.contains(&s) && !live.contains(&s) {
+            if !roots.snapshots.contains(&s) && !live.contains(&s) && !names_layer(&s) {
                 self.snapshotter().remove(&s)?;
                 report.snapshots_removed.push(s);
             }
@@ -118,6 +121,9 @@ impl Store {
         for p in self.snapshotter().strays()? {
             fsutil::remove_any(&p)?;
         }
+        self.snapshotter().reindex()?;
+        // After the snapshots: a built layer's row goes with its snapshot.
+        report.layer_records_removed += self.forget_missing_layers()?;
         report.tmp_removed = self.clean_tmp(tmp_grace())?.len();
         Ok(report)
     }
@@ -259,7 +265,7 @@ impl Store {
     fn forget_missing_layers(&self) -> Result<usize> {
         let mut n = 0;
         for l in self.meta().layers()? {
-            if !self.blobs().exists(&l.digest) {
+            if !self.snapshotter().has_layer(&l.digest) {
                 self.meta().write("forget layer", |tx| {
                     tx.execute(
                         "DELETE FROM layers WHERE diff_id = ?1 AND media_type = ?2",

@@ -32,8 +32,8 @@ pub use blobs::{BlobStore, BlobWriter};
 pub use check::{CheckReport, Problem};
 pub use containers::{ContainerDir, Containers};
 pub use diff::{
-    apply_layer, gzip_blob, ApplyMode, ApplyStats, EntryMeta, LayerBuilder, LayerInfo,
-    LayerOptions, LayerWriter,
+    apply_layer, digest_dir, gzip_blob, tar_dir, ApplyMode, ApplyStats, EntryMeta, LayerBuilder,
+    LayerInfo, LayerOptions, LayerWriter,
 };
 pub use error::{Result, StoreError};
 pub use fsutil::{FileLock, TempDir};

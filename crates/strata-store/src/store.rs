@@ -55,6 +55,7 @@ impl Store {
             "locks",
             "leases",
             "snapshots",
+            "built",
             "containers",
             // The engine's (context stat cache, RUN cache mounts): made
             // here so it is private from birth, not fixed (and reported)
@@ -79,6 +80,7 @@ impl Store {
         let snapshots = Snapshotter::new(
             root.join("snapshots"),
             root.join("tmp"),
+            root.join("built"),
             blobs.clone(),
             gc_lock,
         );
@@ -173,7 +175,7 @@ impl Store {
             .and_then(|m| m.get(&layer.diff_id).copied());
         let n = match noted {
             Some(n) => n,
-            None => content_size_of_tar(&mut self.blobs.open(&layer.digest)?)?,
+            None => content_size_of_tar(&mut self.snapshots.open_layer(&layer.digest)?)?,
         };
         self.meta.put_content_size(&layer.diff_id, n)?;
         Ok(n)
@@ -186,6 +188,17 @@ impl Store {
         for l in layers {
             let _ = self.layer_content_size(l);
         }
+    }
+
+    /// Reads layer blob `digest`: its blob, or a built layer's tar made
+    /// again from its snapshot (see [`crate::snapshot::built`]).
+    pub fn open_layer(&self, digest: &crate::Digest) -> Result<Box<dyn std::io::Read + Send>> {
+        self.snapshots.open_layer(digest)
+    }
+
+    /// True when layer blob `digest` can be read (see [`Store::open_layer`]).
+    pub fn has_layer(&self, digest: &crate::Digest) -> bool {
+        self.snapshots.has_layer(digest)
     }
 
     /// Registers an image whose blobs are already stored, then tags it

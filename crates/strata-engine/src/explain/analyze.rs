@@ -420,7 +420,7 @@ impl Walker {
     ) -> Result<LayerStats, super::needs::ImageFsError> {
         let l = &img.layers[i];
         let digest = l.digest.clone();
-        let mut file = store.blobs().open(&digest)?;
+        let mut file = store.open_layer(&digest)?;
         let reader: Box<dyn Read + '_> = strata_store::diff::decompressed(&mut file)?;
         self.walk(reader, i, top)
     }

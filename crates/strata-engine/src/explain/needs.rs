@@ -70,7 +70,7 @@ pub struct ImageFs<'s> {
 }
 
 /// A layer blob as a tar stream (decompressed as it is read).
-fn open_layer(file: &mut std::fs::File) -> Result<tar::Archive<Box<dyn Read + '_>>, ImageFsError> {
+fn open_layer(file: &mut dyn Read) -> Result<tar::Archive<Box<dyn Read + '_>>, ImageFsError> {
     let r = strata_store::diff::decompressed(file)?;
     Ok(tar::Archive::new(r))
 }
@@ -82,7 +82,7 @@ impl<'s> ImageFs<'s> {
         let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
         for i in 0..img.layers.len() {
             let digest = img.layers[i].digest.clone();
-            let mut f = store.blobs().open(&digest)?;
+            let mut f = store.open_layer(&digest)?;
             let mut ar = open_layer(&mut f)?;
             for e in ar.entries()? {
                 let e = e?;
@@ -220,7 +220,7 @@ impl<'s> ImageFs<'s> {
             return Err(ImageFsError::NotAFile(path.to_string()));
         };
         let digest = self.img.layers[*layer].digest.clone();
-        let mut f = self.store.blobs().open(&digest)?;
+        let mut f = self.store.open_layer(&digest)?;
         let mut ar = open_layer(&mut f)?;
         for e in ar.entries()? {
             let mut e = e?;

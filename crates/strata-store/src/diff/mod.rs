@@ -10,5 +10,5 @@ pub mod whiteout;
 mod writer;
 
 pub use apply::{apply_layer, apply_layer_known, decompressed, ApplyMode, ApplyStats};
-pub use upper::LayerWriter;
+pub use upper::{digest_dir, tar_dir, LayerWriter};
 pub use writer::{gzip_blob, EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL};

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -37,6 +38,25 @@ impl<'a> LayerWriter<'a> {
         walk(&mut b, dir, Path::new(""), &mut links)?;
         b.finish_leased(lease)
     }
+}
+
+/// Writes `dir` (an overlay upper dir or a built snapshot) as a plain layer
+/// tar into `out`, in the same order and with the same headers as
+/// [`LayerWriter::write_dir`]: the same tree always gives the same bytes,
+/// which is what lets a built layer be kept as its snapshot alone and its
+/// tar be made again when it is needed. The result names the tar (digest
+/// = diff ID, uncompressed media type).
+pub fn tar_dir(dir: &Path, out: Box<dyn Write + Send>, opts: LayerOptions) -> Result<LayerInfo> {
+    let mut b = LayerBuilder::uncompressed(out, opts);
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    walk(&mut b, dir, Path::new(""), &mut links)?;
+    b.finish()
+}
+
+/// The diff ID of `dir` as a layer ([`tar_dir`] into nothing): a built
+/// layer's identity, computed without writing its tar.
+pub fn digest_dir(dir: &Path, opts: LayerOptions) -> Result<LayerInfo> {
+    tar_dir(dir, Box::new(std::io::sink()), opts)
 }
 
 fn sorted_children(dir: &Path) -> Result<Vec<OsString>> {

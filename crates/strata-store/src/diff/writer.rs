@@ -114,13 +114,45 @@ impl LayerInfo {
 /// overlay upper dir via [`super::LayerWriter`]. Entries are written in the
 /// order given: give parents before children for a well-formed layer.
 pub struct LayerBuilder {
-    tar: TarOut<DigestWriter<ParallelGz>>,
+    tar: TarOut<DigestWriter<LayerSink>>,
     compressor: Option<JoinHandle<io::Result<BlobWriter>>>,
+    /// Written by [`LayerBuilder::uncompressed`]: no compressor, no blob.
+    plain: bool,
     opts: LayerOptions,
     /// File bytes as Docker counts them (see
     /// [`crate::store::content_size_of_tar`]), noted at finish so that
     /// registering the layer needs no second read of it.
     content: u64,
+}
+
+/// Where a layer's tar goes: gzip into a blob of the store, or plain into
+/// any writer (hashed only, or streamed to a reader; see
+/// [`super::LayerWriter::digest_dir`]).
+enum LayerSink {
+    Gzip(ParallelGz),
+    Plain(Box<dyn Write + Send>),
+}
+
+impl LayerSink {
+    /// A stand-in that accepts nothing (for moving the real one out).
+    fn closed() -> LayerSink {
+        LayerSink::Gzip(ParallelGz::closed())
+    }
+}
+
+impl Write for LayerSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            LayerSink::Gzip(gz) => gz.write(data),
+            LayerSink::Plain(w) => w.write(data),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            LayerSink::Gzip(gz) => gz.flush(),
+            LayerSink::Plain(w) => w.flush(),
+        }
+    }
 }
 
 /// Layer path bytes: no leading `/` or `./`.
@@ -154,11 +186,25 @@ impl LayerBuilder {
         let (gz, compressor) = ParallelGz::start(blob, opts.gzip_level)
             .what(|| "start the layer compressor threads".to_string())?;
         Ok(LayerBuilder {
-            tar: TarOut::new(DigestWriter::new(gz)),
+            tar: TarOut::new(DigestWriter::new(LayerSink::Gzip(gz))),
             compressor: Some(compressor),
+            plain: false,
             opts,
             content: 0,
         })
+    }
+
+    /// Starts a layer written as a plain tar into `out`, no blob: what
+    /// [`finish`](Self::finish) returns names the tar itself (its digest
+    /// is the diff ID, its media type the uncompressed one).
+    pub fn uncompressed(out: Box<dyn Write + Send>, opts: LayerOptions) -> LayerBuilder {
+        LayerBuilder {
+            tar: TarOut::new(DigestWriter::new(LayerSink::Plain(out))),
+            compressor: None,
+            plain: true,
+            opts,
+            content: 0,
+        }
     }
 
     fn mtime(&self, m: i64) -> i64 {
@@ -318,12 +364,23 @@ impl LayerBuilder {
     pub fn finish_leased(mut self, lease: Option<&Lease>) -> Result<LayerInfo> {
         let tar = std::mem::replace(
             &mut self.tar,
-            TarOut::new(DigestWriter::new(ParallelGz::closed())),
+            TarOut::new(DigestWriter::new(LayerSink::closed())),
         );
         let ended = tar.finish().and_then(|mut dw| {
             dw.flush()?;
             Ok(dw)
         });
+        if self.plain {
+            let (_, diff_id, n) = ended.what(|| "write layer".to_string())?.finish();
+            crate::store::note_content_size(&diff_id, self.content);
+            return Ok(LayerInfo {
+                digest: diff_id.clone(),
+                diff_id,
+                size: n,
+                uncompressed_size: n,
+                media_type: strata_oci::media_types::OCI_LAYER_TAR.to_string(),
+            });
+        }
         let Some(compressor) = self.compressor.take() else {
             return Err(StoreError::Invalid(
                 "layer builder used after its blob writer failed".into(),
@@ -331,7 +388,10 @@ impl LayerBuilder {
         };
         let (diff_id, uncompressed_size) = match ended {
             Ok(dw) => {
-                let (mut gz, diff_id, n) = dw.finish();
+                let (sink, diff_id, n) = dw.finish();
+                let LayerSink::Gzip(mut gz) = sink else {
+                    unreachable!("plain layers returned above")
+                };
                 // The last block; closing the stream ends the writer thread.
                 if let Err(e) = gz.finish() {
                     let joined = compressor.join();
@@ -374,26 +434,28 @@ impl Drop for LayerBuilder {
         // thread ends; its BlobWriter is dropped with it, deleting the temp
         // file (the stream it wrote lacks its trailer, and is never
         // committed).
-        *self.tar.get_mut().get_mut() = ParallelGz::closed();
+        *self.tar.get_mut().get_mut() = LayerSink::closed();
         if let Some(c) = self.compressor.take() {
             let _ = c.join();
         }
     }
 }
 
-/// gzips the blob `source` (a plain layer tar) into a new blob, in parallel
-/// (see `pgzip`); returns the new blob's digest and size. `push` uses it
-/// for layers the store keeps uncompressed (docker-archive loads).
+/// gzips `from` (the plain layer tar `source`, as
+/// [`crate::Snapshotter::open_layer`] reads it) into a new blob, in
+/// parallel (see `pgzip`); returns the new blob's digest and size. `push`
+/// uses it for layers the store keeps uncompressed (docker-archive loads,
+/// built layers).
 pub fn gzip_blob(
     blobs: &BlobStore,
     source: &Digest,
+    from: &mut dyn Read,
     level: u32,
     lease: Option<&Lease>,
 ) -> Result<(Digest, u64)> {
-    let mut from = blobs.open(source)?;
     let (mut gz, writer) = ParallelGz::start(blobs.writer()?, level)
         .what(|| "start the layer compressor threads".to_string())?;
-    let copied = io::copy(&mut from, &mut gz).and_then(|_| gz.finish());
+    let copied = io::copy(from, &mut gz).and_then(|_| gz.finish());
     drop(gz);
     let joined = writer
         .join()

@@ -163,7 +163,7 @@ fn known_layer(
         .meta()
         .layers()?
         .into_iter()
-        .find(|l| l.digest == *digest && store.blobs().exists(digest));
+        .find(|l| l.digest == *digest && store.snapshotter().has_layer(digest));
     match rec {
         Some(l) => Ok((l.diff_id, l.uncompressed_size)),
         None if media_types::is_foreign_layer(media_type) => Err(TransferError::Invalid(format!(

@@ -1,14 +1,13 @@
 //! `save`: images from the store into a docker-archive or an OCI layout
 //! tar, streamed (each blob is read from its file as the tar is written).
 
-use std::fs::File;
 use std::io::{BufReader, Read, Write};
 
 use strata_oci::archive::{BlobSource, ImageToSave};
 use strata_oci::{Digest, ImageConfig, ImageManifest, Raw, Reference};
 
 use super::{Result, TransferError};
-use crate::blobs::BlobStore;
+use crate::snapshot::Snapshotter;
 use crate::store::Store;
 
 /// The archive layout `save` writes.
@@ -30,20 +29,22 @@ pub struct ImageToExport {
     pub names: Vec<Reference>,
 }
 
-/// The store's blobs as a [`BlobSource`].
-pub struct StoreBlobs<'a>(pub &'a BlobStore);
+/// The store's blobs and built layers as a [`BlobSource`].
+pub struct StoreBlobs<'a>(pub &'a Snapshotter);
 
 impl BlobSource for StoreBlobs<'_> {
     fn open_blob(&self, digest: &Digest) -> Result<(Box<dyn Read + '_>, u64), strata_oci::Error> {
-        let f: File = self
+        // A built layer has no blob: its tar is made again from its
+        // snapshot (and checked against its digest as it streams).
+        let size = self
             .0
-            .open(digest)
+            .layer_size(digest)
+            .map_err(|e| strata_oci::Error::external(format!("stat blob {digest}"), e))?;
+        let r = self
+            .0
+            .open_layer(digest)
             .map_err(|e| strata_oci::Error::external(format!("open blob {digest}"), e))?;
-        let size = f
-            .metadata()
-            .map_err(|e| strata_oci::Error::external(format!("stat blob {digest}"), e))?
-            .len();
-        Ok((Box::new(BufReader::with_capacity(256 * 1024, f)), size))
+        Ok((Box::new(BufReader::with_capacity(256 * 1024, r)), size))
     }
 }
 
@@ -58,7 +59,7 @@ pub fn save_images(
 ) -> Result<()> {
     let lease = store.lease("save")?;
     let to_save = leased_images_to_save(store, &lease, images)?;
-    let source = StoreBlobs(store.blobs());
+    let source = StoreBlobs(store.snapshotter());
     match format {
         ArchiveFormat::Docker => strata_oci::write_docker_archive(out, &to_save, &source)?,
         ArchiveFormat::Oci => strata_oci::write_oci_archive(out, &to_save, &source)?,
@@ -113,7 +114,7 @@ pub fn save_oci_with_indexes(
             members,
         });
     }
-    let source = StoreBlobs(store.blobs());
+    let source = StoreBlobs(store.snapshotter());
     strata_oci::write_oci_archive_with_indexes(out, &to_save, &ix_save, &source)?;
     Ok(())
 }

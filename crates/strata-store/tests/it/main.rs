@@ -3,6 +3,7 @@
 //! (overlay mounts, whiteout devices) and skip without it.
 
 mod blobs_meta;
+mod built_layers;
 mod common;
 mod differ;
 mod gc_check;

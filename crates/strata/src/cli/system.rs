@@ -267,9 +267,10 @@ fn check(g: &Global, a: CheckStoreArgs) -> anyhow::Result<u8> {
     }
     writeln!(
         out,
-        "checked {} blobs ({}): {}",
+        "checked {} blobs ({}) and {} built layers: {}",
         r.blobs_checked,
         human_size(r.bytes_checked),
+        r.built_layers_checked,
         if r.is_clean() {
             "no problems".to_string()
         } else {

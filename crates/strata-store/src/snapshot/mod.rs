@@ -14,7 +14,7 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -25,6 +25,8 @@ use crate::diff::{apply_layer, apply_layer_known, ApplyMode};
 use crate::error::{IoCtx, Result, StoreError};
 use crate::fsutil::{self, FileLock};
 use crate::meta::Lease;
+
+pub mod built;
 
 /// Chain IDs of a list of diff IDs (base first): the image's own
 /// ([`strata_oci::chain_ids`]), one computation for the whole workspace.
@@ -116,15 +118,25 @@ impl<R: Read> Read for CountingReader<'_, '_, R> {
 pub struct Snapshotter {
     dir: PathBuf,
     tmp: PathBuf,
+    /// `ROOT/built`: diff ID -> the built snapshot holding that layer
+    /// (see [`built`]).
+    built: PathBuf,
     blobs: BlobStore,
     gc_lock: PathBuf,
 }
 
 impl Snapshotter {
-    pub(crate) fn new(dir: PathBuf, tmp: PathBuf, blobs: BlobStore, gc_lock: PathBuf) -> Self {
+    pub(crate) fn new(
+        dir: PathBuf,
+        tmp: PathBuf,
+        built: PathBuf,
+        blobs: BlobStore,
+        gc_lock: PathBuf,
+    ) -> Self {
         Snapshotter {
             dir,
             tmp,
+            built,
             blobs,
             gc_lock,
         }
@@ -197,7 +209,7 @@ impl Snapshotter {
         let mut todo: Vec<(usize, u64)> = Vec::new();
         for (i, (_, blob)) in chain.iter().enumerate() {
             if !self.claim(&chains[i], lease)? {
-                todo.push((i, self.blobs.size(blob)?));
+                todo.push((i, self.layer_size(blob)?));
             }
         }
         todo.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -301,7 +313,7 @@ impl Snapshotter {
         let mut read = 0u64;
         let result = (|| {
             let mut data = CountingReader {
-                inner: self.blobs.open(blob)?,
+                inner: self.open_layer(blob)?,
                 unreported: 0,
                 read: &mut read,
                 tally,
@@ -309,8 +321,9 @@ impl Snapshotter {
             let dest = tmp.join("fs");
             let stats = if blob == diff_id {
                 // An uncompressed layer (as `load` stores docker-archive
-                // layers): the blob store verified this digest when the
-                // blob was written, so it is not hashed a second time.
+                // layers, or a built layer's tar made again): the blob
+                // store verified this digest when the blob was written, or
+                // the tar's reader checks it, so it is not hashed twice.
                 apply_layer_known(&mut data, &dest, ApplyMode::OverlayReady, diff_id)?
             } else {
                 apply_layer(&mut data, &dest, ApplyMode::OverlayReady)?
@@ -336,40 +349,6 @@ impl Snapshotter {
         }
         if result.is_ok() {
             tally.layer_done(diff_id, size, read);
-        }
-        result
-    }
-
-    /// Adopts `dir` (an overlay upper dir, already overlay-ready: whiteouts
-    /// as char 0/0, opaque xattrs) as the snapshot `chain_id`, by renaming
-    /// it into place, so the layer just written from it is never unpacked
-    /// again. `dir` must be on the store's filesystem and hold exactly the
-    /// layer's contents; it is consumed (moved, or removed when the
-    /// snapshot exists already).
-    pub fn adopt(&self, chain_id: &Digest, dir: &Path, lease: Option<&Lease>) -> Result<()> {
-        let _gc = FileLock::shared(&self.gc_lock)?;
-        if let Some(l) = lease {
-            l.add_snapshot(chain_id)?;
-        }
-        if self.exists(chain_id) {
-            return fsutil::remove_any(dir);
-        }
-        // Stage as tmp/snap-*/fs, then rename the whole snapshot dir: the
-        // same commit protocol as an unpack.
-        let tmp = self.tmp.join(fsutil::unique_name("snap"));
-        fsutil::create_dir_all(&tmp)?;
-        let result = fs::rename(dir, tmp.join("fs"))
-            .ctx("move upper dir into snapshot", dir)
-            .and_then(|()| {
-                let target = self.dir.join(chain_id.hex());
-                match fs::rename(&tmp, &target) {
-                    Ok(()) => fsutil::fsync_dir(&self.dir),
-                    Err(_) if self.exists(chain_id) => Ok(()),
-                    Err(e) => Err(e).ctx("commit snapshot", &target),
-                }
-            });
-        if tmp.exists() {
-            let _ = fsutil::remove_any(&tmp);
         }
         result
     }
@@ -431,6 +410,7 @@ impl Snapshotter {
 mod tests {
     use super::*;
     use sha2::{Digest as _, Sha256};
+    use std::path::Path;
 
     #[test]
     fn chain_ids_follow_the_spec() {
