@@ -160,7 +160,13 @@ impl Fixture {
         let info = self.store.meta().image(image).unwrap().expect("image");
         let mut files = BTreeMap::new();
         for layer in &info.layers {
-            let blob = self.store.blobs().read(&layer.digest).unwrap();
+            // A built layer has no blob: its tar is made from its snapshot.
+            let mut blob = Vec::new();
+            self.store
+                .open_layer(&layer.digest)
+                .unwrap()
+                .read_to_end(&mut blob)
+                .unwrap();
             let mut raw = Vec::new();
             if blob.starts_with(&[0x1f, 0x8b]) {
                 flate2::read::GzDecoder::new(&blob[..])

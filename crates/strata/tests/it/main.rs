@@ -35,4 +35,5 @@ mod run_errors;
 mod run_isolation;
 mod seccomp;
 mod store_security;
+mod stored_once;
 mod why_miss;
