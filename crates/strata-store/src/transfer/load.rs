@@ -88,6 +88,27 @@ pub fn register_images(
     Ok(out)
 }
 
+/// Unpacks the layers of `images` into snapshots now (in parallel), as
+/// `docker load` does, so the first `run` or build on a loaded image
+/// starts at once instead of paying the unpack there. Held by a lease of
+/// its own: an untagged loaded image may meet a concurrent prune.
+pub fn unpack_images(store: &Store, images: &[Digest]) -> Result<()> {
+    let lease = store.lease("unpack loaded images")?;
+    for id in images {
+        lease.add_image(id)?;
+        let Some(info) = store.meta().image(id)? else {
+            continue; // removed meanwhile
+        };
+        let chain: Vec<(Digest, Digest)> = info
+            .layers
+            .iter()
+            .map(|l| (l.diff_id.clone(), l.digest.clone()))
+            .collect();
+        store.snapshotter().prepare_leased(&chain, Some(&lease))?;
+    }
+    Ok(())
+}
+
 /// The record for one archive image, checking that each layer is present
 /// and decompresses to the diff ID its config names.
 fn image_record(store: &Store, sink: &StagingSink<'_>, img: &ArchiveImage) -> Result<ImageRecord> {

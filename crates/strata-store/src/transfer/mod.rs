@@ -27,7 +27,7 @@ pub use import::import_layer;
 pub use index::{
     image_platform, index_entries, resolve_image_for, tag_index, write_index, IndexEntry,
 };
-pub use load::{load_archive, load_layout_dir, register_images, LoadedImage};
+pub use load::{load_archive, load_layout_dir, register_images, unpack_images, LoadedImage};
 pub use save::{
     save_images, save_oci_with_indexes, ArchiveFormat, ImageToExport, IndexToExport, StoreBlobs,
 };

@@ -64,10 +64,33 @@ pub(crate) fn load(g: &Global, a: LoadArgs) -> anyhow::Result<u8> {
                 .retain(|(n, prev)| n != name || !ids.contains(&prev));
         }
     }
+    unpack_for_host(&store, &loaded);
     if !a.quiet {
         print_loaded(&loaded)?;
     }
     Ok(0)
+}
+
+/// Unpacks the loaded images of this machine's architecture now, as
+/// `docker load` does (the first `run` or build on them then starts at
+/// once). Other platforms' images are left packed: they run only under
+/// emulation, and unpack when first used. A failure is a warning: the
+/// images are loaded, and unpack again when first used.
+fn unpack_for_host(store: &strata_store::Store, loaded: &[LoadedImage]) {
+    let host = host_architecture();
+    let ids: Vec<strata_oci::Digest> = loaded
+        .iter()
+        .filter(|img| {
+            transfer::image_platform(store, &img.id).is_ok_and(|p| p.architecture == host)
+        })
+        .map(|img| img.id.clone())
+        .collect();
+    if let Err(e) = transfer::unpack_images(store, &ids) {
+        eprintln!(
+            "strata: warning: the images are loaded, but unpacking their layers failed ({e:#}); \
+             they are unpacked again when first used"
+        );
+    }
 }
 
 fn print_loaded(loaded: &[LoadedImage]) -> anyhow::Result<()> {
