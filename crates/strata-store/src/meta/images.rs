@@ -466,37 +466,39 @@ fn layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
     })
 }
 
+/// One image with its layers and tags. The statements are cached: `image
+/// ls` runs them once per image, and parsing them each time was most of
+/// its time with 1,000 images.
 fn load_image(tx: &rusqlite::Transaction<'_>, id: &str) -> rusqlite::Result<Option<ImageInfo>> {
     let head = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id, manifest_digest, manifest_media_type, config_digest, created, size
              FROM images WHERE id = ?1",
-            [id],
-            |r| {
-                Ok((
-                    col_digest(r, 0)?,
-                    col_digest(r, 1)?,
-                    r.get::<_, String>(2)?,
-                    col_digest(r, 3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            },
-        )
+        )?
+        .query_row([id], |r| {
+            Ok((
+                col_digest(r, 0)?,
+                col_digest(r, 1)?,
+                r.get::<_, String>(2)?,
+                col_digest(r, 3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
         .optional()?;
     let Some((id_d, manifest_digest, manifest_media_type, config_digest, created, size)) = head
     else {
         return Ok(None);
     };
     let layers = tx
-        .prepare(
+        .prepare_cached(
             "SELECT digest, diff_id, size, uncompressed_size, media_type FROM image_layers
              WHERE image_id = ?1 ORDER BY position",
         )?
         .query_map([id], layer_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let tags = tx
-        .prepare("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?
+        .prepare_cached("SELECT name FROM tags WHERE image_id = ?1 ORDER BY name")?
         .query_map([id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(Some(ImageInfo {
