@@ -135,6 +135,20 @@ impl MountedRootfs {
     }
 }
 
+impl MountedRootfs {
+    /// Unmounts and moves the directory into the store's tmp for the
+    /// caller to delete later (see [`strata_store::ContainerDir::remove_later`]).
+    pub fn release_later(mut self) -> Result<Option<PathBuf>, MountError> {
+        if let Some(m) = self.mount.take() {
+            m.unmount()?;
+        }
+        match self.dir.take() {
+            Some(d) => Ok(d.remove_later()?),
+            None => Ok(None),
+        }
+    }
+}
+
 impl Drop for MountedRootfs {
     fn drop(&mut self) {
         drop(self.mount.take());
