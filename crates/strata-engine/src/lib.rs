@@ -16,7 +16,8 @@
 //! COPY error...). The other public modules are what the CLI uses besides
 //! building: images in the store ([`images`], [`config`]), `--output`
 //! ([`output`]), `image explain` ([`explain`]), remote contexts
-//! ([`sources`]), mounting a root filesystem ([`mounts`]).
+//! ([`sources`]), mounting a root filesystem ([`mounts`]), releasing
+//! every mount before an exit that cannot unwind ([`live_mounts`]).
 //!
 //! # Where things are
 //!
@@ -60,6 +61,7 @@ mod glob;
 mod image_cache;
 pub mod images;
 mod inputs;
+pub mod live_mounts;
 mod miss_record;
 #[cfg(test)]
 mod module_cycles;

@@ -13,6 +13,8 @@ use crate::cache::LayerRef;
 pub struct MountedRootfs {
     mount: Option<RootfsMount>,
     dir: Option<ContainerDir>,
+    // Dropped after the fields above are released (see `live_mounts`).
+    _live: crate::live_mounts::Live<'static>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,9 @@ pub enum MountError {
     /// The cause is in the message, so not also a `source()`.
     #[error("bad layer digest: {0}")]
     Digest(strata_oci::DigestError),
+    /// The process is exiting (Ctrl-C): no new mounts.
+    #[error(transparent)]
+    Exiting(#[from] crate::live_mounts::Exiting),
 }
 
 impl From<strata_oci::DigestError> for MountError {
@@ -69,11 +74,14 @@ impl MountedRootfs {
         let ids = chain_ids(&chain.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>());
         lowers.extend(extra_top.iter().cloned());
         let id = strata_runtime::new_container_id().replace("strata-", &format!("{kind}-"));
+        let slot = crate::live_mounts::slot()?;
         let dir = store.containers().create(&id, &ids)?;
         let mount = dir.mount_rootfs(&lowers)?;
+        let live = slot.register(dir.path());
         Ok(MountedRootfs {
             mount: Some(mount),
             dir: Some(dir),
+            _live: live,
         })
     }
 
@@ -126,6 +134,20 @@ impl MountedRootfs {
             d.remove()?;
         }
         Ok(())
+    }
+}
+
+impl MountedRootfs {
+    /// Unmounts and moves the directory into the store's tmp for the
+    /// caller to delete later (see [`strata_store::ContainerDir::remove_later`]).
+    pub fn release_later(mut self) -> Result<Option<PathBuf>, MountError> {
+        if let Some(m) = self.mount.take() {
+            m.unmount()?;
+        }
+        match self.dir.take() {
+            Some(d) => Ok(d.remove_later()?),
+            None => Ok(None),
+        }
     }
 }
 

@@ -282,4 +282,22 @@ impl ContainerDir {
     pub fn remove(self) -> Result<()> {
         discard(&self.path, &self.tmp)
     }
+
+    /// [`remove`](Self::remove) without the delete: unmounts and moves the
+    /// directory into `ROOT/tmp`, returning its new path (None: it was
+    /// gone), for a caller that deletes it after answering its user (`run
+    /// --rm`). There it is temp debris like any other, removed by GC and
+    /// `check --repair` once nobody holds it locked.
+    pub fn remove_later(self) -> Result<Option<PathBuf>> {
+        mount::unmount(&self.path.join("merged"))?;
+        let doomed = self.tmp.join(fsutil::unique_name("rm"));
+        match fs::rename(&self.path, &doomed) {
+            Ok(()) => {
+                fsutil::crash_point("container-remove:renamed");
+                Ok(Some(doomed))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).ctx("move into the temp dir", &self.path),
+        }
+    }
 }

@@ -9,6 +9,8 @@ fn main() -> ExitCode {
     // A container reaper started by a build (strata_runtime::reaper) does
     // its work and exits here; any other process returns at once.
     strata_runtime::reaper::run_if_reaper();
+    // The delete of a `run --rm` container's files, after `run` returned.
+    cli::remove_later::run_if_remover();
     // `run --init`: strata as the container's PID 1.
     cli::init::run_if_init();
     // First, while the process is still single-threaded: an unprivileged

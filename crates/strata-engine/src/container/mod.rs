@@ -303,6 +303,14 @@ impl RunRootfs {
     pub fn release(self) -> Result<(), ContainerError> {
         Ok(self.rootfs.release()?)
     }
+
+    /// Unmounts it and moves its directory into the store's tmp, returning
+    /// where: deleting a big upper dir (40,000 files: 0.6 s, far more when
+    /// the disk is busy) is left to the caller, after it has answered. The
+    /// init layer, a few files, is removed now.
+    pub fn release_later(self) -> Result<Option<std::path::PathBuf>, ContainerError> {
+        Ok(self.rootfs.release_later()?)
+    }
 }
 
 /// Mounts the rootfs of a container kept in `dir` (`upper/`, `work/`,

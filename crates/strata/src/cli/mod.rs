@@ -21,6 +21,7 @@ pub(crate) mod init;
 pub(crate) mod output;
 pub(crate) mod platform;
 pub(crate) mod registry;
+pub(crate) mod remove_later;
 pub(crate) mod run;
 pub(crate) mod suggest;
 pub(crate) mod system;

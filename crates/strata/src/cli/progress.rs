@@ -177,7 +177,9 @@ impl Renderer {
         let interrupt = Arc::new(Interrupt::install());
         // Outside a RUN nothing else notices the signal: this thread ends
         // the build (the store is crash-safe: leases expire, temp dirs are
-        // collected) after putting the display in order.
+        // collected) after putting the display in order. `exit` runs no
+        // destructor, so the steps' rootfs mounts are released first: left
+        // mounted, they would stay until the next strata on that store.
         let (st, int) = (state.clone(), interrupt.clone());
         let _ = std::thread::Builder::new()
             .name("strata-interrupt".into())
@@ -187,6 +189,7 @@ impl Renderer {
                         int.check();
                         let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
                         end(&mut st, mode, true);
+                        strata_engine::live_mounts::release_all();
                         std::process::exit(130);
                     }
                     std::thread::sleep(Duration::from_millis(50));

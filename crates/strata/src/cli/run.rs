@@ -300,7 +300,11 @@ pub(crate) fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
             return Ok(e.docker_exit_code() as u8);
         }
     };
-    rootfs.release()?;
+    // The container's exit status is not kept waiting for the delete of
+    // everything it wrote (see remove_later).
+    if let Some(dir) = rootfs.release_later()? {
+        super::remove_later::spawn(&dir)?;
+    }
     drop(private);
     Ok(status.code.clamp(0, 255) as u8)
 }

@@ -187,7 +187,9 @@ extern "C" {
 }
 
 /// Ctrl-C outside a RUN (a long COPY): nothing stops it half-way, so the
-/// display is put in order and strata exits at once, with 130.
+/// display is put in order and strata exits at once, with 130, having
+/// released the COPY's rootfs mount (it used to stay mounted until the
+/// next strata command on that store).
 #[test]
 #[allow(unsafe_code)] // libc calls, each with its SAFETY comment
 fn sigint_outside_run_exits_cancelled() {
@@ -219,4 +221,14 @@ fn sigint_outside_run_exits_cancelled() {
         .find(|l| l.starts_with("[+] Building "))
         .unwrap_or("");
     assert!(total.ends_with(" CANCELLED"), "{err}");
+    // No strata command has run since: what is left is the build's own.
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let under = format!(" {}/", path_str(&root));
+    let left: Vec<&str> = mounts.lines().filter(|l| l.contains(&under)).collect();
+    assert!(left.is_empty(), "mounted under the store: {left:#?}");
+    let ctrs: Vec<_> = std::fs::read_dir(root.join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(ctrs.is_empty(), "container dirs left: {ctrs:?}");
 }

@@ -171,10 +171,17 @@ fn a_long_run_step_keeps_its_temp_dirs_through_prune_and_repair() {
     assert!(build.status.success(), "build: {}", stderr(&build));
     assert!(run.status.success(), "run: {}", stderr(&run));
     assert_eq!(stdout(&run), "context data\n");
-    // Nothing of the build or the run is left in ROOT/tmp.
-    let left: Vec<_> = std::fs::read_dir(root.join("tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(left.is_empty(), "left in ROOT/tmp: {left:?}");
+    // Nothing of the build or the run is left in ROOT/tmp, once the
+    // run's remover (which deletes its files after it returned) is done.
+    let left = || -> Vec<_> {
+        std::fs::read_dir(root.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !left().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(left().is_empty(), "left in ROOT/tmp: {:?}", left());
 }

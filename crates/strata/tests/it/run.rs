@@ -80,6 +80,62 @@ fn exit_codes_are_propagated() {
     assert_eq!(containers, 0, "container dirs are removed after run");
 }
 
+/// `run --rm` answers before the container's files are deleted (a
+/// remover process deletes them afterwards), yet nothing stays: no mount,
+/// no container dir, the remover's dir is locked (never reported as
+/// debris) while it works, and `ROOT/tmp` empties without another strata
+/// command.
+#[test]
+fn run_rm_returns_first_and_leaves_nothing_behind() {
+    let Some((_t, root)) = setup_busybox() else {
+        return;
+    };
+    // 10,000 files: long enough to delete that `system check` below
+    // usually runs while the remover still works.
+    let write = "i=0; while [ $i -lt 100 ]; do mkdir -p /w/$i; j=0; \
+                 while [ $j -lt 100 ]; do echo $j > /w/$i/$j; j=$((j+1)); done; \
+                 i=$((i+1)); done; exit 7";
+    let o = strata(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox:1.35",
+            "sh",
+            "-c",
+            write,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!(" {}/", path_str(&root))),
+        "a mount under the store is left"
+    );
+    let containers = std::fs::read_dir(root.join("containers")).unwrap().count();
+    assert_eq!(containers, 0, "the container dir is left");
+    // strata has exited: an unlocked dir in tmp would be debris here.
+    let check = ok(&root, &["system", "check"]);
+    assert!(check.contains("no problems"), "system check: {check}");
+    let tmp_entries = || {
+        std::fs::read_dir(root.join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !tmp_entries().is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        tmp_entries(),
+        Vec::<std::ffi::OsString>::new(),
+        "left in ROOT/tmp"
+    );
+}
+
 #[test]
 fn own_network_gets_the_short_container_id_as_hostname() {
     let Some((_t, root)) = setup_busybox() else {
