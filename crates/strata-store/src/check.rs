@@ -5,8 +5,9 @@
 //! completeness, temp leftovers found.
 //!
 //! With `repair`: corrupt blobs, tampered built snapshots, leftovers,
-//! incomplete snapshots and layer records without a blob are removed. Images that lose a blob are reported
-//! as broken and left in place (re-pull or rebuild them, or `image rm`).
+//! incomplete snapshots and layer records without a blob are removed.
+//! Images that lose a blob are reported as broken and left in place
+//! (re-pull or rebuild them, or `image rm`).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -359,9 +360,8 @@ impl Store {
     fn check_built_layers(&self, repair: bool, r: &mut CheckReport) -> Result<HashSet<Digest>> {
         let mut bad = HashSet::new();
         for (chain_id, diff_id) in self.snapshotter().built_snapshots()? {
-            let actual = match self.snapshotter().rehash_built(&chain_id) {
-                Ok(Some((_, actual))) => actual,
-                Ok(None) => continue, // removed meanwhile
+            let actual = match self.snapshotter().digest_built(&chain_id) {
+                Ok(actual) => actual,
                 Err(e) => {
                     r.problems.push(Problem::IncompleteSnapshot {
                         path: self.snapshotter().path(&chain_id),

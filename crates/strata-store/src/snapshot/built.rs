@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use strata_oci::Digest;
 
 use super::Snapshotter;
-use crate::diff::{tar_dir, LayerInfo, LayerOptions, LayerWriter};
+use crate::diff::{digest_dir, LayerInfo, LayerOptions, LayerWriter};
 use crate::error::{IoCtx, Result};
 use crate::fsutil::{self, FileLock};
 use crate::meta::Lease;
@@ -51,14 +51,18 @@ impl Snapshotter {
         if let Some(l) = lease {
             l.add_snapshot(chain_id)?;
         }
+        // A snapshot of this chain unpacked from a blob: its files need not
+        // give this tar again, so the layer gets a blob, written from ours.
+        let as_blob = |from: &Path| {
+            LayerWriter::new(&self.blobs, LayerOptions::default()).write_dir(from, lease)
+        };
         if self.exists(chain_id) {
             if self.built_diff_id(chain_id).as_ref() == Some(&info.diff_id) {
                 self.link_built(&info.diff_id, chain_id)?;
                 fsutil::remove_any(dir)?;
                 return Ok(info.clone());
             }
-            let blob =
-                LayerWriter::new(&self.blobs, LayerOptions::default()).write_dir(dir, lease)?;
+            let blob = as_blob(dir)?;
             fsutil::remove_any(dir)?;
             return Ok(blob);
         }
@@ -79,12 +83,8 @@ impl Snapshotter {
                         // The same layer, built by a concurrent build.
                         Ok(info.clone())
                     }
-                    Err(_) if self.exists(chain_id) => {
-                        // Unpacked by a concurrent build first: as above,
-                        // the layer gets a blob, written from our copy.
-                        LayerWriter::new(&self.blobs, LayerOptions::default())
-                            .write_dir(&tmp.join("fs"), lease)
-                    }
+                    // Unpacked by a concurrent build first.
+                    Err(_) if self.exists(chain_id) => as_blob(&tmp.join("fs")),
                     Err(e) => Err(e).ctx("commit snapshot", &target),
                 }
             });
@@ -159,19 +159,10 @@ impl Snapshotter {
         Ok(Box::new(self.blobs.open(digest)?))
     }
 
-    /// Makes the tar of built snapshot `chain_id` again and returns the
-    /// diff ID it was recorded with and the one its files give now (equal
-    /// unless they were changed); None for a snapshot that is not built.
-    pub fn rehash_built(&self, chain_id: &Digest) -> Result<Option<(Digest, Digest)>> {
-        let Some(recorded) = self.built_diff_id(chain_id) else {
-            return Ok(None);
-        };
-        let now = tar_dir(
-            &self.path(chain_id),
-            Box::new(std::io::sink()),
-            LayerOptions::default(),
-        )?;
-        Ok(Some((recorded, now.diff_id)))
+    /// The diff ID the files of built snapshot `chain_id` give now (its
+    /// tar made again and hashed; compare with [`Self::built_diff_id`]).
+    pub fn digest_built(&self, chain_id: &Digest) -> Result<Digest> {
+        Ok(digest_dir(&self.path(chain_id), LayerOptions::default())?.diff_id)
     }
 
     /// Points `built/<diff-hex>` at `chain_id` (atomically: a symlink made
