@@ -227,14 +227,24 @@ impl Containers {
 
 fn discard(path: &Path, tmp: &Path) -> Result<()> {
     mount::unmount(&path.join("merged"))?;
+    match rename_into_tmp(path, tmp) {
+        Ok(Some(doomed)) => fsutil::remove_any(&doomed),
+        Ok(None) => Ok(()),
+        Err(_) => fsutil::remove_any(path),
+    }
+}
+
+/// Moves an (unmounted) container dir into `tmp` under a new name, so it
+/// leaves the store in one step; None when it was gone already.
+fn rename_into_tmp(path: &Path, tmp: &Path) -> std::io::Result<Option<PathBuf>> {
     let doomed = tmp.join(fsutil::unique_name("rm"));
     match fs::rename(path, &doomed) {
         Ok(()) => {
             fsutil::crash_point("container-remove:renamed");
-            fsutil::remove_any(&doomed)
+            Ok(Some(doomed))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(_) => fsutil::remove_any(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -290,14 +300,6 @@ impl ContainerDir {
     /// `check --repair` once nobody holds it locked.
     pub fn remove_later(self) -> Result<Option<PathBuf>> {
         mount::unmount(&self.path.join("merged"))?;
-        let doomed = self.tmp.join(fsutil::unique_name("rm"));
-        match fs::rename(&self.path, &doomed) {
-            Ok(()) => {
-                fsutil::crash_point("container-remove:renamed");
-                Ok(Some(doomed))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).ctx("move into the temp dir", &self.path),
-        }
+        rename_into_tmp(&self.path, &self.tmp).ctx("move into the temp dir", &self.path)
     }
 }
