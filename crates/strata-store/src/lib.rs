@@ -23,6 +23,7 @@ pub mod gc;
 pub mod meta;
 pub mod mount;
 pub mod perms;
+mod pipe;
 pub mod safe_path;
 pub mod snapshot;
 mod store;

@@ -128,25 +128,38 @@ fn write_layer(
     } else {
         stage_root
     };
-    let mut layer = LayerBuilder::new(store.blobs(), layer_options(env.inputs.epoch()))?;
-    copy_into_layer(
-        &mut layer,
-        &source,
-        stage_root,
-        &CopyParams {
-            srcs: &p.srcs,
-            dest: f.dest,
-            workdir: st.config.workdir(),
-            chown,
-            keep_owner,
-            chmod: chmod.as_ref(),
-            instruction: f.kind.name(),
-            extract_archives: p.extract,
-            exclude: exclude.as_ref(),
-            parents: f.parents,
-            now: env.inputs.now_secs(),
-        },
-    )?;
+    let params = CopyParams {
+        srcs: &p.srcs,
+        dest: f.dest,
+        workdir: st.config.workdir(),
+        chown,
+        keep_owner,
+        chmod: chmod.as_ref(),
+        instruction: f.kind.name(),
+        extract_archives: p.extract,
+        exclude: exclude.as_ref(),
+        parents: f.parents,
+        now: env.inputs.now_secs(),
+    };
+    // Stored once: the entries are applied into the layer's snapshot as
+    // they are written, as a RUN's upper dir is kept (times clamped to
+    // SOURCE_DATE_EPOCH as they are written, so the files give the tar).
+    let opts = layer_options(env.inputs.epoch());
+    let mut layer = store.snapshotter().entries_layer(opts.clone())?;
+    if let Err(e) = copy_into_layer(layer.builder(), &source, stage_root, &params) {
+        return Err(match layer.apply_error() {
+            Some(cause) => cause.into(),
+            None => e.into(),
+        });
+    }
+    let parents: Vec<_> = st.layers.iter().map(|l| l.diff_id.clone()).collect();
+    if let Some(info) = layer.finish(store.snapshotter(), &parents, Some(lease))? {
+        return Ok(info.to_record());
+    }
+    // Files the snapshot cannot hold as the layer has them (an owner this
+    // user may not set): the layer is written as a blob instead.
+    let mut layer = LayerBuilder::new(store.blobs(), opts)?;
+    copy_into_layer(&mut layer, &source, stage_root, &params)?;
     let info = layer.finish_leased(Some(lease))?;
     Ok(info.to_record())
 }

@@ -26,8 +26,10 @@ use crate::error::{IoCtx, Result};
 use crate::fsutil::{self, FileLock};
 use crate::meta::Lease;
 
+pub use from_entries::EntriesLayer;
 pub use retar::RetarReader;
 
+mod from_entries;
 mod retar;
 
 /// The marker file of a built snapshot.

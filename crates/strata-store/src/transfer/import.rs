@@ -12,12 +12,12 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use strata_oci::{media_types, DigestWriter};
 
-use super::pipe::{self, PipeWriter};
 use super::{Result, TransferError};
 use crate::blobs::BlobWriter;
 use crate::diff::{decompressed, LayerInfo, DEFAULT_GZIP_LEVEL};
 use crate::error::StoreError;
 use crate::meta::Lease;
+use crate::pipe::{self, PipeWriter};
 use crate::store::Store;
 
 /// Copies everything read from `inner` into `out` as well.

@@ -13,7 +13,6 @@
 mod import;
 mod index;
 mod load;
-mod pipe;
 mod save;
 pub(crate) mod sink;
 

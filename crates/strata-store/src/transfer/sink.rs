@@ -19,11 +19,11 @@ use strata_oci::archive::BlobSink;
 use strata_oci::media_types::Compression;
 use strata_oci::{Digest, DigestWriter};
 
-use super::pipe::{self, PipeWriter};
 use crate::blobs::BlobWriter;
 use crate::diff::decompressed;
 use crate::error::StoreError;
 use crate::meta::Lease;
+use crate::pipe::{self, PipeWriter};
 use crate::store::Store;
 
 const READ_CHUNK: usize = 256 * 1024;

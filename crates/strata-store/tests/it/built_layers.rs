@@ -1,5 +1,6 @@
-//! Built layers: a RUN's upper dir kept as its snapshot alone (no blob),
-//! its tar made again on demand, byte for byte, and checked every time.
+//! Built layers: a RUN's upper dir, or a COPY's entries applied as they
+//! are written, kept as the snapshot alone (no blob), its tar made again
+//! on demand, byte for byte, and checked every time.
 
 use std::fs;
 use std::io::Read;
@@ -7,8 +8,8 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use strata_store::{
-    chain_ids, digest_dir, CacheRecord, Digest, ImageRecord, LayerInfo, LayerOptions, Problem,
-    Store,
+    chain_ids, digest_dir, CacheRecord, Digest, EntryMeta, ImageRecord, LayerInfo, LayerOptions,
+    Problem, Store,
 };
 
 /// A tree shaped like a RUN's upper dir: nested dirs, files, a symlink, a
@@ -225,4 +226,118 @@ fn a_layer_whose_chain_was_unpacked_from_a_blob_gets_a_blob() {
     assert_ne!(kept.digest, kept.diff_id, "recorded as a gzip blob");
     assert!(store.blobs().exists(&kept.digest));
     assert!(!up.exists(), "the upper dir is consumed");
+}
+
+fn meta(mode: u32, uid: u64) -> EntryMeta {
+    EntryMeta {
+        mode,
+        uid,
+        gid: uid,
+        mtime: 1_600_000_000,
+        xattrs: Vec::new(),
+    }
+}
+
+/// Snapshot temp dirs left in `ROOT/tmp`.
+fn temp_snapshots(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snap-"))
+        .collect()
+}
+
+#[test]
+fn a_layer_written_entry_by_entry_is_its_snapshot_alone() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("f"), "copied\n").unwrap();
+
+    let mut layer = store
+        .snapshotter()
+        .entries_layer(LayerOptions::default())
+        .unwrap();
+    let b = layer.builder();
+    b.add_dir(Path::new("app"), &meta(0o750, 0)).unwrap();
+    b.add_file(Path::new("app/f"), &src.path().join("f"), &meta(0o640, 7))
+        .unwrap();
+    b.add_symlink(Path::new("app/l"), Path::new("f"), &meta(0o777, 0))
+        .unwrap();
+    b.add_hardlink(Path::new("app/h"), Path::new("app/f"), &meta(0o640, 7))
+        .unwrap();
+    let info = layer
+        .finish(store.snapshotter(), &[], None)
+        .unwrap()
+        .expect("every entry applies");
+
+    assert_eq!(
+        info.digest, info.diff_id,
+        "a built layer is named by its tar"
+    );
+    assert!(store.blobs().list().unwrap().is_empty(), "no blob written");
+    let chain = chain_ids(std::slice::from_ref(&info.diff_id))[0].clone();
+    let fs_dir = store.snapshotter().path(&chain);
+    assert_eq!(
+        fs::read_to_string(fs_dir.join("app/h")).unwrap(),
+        "copied\n"
+    );
+    let md = fs::metadata(fs_dir.join("app/f")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((md.mode() & 0o7777, md.uid(), md.nlink()), (0o640, 7, 2));
+    // Its tar is made again from the files, and names the layer.
+    let tar = read_all(&store, &info.diff_id).unwrap();
+    assert_eq!(Digest::sha256_of(&tar), info.diff_id);
+    assert_eq!(read_all(&store, &info.diff_id).unwrap(), tar);
+    assert!(temp_snapshots(root.path()).is_empty());
+}
+
+#[test]
+fn an_entry_a_snapshot_cannot_hold_leaves_the_layer_to_a_blob() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let mut layer = store
+        .snapshotter()
+        .entries_layer(LayerOptions::default())
+        .unwrap();
+    // A device node is never made by an apply (layers are untrusted).
+    layer
+        .builder()
+        .add_device(Path::new("dev/null"), false, 1, 3, &meta(0o666, 0))
+        .unwrap();
+    let kept = layer.finish(store.snapshotter(), &[], None).unwrap();
+    assert!(kept.is_none(), "the snapshot lacks the device node");
+    assert!(store.snapshotter().list().unwrap().is_empty());
+    assert!(temp_snapshots(root.path()).is_empty());
+}
+
+#[test]
+fn a_failed_apply_stops_the_writer_and_is_the_error_reported() {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let mut layer = store
+        .snapshotter()
+        .entries_layer(LayerOptions::default())
+        .unwrap();
+    layer
+        .builder()
+        .add_hardlink(Path::new("h"), Path::new("missing"), &meta(0o644, 0))
+        .unwrap();
+    let data = vec![1u8; 1 << 20];
+    let stopped = (0..64).any(|i| {
+        layer
+            .builder()
+            .add_file_reader(
+                Path::new(&format!("f{i}")),
+                &mut &data[..],
+                data.len() as u64,
+                &meta(0o644, 0),
+            )
+            .is_err()
+    });
+    assert!(stopped, "the writer went on after its apply failed");
+    let cause = layer.apply_error().expect("the apply's error").to_string();
+    assert!(cause.contains("hard link target"), "{cause}");
+    drop(layer);
+    assert!(temp_snapshots(root.path()).is_empty());
 }

@@ -1,5 +1,5 @@
-//! A layer a RUN made is stored once: as its snapshot (and its diff ID),
-//! not also as a blob. `save` and `push` make its tar again, the same bytes
+//! A layer a build made (RUN, COPY) is stored once: as its snapshot (and
+//! its diff ID), not also as a blob. `save` and `push` make its tar again, the same bytes
 //! every time and after `system check`; a snapshot whose files were changed
 //! is reported by `system check` and never saved or pushed.
 
@@ -10,8 +10,19 @@ use strata_test_support::registry::{Auth, Registry};
 use strata_test_support::{build_ok, context, setup_busybox, stderr, strata};
 
 const DOCKERFILE: &str = "FROM busybox:1.35\n\
+    COPY app /app\n\
+    COPY --chown=7:8 app/x /owned/x\n\
     RUN mkdir -p /data/a /data/b && for i in 1 2 3 4 5 6 7 8; do echo file $i > /data/a/f$i; done \
     && ln /data/a/f1 /data/b/hard && ln -s ../a/f2 /data/b/soft && rm /bin/vi\n";
+
+/// The Dockerfile and the files its COPY steps take.
+fn built_context() -> tempfile::TempDir {
+    context(&[
+        ("Dockerfile", DOCKERFILE),
+        ("app/x", "copied\n"),
+        ("app/sub/y", "also copied\n"),
+    ])
+}
 
 fn ok(o: &Output, what: &str) -> String {
     assert!(o.status.success(), "{what} failed: {}", stderr(o));
@@ -49,9 +60,10 @@ fn a_run_layer_is_stored_once_and_saved_and_pushed_the_same_every_time() {
         return;
     };
     let before = blob_count(&root);
-    let ctx = context(&[("Dockerfile", DOCKERFILE)]);
+    let ctx = built_context();
     build_ok(&root, ctx.path(), "once:1", &[]);
-    // The image's config and manifest, and no blob for the RUN's layer.
+    // The image's config and manifest, and no blob for the RUN's layer
+    // or the COPY steps'.
     assert_eq!(blob_count(&root), before + 2);
     let snap = top_snapshot(&root, "once:1");
     assert!(snap.join("data/a/f3").is_file());
@@ -61,7 +73,7 @@ fn a_run_layer_is_stored_once_and_saved_and_pushed_the_same_every_time() {
     assert!(a == b, "two saves of one image differ");
     let check = strata(&root, &["system", "check"]);
     let report = ok(&check, "system check");
-    assert!(report.contains("1 built layers"), "{report}");
+    assert!(report.contains("3 built layers"), "{report}");
     let c = save(&root, "once:1", &tmp.path().join("c.tar"));
     assert!(a == c, "a save after system check differs");
 
@@ -81,14 +93,14 @@ fn a_run_layer_is_stored_once_and_saved_and_pushed_the_same_every_time() {
                 "run",
                 "--rm",
                 "once:1",
-                "cat",
-                "/data/b/hard",
-                "/data/b/soft",
+                "sh",
+                "-c",
+                "cat /data/b/hard /data/b/soft /app/x /app/sub/y; stat -c %u:%g /owned/x",
             ],
         ),
         "run",
     );
-    assert_eq!(out, "file 1\nfile 2\n");
+    assert_eq!(out, "file 1\nfile 2\ncopied\nalso copied\n7:8\n");
 
     // Two pushes of it give the same manifest (the same gzip bytes).
     let reg = Registry::start(Auth::None);
@@ -112,7 +124,7 @@ fn a_changed_built_layer_is_reported_and_never_saved_or_pushed() {
     let Some((tmp, root)) = setup_busybox() else {
         return;
     };
-    let ctx = context(&[("Dockerfile", DOCKERFILE)]);
+    let ctx = built_context();
     build_ok(&root, ctx.path(), "once:1", &[]);
     let snap = top_snapshot(&root, "once:1");
     std::fs::write(snap.join("data/a/f4"), "not what was built\n").unwrap();

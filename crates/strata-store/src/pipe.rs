@@ -1,7 +1,8 @@
 //! A bounded in-process pipe: a `Write` end on the caller's thread and a
 //! `Read` end handed to a helper thread. Used to decompress (load) or
 //! compress (import) a blob on a second core while the first one hashes
-//! and writes it, with at most a few chunks in flight (flat memory).
+//! and writes it, or to apply a COPY's tar into its snapshot as it is
+//! made, with at most a few chunks in flight (flat memory).
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -78,8 +79,10 @@ impl Write for PipeWriter {
         Ok(n)
     }
 
+    /// Sends what is buffered (a short chunk): a writer that only
+    /// flushes, as a layer builder finishing its tar does, loses nothing.
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.send()
     }
 }
 
