@@ -44,4 +44,8 @@ pub(crate) struct StepCtx<'a> {
     pub(crate) location: String,
     /// The instruction as written.
     pub(crate) source: &'a str,
+    /// Whether the build mounts the state after this step later (see
+    /// `stage.rs`, `mounted_later`): a COPY then applies its layer into
+    /// its snapshot at once, else it writes a blob, unpacked if ever run.
+    pub(crate) mounted_later: bool,
 }

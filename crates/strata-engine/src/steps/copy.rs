@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use strata_frontend::IgnoreMatcher;
-use strata_store::LayerBuilder;
+use strata_store::{LayerBuilder, LayerInfo};
 
 use super::copy_sources::{Origin, Prepared};
 use super::def::FileStep;
@@ -35,9 +35,10 @@ pub(crate) fn execute(
     f: &FileStep<'_>,
     p: &Prepared,
     link_key: Option<&CacheKey>,
+    into_snapshot: bool,
 ) -> Result<(LayerRef, bool), StepError> {
     let Some(link_key) = link_key else {
-        return Ok((write_layer(env, st, f, p)?, false));
+        return Ok((write_layer(env, st, f, p, into_snapshot)?, false));
     };
     let session = env.session;
     if !env.inputs.req.no_cache {
@@ -48,7 +49,7 @@ pub(crate) fn execute(
             return Ok((l, true));
         }
     }
-    let layer = write_layer(env, st, f, p)?;
+    let layer = write_layer(env, st, f, p, into_snapshot)?;
     let rec = StepRecord {
         config: crate::config::scratch(),
         layers: vec![layer.clone()],
@@ -58,14 +59,16 @@ pub(crate) fn execute(
     Ok((layer, false))
 }
 
-/// Writes the layer of a file step on the stage state `st`. With
-/// `--link`, the step sees an empty filesystem (its layer does not depend
-/// on the parent).
+/// Writes the layer of a file step on the stage state `st`: applied into
+/// its snapshot (`into_snapshot`, when the build mounts it later), else as
+/// a blob. With `--link`, the step sees an empty filesystem (its layer does
+/// not depend on the parent).
 fn write_layer(
     env: &StepEnv<'_>,
     st: &StageState,
     f: &FileStep<'_>,
     p: &Prepared,
+    into_snapshot: bool,
 ) -> Result<LayerRef, StepError> {
     let session = env.session;
     let (store, lease) = (session.store, session.lease);
@@ -141,25 +144,41 @@ fn write_layer(
         parents: f.parents,
         now: env.inputs.now_secs(),
     };
-    // Stored once: the entries are applied into the layer's snapshot as
-    // they are written, as a RUN's upper dir is kept (times clamped to
-    // SOURCE_DATE_EPOCH as they are written, so the files give the tar).
     let opts = layer_options(env.inputs.epoch());
-    let mut layer = store.snapshotter().entries_layer(opts.clone())?;
-    if let Err(e) = copy_into_layer(layer.builder(), &source, stage_root, &params) {
+    if into_snapshot {
+        // Stored once: the entries are applied into the layer's snapshot
+        // as they are written, as a RUN's upper dir is kept (times clamped
+        // to SOURCE_DATE_EPOCH as they are written, so the files give the
+        // tar). None: an entry the snapshot cannot hold as the layer has it
+        // (an owner this user may not set): the blob below instead.
+        if let Some(info) = write_into_snapshot(env, st, &source, stage_root, &params)? {
+            return Ok(info.to_record());
+        }
+    }
+    let mut layer = LayerBuilder::new(store.blobs(), opts)?;
+    copy_into_layer(&mut layer, &source, stage_root, &params)?;
+    let info = layer.finish_leased(Some(lease))?;
+    Ok(info.to_record())
+}
+
+/// The layer of a file step applied into its snapshot on `st`'s layers, or
+/// None when the snapshot cannot hold it (see `EntriesLayer::finish`).
+fn write_into_snapshot(
+    env: &StepEnv<'_>,
+    st: &StageState,
+    source: &Source<'_>,
+    stage_root: &Path,
+    params: &CopyParams<'_>,
+) -> Result<Option<LayerInfo>, StepError> {
+    let (store, lease) = (env.session.store, env.session.lease);
+    let opts = layer_options(env.inputs.epoch());
+    let mut layer = store.snapshotter().entries_layer(opts)?;
+    if let Err(e) = copy_into_layer(layer.builder(), source, stage_root, params) {
         return Err(match layer.apply_error() {
             Some(cause) => cause.into(),
             None => e.into(),
         });
     }
     let parents: Vec<_> = st.layers.iter().map(|l| l.diff_id.clone()).collect();
-    if let Some(info) = layer.finish(store.snapshotter(), &parents, Some(lease))? {
-        return Ok(info.to_record());
-    }
-    // Files the snapshot cannot hold as the layer has them (an owner this
-    // user may not set): the layer is written as a blob instead.
-    let mut layer = LayerBuilder::new(store.blobs(), opts)?;
-    copy_into_layer(&mut layer, &source, stage_root, &params)?;
-    let info = layer.finish_leased(Some(lease))?;
-    Ok(info.to_record())
+    Ok(layer.finish(store.snapshotter(), &parents, Some(lease))?)
 }

@@ -64,7 +64,14 @@ pub(crate) fn execute(
                 .prepared
                 .as_ref()
                 .expect("a file step's key prepares it");
-            let (layer, cached) = copy::execute(env, st, f, prepared, key.link_key.as_ref())?;
+            let (layer, cached) = copy::execute(
+                env,
+                st,
+                f,
+                prepared,
+                key.link_key.as_ref(),
+                ctx.mounted_later,
+            )?;
             link_cached = cached;
             next.config.push_history(
                 &created,

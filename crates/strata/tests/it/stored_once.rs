@@ -162,3 +162,50 @@ fn a_changed_built_layer_is_reported_and_never_saved_or_pushed() {
         .join("docker/registry/v2/repositories/changed/_manifests");
     assert!(!manifest.exists(), "the registry got a manifest");
 }
+
+/// The layers of image `name` (diff IDs, base first).
+fn layers(root: &Path, name: &str) -> Vec<String> {
+    let o = strata(root, &["inspect", name]);
+    let v: serde_json::Value = serde_json::from_slice(ok(&o, "inspect").as_bytes()).unwrap();
+    v[0]["RootFS"]["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn is_built(root: &Path, diff_id: &str) -> bool {
+    let hex = diff_id.strip_prefix("sha256:").unwrap();
+    // The index entry is a symlink naming the chain (not a path).
+    std::fs::symlink_metadata(root.join("built").join(hex)).is_ok()
+}
+
+#[test]
+fn a_copy_something_mounts_later_is_its_snapshot_and_a_last_copy_is_a_blob() {
+    let Some((_tmp, root)) = setup_busybox() else {
+        return;
+    };
+    let before = blob_count(&root);
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox:1.35\nCOPY app /a\nRUN cat /a/x > /ran\nCOPY app /b\n",
+        ),
+        ("app/x", "copied\n"),
+    ]);
+    build_ok(&root, ctx.path(), "last:1", &[]);
+    let l = layers(&root, "last:1");
+    let (first_copy, run, last_copy) = (&l[l.len() - 3], &l[l.len() - 2], &l[l.len() - 1]);
+    // The RUN mounted the first COPY's result: applied into its snapshot.
+    assert!(is_built(&root, first_copy), "the first COPY is not built");
+    assert!(is_built(&root, run));
+    // Nothing mounts the last COPY's: a gzip blob, no snapshot made.
+    assert!(!is_built(&root, last_copy), "the last COPY was applied");
+    assert_eq!(blob_count(&root), before + 3, "config, manifest, last COPY");
+    let out = ok(
+        &strata(&root, &["run", "--rm", "last:1", "cat", "/ran", "/b/x"]),
+        "run",
+    );
+    assert_eq!(out, "copied\ncopied\n");
+}
