@@ -27,6 +27,7 @@ use strata_engine::images;
 use strata_runtime::{resolve_user, BindMount, ContainerSpec, MountSpec, ProcessSpec, Runc};
 use strata_store::Store;
 
+use super::container_network::PendingNetwork;
 use super::run::RunArgs;
 use super::Global;
 pub(crate) use strata_engine::container::{Limits, Port};
@@ -559,6 +560,9 @@ fn monitor(root: &Path, id: &str) -> i32 {
 fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow::Result<i32> {
     let id = state.id.clone();
     let dir = ctr_dir(root, &id);
+    // pasta configures the namespace (4-8 ms) while the store is opened
+    // and the rootfs mounted.
+    let mut network = PendingNetwork::start(&state.config.network, &state.config.ports);
     let store = Store::open(root)?;
     let image = images::load_image(&store, &state.config.image_id).with_context(|| {
         format!(
@@ -574,13 +578,8 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
         let c = &state.config;
         let user = resolve_user(mount.target(), &c.user)?;
         let args: Vec<String> = c.entrypoint.iter().chain(&c.cmd).cloned().collect();
-        let network_guard = match c.network.as_str() {
-            "private" => Some(PastaGuard(Some(
-                strata_engine::container::network::private_network(&c.ports)?,
-            ))),
-            _ => None,
-        };
-        let private = network_guard.as_ref().and_then(|g| g.0.as_ref());
+        let network_guard = network.wait()?;
+        let private = network_guard.as_ref().and_then(|g| g.net.as_ref());
         let network =
             strata_engine::container::network::runtime_network(private, &c.network, &c.dns);
         let mut mounts: Vec<MountSpec> = c
@@ -673,31 +672,6 @@ fn run_monitored(root: &Path, state: &mut State, reported: &mut bool) -> anyhow:
     let _ = mount.unmount();
     drop(lease);
     result
-}
-
-/// A container's private network, whose pasta is gone (its ports free
-/// for the next start) when this is dropped.
-struct PastaGuard(Option<strata_runtime::PrivateNetwork>);
-
-impl Drop for PastaGuard {
-    fn drop(&mut self) {
-        let Some(net) = self.0.take() else { return };
-        let pid = net.pasta_pid();
-        // Dropping the network kills pasta; the ports are free once the
-        // process has exited (a zombie holds no socket).
-        drop(net);
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let state = stat
-                .rfind(')')
-                .and_then(|i| stat[i + 1..].split_whitespace().next());
-            if stat.is_empty() || state == Some("Z") {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
 }
 
 /// Waits for `pid` (our child once runc exited: we are a subreaper),

@@ -10,6 +10,7 @@ pub(crate) mod build;
 pub(crate) mod changes;
 pub(crate) mod check;
 pub(crate) mod commit;
+pub(crate) mod container_network;
 pub(crate) mod cp;
 pub(crate) mod ctr;
 pub(crate) mod ctr_userns;

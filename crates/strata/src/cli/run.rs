@@ -9,6 +9,7 @@ use strata_engine::images;
 use strata_runtime::{ContainerExtras, ContainerSpec, Executor, Runc, StdioConfig};
 use strata_store::Store;
 
+use super::container_network::PendingNetwork;
 use super::Global;
 
 #[derive(clap::Args, Debug)]
@@ -258,11 +259,14 @@ pub(crate) fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
     if a.name.is_some() {
         bail!("--name with -i or -t is not supported yet: an interactive run is always removed when it exits");
     }
+    let net = a.network()?;
+    let ports = a.ports(&net)?;
+    // pasta configures the namespace (4-8 ms) while the image is found and
+    // its rootfs mounted.
+    let mut pending = PendingNetwork::start(&net.name, &ports);
     let store = Store::open(&g.store_root())
         .with_context(|| format!("opening the store at {}", g.store_root().display()))?;
     let plan = plan(g, &store, &a)?;
-    let net = a.network()?;
-    let ports = a.ports(&net)?;
     let mut mounts = network::volume_mounts(&a.volumes)?;
     let lim = a.limits()?;
     let mut extra = ContainerExtras {
@@ -277,11 +281,12 @@ pub(crate) fn run(g: &Global, a: RunArgs) -> anyhow::Result<u8> {
 
     let lease = store.lease("run")?;
     let rootfs = RunRootfs::mount(&store, &plan.image, &lease)?;
-    let private = match net.name.as_str() {
-        "private" => Some(network::private_network(&ports)?),
-        _ => None,
-    };
-    let network = network::runtime_network(private.as_ref(), &net.name, &a.dns);
+    let private = pending.wait()?;
+    let network = network::runtime_network(
+        private.as_ref().and_then(|p| p.net.as_ref()),
+        &net.name,
+        &a.dns,
+    );
     let spec = ContainerSpec {
         id: rootfs.id(),
         rootfs: rootfs.root().to_path_buf(),
