@@ -35,6 +35,9 @@ pub(crate) struct Writer<'a> {
     pub current: usize,
     /// Non-directory target path -> the last source that writes it.
     pub winners: HashMap<PathBuf, usize>,
+    /// No file path can come twice (one source, not an archive): files
+    /// are not noted in `emitted`, and there is no first pass.
+    pub files_unique: bool,
 }
 
 impl Writer<'_> {
@@ -164,7 +167,7 @@ impl Writer<'_> {
         if self.winners.get(target).is_some_and(|&w| w != self.current) {
             return Ok(());
         }
-        if !self.emitted.insert(target.to_path_buf()) {
+        if !self.files_unique && !self.emitted.insert(target.to_path_buf()) {
             return Ok(());
         }
         let meta = self.meta(Some(m), 0o644);
