@@ -7,6 +7,7 @@ use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
+use strata_store::snapshot::built::EntriesLayer;
 use strata_store::{
     chain_ids, digest_dir, CacheRecord, Digest, EntryMeta, ImageRecord, LayerInfo, LayerOptions,
     Problem, Store,
@@ -238,6 +239,17 @@ fn meta(mode: u32, uid: u64) -> EntryMeta {
     }
 }
 
+/// A new store and a layer being written into a snapshot of it.
+fn store_with_entries_layer() -> (tempfile::TempDir, Store, EntriesLayer) {
+    let root = tempfile::tempdir().unwrap();
+    let store = Store::open(root.path()).unwrap();
+    let layer = store
+        .snapshotter()
+        .entries_layer(LayerOptions::default())
+        .unwrap();
+    (root, store, layer)
+}
+
 /// Snapshot temp dirs left in `ROOT/tmp`.
 fn temp_snapshots(root: &Path) -> Vec<String> {
     fs::read_dir(root.join("tmp"))
@@ -249,15 +261,9 @@ fn temp_snapshots(root: &Path) -> Vec<String> {
 
 #[test]
 fn a_layer_written_entry_by_entry_is_its_snapshot_alone() {
-    let root = tempfile::tempdir().unwrap();
-    let store = Store::open(root.path()).unwrap();
+    let (root, store, mut layer) = store_with_entries_layer();
     let src = tempfile::tempdir().unwrap();
     fs::write(src.path().join("f"), "copied\n").unwrap();
-
-    let mut layer = store
-        .snapshotter()
-        .entries_layer(LayerOptions::default())
-        .unwrap();
     let b = layer.builder();
     b.add_dir(Path::new("app"), &meta(0o750, 0)).unwrap();
     b.add_file(Path::new("app/f"), &src.path().join("f"), &meta(0o640, 7))
@@ -294,12 +300,7 @@ fn a_layer_written_entry_by_entry_is_its_snapshot_alone() {
 
 #[test]
 fn an_entry_a_snapshot_cannot_hold_leaves_the_layer_to_a_blob() {
-    let root = tempfile::tempdir().unwrap();
-    let store = Store::open(root.path()).unwrap();
-    let mut layer = store
-        .snapshotter()
-        .entries_layer(LayerOptions::default())
-        .unwrap();
+    let (root, store, mut layer) = store_with_entries_layer();
     // A device node is never made by an apply (layers are untrusted).
     layer
         .builder()
@@ -313,12 +314,7 @@ fn an_entry_a_snapshot_cannot_hold_leaves_the_layer_to_a_blob() {
 
 #[test]
 fn a_failed_apply_stops_the_writer_and_is_the_error_reported() {
-    let root = tempfile::tempdir().unwrap();
-    let store = Store::open(root.path()).unwrap();
-    let mut layer = store
-        .snapshotter()
-        .entries_layer(LayerOptions::default())
-        .unwrap();
+    let (root, store, mut layer) = store_with_entries_layer();
     layer
         .builder()
         .add_hardlink(Path::new("h"), Path::new("missing"), &meta(0o644, 0))
