@@ -26,9 +26,14 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 /// The overlayfs xattr marking an opaque directory (rootless, `userxattr`).
 pub const OVERLAY_OPAQUE_USER_XATTR: &str = "user.overlay.opaque";
 
-/// True when an xattr must not travel in a layer (overlay's own state).
+/// True when an xattr must not travel in a layer: overlay's own state, or
+/// the host's SELinux label (given to every file a build or an unpack
+/// writes on an SELinux host; Docker's layers never carry it, and a label
+/// from a layer must not be applied to the host's files).
 pub fn is_private_xattr(name: &str) -> bool {
-    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
+    name.starts_with("trusted.overlay.")
+        || name.starts_with("user.overlay.")
+        || name == "security.selinux"
 }
 
 /// Is this `lstat` result an overlay whiteout (char device 0/0)?
@@ -109,4 +114,23 @@ pub fn read_xattrs(path: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_private_xattr;
+
+    #[test]
+    fn overlay_state_and_the_host_label_stay_out_of_layers() {
+        for name in [
+            "trusted.overlay.opaque",
+            "user.overlay.redirect",
+            "security.selinux",
+        ] {
+            assert!(is_private_xattr(name), "{name}");
+        }
+        for name in ["security.capability", "user.mime_type", "trusted.md5"] {
+            assert!(!is_private_xattr(name), "{name}");
+        }
+    }
 }
