@@ -314,7 +314,7 @@ fn an_entry_a_snapshot_cannot_hold_leaves_the_layer_to_a_blob() {
 
 #[test]
 fn a_failed_apply_stops_the_writer_and_is_the_error_reported() {
-    let (root, store, mut layer) = store_with_entries_layer();
+    let (root, _store, mut layer) = store_with_entries_layer();
     layer
         .builder()
         .add_hardlink(Path::new("h"), Path::new("missing"), &meta(0o644, 0))
