@@ -132,7 +132,7 @@ fn mounted_later(plan: &Plan, idx: usize, i: usize) -> bool {
     let writes = |s: &Step| {
         matches!(
             s.instruction,
-            I::Run { .. } | I::Copy(_) | I::Add(_) | I::Workdir(_) | I::Onbuild(_)
+            I::Run { .. } | I::Copy(_) | I::Add(_) | I::Workdir(_)
         )
     };
     plan.stages[idx].steps[i + 1..].iter().any(writes)
