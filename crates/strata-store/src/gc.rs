@@ -322,8 +322,9 @@ pub fn remove_own_temp_blobs(root: &Path) -> usize {
 }
 
 impl Store {
-    /// Removes temp blobs whose writer is gone (a load, import or pull
-    /// killed with SIGKILL): named with a pid that no longer runs and not
+    /// Removes temp blobs and snapshot temp dirs whose writer is gone (a
+    /// load, import or pull killed with SIGKILL; a load unpacks layers as
+    /// it reads them): named with a pid that no longer runs and not
     /// locked. Safe beside running writers (they hold their flock from
     /// creation and their pid runs), so `load` runs it first; the rest of
     /// `ROOT/tmp` is left to GC and `check --repair`.
@@ -332,17 +333,15 @@ impl Store {
         let mut n = 0;
         for ent in fs::read_dir(&dir).ctx("list temp dir", &dir)? {
             let p = ent.ctx("list temp dir", &dir)?.path();
-            let is_blob = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("blob-"));
-            if !is_blob || creator_pid(&p).is_none() || creator_alive(&p) {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let is_temp = name.starts_with("blob-") || name.starts_with("snap-");
+            if !is_temp || creator_pid(&p).is_none() || creator_alive(&p) {
                 continue;
             }
             let Ok(f) = open_to_lock(&p) else {
                 continue;
             };
-            if try_lock_file(&f, &p)? && fs::remove_file(&p).is_ok() {
+            if try_lock_file(&f, &p)? && fsutil::remove_any(&p).is_ok() {
                 n += 1;
             }
         }

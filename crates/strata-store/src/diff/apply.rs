@@ -129,6 +129,19 @@ pub fn apply_layer_known(
     apply(data, dest, mode, Some(diff_id))
 }
 
+/// [`apply_layer`] for a caller that learns the stream's digest elsewhere
+/// (a load hashes each blob as it reads the archive; a COPY's diff ID
+/// comes from its files): the stream is not hashed. Returns the warnings.
+pub(crate) fn apply_layer_unhashed(
+    data: &mut dyn Read,
+    dest: &Path,
+    mode: ApplyMode,
+) -> Result<Vec<String>> {
+    // A stand-in for the digest `apply` would report: never returned.
+    let unused = Digest::sha256_of(b"");
+    apply(data, dest, mode, Some(&unused)).map(|s| s.warnings)
+}
+
 fn apply(
     data: &mut dyn Read,
     dest: &Path,

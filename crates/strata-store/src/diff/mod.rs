@@ -9,6 +9,7 @@ mod upper;
 pub mod whiteout;
 mod writer;
 
+pub(crate) use apply::apply_layer_unhashed;
 pub use apply::{apply_layer, apply_layer_known, decompressed, ApplyMode, ApplyStats};
 pub use upper::{digest_dir, tar_dir, LayerWriter};
 pub use writer::{gzip_blob, EntryMeta, LayerBuilder, LayerInfo, LayerOptions, DEFAULT_GZIP_LEVEL};

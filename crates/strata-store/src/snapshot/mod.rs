@@ -26,6 +26,8 @@ use crate::error::{IoCtx, Result, StoreError};
 use crate::fsutil::{self, FileLock};
 use crate::meta::Lease;
 
+mod applying;
+pub(crate) use applying::ApplyingSnapshot;
 pub mod built;
 
 /// Chain IDs of a list of diff IDs (base first): the image's own

@@ -24,6 +24,7 @@ use crate::diff::decompressed;
 use crate::error::StoreError;
 use crate::meta::Lease;
 use crate::pipe::{self, PipeWriter};
+use crate::snapshot::ApplyingSnapshot;
 use crate::store::Store;
 
 const READ_CHUNK: usize = 256 * 1024;
@@ -181,7 +182,16 @@ pub struct StagingSink<'a> {
     facts: HashMap<Digest, LayerFacts>,
     /// Layer facts the store already knows, by blob digest.
     known: HashMap<Digest, (Digest, u64)>,
+    /// New layer blobs also applied into snapshot temp dirs while they
+    /// streamed in, with the diff ID the apply hashed (see [`Unpacked`]).
+    unpacked: Unpacked,
 }
+
+/// Layers a load unpacked while reading the archive, by blob digest: each
+/// committed as the snapshot of an image's chain by
+/// [`super::load::register_images`], or dropped (a layer of another
+/// platform's image, a blob that was not a layer).
+pub(crate) type Unpacked = HashMap<Digest, (ApplyingSnapshot, Digest)>;
 
 /// Decompresses and hashes a stream on a helper thread.
 struct Unpacker {
@@ -243,6 +253,7 @@ impl<'a> StagingSink<'a> {
             staged: Vec::new(),
             facts: HashMap::new(),
             known,
+            unpacked: HashMap::new(),
         })
     }
 
@@ -252,11 +263,12 @@ impl<'a> StagingSink<'a> {
     }
 
     /// Publishes every staged blob (recording it in the lease first).
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    /// Returns the layers unpacked on the way, not yet snapshots.
+    pub(crate) fn commit(mut self) -> Result<Unpacked, StoreError> {
         for (w, d) in self.staged.drain(..) {
             w.commit_leased(Some(&d), Some(self.lease))?;
         }
-        Ok(())
+        Ok(std::mem::take(&mut self.unpacked))
     }
 
     /// Claims a blob the store has for the lease; false if it is absent.
@@ -286,6 +298,7 @@ impl<'a> StagingSink<'a> {
     ) -> Result<Digest, strata_oci::Error> {
         let mut hash = DigestWriter::new(io::sink());
         let mut unpacker: Option<Unpacker> = None;
+        let mut applying: Option<ApplyingSnapshot> = None;
         let mut buf = vec![0u8; READ_CHUNK];
         let mut first = true;
         let mut is_compressed = false;
@@ -314,6 +327,14 @@ impl<'a> StagingSink<'a> {
                         Unpacker::start(compressed).map_err(|e| ext("start decompressor", e))?,
                     );
                 }
+                // A new blob that may be a layer (not a JSON config or
+                // manifest) is also unpacked on a third thread as it
+                // streams in, so that the load's unpack does not read it
+                // again. Best effort: without it, the layer is unpacked
+                // from its blob afterwards, as before.
+                if known.is_none() && out.is_some() && !chunk.starts_with(b"{") {
+                    applying = self.store.snapshotter().applying().ok();
+                }
             }
             hash.write_all(chunk).expect("hashing into a sink");
             if let Some(w) = out.as_deref_mut() {
@@ -322,6 +343,9 @@ impl<'a> StagingSink<'a> {
             }
             if let Some(u) = unpacker.as_mut() {
                 u.feed(chunk);
+            }
+            if let Some(a) = applying.as_mut() {
+                a.feed(chunk);
             }
         }
         let (_, digest, size) = hash.finish();
@@ -360,6 +384,13 @@ impl<'a> StagingSink<'a> {
             crate::store::note_content_size(diff_id, *n);
         }
         self.facts.insert(digest.clone(), facts);
+        if let (Some(mut a), Some(Ok(f))) = (applying, self.facts.get(&digest)) {
+            // The tar's digest is the one this pass learned (the blob's own,
+            // or what the scan hashed as it decompressed).
+            if let Some(Ok(_warnings)) = a.finish() {
+                self.unpacked.insert(digest.clone(), (a, f.diff_id.clone()));
+            }
+        }
         Ok(digest)
     }
 }

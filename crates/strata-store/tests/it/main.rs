@@ -8,4 +8,5 @@ mod common;
 mod differ;
 mod gc_check;
 mod hostile;
+mod load_unpack;
 mod overlay;

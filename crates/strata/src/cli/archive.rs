@@ -210,6 +210,16 @@ fn save_to_file(
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".strata-partial");
     let tmp = std::path::PathBuf::from(tmp);
+    // The handler is in place before the partial file exists (a signal in
+    // between killed the save and left the file); it removes the file only
+    // once this save holds it, never another save's.
+    let ours = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (on_signal, owned) = (tmp.clone(), ours.clone());
+    cleanup_on_signal("save", move || {
+        if owned.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = std::fs::remove_file(&on_signal);
+        }
+    });
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -227,10 +237,7 @@ fn save_to_file(
             return Err(e).with_context(|| format!("lock {}", tmp.display()))
         }
     }
-    let on_signal = tmp.clone();
-    cleanup_on_signal("save", move || {
-        let _ = std::fs::remove_file(&on_signal);
-    });
+    ours.store(true, std::sync::atomic::Ordering::SeqCst);
     let result = (|| {
         // What a killed save left, or nothing.
         f.set_len(0)

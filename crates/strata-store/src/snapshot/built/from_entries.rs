@@ -5,30 +5,21 @@
 //! files ([`digest_dir`]), as a RUN's is from its upper dir, so that the
 //! tar made again from the snapshot later is the one the image names.
 
-use std::fs::File;
 use std::path::PathBuf;
-use std::thread::JoinHandle;
 
 use strata_oci::Digest;
 
+use super::super::applying::ApplyingSnapshot;
 use super::super::Snapshotter;
-use crate::diff::{
-    apply_layer, digest_dir, ApplyMode, ApplyStats, LayerBuilder, LayerInfo, LayerOptions,
-};
-use crate::error::{IoCtx, Result, StoreError};
-use crate::fsutil;
+use crate::diff::{digest_dir, LayerBuilder, LayerInfo, LayerOptions};
+use crate::error::{Result, StoreError};
 use crate::meta::Lease;
-use crate::pipe;
 
 /// A layer being written into a snapshot (see the module docs). Dropped
 /// without [`finish`](Self::finish), it leaves nothing behind.
 pub struct EntriesLayer {
     builder: Option<LayerBuilder>,
-    applier: Option<JoinHandle<Result<ApplyStats>>>,
-    /// `ROOT/tmp/snap-*`, locked while it is written (GC's temp sweep
-    /// skips a locked dir); the files go to its `fs`.
-    tmp: PathBuf,
-    _guard: File,
+    apply: ApplyingSnapshot,
 }
 
 impl Snapshotter {
@@ -36,24 +27,12 @@ impl Snapshotter {
     /// they are written (`opts`: only its mtime clamp counts; the layer
     /// has no blob to compress).
     pub fn entries_layer(&self, opts: LayerOptions) -> Result<EntriesLayer> {
-        let tmp = self.tmp.join(fsutil::unique_name("snap"));
-        let dest = tmp.join("fs");
-        fsutil::create_dir_all(&dest)?;
-        let guard = File::open(&tmp).ctx("open snapshot temp dir", &tmp)?;
-        guard.lock().ctx("lock snapshot temp dir", &tmp)?;
-        // A failed apply stops reading and drops the pipe, so the writer
-        // stops at its next entry (a full disk does not read the rest of a
-        // big COPY); `apply_error` then gives the cause.
-        let (out, applier) = pipe::spawn("layer-apply", move |mut r| {
-            apply_layer(&mut r, &dest, ApplyMode::OverlayReady)
-        })
-        .what(|| "start the layer apply thread".to_string())?;
-        let builder = LayerBuilder::uncompressed(Box::new(out), opts);
+        let mut apply = self.applying()?;
+        let writer = apply.take_writer().expect("a new apply has its writer");
+        let builder = LayerBuilder::uncompressed(Box::new(writer), opts);
         Ok(EntriesLayer {
             builder: Some(builder),
-            applier: Some(applier),
-            tmp,
-            _guard: guard,
+            apply,
         })
     }
 }
@@ -73,34 +52,24 @@ impl EntriesLayer {
             Some(b) => b.finish().map(drop),
             None => Ok(()),
         };
-        let stats = self.join_applier();
-        let stats = match (ended, stats) {
+        let warnings = match (ended, self.apply.finish()) {
             // The apply's error is the cause of the writer's (a closed pipe).
             (_, Some(Err(e))) => return Err(e),
             (Err(e), _) => return Err(e),
             (Ok(()), Some(Ok(s))) => s,
             (Ok(()), None) => return Err(StoreError::Invalid("layer applied twice".into())),
         };
-        if !stats.warnings.is_empty() {
+        if !warnings.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.tmp.join("fs")))
-    }
-
-    fn join_applier(&mut self) -> Option<Result<ApplyStats>> {
-        let h = self.applier.take()?;
-        Some(h.join().unwrap_or_else(|_| {
-            Err(StoreError::Invalid(
-                "the layer apply thread panicked".into(),
-            ))
-        }))
+        Ok(Some(self.apply.fs()))
     }
 
     /// The apply's error when writing an entry failed: the real cause of a
     /// closed pipe (a full disk, a refused path), or None.
     pub fn apply_error(&mut self) -> Option<StoreError> {
         drop(self.builder.take());
-        match self.join_applier() {
+        match self.apply.finish() {
             Some(Err(e)) => Some(e),
             _ => None,
         }
@@ -127,13 +96,5 @@ impl EntriesLayer {
         snapshots
             .adopt_built(chain_id, &info, &dir, lease)
             .map(Some)
-    }
-}
-
-impl Drop for EntriesLayer {
-    fn drop(&mut self) {
-        drop(self.builder.take());
-        let _ = self.join_applier();
-        let _ = fsutil::remove_any(&self.tmp);
     }
 }
