@@ -13,6 +13,8 @@ use strata_store::{
     Problem, Store,
 };
 
+use crate::common::temp_snapshots;
+
 /// A tree shaped like a RUN's upper dir: nested dirs, files, a symlink, a
 /// hard link pair.
 fn upper(dir: &Path, seed: &str) {
@@ -248,15 +250,6 @@ fn store_with_entries_layer() -> (tempfile::TempDir, Store, EntriesLayer) {
         .entries_layer(LayerOptions::default())
         .unwrap();
     (root, store, layer)
-}
-
-/// Snapshot temp dirs left in `ROOT/tmp`.
-fn temp_snapshots(root: &Path) -> Vec<String> {
-    fs::read_dir(root.join("tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("snap-"))
-        .collect()
 }
 
 #[test]

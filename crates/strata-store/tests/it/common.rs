@@ -109,3 +109,12 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         }
     }
 }
+
+/// Snapshot temp dirs (`snap-*`) left in a store's `ROOT/tmp`.
+pub(crate) fn temp_snapshots(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("snap-"))
+        .collect()
+}

@@ -4,11 +4,12 @@
 //! platform's are not kept; nothing is left in `ROOT/tmp` either way.
 
 use std::fs;
-use std::path::Path;
 
 use strata_store::transfer::load_archive;
 use strata_store::{chain_ids, Digest, Store};
 use strata_test_support::archive::{diff_ids, docker_archive_of, layer_tar};
+
+use crate::common::temp_snapshots;
 
 fn config(architecture: &str, layers: &[Vec<u8>]) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
@@ -33,14 +34,6 @@ fn chains(layers: &[Vec<u8>]) -> Vec<Digest> {
         .map(|d| d.parse().unwrap())
         .collect();
     chain_ids(&ids)
-}
-
-fn temp_snapshots(root: &Path) -> Vec<String> {
-    fs::read_dir(root.join("tmp"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("snap-"))
-        .collect()
 }
 
 #[test]
