@@ -14,7 +14,7 @@ use strata_oci::Digest;
 use super::Snapshotter;
 use crate::diff::{apply_layer_unhashed, ApplyMode};
 use crate::error::{IoCtx, Result, StoreError};
-use crate::fsutil::{self, FileLock};
+use crate::fsutil;
 use crate::meta::Lease;
 use crate::pipe::{self, PipeWriter};
 
@@ -35,11 +35,8 @@ impl Snapshotter {
     /// snapshot temp dir. The stream is not hashed: the caller knows its
     /// digest otherwise (see [`apply_layer_unhashed`]).
     pub(crate) fn applying(&self) -> Result<ApplyingSnapshot> {
-        let tmp = self.tmp.join(fsutil::unique_name("snap"));
+        let (tmp, guard) = self.new_temp()?;
         let dest = tmp.join("fs");
-        fsutil::create_dir_all(&dest)?;
-        let guard = File::open(&tmp).ctx("open snapshot temp dir", &tmp)?;
-        guard.lock().ctx("lock snapshot temp dir", &tmp)?;
         // A failed apply stops reading and drops the pipe, so the writer
         // stops at its next write; `finish` then gives the cause.
         let spawned = pipe::spawn("layer-apply", move |mut r| {
@@ -100,24 +97,19 @@ impl ApplyingSnapshot {
     }
 
     /// Commits the (finished) applied layer as snapshot `chain_id`, added
-    /// to `lease`. A snapshot of that chain already there is kept (the
-    /// same layer), and this one dropped.
+    /// to `lease` first (so GC keeps it from the moment it exists). A
+    /// snapshot of that chain already there is kept (the same layer), and
+    /// this one dropped.
     pub(crate) fn commit(
         self,
         snapshots: &Snapshotter,
         chain_id: &Digest,
         lease: Option<&Lease>,
     ) -> Result<()> {
-        let _gc = FileLock::shared(&snapshots.gc_lock)?;
         if let Some(l) = lease {
             l.add_snapshot(chain_id)?;
         }
-        let target = snapshots.dir.join(chain_id.hex());
-        match std::fs::rename(&self.tmp, &target) {
-            Ok(()) => fsutil::fsync_dir(&snapshots.dir),
-            Err(_) if snapshots.exists(chain_id) => Ok(()),
-            Err(e) => Err(e).ctx("commit snapshot", &target),
-        }
+        snapshots.commit_temp(&self.tmp, chain_id)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -300,6 +300,30 @@ impl Snapshotter {
         result
     }
 
+    /// A new snapshot temp dir `ROOT/tmp/snap-*` with its empty `fs`,
+    /// locked while the returned file is open (GC's temp sweep and
+    /// `load`'s cleanup skip a locked dir).
+    fn new_temp(&self) -> Result<(PathBuf, File)> {
+        let tmp = self.tmp.join(fsutil::unique_name("snap"));
+        fsutil::create_dir_all(&tmp.join("fs"))?;
+        let guard = File::open(&tmp).ctx("open snapshot temp dir", &tmp)?;
+        guard.lock().ctx("lock snapshot temp dir", &tmp)?;
+        Ok((tmp, guard))
+    }
+
+    /// Renames the finished temp dir `tmp` (from [`Self::new_temp`]) into
+    /// place as snapshot `chain_id`, under the shared GC lock. A snapshot
+    /// of that chain committed first by someone else is kept.
+    fn commit_temp(&self, tmp: &Path, chain_id: &Digest) -> Result<()> {
+        let target = self.dir.join(chain_id.hex());
+        let _gc = FileLock::shared(&self.gc_lock)?;
+        match fs::rename(tmp, &target) {
+            Ok(()) => fsutil::fsync_dir(&self.dir),
+            Err(_) if self.exists(chain_id) => Ok(()),
+            Err(e) => Err(e).ctx("commit snapshot", &target),
+        }
+    }
+
     fn unpack_locked(
         &self,
         chain_id: &Digest,
@@ -308,10 +332,7 @@ impl Snapshotter {
         size: u64,
         tally: &Tally<'_>,
     ) -> Result<()> {
-        let tmp = self.tmp.join(fsutil::unique_name("snap"));
-        fsutil::create_dir_all(&tmp.join("fs"))?;
-        let guard = File::open(&tmp).ctx("open snapshot temp dir", &tmp)?;
-        guard.lock().ctx("lock snapshot temp dir", &tmp)?;
+        let (tmp, guard) = self.new_temp()?;
         let mut read = 0u64;
         let result = (|| {
             let mut data = CountingReader {
@@ -336,14 +357,7 @@ impl Snapshotter {
                     actual: stats.diff_id,
                 });
             }
-            let target = self.dir.join(chain_id.hex());
-            let _gc = FileLock::shared(&self.gc_lock)?;
-            match fs::rename(&tmp, &target) {
-                Ok(()) => fsutil::fsync_dir(&self.dir),
-                // Someone else committed the same snapshot first.
-                Err(_) if self.exists(chain_id) => Ok(()),
-                Err(e) => Err(e).ctx("commit snapshot", &target),
-            }
+            self.commit_temp(&tmp, chain_id)
         })();
         drop(guard);
         if tmp.exists() {
