@@ -24,8 +24,14 @@ pub fn image_platform(store: &Store, image: &Digest) -> Result<Platform> {
         .image(image)?
         .ok_or_else(|| TransferError::Invalid(format!("image {image} not found in the store")))?;
     let bytes = store.blobs().read(&info.config_digest)?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| TransferError::Invalid(format!("config of image {image}: {e}")))?;
+    config_platform(&bytes)
+        .map_err(|e| TransferError::Invalid(format!("config of image {image}: {e}")))
+}
+
+/// The platform an image config's JSON states, normalized (no `os`:
+/// linux; no `architecture`: amd64).
+pub(crate) fn config_platform(bytes: &[u8]) -> serde_json::Result<Platform> {
+    let v: serde_json::Value = serde_json::from_slice(bytes)?;
     let s = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
     let (os, arch, variant) = (s("os"), s("architecture"), s("variant"));
     let os = if os.is_empty() {

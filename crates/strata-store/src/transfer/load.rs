@@ -7,6 +7,7 @@ use std::path::Path;
 use strata_oci::archive::{ArchiveContents, ArchiveImage};
 use strata_oci::{media_types, Digest};
 
+use super::index::config_platform;
 use super::sink::{StagingSink, Unpacked};
 use super::{Result, TransferError};
 use crate::meta::{ImageRecord, LayerRecord, Lease};
@@ -85,32 +86,39 @@ pub fn register_images(
         loaded.names = img.names.clone();
         out.push(loaded);
     }
-    keep_unpacked(store, &records, unpacked, lease);
+    keep_unpacked(store, &contents.images, &records, unpacked, lease);
     Ok(out)
 }
 
 /// Commits the layers the load unpacked while reading the archive as the
 /// snapshots of the host-platform images that use them (the rest are
 /// dropped), so that [`unpack_images`] finds them present. Best effort:
-/// a layer not committed here is unpacked from its blob there.
-fn keep_unpacked(store: &Store, records: &[ImageRecord], mut unpacked: Unpacked, lease: &Lease) {
+/// a layer not committed here is unpacked from its blob there. Each
+/// record's diff IDs are those its layers' tars hashed to
+/// ([`image_record`] refused the load otherwise), so they name the
+/// snapshots.
+fn keep_unpacked(
+    store: &Store,
+    images: &[ArchiveImage],
+    records: &[ImageRecord],
+    mut unpacked: Unpacked,
+    lease: &Lease,
+) {
     let host = strata_oci::Platform::host().architecture;
     let snapshots = store.snapshotter();
-    for rec in records {
+    for (img, rec) in images.iter().zip(records) {
         if unpacked.is_empty() {
             return;
         }
-        if !super::image_platform(store, &rec.id).is_ok_and(|p| p.architecture == host) {
+        if !config_platform(img.config.bytes()).is_ok_and(|p| p.architecture == host) {
             continue;
         }
         let diff_ids: Vec<Digest> = rec.layers.iter().map(|l| l.diff_id.clone()).collect();
         for (layer, chain_id) in rec.layers.iter().zip(strata_oci::chain_ids(&diff_ids)) {
-            let Some((applied, diff_id)) = unpacked.remove(&layer.digest) else {
+            let Some(applied) = unpacked.remove(&layer.digest) else {
                 continue;
             };
-            // Its tar hashed to the image's diff ID (checked again here:
-            // the snapshot is named by it), and no snapshot holds it yet.
-            if diff_id == layer.diff_id && !snapshots.exists(&chain_id) {
+            if !snapshots.exists(&chain_id) {
                 let _ = applied.commit(snapshots, &chain_id, Some(lease));
             }
         }

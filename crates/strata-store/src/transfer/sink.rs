@@ -183,7 +183,7 @@ pub struct StagingSink<'a> {
     /// Layer facts the store already knows, by blob digest.
     known: HashMap<Digest, (Digest, u64)>,
     /// New layer blobs also applied into snapshot temp dirs while they
-    /// streamed in, with the diff ID the apply hashed (see [`Unpacked`]).
+    /// streamed in (see [`Unpacked`]).
     unpacked: Unpacked,
 }
 
@@ -191,7 +191,7 @@ pub struct StagingSink<'a> {
 /// committed as the snapshot of an image's chain by
 /// [`super::load::register_images`], or dropped (a layer of another
 /// platform's image, a blob that was not a layer).
-pub(crate) type Unpacked = HashMap<Digest, (ApplyingSnapshot, Digest)>;
+pub(crate) type Unpacked = HashMap<Digest, ApplyingSnapshot>;
 
 /// Decompresses and hashes a stream on a helper thread.
 struct Unpacker {
@@ -384,11 +384,11 @@ impl<'a> StagingSink<'a> {
             crate::store::note_content_size(diff_id, *n);
         }
         self.facts.insert(digest.clone(), facts);
-        if let (Some(mut a), Some(Ok(f))) = (applying, self.facts.get(&digest)) {
-            // The tar's digest is the one this pass learned (the blob's own,
-            // or what the scan hashed as it decompressed).
+        // Kept when it applied and the blob reads as a layer: its diff ID is
+        // then in the facts, which the image's config is checked against.
+        if let (Some(mut a), Some(Ok(_))) = (applying, self.facts.get(&digest)) {
             if let Some(Ok(_warnings)) = a.finish() {
-                self.unpacked.insert(digest.clone(), (a, f.diff_id.clone()));
+                self.unpacked.insert(digest.clone(), a);
             }
         }
         Ok(digest)
