@@ -43,8 +43,9 @@ pub(crate) struct StatCache {
     /// there is a file to append to: a cache made from nothing is written
     /// whole, and 200,000 keys twice were 8 MB).
     changed: Vec<String>,
-    /// Entries re-hashed by this build.
-    dirty: usize,
+    /// Whether this build re-hashed any entry (`changed` holds them only
+    /// when there is a file to append to).
+    dirty: bool,
     /// Records in the file (live or overridden).
     records: usize,
 }
@@ -80,7 +81,7 @@ impl StatCache {
         if self.records > 0 {
             self.changed.push(key.to_string());
         }
-        self.dirty += 1;
+        self.dirty = true;
         self.entries.insert(key.to_string(), entry);
     }
 
@@ -88,13 +89,13 @@ impl StatCache {
     /// more than twice the live entries. Errors are ignored: the cache is an
     /// optimisation.
     pub(crate) fn save(&mut self, file: &Path) {
-        if self.dirty == 0 {
+        if !self.dirty {
             return;
         }
         if let Some(dir) = file.parent() {
             let _ = fs::create_dir_all(dir);
         }
-        let appended = self.records + self.dirty;
+        let appended = self.records + self.changed.len();
         if self.records > 0 && appended <= 2 * self.entries.len() + 64 {
             let mut buf = Vec::new();
             for k in &self.changed {
@@ -110,7 +111,7 @@ impl StatCache {
                 if f.write_all(&buf).is_ok() {
                     self.records = appended;
                     self.changed.clear();
-                    self.dirty = 0;
+                    self.dirty = false;
                     return;
                 }
             }
@@ -132,7 +133,7 @@ impl StatCache {
         if written.is_ok() && fs::rename(&tmp, file).is_ok() {
             self.records = self.entries.len();
             self.changed.clear();
-            self.dirty = 0;
+            self.dirty = false;
         } else {
             let _ = fs::remove_file(&tmp);
         }

@@ -14,7 +14,7 @@
 use std::path::Path;
 
 use strata_frontend::IgnoreMatcher;
-use strata_store::{LayerBuilder, LayerInfo};
+use strata_store::{LayerBuilder, LayerInfo, LayerOptions};
 
 use super::copy_sources::{Origin, Prepared};
 use super::def::FileStep;
@@ -151,7 +151,7 @@ fn write_layer(
         // to SOURCE_DATE_EPOCH as they are written, so the files give the
         // tar). None: an entry the snapshot cannot hold as the layer has it
         // (an owner this user may not set): the blob below instead.
-        if let Some(info) = write_into_snapshot(env, st, &source, stage_root, &params)? {
+        if let Some(info) = write_into_snapshot(env, st, &source, stage_root, &params, &opts)? {
             return Ok(info.to_record());
         }
     }
@@ -169,10 +169,10 @@ fn write_into_snapshot(
     source: &Source<'_>,
     stage_root: &Path,
     params: &CopyParams<'_>,
+    opts: &LayerOptions,
 ) -> Result<Option<LayerInfo>, StepError> {
     let (store, lease) = (env.session.store, env.session.lease);
-    let opts = layer_options(env.inputs.epoch());
-    let mut layer = store.snapshotter().entries_layer(opts)?;
+    let mut layer = store.snapshotter().entries_layer(opts.clone())?;
     if let Err(e) = copy_into_layer(layer.builder(), source, stage_root, params) {
         return Err(match layer.apply_error() {
             Some(cause) => cause.into(),
