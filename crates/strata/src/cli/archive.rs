@@ -211,12 +211,14 @@ fn save_to_file(
     tmp.push(".strata-partial");
     let tmp = std::path::PathBuf::from(tmp);
     // The handler is in place before the partial file exists (a signal in
-    // between killed the save and left the file); it removes the file only
-    // once this save holds it, never another save's.
+    // between killed the save and left the file). It removes the file once
+    // this save holds it, or, before that, when nobody holds it (just made
+    // by this save, or a killed save's debris); never another save's.
     let ours = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (on_signal, owned) = (tmp.clone(), ours.clone());
     cleanup_on_signal("save", move || {
-        if owned.load(std::sync::atomic::Ordering::SeqCst) {
+        let unheld = || std::fs::File::open(&on_signal).is_ok_and(|f| f.try_lock().is_ok());
+        if owned.load(std::sync::atomic::Ordering::SeqCst) || unheld() {
             let _ = std::fs::remove_file(&on_signal);
         }
     });
